@@ -1,0 +1,221 @@
+// The domains supervisor: routes durable recipients to their domain actors, starting them on
+// demand; restarts crashed ones with backoff (one-for-one, bounded intensity per domain);
+// retires idle ones; and on start recovers every domain the store has waiting recipients for.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+// Domains fetched per recovery page.
+constexpr std::uint64_t recovery_page = 1000;
+
+struct child {
+  domain_actor handle;  // null while waiting for a restart
+  restart_policy policy;
+  std::uint64_t batches_sent = 0;
+};
+
+struct domains_state {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  domains_state() = default;
+  store_actor store;
+  node_settings settings;
+  std::unordered_map<std::string, child> children;
+  std::unordered_map<caf::actor_addr, std::string> by_address;
+  bool recovered = false;
+  std::uint64_t recovered_domains = 0;
+  std::string recovery_error;
+  static inline const char* name = "domains";
+};
+
+using domains_pointer = domains_actor::stateful_pointer<domains_state>;
+
+domain_actor start_child(domains_pointer self, const std::string& domain) {
+  auto& st = self->state;
+  auto& c = st.children.try_emplace(domain, child{domain_actor{}, restart_policy(restart_limits_from(st.settings.actors)), 0})
+                .first->second;
+  c.handle = spawn_domain(self->system(), self, domain, st.store,
+                          caf::actor_cast<domains_actor>(self), st.settings);
+  c.batches_sent = 0;
+  st.by_address[c.handle.address()] = domain;
+  return c.handle;
+}
+
+// The live actor of a domain, started if there is none. Null while a restart is pending:
+// the restarted actor loads everything from the store, so nothing needs to be sent to it.
+domain_actor child_for(domains_pointer self, const std::string& domain) {
+  auto& st = self->state;
+  auto it = st.children.find(domain);
+  if (it == st.children.end()) return start_child(self, domain);
+  return it->second.handle;
+}
+
+void recover_page(domains_pointer self, std::string after) {
+  auto& st = self->state;
+  self->request(st.store, st.settings.storage.request_timeout, domains_atom::value, after,
+                recovery_page)
+      .then(
+          [=](std::vector<std::string>& domains) {
+            for (const auto& d : domains) {
+              child_for(self, d);
+              ++self->state.recovered_domains;
+            }
+            if (domains.size() == recovery_page) {
+              recover_page(self, domains.back());
+              return;
+            }
+            self->state.recovered = true;
+            spdlog::info("domains.recovered domains={}", self->state.recovered_domains);
+          },
+          [=](caf::error& e) {
+            self->state.recovery_error = self->system().render(e);
+            spdlog::error("domains.recovery_failed error=\"{}\"", self->state.recovery_error);
+            self->quit(e);  // the root restarts us, and recovery starts over
+          });
+}
+
+domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor store,
+                                              node_settings settings) {
+  install_logging_handlers(self, "domains");
+  self->state.store = std::move(store);
+  self->state.settings = std::move(settings);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto it = st.by_address.find(msg.source);
+    if (it == st.by_address.end()) {
+      // Not a child: our parent is going away; follow it.
+      if (msg.reason) self->quit(msg.reason);
+      return;
+    }
+    auto domain = it->second;
+    st.by_address.erase(it);
+    auto c = st.children.find(domain);
+    if (c == st.children.end()) return;
+    if (!msg.reason) {  // retired normally
+      st.children.erase(c);
+      return;
+    }
+    c->second.handle = nullptr;
+    core().actor_restarts.inc();
+    auto delay = c->second.policy.on_failure(std::chrono::steady_clock::now());
+    if (delay.count() < 0) {
+      spdlog::error("domains.giving_up domain={} reason=\"restart intensity exceeded\"", domain);
+      self->quit(make_error(petrel_errc::unavailable,
+                            "domain actor " + domain + " keeps crashing"));
+      return;
+    }
+    spdlog::warn("domains.child_crashed domain={} reason=\"{}\" restart_in_ms={}", domain,
+                 self->system().render(msg.reason), delay.count());
+    self->delayed_send(self, delay, restart_atom::value, domain);
+  });
+  recover_page(self, "");
+  return {
+      [=](enqueue_atom, std::vector<queued_recipient>& recipients) {
+        // Group by domain, then one message per domain actor.
+        std::sort(recipients.begin(), recipients.end(),
+                  [](const auto& a, const auto& b) { return a.domain < b.domain; });
+        std::size_t i = 0;
+        while (i < recipients.size()) {
+          std::size_t j = i;
+          while (j < recipients.size() && recipients[j].domain == recipients[i].domain) ++j;
+          const auto& domain = recipients[i].domain;
+          auto handle = child_for(self, domain);
+          if (handle) {
+            auto& c = self->state.children[domain];
+            std::vector<queued_recipient> batch(
+                std::make_move_iterator(recipients.begin() + static_cast<std::ptrdiff_t>(i)),
+                std::make_move_iterator(recipients.begin() + static_cast<std::ptrdiff_t>(j)));
+            self->send(handle, enqueue_atom::value, ++c.batches_sent, std::move(batch));
+          }
+          i = j;
+        }
+      },
+      [=](stats_atom) -> caf::result<queue_summary> {
+        auto& st = self->state;
+        auto rp = self->make_response_promise<queue_summary>();
+        auto summary = std::make_shared<queue_summary>();
+        auto remaining = std::make_shared<std::size_t>(0);
+        for (auto& [domain, c] : st.children) {
+          if (c.handle)
+            ++*remaining;
+          else
+            ++summary->restarting;
+        }
+        summary->domain_actors = *remaining;
+        auto finish = [summary, rp]() mutable {
+          std::sort(summary->domains.begin(), summary->domains.end(),
+                    [](const auto& a, const auto& b) { return a.domain < b.domain; });
+          rp.deliver(std::move(*summary));
+        };
+        if (*remaining == 0) {
+          finish();
+          return rp;
+        }
+        for (auto& [domain, c] : st.children) {
+          if (!c.handle) continue;
+          self->request(c.handle, std::chrono::seconds(5), stats_atom::value)
+              .then(
+                  [=](domain_queue_stats& s) mutable {
+                    summary->domains.push_back(std::move(s));
+                    if (--*remaining == 0) finish();
+                  },
+                  [=](caf::error&) mutable {
+                    // A domain that crashed or retired meanwhile is left out of this view.
+                    if (--*remaining == 0) finish();
+                  });
+        }
+        return rp;
+      },
+      [=](crash_atom, const std::string& domain) {
+        auto it = self->state.children.find(domain);
+        if (it == self->state.children.end() || !it->second.handle) return false;
+        self->send(it->second.handle, crash_atom::value);
+        return true;
+      },
+      [=](ready_atom) {
+        auto& st = self->state;
+        if (st.recovered) return readiness{true, ""};
+        return readiness{false, "recovering waiting recipients from the store"};
+      },
+      [=](restart_atom, const std::string& domain) {
+        auto it = self->state.children.find(domain);
+        if (it == self->state.children.end() || it->second.handle) return;
+        start_child(self, domain);
+        spdlog::info("domains.child_restarted domain={}", domain);
+      },
+      [=](retire_atom, const std::string& domain, std::uint64_t last_batch) {
+        auto it = self->state.children.find(domain);
+        if (it == self->state.children.end() || !it->second.handle) return;
+        // Only if the actor has seen every batch we sent it; otherwise one is on its way.
+        if (it->second.batches_sent != last_batch) return;
+        auto handle = it->second.handle;
+        self->state.by_address.erase(handle.address());
+        self->state.children.erase(it);
+        self->send(handle, retire_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+restart_limits restart_limits_from(const actor_settings& a) {
+  return restart_limits{a.max_restarts, a.restart_window, a.restart_backoff,
+                        a.restart_backoff_max};
+}
+
+domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            const node_settings& settings) {
+  if (parent) return parent->spawn<caf::linked>(domains_behavior, std::move(store), settings);
+  return sys.spawn(domains_behavior, std::move(store), settings);
+}
+
+}  // namespace petrel

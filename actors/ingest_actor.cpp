@@ -1,0 +1,97 @@
+// Ingest: the path of an accepted submission into the store and on to the domains. It bounds
+// the writes in flight: past storage.max_pending_writes a submission gets "overloaded" (503
+// with Retry-After) at once instead of growing the store's mailbox without limit.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+struct ingest_state {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  ingest_state() = default;
+  store_actor store;
+  domains_actor domains;
+  std::uint64_t in_flight = 0;
+  std::uint64_t max_in_flight = 20000;
+  std::chrono::milliseconds store_timeout{20'000};
+  static inline const char* name = "ingest";
+};
+
+using ingest_pointer = ingest_actor::stateful_pointer<ingest_state>;
+
+ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor store,
+                                            domains_actor domains, node_settings settings) {
+  install_logging_handlers(self, "ingest");
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.domains = std::move(domains);
+  st.max_in_flight = settings.storage.max_pending_writes;
+  st.store_timeout = settings.storage.request_timeout;
+  return {
+      [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
+        auto& s = self->state;
+        if (s.in_flight >= s.max_in_flight) {
+          core().submissions_rejected_overload.inc();
+          return make_error(petrel_errc::overloaded,
+                            "too many submissions are waiting for the store", 1000);
+        }
+        // What to answer and what to route, taken before the record moves to the store.
+        submit_receipt receipt;
+        receipt.message_id = m.id;
+        std::vector<queued_recipient> queued;
+        queued.reserve(m.recipients.size());
+        for (const auto& r : m.recipients) {
+          receipt.recipients.push_back({r.address, r.id, std::string(to_string(r.state))});
+          if (!is_final(r.state))
+            queued.push_back({r.id, m.id, m.tenant_id, r.domain, r.state, r.attempts,
+                              r.next_attempt_at_ms});
+        }
+        ++s.in_flight;
+        auto rp = self->make_response_promise<submit_receipt>();
+        self->request(s.store, s.store_timeout, persist_atom::value, std::move(m))
+            .then(
+                [=](caf::ok_atom) mutable {
+                  --self->state.in_flight;
+                  core().messages_accepted.inc();
+                  core().recipients_accepted.inc(receipt.recipients.size());
+                  if (!queued.empty())
+                    self->send(self->state.domains, enqueue_atom::value, std::move(queued));
+                  rp.deliver(std::move(receipt));
+                },
+                [=](caf::error& e) mutable {
+                  --self->state.in_flight;
+                  petrel_errc code;
+                  std::string detail;
+                  std::int64_t retry = 0;
+                  if (read_error(e, code, detail, retry) && code == petrel_errc::conflict) {
+                    // A duplicate id: never expected with ULIDs; report, don't retry.
+                    rp.deliver(make_error(petrel_errc::invalid, detail));
+                    return;
+                  }
+                  spdlog::warn("ingest.store_failed message={} error=\"{}\"",
+                               receipt.message_id.str(), self->system().render(e));
+                  rp.deliver(make_error(petrel_errc::store_failed,
+                                        "the message could not be stored; retry", 1000));
+                });
+        return rp;
+      },
+  };
+}
+
+}  // namespace
+
+ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                          domains_actor domains, const node_settings& settings) {
+  if (parent)
+    return parent->spawn<caf::linked>(ingest_behavior, std::move(store), std::move(domains),
+                                      settings);
+  return sys.spawn(ingest_behavior, std::move(store), std::move(domains), settings);
+}
+
+}  // namespace petrel

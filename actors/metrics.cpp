@@ -1,0 +1,198 @@
+// Metrics registry and Prometheus rendering (see metrics.hpp).
+#include "actors/metrics.hpp"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <sstream>
+
+namespace petrel {
+
+histogram::histogram(std::vector<double> upper_bounds)
+    : bounds_(std::move(upper_bounds)),
+      buckets_(new std::atomic<std::uint64_t>[bounds_.size() + 1]) {
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) buckets_[i].store(0);
+}
+
+void histogram::observe(double value) {
+  std::size_t i = 0;
+  while (i < bounds_.size() && value > bounds_[i]) ++i;
+  buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  if (value > 0 && std::isfinite(value))
+    sum_micro_.fetch_add(static_cast<std::uint64_t>(value * 1e6), std::memory_order_relaxed);
+}
+
+std::vector<std::uint64_t> histogram::cumulative_counts() const {
+  std::vector<std::uint64_t> out(bounds_.size() + 1);
+  std::uint64_t running = 0;
+  for (std::size_t i = 0; i <= bounds_.size(); ++i) {
+    running += buckets_[i].load(std::memory_order_relaxed);
+    out[i] = running;
+  }
+  return out;
+}
+
+double histogram::sum() const {
+  return static_cast<double>(sum_micro_.load(std::memory_order_relaxed)) / 1e6;
+}
+
+namespace {
+
+std::string render_labels(const metric_labels& labels) {
+  if (labels.empty()) return {};
+  std::string out = "{";
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (i) out += ",";
+    out += labels[i].first + "=\"";
+    for (char c : labels[i].second) {
+      if (c == '\\' || c == '"') out += '\\';
+      if (c == '\n') {
+        out += "\\n";
+        continue;
+      }
+      out += c;
+    }
+    out += "\"";
+  }
+  return out + "}";
+}
+
+std::string format_number(double v) {
+  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
+}
+
+// Inserts le="..." into a rendered label set.
+std::string with_le(const std::string& labels, const std::string& le) {
+  if (labels.empty()) return "{le=\"" + le + "\"}";
+  return labels.substr(0, labels.size() - 1) + ",le=\"" + le + "\"}";
+}
+
+}  // namespace
+
+metrics_registry::family& metrics_registry::get_family(const std::string& name,
+                                                       const std::string& help, kind type) {
+  auto it = families_.find(name);
+  if (it == families_.end()) it = families_.emplace(name, family{type, help, {}, {}, {}}).first;
+  return it->second;
+}
+
+counter& metrics_registry::get_counter(const std::string& name, const std::string& help,
+                                       const metric_labels& labels) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& f = get_family(name, help, kind::counter);
+  auto& slot = f.counters[render_labels(labels)];
+  if (!slot) slot = std::make_unique<counter>();
+  return *slot;
+}
+
+gauge& metrics_registry::get_gauge(const std::string& name, const std::string& help,
+                                   const metric_labels& labels) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& f = get_family(name, help, kind::gauge);
+  auto& slot = f.gauges[render_labels(labels)];
+  if (!slot) slot = std::make_unique<gauge>();
+  return *slot;
+}
+
+histogram& metrics_registry::get_histogram(const std::string& name, const std::string& help,
+                                           const std::vector<double>& bounds,
+                                           const metric_labels& labels) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto& f = get_family(name, help, kind::histogram);
+  auto& slot = f.histograms[render_labels(labels)];
+  if (!slot) slot = std::make_unique<histogram>(bounds);
+  return *slot;
+}
+
+std::string metrics_registry::render() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::ostringstream out;
+  for (const auto& [name, f] : families_) {
+    out << "# HELP " << name << " " << f.help << "\n";
+    switch (f.type) {
+      case kind::counter:
+        out << "# TYPE " << name << " counter\n";
+        for (const auto& [labels, c] : f.counters) out << name << labels << " " << c->value() << "\n";
+        break;
+      case kind::gauge:
+        out << "# TYPE " << name << " gauge\n";
+        for (const auto& [labels, g] : f.gauges) out << name << labels << " " << g->value() << "\n";
+        break;
+      case kind::histogram:
+        out << "# TYPE " << name << " histogram\n";
+        for (const auto& [labels, h] : f.histograms) {
+          auto counts = h->cumulative_counts();
+          for (std::size_t i = 0; i < h->bounds().size(); ++i)
+            out << name << "_bucket" << with_le(labels, format_number(h->bounds()[i])) << " "
+                << counts[i] << "\n";
+          out << name << "_bucket" << with_le(labels, "+Inf") << " " << counts.back() << "\n";
+          out << name << "_sum" << labels << " " << format_number(h->sum()) << "\n";
+          out << name << "_count" << labels << " " << counts.back() << "\n";
+        }
+        break;
+    }
+  }
+  return out.str();
+}
+
+metrics_registry& metrics() {
+  static metrics_registry registry;
+  return registry;
+}
+
+counter& core_metrics::http_requests(const std::string& listener, int status) {
+  return metrics().get_counter("petrel_http_requests_total", "HTTP responses by listener and status code",
+                               {{"listener", listener}, {"code", std::to_string(status)}});
+}
+
+core_metrics& core() {
+  auto& r = metrics();
+  static core_metrics m{
+      r.get_counter("petrel_messages_accepted_total", "Messages accepted (durably stored)"),
+      r.get_counter("petrel_recipients_accepted_total", "Recipients accepted (durably stored)"),
+      r.get_counter("petrel_submissions_rejected_total", "Submissions refused before storing",
+                    {{"reason", "rate_limited"}}),
+      r.get_counter("petrel_submissions_rejected_total", "Submissions refused before storing",
+                    {{"reason", "overloaded"}}),
+      r.get_histogram("petrel_store_commit_seconds", "Time to commit one group-commit batch",
+                      {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5}),
+      r.get_histogram("petrel_store_batch_operations", "Write operations per committed batch",
+                      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048}),
+      r.get_counter("petrel_store_commits_total", "Committed batches"),
+      r.get_counter("petrel_store_commit_failures_total", "Batches that failed to commit"),
+      r.get_gauge("petrel_recipients_waiting", "Recipients held by domain actors (queued or deferred)"),
+      r.get_gauge("petrel_domain_actors", "Live domain actors"),
+      r.get_counter("petrel_actor_restarts_total", "Actors restarted by their supervisor"),
+  };
+  return m;
+}
+
+std::string render_process_metrics() {
+  std::ostringstream out;
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  out << "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+      << "# TYPE process_resident_memory_bytes gauge\n"
+      << "process_resident_memory_bytes " << resident * sysconf(_SC_PAGESIZE) << "\n";
+  long fds = 0;
+  if (DIR* d = opendir("/proc/self/fd")) {
+    while (readdir(d)) ++fds;
+    closedir(d);
+    fds -= 3;  // ".", ".." and the directory's own descriptor
+  }
+  out << "# HELP process_open_fds Number of open file descriptors.\n"
+      << "# TYPE process_open_fds gauge\n"
+      << "process_open_fds " << fds << "\n";
+  return out.str();
+}
+
+}  // namespace petrel

@@ -1,0 +1,81 @@
+// Petrel's CAF error category and type registration (see protocol.hpp).
+#include "actors/protocol.hpp"
+
+#include <caf/actor_system_config.hpp>
+#include <caf/message.hpp>
+
+namespace petrel {
+
+namespace {
+const caf::atom_value petrel_category = caf::atom("petrel");
+}
+
+std::string to_string(petrel_errc code) {
+  switch (code) {
+    case petrel_errc::unauthorized: return "unauthorized";
+    case petrel_errc::not_found: return "not_found";
+    case petrel_errc::rate_limited: return "rate_limited";
+    case petrel_errc::overloaded: return "overloaded";
+    case petrel_errc::store_failed: return "store_failed";
+    case petrel_errc::unavailable: return "unavailable";
+    case petrel_errc::conflict: return "conflict";
+    case petrel_errc::suspended: return "suspended";
+    case petrel_errc::invalid: return "invalid";
+  }
+  return "unknown";
+}
+
+caf::error make_error(petrel_errc code, std::string detail, std::int64_t retry_after_ms) {
+  return caf::error(static_cast<std::uint8_t>(code), petrel_category,
+                    caf::make_message(std::move(detail), retry_after_ms));
+}
+
+bool read_error(const caf::error& e, petrel_errc& code, std::string& detail,
+                std::int64_t& retry_after_ms) {
+  if (!e || e.category() != petrel_category) return false;
+  code = static_cast<petrel_errc>(e.code());
+  detail.clear();
+  retry_after_ms = 0;
+  const auto& ctx = e.context();
+  if (ctx.match_elements<std::string, std::int64_t>()) {
+    detail = ctx.get_as<std::string>(0);
+    retry_after_ms = ctx.get_as<std::int64_t>(1);
+  }
+  return true;
+}
+
+void register_types(caf::actor_system_config& cfg) {
+  cfg.add_message_type<id128>("petrel::id128");
+  cfg.add_message_type<recipient_state>("petrel::recipient_state");
+  cfg.add_message_type<recipient_kind>("petrel::recipient_kind");
+  cfg.add_message_type<tenant_record>("petrel::tenant_record");
+  cfg.add_message_type<std::vector<tenant_record>>("std::vector<petrel::tenant_record>");
+  cfg.add_message_type<api_key_record>("petrel::api_key_record");
+  cfg.add_message_type<std::vector<api_key_record>>("std::vector<petrel::api_key_record>");
+  cfg.add_message_type<recipient_record>("petrel::recipient_record");
+  cfg.add_message_type<message_record>("petrel::message_record");
+  cfg.add_message_type<event_record>("petrel::event_record");
+  cfg.add_message_type<queued_recipient>("petrel::queued_recipient");
+  cfg.add_message_type<std::vector<queued_recipient>>("std::vector<petrel::queued_recipient>");
+  cfg.add_message_type<message_details>("petrel::message_details");
+  cfg.add_message_type<receipt_recipient>("petrel::receipt_recipient");
+  cfg.add_message_type<submit_receipt>("petrel::submit_receipt");
+  cfg.add_message_type<tenant_identity>("petrel::tenant_identity");
+  cfg.add_message_type<new_tenant>("petrel::new_tenant");
+  cfg.add_message_type<issued_key>("petrel::issued_key");
+  cfg.add_message_type<created_tenant>("petrel::created_tenant");
+  cfg.add_message_type<tenant_summary>("petrel::tenant_summary");
+  cfg.add_message_type<std::vector<tenant_summary>>("std::vector<petrel::tenant_summary>");
+  cfg.add_message_type<domain_queue_stats>("petrel::domain_queue_stats");
+  cfg.add_message_type<queue_summary>("petrel::queue_summary");
+  cfg.add_message_type<readiness>("petrel::readiness");
+  cfg.add_error_category(petrel_category,
+                         [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+                           std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));
+                           if (ctx.match_elements<std::string, std::int64_t>())
+                             out += " (" + ctx.get_as<std::string>(0) + ")";
+                           return out;
+                         });
+}
+
+}  // namespace petrel

@@ -1,0 +1,196 @@
+// The root supervisor: starts store, domains, ingest and tenants, in that order, linked to
+// itself; keeps the service directory current; restarts rest-for-one (a crashed child and
+// every child started after it, since those hold its handle) with backoff and a bounded
+// intensity, past which it fails and the process exits with an error for its own supervisor
+// (systemd) to handle. On shutdown it stops the children in reverse order, the store last so
+// that its pending commits finish.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+enum child_index : std::uint64_t { store_child = 0, domains_child, ingest_child, tenants_child, child_count };
+const char* child_names[] = {"store", "domains", "ingest", "tenants"};
+
+struct root_state {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  root_state() = default;
+  store_factory open;
+  std::shared_ptr<std::unique_ptr<store>> first_store;
+  node_settings settings;
+  std::shared_ptr<service_directory> directory;
+  services current;
+  std::unordered_map<caf::actor_addr, std::uint64_t> by_address;
+  restart_policy policy;
+  bool restart_pending = false;
+  bool shutting_down = false;
+  static inline const char* name = "root";
+};
+
+using root_pointer = root_actor::stateful_pointer<root_state>;
+
+caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
+  auto& c = self->state.current;
+  switch (index) {
+    case store_child: return c.store.address();
+    case domains_child: return c.domains.address();
+    case ingest_child: return c.ingest.address();
+    default: return c.tenants.address();
+  }
+}
+
+void publish(root_pointer self) {
+  auto snapshot = std::make_shared<services>(self->state.current);
+  snapshot->root = caf::actor_cast<root_actor>(self);
+  self->state.directory->set(std::move(snapshot));
+}
+
+void start_from(root_pointer self, std::uint64_t first) {
+  auto& st = self->state;
+  auto& sys = self->system();
+  for (std::uint64_t i = first; i < child_count; ++i) {
+    switch (i) {
+      case store_child: {
+        std::unique_ptr<store> opened;
+        if (st.first_store) opened = std::move(*st.first_store);
+        st.first_store.reset();
+        st.current.store = spawn_store(sys, self, st.open, std::move(opened), st.settings);
+        break;
+      }
+      case domains_child:
+        st.current.domains = spawn_domains(sys, self, st.current.store, st.settings);
+        break;
+      case ingest_child:
+        st.current.ingest =
+            spawn_ingest(sys, self, st.current.store, st.current.domains, st.settings);
+        break;
+      case tenants_child:
+        st.current.tenants =
+            spawn_tenants(sys, self, st.current.store, st.current.ingest, st.settings);
+        break;
+    }
+    st.by_address[address_of(self, i)] = i;
+  }
+  publish(self);
+}
+
+// Stops children from `first` on, newest first; their exit messages are ignored.
+void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) {
+  for (std::uint64_t i = child_count; i-- > first;) {
+    auto addr = address_of(self, i);
+    self->state.by_address.erase(addr);
+    switch (i) {
+      case store_child: self->send_exit(self->state.current.store, reason); break;
+      case domains_child: self->send_exit(self->state.current.domains, reason); break;
+      case ingest_child: self->send_exit(self->state.current.ingest, reason); break;
+      case tenants_child: self->send_exit(self->state.current.tenants, reason); break;
+    }
+  }
+}
+
+root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
+                                        std::shared_ptr<std::unique_ptr<store>> first_store,
+                                        node_settings settings,
+                                        std::shared_ptr<service_directory> directory) {
+  install_logging_handlers(self, "root");
+  auto& st = self->state;
+  st.open = std::move(open);
+  st.first_store = std::move(first_store);
+  st.settings = std::move(settings);
+  st.directory = std::move(directory);
+  st.policy = restart_policy(restart_limits_from(st.settings.actors));
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& s = self->state;
+    auto it = s.by_address.find(msg.source);
+    if (it == s.by_address.end() || s.shutting_down) return;
+    auto index = it->second;
+    s.by_address.erase(it);
+    if (!msg.reason) {
+      spdlog::warn("root.child_stopped child={}", child_names[index]);
+    }
+    core().actor_restarts.inc();
+    auto delay = s.policy.on_failure(std::chrono::steady_clock::now());
+    if (delay.count() < 0) {
+      spdlog::critical("root.giving_up child={} reason=\"restart intensity exceeded\"",
+                       child_names[index]);
+      s.shutting_down = true;
+      stop_from(self, 0, caf::exit_reason::user_shutdown);
+      self->quit(make_error(petrel_errc::unavailable, "the actor tree keeps crashing"));
+      return;
+    }
+    spdlog::error("root.child_crashed child={} reason=\"{}\" restart_in_ms={}", child_names[index],
+                  self->system().render(msg.reason), delay.count());
+    stop_from(self, index + 1, caf::exit_reason::user_shutdown);
+    self->delayed_send(self, delay, restart_atom::value, static_cast<std::uint64_t>(index));
+  });
+  start_from(self, 0);
+  return {
+      [=](ready_atom) -> caf::result<readiness> {
+        auto& s = self->state;
+        auto rp = self->make_response_promise<readiness>();
+        auto timeout = std::chrono::seconds(2);
+        auto fail = [rp](const std::string& why) mutable { rp.deliver(readiness{false, why}); };
+        if (s.shutting_down) {
+          fail("shutting down");
+          return rp;
+        }
+        auto services_now = s.current;
+        self->request(services_now.store, timeout, ready_atom::value)
+            .then(
+                [=](bool store_ok) mutable {
+                  if (!store_ok) return fail("the store is not usable");
+                  self->request(services_now.tenants, timeout, ready_atom::value)
+                      .then(
+                          [=](readiness& tenants) mutable {
+                            if (!tenants.ready) return fail(tenants.reason);
+                            self->request(services_now.domains, timeout, ready_atom::value)
+                                .then([=](readiness& domains) mutable { rp.deliver(domains); },
+                                      [=](caf::error&) mutable { fail("domains not answering"); });
+                          },
+                          [=](caf::error&) mutable { fail("tenants not answering"); });
+                },
+                [=](caf::error&) mutable { fail("the store is not answering"); });
+        return rp;
+      },
+      [=](restart_atom, std::uint64_t first) {
+        if (self->state.shutting_down) return;
+        spdlog::info("root.restarting from={}", child_names[first]);
+        start_from(self, first);
+      },
+      [=](shutdown_atom) -> caf::result<caf::ok_atom> {
+        auto& s = self->state;
+        s.shutting_down = true;
+        stop_from(self, domains_child, caf::exit_reason::user_shutdown);
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        self->request(s.current.store, s.settings.storage.request_timeout, shutdown_atom::value)
+            .then(
+                [=](caf::ok_atom) mutable {
+                  rp.deliver(caf::ok_atom::value);
+                  self->quit();
+                },
+                [=](caf::error& e) mutable {
+                  spdlog::error("root.store_shutdown_failed error=\"{}\"", self->system().render(e));
+                  rp.deliver(caf::ok_atom::value);
+                  self->quit();
+                });
+        return rp;
+      },
+  };
+}
+
+}  // namespace
+
+root_actor spawn_root(caf::actor_system& sys, store_factory open, std::unique_ptr<store> opened,
+                      node_settings settings, std::shared_ptr<service_directory> directory) {
+  auto holder = std::make_shared<std::unique_ptr<store>>(std::move(opened));
+  return sys.spawn(root_behavior, std::move(open), holder, std::move(settings),
+                   std::move(directory));
+}
+
+}  // namespace petrel

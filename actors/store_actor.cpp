@@ -1,0 +1,203 @@
+// The store actor: owns the database connection on its own thread and group-commits writes.
+//
+// Group commit: a write request is appended to the pending batch and, if none is scheduled,
+// the actor sends itself a commit message. That message queues behind every request already
+// in the mailbox, so one transaction (one fsync) takes all writes that arrived meanwhile.
+// Each writer is answered only after the commit that made its write durable.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+struct store_state {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  store_state() = default;
+  std::unique_ptr<store> db;
+  store_factory open;
+  std::uint64_t batch_max = 2048;
+  std::vector<write_op> ops;
+  std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
+  bool commit_scheduled = false;
+  static inline const char* name = "store";
+};
+
+using store_pointer = store_actor::stateful_pointer<store_state>;
+
+store& database(store_pointer self) {
+  auto& st = self->state;
+  if (!st.db) {
+    // A failed commit dropped the connection; reopen (throws store_error if it cannot).
+    st.db = st.open();
+    spdlog::info("store.reopened store={}", st.db->describe());
+  }
+  return *st.db;
+}
+
+void commit_pending(store_pointer self) {
+  auto& st = self->state;
+  st.commit_scheduled = false;
+  if (st.ops.empty()) return;
+  auto ops = std::move(st.ops);
+  auto promises = std::move(st.promises);
+  st.ops.clear();
+  st.promises.clear();
+  auto started = std::chrono::steady_clock::now();
+  try {
+    auto results = database(self).apply(ops);
+    auto seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    core().store_commit_seconds.observe(seconds);
+    core().store_batch_operations.observe(static_cast<double>(ops.size()));
+    core().store_commits.inc();
+    for (std::size_t i = 0; i < promises.size(); ++i) {
+      if (results[i].empty())
+        promises[i].deliver(caf::ok_atom::value);
+      else
+        promises[i].deliver(make_error(petrel_errc::conflict, results[i]));
+    }
+  } catch (const store_error& e) {
+    core().store_commit_failures.inc();
+    spdlog::error("store.commit_failed operations={} error=\"{}\"", ops.size(), e.what());
+    // Nothing of the batch is durable: every writer learns it and may retry.
+    for (auto& p : promises)
+      p.deliver(make_error(petrel_errc::store_failed, "the store could not commit", 1000));
+    try {
+      st.db->check();
+    } catch (const store_error&) {
+      st.db.reset();  // reopened on next use
+    }
+  }
+}
+
+caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, write_op op) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  st.ops.push_back(std::move(op));
+  st.promises.push_back(rp);
+  if (st.ops.size() >= st.batch_max) {
+    commit_pending(self);
+  } else if (!st.commit_scheduled) {
+    st.commit_scheduled = true;
+    self->send(self, commit_atom::value);
+  }
+  return rp;
+}
+
+// Runs a read; store failures become error replies instead of ending the actor.
+template <class F>
+auto guarded_read(store_pointer self, const char* what, F&& f) -> decltype(f(database(self))) {
+  try {
+    return f(database(self));
+  } catch (const store_error& e) {
+    spdlog::error("store.read_failed query={} error=\"{}\"", what, e.what());
+    self->state.db.reset();
+    return make_error(petrel_errc::store_failed, "the store could not read", 1000);
+  }
+}
+
+store_actor::behavior_type store_behavior(store_pointer self, store_factory open,
+                                          std::shared_ptr<std::unique_ptr<store>> opened,
+                                          std::uint64_t batch_max) {
+  install_logging_handlers(self, "store");
+  self->state.open = std::move(open);
+  self->state.db = std::move(*opened);
+  self->state.batch_max = batch_max;
+  return {
+      [=](persist_atom, message_record& m) -> caf::result<caf::ok_atom> {
+        event_record accepted;
+        accepted.id = new_id();
+        accepted.tenant_id = m.tenant_id;
+        accepted.message_id = m.id;
+        accepted.type = "accepted";
+        accepted.at_ms = m.created_at_ms;
+        accepted.data_json = "{\"recipients\":" + std::to_string(m.recipients.size()) + "}";
+        return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted)});
+      },
+      [=](persist_atom, tenant_record& t, api_key_record& k) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, insert_tenant_op{std::move(t), {std::move(k)}});
+      },
+      [=](persist_atom, api_key_record& k) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, insert_api_key_op{std::move(k)});
+      },
+      [=](revoke_atom, id128 key_id, id128 tenant_id) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, revoke_api_key_op{key_id, tenant_id, unix_now_ms()});
+      },
+      [=](load_atom, tenant_atom)
+          -> caf::result<std::vector<tenant_record>, std::vector<api_key_record>> {
+        try {
+          auto& db = database(self);
+          return caf::result<std::vector<tenant_record>, std::vector<api_key_record>>(
+              db.load_tenants(), db.load_active_api_keys());
+        } catch (const store_error& e) {
+          spdlog::error("store.read_failed query=tenants error=\"{}\"", e.what());
+          self->state.db.reset();
+          return make_error(petrel_errc::store_failed, "the store could not read", 1000);
+        }
+      },
+      [=](message_atom, id128 tenant_id, id128 message_id) -> caf::result<message_details> {
+        return guarded_read(self, "message", [&](store& db) -> caf::result<message_details> {
+          auto found = db.find_message(tenant_id, message_id);
+          if (!found) return make_error(petrel_errc::not_found, "no such message");
+          return std::move(*found);
+        });
+      },
+      [=](domains_atom, const std::string& after,
+          std::uint64_t limit) -> caf::result<std::vector<std::string>> {
+        return guarded_read(self, "pending_domains",
+                            [&](store& db) -> caf::result<std::vector<std::string>> {
+                              return db.pending_domains(after, limit);
+                            });
+      },
+      [=](load_atom, const std::string& domain) -> caf::result<std::vector<queued_recipient>> {
+        return guarded_read(self, "pending_of_domain",
+                            [&](store& db) -> caf::result<std::vector<queued_recipient>> {
+                              return db.pending_recipients_of_domain(domain);
+                            });
+      },
+      [=](ready_atom) -> caf::result<bool> {
+        try {
+          database(self).check();
+          return true;
+        } catch (const store_error&) {
+          self->state.db.reset();
+          return false;
+        }
+      },
+      [=](commit_atom) { commit_pending(self); },
+      [=](shutdown_atom) -> caf::result<caf::ok_atom> {
+        commit_pending(self);
+        if (self->state.db) spdlog::info("store.closed store={}", self->state.db->describe());
+        self->state.db.reset();
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        rp.deliver(caf::ok_atom::value);
+        self->quit();
+        return rp;
+      },
+  };
+}
+
+}  // namespace
+
+store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_factory open,
+                        std::unique_ptr<store> opened, const node_settings& settings) {
+  // The connection travels in a shared_ptr: CAF copies spawn arguments.
+  // An empty holder makes the actor open the store itself, on its own thread (restarts).
+  auto holder = std::make_shared<std::unique_ptr<store>>(std::move(opened));
+  auto batch_max = settings.storage.batch_max_operations;
+  if (settings.store_detached) {
+    if (parent)
+      return parent->spawn<caf::detached + caf::linked>(store_behavior, std::move(open), holder,
+                                                        batch_max);
+    return sys.spawn<caf::detached>(store_behavior, std::move(open), holder, batch_max);
+  }
+  if (parent) return parent->spawn<caf::linked>(store_behavior, std::move(open), holder, batch_max);
+  return sys.spawn(store_behavior, std::move(open), holder, batch_max);
+}
+
+}  // namespace petrel

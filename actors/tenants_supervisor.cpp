@@ -1,0 +1,280 @@
+// The tenants supervisor: the API-key directory (SHA-256 of each active key -> tenant), the
+// admin operations on tenants and keys, and the parent of the tenant actors (started on first
+// use, restarted one-for-one with backoff).
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+#include <unordered_map>
+
+#include "actors/actor_support.hpp"
+#include "actors/api_key.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+struct tenant_entry {
+  tenant_record record;
+  std::vector<api_key_record> keys;  // active keys
+  tenant_actor handle;               // null until first use, or while restarting
+  bool restarting = false;
+  restart_policy policy;
+};
+
+struct tenants_state {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  tenants_state() = default;
+  store_actor store;
+  ingest_actor ingest;
+  node_settings settings;
+  std::map<id128, tenant_entry> tenants;
+  std::unordered_map<std::string, id128> key_owner;  // key hash -> tenant id
+  std::unordered_map<caf::actor_addr, id128> by_address;
+  bool loaded = false;
+  static inline const char* name = "tenants";
+};
+
+using tenants_pointer = tenants_actor::stateful_pointer<tenants_state>;
+
+caf::error unavailable(const std::string& why) {
+  return make_error(petrel_errc::unavailable, why, 1000);
+}
+
+// The running actor of a tenant, started on first use; null while a restart is pending.
+tenant_actor tenant_for(tenants_pointer self, tenant_entry& entry) {
+  if (entry.handle || entry.restarting) return entry.handle;
+  auto& st = self->state;
+  entry.handle = spawn_tenant(self->system(), self, entry.record, st.store, st.ingest, st.settings);
+  st.by_address[entry.handle.address()] = entry.record.id;
+  return entry.handle;
+}
+
+tenant_entry* entry_for_key(tenants_pointer self, const std::string& key_hash) {
+  auto& st = self->state;
+  auto owner = st.key_owner.find(key_hash);
+  if (owner == st.key_owner.end()) return nullptr;
+  auto it = st.tenants.find(owner->second);
+  return it == st.tenants.end() ? nullptr : &it->second;
+}
+
+std::string check_tenant_name(const std::string& name) {
+  if (name.empty()) return "name must not be empty";
+  if (name.size() > 128) return "name must be at most 128 characters";
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.')
+      return "name may only contain letters, digits, '-', '_' and '.'";
+  return {};
+}
+
+api_key_record new_key_record(const id128& tenant_id, const std::string& key) {
+  api_key_record k;
+  k.id = new_id();
+  k.tenant_id = tenant_id;
+  k.key_hash = hash_api_key(key);
+  k.prefix = api_key_prefix(key);
+  k.created_at_ms = unix_now_ms();
+  return k;
+}
+
+caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant& request) {
+  auto& st = self->state;
+  if (!st.loaded) return unavailable("tenants are still loading");
+  if (auto problem = check_tenant_name(request.name); !problem.empty())
+    return make_error(petrel_errc::invalid, problem);
+  for (const auto& [id, entry] : st.tenants)
+    if (entry.record.name == request.name)
+      return make_error(petrel_errc::conflict, "a tenant named " + request.name + " exists");
+  created_tenant out;
+  out.tenant.id = new_id();
+  out.tenant.name = request.name;
+  out.tenant.rate_per_second = request.rate_per_second;
+  out.tenant.burst = request.burst;
+  out.tenant.created_at_ms = unix_now_ms();
+  out.key.api_key = generate_api_key();
+  out.key.key = new_key_record(out.tenant.id, out.key.api_key);
+  auto rp = self->make_response_promise<created_tenant>();
+  self->request(st.store, st.settings.storage.request_timeout, persist_atom::value, out.tenant,
+                out.key.key)
+      .then(
+          [=](caf::ok_atom) mutable {
+            auto& s = self->state;
+            auto& entry = s.tenants[out.tenant.id];
+            entry.record = out.tenant;
+            entry.keys.push_back(out.key.key);
+            entry.policy = restart_policy(restart_limits_from(s.settings.actors));
+            s.key_owner[out.key.key.key_hash] = out.tenant.id;
+            spdlog::info("tenants.created tenant={} name={} key_prefix={}", out.tenant.id.str(),
+                         out.tenant.name, out.key.key.prefix);
+            rp.deliver(std::move(out));
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+void load(tenants_pointer self) {
+  auto& st = self->state;
+  self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+                tenant_atom::value)
+      .then(
+          [=](std::vector<tenant_record>& tenants, std::vector<api_key_record>& keys) {
+            auto& s = self->state;
+            for (auto& t : tenants) {
+              auto& entry = s.tenants[t.id];
+              entry.record = std::move(t);
+              entry.policy = restart_policy(restart_limits_from(s.settings.actors));
+            }
+            for (auto& k : keys) {
+              auto it = s.tenants.find(k.tenant_id);
+              if (it == s.tenants.end()) continue;
+              s.key_owner[k.key_hash] = k.tenant_id;
+              it->second.keys.push_back(std::move(k));
+            }
+            s.loaded = true;
+            spdlog::info("tenants.loaded tenants={} keys={}", s.tenants.size(),
+                         s.key_owner.size());
+          },
+          [=](caf::error& e) {
+            spdlog::error("tenants.load_failed error=\"{}\"", self->system().render(e));
+            self->quit(e);  // the root restarts us
+          });
+}
+
+tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor store,
+                                              ingest_actor ingest, node_settings settings) {
+  install_logging_handlers(self, "tenants");
+  self->state.store = std::move(store);
+  self->state.ingest = std::move(ingest);
+  self->state.settings = std::move(settings);
+  self->set_exit_handler([=](caf::exit_msg& msg) {
+    auto& st = self->state;
+    auto it = st.by_address.find(msg.source);
+    if (it == st.by_address.end()) {
+      if (msg.reason) self->quit(msg.reason);
+      return;
+    }
+    auto id = it->second;
+    st.by_address.erase(it);
+    auto entry = st.tenants.find(id);
+    if (entry == st.tenants.end()) return;
+    entry->second.handle = nullptr;
+    if (!msg.reason) return;
+    core().actor_restarts.inc();
+    auto delay = entry->second.policy.on_failure(std::chrono::steady_clock::now());
+    if (delay.count() < 0) {
+      spdlog::error("tenants.giving_up tenant={} reason=\"restart intensity exceeded\"", id.str());
+      self->quit(make_error(petrel_errc::unavailable, "tenant actor keeps crashing"));
+      return;
+    }
+    entry->second.restarting = true;
+    spdlog::warn("tenants.child_crashed tenant={} reason=\"{}\" restart_in_ms={}", id.str(),
+                 self->system().render(msg.reason), delay.count());
+    self->delayed_send(self, delay, restart_atom::value, id);
+  });
+  load(self);
+  return {
+      [=](auth_atom, const std::string& key_hash) -> caf::result<tenant_identity> {
+        if (!self->state.loaded) return unavailable("tenants are still loading");
+        auto* entry = entry_for_key(self, key_hash);
+        if (!entry) return make_error(petrel_errc::unauthorized, "unknown or revoked API key");
+        return tenant_identity{entry->record.id, entry->record.name};
+      },
+      [=](submit_atom, const std::string& key_hash,
+          message_record& m) -> caf::result<submit_receipt> {
+        if (!self->state.loaded) return unavailable("tenants are still loading");
+        auto* entry = entry_for_key(self, key_hash);
+        if (!entry) return make_error(petrel_errc::unauthorized, "unknown or revoked API key");
+        auto handle = tenant_for(self, *entry);
+        if (!handle) return unavailable("the tenant is restarting");
+        return self->delegate(handle, submit_atom::value, std::move(m));
+      },
+      [=](message_atom, const std::string& key_hash,
+          id128 message_id) -> caf::result<message_details> {
+        if (!self->state.loaded) return unavailable("tenants are still loading");
+        auto* entry = entry_for_key(self, key_hash);
+        if (!entry) return make_error(petrel_errc::unauthorized, "unknown or revoked API key");
+        auto handle = tenant_for(self, *entry);
+        if (!handle) return unavailable("the tenant is restarting");
+        return self->delegate(handle, message_atom::value, message_id);
+      },
+      [=](create_atom, const new_tenant& request) -> caf::result<created_tenant> {
+        return create_tenant(self, request);
+      },
+      [=](create_atom, key_atom, id128 tenant_id) -> caf::result<issued_key> {
+        auto& st = self->state;
+        if (!st.loaded) return unavailable("tenants are still loading");
+        if (!st.tenants.count(tenant_id))
+          return make_error(petrel_errc::not_found, "no such tenant");
+        issued_key out;
+        out.api_key = generate_api_key();
+        out.key = new_key_record(tenant_id, out.api_key);
+        auto rp = self->make_response_promise<issued_key>();
+        self->request(st.store, st.settings.storage.request_timeout, persist_atom::value, out.key)
+            .then(
+                [=](caf::ok_atom) mutable {
+                  auto& s = self->state;
+                  auto it = s.tenants.find(tenant_id);
+                  if (it != s.tenants.end()) it->second.keys.push_back(out.key);
+                  s.key_owner[out.key.key_hash] = tenant_id;
+                  spdlog::info("tenants.key_created tenant={} key={} prefix={}", tenant_id.str(),
+                               out.key.id.str(), out.key.prefix);
+                  rp.deliver(std::move(out));
+                },
+                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      },
+      [=](revoke_atom, id128 tenant_id, id128 key_id) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        auto it = st.tenants.find(tenant_id);
+        if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
+        auto& keys = it->second.keys;
+        auto key = std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return k.id == key_id; });
+        if (key == keys.end()) return make_error(petrel_errc::not_found, "no such active key");
+        // Stop honouring the key at once; the store makes it permanent.
+        st.key_owner.erase(key->key_hash);
+        keys.erase(key);
+        spdlog::info("tenants.key_revoked tenant={} key={}", tenant_id.str(), key_id.str());
+        return self->delegate(st.store, revoke_atom::value, key_id, tenant_id);
+      },
+      [=](list_atom) {
+        std::vector<tenant_summary> out;
+        for (const auto& [id, entry] : self->state.tenants) {
+          tenant_summary s;
+          s.tenant = entry.record;
+          s.keys = entry.keys;
+          for (auto& k : s.keys) k.key_hash.clear();
+          out.push_back(std::move(s));
+        }
+        return out;
+      },
+      [=](bootstrap_atom, const std::string& name) -> caf::result<created_tenant> {
+        if (!self->state.loaded) return unavailable("tenants are still loading");
+        if (!self->state.tenants.empty()) return created_tenant{};
+        return create_tenant(self, new_tenant{name, 0, 0});
+      },
+      [=](ready_atom) {
+        if (self->state.loaded) return readiness{true, ""};
+        return readiness{false, "loading tenants"};
+      },
+      [=](restart_atom, id128 tenant_id) {
+        auto it = self->state.tenants.find(tenant_id);
+        if (it == self->state.tenants.end()) return;
+        it->second.restarting = false;
+        tenant_for(self, it->second);
+      },
+  };
+}
+
+}  // namespace
+
+tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            ingest_actor ingest, const node_settings& settings) {
+  if (parent)
+    return parent->spawn<caf::linked>(tenants_behavior, std::move(store), std::move(ingest),
+                                      settings);
+  return sys.spawn(tenants_behavior, std::move(store), std::move(ingest), settings);
+}
+
+}  // namespace petrel

@@ -1,0 +1,475 @@
+// Routes of the public and admin listeners (see http_api.hpp).
+#include "app/http_api.hpp"
+
+#include <boost/json.hpp>
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <ctime>
+
+#include "actors/api_key.hpp"
+#include "actors/metrics.hpp"
+#include "app/actor_bridge.hpp"
+#include "app/problem.hpp"
+#include "app/submission_request.hpp"
+
+namespace petrel {
+
+namespace json = boost::json;
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
+json::value timestamp(std::int64_t ms) {
+  if (ms <= 0) return nullptr;
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                static_cast<int>(ms % 1000));
+  return json::string(buf);
+}
+
+http_response json_response(int status, const json::value& v) {
+  http_response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = json::serialize(v);
+  return r;
+}
+
+json::value parse_or(const std::string& text, json::value fallback) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  return ec ? fallback : v;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  std::size_t start = 1;
+  while (start <= path.size()) {
+    auto end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (end > start) out.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+http_response method_not_allowed(const std::string& allowed) {
+  auto r = problem(405, "method-not-allowed", "Method Not Allowed",
+                   "this resource accepts " + allowed);
+  r.headers.emplace_back("Allow", allowed);
+  return r;
+}
+
+http_response not_found() {
+  return problem(404, "not-found", "Not Found", "no such resource");
+}
+
+bool is_json(std::string_view content_type) {
+  auto semicolon = content_type.find(';');
+  auto base = content_type.substr(0, semicolon);
+  while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
+  std::string lower(base);
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == "application/json";
+}
+
+// The bearer token of the Authorization header, or empty.
+std::string bearer_token(const http_request& request) {
+  auto header = request.header("authorization");
+  if (header.size() < 7) return {};
+  std::string scheme(header.substr(0, 7));
+  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (scheme != "bearer ") return {};
+  auto token = header.substr(7);
+  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
+  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
+  return std::string(token);
+}
+
+http_response unauthorized(const std::string& detail) {
+  auto r = problem(401, "unauthorized", "Unauthorized", detail);
+  r.headers.emplace_back("WWW-Authenticate", "Bearer");
+  return r;
+}
+
+json::object receipt_json(const submit_receipt& receipt) {
+  json::array recipients;
+  for (const auto& r : receipt.recipients)
+    recipients.push_back(json::object{{"email", r.email}, {"id", r.id.str()}, {"status", r.status}});
+  return json::object{{"id", receipt.message_id.str()}, {"recipients", std::move(recipients)}};
+}
+
+json::object event_json(const event_record& e) {
+  return json::object{{"id", e.id.str()},
+                      {"type", e.type},
+                      {"at", timestamp(e.at_ms)},
+                      {"data", parse_or(e.data_json, json::object{})}};
+}
+
+json::object message_json(const message_details& d) {
+  const auto& m = d.message;
+  json::array message_events;
+  for (const auto& e : d.events)
+    if (e.recipient_id.empty()) message_events.push_back(event_json(e));
+  json::array recipients;
+  for (const auto& r : m.recipients) {
+    json::array history;
+    for (const auto& e : d.events)
+      if (e.recipient_id.empty() || e.recipient_id == r.id) history.push_back(event_json(e));
+    recipients.push_back(json::object{
+        {"id", r.id.str()},
+        {"email", r.address},
+        {"domain", r.domain},
+        {"kind", std::string(to_string(r.kind))},
+        {"status", std::string(to_string(r.state))},
+        {"attempts", r.attempts},
+        {"next_attempt_at", is_final(r.state) ? json::value(nullptr) : timestamp(r.next_attempt_at_ms)},
+        {"updated_at", timestamp(r.updated_at_ms)},
+        {"last_reply", r.last_reply.empty() ? json::value(nullptr) : json::value(r.last_reply)},
+        {"history", std::move(history)},
+    });
+  }
+  return json::object{
+      {"id", m.id.str()},
+      {"created_at", timestamp(m.created_at_ms)},
+      {"from", m.mail_from},
+      {"subject", m.subject},
+      {"campaign", m.campaign.empty() ? json::value(nullptr) : json::value(m.campaign)},
+      {"tags", parse_or(m.tags_json, json::array{})},
+      {"metadata", parse_or(m.metadata_json, json::object{})},
+      {"message_id", m.message_id_header},
+      {"size", m.size},
+      {"recipients", std::move(recipients)},
+      {"events", std::move(message_events)},
+  };
+}
+
+json::object key_json(const api_key_record& k) {
+  return json::object{{"id", k.id.str()}, {"prefix", k.prefix}, {"created_at", timestamp(k.created_at_ms)}};
+}
+
+json::object tenant_json(const tenant_record& t) {
+  return json::object{{"id", t.id.str()},
+                      {"name", t.name},
+                      {"rate_per_second", t.rate_per_second > 0 ? json::value(t.rate_per_second) : json::value(nullptr)},
+                      {"burst", t.burst > 0 ? json::value(t.burst) : json::value(nullptr)},
+                      {"suspended", t.suspended},
+                      {"created_at", timestamp(t.created_at_ms)}};
+}
+
+}  // namespace
+
+http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> directory,
+                   config cfg, std::string admin_token)
+    : sys_(sys),
+      directory_(std::move(directory)),
+      cfg_(std::move(cfg)),
+      admin_token_(std::move(admin_token)) {}
+
+void http_api::public_request(http_request&& request, http_responder respond) {
+  auto parts = split_path(request.path);
+  const auto& method = request.method;
+  if (request.path == "/healthz") {
+    if (method != "GET" && method != "HEAD") return respond(method_not_allowed("GET"));
+    return respond(json_response(200, json::object{{"status", "ok"}}));
+  }
+  if (request.path == "/readyz") {
+    if (method != "GET" && method != "HEAD") return respond(method_not_allowed("GET"));
+    return readiness(std::move(respond));
+  }
+  if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "messages") {
+    if (parts.size() == 2) {
+      if (method != "POST") return respond(method_not_allowed("POST"));
+      return submit_message(std::move(request), std::move(respond));
+    }
+    if (parts.size() == 3) {
+      if (method != "GET") return respond(method_not_allowed("GET"));
+      return get_message(request, parts[2], std::move(respond));
+    }
+  }
+  respond(not_found());
+}
+
+void http_api::readiness(http_responder respond) {
+  auto s = directory_->get();
+  ask<petrel::readiness>(
+      sys_, s->root, std::chrono::milliseconds(3000),
+      [respond](petrel::readiness& r) {
+        if (r.ready) return respond(json_response(200, json::object{{"ready", true}}));
+        respond(json_response(503, json::object{{"ready", false}, {"reason", r.reason}}));
+      },
+      [respond](caf::error&) {
+        respond(json_response(503, json::object{{"ready", false}, {"reason", "not answering"}}));
+      },
+      ready_atom::value);
+}
+
+void http_api::submit_message(http_request&& request, http_responder respond) {
+  auto key = bearer_token(request);
+  if (key.empty())
+    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (!is_json(request.header("content-type")))
+    return respond(problem(415, "unsupported-media-type", "Unsupported Media Type",
+                           "the body must be application/json"));
+  auto key_hash = hash_api_key(key);
+  auto result = parse_submission(request.body, cfg_.submission, now_ms());
+  auto s = directory_->get();
+  auto timeout = cfg_.http.handler_timeout;
+  if (auto* rejection = std::get_if<submission_rejection>(&result)) {
+    // Invalid, but answer 401 rather than 400 to a caller without a valid key.
+    auto detail = rejection->errors.front().detail;
+    auto status = rejection->status;
+    http_response answer =
+        status == 413 ? problem(413, "payload-too-large", "Content Too Large", detail, rejection->errors)
+                      : problem(400, "invalid-request", "Bad Request",
+                                rejection->errors.size() == 1
+                                    ? (rejection->errors.front().field.empty()
+                                           ? detail
+                                           : rejection->errors.front().field + ": " + detail)
+                                    : std::to_string(rejection->errors.size()) +
+                                          " fields are invalid; see errors",
+                                rejection->errors);
+    auto& sys = sys_;
+    ask<tenant_identity>(
+        sys_, s->tenants, timeout,
+        [respond, answer](tenant_identity&) { respond(answer); },
+        [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, auth_atom::value,
+        std::move(key_hash));
+    return;
+  }
+  auto& sys = sys_;
+  ask<submit_receipt>(
+      sys_, s->tenants, timeout,
+      [respond](submit_receipt& receipt) { respond(json_response(202, receipt_json(receipt))); },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, submit_atom::value,
+      std::move(key_hash), std::move(std::get<message_record>(result)));
+}
+
+void http_api::get_message(const http_request& request, const std::string& id,
+                           http_responder respond) {
+  auto key = bearer_token(request);
+  if (key.empty())
+    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  auto parsed_id = id128::parse(id);
+  auto s = directory_->get();
+  auto& sys = sys_;
+  if (!parsed_id) {
+    // Still authenticate first, so unknown keys learn nothing about id formats.
+    ask<tenant_identity>(
+        sys_, s->tenants, cfg_.http.handler_timeout,
+        [respond](tenant_identity&) {
+          respond(problem(404, "not-found", "Not Found", "no such message"));
+        },
+        [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, auth_atom::value,
+        hash_api_key(key));
+    return;
+  }
+  ask<message_details>(
+      sys_, s->tenants, cfg_.http.handler_timeout,
+      [respond](message_details& d) { respond(json_response(200, message_json(d))); },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); },
+      message_atom::value, hash_api_key(key), *parsed_id);
+}
+
+void http_api::admin_request(http_request&& request, http_responder respond) {
+  const auto& method = request.method;
+  if (request.path == "/healthz" || request.path == "/readyz")
+    return public_request(std::move(request), std::move(respond));
+  if (request.path == "/metrics") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    http_response r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics().render() + render_process_metrics();
+    return respond(std::move(r));
+  }
+  auto parts = split_path(request.path);
+  if (parts.empty() || parts[0] != "admin") return respond(not_found());
+  auto token = bearer_token(request);
+  if (token.empty() || !constant_time_equal(token, admin_token_))
+    return respond(unauthorized("the admin token is required: Authorization: Bearer <token>"));
+  if (parts.size() == 2 && parts[1] == "queues") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_queues(std::move(respond));
+  }
+  if (parts.size() >= 2 && parts[1] == "tenants") {
+    if (parts.size() == 2) {
+      if (method == "GET") return admin_list_tenants(std::move(respond));
+      if (method == "POST") return admin_create_tenant(request, std::move(respond));
+      return respond(method_not_allowed("GET, POST"));
+    }
+    if (parts.size() == 4 && parts[3] == "keys") {
+      if (method != "POST") return respond(method_not_allowed("POST"));
+      return admin_create_key(parts[2], std::move(respond));
+    }
+    if (parts.size() == 5 && parts[3] == "keys") {
+      if (method != "DELETE") return respond(method_not_allowed("DELETE"));
+      return admin_revoke_key(parts[2], parts[4], std::move(respond));
+    }
+  }
+  if (parts.size() == 3 && parts[1] == "debug" && parts[2] == "crash") {
+    if (!cfg_.debug.fault_injection) return respond(not_found());
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return admin_crash(request, std::move(respond));
+  }
+  respond(not_found());
+}
+
+void http_api::admin_queues(http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  ask<queue_summary>(
+      sys_, s->domains, cfg_.http.handler_timeout,
+      [respond](queue_summary& q) {
+        json::array domains;
+        std::uint64_t queued = 0, deferred = 0;
+        for (const auto& d : q.domains) {
+          queued += d.queued;
+          deferred += d.deferred;
+          domains.push_back(json::object{{"domain", d.domain},
+                                         {"queued", d.queued},
+                                         {"deferred", d.deferred},
+                                         {"oldest", timestamp(d.oldest_ms)},
+                                         {"next_attempt", timestamp(d.next_attempt_ms)}});
+        }
+        respond(json_response(
+            200, json::object{{"domains", std::move(domains)},
+                              {"totals", json::object{{"domains", q.domains.size()},
+                                                      {"queued", queued},
+                                                      {"deferred", deferred}}},
+                              {"domain_actors", q.domain_actors},
+                              {"restarting", q.restarting}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, stats_atom::value);
+}
+
+void http_api::admin_list_tenants(http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  ask<std::vector<tenant_summary>>(
+      sys_, s->tenants, cfg_.http.handler_timeout,
+      [respond](std::vector<tenant_summary>& list) {
+        json::array tenants;
+        for (const auto& t : list) {
+          auto o = tenant_json(t.tenant);
+          json::array keys;
+          for (const auto& k : t.keys) keys.push_back(key_json(k));
+          o["keys"] = std::move(keys);
+          tenants.push_back(std::move(o));
+        }
+        respond(json_response(200, json::object{{"tenants", std::move(tenants)}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, list_atom::value);
+}
+
+void http_api::admin_create_tenant(const http_request& request, http_responder respond) {
+  boost::system::error_code ec;
+  auto doc = json::parse(request.body, ec);
+  if (ec || !doc.is_object())
+    return respond(problem(400, "invalid-request", "Bad Request", "the body must be a JSON object"));
+  const auto& o = doc.get_object();
+  std::vector<field_error> errors;
+  new_tenant t;
+  for (const auto& kv : o)
+    if (kv.key() != "name" && kv.key() != "rate" && kv.key() != "burst")
+      errors.push_back({std::string(kv.key()), "unknown field"});
+  if (auto* name = o.if_contains("name"); name && name->is_string())
+    t.name = std::string(name->get_string());
+  else
+    errors.push_back({"name", "required, a string"});
+  if (auto* rate = o.if_contains("rate")) {
+    auto value = rate->is_string() ? parse_rate(std::string_view(rate->get_string()))
+                                   : parsed<petrel::rate>::failure("must be a string like \"100/s\"");
+    if (value && value.value().per_second > 0)
+      t.rate_per_second = value.value().per_second;
+    else
+      errors.push_back({"rate", value ? std::string("must be above zero") : value.error()});
+  }
+  if (auto* burst = o.if_contains("burst")) {
+    if (burst->is_int64() && burst->get_int64() > 0 && burst->get_int64() <= 10'000'000)
+      t.burst = static_cast<std::uint32_t>(burst->get_int64());
+    else
+      errors.push_back({"burst", "must be an integer from 1 to 10000000"});
+  }
+  if (!errors.empty())
+    return respond(problem(400, "invalid-request", "Bad Request",
+                           errors.front().field + ": " + errors.front().detail, errors));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  ask<created_tenant>(
+      sys_, s->tenants, cfg_.http.handler_timeout,
+      [respond](created_tenant& c) {
+        respond(json_response(201, json::object{{"tenant", tenant_json(c.tenant)},
+                                                {"key", key_json(c.key.key)},
+                                                {"api_key", c.key.api_key}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, create_atom::value,
+      std::move(t));
+}
+
+void http_api::admin_create_key(const std::string& tenant_id, http_responder respond) {
+  auto id = id128::parse(tenant_id);
+  if (!id) return respond(problem(404, "not-found", "Not Found", "no such tenant"));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  ask<issued_key>(
+      sys_, s->tenants, cfg_.http.handler_timeout,
+      [respond](issued_key& k) {
+        respond(json_response(201, json::object{{"key", key_json(k.key)}, {"api_key", k.api_key}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, create_atom::value,
+      key_atom::value, *id);
+}
+
+void http_api::admin_revoke_key(const std::string& tenant_id, const std::string& key_id,
+                                http_responder respond) {
+  auto tenant = id128::parse(tenant_id);
+  auto key = id128::parse(key_id);
+  if (!tenant || !key) return respond(problem(404, "not-found", "Not Found", "no such key"));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  ask<caf::ok_atom>(
+      sys_, s->tenants, cfg_.http.handler_timeout,
+      [respond](caf::ok_atom) {
+        http_response r;
+        r.status = 204;
+        r.content_type = "application/json";
+        respond(std::move(r));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, revoke_atom::value,
+      *tenant, *key);
+}
+
+void http_api::admin_crash(const http_request& request, http_responder respond) {
+  boost::system::error_code ec;
+  auto doc = json::parse(request.body, ec);
+  const json::value* domain = nullptr;
+  if (!ec && doc.is_object()) domain = doc.get_object().if_contains("domain");
+  if (!domain || !domain->is_string())
+    return respond(problem(400, "invalid-request", "Bad Request",
+                           "domain: required, the domain whose actor should crash",
+                           {{"domain", "required"}}));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  spdlog::warn("admin.fault_injection actor=domain domain={}", std::string(domain->get_string()));
+  ask<bool>(
+      sys_, s->domains, cfg_.http.handler_timeout,
+      [respond](bool found) {
+        if (!found) return respond(problem(404, "not-found", "Not Found", "no live actor for that domain"));
+        respond(json_response(202, json::object{{"crashed", true}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, crash_atom::value,
+      std::string(domain->get_string()));
+}
+
+}  // namespace petrel

@@ -1,0 +1,45 @@
+// The HTTP API: routes of the public listener (tenant API: /v1/..., health) and of the
+// admin listener (/admin/..., /metrics, health). Handlers validate on the HTTP thread and
+// ask the actors without blocking (app/actor_bridge.hpp).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "actors/services.hpp"
+#include "config/config.hpp"
+#include "net/http.hpp"
+
+namespace caf {
+class actor_system;
+}
+
+namespace petrel {
+
+class http_api {
+ public:
+  http_api(caf::actor_system& sys, std::shared_ptr<service_directory> directory, config cfg,
+           std::string admin_token);
+
+  void public_request(http_request&& request, http_responder respond);
+  void admin_request(http_request&& request, http_responder respond);
+
+ private:
+  void submit_message(http_request&& request, http_responder respond);
+  void get_message(const http_request& request, const std::string& id, http_responder respond);
+  void readiness(http_responder respond);
+  void admin_queues(http_responder respond);
+  void admin_list_tenants(http_responder respond);
+  void admin_create_tenant(const http_request& request, http_responder respond);
+  void admin_create_key(const std::string& tenant_id, http_responder respond);
+  void admin_revoke_key(const std::string& tenant_id, const std::string& key_id,
+                        http_responder respond);
+  void admin_crash(const http_request& request, http_responder respond);
+
+  caf::actor_system& sys_;
+  std::shared_ptr<service_directory> directory_;
+  config cfg_;
+  std::string admin_token_;
+};
+
+}  // namespace petrel

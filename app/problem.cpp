@@ -1,0 +1,71 @@
+// Problem details and error mapping (see problem.hpp).
+#include "app/problem.hpp"
+
+#include <boost/json.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/error.hpp>
+#include <caf/sec.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/protocol.hpp"
+
+namespace petrel {
+
+namespace json = boost::json;
+
+http_response problem(int status, const std::string& slug, const std::string& title,
+                      const std::string& detail, const std::vector<field_error>& errors,
+                      std::int64_t retry_after_ms) {
+  json::object o;
+  o["type"] = "urn:petrel:problem:" + slug;
+  o["title"] = title;
+  o["status"] = status;
+  o["detail"] = detail;
+  if (!errors.empty()) {
+    o["field"] = errors.front().field;
+    json::array list;
+    for (const auto& e : errors) list.push_back(json::object{{"field", e.field}, {"detail", e.detail}});
+    o["errors"] = std::move(list);
+  }
+  http_response r;
+  r.status = status;
+  r.content_type = "application/problem+json";
+  r.body = json::serialize(o);
+  if (retry_after_ms > 0)
+    r.headers.emplace_back("Retry-After", std::to_string((retry_after_ms + 999) / 1000));
+  return r;
+}
+
+http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
+  petrel_errc code;
+  std::string detail;
+  std::int64_t retry = 0;
+  if (read_error(e, code, detail, retry)) {
+    switch (code) {
+      case petrel_errc::unauthorized:
+        return problem(401, "unauthorized", "Unauthorized", detail);
+      case petrel_errc::not_found:
+        return problem(404, "not-found", "Not Found", detail);
+      case petrel_errc::rate_limited:
+        return problem(429, "rate-limited", "Too Many Requests", detail, {}, retry);
+      case petrel_errc::overloaded:
+        return problem(503, "overloaded", "Service Unavailable", detail, {}, retry);
+      case petrel_errc::store_failed:
+        return problem(503, "store-unavailable", "Service Unavailable", detail, {}, retry);
+      case petrel_errc::unavailable:
+        return problem(503, "unavailable", "Service Unavailable", detail, {}, retry ? retry : 1000);
+      case petrel_errc::conflict:
+        return problem(409, "conflict", "Conflict", detail);
+      case petrel_errc::suspended:
+        return problem(403, "suspended", "Forbidden", detail);
+      case petrel_errc::invalid:
+        return problem(400, "invalid-request", "Bad Request", detail);
+    }
+  }
+  // Timeouts, dead or restarting actors: the node is busy or recovering; try again.
+  spdlog::warn("http.actor_error error=\"{}\"", sys.render(e));
+  return problem(503, "unavailable", "Service Unavailable",
+                 "the server could not complete the request now; retry", {}, 1000);
+}
+
+}  // namespace petrel

@@ -1,0 +1,27 @@
+// Error answers as RFC 9457 problem details (application/problem+json), and the mapping from
+// actor errors to HTTP statuses.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "app/submission_request.hpp"
+#include "net/http.hpp"
+
+namespace caf {
+class error;
+class actor_system;
+}  // namespace caf
+
+namespace petrel {
+
+// slug names the problem type: "urn:petrel:problem:<slug>" (listed in docs/api.md).
+http_response problem(int status, const std::string& slug, const std::string& title,
+                      const std::string& detail, const std::vector<field_error>& errors = {},
+                      std::int64_t retry_after_ms = 0);
+
+// An actor's error reply as an HTTP answer (401, 404, 409, 429, 503, ...).
+http_response problem_from_error(caf::actor_system& sys, const caf::error& e);
+
+}  // namespace petrel

@@ -1,0 +1,219 @@
+// Wiring of a Petrel node (see server.hpp). Startup order: logging, store (open + migrate,
+// fail fast), admin token, actor system and root supervisor, first tenant, HTTP listeners.
+// Shutdown order: listeners stop accepting and drain, then the actors stop with the store
+// last (its pending commits finish), then the I/O threads.
+#include "app/server.hpp"
+
+#include <sys/stat.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "actors/api_key.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+#include "app/http_api.hpp"
+#include "app/logging.hpp"
+#include "net/http.hpp"
+#include "net/mime_message.hpp"
+
+namespace petrel {
+
+namespace {
+
+// The admin token: from the config, else from the token file, created on first start.
+std::string load_admin_token(const config& cfg) {
+  if (!cfg.admin.token.empty()) return cfg.admin.token;
+  auto path = cfg.admin_token_path();
+  std::ifstream in(path);
+  if (in) {
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+    if (token.size() < 16)
+      throw std::runtime_error("the admin token file " + path + " holds no token of 16+ characters");
+    return token;
+  }
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
+  auto token = random_hex(32);
+  {
+    std::ofstream out(path);
+    if (!out) throw std::runtime_error("cannot write the admin token file " + path);
+    out << token << "\n";
+  }
+  ::chmod(path.c_str(), 0600);
+  spdlog::info("admin.token_created file={}", path);
+  return token;
+}
+
+void print_first_tenant(const created_tenant& t, const config& cfg) {
+  auto url = "http://" + cfg.http.listen.to_string();
+  std::printf(
+      "\n"
+      "  Petrel created the first tenant \"%s\". Its API key (shown only this once):\n"
+      "\n"
+      "      %s\n"
+      "\n"
+      "  Submit a message:\n"
+      "      curl -s %s/v1/messages -H 'Authorization: Bearer %s' \\\n"
+      "           -H 'Content-Type: application/json' \\\n"
+      "           -d '{\"from\":\"app@example.com\",\"to\":[\"someone@example.net\"],"
+      "\"subject\":\"Hello\",\"text\":\"Hi!\"}'\n"
+      "\n"
+      "  More keys: POST /admin/tenants/%s/keys on the admin listener (token in %s).\n\n",
+      t.tenant.name.c_str(), t.key.api_key.c_str(), url.c_str(), t.key.api_key.c_str(),
+      t.tenant.id.str().c_str(), cfg.admin.token.empty() ? cfg.admin_token_path().c_str() : "the config");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int run_server(const config& cfg) {
+  setup_logging(cfg.log);
+  spdlog::info("petrel.starting config={} store={}", cfg.source, cfg.storage_url());
+  mime_init();
+
+  store_options options;
+  options.sqlite_synchronous = cfg.storage.sqlite_synchronous;
+  options.busy_timeout_ms = static_cast<int>(cfg.storage.busy_timeout.count());
+  auto url = cfg.storage_url();
+  store_factory open = [url, options] { return open_store(url, options); };
+  std::unique_ptr<store> first;
+  std::string admin_token;
+  try {
+    first = open();
+    first->migrate();
+    spdlog::info("store.ready store={} schema_version={}", first->describe(), first->schema_version());
+    admin_token = load_admin_token(cfg);
+  } catch (const std::exception& e) {
+    spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
+    return 1;
+  }
+
+  caf::actor_system_config caf_cfg;
+  auto workers = cfg.actors.threads > 0 ? cfg.actors.threads
+                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  caf_cfg.set("scheduler.max-threads", workers);
+  register_types(caf_cfg);
+  caf::actor_system sys{caf_cfg};
+
+  // The process ends on a signal (exit 0) or when the actor tree gives up (exit 1).
+  std::promise<int> stop_promise;
+  auto stop_future = stop_promise.get_future();
+  auto stop_once = std::make_shared<std::once_flag>();
+  auto request_stop = [&stop_promise, stop_once](int code) {
+    std::call_once(*stop_once, [&] { stop_promise.set_value(code); });
+  };
+
+  auto directory = std::make_shared<service_directory>();
+  node_settings settings{cfg.storage, cfg.tenants, cfg.actors, true};
+  auto root = spawn_root(sys, open, std::move(first), settings, directory);
+  caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
+      [request_stop](const caf::error& reason) {
+        if (reason) {
+          spdlog::critical("petrel.actor_tree_failed reason=\"{}\"", caf::to_string(reason));
+          request_stop(1);
+        }
+      });
+
+  caf::scoped_actor self{sys};
+  if (cfg.bootstrap.create_tenant) {
+    // Tenants load asynchronously; ask until they have (a few seconds at most).
+    for (int attempt = 0; attempt < 100; ++attempt) {
+      bool done = false;
+      self->request(directory->get()->tenants, std::chrono::seconds(5), bootstrap_atom::value,
+                    cfg.bootstrap.tenant_name)
+          .receive(
+              [&](created_tenant& t) {
+                done = true;
+                if (!t.tenant.id.empty()) print_first_tenant(t, cfg);
+              },
+              [&](caf::error&) {});
+      if (done) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+
+  boost::asio::io_context io(cfg.http.threads);
+  http_api api(sys, directory, cfg, admin_token);
+  auto make_options = [&cfg](const std::string& name, const listen_address& listen) {
+    http_server_options o;
+    o.name = name;
+    o.listen = listen;
+    o.max_body_bytes = cfg.http.max_body_bytes;
+    o.max_header_bytes = cfg.http.max_header_bytes;
+    o.read_timeout = cfg.http.read_timeout;
+    o.idle_timeout = cfg.http.idle_timeout;
+    o.handler_timeout = cfg.http.handler_timeout;
+    o.max_connections = cfg.http.max_connections;
+    o.on_response = [name](int status) { core().http_requests(name, status).inc(); };
+    return o;
+  };
+  http_server public_server(io, make_options("api", cfg.http.listen),
+                            [&api](http_request&& r, http_responder respond) {
+                              api.public_request(std::move(r), std::move(respond));
+                            });
+  http_server admin_server(io, make_options("admin", cfg.admin.listen),
+                           [&api](http_request&& r, http_responder respond) {
+                             api.admin_request(std::move(r), std::move(respond));
+                           });
+  int exit_code = 0;
+  try {
+    public_server.start();
+    admin_server.start();
+  } catch (const std::exception& e) {
+    spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
+    exit_code = 1;
+    request_stop(1);
+  }
+  if (exit_code == 0) {
+    spdlog::info("http.listening listener=api address={}:{}", cfg.http.listen.host,
+                 public_server.port());
+    spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host,
+                 admin_server.port());
+  }
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+    if (!ec) {
+      spdlog::info("petrel.stopping signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
+      request_stop(0);
+    }
+  });
+  std::vector<std::thread> threads;
+  for (int i = 0; i < cfg.http.threads; ++i) threads.emplace_back([&io] { io.run(); });
+
+  exit_code = stop_future.get();
+
+  // 1. Stop accepting; let requests in progress finish within the grace period.
+  public_server.stop();
+  admin_server.stop();
+  auto deadline = std::chrono::steady_clock::now() + cfg.http.shutdown_grace;
+  while ((public_server.open_connections() > 0 || admin_server.open_connections() > 0) &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  // 2. Stop the actors; the store commits what is pending before it closes.
+  self->request(root, cfg.storage.request_timeout + std::chrono::seconds(5), shutdown_atom::value)
+      .receive([](caf::ok_atom) {},
+               [](caf::error& e) {
+                 spdlog::error("petrel.shutdown_incomplete error=\"{}\"", caf::to_string(e));
+               });
+  self->send_exit(root, caf::exit_reason::user_shutdown);
+  // 3. Stop the I/O threads.
+  signals.cancel();
+  io.stop();
+  for (auto& t : threads) t.join();
+  spdlog::info("petrel.stopped exit_code={}", exit_code);
+  spdlog::default_logger()->flush();
+  return exit_code;
+}
+
+}  // namespace petrel

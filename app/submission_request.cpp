@@ -1,0 +1,420 @@
+// Submission validation and message construction (see submission_request.hpp).
+#include "app/submission_request.hpp"
+
+#include <boost/json.hpp>
+
+#include <set>
+
+#include "net/email_address.hpp"
+#include "net/mime_message.hpp"
+#include "storage/ids.hpp"
+
+namespace petrel {
+
+namespace json = boost::json;
+
+namespace {
+
+// JSON nesting beyond this is refused before it costs anything.
+constexpr std::size_t max_json_depth = 32;
+constexpr std::size_t max_campaign_length = 128;
+constexpr std::size_t max_header_value_octets = 900;  // leaves room for the name on one line
+
+class validator {
+ public:
+  explicit validator(const submission_settings& s) : settings(s) {}
+
+  void fail(std::string field, std::string detail) {
+    errors.push_back({std::move(field), std::move(detail)});
+  }
+  bool ok() const { return errors.empty(); }
+
+  // A single address: "a@b", "Name <a@b>" or {"email": "a@b", "name": "Name"}.
+  std::optional<mailbox> address(const json::value& v, const std::string& field) {
+    if (v.is_string()) {
+      auto p = parse_mailbox(std::string_view(v.get_string()));
+      if (!p) {
+        fail(field, p.error());
+        return std::nullopt;
+      }
+      return p.value();
+    }
+    if (v.is_object()) {
+      const auto& o = v.get_object();
+      for (const auto& kv : o)
+        if (kv.key() != "email" && kv.key() != "name")
+          fail(field + "." + std::string(kv.key()), "unknown field (use \"email\" and \"name\")");
+      auto* email = o.if_contains("email");
+      if (!email || !email->is_string()) {
+        fail(field + ".email", "required, a string");
+        return std::nullopt;
+      }
+      auto p = parse_address(std::string_view(email->get_string()));
+      if (!p) {
+        fail(field + ".email", p.error());
+        return std::nullopt;
+      }
+      auto box = p.value();
+      if (auto* name = o.if_contains("name")) {
+        if (!name->is_string()) {
+          fail(field + ".name", "must be a string");
+          return std::nullopt;
+        }
+        auto checked = check_display_name(std::string_view(name->get_string()));
+        if (!checked) {
+          fail(field + ".name", checked.error());
+          return std::nullopt;
+        }
+        box.display_name = checked.value();
+      }
+      return box;
+    }
+    fail(field, "must be an address string or an object {\"email\", \"name\"}");
+    return std::nullopt;
+  }
+
+  // A list of addresses; a single address is taken as a list of one.
+  std::vector<mailbox> address_list(const json::value* v, const std::string& field) {
+    std::vector<mailbox> out;
+    if (!v || v->is_null()) return out;
+    if (v->is_array()) {
+      const auto& a = v->get_array();
+      for (std::size_t i = 0; i < a.size(); ++i)
+        if (auto box = address(a[i], field + "[" + std::to_string(i) + "]")) out.push_back(*box);
+      return out;
+    }
+    if (auto box = address(*v, field)) out.push_back(*box);
+    return out;
+  }
+
+  std::optional<std::string> text(const json::value* v, const std::string& field,
+                                  std::size_t max_length, bool allow_newlines) {
+    if (!v || v->is_null()) return std::nullopt;
+    if (!v->is_string()) {
+      fail(field, "must be a string");
+      return std::nullopt;
+    }
+    std::string s(v->get_string());
+    if (s.size() > max_length) {
+      fail(field, "longer than " + std::to_string(max_length) + " octets");
+      return std::nullopt;
+    }
+    if (allow_newlines) {
+      // Bodies: any UTF-8 with tabs and line breaks; other control characters are refused.
+      std::string check = s;
+      for (auto& c : check)
+        if (c == '\r' || c == '\n') c = ' ';
+      if (!is_clean_utf8(check)) {
+        fail(field, "contains control characters or invalid UTF-8");
+        return std::nullopt;
+      }
+    } else if (!is_clean_utf8(s)) {
+      fail(field, "contains control characters (CR, LF, ...) or invalid UTF-8");
+      return std::nullopt;
+    }
+    return s;
+  }
+
+  std::string tags_json(const json::value* v) {
+    json::array out;
+    if (v && !v->is_null()) {
+      if (!v->is_array()) {
+        fail("tags", "must be an array of strings");
+      } else {
+        const auto& a = v->get_array();
+        if (a.size() > settings.max_tags)
+          fail("tags", "at most " + std::to_string(settings.max_tags) + " tags are allowed");
+        std::set<std::string> seen;
+        for (std::size_t i = 0; i < a.size() && i < settings.max_tags; ++i) {
+          auto field = "tags[" + std::to_string(i) + "]";
+          auto t = text(&a[i], field, settings.max_tag_length, false);
+          if (!t) continue;  // reported by text()
+          if (t->empty()) {
+            fail(field, "must not be empty");
+            continue;
+          }
+          if (seen.insert(*t).second) out.emplace_back(*t);
+        }
+      }
+    }
+    return json::serialize(out);
+  }
+
+  std::string metadata_json(const json::value* v) {
+    if (!v || v->is_null()) return "{}";
+    if (!v->is_object()) {
+      fail("metadata", "must be a JSON object");
+      return "{}";
+    }
+    auto s = json::serialize(*v);
+    if (s.size() > settings.max_metadata_bytes)
+      fail("metadata", "larger than " + std::to_string(settings.max_metadata_bytes) +
+                           " bytes when serialized");
+    return s;
+  }
+
+  std::vector<std::pair<std::string, std::string>> headers(const json::value* v) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!v || v->is_null()) return out;
+    if (!v->is_object()) {
+      fail("headers", "must be an object of header names to string values");
+      return out;
+    }
+    const auto& o = v->get_object();
+    if (o.size() > settings.max_headers)
+      fail("headers", "at most " + std::to_string(settings.max_headers) + " headers are allowed");
+    for (const auto& kv : o) {
+      std::string name(kv.key());
+      auto field = "headers." + name;
+      if (!is_valid_header_name(name)) {
+        fail(field, "not a valid header name (printable ASCII without ':' or spaces)");
+        continue;
+      }
+      if (is_reserved_header(name)) {
+        fail(field, "this header is set by Petrel or by the transport and cannot be given");
+        continue;
+      }
+      if (!kv.value().is_string()) {
+        fail(field, "the value must be a string");
+        continue;
+      }
+      std::string value(kv.value().get_string());
+      if (value.find_first_of("\r\n") != std::string::npos) {
+        fail(field, "the value contains CR or LF (header injection)");
+        continue;
+      }
+      if (!is_clean_utf8(value)) {
+        fail(field, "the value contains control characters or invalid UTF-8");
+        continue;
+      }
+      if (value.size() > max_header_value_octets) {
+        fail(field, "the value is longer than " + std::to_string(max_header_value_octets) +
+                        " octets");
+        continue;
+      }
+      out.emplace_back(std::move(name), std::move(value));
+    }
+    return out;
+  }
+
+  const submission_settings& settings;
+  std::vector<field_error> errors;
+};
+
+void reject_unknown(validator& v, const json::object& o, std::initializer_list<const char*> known) {
+  for (const auto& kv : o) {
+    bool found = false;
+    for (const char* k : known)
+      if (kv.key() == k) found = true;
+    if (!found) v.fail(std::string(kv.key()), "unknown field");
+  }
+}
+
+recipient_record make_recipient(const mailbox& box, recipient_kind kind, std::int64_t now_ms) {
+  recipient_record r;
+  r.id = new_id();
+  r.address = box.address();
+  r.domain = box.ascii_domain;
+  r.kind = kind;
+  r.state = recipient_state::queued;
+  r.next_attempt_at_ms = now_ms;
+  r.updated_at_ms = now_ms;
+  return r;
+}
+
+// Adds recipients once each: the same address (domain case-insensitive) twice is one
+// delivery, listed under the kind that named it first.
+void add_recipients(message_record& m, std::set<std::string>& seen,
+                    const std::vector<mailbox>& boxes, recipient_kind kind, std::int64_t now_ms) {
+  for (const auto& box : boxes) {
+    if (!seen.insert(box.local_part + "@" + box.ascii_domain).second) continue;
+    m.recipients.push_back(make_recipient(box, kind, now_ms));
+  }
+}
+
+std::string message_id_for(const id128& id, const std::string& configured_domain,
+                           const std::string& from_domain) {
+  const auto& domain = configured_domain.empty() ? from_domain : configured_domain;
+  return id.str() + "@" + domain;
+}
+
+submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms) {
+  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign"});
+  message_record m;
+  m.id = new_id();
+  m.created_at_ms = now_ms;
+  m.tags_json = v.tags_json(o.if_contains("tags"));
+  m.metadata_json = v.metadata_json(o.if_contains("metadata"));
+  m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
+
+  const auto* envelope = o.if_contains("envelope");
+  std::optional<mailbox> from;
+  std::vector<mailbox> to;
+  if (!envelope || !envelope->is_object()) {
+    v.fail("envelope", "required with raw: an object {\"from\", \"to\": [...]}");
+  } else {
+    const auto& e = envelope->get_object();
+    reject_unknown(v, e, {"from", "to"});
+    if (const auto* f = e.if_contains("from"); f && f->is_string()) {
+      auto p = parse_address(std::string_view(f->get_string()));
+      if (p)
+        from = p.value();
+      else
+        v.fail("envelope.from", p.error());
+    } else {
+      v.fail("envelope.from", "required, an address string");
+    }
+    const auto* t = e.if_contains("to");
+    if (!t || !t->is_array()) {
+      v.fail("envelope.to", "required, an array of address strings");
+    } else {
+      const auto& a = t->get_array();
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        auto field = "envelope.to[" + std::to_string(i) + "]";
+        if (!a[i].is_string()) {
+          v.fail(field, "must be an address string");
+          continue;
+        }
+        auto p = parse_address(std::string_view(a[i].get_string()));
+        if (p)
+          to.push_back(p.value());
+        else
+          v.fail(field, p.error());
+      }
+      if (a.empty()) v.fail("envelope.to", "at least one recipient is required");
+      if (a.size() > v.settings.max_recipients)
+        v.fail("envelope.to", "at most " + std::to_string(v.settings.max_recipients) +
+                                  " recipients are allowed");
+    }
+  }
+
+  std::string raw;
+  const auto* raw_value = o.if_contains("raw");
+  if (!raw_value->is_string()) {
+    v.fail("raw", "must be a base64 string");
+  } else if (!decode_base64(std::string_view(raw_value->get_string()), raw)) {
+    v.fail("raw", "not valid base64");
+  }
+  if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
+  if (raw.size() > v.settings.max_message_bytes)
+    return submission_rejection{
+        413, {{"raw", "the message is larger than " + std::to_string(v.settings.max_message_bytes) +
+                          " bytes"}}};
+  auto prepared = prepare_raw_message(raw, message_id_for(m.id, v.settings.message_id_domain,
+                                                          from->ascii_domain),
+                                      now_ms);
+  if (!prepared) return submission_rejection{400, {{"raw", prepared.error()}}};
+  auto& r = prepared.value();
+  m.mail_from = from->envelope_address();
+  m.subject = r.subject.substr(0, 998);
+  m.message_id_header = r.message_id_header;
+  m.content = std::move(r.content);
+  m.size = m.content.size();
+  std::set<std::string> seen;
+  add_recipients(m, seen, to, recipient_kind::envelope, now_ms);
+  return m;
+}
+
+}  // namespace
+
+bool decode_base64(std::string_view text, std::string& out) {
+  out.clear();
+  out.reserve(text.size() / 4 * 3);
+  std::uint32_t buffer = 0;
+  int bits = 0;
+  bool padding = false;
+  for (char c : text) {
+    int value;
+    if (c >= 'A' && c <= 'Z') value = c - 'A';
+    else if (c >= 'a' && c <= 'z') value = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') value = c - '0' + 52;
+    else if (c == '+' || c == '-') value = 62;
+    else if (c == '/' || c == '_') value = 63;
+    else if (c == '=') { padding = true; continue; }
+    else if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;
+    else return false;
+    if (padding) return false;  // data after padding
+    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((buffer >> bits) & 0xFF));
+    }
+  }
+  return bits < 6;  // a lone 6-bit group cannot encode a byte
+}
+
+submission_result parse_submission(std::string_view body, const submission_settings& settings,
+                                   std::int64_t now_ms) {
+  validator v(settings);
+  json::parse_options options;
+  options.max_depth = max_json_depth;
+  boost::system::error_code ec;
+  json::monotonic_resource resource;
+  auto doc = json::parse(body, ec, &resource, options);
+  if (ec) return submission_rejection{400, {{"", "the body is not valid JSON: " + ec.message()}}};
+  if (!doc.is_object()) return submission_rejection{400, {{"", "the body must be a JSON object"}}};
+  const auto& o = doc.get_object();
+
+  if (o.if_contains("raw")) {
+    for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"})
+      if (o.if_contains(structured))
+        v.fail(structured, "not allowed together with raw (the raw message carries it)");
+    auto result = parse_raw(v, o, now_ms);
+    if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
+    return result;
+  }
+
+  reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
+                        "headers", "tags", "metadata", "campaign"});
+  message_spec spec;
+  const auto* from = o.if_contains("from");
+  if (!from || from->is_null())
+    v.fail("from", "required");
+  else if (auto box = v.address(*from, "from"))
+    spec.from = *box;
+  spec.to = v.address_list(o.if_contains("to"), "to");
+  spec.cc = v.address_list(o.if_contains("cc"), "cc");
+  auto bcc = v.address_list(o.if_contains("bcc"), "bcc");
+  spec.reply_to = v.address_list(o.if_contains("reply_to"), "reply_to");
+  auto count = spec.to.size() + spec.cc.size() + bcc.size();
+  if (count == 0 && v.ok()) v.fail("to", "at least one recipient (to, cc or bcc) is required");
+  if (count > settings.max_recipients)
+    v.fail("to", "at most " + std::to_string(settings.max_recipients) +
+                     " recipients (to + cc + bcc) are allowed, got " + std::to_string(count));
+  spec.subject = v.text(o.if_contains("subject"), "subject", settings.max_subject_length, false)
+                     .value_or("");
+  spec.text = v.text(o.if_contains("text"), "text", settings.max_message_bytes, true);
+  spec.html = v.text(o.if_contains("html"), "html", settings.max_message_bytes, true);
+  if (!spec.text && !spec.html && !o.if_contains("text") && !o.if_contains("html"))
+    v.fail("text", "a body is required: text, html or both");
+  spec.headers = v.headers(o.if_contains("headers"));
+  message_record m;
+  m.tags_json = v.tags_json(o.if_contains("tags"));
+  m.metadata_json = v.metadata_json(o.if_contains("metadata"));
+  m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
+  if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
+
+  m.id = new_id();
+  m.created_at_ms = now_ms;
+  spec.message_id = message_id_for(m.id, settings.message_id_domain, spec.from.ascii_domain);
+  spec.date_ms = now_ms;
+  auto built = build_message(spec);
+  if (!built) return submission_rejection{400, {{"headers", built.error()}}};
+  if (built.value().content.size() > settings.max_message_bytes)
+    return submission_rejection{
+        413, {{"", "the message is larger than " + std::to_string(settings.max_message_bytes) +
+                       " bytes"}}};
+  m.mail_from = spec.from.envelope_address();
+  m.subject = spec.subject;
+  m.message_id_header = built.value().message_id_header;
+  m.content = std::move(built.value().content);
+  m.size = m.content.size();
+  std::set<std::string> seen;
+  add_recipients(m, seen, spec.to, recipient_kind::to, now_ms);
+  add_recipients(m, seen, spec.cc, recipient_kind::cc, now_ms);
+  add_recipients(m, seen, bcc, recipient_kind::bcc, now_ms);
+  return m;
+}
+
+}  // namespace petrel

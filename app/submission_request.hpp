@@ -1,0 +1,38 @@
+// POST /v1/messages bodies: validation of the JSON (structured or raw), and the message
+// record it becomes (built RFC 5322 content, recipients, metadata). Plain code: runs on the
+// HTTP threads, unit-tested directly.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "config/config.hpp"
+#include "storage/records.hpp"
+
+namespace petrel {
+
+struct field_error {
+  std::string field;   // JSON path: "to[2]", "from", "headers.X-Tag", "" for the body
+  std::string detail;  // what is wrong, in a sentence
+};
+
+struct submission_rejection {
+  int status = 400;  // 400, or 413 when the message exceeds max_message_bytes
+  std::vector<field_error> errors;
+};
+
+using submission_result = std::variant<message_record, submission_rejection>;
+
+// Parses and validates a submission; on success the record has fresh ids, its content built
+// (or the raw message normalized) and every recipient "queued" and due at now_ms. The tenant
+// id is left empty for the tenant actor to fill.
+submission_result parse_submission(std::string_view body, const submission_settings& settings,
+                                   std::int64_t now_ms);
+
+// Standard or URL-safe base64; line breaks and spaces are skipped; false on anything else.
+bool decode_base64(std::string_view text, std::string& out);
+
+}  // namespace petrel

@@ -1,0 +1,120 @@
+// The configuration of a Petrel node: every setting with its default. Loaded from TOML by
+// load_config(); docs/configuration.md describes each key and config/petrel.toml shows them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/units.hpp"
+
+namespace petrel {
+
+using namespace std::chrono_literals;
+
+struct log_settings {
+  std::string level = "info";   // trace, debug, info, warn, error, critical, off
+  std::string format = "text";  // text (key=value) or json (one object per line)
+};
+
+struct http_settings {
+  listen_address listen{"127.0.0.1", 8080};
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;  // a submission's JSON, raw base64 included
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds read_timeout = 30s;     // to receive one whole request
+  std::chrono::milliseconds idle_timeout = 60s;     // keep-alive connection without a request
+  std::chrono::milliseconds handler_timeout = 30s;  // request accepted, answer not yet ready -> 503
+  std::uint64_t max_connections = 4096;
+  int threads = 1;  // Asio threads running the listeners
+  std::chrono::milliseconds shutdown_grace = 10s;  // in-flight requests get this long on stop
+};
+
+struct admin_settings {
+  listen_address listen{"127.0.0.1", 8081};
+  std::string token;       // bearer token for /admin; empty -> read or create token_file
+  std::string token_file;  // default <data_dir>/admin.token
+};
+
+struct storage_settings {
+  std::string data_dir = "./data";
+  std::string url;                          // empty -> sqlite:<data_dir>/petrel.db
+  std::string sqlite_synchronous = "full";  // full or normal (see docs/operations.md)
+  std::chrono::milliseconds busy_timeout = 5s;
+  std::uint64_t batch_max_operations = 2048;  // writes per group-committed transaction
+  std::uint64_t max_pending_writes = 20000;   // beyond this, submissions get 503 + Retry-After
+  std::chrono::milliseconds request_timeout = 20s;  // an actor's wait for the store
+};
+
+struct submission_settings {
+  std::uint64_t max_recipients = 1000;  // to + cc + bcc (or envelope.to) per message
+  std::uint64_t max_message_bytes = 10 * 1024 * 1024;  // the built or raw RFC 5322 message
+  std::uint64_t max_metadata_bytes = 4096;             // metadata, serialized as JSON
+  std::uint64_t max_tags = 10;
+  std::uint64_t max_tag_length = 128;
+  std::uint64_t max_headers = 50;
+  std::uint64_t max_subject_length = 998;
+  std::string message_id_domain;  // right side of generated Message-IDs; empty -> the From domain
+};
+
+struct tenant_settings {
+  rate default_rate{100, "100/s"};  // messages per second, when a tenant has no own rate
+  std::uint32_t default_burst = 200;
+};
+
+struct bootstrap_settings {
+  // On first start with an empty store: create this tenant and print its API key once.
+  bool create_tenant = true;
+  std::string tenant_name = "default";
+};
+
+struct actor_settings {
+  int threads = 0;  // CAF scheduler workers; 0 -> one per core
+  int max_restarts = 5;  // restart intensity: at most this many restarts of a child ...
+  std::chrono::milliseconds restart_window = 60s;  // ... within this window, else escalate
+  std::chrono::milliseconds restart_backoff = 100ms;  // first restart delay, doubled each time
+  std::chrono::milliseconds restart_backoff_max = 10s;
+  std::chrono::milliseconds domain_idle_timeout = 10min;  // an empty domain actor retires
+};
+
+struct debug_settings {
+  // Enables /admin/debug/crash, which crashes an actor on purpose (supervision tests).
+  bool fault_injection = false;
+};
+
+struct config {
+  std::string source;  // the file it came from, or "(defaults)"
+  log_settings log;
+  http_settings http;
+  admin_settings admin;
+  storage_settings storage;
+  submission_settings submission;
+  tenant_settings tenants;
+  bootstrap_settings bootstrap;
+  actor_settings actors;
+  debug_settings debug;
+
+  // The effective store URL (storage.url, or the SQLite file under data_dir).
+  std::string storage_url() const;
+  std::string admin_token_path() const;
+};
+
+struct config_error {
+  std::string file;
+  int line = 0;
+  int column = 0;
+  std::string key;  // dotted, e.g. "http.listen"
+  std::string reason;
+  std::string to_string() const;  // "file:line:col: key: reason"
+};
+
+struct config_result {
+  config value;
+  std::vector<config_error> errors;  // empty when the file is valid
+};
+
+// Reads and validates a TOML file; every error found is reported, not just the first.
+config_result load_config(const std::string& path);
+config_result load_config_text(std::string_view toml_text, const std::string& source_name);
+
+}  // namespace petrel

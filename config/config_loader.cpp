@@ -1,0 +1,359 @@
+// Loads config/*.toml into petrel::config: reads with toml++, checks every key's type and
+// range, rejects unknown keys (typos must not pass silently), and reports each error with
+// file, line, column and the dotted key.
+#include <filesystem>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "config/config.hpp"
+
+namespace petrel {
+
+std::string config::storage_url() const {
+  if (!storage.url.empty()) return storage.url;
+  return "sqlite:" + (std::filesystem::path(storage.data_dir) / "petrel.db").string();
+}
+
+std::string config::admin_token_path() const {
+  if (!admin.token_file.empty()) return admin.token_file;
+  return (std::filesystem::path(storage.data_dir) / "admin.token").string();
+}
+
+std::string config_error::to_string() const {
+  std::ostringstream out;
+  out << file;
+  if (line > 0) out << ":" << line << ":" << column;
+  out << ": ";
+  if (!key.empty()) out << key << ": ";
+  out << reason;
+  return out.str();
+}
+
+namespace {
+
+using std::chrono::milliseconds;
+
+class reader;
+
+// Reads the keys of one table ("section") and remembers which ones it knew.
+class section {
+ public:
+  section(reader& r, const toml::table* table, std::string prefix, int line, int column)
+      : reader_(r), table_(table), prefix_(std::move(prefix)), line_(line), column_(column) {}
+
+  void string(const char* key, std::string& out, std::size_t max_length = 4096);
+  void choice(const char* key, std::string& out, std::initializer_list<const char*> allowed);
+  void boolean(const char* key, bool& out);
+  template <class Int>
+  void integer(const char* key, Int& out, std::int64_t min, std::int64_t max);
+  void size(const char* key, std::uint64_t& out, std::uint64_t min, std::uint64_t max);
+  void duration(const char* key, milliseconds& out, milliseconds min, milliseconds max);
+  void rate_value(const char* key, rate& out);
+  void listen(const char* key, listen_address& out);
+  void finish();  // reports keys nobody asked for
+
+ private:
+  const toml::node* get(const char* key);
+  void fail(const toml::node* node, const char* key, std::string reason);
+
+  reader& reader_;
+  const toml::table* table_;
+  std::string prefix_;
+  int line_, column_;
+  std::set<std::string> known_;
+};
+
+class reader {
+ public:
+  reader(const toml::table& root, std::string file) : root_(root), file_(std::move(file)) {}
+
+  section open(const char* name) {
+    known_sections_.insert(name);
+    auto* node = root_.get(name);
+    if (node && !node->is_table()) {
+      error(node, name, "expected a table ([" + std::string(name) + "])");
+      return section(*this, nullptr, name, 0, 0);
+    }
+    auto* table = node ? node->as_table() : nullptr;
+    int line = node ? static_cast<int>(node->source().begin.line) : 0;
+    int column = node ? static_cast<int>(node->source().begin.column) : 0;
+    return section(*this, table, name, line, column);
+  }
+
+  void finish() {
+    for (auto&& [key, node] : root_) {
+      if (!known_sections_.count(std::string(key.str())))
+        error(&node, std::string(key.str()), "unknown section or key");
+    }
+  }
+
+  void error(const toml::node* node, std::string key, std::string reason) {
+    config_error e;
+    e.file = file_;
+    if (node) {
+      e.line = static_cast<int>(node->source().begin.line);
+      e.column = static_cast<int>(node->source().begin.column);
+    }
+    e.key = std::move(key);
+    e.reason = std::move(reason);
+    errors.push_back(std::move(e));
+  }
+
+  std::vector<config_error> errors;
+
+ private:
+  const toml::table& root_;
+  std::string file_;
+  std::set<std::string> known_sections_;
+};
+
+const toml::node* section::get(const char* key) {
+  known_.insert(key);
+  return table_ ? table_->get(key) : nullptr;
+}
+
+void section::fail(const toml::node* node, const char* key, std::string reason) {
+  reader_.error(node, prefix_ + "." + key, std::move(reason));
+}
+
+void section::string(const char* key, std::string& out, std::size_t max_length) {
+  auto* node = get(key);
+  if (!node) return;
+  auto value = node->value<std::string>();
+  if (!node->is_string() || !value) return fail(node, key, "expected a string");
+  if (value->size() > max_length)
+    return fail(node, key, "longer than " + std::to_string(max_length) + " characters");
+  out = *value;
+}
+
+void section::choice(const char* key, std::string& out,
+                     std::initializer_list<const char*> allowed) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_string()) return fail(node, key, "expected a string");
+  auto value = *node->value<std::string>();
+  std::string list;
+  for (auto* option : allowed) {
+    if (value == option) {
+      out = value;
+      return;
+    }
+    list += list.empty() ? "" : ", ";
+    list += option;
+  }
+  fail(node, key, "\"" + value + "\" is not one of: " + list);
+}
+
+void section::boolean(const char* key, bool& out) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_boolean()) return fail(node, key, "expected true or false");
+  out = *node->value<bool>();
+}
+
+template <class Int>
+void section::integer(const char* key, Int& out, std::int64_t min, std::int64_t max) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_integer()) return fail(node, key, "expected an integer");
+  auto value = *node->value<std::int64_t>();
+  if (value < min || value > max)
+    return fail(node, key,
+                "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    ", got " + std::to_string(value));
+  out = static_cast<Int>(value);
+}
+
+void section::size(const char* key, std::uint64_t& out, std::uint64_t min, std::uint64_t max) {
+  auto* node = get(key);
+  if (!node) return;
+  std::uint64_t value = 0;
+  if (node->is_integer()) {
+    auto v = *node->value<std::int64_t>();
+    if (v < 0) return fail(node, key, "must not be negative");
+    value = static_cast<std::uint64_t>(v);
+  } else if (node->is_string()) {
+    auto p = parse_size(*node->value<std::string>());
+    if (!p) return fail(node, key, p.error());
+    value = *p;
+  } else {
+    return fail(node, key, "expected a size (an integer or a string like \"10MiB\")");
+  }
+  if (value < min || value > max)
+    return fail(node, key,
+                "must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                    ", got " + std::to_string(value));
+  out = value;
+}
+
+void section::duration(const char* key, milliseconds& out, milliseconds min, milliseconds max) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_string())
+    return fail(node, key, "expected a duration string like \"30s\", \"5m\" or \"250ms\"");
+  auto p = parse_duration(*node->value<std::string>());
+  if (!p) return fail(node, key, p.error());
+  if (*p < min || *p > max)
+    return fail(node, key,
+                "must be between " + format_duration(min) + " and " + format_duration(max));
+  out = *p;
+}
+
+void section::rate_value(const char* key, rate& out) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_string()) return fail(node, key, "expected a rate string like \"100/s\"");
+  auto p = parse_rate(*node->value<std::string>());
+  if (!p) return fail(node, key, p.error());
+  out = *p;
+}
+
+void section::listen(const char* key, listen_address& out) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_string()) return fail(node, key, "expected a string like \"127.0.0.1:8080\"");
+  auto p = parse_listen_address(*node->value<std::string>());
+  if (!p) return fail(node, key, p.error());
+  out = *p;
+}
+
+void section::finish() {
+  if (!table_) return;
+  for (auto&& [key, node] : *table_) {
+    if (!known_.count(std::string(key.str())))
+      reader_.error(&node, prefix_ + "." + std::string(key.str()), "unknown key");
+  }
+}
+
+constexpr std::uint64_t kib = 1024, mib = 1024 * kib, gib = 1024 * mib;
+
+void read_all(reader& r, config& c) {
+  {
+    auto s = r.open("log");
+    s.choice("level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+    s.choice("format", c.log.format, {"text", "json"});
+    s.finish();
+  }
+  {
+    auto s = r.open("http");
+    s.listen("listen", c.http.listen);
+    s.size("max_body_bytes", c.http.max_body_bytes, 1 * kib, 1 * gib);
+    s.size("max_header_bytes", c.http.max_header_bytes, 1 * kib, 1 * mib);
+    s.duration("read_timeout", c.http.read_timeout, 100ms, 1h);
+    s.duration("idle_timeout", c.http.idle_timeout, 100ms, 1h);
+    s.duration("handler_timeout", c.http.handler_timeout, 100ms, 10min);
+    s.size("max_connections", c.http.max_connections, 1, 1'000'000);
+    s.integer("threads", c.http.threads, 1, 64);
+    s.duration("shutdown_grace", c.http.shutdown_grace, 0ms, 10min);
+    s.finish();
+  }
+  {
+    auto s = r.open("admin");
+    s.listen("listen", c.admin.listen);
+    s.string("token", c.admin.token, 512);
+    s.string("token_file", c.admin.token_file);
+    s.finish();
+    if (!c.admin.token.empty() && c.admin.token.size() < 16)
+      r.error(nullptr, "admin.token", "must be at least 16 characters long");
+  }
+  {
+    auto s = r.open("storage");
+    s.string("data_dir", c.storage.data_dir);
+    s.string("url", c.storage.url);
+    s.choice("sqlite_synchronous", c.storage.sqlite_synchronous, {"full", "normal"});
+    s.duration("busy_timeout", c.storage.busy_timeout, 0ms, 10min);
+    s.size("batch_max_operations", c.storage.batch_max_operations, 1, 1'000'000);
+    s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
+    s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
+    s.finish();
+    auto& url = c.storage.url;
+    if (!url.empty() && url.rfind("sqlite:", 0) != 0)
+      r.error(nullptr, "storage.url",
+              "unsupported store \"" + url + "\" (this build supports sqlite:<path>)");
+    if (c.storage.data_dir.empty()) r.error(nullptr, "storage.data_dir", "must not be empty");
+  }
+  {
+    auto s = r.open("submission");
+    s.size("max_recipients", c.submission.max_recipients, 1, 100'000);
+    s.size("max_message_bytes", c.submission.max_message_bytes, 1 * kib, 1 * gib);
+    s.size("max_metadata_bytes", c.submission.max_metadata_bytes, 0, 1 * mib);
+    s.size("max_tags", c.submission.max_tags, 0, 1000);
+    s.size("max_tag_length", c.submission.max_tag_length, 1, 1024);
+    s.size("max_headers", c.submission.max_headers, 0, 1000);
+    s.size("max_subject_length", c.submission.max_subject_length, 1, 100'000);
+    s.string("message_id_domain", c.submission.message_id_domain, 253);
+    s.finish();
+  }
+  {
+    auto s = r.open("tenants");
+    s.rate_value("default_rate", c.tenants.default_rate);
+    s.integer("default_burst", c.tenants.default_burst, 1, 10'000'000);
+    s.finish();
+  }
+  {
+    auto s = r.open("bootstrap");
+    s.boolean("create_tenant", c.bootstrap.create_tenant);
+    s.string("tenant_name", c.bootstrap.tenant_name, 128);
+    s.finish();
+    if (c.bootstrap.tenant_name.empty())
+      r.error(nullptr, "bootstrap.tenant_name", "must not be empty");
+  }
+  {
+    auto s = r.open("actors");
+    s.integer("threads", c.actors.threads, 0, 256);
+    s.integer("max_restarts", c.actors.max_restarts, 0, 1000);
+    s.duration("restart_window", c.actors.restart_window, 1ms, 24h);
+    s.duration("restart_backoff", c.actors.restart_backoff, 0ms, 10min);
+    s.duration("restart_backoff_max", c.actors.restart_backoff_max, 0ms, 1h);
+    s.duration("domain_idle_timeout", c.actors.domain_idle_timeout, 1s, 24h);
+    s.finish();
+  }
+  {
+    auto s = r.open("debug");
+    s.boolean("fault_injection", c.debug.fault_injection);
+    s.finish();
+  }
+  r.finish();
+}
+
+}  // namespace
+
+config_result load_config_text(std::string_view toml_text, const std::string& source_name) {
+  config_result result;
+  result.value.source = source_name;
+  toml::table root;
+  try {
+    root = toml::parse(toml_text, source_name);
+  } catch (const toml::parse_error& e) {
+    config_error err;
+    err.file = source_name;
+    err.line = static_cast<int>(e.source().begin.line);
+    err.column = static_cast<int>(e.source().begin.column);
+    err.reason = "TOML syntax error: " + std::string(e.description());
+    result.errors.push_back(std::move(err));
+    return result;
+  }
+  reader r(root, source_name);
+  read_all(r, result.value);
+  result.errors = std::move(r.errors);
+  return result;
+}
+
+config_result load_config(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    config_result result;
+    result.errors.push_back({path, 0, 0, "", "cannot open the file: " +
+                                                 std::string(std::strerror(errno))});
+    return result;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return load_config_text(text.str(), path);
+}
+
+}  // namespace petrel

@@ -1,0 +1,150 @@
+// Parsers for durations, sizes, rates and listen addresses (see units.hpp).
+#include "config/units.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+
+namespace petrel {
+
+namespace {
+
+bool parse_number(std::string_view text, double& out) {
+  if (text.empty()) return false;
+  auto first = text.data();
+  auto last = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(first, last, out);
+  return ec == std::errc{} && ptr == last && std::isfinite(out);
+}
+
+std::string quoted(std::string_view text) { return "\"" + std::string(text) + "\""; }
+
+}  // namespace
+
+parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  using std::chrono::milliseconds;
+  if (text.empty()) return parsed<milliseconds>::failure("empty duration");
+  double bare = 0;
+  if (parse_number(text, bare)) {
+    if (bare < 0) return parsed<milliseconds>::failure("negative duration " + quoted(text));
+    return milliseconds(static_cast<std::int64_t>(std::llround(bare * 1000)));
+  }
+  double total_ms = 0;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    std::size_t start = i;
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+      ++i;
+    double amount = 0;
+    if (!parse_number(text.substr(start, i - start), amount))
+      return parsed<milliseconds>::failure("expected a number in duration " + quoted(text) +
+                                           " (e.g. \"30s\", \"5m\", \"1h30m\")");
+    std::size_t unit_start = i;
+    while (i < text.size() && std::isalpha(static_cast<unsigned char>(text[i]))) ++i;
+    auto unit = text.substr(unit_start, i - unit_start);
+    double factor = 0;
+    if (unit == "ms") factor = 1;
+    else if (unit == "s") factor = 1000;
+    else if (unit == "m" || unit == "min") factor = 60'000;
+    else if (unit == "h") factor = 3'600'000;
+    else if (unit == "d") factor = 86'400'000;
+    else
+      return parsed<milliseconds>::failure("unknown unit " + quoted(unit) + " in duration " +
+                                           quoted(text) + " (use ms, s, m, h, d)");
+    total_ms += amount * factor;
+  }
+  if (total_ms > 1e15) return parsed<milliseconds>::failure("duration too large " + quoted(text));
+  return milliseconds(static_cast<std::int64_t>(std::llround(total_ms)));
+}
+
+std::string format_duration(std::chrono::milliseconds d) {
+  auto ms = d.count();
+  if (ms != 0 && ms % 86'400'000 == 0) return std::to_string(ms / 86'400'000) + "d";
+  if (ms != 0 && ms % 3'600'000 == 0) return std::to_string(ms / 3'600'000) + "h";
+  if (ms != 0 && ms % 60'000 == 0) return std::to_string(ms / 60'000) + "m";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+parsed<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  double amount = 0;
+  if (!parse_number(text.substr(0, i), amount) || amount < 0)
+    return parsed<std::uint64_t>::failure("expected a size like \"10MiB\" or \"512KB\", got " +
+                                          quoted(text));
+  auto unit = text.substr(i);
+  while (!unit.empty() && unit.front() == ' ') unit.remove_prefix(1);
+  double factor = 0;
+  if (unit.empty() || unit == "B") factor = 1;
+  else if (unit == "KiB") factor = 1024.0;
+  else if (unit == "MiB") factor = 1024.0 * 1024;
+  else if (unit == "GiB") factor = 1024.0 * 1024 * 1024;
+  else if (unit == "KB" || unit == "kB") factor = 1e3;
+  else if (unit == "MB") factor = 1e6;
+  else if (unit == "GB") factor = 1e9;
+  else
+    return parsed<std::uint64_t>::failure("unknown unit " + quoted(unit) + " in size " +
+                                          quoted(text) + " (use B, KiB, MiB, GiB, KB, MB, GB)");
+  double bytes = amount * factor;
+  if (bytes > 1e15) return parsed<std::uint64_t>::failure("size too large " + quoted(text));
+  return static_cast<std::uint64_t>(std::llround(bytes));
+}
+
+parsed<rate> parse_rate(std::string_view text) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos)
+    return parsed<rate>::failure("expected a rate like \"100/s\" or \"6000/h\", got " +
+                                 quoted(text));
+  double amount = 0;
+  if (!parse_number(text.substr(0, slash), amount) || amount < 0)
+    return parsed<rate>::failure("expected a non-negative number before '/' in rate " +
+                                 quoted(text));
+  auto unit = text.substr(slash + 1);
+  double seconds = 0;
+  if (unit == "s" || unit == "sec") seconds = 1;
+  else if (unit == "min" || unit == "m") seconds = 60;
+  else if (unit == "h") seconds = 3600;
+  else if (unit == "d") seconds = 86400;
+  else
+    return parsed<rate>::failure("unknown period " + quoted(unit) + " in rate " + quoted(text) +
+                                 " (use s, min, h, d)");
+  return rate{amount / seconds, std::string(text)};
+}
+
+std::string listen_address::to_string() const {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+parsed<listen_address> parse_listen_address(std::string_view text) {
+  auto fail = [&] {
+    return parsed<listen_address>::failure("expected \"host:port\" or \"[ipv6]:port\", got " +
+                                           quoted(text));
+  };
+  listen_address out;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return fail();
+    out.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) return fail();
+    out.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  if (out.host.empty() || port_text.empty()) return fail();
+  unsigned port = 0;
+  auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port > 65535)
+    return parsed<listen_address>::failure("port must be a number from 0 to 65535 in " +
+                                           quoted(text));
+  out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+}  // namespace petrel

@@ -1,0 +1,53 @@
+// Parsers for the value syntaxes used in the configuration and the APIs: durations ("30s",
+// "5m", "1h30m"), byte sizes ("10MiB", "512KB"), rates ("100/s", "6000/min") and listen
+// addresses ("127.0.0.1:8080", "[::1]:8080"). Pure functions; errors are values.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+
+namespace petrel {
+
+// A parse result: either the value or a human-readable reason why the text was rejected.
+template <class T>
+class parsed {
+ public:
+  parsed(T value) : value_(std::in_place_index<0>, std::move(value)) {}
+  static parsed failure(std::string reason) { return parsed(std::move(reason), 0); }
+  explicit operator bool() const { return value_.index() == 0; }
+  const T& value() const { return std::get<0>(value_); }
+  T& value() { return std::get<0>(value_); }
+  const T& operator*() const { return value(); }
+  const std::string& error() const { return std::get<1>(value_); }
+
+ private:
+  parsed(std::string reason, int) : value_(std::in_place_index<1>, std::move(reason)) {}
+  std::variant<T, std::string> value_;  // index 0: the value, 1: the reason
+};
+
+// "250ms", "30s", "5m", "2h", "3d", and sums like "1h30m". A bare number is seconds.
+parsed<std::chrono::milliseconds> parse_duration(std::string_view text);
+std::string format_duration(std::chrono::milliseconds d);
+
+// "1024", "512B", "64KiB", "10MiB", "1GiB"; KB/MB/GB are read as powers of 1000.
+parsed<std::uint64_t> parse_size(std::string_view text);
+
+// A rate of events: "N/s", "N/min", "N/h", "N/d" (N may be fractional, e.g. "0.5/s").
+struct rate {
+  double per_second = 0;
+  std::string text;  // as written, for messages and admin views
+};
+parsed<rate> parse_rate(std::string_view text);
+
+struct listen_address {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+// "host:port", "[v6]:port"; port 0 asks the kernel for an ephemeral port.
+parsed<listen_address> parse_listen_address(std::string_view text);
+
+}  // namespace petrel

@@ -1,0 +1,44 @@
+// Email addresses as Petrel accepts them from clients: an RFC 5321 mailbox (local-part@domain,
+// dot-atom or quoted local part, RFC 6531 UTF-8 allowed) with an optional display name. The
+// destination domain is normalized to lower-case ASCII (IDNA A-labels via libidn2), which is
+// what DNS lookups and per-domain queues are keyed by.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "config/units.hpp"
+
+namespace petrel {
+
+struct mailbox {
+  std::string display_name;  // UTF-8, may be empty
+  std::string local_part;    // as given (quoted form kept with its quotes)
+  std::string domain;        // as given, lower-cased if ASCII
+  std::string ascii_domain;  // A-label form, lower case; [literal] kept as is
+
+  // local_part@domain, the form shown back to clients.
+  std::string address() const { return local_part + "@" + domain; }
+  // local_part@ascii_domain, the form for the SMTP envelope.
+  std::string envelope_address() const { return local_part + "@" + ascii_domain; }
+  // A non-ASCII local part can only travel with SMTPUTF8 (RFC 6531).
+  bool needs_smtputf8() const;
+};
+
+// Limits from RFC 5321 section 4.5.3.1.
+constexpr std::size_t max_local_part_octets = 64;
+constexpr std::size_t max_domain_octets = 255;
+constexpr std::size_t max_path_octets = 254;  // local@domain without the angle brackets
+constexpr std::size_t max_display_name_octets = 256;
+
+// "local@domain" only.
+parsed<mailbox> parse_address(std::string_view text);
+// "local@domain", "Name <local@domain>" or "\"Name, Quoted\" <local@domain>".
+parsed<mailbox> parse_mailbox(std::string_view text);
+// A display name given separately (JSON {"email", "name"}): no control characters, bounded.
+parsed<std::string> check_display_name(std::string_view name);
+
+// true when text is well-formed UTF-8 without C0 controls other than TAB (and no DEL).
+bool is_clean_utf8(std::string_view text, bool allow_tab = true);
+
+}  // namespace petrel

@@ -1,0 +1,86 @@
+// Plain HTTP request/response values and the server's interface. Handlers see these structs,
+// never Beast types, so the API code compiles without Beast and Asio headers.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config/units.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace petrel {
+
+struct http_request {
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: path and query
+  std::string path;    // the target up to '?'
+  std::string query;   // after '?', not decoded
+  std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
+  std::string body;
+  std::string remote_address;
+
+  // The first header of that (lower-case) name, or empty.
+  std::string_view header(std::string_view lower_name) const;
+};
+
+struct http_response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Completes one request. Call it exactly once, from any thread; it hops back to the
+// connection's own executor by itself.
+using http_responder = std::function<void(http_response)>;
+// Receives every request. It must not block: it answers now or later through the responder.
+using http_handler = std::function<void(http_request&&, http_responder)>;
+
+struct http_server_options {
+  std::string name = "http";  // for logs
+  listen_address listen;
+  std::uint64_t max_body_bytes = 10 * 1024 * 1024;
+  std::uint64_t max_header_bytes = 16 * 1024;
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds handler_timeout{30'000};
+  std::uint64_t max_connections = 4096;
+  // Called after each response is written (status code); for metrics.
+  std::function<void(int)> on_response;
+};
+
+// An HTTP/1.1 server on Boost.Beast: one coroutine per connection, keep-alive, bounded header
+// and body sizes, timeouts on every read, "Expect: 100-continue", and answers it writes itself
+// for malformed requests (400), oversized ones (413, 431) and handlers that never answer (503).
+class http_server {
+ public:
+  http_server(boost::asio::io_context& io, http_server_options options, http_handler handler);
+  ~http_server();
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  // Binds and listens; throws std::runtime_error naming the address when it cannot.
+  void start();
+  std::uint16_t port() const;
+
+  // Stops accepting, closes idle keep-alive connections and lets requests in progress finish
+  // (their connections close after the response). Thread-safe.
+  void stop();
+  std::size_t open_connections() const;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace petrel

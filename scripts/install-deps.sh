@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages Petrel needs to build, run and test. Idempotent: it asks
+# apt only for what is missing, so a second run costs a dpkg query and nothing else.
+set -euo pipefail
+
+# Build and runtime libraries.
+build_packages=(
+  build-essential cmake ninja-build ccache pkg-config
+  libcaf-dev                      # actor framework (0.17.6; cmake/FindCAF.cmake finds it)
+  libboost1.81-dev libboost-json1.81-dev   # Beast/Asio (headers), Boost.JSON
+  libssl-dev libpq-dev libc-ares-dev libspdlog-dev libsqlite3-dev
+  libtomlplusplus-dev             # configuration files
+  libgmime-3.0-dev                # RFC 5322/MIME building and parsing
+  libidn2-dev                     # IDNA (U-label -> A-label) for recipient domains
+  catch2                          # Catch2 v2 unit tests
+)
+# What the test suite and benchmarks drive the real binary with.
+test_packages=(
+  python3 python3-requests python3-pytest curl
+)
+
+want=("${build_packages[@]}")
+if [ "${1:-}" != "--build-only" ]; then
+  want+=("${test_packages[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,36 @@
+// Identifiers of tenants, messages, recipients, keys and events: 128-bit ULIDs (48-bit
+// millisecond time + 80 random bits), written as 26 Crockford base32 characters. They sort by
+// creation time, need no database round trip to allocate, and are unique across nodes.
+#pragma once
+
+#include <compare>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace petrel {
+
+struct id128 {
+  std::uint64_t hi = 0;
+  std::uint64_t lo = 0;
+
+  bool empty() const { return hi == 0 && lo == 0; }
+  std::string str() const;  // 26 characters
+  std::int64_t time_ms() const { return static_cast<std::int64_t>(hi >> 16); }
+  static std::optional<id128> parse(std::string_view text);  // case-insensitive
+
+  friend auto operator<=>(const id128&, const id128&) = default;
+};
+
+// A new ULID, strictly greater than every earlier one made by this process (monotonic).
+id128 new_id();
+
+struct id128_hash {
+  std::size_t operator()(const id128& id) const noexcept {
+    return std::hash<std::uint64_t>{}(id.hi * 0x9E3779B97F4A7C15ull ^ id.lo);
+  }
+};
+
+}  // namespace petrel

@@ -1,0 +1,110 @@
+// The rows Petrel keeps: tenants, API keys, messages, recipients and events, as plain structs
+// shared by the store backends, the actors and the HTTP API.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "storage/ids.hpp"
+
+namespace petrel {
+
+// Where a recipient stands. queued and deferred are waiting (held by a domain actor); the
+// others are final and never change again.
+enum class recipient_state : std::uint8_t {
+  queued = 0,
+  deferred = 1,
+  delivered = 2,
+  bounced = 3,
+  expired = 4,
+  suppressed = 5,
+  cancelled = 6,
+};
+std::string_view to_string(recipient_state s);
+std::optional<recipient_state> parse_recipient_state(std::string_view text);
+inline bool is_final(recipient_state s) {
+  return s != recipient_state::queued && s != recipient_state::deferred;
+}
+
+// How the recipient was named in the submission.
+enum class recipient_kind : std::uint8_t { to = 0, cc = 1, bcc = 2, envelope = 3 };
+std::string_view to_string(recipient_kind k);
+std::optional<recipient_kind> parse_recipient_kind(std::string_view text);
+
+struct tenant_record {
+  id128 id;
+  std::string name;
+  double rate_per_second = 0;  // 0: the configured default
+  std::uint32_t burst = 0;     // 0: the configured default
+  bool suspended = false;
+  std::int64_t created_at_ms = 0;
+};
+
+struct api_key_record {
+  id128 id;
+  id128 tenant_id;
+  std::string key_hash;  // hex SHA-256 of the whole key; the key itself is never stored
+  std::string prefix;    // the key's first characters, to tell keys apart in listings
+  std::int64_t created_at_ms = 0;
+  std::int64_t revoked_at_ms = 0;  // 0: active
+};
+
+struct recipient_record {
+  id128 id;
+  std::string address;  // as submitted (domain part lower-cased)
+  std::string domain;   // ASCII (A-label) destination domain, lower case
+  recipient_kind kind = recipient_kind::to;
+  recipient_state state = recipient_state::queued;
+  std::uint32_t attempts = 0;
+  std::int64_t next_attempt_at_ms = 0;
+  std::int64_t updated_at_ms = 0;
+  std::string last_reply;
+};
+
+struct message_record {
+  id128 id;
+  id128 tenant_id;
+  std::int64_t created_at_ms = 0;
+  std::string mail_from;  // envelope sender (RFC 5321 MAIL FROM)
+  std::string subject;
+  std::string campaign;
+  std::string tags_json;      // JSON array of strings
+  std::string metadata_json;  // JSON object
+  std::string message_id_header;  // the Message-ID header's value, with angle brackets
+  std::uint64_t size = 0;
+  std::string content;  // the complete RFC 5322 message, CRLF line endings
+  std::vector<recipient_record> recipients;
+};
+
+struct event_record {
+  id128 id;
+  id128 tenant_id;
+  id128 message_id;
+  id128 recipient_id;  // empty for events about the whole message
+  std::string type;    // accepted, delivered, deferred, bounced, ...
+  std::int64_t at_ms = 0;
+  std::string data_json;  // type-specific details (JSON object)
+};
+
+// A waiting recipient as its domain actor holds it: ids and times, no addresses or bodies.
+struct queued_recipient {
+  id128 recipient_id;
+  id128 message_id;
+  id128 tenant_id;
+  std::string domain;
+  recipient_state state = recipient_state::queued;
+  std::uint32_t attempts = 0;
+  std::int64_t next_attempt_at_ms = 0;
+};
+
+// A message as GET /v1/messages/{id} shows it: the message without its content, its
+// recipients and the events about it (oldest first).
+struct message_details {
+  message_record message;
+  std::vector<event_record> events;
+};
+
+}  // namespace petrel

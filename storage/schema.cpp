@@ -1,0 +1,80 @@
+// Petrel's schema migrations (see schema.hpp).
+#include "storage/schema.hpp"
+
+namespace petrel {
+
+const std::vector<migration>& schema_migrations() {
+  static const std::vector<migration> all = {
+      {1,
+       "tenants, api keys, messages, recipients, events",
+       {
+           R"(CREATE TABLE tenants (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                rate_per_second {double} NOT NULL DEFAULT 0,
+                burst INTEGER NOT NULL DEFAULT 0,
+                suspended INTEGER NOT NULL DEFAULT 0,
+                created_at BIGINT NOT NULL))",
+           R"(CREATE TABLE api_keys (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                key_hash TEXT NOT NULL UNIQUE,
+                prefix TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                revoked_at BIGINT NOT NULL DEFAULT 0))",
+           R"(CREATE TABLE messages (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                created_at BIGINT NOT NULL,
+                mail_from TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                campaign TEXT NOT NULL,
+                tags TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                message_id_header TEXT NOT NULL,
+                size BIGINT NOT NULL,
+                content {blob} NOT NULL))",
+           "CREATE INDEX messages_tenant ON messages(tenant_id, created_at)",
+           R"(CREATE TABLE recipients (
+                id TEXT PRIMARY KEY,
+                message_id TEXT NOT NULL REFERENCES messages(id),
+                tenant_id TEXT NOT NULL,
+                address TEXT NOT NULL,
+                domain TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                state TEXT NOT NULL,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                last_reply TEXT NOT NULL DEFAULT ''))",
+           "CREATE INDEX recipients_message ON recipients(message_id)",
+           // Only waiting recipients are indexed for recovery; final ones drop out of it.
+           R"(CREATE INDEX recipients_waiting ON recipients(domain, id)
+                WHERE state IN ('queued', 'deferred'))",
+           R"(CREATE TABLE events (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                recipient_id TEXT NOT NULL,
+                type TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                data TEXT NOT NULL))",
+           "CREATE INDEX events_message ON events(message_id)",
+           "CREATE INDEX events_tenant ON events(tenant_id, id)",
+       }},
+  };
+  return all;
+}
+
+std::string render_sql(std::string_view sql, sql_dialect dialect) {
+  std::string out(sql);
+  auto replace = [&](std::string_view from, std::string_view to) {
+    for (auto pos = out.find(from); pos != std::string::npos; pos = out.find(from, pos + to.size()))
+      out.replace(pos, from.size(), to);
+  };
+  replace("{blob}", dialect == sql_dialect::sqlite ? "BLOB" : "BYTEA");
+  replace("{double}", dialect == sql_dialect::sqlite ? "REAL" : "DOUBLE PRECISION");
+  return out;
+}
+
+}  // namespace petrel

@@ -1,0 +1,503 @@
+// SQLite implementation of the store interface (see store.hpp and sqlite_store.hpp).
+#include "storage/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <unordered_map>
+
+#include "storage/schema.hpp"
+
+namespace petrel {
+
+namespace {
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// A failure of one write operation that leaves the transaction usable (a constraint).
+class operation_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A prepared statement borrowed from the cache; reset and unbound when the borrow ends.
+class statement {
+ public:
+  statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  statement(const statement&) = delete;
+  ~statement() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+  // Bound text and blobs must outlive step(): every caller steps before its arguments die.
+  statement& bind(int index, std::string_view text) {
+    check(sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
+                            SQLITE_STATIC));
+    return *this;
+  }
+  statement& bind(int index, const id128& id) {
+    owned_.push_back(id.empty() ? std::string() : id.str());
+    return bind(index, std::string_view(owned_.back()));
+  }
+  statement& bind(int index, std::int64_t value) {
+    check(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  statement& bind(int index, double value) {
+    check(sqlite3_bind_double(stmt_, index, value));
+    return *this;
+  }
+  statement& bind_blob(int index, std::string_view bytes) {
+    check(sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()),
+                            SQLITE_STATIC));
+    return *this;
+  }
+
+  // true: a row is available; false: done.
+  bool step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    fail(rc);
+    return false;
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+
+  std::string text(int column) const {
+    auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, column));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+             : std::string();
+  }
+  std::string blob(int column) const {
+    auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, column));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)))
+             : std::string();
+  }
+  id128 id(int column) const {
+    auto t = text(column);
+    if (t.empty()) return {};
+    auto parsed = id128::parse(t);
+    if (!parsed) throw store_error("malformed id in the database: \"" + t + "\"");
+    return *parsed;
+  }
+  std::int64_t integer(int column) const { return sqlite3_column_int64(stmt_, column); }
+  double real(int column) const { return sqlite3_column_double(stmt_, column); }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) fail(rc);
+  }
+  [[noreturn]] void fail(int rc) {
+    std::string message = sqlite3_errmsg(db_);
+    if ((rc & 0xff) == SQLITE_CONSTRAINT) throw operation_error(message);
+    throw store_error("sqlite: " + message + " (code " + std::to_string(rc) + ")");
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  std::deque<std::string> owned_;  // text of bound ids; a deque never moves its elements
+};
+
+class sqlite_store final : public store {
+ public:
+  sqlite_store(std::string path, const store_options& options) : path_(std::move(path)) {
+    auto parent = std::filesystem::path(path_).parent_path();
+    if (!parent.empty()) {
+      std::error_code ec;
+      std::filesystem::create_directories(parent, ec);
+      if (ec)
+        throw store_error("cannot create the data directory " + parent.string() + ": " +
+                          ec.message());
+    }
+    int rc = sqlite3_open_v2(path_.c_str(), &db_,
+                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc != SQLITE_OK) {
+      std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw store_error("cannot open SQLite database " + path_ + ": " + message);
+    }
+    sqlite3_extended_result_codes(db_, 1);
+    sqlite3_busy_timeout(db_, options.busy_timeout_ms);
+    execute("PRAGMA journal_mode=WAL");
+    execute(options.sqlite_synchronous == "normal" ? "PRAGMA synchronous=NORMAL"
+                                                   : "PRAGMA synchronous=FULL");
+    execute("PRAGMA foreign_keys=ON");
+  }
+
+  ~sqlite_store() override {
+    for (auto& [sql, stmt] : cache_) sqlite3_finalize(stmt);
+    if (db_) sqlite3_close(db_);
+  }
+
+  std::string describe() const override { return "sqlite:" + path_; }
+
+  void migrate() override {
+    execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+    // BEGIN IMMEDIATE takes the write lock: a second process migrating at the same time
+    // waits for this one and then sees the new version.
+    execute("BEGIN IMMEDIATE");
+    try {
+      int current = schema_version();
+      for (const auto& m : schema_migrations()) {
+        if (m.version <= current) continue;
+        for (const char* sql : m.statements) execute(render_sql(sql, sql_dialect::sqlite));
+        auto ins = prepare(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)");
+        ins.bind(1, static_cast<std::int64_t>(m.version))
+            .bind(2, std::string_view(m.description))
+            .bind(3, now_ms());
+        ins.run();
+      }
+      execute("COMMIT");
+    } catch (...) {
+      execute_noexcept("ROLLBACK");
+      throw;
+    }
+  }
+
+  int schema_version() override {
+    auto q = prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    return q.step() ? static_cast<int>(q.integer(0)) : 0;
+  }
+
+  std::vector<std::string> apply(const std::vector<write_op>& ops) override {
+    std::vector<std::string> results(ops.size());
+    if (ops.empty()) return results;
+    // Fast path: the whole batch in one transaction without savepoints. If one operation
+    // fails on a constraint, roll back and replay with a savepoint per operation.
+    execute("BEGIN IMMEDIATE");
+    try {
+      for (const auto& op : ops) apply_one(op);
+      commit();
+      return results;
+    } catch (const operation_error&) {
+      execute_noexcept("ROLLBACK");
+    } catch (...) {
+      execute_noexcept("ROLLBACK");
+      throw;
+    }
+    execute("BEGIN IMMEDIATE");
+    try {
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        execute("SAVEPOINT op");
+        try {
+          apply_one(ops[i]);
+          execute("RELEASE op");
+        } catch (const operation_error& e) {
+          execute("ROLLBACK TO op");
+          execute("RELEASE op");
+          results[i] = e.what();
+        }
+      }
+      commit();
+    } catch (...) {
+      execute_noexcept("ROLLBACK");
+      throw;
+    }
+    return results;
+  }
+
+  std::vector<tenant_record> load_tenants() override {
+    std::vector<tenant_record> out;
+    auto q = prepare(
+        "SELECT id, name, rate_per_second, burst, suspended, created_at FROM tenants ORDER BY id");
+    while (q.step()) {
+      tenant_record t;
+      t.id = q.id(0);
+      t.name = q.text(1);
+      t.rate_per_second = q.real(2);
+      t.burst = static_cast<std::uint32_t>(q.integer(3));
+      t.suspended = q.integer(4) != 0;
+      t.created_at_ms = q.integer(5);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  std::vector<api_key_record> load_active_api_keys() override {
+    std::vector<api_key_record> out;
+    auto q = prepare(
+        "SELECT id, tenant_id, key_hash, prefix, created_at, revoked_at FROM api_keys "
+        "WHERE revoked_at = 0 ORDER BY id");
+    while (q.step()) {
+      api_key_record k;
+      k.id = q.id(0);
+      k.tenant_id = q.id(1);
+      k.key_hash = q.text(2);
+      k.prefix = q.text(3);
+      k.created_at_ms = q.integer(4);
+      k.revoked_at_ms = q.integer(5);
+      out.push_back(std::move(k));
+    }
+    return out;
+  }
+
+  std::optional<message_details> find_message(const id128& tenant_id,
+                                              const id128& message_id) override {
+    message_details out;
+    {
+      auto q = prepare(
+          "SELECT created_at, mail_from, subject, campaign, tags, metadata, message_id_header, "
+          "size FROM messages WHERE id = ? AND tenant_id = ?");
+      q.bind(1, message_id).bind(2, tenant_id);
+      if (!q.step()) return std::nullopt;
+      auto& m = out.message;
+      m.id = message_id;
+      m.tenant_id = tenant_id;
+      m.created_at_ms = q.integer(0);
+      m.mail_from = q.text(1);
+      m.subject = q.text(2);
+      m.campaign = q.text(3);
+      m.tags_json = q.text(4);
+      m.metadata_json = q.text(5);
+      m.message_id_header = q.text(6);
+      m.size = static_cast<std::uint64_t>(q.integer(7));
+    }
+    {
+      auto q = prepare(
+          "SELECT id, address, domain, kind, state, attempts, next_attempt_at, updated_at, "
+          "last_reply FROM recipients WHERE message_id = ? ORDER BY id");
+      q.bind(1, message_id);
+      while (q.step()) {
+        recipient_record r;
+        r.id = q.id(0);
+        r.address = q.text(1);
+        r.domain = q.text(2);
+        r.kind = parse_recipient_kind(q.text(3)).value_or(recipient_kind::to);
+        r.state = parse_recipient_state(q.text(4)).value_or(recipient_state::queued);
+        r.attempts = static_cast<std::uint32_t>(q.integer(5));
+        r.next_attempt_at_ms = q.integer(6);
+        r.updated_at_ms = q.integer(7);
+        r.last_reply = q.text(8);
+        out.message.recipients.push_back(std::move(r));
+      }
+    }
+    {
+      auto q = prepare(
+          "SELECT id, recipient_id, type, created_at, data FROM events WHERE message_id = ? "
+          "ORDER BY id");
+      q.bind(1, message_id);
+      while (q.step()) {
+        event_record e;
+        e.id = q.id(0);
+        e.tenant_id = tenant_id;
+        e.message_id = message_id;
+        e.recipient_id = q.id(1);
+        e.type = q.text(2);
+        e.at_ms = q.integer(3);
+        e.data_json = q.text(4);
+        out.events.push_back(std::move(e));
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> pending_domains(const std::string& after,
+                                           std::size_t limit) override {
+    auto q = prepare(
+        "SELECT DISTINCT domain FROM recipients WHERE state IN ('queued', 'deferred') "
+        "AND domain > ?1 ORDER BY domain LIMIT ?2");
+    q.bind(1, std::string_view(after)).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<std::string> out;
+    while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain) override {
+    auto q = prepare(
+        "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at "
+        "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 ORDER BY domain, id");
+    q.bind(1, std::string_view(domain));
+    return read_queued(q);
+  }
+
+  std::uint64_t count_recipients(recipient_state state) override {
+    auto q = prepare("SELECT COUNT(*) FROM recipients WHERE state = ?");
+    q.bind(1, to_string(state));
+    return q.step() ? static_cast<std::uint64_t>(q.integer(0)) : 0;
+  }
+
+  void check() override {
+    auto q = prepare("SELECT 1");
+    q.step();
+  }
+
+ private:
+  std::vector<queued_recipient> read_queued(statement& q) {
+    std::vector<queued_recipient> out;
+    while (q.step()) {
+      queued_recipient r;
+      r.recipient_id = q.id(0);
+      r.message_id = q.id(1);
+      r.tenant_id = q.id(2);
+      r.domain = q.text(3);
+      r.state = parse_recipient_state(q.text(4)).value_or(recipient_state::queued);
+      r.attempts = static_cast<std::uint32_t>(q.integer(5));
+      r.next_attempt_at_ms = q.integer(6);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  void apply_one(const write_op& op) {
+    std::visit([this](const auto& o) { apply_op(o); }, op);
+  }
+
+  void apply_op(const insert_message_op& op) {
+    const auto& m = op.message;
+    {
+      auto q = prepare(
+          "INSERT INTO messages (id, tenant_id, created_at, mail_from, subject, campaign, tags, "
+          "metadata, message_id_header, size, content) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+      q.bind(1, m.id)
+          .bind(2, m.tenant_id)
+          .bind(3, m.created_at_ms)
+          .bind(4, std::string_view(m.mail_from))
+          .bind(5, std::string_view(m.subject))
+          .bind(6, std::string_view(m.campaign))
+          .bind(7, std::string_view(m.tags_json))
+          .bind(8, std::string_view(m.metadata_json))
+          .bind(9, std::string_view(m.message_id_header))
+          .bind(10, static_cast<std::int64_t>(m.size))
+          .bind_blob(11, m.content);
+      q.run();
+    }
+    for (const auto& r : m.recipients) {
+      auto q = prepare(
+          "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, "
+          "attempts, next_attempt_at, updated_at, last_reply) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+      q.bind(1, r.id)
+          .bind(2, m.id)
+          .bind(3, m.tenant_id)
+          .bind(4, std::string_view(r.address))
+          .bind(5, std::string_view(r.domain))
+          .bind(6, to_string(r.kind))
+          .bind(7, to_string(r.state))
+          .bind(8, static_cast<std::int64_t>(r.attempts))
+          .bind(9, r.next_attempt_at_ms)
+          .bind(10, r.updated_at_ms)
+          .bind(11, std::string_view(r.last_reply));
+      q.run();
+    }
+    insert_event(op.accepted);
+  }
+
+  void insert_event(const event_record& e) {
+    auto q = prepare(
+        "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
+        "VALUES (?,?,?,?,?,?,?)");
+    q.bind(1, e.id)
+        .bind(2, e.tenant_id)
+        .bind(3, e.message_id)
+        .bind(4, e.recipient_id)
+        .bind(5, std::string_view(e.type))
+        .bind(6, e.at_ms)
+        .bind(7, std::string_view(e.data_json));
+    q.run();
+  }
+
+  void apply_op(const insert_tenant_op& op) {
+    const auto& t = op.tenant;
+    auto q = prepare(
+        "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at) "
+        "VALUES (?,?,?,?,?,?)");
+    q.bind(1, t.id)
+        .bind(2, std::string_view(t.name))
+        .bind(3, t.rate_per_second)
+        .bind(4, static_cast<std::int64_t>(t.burst))
+        .bind(5, static_cast<std::int64_t>(t.suspended ? 1 : 0))
+        .bind(6, t.created_at_ms);
+    q.run();
+    for (const auto& key : op.keys) apply_op(insert_api_key_op{key});
+  }
+
+  void apply_op(const insert_api_key_op& op) {
+    const auto& k = op.key;
+    auto q = prepare(
+        "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at, revoked_at) "
+        "VALUES (?,?,?,?,?,?)");
+    q.bind(1, k.id)
+        .bind(2, k.tenant_id)
+        .bind(3, std::string_view(k.key_hash))
+        .bind(4, std::string_view(k.prefix))
+        .bind(5, k.created_at_ms)
+        .bind(6, k.revoked_at_ms);
+    q.run();
+  }
+
+  void apply_op(const revoke_api_key_op& op) {
+    auto q = prepare(
+        "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at = 0");
+    q.bind(1, op.revoked_at_ms).bind(2, op.key_id).bind(3, op.tenant_id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such active key for this tenant");
+  }
+
+  void commit() {
+    int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+    if (rc != SQLITE_OK)
+      throw store_error("sqlite: commit failed: " + std::string(sqlite3_errmsg(db_)));
+  }
+
+  statement prepare(const char* sql) {
+    auto it = cache_.find(sql);
+    if (it == cache_.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) !=
+          SQLITE_OK)
+        throw store_error("sqlite: cannot prepare \"" + std::string(sql) +
+                          "\": " + sqlite3_errmsg(db_));
+      it = cache_.emplace(sql, stmt).first;
+    }
+    return statement(db_, it->second);
+  }
+
+  void execute(const std::string& sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+      std::string message = error ? error : sqlite3_errmsg(db_);
+      sqlite3_free(error);
+      throw store_error("sqlite: " + message + " (in: " + sql.substr(0, 80) + ")");
+    }
+  }
+  void execute_noexcept(const char* sql) noexcept {
+    sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+  }
+
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  // Keyed by the SQL literal's address: every query is a string literal in this file.
+  std::unordered_map<const char*, sqlite3_stmt*> cache_;
+};
+
+}  // namespace
+
+std::unique_ptr<store> open_sqlite_store(const std::string& path, const store_options& options) {
+  return std::make_unique<sqlite_store>(path, options);
+}
+
+std::unique_ptr<store> open_store(const std::string& url, const store_options& options) {
+  if (url.rfind("sqlite:", 0) == 0) {
+    auto path = url.substr(7);
+    if (path.rfind("//", 0) == 0) path = path.substr(2);  // sqlite:///abs/path
+    if (path.empty()) throw store_error("storage url \"" + url + "\" names no file");
+    return open_sqlite_store(path, options);
+  }
+  throw store_error("unsupported storage url \"" + url + "\"");
+}
+
+}  // namespace petrel

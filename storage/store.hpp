@@ -1,0 +1,89 @@
+// The store interface: everything Petrel persists goes through it. Two backends implement it
+// (SQLite embedded, PostgreSQL for production and clusters) with the same semantics; the SQL
+// stays portable and dialect differences live in storage/schema.cpp. A store object is used
+// by one thread at a time (the store actor's), so implementations need no locking.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "storage/records.hpp"
+
+namespace petrel {
+
+// Raised by backends for failures of the database itself (I/O errors, lost connection,
+// corruption). The store actor turns it into error replies; it never escapes an actor.
+class store_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Writes, applied in batches: one transaction per batch (group commit).
+struct insert_message_op {
+  message_record message;   // with its recipients
+  event_record accepted;    // the message's "accepted" event
+};
+struct insert_tenant_op {
+  tenant_record tenant;
+  std::vector<api_key_record> keys;  // created with the tenant, in the same operation
+};
+struct insert_api_key_op {
+  api_key_record key;
+};
+struct revoke_api_key_op {
+  id128 key_id;
+  id128 tenant_id;
+  std::int64_t revoked_at_ms = 0;
+};
+using write_op = std::variant<insert_message_op, insert_tenant_op, insert_api_key_op,
+                              revoke_api_key_op>;
+
+struct store_options {
+  std::string sqlite_synchronous = "full";
+  int busy_timeout_ms = 5000;
+};
+
+class store {
+ public:
+  virtual ~store() = default;
+
+  virtual std::string describe() const = 0;  // backend and location, for logs
+
+  // Brings the schema to the newest version; safe to call on every start.
+  virtual void migrate() = 0;
+  virtual int schema_version() = 0;
+
+  // Applies all operations in one transaction. Each operation runs under its own savepoint,
+  // so one that violates a constraint fails alone: the result holds, per operation, an empty
+  // string (applied) or the reason it was not. Throws store_error when the transaction as a
+  // whole could not be committed; then nothing of the batch is applied.
+  virtual std::vector<std::string> apply(const std::vector<write_op>& ops) = 0;
+
+  virtual std::vector<tenant_record> load_tenants() = 0;
+  virtual std::vector<api_key_record> load_active_api_keys() = 0;
+
+  // The message, its recipients and events, only if it belongs to the tenant.
+  virtual std::optional<message_details> find_message(const id128& tenant_id,
+                                                      const id128& message_id) = 0;
+
+  // Domains that have waiting recipients, sorted, after `after`, at most limit of them.
+  virtual std::vector<std::string> pending_domains(const std::string& after,
+                                                   std::size_t limit) = 0;
+  virtual std::vector<queued_recipient> pending_recipients_of_domain(
+      const std::string& domain) = 0;
+
+  // Counts recipients per state, for readiness checks and tests.
+  virtual std::uint64_t count_recipients(recipient_state state) = 0;
+
+  // A trivial query: throws store_error when the database is not usable.
+  virtual void check() = 0;
+};
+
+// Opens the store a URL names: "sqlite:<path>". Throws store_error when it cannot.
+std::unique_ptr<store> open_store(const std::string& url, const store_options& options);
+
+}  // namespace petrel
