@@ -46,8 +46,6 @@ bool read_error(const caf::error& e, petrel_errc& code, std::string& detail,
 
 void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<id128>("petrel::id128");
-  cfg.add_message_type<recipient_state>("petrel::recipient_state");
-  cfg.add_message_type<recipient_kind>("petrel::recipient_kind");
   cfg.add_message_type<tenant_record>("petrel::tenant_record");
   cfg.add_message_type<std::vector<tenant_record>>("std::vector<petrel::tenant_record>");
   cfg.add_message_type<api_key_record>("petrel::api_key_record");
@@ -62,6 +60,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<submit_receipt>("petrel::submit_receipt");
   cfg.add_message_type<tenant_identity>("petrel::tenant_identity");
   cfg.add_message_type<new_tenant>("petrel::new_tenant");
+  cfg.add_message_type<tenant_patch>("petrel::tenant_patch");
   cfg.add_message_type<issued_key>("petrel::issued_key");
   cfg.add_message_type<created_tenant>("petrel::created_tenant");
   cfg.add_message_type<tenant_summary>("petrel::tenant_summary");

@@ -100,6 +100,16 @@ struct new_tenant {
   std::uint32_t burst = 0;     // 0: configured default
 };
 
+// Changes to a tenant's settings; only the fields marked set are applied.
+struct tenant_patch {
+  bool set_rate = false;
+  double rate_per_second = 0;  // 0: back to the configured default
+  bool set_burst = false;
+  std::uint32_t burst = 0;
+  bool set_suspended = false;
+  bool suspended = false;
+};
+
 // A newly issued API key: the secret is in api_key and is never shown again.
 struct issued_key {
   api_key_record key;
@@ -152,6 +162,8 @@ using store_actor = caf::typed_actor<
     caf::replies_to<persist_atom, api_key_record>::with<caf::ok_atom>,
     // Revokes (key id, tenant id). -> ok, or not_found
     caf::replies_to<revoke_atom, id128, id128>::with<caf::ok_atom>,
+    // Writes a tenant's rate, burst and suspension. -> ok after commit
+    caf::replies_to<caf::update_atom, tenant_record>::with<caf::ok_atom>,
     // All tenants and their active keys.
     caf::replies_to<load_atom, tenant_atom>::with<std::vector<tenant_record>,
                                                   std::vector<api_key_record>>,
@@ -166,7 +178,9 @@ using store_actor = caf::typed_actor<
     // Commits what has been batched (sent to itself behind queued writes).
     caf::reacts_to<commit_atom>,
     // Commits what is pending, closes the database and quits.
-    caf::replies_to<shutdown_atom>::with<caf::ok_atom>>;
+    caf::replies_to<shutdown_atom>::with<caf::ok_atom>,
+    // Fault injection: the next n commits fail as if the disk had failed.
+    caf::reacts_to<crash_atom, std::uint64_t>>;
 
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
@@ -228,6 +242,8 @@ using tenants_actor = caf::typed_actor<
     caf::replies_to<create_atom, key_atom, id128>::with<issued_key>,
     // Admin: revoke (tenant id, key id).
     caf::replies_to<revoke_atom, id128, id128>::with<caf::ok_atom>,
+    // Admin: change a tenant's rate, burst or suspension. -> the updated tenant
+    caf::replies_to<caf::update_atom, id128, tenant_patch>::with<tenant_record>,
     // Admin: every tenant with its active keys.
     caf::replies_to<list_atom>::with<std::vector<tenant_summary>>,
     // First start: create the named tenant if no tenant exists. -> it, or an empty record
@@ -302,6 +318,11 @@ typename Inspector::result_type inspect(Inspector& f, tenant_identity& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, new_tenant& x) {
   return f(caf::meta::type_name("new_tenant"), x.name, x.rate_per_second, x.burst);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tenant_patch& x) {
+  return f(caf::meta::type_name("tenant_patch"), x.set_rate, x.rate_per_second, x.set_burst,
+           x.burst, x.set_suspended, x.suspended);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, issued_key& x) {

@@ -24,6 +24,7 @@ struct store_state {
   std::vector<write_op> ops;
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
+  std::uint64_t injected_failures = 0;  // fault injection: commits still to fail
   static inline const char* name = "store";
 };
 
@@ -49,6 +50,10 @@ void commit_pending(store_pointer self) {
   st.promises.clear();
   auto started = std::chrono::steady_clock::now();
   try {
+    if (st.injected_failures > 0) {
+      --st.injected_failures;
+      throw store_error("fault injection: commit failed on purpose");
+    }
     auto results = database(self).apply(ops);
     auto seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -68,7 +73,7 @@ void commit_pending(store_pointer self) {
     for (auto& p : promises)
       p.deliver(make_error(petrel_errc::store_failed, "the store could not commit", 1000));
     try {
-      st.db->check();
+      if (st.db) st.db->check();
     } catch (const store_error&) {
       st.db.reset();  // reopened on next use
     }
@@ -127,6 +132,13 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       },
       [=](revoke_atom, id128 key_id, id128 tenant_id) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, revoke_api_key_op{key_id, tenant_id, unix_now_ms()});
+      },
+      [=](caf::update_atom, tenant_record& t) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, update_tenant_op{std::move(t)});
+      },
+      [=](crash_atom, std::uint64_t commits) {
+        spdlog::warn("store.fault_injection failing_commits={}", commits);
+        self->state.injected_failures = commits;
       },
       [=](load_atom, tenant_atom)
           -> caf::result<std::vector<tenant_record>, std::vector<api_key_record>> {

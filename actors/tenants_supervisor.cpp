@@ -238,6 +238,33 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
         spdlog::info("tenants.key_revoked tenant={} key={}", tenant_id.str(), key_id.str());
         return self->delegate(st.store, revoke_atom::value, key_id, tenant_id);
       },
+      [=](caf::update_atom, id128 tenant_id, const tenant_patch& patch) -> caf::result<tenant_record> {
+        auto& st = self->state;
+        auto it = st.tenants.find(tenant_id);
+        if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
+        auto updated = it->second.record;
+        if (patch.set_rate) updated.rate_per_second = patch.rate_per_second;
+        if (patch.set_burst) updated.burst = patch.burst;
+        if (patch.set_suspended) updated.suspended = patch.suspended;
+        auto rp = self->make_response_promise<tenant_record>();
+        self->request(st.store, st.settings.storage.request_timeout, caf::update_atom::value, updated)
+            .then(
+                [=](caf::ok_atom) mutable {
+                  auto& s = self->state;
+                  auto entry = s.tenants.find(tenant_id);
+                  if (entry != s.tenants.end()) {
+                    entry->second.record = updated;
+                    if (entry->second.handle)
+                      self->send(entry->second.handle, tenant_atom::value, updated);
+                  }
+                  spdlog::info("tenants.updated tenant={} rate_per_second={} burst={} suspended={}",
+                               tenant_id.str(), updated.rate_per_second, updated.burst,
+                               updated.suspended);
+                  rp.deliver(updated);
+                },
+                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      },
       [=](list_atom) {
         std::vector<tenant_summary> out;
         for (const auto& [id, entry] : self->state.tenants) {

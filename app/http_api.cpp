@@ -31,7 +31,7 @@ json::value timestamp(std::int64_t ms) {
   std::time_t seconds = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   gmtime_r(&seconds, &tm);
-  char buf[40];
+  char buf[80];
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(ms % 1000));
@@ -308,6 +308,10 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
       if (method == "POST") return admin_create_tenant(request, std::move(respond));
       return respond(method_not_allowed("GET, POST"));
     }
+    if (parts.size() == 3) {
+      if (method != "PATCH") return respond(method_not_allowed("PATCH"));
+      return admin_update_tenant(parts[2], request, std::move(respond));
+    }
     if (parts.size() == 4 && parts[3] == "keys") {
       if (method != "POST") return respond(method_not_allowed("POST"));
       return admin_create_key(parts[2], std::move(respond));
@@ -317,10 +321,10 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
       return admin_revoke_key(parts[2], parts[4], std::move(respond));
     }
   }
-  if (parts.size() == 3 && parts[1] == "debug" && parts[2] == "crash") {
-    if (!cfg_.debug.fault_injection) return respond(not_found());
+  if (parts.size() == 3 && parts[1] == "debug" && cfg_.debug.fault_injection) {
     if (method != "POST") return respond(method_not_allowed("POST"));
-    return admin_crash(request, std::move(respond));
+    if (parts[2] == "crash") return admin_crash(request, std::move(respond));
+    if (parts[2] == "store") return admin_store_fault(request, std::move(respond));
   }
   respond(not_found());
 }
@@ -415,6 +419,71 @@ void http_api::admin_create_tenant(const http_request& request, http_responder r
       },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, create_atom::value,
       std::move(t));
+}
+
+void http_api::admin_update_tenant(const std::string& tenant_id, const http_request& request,
+                                   http_responder respond) {
+  auto id = id128::parse(tenant_id);
+  if (!id) return respond(problem(404, "not-found", "Not Found", "no such tenant"));
+  boost::system::error_code ec;
+  auto doc = json::parse(request.body, ec);
+  if (ec || !doc.is_object())
+    return respond(problem(400, "invalid-request", "Bad Request", "the body must be a JSON object"));
+  std::vector<field_error> errors;
+  tenant_patch patch;
+  for (const auto& kv : doc.get_object()) {
+    std::string key(kv.key());
+    const auto& v = kv.value();
+    if (key == "rate") {
+      patch.set_rate = true;
+      if (v.is_null()) continue;  // back to the default
+      auto value = v.is_string() ? parse_rate(std::string_view(v.get_string()))
+                                 : parsed<petrel::rate>::failure("must be a string like \"100/s\" or null");
+      if (value && value.value().per_second > 0)
+        patch.rate_per_second = value.value().per_second;
+      else
+        errors.push_back({"rate", value ? std::string("must be above zero") : value.error()});
+    } else if (key == "burst") {
+      patch.set_burst = true;
+      if (v.is_null()) continue;
+      if (v.is_int64() && v.get_int64() > 0 && v.get_int64() <= 10'000'000)
+        patch.burst = static_cast<std::uint32_t>(v.get_int64());
+      else
+        errors.push_back({"burst", "must be an integer from 1 to 10000000, or null"});
+    } else if (key == "suspended") {
+      patch.set_suspended = true;
+      if (v.is_bool())
+        patch.suspended = v.get_bool();
+      else
+        errors.push_back({"suspended", "must be true or false"});
+    } else {
+      errors.push_back({key, "unknown field (rate, burst, suspended)"});
+    }
+  }
+  if (!errors.empty())
+    return respond(problem(400, "invalid-request", "Bad Request",
+                           errors.front().field + ": " + errors.front().detail, errors));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  ask<tenant_record>(
+      sys_, s->tenants, cfg_.http.handler_timeout,
+      [respond](tenant_record& t) { respond(json_response(200, json::object{{"tenant", tenant_json(t)}})); },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, caf::update_atom::value,
+      *id, patch);
+}
+
+void http_api::admin_store_fault(const http_request& request, http_responder respond) {
+  boost::system::error_code ec;
+  auto doc = json::parse(request.body, ec);
+  const json::value* n = nullptr;
+  if (!ec && doc.is_object()) n = doc.get_object().if_contains("fail_commits");
+  if (!n || !n->is_int64() || n->get_int64() < 0)
+    return respond(problem(400, "invalid-request", "Bad Request",
+                           "fail_commits: required, how many commits should fail",
+                           {{"fail_commits", "required, a non-negative integer"}}));
+  auto s = directory_->get();
+  caf::anon_send(s->store, crash_atom::value, static_cast<std::uint64_t>(n->get_int64()));
+  respond(json_response(202, json::object{{"failing_commits", n->get_int64()}}));
 }
 
 void http_api::admin_create_key(const std::string& tenant_id, http_responder respond) {

@@ -31,6 +31,9 @@ class http_api {
   void admin_queues(http_responder respond);
   void admin_list_tenants(http_responder respond);
   void admin_create_tenant(const http_request& request, http_responder respond);
+  void admin_update_tenant(const std::string& tenant_id, const http_request& request,
+                           http_responder respond);
+  void admin_store_fault(const http_request& request, http_responder respond);
   void admin_create_key(const std::string& tenant_id, http_responder respond);
   void admin_revoke_key(const std::string& tenant_id, const std::string& key_id,
                         http_responder respond);

@@ -42,8 +42,11 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
   std::int64_t retry = 0;
   if (read_error(e, code, detail, retry)) {
     switch (code) {
-      case petrel_errc::unauthorized:
-        return problem(401, "unauthorized", "Unauthorized", detail);
+      case petrel_errc::unauthorized: {
+        auto r = problem(401, "unauthorized", "Unauthorized", detail);
+        r.headers.emplace_back("WWW-Authenticate", "Bearer");
+        return r;
+      }
       case petrel_errc::not_found:
         return problem(404, "not-found", "Not Found", detail);
       case petrel_errc::rate_limited:

@@ -384,8 +384,15 @@ submission_result parse_submission(std::string_view body, const submission_setti
                      " recipients (to + cc + bcc) are allowed, got " + std::to_string(count));
   spec.subject = v.text(o.if_contains("subject"), "subject", settings.max_subject_length, false)
                      .value_or("");
-  spec.text = v.text(o.if_contains("text"), "text", settings.max_message_bytes, true);
-  spec.html = v.text(o.if_contains("html"), "html", settings.max_message_bytes, true);
+  // Bodies are bounded by the message size below (413), not by a field length (400).
+  spec.text = v.text(o.if_contains("text"), "text", std::string::npos, true);
+  spec.html = v.text(o.if_contains("html"), "html", std::string::npos, true);
+  auto body_bytes = (spec.text ? spec.text->size() : 0) + (spec.html ? spec.html->size() : 0);
+  if (body_bytes > settings.max_message_bytes)
+    return submission_rejection{
+        413, {{spec.html && !spec.text ? "html" : "text",
+               "the message body is larger than " + std::to_string(settings.max_message_bytes) +
+                   " bytes"}}};
   if (!spec.text && !spec.html && !o.if_contains("text") && !o.if_contains("html"))
     v.fail("text", "a body is required: text, html or both");
   spec.headers = v.headers(o.if_contains("headers"));

@@ -1,7 +1,9 @@
 // Loads config/*.toml into petrel::config: reads with toml++, checks every key's type and
 // range, rejects unknown keys (typos must not pass silently), and reports each error with
 // file, line, column and the dotted key.
+#include <algorithm>
 #include <filesystem>
+#include <tuple>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -55,6 +57,10 @@ class section {
   void rate_value(const char* key, rate& out);
   void listen(const char* key, listen_address& out);
   void finish();  // reports keys nobody asked for
+  // Reports a problem found by a check across keys, at that key's position.
+  void problem(const char* key, std::string reason) {
+    fail(table_ ? table_->get(key) : nullptr, key, std::move(reason));
+  }
 
  private:
   const toml::node* get(const char* key);
@@ -256,9 +262,9 @@ void read_all(reader& r, config& c) {
     s.listen("listen", c.admin.listen);
     s.string("token", c.admin.token, 512);
     s.string("token_file", c.admin.token_file);
-    s.finish();
     if (!c.admin.token.empty() && c.admin.token.size() < 16)
-      r.error(nullptr, "admin.token", "must be at least 16 characters long");
+      s.problem("token", "must be at least 16 characters long");
+    s.finish();
   }
   {
     auto s = r.open("storage");
@@ -269,12 +275,11 @@ void read_all(reader& r, config& c) {
     s.size("batch_max_operations", c.storage.batch_max_operations, 1, 1'000'000);
     s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
     s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
-    s.finish();
     auto& url = c.storage.url;
     if (!url.empty() && url.rfind("sqlite:", 0) != 0)
-      r.error(nullptr, "storage.url",
-              "unsupported store \"" + url + "\" (this build supports sqlite:<path>)");
-    if (c.storage.data_dir.empty()) r.error(nullptr, "storage.data_dir", "must not be empty");
+      s.problem("url", "unsupported store \"" + url + "\" (this build supports sqlite:<path>)");
+    if (c.storage.data_dir.empty()) s.problem("data_dir", "must not be empty");
+    s.finish();
   }
   {
     auto s = r.open("submission");
@@ -298,9 +303,8 @@ void read_all(reader& r, config& c) {
     auto s = r.open("bootstrap");
     s.boolean("create_tenant", c.bootstrap.create_tenant);
     s.string("tenant_name", c.bootstrap.tenant_name, 128);
+    if (c.bootstrap.tenant_name.empty()) s.problem("tenant_name", "must not be empty");
     s.finish();
-    if (c.bootstrap.tenant_name.empty())
-      r.error(nullptr, "bootstrap.tenant_name", "must not be empty");
   }
   {
     auto s = r.open("actors");
@@ -340,6 +344,10 @@ config_result load_config_text(std::string_view toml_text, const std::string& so
   reader r(root, source_name);
   read_all(r, result.value);
   result.errors = std::move(r.errors);
+  // In file order, as an editor would walk them.
+  std::stable_sort(result.errors.begin(), result.errors.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+  });
   return result;
 }
 

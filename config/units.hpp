@@ -21,6 +21,7 @@ class parsed {
   const T& value() const { return std::get<0>(value_); }
   T& value() { return std::get<0>(value_); }
   const T& operator*() const { return value(); }
+  const T* operator->() const { return &value(); }
   const std::string& error() const { return std::get<1>(value_); }
 
  private:

@@ -1,5 +1,6 @@
 // The HTTP/1.1 server (see http.hpp): Boost.Beast with C++20 coroutines. The only translation
 // unit that includes Beast's HTTP headers for serving.
+#include <array>
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
@@ -48,9 +49,12 @@ struct connection {
   bool busy = false;  // a request is being read, handled or answered
 };
 
-std::string problem_body(int status, std::string_view title, std::string_view detail) {
+std::string problem_body(int status, std::string_view slug, std::string_view title,
+                         std::string_view detail) {
   // Built by hand: the server must not depend on the JSON library the API uses.
-  std::string out = "{\"type\":\"about:blank\",\"title\":\"";
+  std::string out = "{\"type\":\"urn:petrel:problem:";
+  out += slug;
+  out += "\",\"title\":\"";
   out += title;
   out += "\",\"status\":" + std::to_string(status) + ",\"detail\":\"";
   for (char c : detail) {
@@ -62,10 +66,19 @@ std::string problem_body(int status, std::string_view title, std::string_view de
 }
 
 http_response problem(int status, std::string_view title, std::string_view detail) {
+  std::string_view slug = "invalid-request";
+  switch (status) {
+    case 413: slug = "payload-too-large"; break;
+    case 431: slug = "headers-too-large"; break;
+    case 500: slug = "internal"; break;
+    case 503: slug = "unavailable"; break;
+    default: break;
+  }
   http_response r;
   r.status = status;
   r.content_type = "application/problem+json";
-  r.body = problem_body(status, title, detail);
+  r.body = problem_body(status, slug, title, detail);
+  if (status == 503) r.headers.emplace_back("Retry-After", "1");
   return r;
 }
 
@@ -161,6 +174,23 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     if (!ec && options.on_response) options.on_response(r.status);
   }
 
+  // Closes like nginx's lingering close: after our FIN, read and drop what the client still
+  // sends (a body we refused) for a moment, so that closing does not reset the connection
+  // before the client has read our answer.
+  asio::awaitable<void> linger_close(connection& conn) {
+    beast::error_code ignored;
+    conn.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    conn.stream.expires_after(std::chrono::seconds(1));
+    std::array<char, 16 * 1024> sink;
+    std::size_t drained = 0;
+    while (drained < 4 * 1024 * 1024) {
+      auto [ec, n] = co_await conn.stream.async_read_some(asio::buffer(sink), use_tuple);
+      if (ec) break;
+      drained += n;
+    }
+    conn.stream.close();
+  }
+
   asio::awaitable<void> session(std::shared_ptr<connection> conn, std::uint64_t id) {
     std::string remote;
     {
@@ -180,7 +210,13 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       (void)n;
       conn->busy = true;
       if (ec) {
-        if (ec == http::error::header_limit) {
+        if (ec == http::error::body_limit) {  // a Content-Length over the limit
+          co_await write_response(*conn, problem(413, "Content Too Large",
+                                                 "the request body exceeds " +
+                                                     std::to_string(options.max_body_bytes) +
+                                                     " bytes"),
+                                  11, false);
+        } else if (ec == http::error::header_limit) {
           co_await write_response(*conn, problem(431, "Request Header Fields Too Large",
                                                  "the request header exceeds " +
                                                      std::to_string(options.max_header_bytes) +
@@ -236,9 +272,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       co_await write_response(*conn, response, version, keep_alive);
       if (!keep_alive) break;
     }
-    beast::error_code ignored;
-    conn->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    conn->stream.close();
+    co_await linger_close(*conn);
     {
       std::lock_guard<std::mutex> lock(mutex);
       connections.erase(id);
@@ -264,7 +298,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
               co_await self->write_response(*conn, problem(503, "Service Unavailable",
                                                            "too many open connections"),
                                             11, false);
-              conn->stream.close();
+              co_await self->linger_close(*conn);
             },
             asio::detached);
         continue;

@@ -425,6 +425,17 @@ class sqlite_store final : public store {
     for (const auto& key : op.keys) apply_op(insert_api_key_op{key});
   }
 
+  void apply_op(const update_tenant_op& op) {
+    const auto& t = op.tenant;
+    auto q = prepare("UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ? WHERE id = ?");
+    q.bind(1, t.rate_per_second)
+        .bind(2, static_cast<std::int64_t>(t.burst))
+        .bind(3, static_cast<std::int64_t>(t.suspended ? 1 : 0))
+        .bind(4, t.id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such tenant");
+  }
+
   void apply_op(const insert_api_key_op& op) {
     const auto& k = op.key;
     auto q = prepare(

@@ -34,13 +34,16 @@ struct insert_tenant_op {
 struct insert_api_key_op {
   api_key_record key;
 };
+struct update_tenant_op {
+  tenant_record tenant;  // rate, burst and suspension are written; the name stays
+};
 struct revoke_api_key_op {
   id128 key_id;
   id128 tenant_id;
   std::int64_t revoked_at_ms = 0;
 };
-using write_op = std::variant<insert_message_op, insert_tenant_op, insert_api_key_op,
-                              revoke_api_key_op>;
+using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant_op,
+                              insert_api_key_op, revoke_api_key_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";

@@ -1,0 +1,3 @@
+// Catch2 entry point of the component tests.
+#define CATCH_CONFIG_MAIN
+#include <catch2/catch.hpp>

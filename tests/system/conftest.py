@@ -1,0 +1,199 @@
+"""Harness for system tests: starts the real petrel binary on a temporary data directory with
+ephemeral ports, and talks to it over HTTP like any client would."""
+import json
+import os
+import pathlib
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+PETREL_BIN = os.environ.get("PETREL_BIN", str(ROOT / "build" / "app" / "petrel"))
+ADMIN_TOKEN = "system-test-admin-token-0123456789"
+LISTENING = re.compile(r"http\.listening listener=(\w+) address=([\d.:\[\]a-f]+):(\d+)")
+
+
+class Node:
+    """One petrel process. Keeps its data directory across restarts."""
+
+    def __init__(self, directory: pathlib.Path, extra_config: str = ""):
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = self.dir / "data"
+        self.config_path = self.dir / "petrel.toml"
+        self.extra_config = extra_config
+        self.proc = None
+        self.stdout_lines = []
+        self.stderr_lines = []
+        self.api_port = None
+        self.admin_port = None
+        self.session = requests.Session()
+
+    def write_config(self):
+        sections = {
+            "log": {"level": '"debug"'},
+            "http": {"listen": '"127.0.0.1:0"'},
+            "admin": {"listen": '"127.0.0.1:0"', "token": f'"{ADMIN_TOKEN}"'},
+            "storage": {"data_dir": f'"{self.data_dir}"'},
+            "debug": {"fault_injection": "true"},
+        }
+        # extra_config lines "section.key = value" override or add to the defaults above.
+        for line in self.extra_config.strip().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            dotted, value = [x.strip() for x in line.split("=", 1)]
+            section, key = dotted.split(".", 1)
+            sections.setdefault(section, {})[key] = value
+        text = ""
+        for section, keys in sections.items():
+            text += f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
+        self.config_path.write_text(text)
+
+    def start(self, wait_ready=True, timeout=20):
+        self.write_config()
+        self.stdout_lines, self.stderr_lines = [], []
+        self.api_port = self.admin_port = None
+        self.proc = subprocess.Popen(
+            [PETREL_BIN, "serve", "--config", str(self.config_path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout_lines), daemon=True).start()
+        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines), daemon=True).start()
+        deadline = time.time() + timeout
+        while time.time() < deadline and (self.api_port is None or self.admin_port is None):
+            if self.proc.poll() is not None:
+                raise RuntimeError("petrel exited with %s:\n%s" % (self.proc.returncode, self.log()))
+            for line in list(self.stderr_lines):
+                m = LISTENING.search(line)
+                if m:
+                    if m.group(1) == "api":
+                        self.api_port = int(m.group(3))
+                    else:
+                        self.admin_port = int(m.group(3))
+            time.sleep(0.02)
+        if self.api_port is None or self.admin_port is None:
+            raise RuntimeError("petrel did not start listening:\n" + self.log())
+        if wait_ready:
+            self.wait_ready(deadline - time.time())
+        return self
+
+    def _pump(self, stream, sink):
+        for line in stream:
+            sink.append(line.rstrip("\n"))
+
+    def wait_ready(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if requests.get(self.url("/readyz"), timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("petrel never became ready:\n" + self.log())
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("petrel did not stop within %ss:\n%s" % (timeout, self.log()))
+        time.sleep(0.05)  # let the pump threads drain the pipes
+        return self.proc.returncode
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def log(self):
+        return "\n".join(self.stderr_lines[-80:])
+
+    @property
+    def bootstrap_key(self):
+        for line in self.stdout_lines:
+            m = re.search(r"\b(pk_[A-Za-z0-9]{40})\b", line)
+            if m:
+                return m.group(1)
+        return None
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.api_port}{path}"
+
+    def admin_url(self, path):
+        return f"http://127.0.0.1:{self.admin_port}{path}"
+
+    def submit(self, key, body, **kw):
+        headers = {"Content-Type": "application/json"}
+        if key is not None:
+            headers["Authorization"] = f"Bearer {key}"
+        headers.update(kw.pop("headers", {}))
+        data = body if isinstance(body, (str, bytes)) else json.dumps(body)
+        return self.session.post(self.url("/v1/messages"), data=data, headers=headers, timeout=30, **kw)
+
+    def get_message(self, key, message_id):
+        return self.session.get(self.url(f"/v1/messages/{message_id}"),
+                                headers={"Authorization": f"Bearer {key}"}, timeout=30)
+
+    def admin(self, method, path, **kw):
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        headers.update(kw.pop("headers", {}))
+        return self.session.request(method, self.admin_url(path), headers=headers, timeout=30, **kw)
+
+    def create_tenant(self, name, **fields):
+        r = self.admin("POST", "/admin/tenants", json={"name": name, **fields})
+        assert r.status_code == 201, r.text
+        body = r.json()
+        return body["tenant"]["id"], body["api_key"]
+
+    def metric(self, name, labels=None):
+        """The value of one series from /metrics (0 when absent)."""
+        text = requests.get(self.admin_url("/metrics"), timeout=10).text
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
+        for line in text.splitlines():
+            if line.startswith(wanted + " "):
+                return float(line.split()[-1])
+        return 0.0
+
+    def db(self):
+        return sqlite3.connect(str(self.data_dir / "petrel.db"))
+
+
+@pytest.fixture
+def make_node(tmp_path):
+    nodes = []
+
+    def factory(extra_config="", name="node", start=True):
+        node = Node(tmp_path / name, extra_config)
+        nodes.append(node)
+        if start:
+            node.start()
+        return node
+
+    yield factory
+    for node in nodes:
+        if node.proc is not None and node.proc.poll() is None:
+            code = node.stop()
+            assert code == 0, "petrel exited with %s on SIGTERM:\n%s" % (code, node.log())
+
+
+@pytest.fixture
+def node(make_node):
+    return make_node()
+
+
+def simple_message(**overrides):
+    body = {"from": "App <app@example.com>", "to": ["someone@example.net"],
+            "subject": "Hello", "text": "Hi there."}
+    body.update(overrides)
+    return body

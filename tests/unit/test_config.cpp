@@ -1,0 +1,116 @@
+// Configuration loading: defaults, values, and errors that name file, line, key and reason.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include "config/config.hpp"
+
+using namespace petrel;
+using namespace std::chrono_literals;
+
+TEST_CASE("an empty configuration gives every default") {
+  auto r = load_config_text("", "empty.toml");
+  REQUIRE(r.errors.empty());
+  CHECK(r.value.http.listen.port == 8080);
+  CHECK(r.value.admin.listen.host == "127.0.0.1");
+  CHECK(r.value.storage.sqlite_synchronous == "full");
+  CHECK(r.value.storage_url() == "sqlite:./data/petrel.db");
+  CHECK(r.value.tenants.default_rate.per_second == Approx(100));
+}
+
+TEST_CASE("values of every type are read") {
+  auto r = load_config_text(R"(
+[log]
+level = "debug"
+format = "json"
+[http]
+listen = "0.0.0.0:9000"
+max_body_bytes = "1MiB"
+read_timeout = "5s"
+threads = 2
+[storage]
+data_dir = "/var/lib/petrel"
+batch_max_operations = 64
+[tenants]
+default_rate = "600/min"
+default_burst = 5
+[bootstrap]
+create_tenant = false
+)",
+                            "full.toml");
+  REQUIRE(r.errors.empty());
+  const auto& c = r.value;
+  CHECK(c.log.level == "debug");
+  CHECK(c.log.format == "json");
+  CHECK(c.http.listen.host == "0.0.0.0");
+  CHECK(c.http.listen.port == 9000);
+  CHECK(c.http.max_body_bytes == 1024 * 1024);
+  CHECK(c.http.read_timeout == 5s);
+  CHECK(c.http.threads == 2);
+  CHECK(c.storage_url() == "sqlite:/var/lib/petrel/petrel.db");
+  CHECK(c.storage.batch_max_operations == 64);
+  CHECK(c.tenants.default_rate.per_second == Approx(10));
+  CHECK(c.tenants.default_burst == 5);
+  CHECK_FALSE(c.bootstrap.create_tenant);
+}
+
+TEST_CASE("errors name the file, line, column, key and reason") {
+  auto r = load_config_text("[http]\nthreads = 0\nlisten = 80\n", "bad.toml");
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].to_string() == "bad.toml:2:11: http.threads: must be between 1 and 64, got 0");
+  CHECK(r.errors[1].file == "bad.toml");
+  CHECK(r.errors[1].line == 3);
+  CHECK(r.errors[1].key == "http.listen");
+  CHECK_THAT(r.errors[1].reason, Catch::Contains("expected a string"));
+}
+
+TEST_CASE("unknown keys and sections are errors, so typos do not pass silently") {
+  auto r = load_config_text("[http]\nlisen = \"127.0.0.1:1\"\n[htp]\nx = 1\n", "typo.toml");
+  REQUIRE(r.errors.size() == 2);
+  CHECK(r.errors[0].key == "http.lisen");
+  CHECK(r.errors[0].reason == "unknown key");
+  CHECK(r.errors[1].key == "htp");
+}
+
+TEST_CASE("wrong types, ranges and choices are reported") {
+  auto r = load_config_text(R"(
+[log]
+level = "loud"
+[http]
+read_timeout = 30
+max_body_bytes = "lots"
+[storage]
+sqlite_synchronous = "off"
+url = "mysql://x"
+[tenants]
+default_rate = "fast"
+[bootstrap]
+create_tenant = "yes"
+)",
+                            "types.toml");
+  std::vector<std::string> keys;
+  for (const auto& e : r.errors) keys.push_back(e.key);
+  CHECK(keys == std::vector<std::string>{"log.level", "http.read_timeout", "http.max_body_bytes",
+                                         "storage.sqlite_synchronous", "storage.url",
+                                         "tenants.default_rate", "bootstrap.create_tenant"});
+  CHECK_THAT(r.errors[0].reason, Catch::Contains("not one of"));
+}
+
+TEST_CASE("a TOML syntax error gives its position") {
+  auto r = load_config_text("[http]\nlisten = \"unterminated\n", "syntax.toml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line == 2);
+  CHECK_THAT(r.errors[0].reason, Catch::StartsWith("TOML syntax error"));
+}
+
+TEST_CASE("a missing file is an error naming it") {
+  auto r = load_config("/nonexistent/petrel.toml");
+  REQUIRE(r.errors.size() == 1);
+  CHECK_THAT(r.errors[0].to_string(), Catch::StartsWith("/nonexistent/petrel.toml: cannot open"));
+}
+
+TEST_CASE("the shipped example configuration is valid") {
+  auto r = load_config(PETREL_SOURCE_DIR "/config/petrel.toml");
+  for (const auto& e : r.errors) FAIL(e.to_string());
+  CHECK(r.errors.empty());
+}

@@ -1,0 +1,249 @@
+// Message building, checked by parsing the result back with GMime's parser (a real MIME
+// parser; the system tests parse delivered messages with Python's email package as well).
+#include <catch2/catch.hpp>
+
+#include <gmime/gmime.h>
+
+#include "net/mime_message.hpp"
+
+using namespace petrel;
+
+namespace {
+
+struct parsed_message {
+  GMimeMessage* message = nullptr;
+  explicit parsed_message(const std::string& content) {
+    mime_init();
+    GMimeStream* stream = g_mime_stream_mem_new_with_buffer(content.data(), content.size());
+    GMimeParser* parser = g_mime_parser_new_with_stream(stream);
+    message = g_mime_parser_construct_message(parser, nullptr);
+    g_object_unref(parser);
+    g_object_unref(stream);
+  }
+  ~parsed_message() {
+    if (message) g_object_unref(message);
+  }
+  std::string header(const char* name) const {
+    auto* v = g_mime_object_get_header(GMIME_OBJECT(message), name);
+    return v ? v : "";
+  }
+};
+
+std::string part_text(GMimeObject* part) {
+  REQUIRE(GMIME_IS_TEXT_PART(part));
+  char* text = g_mime_text_part_get_text(GMIME_TEXT_PART(part));
+  std::string out = text ? text : "";
+  g_free(text);
+  // GMime keeps the wire's CRLF; compare against LF text.
+  std::string lf;
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (!(out[i] == '\r' && i + 1 < out.size() && out[i + 1] == '\n')) lf.push_back(out[i]);
+  return lf;
+}
+
+mailbox box(const char* address, const char* name = "") {
+  auto b = parse_address(address).value();
+  b.display_name = name;
+  return b;
+}
+
+message_spec basic_spec() {
+  message_spec s;
+  s.from = box("app@example.com", "App");
+  s.to = {box("a@example.net")};
+  s.subject = "Hello";
+  s.text = "Hi there.\nSecond line.\n";
+  s.message_id = "01ARZ3NDEKTSV4RRFFQ69G5FAV@example.com";
+  s.date_ms = 1'700'000'000'000;
+  return s;
+}
+
+void check_wire_form(const std::string& content) {
+  std::size_t line_start = 0;
+  for (std::size_t i = 0; i < content.size(); ++i) {
+    if (content[i] == '\n') {
+      REQUIRE(i > 0);
+      REQUIRE(content[i - 1] == '\r');  // no bare LF
+      REQUIRE(i - 1 - line_start <= max_line_octets);
+      line_start = i + 1;
+    } else if (content[i] == '\r') {
+      REQUIRE(i + 1 < content.size());
+      REQUIRE(content[i + 1] == '\n');  // no bare CR
+    } else {
+      REQUIRE(static_cast<unsigned char>(content[i]) < 0x80);  // 7-bit clean
+    }
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a plain text message has the structural headers and its body") {
+  auto built = build_message(basic_spec());
+  REQUIRE(built);
+  const auto& content = built->content;
+  check_wire_form(content);
+  parsed_message p(content);
+  REQUIRE(p.message);
+  CHECK(p.header("Message-Id") == "<01ARZ3NDEKTSV4RRFFQ69G5FAV@example.com>");
+  CHECK(built->message_id_header == "<01ARZ3NDEKTSV4RRFFQ69G5FAV@example.com>");
+  CHECK(p.header("MIME-Version") == "1.0");
+  CHECK(p.header("Date") == "Tue, 14 Nov 2023 22:13:20 +0000");
+  CHECK(std::string(g_mime_message_get_subject(p.message)) == "Hello");
+  CHECK(p.header("From") == "App <app@example.com>");
+  CHECK(p.header("To") == "a@example.net");
+  auto* body = g_mime_message_get_mime_part(p.message);
+  CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(body), "text", "plain"));
+  CHECK(part_text(body) == "Hi there.\nSecond line.\n");
+}
+
+TEST_CASE("UTF-8 subject, names and bodies are encoded and decode back") {
+  auto spec = basic_spec();
+  spec.from = box("app@example.com", "Zoë Ångström");
+  spec.subject = "Grüße aus Köln – 日本語のテスト";
+  spec.text = "Ça va? 😀\n";
+  auto built = build_message(spec);
+  REQUIRE(built);
+  check_wire_form(built->content);
+  CHECK(built->content.find("=?") != std::string::npos);  // RFC 2047 encoded words
+  parsed_message p(built->content);
+  CHECK(std::string(g_mime_message_get_subject(p.message)) == spec.subject);
+  auto* from = internet_address_list_get_address(g_mime_message_get_from(p.message), 0);
+  CHECK(std::string(internet_address_get_name(from)) == "Zoë Ångström");
+  auto* body = g_mime_message_get_mime_part(p.message);
+  CHECK(std::string(g_mime_object_get_content_type_parameter(body, "charset")) == "utf-8");
+  CHECK(part_text(body) == "Ça va? 😀\n");
+}
+
+TEST_CASE("text and html become multipart/alternative, plain first") {
+  auto spec = basic_spec();
+  spec.html = "<p>Hi <b>there</b></p>";
+  auto built = build_message(spec);
+  REQUIRE(built);
+  check_wire_form(built->content);
+  parsed_message p(built->content);
+  auto* body = g_mime_message_get_mime_part(p.message);
+  REQUIRE(GMIME_IS_MULTIPART(body));
+  CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(body), "multipart", "alternative"));
+  auto* mp = GMIME_MULTIPART(body);
+  REQUIRE(g_mime_multipart_get_count(mp) == 2);
+  auto* plain = g_mime_multipart_get_part(mp, 0);
+  auto* html = g_mime_multipart_get_part(mp, 1);
+  CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(plain), "text", "plain"));
+  CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(html), "text", "html"));
+  CHECK(part_text(html) == "<p>Hi <b>there</b></p>");
+}
+
+TEST_CASE("an html-only message is a single text/html part") {
+  auto spec = basic_spec();
+  spec.text.reset();
+  spec.html = "<p>only html</p>";
+  auto built = build_message(spec);
+  REQUIRE(built);
+  parsed_message p(built->content);
+  auto* body = g_mime_message_get_mime_part(p.message);
+  CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(body), "text", "html"));
+}
+
+TEST_CASE("a body line longer than 998 octets is transfer-encoded, not cut") {
+  auto spec = basic_spec();
+  std::string long_line(5000, 'x');
+  spec.text = long_line + "\nend\n";
+  auto built = build_message(spec);
+  REQUIRE(built);
+  check_wire_form(built->content);
+  parsed_message p(built->content);
+  CHECK(part_text(g_mime_message_get_mime_part(p.message)) == long_line + "\nend\n");
+}
+
+TEST_CASE("lines with leading dots and CRLF in the input survive") {
+  auto spec = basic_spec();
+  spec.text = ".\r\n..two dots\r\n.\r\nlast";
+  auto built = build_message(spec);
+  REQUIRE(built);
+  check_wire_form(built->content);
+  parsed_message p(built->content);
+  // GMime ends the last line with a line break, as a MIME body line should.
+  CHECK(part_text(g_mime_message_get_mime_part(p.message)) == ".\n..two dots\n.\nlast\n");
+}
+
+TEST_CASE("bcc recipients never appear; to, cc, reply-to and extra headers do") {
+  auto spec = basic_spec();
+  spec.cc = {box("c@example.net", "Cee")};
+  spec.reply_to = {box("replies@example.com")};
+  spec.headers = {{"X-Campaign", "spring"}, {"X-Note", "naïve café"}};
+  auto built = build_message(spec);
+  REQUIRE(built);
+  check_wire_form(built->content);
+  CHECK(built->content.find("Bcc") == std::string::npos);
+  parsed_message p(built->content);
+  CHECK(p.header("Cc") == "Cee <c@example.net>");
+  CHECK(p.header("Reply-To") == "replies@example.com");
+  CHECK(p.header("X-Campaign") == "spring");
+  char* decoded = g_mime_utils_header_decode_text(nullptr, p.header("X-Note").c_str());
+  CHECK(std::string(decoded) == "naïve café");
+  g_free(decoded);
+}
+
+TEST_CASE("reserved and invalid header names are recognized") {
+  CHECK(is_reserved_header("Bcc"));
+  CHECK(is_reserved_header("content-TYPE"));
+  CHECK(is_reserved_header("DKIM-Signature"));
+  CHECK(is_reserved_header("Received"));
+  CHECK_FALSE(is_reserved_header("X-Mailer"));
+  CHECK_FALSE(is_reserved_header("List-Unsubscribe"));
+  CHECK(is_valid_header_name("X-Tag"));
+  CHECK_FALSE(is_valid_header_name("X Tag"));
+  CHECK_FALSE(is_valid_header_name("X:Tag"));
+  CHECK_FALSE(is_valid_header_name(""));
+  CHECK_FALSE(is_valid_header_name("X-\xC3\xA9"));
+}
+
+TEST_CASE("raw messages get CRLF line endings and missing Message-ID and Date") {
+  auto raw = prepare_raw_message("From: a@example.com\nSubject: hi\n\nbody\rmore\n", "ID@example.com",
+                                 1'700'000'000'000);
+  REQUIRE(raw);
+  CHECK(raw->content ==
+        "Message-ID: <ID@example.com>\r\nDate: Tue, 14 Nov 2023 22:13:20 +0000\r\n"
+        "From: a@example.com\r\nSubject: hi\r\n\r\nbody\r\nmore\r\n");
+  CHECK(raw->message_id_header == "<ID@example.com>");
+  CHECK(raw->subject == "hi");
+}
+
+TEST_CASE("raw messages keep their own Message-ID, Date and bytes") {
+  std::string original =
+      "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <own@x.example>\r\nFrom: a@example.com\r\n"
+      "Subject: folded\r\n subject\r\n\r\nbody line\r\n";
+  auto raw = prepare_raw_message(original, "unused@example.com", 0);
+  REQUIRE(raw);
+  CHECK(raw->content == original);
+  CHECK(raw->message_id_header == "<own@x.example>");
+  CHECK(raw->subject == "folded subject");
+}
+
+TEST_CASE("raw messages that are not RFC 5322 are refused with the reason") {
+  auto no_from = prepare_raw_message("Subject: x\r\n\r\nbody\r\n", "i@x.example", 0);
+  REQUIRE_FALSE(no_from);
+  CHECK_THAT(no_from.error(), Catch::Contains("no From"));
+  auto not_mail = prepare_raw_message("just some text\r\n", "i@x.example", 0);
+  REQUIRE_FALSE(not_mail);
+  CHECK_THAT(not_mail.error(), Catch::Contains("line 1 is not a header field"));
+  auto long_line = prepare_raw_message("From: a@example.com\r\n\r\n" + std::string(1000, 'y') + "\r\n",
+                                       "i@x.example", 0);
+  REQUIRE_FALSE(long_line);
+  CHECK_THAT(long_line.error(), Catch::Contains("line 3"));
+  std::string with_nul = "From: a@example.com\r\n\r\nx";
+  with_nul.push_back('\0');
+  with_nul += "y\r\n";
+  auto nul = prepare_raw_message(with_nul, "i@x.example", 0);
+  REQUIRE_FALSE(nul);
+  CHECK_THAT(nul.error(), Catch::Contains("NUL"));
+  auto broken = prepare_raw_message("From: a@example.com\r\nnot a header\r\n", "i@x.example", 0);
+  REQUIRE_FALSE(broken);
+  CHECK_THAT(broken.error(), Catch::Contains("line 2"));
+}
+
+TEST_CASE("a headers-only raw message ends with a line break") {
+  auto raw = prepare_raw_message("From: a@example.com\r\nSubject: x", "i@x.example", 0);
+  REQUIRE(raw);
+  CHECK(raw->content.substr(raw->content.size() - 2) == "\r\n");
+}

@@ -1,0 +1,167 @@
+// The store's semantics, as every backend must provide them: migrations, group-committed
+// batches with per-operation failure, tenant isolation, waiting-recipient queries, durability.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "storage/schema.hpp"
+#include "store_fixture.hpp"
+
+using namespace petrel;
+using namespace petrel::testing;
+
+namespace {
+
+std::string sqlite_url(const temp_dir& dir) { return "sqlite:" + (dir.path / "petrel.db").string(); }
+
+std::unique_ptr<store> open_migrated(const std::string& url) {
+  auto s = open_store(url, store_options{});
+  s->migrate();
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("store: migrations run once and reach the newest version") {
+  temp_dir dir;
+  auto s = open_migrated(sqlite_url(dir));
+  CHECK(s->schema_version() == schema_migrations().back().version);
+  s->migrate();  // again: nothing to do, no error
+  CHECK(s->schema_version() == schema_migrations().back().version);
+}
+
+TEST_CASE("store: tenants and keys are stored and loaded; revoked keys drop out") {
+  temp_dir dir;
+  auto s = open_migrated(sqlite_url(dir));
+  auto t = make_tenant("acme");
+  api_key_record k1{new_id(), t.id, "hash1", "pk_aaaaaa", 5, 0};
+  api_key_record k2{new_id(), t.id, "hash2", "pk_bbbbbb", 6, 0};
+  auto results = s->apply({insert_tenant_op{t, {k1}}, insert_api_key_op{k2}});
+  CHECK(results == std::vector<std::string>{"", ""});
+  auto tenants = s->load_tenants();
+  REQUIRE(tenants.size() == 1);
+  CHECK(tenants[0].name == "acme");
+  CHECK(s->load_active_api_keys().size() == 2);
+  CHECK(s->apply({revoke_api_key_op{k1.id, t.id, 99}}) == std::vector<std::string>{""});
+  auto keys = s->load_active_api_keys();
+  REQUIRE(keys.size() == 1);
+  CHECK(keys[0].key_hash == "hash2");
+  // Revoking again, or another tenant's key, fails alone.
+  auto again = s->apply({revoke_api_key_op{k1.id, t.id, 100}});
+  CHECK_FALSE(again[0].empty());
+}
+
+TEST_CASE("store: a failing operation fails alone; the rest of the batch commits") {
+  temp_dir dir;
+  auto s = open_migrated(sqlite_url(dir));
+  auto a = make_tenant("a");
+  auto duplicate = make_tenant("a");  // same name: UNIQUE violation
+  auto b = make_tenant("b");
+  auto m = make_message(a.id, {"x@example.net"});
+  auto results = s->apply({insert_tenant_op{a, {}}, insert_tenant_op{duplicate, {}},
+                           insert_tenant_op{b, {}}, message_op(m)});
+  REQUIRE(results.size() == 4);
+  CHECK(results[0].empty());
+  CHECK_THAT(results[1], Catch::Contains("UNIQUE"));
+  CHECK(results[2].empty());
+  CHECK(results[3].empty());
+  CHECK(s->load_tenants().size() == 2);
+  CHECK(s->find_message(a.id, m.id));
+}
+
+TEST_CASE("store: a message is found with recipients and events, only by its tenant") {
+  temp_dir dir;
+  auto s = open_migrated(sqlite_url(dir));
+  auto a = make_tenant("a");
+  auto b = make_tenant("b");
+  auto m = make_message(a.id, {"x@example.net", "y@example.org"});
+  s->apply({insert_tenant_op{a, {}}, insert_tenant_op{b, {}}, message_op(m)});
+  auto found = s->find_message(a.id, m.id);
+  REQUIRE(found);
+  CHECK(found->message.subject == "s");
+  CHECK(found->message.size == m.size);
+  CHECK(found->message.content.empty());  // bodies are not read for views
+  REQUIRE(found->message.recipients.size() == 2);
+  CHECK(found->message.recipients[0].address == "x@example.net");
+  CHECK(found->message.recipients[0].state == recipient_state::queued);
+  REQUIRE(found->events.size() == 1);
+  CHECK(found->events[0].type == "accepted");
+  CHECK_FALSE(s->find_message(b.id, m.id));       // another tenant's message: not found
+  CHECK_FALSE(s->find_message(a.id, new_id()));   // no such message
+}
+
+TEST_CASE("store: waiting recipients are listed by domain, in pages") {
+  temp_dir dir;
+  auto s = open_migrated(sqlite_url(dir));
+  auto t = make_tenant("t");
+  std::vector<write_op> ops{insert_tenant_op{t, {}}};
+  for (int i = 0; i < 30; ++i)
+    ops.push_back(message_op(make_message(t.id, {"r" + std::to_string(i) + "@d" +
+                                                     std::to_string(i % 7) + ".example"})));
+  s->apply(ops);
+  std::vector<std::string> domains;
+  std::string after;
+  for (;;) {
+    auto page = s->pending_domains(after, 3);
+    domains.insert(domains.end(), page.begin(), page.end());
+    if (page.size() < 3) break;
+    after = page.back();
+  }
+  CHECK(domains == std::vector<std::string>{"d0.example", "d1.example", "d2.example", "d3.example",
+                                            "d4.example", "d5.example", "d6.example"});
+  auto d0 = s->pending_recipients_of_domain("d0.example");
+  CHECK(d0.size() == 5);  // i = 0, 7, 14, 21, 28
+  for (const auto& r : d0) {
+    CHECK(r.domain == "d0.example");
+    CHECK(r.tenant_id == t.id);
+    CHECK(r.state == recipient_state::queued);
+  }
+  CHECK(s->count_recipients(recipient_state::queued) == 30);
+}
+
+TEST_CASE("store: what was committed is there after reopening") {
+  temp_dir dir;
+  auto t = make_tenant("t");
+  auto m = make_message(t.id, {"x@example.net"});
+  {
+    auto s = open_migrated(sqlite_url(dir));
+    s->apply({insert_tenant_op{t, {}}, message_op(m)});
+  }
+  auto s = open_migrated(sqlite_url(dir));
+  auto found = s->find_message(t.id, m.id);
+  REQUIRE(found);
+  CHECK(found->message.recipients.size() == 1);
+  CHECK(s->pending_recipients_of_domain("example.net").size() == 1);
+}
+
+TEST_CASE("store: a large batch commits as one") {
+  temp_dir dir;
+  auto s = open_migrated(sqlite_url(dir));
+  auto t = make_tenant("t");
+  std::vector<write_op> ops{insert_tenant_op{t, {}}};
+  for (int i = 0; i < 5000; ++i) ops.push_back(message_op(make_message(t.id, {"a@big.example"})));
+  auto results = s->apply(ops);
+  CHECK(std::count(results.begin(), results.end(), std::string()) == 5001);
+  CHECK(s->count_recipients(recipient_state::queued) == 5000);
+}
+
+TEST_CASE("store: concurrent writers on separate connections all commit") {
+  temp_dir dir;
+  auto url = sqlite_url(dir);
+  auto t = make_tenant("t");
+  open_migrated(url)->apply({insert_tenant_op{t, {}}});
+  std::vector<std::thread> writers;
+  for (int w = 0; w < 4; ++w)
+    writers.emplace_back([&] {
+      auto s = open_store(url, store_options{});
+      for (int i = 0; i < 50; ++i) s->apply({message_op(make_message(t.id, {"a@c.example"}))});
+    });
+  for (auto& w : writers) w.join();
+  CHECK(open_migrated(url)->count_recipients(recipient_state::queued) == 200);
+}
+
+TEST_CASE("store: unusable locations and URLs fail with a store_error") {
+  CHECK_THROWS_AS(open_store("mysql://x", store_options{}), store_error);
+  CHECK_THROWS_AS(open_store("sqlite:", store_options{}), store_error);
+  CHECK_THROWS_AS(open_store("sqlite:/proc/petrel/x.db", store_options{}), store_error);
+}
