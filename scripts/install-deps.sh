@@ -19,10 +19,17 @@ test_packages=(
   python3 python3-requests python3-pytest curl
 )
 
+# What the benchmarks in bench/ use on top.
+bench_packages=(
+  wrk sqlite3
+)
+
 want=("${build_packages[@]}")
-if [ "${1:-}" != "--build-only" ]; then
-  want+=("${test_packages[@]}")
-fi
+case "${1:-}" in
+  --build-only) ;;
+  --bench) want+=("${test_packages[@]}" "${bench_packages[@]}") ;;
+  *) want+=("${test_packages[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do
