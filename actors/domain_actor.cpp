@@ -1,13 +1,24 @@
-// The domain actor: one per destination domain, holding its waiting recipients (ids and
-// times only; addresses and bodies stay in the store). It rebuilds its state from the store
-// when it starts, so a crash or a restart of the process loses nothing.
+// The domain actor: one per destination domain. It holds the domain's waiting recipients (ids
+// and times; addresses and bodies stay in the store), and drives their delivery:
+// - due recipients (next attempt reached) wait in `ready`; future ones in a time-ordered heap
+//   with one timer for the earliest;
+// - it resolves the domain's route (resolver actor) and gets the site actor for it (egress),
+//   asks the site for credit and answers each grant with jobs: recipients of one message
+//   grouped into one transaction (up to max_recipients_per_transaction);
+// - outcomes: 2xx delivered, 5xx bounced, 4xx / no reply deferred by the retry schedule, or
+//   expired past max_age; each is committed with its event (retried if the store fails);
+// - it rebuilds everything from the store when it starts, so a crash or restart loses
+//   nothing; a recipient confirmed delivered is never loaded again.
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <queue>
+#include <random>
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
+#include "actors/retry_schedule.hpp"
 #include "actors/services.hpp"
 
 namespace petrel {
@@ -20,19 +31,40 @@ struct waiting_recipient {
   recipient_state state = recipient_state::queued;
   std::uint32_t attempts = 0;
   std::int64_t next_attempt_at_ms = 0;
+  bool in_flight = false;  // in a job at the site
+  bool ready = false;      // in the ready list
 };
 
+using heap_entry = std::pair<std::int64_t, id128>;
+
+// How many times a failed commit of outcomes is retried, one second apart.
+constexpr std::int32_t store_retries = 60;
+
 struct domain_state {
-  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
   domain_state() = default;
   std::string domain;
   store_actor store;
+  resolver_actor resolver;
+  egress_actor egress;
   domains_actor supervisor;
-  std::chrono::milliseconds idle_timeout{600'000};
+  node_settings settings;
+  retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
+  std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
+  std::deque<id128> ready;
+  std::unordered_map<std::uint64_t, delivery_job> jobs;  // at the site
+  std::uint64_t next_job = 0;
+  std::optional<route> current_route;
+  bool resolving = false;
+  site_actor site;
+  bool asking_site = false;
+  bool demand_sent = false;
+  std::uint64_t wake_generation = 0;
+  std::int64_t wake_at_ms = 0;
   std::uint64_t last_batch = 0;       // highest batch number seen from the supervisor
   std::uint64_t idle_generation = 0;  // bumped by every change; stale idle timers are ignored
   bool loaded = false;
+  std::mt19937_64 rng{std::random_device{}()};
   // What this actor added to the recipients_waiting gauge; taken back when it exits.
   std::shared_ptr<std::int64_t> counted = std::make_shared<std::int64_t>(0);
   static inline const char* name = "domain";
@@ -40,45 +72,400 @@ struct domain_state {
 
 using domain_pointer = domain_actor::stateful_pointer<domain_state>;
 
+counter& outcome_counter(const char* outcome) {
+  return metrics().get_counter("petrel_recipient_outcomes_total",
+                               "Delivery attempts by outcome", {{"outcome", outcome}});
+}
+
+double random01(domain_pointer self) {
+  return std::uniform_real_distribution<double>(0.0, 1.0)(self->state.rng);
+}
+
 void add(domain_pointer self, const queued_recipient& r) {
   auto& st = self->state;
   auto [it, inserted] = st.waiting.try_emplace(r.recipient_id);
   if (!inserted) return;  // already known (recovery and enqueue can overlap)
-  it->second = {r.message_id, r.tenant_id, r.state, r.attempts, r.next_attempt_at_ms};
+  it->second.message_id = r.message_id;
+  it->second.tenant_id = r.tenant_id;
+  it->second.state = r.state;
+  it->second.attempts = r.attempts;
+  it->second.next_attempt_at_ms = r.next_attempt_at_ms;
+  st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
   ++*st.counted;
   core().recipients_waiting.add(1);
+}
+
+void forget(domain_pointer self, const id128& id) {
+  auto& st = self->state;
+  if (st.waiting.erase(id)) {
+    --*st.counted;
+    core().recipients_waiting.add(-1);
+  }
 }
 
 void arm_idle_timer(domain_pointer self) {
   auto& st = self->state;
   ++st.idle_generation;
   if (st.waiting.empty() && st.loaded)
-    self->delayed_send(self, st.idle_timeout, caf::tick_atom::value, st.idle_generation);
+    self->delayed_send(self, st.settings.actors.domain_idle_timeout, caf::tick_atom::value,
+                       st.idle_generation);
+}
+
+// Commits updates; a failing store is retried (once a second) rather than the outcome dropped.
+void commit(domain_pointer self, std::vector<recipient_update> updates, std::int32_t attempt = 0) {
+  if (updates.empty()) return;
+  auto& st = self->state;
+  self->request(st.store, st.settings.storage.request_timeout, record_atom::value, updates)
+      .then([](caf::ok_atom) {},
+            [=](caf::error& e) mutable {
+              if (attempt >= store_retries) {
+                spdlog::error("domain.outcomes_lost domain={} count={} error=\"{}\"",
+                              self->state.domain, updates.size(), self->system().render(e));
+                return;
+              }
+              spdlog::warn("domain.commit_failed domain={} count={} retry_in_ms=1000 error=\"{}\"",
+                           self->state.domain, updates.size(), self->system().render(e));
+              self->delayed_send(self, std::chrono::seconds(1), record_atom::value,
+                                 std::move(updates), attempt + 1);
+            });
+}
+
+std::string event_data(std::uint32_t attempt, const recipient_result* r,
+                       const attempt_details* where, std::int64_t next_attempt_ms,
+                       const std::string& reason) {
+  std::string out = "{\"attempt\":" + std::to_string(attempt);
+  if (r && r->code) {
+    out += ",\"smtp_code\":" + std::to_string(r->code);
+    if (!r->enhanced.empty()) out += ",\"enhanced_code\":" + json_string(r->enhanced);
+    out += ",\"reply\":" + json_string(r->reply);
+  } else if (!reason.empty()) {
+    out += ",\"error\":" + json_string(reason);
+  }
+  if (where && !where->mx_host.empty()) {
+    out += ",\"mx_host\":" + json_string(where->mx_host);
+    out += ",\"mx_ip\":" + json_string(where->mx_address);
+    out += ",\"source\":" + json_string(where->source);
+    out += ",\"source_ip\":" + json_string(where->source_address);
+    out += std::string(",\"tls\":") + (where->tls ? "true" : "false");
+    if (where->tls) {
+      out += ",\"tls_version\":" + json_string(where->tls_version);
+      out += ",\"tls_cipher\":" + json_string(where->tls_cipher);
+    }
+  }
+  if (next_attempt_ms > 0) out += ",\"next_attempt_at\":" + json_string(rfc3339(next_attempt_ms));
+  return out + "}";
+}
+
+std::string reply_line(const recipient_result& r) {
+  if (!r.code) return r.reply;
+  std::string out = std::to_string(r.code);
+  if (!r.enhanced.empty()) out += " " + r.enhanced;
+  if (!r.reply.empty()) out += " " + r.reply;
+  return out;
+}
+
+// Applies one attempt's result to a recipient: the update to commit, and the memory change.
+recipient_update settle(domain_pointer self, const id128& id, waiting_recipient& w,
+                        const recipient_result& r, const attempt_details* where) {
+  auto& st = self->state;
+  auto now = unix_now_ms();
+  recipient_update u;
+  u.recipient_id = id;
+  u.event.id = new_id();
+  u.event.tenant_id = w.tenant_id;
+  u.event.message_id = w.message_id;
+  u.event.recipient_id = id;
+  u.event.at_ms = now;
+  u.last_reply = reply_line(r);
+  std::int64_t next = 0;
+  if (r.expired) {
+    u.state = recipient_state::expired;
+    u.attempts = w.attempts;
+  } else {
+    u.attempts = w.attempts + 1;
+    if (r.code >= 200 && r.code < 300) {
+      u.state = recipient_state::delivered;
+    } else if (r.code >= 500) {
+      u.state = recipient_state::bounced;
+    } else {
+      next = st.schedule.next_attempt_ms(id.time_ms(), now, u.attempts, random01(self));
+      u.state = next ? recipient_state::deferred : recipient_state::expired;
+    }
+  }
+  u.next_attempt_at_ms = next;
+  u.event.type = std::string(to_string(u.state));
+  u.event.data_json = event_data(u.attempts, &r, where, next,
+                                 u.state == recipient_state::expired && !r.expired
+                                     ? "past max_age after: " + u.last_reply
+                                     : (r.code ? std::string() : r.reply));
+  outcome_counter(u.event.type.c_str()).inc();
+  if (u.state == recipient_state::deferred) {
+    w.state = recipient_state::deferred;
+    w.attempts = u.attempts;
+    w.next_attempt_at_ms = next;
+    w.in_flight = false;
+    st.heap.emplace(next, id);
+  }
+  return u;
+}
+
+void process(domain_pointer self);
+
+// Settles recipients without an attempt (route failures, expiry), committing the result.
+void settle_all(domain_pointer self, std::vector<id128> ids, int code, const std::string& text,
+                bool expired) {
+  auto& st = self->state;
+  std::vector<recipient_update> updates;
+  for (const auto& id : ids) {
+    auto it = st.waiting.find(id);
+    if (it == st.waiting.end()) continue;
+    recipient_result r;
+    r.recipient_id = id;
+    r.code = code;
+    r.reply = text;
+    r.expired = expired;
+    if (code >= 500) r.enhanced = "5.1.2";  // bad destination system address (RFC 3463)
+    updates.push_back(settle(self, id, it->second, r, nullptr));
+    if (updates.back().state != recipient_state::deferred) forget(self, id);
+  }
+  commit(self, std::move(updates));
+}
+
+void schedule_wake(domain_pointer self) {
+  auto& st = self->state;
+  while (!st.heap.empty()) {
+    auto [at, id] = st.heap.top();
+    auto it = st.waiting.find(id);
+    if (it == st.waiting.end() || it->second.in_flight || it->second.ready ||
+        it->second.next_attempt_at_ms != at) {
+      st.heap.pop();  // stale entry
+      continue;
+    }
+    if (st.wake_at_ms != 0 && st.wake_at_ms <= at) return;  // an earlier timer is set
+    st.wake_at_ms = at;
+    auto delay = std::max<std::int64_t>(at - unix_now_ms(), 0);
+    self->delayed_send(self, std::chrono::milliseconds(delay), wake_atom::value,
+                       ++st.wake_generation);
+    return;
+  }
+}
+
+// Jobs the ready recipients make: per message, chunks of max_recipients_per_transaction.
+std::size_t jobs_needed(domain_pointer self) {
+  auto& st = self->state;
+  std::unordered_map<id128, std::size_t, id128_hash> per_message;
+  for (const auto& id : st.ready) ++per_message[st.waiting[id].message_id];
+  std::size_t jobs = 0;
+  auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
+  for (const auto& [m, n] : per_message) jobs += (n + max - 1) / max;
+  return jobs;
+}
+
+void ask_site(domain_pointer self) {
+  auto& st = self->state;
+  if (st.asking_site || !st.current_route) return;
+  st.asking_site = true;
+  self->request(st.egress, st.settings.storage.request_timeout, site_atom::value, std::string(),
+                *st.current_route)
+      .then(
+          [=](site_actor& site) {
+            auto& s = self->state;
+            s.asking_site = false;
+            if (s.site != site) {
+              if (s.site) self->demonitor(s.site.address());
+              s.site = site;
+              s.demand_sent = false;
+              self->monitor(site);
+            }
+            process(self);
+          },
+          [=](caf::error& e) {
+            auto& s = self->state;
+            s.asking_site = false;
+            spdlog::warn("domain.no_site domain={} error=\"{}\"", s.domain, self->system().render(e));
+            std::vector<id128> ids(s.ready.begin(), s.ready.end());
+            for (const auto& id : ids) s.waiting[id].ready = false;
+            s.ready.clear();
+            settle_all(self, ids, 0, "no egress path: " + self->system().render(e), false);
+            schedule_wake(self);
+          });
+}
+
+void resolve(domain_pointer self) {
+  auto& st = self->state;
+  if (st.resolving) return;
+  st.resolving = true;
+  self->request(st.resolver, st.settings.storage.request_timeout, resolve_atom::value, st.domain)
+      .then(
+          [=](route& r) {
+            auto& s = self->state;
+            s.resolving = false;
+            if (r.status == route_status::ok) {
+              bool new_site = !s.current_route || s.current_route->site != r.site;
+              s.current_route = std::move(r);
+              if (new_site || !s.site) ask_site(self);
+              else process(self);
+              return;
+            }
+            // Every ready recipient shares the failure: bounce (permanent) or defer.
+            std::vector<id128> ids(s.ready.begin(), s.ready.end());
+            for (const auto& id : ids) s.waiting[id].ready = false;
+            s.ready.clear();
+            auto code = r.status == route_status::permanent ? 550 : 0;
+            settle_all(self, ids, code, r.error, false);
+            s.current_route.reset();
+            schedule_wake(self);
+            arm_idle_timer(self);
+          },
+          [=](caf::error& e) {
+            auto& s = self->state;
+            s.resolving = false;
+            std::vector<id128> ids(s.ready.begin(), s.ready.end());
+            for (const auto& id : ids) s.waiting[id].ready = false;
+            s.ready.clear();
+            settle_all(self, ids, 0, "DNS lookup failed: " + self->system().render(e), false);
+            schedule_wake(self);
+          });
+}
+
+void process(domain_pointer self) {
+  auto& st = self->state;
+  if (!st.settings.deliver || !st.loaded) return;
+  auto now = unix_now_ms();
+  // Move what is due from the heap into the ready list; expire what is past max_age.
+  std::vector<id128> expired;
+  while (!st.heap.empty() && st.heap.top().first <= now) {
+    auto [at, id] = st.heap.top();
+    st.heap.pop();
+    auto it = st.waiting.find(id);
+    if (it == st.waiting.end() || it->second.in_flight || it->second.ready ||
+        it->second.next_attempt_at_ms != at)
+      continue;
+    if (st.schedule.expired(id.time_ms(), now)) {
+      expired.push_back(id);
+      continue;
+    }
+    it->second.ready = true;
+    st.ready.push_back(id);
+  }
+  if (!expired.empty()) settle_all(self, expired, 0, "not delivered within max_age", true);
+  if (!st.ready.empty()) {
+    if (!st.current_route || st.current_route->expires_at_ms <= now) {
+      resolve(self);
+    } else if (!st.site) {
+      ask_site(self);
+    } else if (!st.demand_sent) {
+      st.demand_sent = true;
+      self->send(st.site, demand_atom::value, static_cast<std::uint64_t>(jobs_needed(self)));
+    }
+  }
+  schedule_wake(self);
+  arm_idle_timer(self);
+}
+
+void on_credit(domain_pointer self, std::uint64_t credit) {
+  auto& st = self->state;
+  st.demand_sent = false;
+  std::vector<delivery_job> jobs;
+  auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
+  auto owner = caf::actor_cast<caf::actor_addr>(self);
+  auto max_age = st.schedule.max_age().count();
+  std::unordered_map<id128, std::size_t, id128_hash> open;  // message -> job being filled
+  std::deque<id128> left;
+  for (const auto& id : st.ready) {
+    auto& w = st.waiting[id];
+    auto it = open.find(w.message_id);
+    if (it != open.end() && jobs[it->second].recipient_ids.size() < max) {
+      jobs[it->second].recipient_ids.push_back(id);
+    } else if (jobs.size() < credit) {
+      delivery_job job;
+      job.job_id = ++st.next_job;
+      job.message_id = w.message_id;
+      job.tenant_id = w.tenant_id;
+      job.domain = st.domain;
+      job.recipient_ids.push_back(id);
+      job.expires_at_ms = id.time_ms() + max_age;
+      job.owner = owner;
+      open[w.message_id] = jobs.size();
+      jobs.push_back(std::move(job));
+    } else {
+      left.push_back(id);
+      continue;
+    }
+    w.ready = false;
+    w.in_flight = true;
+  }
+  st.ready = std::move(left);
+  for (const auto& job : jobs) st.jobs.emplace(job.job_id, job);
+  if (st.site) self->send(st.site, jobs_atom::value, credit, std::move(jobs));
+  process(self);
+}
+
+void on_outcome(domain_pointer self, job_outcome& outcome) {
+  auto& st = self->state;
+  auto job = st.jobs.find(outcome.job_id);
+  if (job == st.jobs.end()) return;
+  std::vector<recipient_update> updates;
+  for (const auto& r : outcome.recipients) {
+    auto it = st.waiting.find(r.recipient_id);
+    if (it == st.waiting.end()) continue;
+    updates.push_back(settle(self, r.recipient_id, it->second, r, &outcome.attempt));
+    if (updates.back().state != recipient_state::deferred) forget(self, r.recipient_id);
+  }
+  st.jobs.erase(job);
+  commit(self, std::move(updates));
+  process(self);
+}
+
+// The site went away: its jobs' fate is unknown; they are due again (at-least-once).
+void on_site_down(domain_pointer self) {
+  auto& st = self->state;
+  st.site = nullptr;
+  st.demand_sent = false;
+  auto now = unix_now_ms();
+  for (auto& [job_id, job] : st.jobs)
+    for (const auto& id : job.recipient_ids) {
+      auto it = st.waiting.find(id);
+      if (it == st.waiting.end()) continue;
+      it->second.in_flight = false;
+      it->second.next_attempt_at_ms = now;
+      st.heap.emplace(now, id);
+    }
+  st.jobs.clear();
+  process(self);
 }
 
 domain_actor::behavior_type domain_behavior(domain_pointer self, std::string domain,
-                                            store_actor store, domains_actor supervisor,
-                                            std::chrono::milliseconds idle_timeout,
-                                            std::chrono::milliseconds store_timeout) {
+                                            store_actor store, resolver_actor resolver,
+                                            egress_actor egress, domains_actor supervisor,
+                                            node_settings settings) {
   install_logging_handlers(self, "domain");
   auto& st = self->state;
   st.domain = std::move(domain);
   st.store = std::move(store);
+  st.resolver = std::move(resolver);
+  st.egress = std::move(egress);
   st.supervisor = std::move(supervisor);
-  st.idle_timeout = idle_timeout;
+  st.settings = std::move(settings);
+  const auto& d = st.settings.delivery;
+  st.schedule = retry_schedule(d.retry_schedule, d.retry_jitter, d.max_age);
   core().domain_actors.add(1);
   self->attach_functor([counted = st.counted](const caf::error&) {
     core().recipients_waiting.add(-*counted);
     core().domain_actors.add(-1);
   });
+  self->set_down_handler([=](caf::down_msg& msg) {
+    if (self->state.site && msg.source == self->state.site.address()) on_site_down(self);
+  });
   // Recovery: everything the store holds as waiting for this domain.
-  self->request(st.store, store_timeout, load_atom::value, st.domain)
+  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, st.domain)
       .then(
           [=](std::vector<queued_recipient>& recipients) {
             for (const auto& r : recipients) add(self, r);
             self->state.loaded = true;
             spdlog::debug("domain.loaded domain={} waiting={}", self->state.domain,
                           self->state.waiting.size());
+            process(self);
             arm_idle_timer(self);
           },
           [=](caf::error& e) {
@@ -92,7 +479,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
         auto& s = self->state;
         s.last_batch = std::max(s.last_batch, batch);
         for (const auto& r : recipients) add(self, r);
-        arm_idle_timer(self);
+        process(self);
       },
       [=](stats_atom) {
         auto& s = self->state;
@@ -105,14 +492,14 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
             ++out.queued;
           auto created = id.time_ms();
           if (out.oldest_ms == 0 || created < out.oldest_ms) out.oldest_ms = created;
-          if (out.next_attempt_ms == 0 || r.next_attempt_at_ms < out.next_attempt_ms)
+          if (!r.in_flight && (out.next_attempt_ms == 0 || r.next_attempt_at_ms < out.next_attempt_ms))
             out.next_attempt_ms = r.next_attempt_at_ms;
         }
         return out;
       },
       [=](caf::tick_atom, std::uint64_t generation) {
         auto& s = self->state;
-        if (generation != s.idle_generation || !s.waiting.empty()) return;
+        if (generation != s.idle_generation || !s.waiting.empty() || !s.jobs.empty()) return;
         self->send(s.supervisor, retire_atom::value, s.domain, s.last_batch);
       },
       [=](retire_atom) {
@@ -123,21 +510,31 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
         throw std::runtime_error("fault injection: crash requested for domain " +
                                  self->state.domain);
       },
+      [=](wake_atom, std::uint64_t generation) {
+        auto& s = self->state;
+        if (generation != s.wake_generation) return;
+        s.wake_at_ms = 0;
+        process(self);
+      },
+      [=](credit_atom, std::uint64_t credit) { on_credit(self, credit); },
+      [=](outcome_atom, job_outcome& outcome) { on_outcome(self, outcome); },
+      [=](record_atom, std::vector<recipient_update>& updates, std::int32_t attempt) {
+        commit(self, std::move(updates), attempt);
+      },
   };
 }
 
 }  // namespace
 
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
-                          store_actor store, domains_actor supervisor,
-                          const node_settings& settings) {
-  auto idle = settings.actors.domain_idle_timeout;
-  auto timeout = settings.storage.request_timeout;
+                          store_actor store, resolver_actor resolver, egress_actor egress,
+                          domains_actor supervisor, const node_settings& settings) {
   if (parent)
     return parent->spawn<caf::linked>(domain_behavior, std::move(domain), std::move(store),
-                                      std::move(supervisor), idle, timeout);
-  return sys.spawn(domain_behavior, std::move(domain), std::move(store), std::move(supervisor),
-                   idle, timeout);
+                                      std::move(resolver), std::move(egress), std::move(supervisor),
+                                      settings);
+  return sys.spawn(domain_behavior, std::move(domain), std::move(store), std::move(resolver),
+                   std::move(egress), std::move(supervisor), settings);
 }
 
 }  // namespace petrel

@@ -28,6 +28,8 @@ struct domains_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
   domains_state() = default;
   store_actor store;
+  resolver_actor resolver;
+  egress_actor egress;
   node_settings settings;
   std::unordered_map<std::string, child> children;
   std::unordered_map<caf::actor_addr, std::string> by_address;
@@ -43,7 +45,7 @@ domain_actor start_child(domains_pointer self, const std::string& domain) {
   auto& st = self->state;
   auto& c = st.children.try_emplace(domain, child{domain_actor{}, restart_policy(restart_limits_from(st.settings.actors)), 0})
                 .first->second;
-  c.handle = spawn_domain(self->system(), self, domain, st.store,
+  c.handle = spawn_domain(self->system(), self, domain, st.store, st.resolver, st.egress,
                           caf::actor_cast<domains_actor>(self), st.settings);
   c.batches_sent = 0;
   st.by_address[c.handle.address()] = domain;
@@ -84,9 +86,12 @@ void recover_page(domains_pointer self, std::string after) {
 }
 
 domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor store,
+                                              resolver_actor resolver, egress_actor egress,
                                               node_settings settings) {
   install_logging_handlers(self, "domains");
   self->state.store = std::move(store);
+  self->state.resolver = std::move(resolver);
+  self->state.egress = std::move(egress);
   self->state.settings = std::move(settings);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
@@ -213,9 +218,13 @@ restart_limits restart_limits_from(const actor_settings& a) {
 }
 
 domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            resolver_actor resolver, egress_actor egress,
                             const node_settings& settings) {
-  if (parent) return parent->spawn<caf::linked>(domains_behavior, std::move(store), settings);
-  return sys.spawn(domains_behavior, std::move(store), settings);
+  if (parent)
+    return parent->spawn<caf::linked>(domains_behavior, std::move(store), std::move(resolver),
+                                      std::move(egress), settings);
+  return sys.spawn(domains_behavior, std::move(store), std::move(resolver), std::move(egress),
+                   settings);
 }
 
 }  // namespace petrel

@@ -68,6 +68,15 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<domain_queue_stats>("petrel::domain_queue_stats");
   cfg.add_message_type<queue_summary>("petrel::queue_summary");
   cfg.add_message_type<readiness>("petrel::readiness");
+  cfg.add_message_type<mx_lookup>("petrel::mx_lookup");
+  cfg.add_message_type<address_lookup>("petrel::address_lookup");
+  cfg.add_message_type<route>("petrel::route");
+  cfg.add_message_type<recipient_update>("petrel::recipient_update");
+  cfg.add_message_type<std::vector<recipient_update>>("std::vector<petrel::recipient_update>");
+  cfg.add_message_type<delivery_content>("petrel::delivery_content");
+  cfg.add_message_type<delivery_job>("petrel::delivery_job");
+  cfg.add_message_type<std::vector<delivery_job>>("std::vector<petrel::delivery_job>");
+  cfg.add_message_type<job_outcome>("petrel::job_outcome");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

@@ -2,6 +2,8 @@
 // register_types() every binary calls. Read this file to know who talks to whom.
 //
 //   root ─┬─ store     (detached) group-commits writes, answers reads
+//         ├─ resolver  MX and address lookups (c-ares on the I/O threads), TTL caches
+//         ├─ egress    supervisor → egress[source] → site[source, MX site] → SMTP sessions
 //         ├─ domains   supervisor → domain[name]: each waiting recipient's schedule
 //         ├─ ingest    bounds in-flight writes, persists submissions, routes recipients
 //         └─ tenants   supervisor + API-key directory → tenant[id]: rate limit, suspension
@@ -9,19 +11,31 @@
 // The root restarts a crashed child and every child started after it (rest-for-one), since
 // later children hold handles of earlier ones. The domains and tenants supervisors restart
 // their own children one by one. Restarted actors rebuild their state from the store.
+//
+// Delivery flows by credit: a domain actor with due recipients asks its site actor for
+// credit (demand), the site grants as much as its bounded ready queue can take (credit), the
+// domain answers with that many jobs (jobs), the site's SMTP sessions run them, and each
+// outcome goes back to the domain (outcome), which commits it and schedules retries.
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <caf/fwd.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
+#include <caf/actor_addr.hpp>
 #include <caf/error.hpp>
 #include <caf/meta/type_name.hpp>
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "net/dns.hpp"
+#include "net/tls_mode.hpp"
 #include "storage/records.hpp"
 #include "storage/store.hpp"
 
@@ -50,6 +64,20 @@ using revoke_atom = caf::atom_constant<caf::atom("revoke")>;
 using bootstrap_atom = caf::atom_constant<caf::atom("bootstrap")>;
 using retire_atom = caf::atom_constant<caf::atom("retire")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
+using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
+using mx_atom = caf::atom_constant<caf::atom("mx")>;
+using address_atom = caf::atom_constant<caf::atom("address")>;
+using site_atom = caf::atom_constant<caf::atom("site")>;
+using demand_atom = caf::atom_constant<caf::atom("demand")>;
+using credit_atom = caf::atom_constant<caf::atom("credit")>;
+using jobs_atom = caf::atom_constant<caf::atom("jobs")>;
+using outcome_atom = caf::atom_constant<caf::atom("outcome")>;
+using next_atom = caf::atom_constant<caf::atom("next")>;
+using closed_atom = caf::atom_constant<caf::atom("closed")>;
+using connfail_atom = caf::atom_constant<caf::atom("connfail")>;
+using record_atom = caf::atom_constant<caf::atom("record")>;
+using route_atom = caf::atom_constant<caf::atom("route")>;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -142,6 +170,81 @@ struct queue_summary {
   std::uint64_t restarting = 0;  // domain actors waiting to be restarted
 };
 
+// -- delivery ------------------------------------------------------------------------------
+
+// One MX host of a route, with its addresses in the order to try.
+struct mx_host {
+  std::string name;
+  std::vector<std::string> addresses;
+};
+
+enum class route_status : std::uint8_t {
+  ok = 0,         // hosts to deliver to
+  temporary = 1,  // DNS failed for now: defer
+  permanent = 2,  // NXDOMAIN, null MX, no mail host: bounce
+};
+
+// How to reach a destination domain: its MX hosts (RFC 5321 5.1) and site.
+struct route {
+  route_status status = route_status::temporary;
+  std::string error;  // why, when not ok
+  std::string site;   // site name (see net/mx.hpp)
+  std::vector<mx_host> hosts;
+  std::int64_t expires_at_ms = 0;
+};
+
+// One SMTP transaction's worth of work: recipients of one message in one domain.
+struct delivery_job {
+  std::uint64_t job_id = 0;  // unique within its domain actor
+  id128 message_id;
+  id128 tenant_id;
+  std::string domain;
+  std::vector<id128> recipient_ids;
+  std::int64_t expires_at_ms = 0;  // created + max_age: past it, the job expires unsent
+  caf::actor_addr owner;           // the domain actor that gets the outcome
+};
+
+// What happened to one recipient in one attempt.
+struct recipient_result {
+  id128 recipient_id;
+  int code = 0;              // SMTP reply code; 0 when there was no reply
+  std::string enhanced;      // RFC 3463 code from the reply
+  std::string reply;         // the reply text, or the transport error
+  bool expired = false;      // not attempted: past its expiry while waiting
+};
+
+// Where and how an attempt was made (for events).
+struct attempt_details {
+  std::string mx_host;
+  std::string mx_address;
+  std::string source;          // egress source name
+  std::string source_address;  // local address of the connection
+  bool tls = false;
+  std::string tls_version;
+  std::string tls_cipher;
+};
+
+struct job_outcome {
+  std::uint64_t job_id = 0;
+  std::vector<recipient_result> recipients;
+  attempt_details attempt;
+};
+
+// A job with what the SMTP session needs to run it. Travels only inside this process.
+struct delivery_work {
+  delivery_job job;
+  std::string mail_from;
+  std::vector<std::string> addresses;
+  std::shared_ptr<const std::string> content;
+  bool needs_smtputf8 = false;
+};
+
+// How a site hands the next job to a waiting SMTP session: the session's own continuation,
+// called once (from the site actor) with the work or with nothing. Local only.
+struct work_completion {
+  std::function<void(std::optional<delivery_work>)> fn;
+};
+
 // Whether the node can take traffic, and if not, why.
 struct readiness {
   bool ready = false;
@@ -177,6 +280,10 @@ using store_actor = caf::typed_actor<
     caf::replies_to<ready_atom>::with<bool>,
     // Commits what has been batched (sent to itself behind queued writes).
     caf::reacts_to<commit_atom>,
+    // Recipient state changes with their events. -> ok after commit
+    caf::replies_to<record_atom, std::vector<recipient_update>>::with<caf::ok_atom>,
+    // (message id, recipient ids) -> what their delivery needs, or not_found.
+    caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>,
     // Commits what is pending, closes the database and quits.
     caf::replies_to<shutdown_atom>::with<caf::ok_atom>,
     // Fault injection: the next n commits fail as if the disk had failed.
@@ -194,7 +301,15 @@ using domain_actor = caf::typed_actor<
     // From the supervisor, after an idle report it accepted: quit now.
     caf::reacts_to<retire_atom>,
     // Fault injection: throw, so that the supervisor restarts the actor.
-    caf::reacts_to<crash_atom>>;
+    caf::reacts_to<crash_atom>,
+    // Timer: recipients may be due (generation number as for tick).
+    caf::reacts_to<wake_atom, std::uint64_t>,
+    // From the site: send up to n jobs now.
+    caf::reacts_to<credit_atom, std::uint64_t>,
+    // From the site: the result of one job.
+    caf::reacts_to<outcome_atom, job_outcome>,
+    // Timer: commit these outcomes again, the store failed (attempt number).
+    caf::reacts_to<record_atom, std::vector<recipient_update>, std::int32_t>>;
 
 // The domains supervisor: routes recipients to domain actors (spawning them on demand),
 // restarts crashed ones with backoff, retires idle ones, and on start recovers every domain
@@ -212,6 +327,44 @@ using domains_actor = caf::typed_actor<
     caf::reacts_to<restart_atom, std::string>,
     // A domain actor is empty and has seen every batch up to this number: it may retire.
     caf::reacts_to<retire_atom, std::string, std::uint64_t>>;
+
+// The resolver: MX and address lookups with TTL caches (positive and negative, bounded), and
+// concurrent lookups of one domain merged into one.
+using resolver_actor = caf::typed_actor<
+    // Domain (ASCII, lower case) -> how to reach it.
+    caf::replies_to<resolve_atom, std::string>::with<route>,
+    // DNS answers coming back from the I/O threads (internal).
+    caf::reacts_to<mx_atom, std::string, mx_lookup>,
+    caf::reacts_to<address_atom, std::string, address_lookup>>;
+
+// A site: the path from one egress source to one set of MX hosts. It runs at most
+// connection_limit SMTP sessions, hands each at most max_deliveries_per_connection jobs, and
+// grants credit so that no more jobs wait than its bounded ready queue holds.
+using site_actor = caf::typed_actor<
+    // A domain actor has n jobs due and wants credit for them.
+    caf::reacts_to<demand_atom, std::uint64_t>,
+    // A domain actor's jobs, sent against credit (fewer than granted returns the rest).
+    caf::reacts_to<jobs_atom, std::uint64_t, std::vector<delivery_job>>,
+    // The latest route (hosts may change with DNS).
+    caf::reacts_to<route_atom, route>,
+    // From sessions: a finished job; a session that ended; a session that could not connect.
+    caf::reacts_to<outcome_atom, std::uint64_t, job_outcome>,
+    caf::reacts_to<closed_atom, std::uint64_t, std::string>,
+    caf::reacts_to<connfail_atom, std::uint64_t, std::string>,
+    // From a session: give me the next job (or none, after the idle timeout).
+    caf::reacts_to<next_atom, std::uint64_t, work_completion>,
+    // Timers.
+    caf::reacts_to<caf::tick_atom, std::uint64_t>,
+    // Counts for the admin API: (sessions, ready, loading, credit out).
+    caf::replies_to<stats_atom>::with<std::vector<std::uint64_t>>>;
+
+// The egress supervisor: one egress actor per configured source (IP + EHLO name), each the
+// parent of its site actors.
+using egress_actor = caf::typed_actor<
+    // (source name or "" for the default, route) -> the site actor for it, started on demand.
+    caf::replies_to<site_atom, std::string, route>::with<site_actor>,
+    // Timer of the supervisor: restart the egress actor of that source.
+    caf::reacts_to<restart_atom, std::string>>;
 
 // Ingest: persists accepted submissions through the store (bounding the writes in flight),
 // then routes their recipients to the domains supervisor.
@@ -346,6 +499,54 @@ typename Inspector::result_type inspect(Inspector& f, queue_summary& x) {
   return f(caf::meta::type_name("queue_summary"), x.domains, x.domain_actors, x.restarting);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mx_record& x) {
+  return f(caf::meta::type_name("mx_record"), x.preference, x.host);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mx_lookup& x) {
+  return f(caf::meta::type_name("mx_lookup"), x.outcome, x.records, x.ttl, x.error);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, address_lookup& x) {
+  return f(caf::meta::type_name("address_lookup"), x.outcome, x.addresses, x.ttl, x.error);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, mx_host& x) {
+  return f(caf::meta::type_name("mx_host"), x.name, x.addresses);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, route& x) {
+  return f(caf::meta::type_name("route"), x.status, x.error, x.site, x.hosts, x.expires_at_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recipient_update& x) {
+  return f(caf::meta::type_name("recipient_update"), x.recipient_id, x.state, x.attempts,
+           x.next_attempt_at_ms, x.last_reply, x.event);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_content& x) {
+  return f(caf::meta::type_name("delivery_content"), x.mail_from, x.addresses, x.content);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
+  return f(caf::meta::type_name("delivery_job"), x.job_id, x.message_id, x.tenant_id, x.domain,
+           x.recipient_ids, x.expires_at_ms, x.owner);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
+  return f(caf::meta::type_name("recipient_result"), x.recipient_id, x.code, x.enhanced, x.reply,
+           x.expired);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
+  return f(caf::meta::type_name("attempt_details"), x.mx_host, x.mx_address, x.source,
+           x.source_address, x.tls, x.tls_version, x.tls_cipher);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
+  return f(caf::meta::type_name("job_outcome"), x.job_id, x.recipients, x.attempt);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, readiness& x) {
   return f(caf::meta::type_name("readiness"), x.ready, x.reason);
 }
@@ -355,3 +556,5 @@ typename Inspector::result_type inspect(Inspector& f, readiness& x) {
 void register_types(caf::actor_system_config& cfg);
 
 }  // namespace petrel
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::work_completion)

@@ -15,8 +15,16 @@ namespace petrel {
 
 namespace {
 
-enum child_index : std::uint64_t { store_child = 0, domains_child, ingest_child, tenants_child, child_count };
-const char* child_names[] = {"store", "domains", "ingest", "tenants"};
+enum child_index : std::uint64_t {
+  store_child = 0,
+  resolver_child,
+  egress_child,
+  domains_child,
+  ingest_child,
+  tenants_child,
+  child_count
+};
+const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest", "tenants"};
 
 struct root_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
@@ -25,6 +33,7 @@ struct root_state {
   std::shared_ptr<std::unique_ptr<store>> first_store;
   node_settings settings;
   std::shared_ptr<service_directory> directory;
+  std::shared_ptr<delivery_runtime> runtime;
   services current;
   std::unordered_map<caf::actor_addr, std::uint64_t> by_address;
   restart_policy policy;
@@ -39,6 +48,8 @@ caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
   auto& c = self->state.current;
   switch (index) {
     case store_child: return c.store.address();
+    case resolver_child: return c.resolver.address();
+    case egress_child: return c.egress.address();
     case domains_child: return c.domains.address();
     case ingest_child: return c.ingest.address();
     default: return c.tenants.address();
@@ -63,8 +74,15 @@ void start_from(root_pointer self, std::uint64_t first) {
         st.current.store = spawn_store(sys, self, st.open, std::move(opened), st.settings);
         break;
       }
+      case resolver_child:
+        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.dns);
+        break;
+      case egress_child:
+        st.current.egress = spawn_egress(sys, self, st.runtime, st.current.store, st.settings);
+        break;
       case domains_child:
-        st.current.domains = spawn_domains(sys, self, st.current.store, st.settings);
+        st.current.domains = spawn_domains(sys, self, st.current.store, st.current.resolver,
+                                           st.current.egress, st.settings);
         break;
       case ingest_child:
         st.current.ingest =
@@ -87,6 +105,8 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
     self->state.by_address.erase(addr);
     switch (i) {
       case store_child: self->send_exit(self->state.current.store, reason); break;
+      case resolver_child: self->send_exit(self->state.current.resolver, reason); break;
+      case egress_child: self->send_exit(self->state.current.egress, reason); break;
       case domains_child: self->send_exit(self->state.current.domains, reason); break;
       case ingest_child: self->send_exit(self->state.current.ingest, reason); break;
       case tenants_child: self->send_exit(self->state.current.tenants, reason); break;
@@ -97,9 +117,11 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
 root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
                                         std::shared_ptr<std::unique_ptr<store>> first_store,
                                         node_settings settings,
-                                        std::shared_ptr<service_directory> directory) {
+                                        std::shared_ptr<service_directory> directory,
+                                        std::shared_ptr<delivery_runtime> runtime) {
   install_logging_handlers(self, "root");
   auto& st = self->state;
+  st.runtime = std::move(runtime);
   st.open = std::move(open);
   st.first_store = std::move(first_store);
   st.settings = std::move(settings);
@@ -166,7 +188,7 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
       [=](shutdown_atom) -> caf::result<caf::ok_atom> {
         auto& s = self->state;
         s.shutting_down = true;
-        stop_from(self, domains_child, caf::exit_reason::user_shutdown);
+        stop_from(self, resolver_child, caf::exit_reason::user_shutdown);
         auto rp = self->make_response_promise<caf::ok_atom>();
         self->request(s.current.store, s.settings.storage.request_timeout, shutdown_atom::value)
             .then(
@@ -187,10 +209,11 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
 }  // namespace
 
 root_actor spawn_root(caf::actor_system& sys, store_factory open, std::unique_ptr<store> opened,
-                      node_settings settings, std::shared_ptr<service_directory> directory) {
+                      node_settings settings, std::shared_ptr<service_directory> directory,
+                      std::shared_ptr<delivery_runtime> runtime) {
   auto holder = std::make_shared<std::unique_ptr<store>>(std::move(opened));
   return sys.spawn(root_behavior, std::move(open), holder, std::move(settings),
-                   std::move(directory));
+                   std::move(directory), std::move(runtime));
 }
 
 }  // namespace petrel

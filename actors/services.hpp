@@ -11,10 +11,19 @@
 #include "actors/restart_policy.hpp"
 #include "config/config.hpp"
 
+namespace boost::asio {
+class io_context;
+namespace ssl {
+class context;
+}
+}  // namespace boost::asio
+
 namespace petrel {
 
 struct services {
   store_actor store;
+  resolver_actor resolver;
+  egress_actor egress;
   domains_actor domains;
   ingest_actor ingest;
   tenants_actor tenants;
@@ -30,6 +39,33 @@ class service_directory {
   std::atomic<std::shared_ptr<const services>> current_{std::make_shared<services>()};
 };
 
+// What delivery runs on besides the actors: the I/O context (SMTP sessions), the DNS client
+// and the TLS context. Made by the composition root, shared by the delivery actors.
+struct delivery_runtime {
+  boost::asio::io_context* io = nullptr;
+  std::shared_ptr<dns_client> dns;
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::string hostname;  // default EHLO name
+};
+
+// The limits and TLS policy a site actor applies (defaults, overridden per site pattern).
+struct site_limits {
+  std::uint32_t connection_limit = 10;
+  std::uint32_t max_deliveries_per_connection = 100;
+  std::uint32_t ready_queue = 20;
+  tls_mode tls = tls_mode::opportunistic;
+  bool verify_certificate = false;
+};
+site_limits site_limits_for(const delivery_settings& d, const route& r);
+
+// An egress source as the site actors use it.
+struct egress_source {
+  std::string name;
+  std::string address;
+  std::string ehlo_name;
+};
+std::vector<egress_source> egress_sources_from(const config& cfg, const std::string& hostname);
+
 // Opens a store; called again when the store actor is restarted after a crash.
 using store_factory = std::function<std::unique_ptr<store>()>;
 
@@ -37,7 +73,11 @@ struct node_settings {
   storage_settings storage;
   tenant_settings tenants;
   actor_settings actors;
+  dns_config dns;
+  delivery_settings delivery;
+  std::vector<egress_source> sources;
   bool store_detached = true;  // false under CAF's deterministic test scheduler
+  bool deliver = true;         // false: recipients stay queued (component tests without I/O)
 };
 
 restart_limits restart_limits_from(const actor_settings& a);
@@ -45,7 +85,17 @@ restart_limits restart_limits_from(const actor_settings& a);
 // Each spawns the actor linked to `parent` when given, else unlinked from `sys`.
 store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_factory open,
                         std::unique_ptr<store> opened, const node_settings& settings);
+resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
+                              std::shared_ptr<delivery_runtime> runtime, const dns_config& dns);
+egress_actor spawn_egress(caf::actor_system& sys, caf::local_actor* parent,
+                          std::shared_ptr<delivery_runtime> runtime, store_actor store,
+                          const node_settings& settings);
+site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
+                      std::shared_ptr<delivery_runtime> runtime, store_actor store,
+                      egress_source source, route initial, site_limits limits,
+                      const node_settings& settings);
 domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            resolver_actor resolver, egress_actor egress,
                             const node_settings& settings);
 ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           domains_actor domains, const node_settings& settings);
@@ -54,12 +104,30 @@ tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, st
 tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tenant_record record,
                           store_actor store, ingest_actor ingest, const node_settings& settings);
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
-                          store_actor store, domains_actor supervisor,
-                          const node_settings& settings);
+                          store_actor store, resolver_actor resolver, egress_actor egress,
+                          domains_actor supervisor, const node_settings& settings);
+
+// Starts one SMTP session on the I/O threads for a site actor, with its first job
+// (actors/site_session.cpp). The session reports back to the site by message.
+struct session_plan {
+  std::vector<std::pair<std::string, std::string>> targets;  // (MX host, address) in order
+  std::string source_name;
+  std::string bind_address;
+  std::string ehlo_name;
+  std::uint16_t port = 25;
+  tls_mode tls = tls_mode::opportunistic;
+  bool verify_certificate = false;
+  std::uint32_t max_deliveries = 100;
+  std::chrono::milliseconds idle_timeout{5000};
+  delivery_settings timeouts;  // the *_timeout fields
+};
+void start_smtp_session(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
+                        std::uint64_t session_id, session_plan plan, delivery_work first);
 
 // The root: starts store, domains, ingest and tenants in that order, keeps the directory
 // current. `opened` is the store main() already opened and migrated (fail fast at start).
 root_actor spawn_root(caf::actor_system& sys, store_factory open, std::unique_ptr<store> opened,
-                      node_settings settings, std::shared_ptr<service_directory> directory);
+                      node_settings settings, std::shared_ptr<service_directory> directory,
+                      std::shared_ptr<delivery_runtime> runtime);
 
 }  // namespace petrel

@@ -133,6 +133,17 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       [=](revoke_atom, id128 key_id, id128 tenant_id) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, revoke_api_key_op{key_id, tenant_id, unix_now_ms()});
       },
+      [=](record_atom, std::vector<recipient_update>& updates) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, update_recipients_op{std::move(updates)});
+      },
+      [=](load_atom, id128 message_id,
+          const std::vector<id128>& recipients) -> caf::result<delivery_content> {
+        return guarded_read(self, "delivery", [&](store& db) -> caf::result<delivery_content> {
+          auto found = db.load_delivery(message_id, recipients);
+          if (!found) return make_error(petrel_errc::not_found, "message or recipient not found");
+          return std::move(*found);
+        });
+      },
       [=](caf::update_atom, tenant_record& t) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, update_tenant_op{std::move(t)});
       },

@@ -5,6 +5,7 @@
 #include "app/server.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -22,8 +23,10 @@
 #include "actors/services.hpp"
 #include "app/http_api.hpp"
 #include "app/logging.hpp"
+#include "net/dns.hpp"
 #include "net/http.hpp"
 #include "net/mime_message.hpp"
+#include "net/smtp_client.hpp"
 
 namespace petrel {
 
@@ -52,6 +55,12 @@ std::string load_admin_token(const config& cfg) {
   ::chmod(path.c_str(), 0600);
   spdlog::info("admin.token_created file={}", path);
   return token;
+}
+
+std::string local_hostname() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
+  return name;
 }
 
 void print_first_tenant(const created_tenant& t, const config& cfg) {
@@ -98,6 +107,25 @@ int run_server(const config& cfg) {
     return 1;
   }
 
+  // The I/O context carries the HTTP listeners, DNS and the SMTP sessions.
+  boost::asio::io_context io(cfg.io.threads);
+  auto runtime = std::make_shared<delivery_runtime>();
+  runtime->io = &io;
+  runtime->hostname = local_hostname();
+  try {
+    dns_settings dns;
+    dns.servers = cfg.dns.servers;
+    dns.timeout = cfg.dns.timeout;
+    dns.tries = cfg.dns.tries;
+    dns.ipv6 = cfg.dns.ipv6;
+    dns.prefer_ipv6 = cfg.dns.prefer_ipv6;
+    runtime->dns = std::make_shared<dns_client>(io, dns);
+    runtime->tls = make_smtp_tls_context(cfg.delivery.ca_file);
+  } catch (const std::exception& e) {
+    spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
+    return 1;
+  }
+
   caf::actor_system_config caf_cfg;
   auto workers = cfg.actors.threads > 0 ? cfg.actors.threads
                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -114,8 +142,14 @@ int run_server(const config& cfg) {
   };
 
   auto directory = std::make_shared<service_directory>();
-  node_settings settings{cfg.storage, cfg.tenants, cfg.actors, true};
-  auto root = spawn_root(sys, open, std::move(first), settings, directory);
+  node_settings settings;
+  settings.storage = cfg.storage;
+  settings.tenants = cfg.tenants;
+  settings.actors = cfg.actors;
+  settings.dns = cfg.dns;
+  settings.delivery = cfg.delivery;
+  settings.sources = egress_sources_from(cfg, runtime->hostname);
+  auto root = spawn_root(sys, open, std::move(first), settings, directory, runtime);
   caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
       [request_stop](const caf::error& reason) {
         if (reason) {
@@ -142,7 +176,6 @@ int run_server(const config& cfg) {
     }
   }
 
-  boost::asio::io_context io(cfg.http.threads);
   http_api api(sys, directory, cfg, admin_token);
   auto make_options = [&cfg](const std::string& name, const listen_address& listen) {
     http_server_options o;
@@ -189,7 +222,7 @@ int run_server(const config& cfg) {
     }
   });
   std::vector<std::thread> threads;
-  for (int i = 0; i < cfg.http.threads; ++i) threads.emplace_back([&io] { io.run(); });
+  for (int i = 0; i < cfg.io.threads; ++i) threads.emplace_back([&io] { io.run(); });
 
   exit_code = stop_future.get();
 
@@ -207,7 +240,9 @@ int run_server(const config& cfg) {
                  spdlog::error("petrel.shutdown_incomplete error=\"{}\"", caf::to_string(e));
                });
   self->send_exit(root, caf::exit_reason::user_shutdown);
-  // 3. Stop the I/O threads.
+  // 3. Stop DNS and the I/O threads (SMTP sessions still open are cut; their recipients stay
+  //    waiting in the store and are tried again after the next start).
+  runtime->dns->shutdown();
   signals.cancel();
   io.stop();
   for (auto& t : threads) t.join();

@@ -27,6 +27,7 @@ cat > "$work/petrel.toml" <<TOML
 level = "warn"
 [http]
 listen = "127.0.0.1:0"
+[io]
 threads = $HTTP_THREADS
 [admin]
 listen = "127.0.0.1:0"
@@ -57,7 +58,7 @@ key=$(curl -sf "http://127.0.0.1:$admin_port/admin/tenants" -H "Authorization: B
       sed 's/.*"api_key":"\([^"]*\)".*/\1/')
 
 echo "petrel $(git rev-parse --short HEAD 2>/dev/null || echo '?'): $(nproc) cores," \
-     "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, http.threads=$HTTP_THREADS," \
+     "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, io.threads=$HTTP_THREADS," \
      "store=${STORE_URL:-sqlite} synchronous=$SYNCHRONOUS"
 PETREL_KEY=$key wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
   -s bench/submit.lua "http://127.0.0.1:$api_port/v1/messages" | tee "$work/wrk.txt"

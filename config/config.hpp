@@ -26,8 +26,67 @@ struct http_settings {
   std::chrono::milliseconds idle_timeout = 60s;     // keep-alive connection without a request
   std::chrono::milliseconds handler_timeout = 30s;  // request accepted, answer not yet ready -> 503
   std::uint64_t max_connections = 4096;
-  int threads = 1;  // Asio threads running the listeners
   std::chrono::milliseconds shutdown_grace = 10s;  // in-flight requests get this long on stop
+};
+
+struct io_settings {
+  int threads = 1;  // Asio threads: HTTP listeners, DNS, SMTP sessions
+};
+
+struct dns_config {
+  std::vector<std::string> servers;  // "ip" or "ip:port"; empty: /etc/resolv.conf
+  std::chrono::milliseconds timeout = 5s;
+  int tries = 2;
+  bool ipv6 = true;
+  bool prefer_ipv6 = false;
+  std::uint64_t cache_size = 100000;          // positive answers kept
+  std::uint64_t negative_cache_size = 10000;  // NXDOMAIN / no-MX answers kept
+  std::chrono::milliseconds min_ttl = 5s;     // answers are cached at least ...
+  std::chrono::milliseconds max_ttl = 24h;    // ... and at most this long
+  std::chrono::milliseconds temporary_failure_ttl = 30s;  // SERVFAIL, timeouts
+};
+
+// Overrides for sites whose MX hosts match a glob ("*.mx.example.com"); 0 / "" keep the default.
+struct site_policy {
+  std::string match;
+  std::uint32_t connection_limit = 0;
+  std::uint32_t max_deliveries_per_connection = 0;
+  std::string tls;  // disabled, opportunistic, required
+  int verify_certificate = -1;  // -1 default, 0 no, 1 yes
+};
+
+struct delivery_settings {
+  std::string ehlo_name;  // empty: this host's name
+  std::uint16_t port = 25;  // destination port (tests and sinks override it)
+  std::uint32_t connection_limit = 10;
+  std::uint32_t max_deliveries_per_connection = 100;
+  std::uint32_t max_recipients_per_transaction = 100;
+  std::uint32_t ready_queue = 0;  // jobs a site holds ready; 0: 2 x connection_limit
+  std::string tls = "opportunistic";
+  bool verify_certificate = false;
+  std::string ca_file;  // empty: the system's trust store
+  std::chrono::milliseconds connect_timeout = 30s;
+  std::chrono::milliseconds greeting_timeout = 5min;
+  std::chrono::milliseconds command_timeout = 5min;
+  std::chrono::milliseconds data_timeout = 2min;
+  std::chrono::milliseconds data_block_timeout = 3min;
+  std::chrono::milliseconds data_done_timeout = 10min;
+  std::chrono::milliseconds idle_timeout = 5s;  // an SMTP connection without work is closed
+  std::vector<std::chrono::milliseconds> retry_schedule = {1min, 5min, 15min, 30min, 1h, 2h};
+  double retry_jitter = 0.2;
+  std::chrono::milliseconds max_age = 72h;
+  std::chrono::milliseconds site_failure_delay = 1min;  // all MX hosts failed: defer new work
+  std::vector<site_policy> sites;
+};
+
+struct egress_source_config {
+  std::string name;
+  std::string address;  // source IP to bind; empty: the kernel's choice
+  std::string ehlo_name;  // empty: delivery.ehlo_name
+};
+
+struct egress_settings {
+  std::vector<egress_source_config> sources;  // empty: one "default" source
 };
 
 struct admin_settings {
@@ -86,12 +145,16 @@ struct config {
   std::string source;  // the file it came from, or "(defaults)"
   log_settings log;
   http_settings http;
+  io_settings io;
   admin_settings admin;
   storage_settings storage;
   submission_settings submission;
   tenant_settings tenants;
   bootstrap_settings bootstrap;
   actor_settings actors;
+  dns_config dns;
+  delivery_settings delivery;
+  egress_settings egress;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

@@ -56,7 +56,14 @@ class section {
   void duration(const char* key, milliseconds& out, milliseconds min, milliseconds max);
   void rate_value(const char* key, rate& out);
   void listen(const char* key, listen_address& out);
+  void real(const char* key, double& out, double min, double max);
+  void string_list(const char* key, std::vector<std::string>& out);
+  void duration_list(const char* key, std::vector<milliseconds>& out, milliseconds min,
+                     milliseconds max);
+  // The tables of an array of tables ([[section.key]]), each read as a section of its own.
+  std::vector<section> tables(const char* key);
   void finish();  // reports keys nobody asked for
+  bool has(const char* key) const { return table_ && table_->get(key); }
   // Reports a problem found by a check across keys, at that key's position.
   void problem(const char* key, std::string reason) {
     fail(table_ ? table_->get(key) : nullptr, key, std::move(reason));
@@ -227,6 +234,66 @@ void section::listen(const char* key, listen_address& out) {
   out = *p;
 }
 
+void section::real(const char* key, double& out, double min, double max) {
+  auto* node = get(key);
+  if (!node) return;
+  if (!node->is_number()) return fail(node, key, "expected a number");
+  auto value = *node->value<double>();
+  if (value < min || value > max)
+    return fail(node, key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+  out = value;
+}
+
+void section::string_list(const char* key, std::vector<std::string>& out) {
+  auto* node = get(key);
+  if (!node) return;
+  auto* array = node->as_array();
+  if (!array) return fail(node, key, "expected an array of strings");
+  std::vector<std::string> values;
+  for (auto&& item : *array) {
+    if (!item.is_string()) return fail(&item, key, "expected an array of strings");
+    values.push_back(*item.value<std::string>());
+  }
+  out = std::move(values);
+}
+
+void section::duration_list(const char* key, std::vector<milliseconds>& out, milliseconds min,
+                            milliseconds max) {
+  auto* node = get(key);
+  if (!node) return;
+  auto* array = node->as_array();
+  if (!array || array->empty())
+    return fail(node, key, "expected a non-empty array of durations like [\"1m\", \"5m\"]");
+  std::vector<milliseconds> values;
+  for (auto&& item : *array) {
+    if (!item.is_string()) return fail(&item, key, "expected duration strings like \"5m\"");
+    auto p = parse_duration(*item.value<std::string>());
+    if (!p) return fail(&item, key, p.error());
+    if (*p < min || *p > max)
+      return fail(&item, key, "must be between " + format_duration(min) + " and " + format_duration(max));
+    values.push_back(*p);
+  }
+  out = std::move(values);
+}
+
+std::vector<section> section::tables(const char* key) {
+  std::vector<section> out;
+  auto* node = get(key);
+  if (!node) return out;
+  auto* array = node->as_array();
+  if (!array || !array->is_array_of_tables()) {
+    fail(node, key, "expected tables ([[" + prefix_ + "." + key + "]])");
+    return out;
+  }
+  for (std::size_t i = 0; i < array->size(); ++i) {
+    auto& item = *array->get(i);
+    out.emplace_back(reader_, item.as_table(), prefix_ + "." + key + "[" + std::to_string(i) + "]",
+                     static_cast<int>(item.source().begin.line),
+                     static_cast<int>(item.source().begin.column));
+  }
+  return out;
+}
+
 void section::finish() {
   if (!table_) return;
   for (auto&& [key, node] : *table_) {
@@ -253,8 +320,92 @@ void read_all(reader& r, config& c) {
     s.duration("idle_timeout", c.http.idle_timeout, 100ms, 1h);
     s.duration("handler_timeout", c.http.handler_timeout, 100ms, 10min);
     s.size("max_connections", c.http.max_connections, 1, 1'000'000);
-    s.integer("threads", c.http.threads, 1, 64);
     s.duration("shutdown_grace", c.http.shutdown_grace, 0ms, 10min);
+    s.finish();
+  }
+  {
+    auto s = r.open("io");
+    s.integer("threads", c.io.threads, 1, 64);
+    s.finish();
+  }
+  {
+    auto s = r.open("dns");
+    s.string_list("servers", c.dns.servers);
+    s.duration("timeout", c.dns.timeout, 10ms, 60s);
+    s.integer("tries", c.dns.tries, 1, 10);
+    s.boolean("ipv6", c.dns.ipv6);
+    s.boolean("prefer_ipv6", c.dns.prefer_ipv6);
+    s.size("cache_size", c.dns.cache_size, 1, 100'000'000);
+    s.size("negative_cache_size", c.dns.negative_cache_size, 1, 100'000'000);
+    s.duration("min_ttl", c.dns.min_ttl, 0ms, 24h);
+    s.duration("max_ttl", c.dns.max_ttl, 1s, 7 * 24h);
+    s.duration("temporary_failure_ttl", c.dns.temporary_failure_ttl, 0ms, 1h);
+    for (std::size_t i = 0; i < c.dns.servers.size(); ++i) {
+      const auto& server = c.dns.servers[i];
+      auto colon = server.rfind(':');
+      auto host = server.find('.') != std::string::npos && colon != std::string::npos
+                      ? server.substr(0, colon)
+                      : server;
+      if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF.:[]") != std::string::npos)
+        s.problem("servers", "\"" + server + "\" is not an IP address with an optional :port");
+    }
+    s.finish();
+  }
+  {
+    auto s = r.open("delivery");
+    auto& d = c.delivery;
+    s.string("ehlo_name", d.ehlo_name, 253);
+    s.integer("port", d.port, 1, 65535);
+    s.integer("connection_limit", d.connection_limit, 1, 10000);
+    s.integer("max_deliveries_per_connection", d.max_deliveries_per_connection, 1, 1'000'000);
+    s.integer("max_recipients_per_transaction", d.max_recipients_per_transaction, 1, 1000);
+    s.integer("ready_queue", d.ready_queue, 0, 1'000'000);
+    s.choice("tls", d.tls, {"disabled", "opportunistic", "required"});
+    s.boolean("verify_certificate", d.verify_certificate);
+    s.string("ca_file", d.ca_file);
+    s.duration("connect_timeout", d.connect_timeout, 10ms, 10min);
+    s.duration("greeting_timeout", d.greeting_timeout, 10ms, 30min);
+    s.duration("command_timeout", d.command_timeout, 10ms, 30min);
+    s.duration("data_timeout", d.data_timeout, 10ms, 30min);
+    s.duration("data_block_timeout", d.data_block_timeout, 10ms, 30min);
+    s.duration("data_done_timeout", d.data_done_timeout, 10ms, 60min);
+    s.duration("idle_timeout", d.idle_timeout, 0ms, 10min);
+    s.duration_list("retry_schedule", d.retry_schedule, 100ms, 7 * 24h);
+    s.real("retry_jitter", d.retry_jitter, 0, 1);
+    s.duration("max_age", d.max_age, 1s, 30 * 24h);
+    s.duration("site_failure_delay", d.site_failure_delay, 0ms, 24h);
+    for (auto& t : s.tables("sites")) {
+      site_policy p;
+      t.string("match", p.match, 253);
+      t.integer("connection_limit", p.connection_limit, 1, 10000);
+      t.integer("max_deliveries_per_connection", p.max_deliveries_per_connection, 1, 1'000'000);
+      t.choice("tls", p.tls, {"disabled", "opportunistic", "required"});
+      if (t.has("verify_certificate")) {
+        bool verify = false;
+        t.boolean("verify_certificate", verify);
+        p.verify_certificate = verify ? 1 : 0;
+      }
+      if (p.match.empty()) t.problem("match", "required: a glob on MX host names, e.g. \"*.example.com\"");
+      t.finish();
+      d.sites.push_back(std::move(p));
+    }
+    s.finish();
+  }
+  {
+    auto s = r.open("egress");
+    std::set<std::string> names;
+    for (auto& t : s.tables("sources")) {
+      egress_source_config e;
+      t.string("name", e.name, 64);
+      t.string("address", e.address, 64);
+      t.string("ehlo_name", e.ehlo_name, 253);
+      if (e.name.empty()) t.problem("name", "required");
+      else if (!names.insert(e.name).second) t.problem("name", "\"" + e.name + "\" is used twice");
+      if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
+        t.problem("address", "\"" + e.address + "\" is not an IP address");
+      t.finish();
+      c.egress.sources.push_back(std::move(e));
+    }
     s.finish();
   }
   {

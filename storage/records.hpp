@@ -100,6 +100,23 @@ struct queued_recipient {
   std::int64_t next_attempt_at_ms = 0;
 };
 
+// A recipient's new state after an attempt, with the event that explains it.
+struct recipient_update {
+  id128 recipient_id;
+  recipient_state state = recipient_state::queued;
+  std::uint32_t attempts = 0;
+  std::int64_t next_attempt_at_ms = 0;
+  std::string last_reply;
+  event_record event;  // its at_ms is the update's time
+};
+
+// What a delivery needs from the store: envelope sender, addresses, the message.
+struct delivery_content {
+  std::string mail_from;
+  std::vector<std::string> addresses;  // in the order of the requested recipient ids
+  std::string content;
+};
+
 // A message as GET /v1/messages/{id} shows it: the message without its content, its
 // recipients and the events about it (oldest first).
 struct message_details {

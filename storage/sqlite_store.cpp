@@ -325,6 +325,30 @@ class sqlite_store final : public store {
     return read_queued(q);
   }
 
+  std::optional<delivery_content> load_delivery(const id128& message_id,
+                                                const std::vector<id128>& recipients) override {
+    delivery_content out;
+    {
+      auto q = prepare("SELECT mail_from, content FROM messages WHERE id = ?");
+      q.bind(1, message_id);
+      if (!q.step()) return std::nullopt;
+      out.mail_from = q.text(0);
+      out.content = q.blob(1);
+    }
+    std::unordered_map<id128, std::string, id128_hash> addresses;
+    {
+      auto q = prepare("SELECT id, address FROM recipients WHERE message_id = ?");
+      q.bind(1, message_id);
+      while (q.step()) addresses.emplace(q.id(0), q.text(1));
+    }
+    for (const auto& id : recipients) {
+      auto it = addresses.find(id);
+      if (it == addresses.end()) return std::nullopt;
+      out.addresses.push_back(it->second);
+    }
+    return out;
+  }
+
   std::uint64_t count_recipients(recipient_state state) override {
     auto q = prepare("SELECT COUNT(*) FROM recipients WHERE state = ?");
     q.bind(1, to_string(state));
@@ -448,6 +472,23 @@ class sqlite_store final : public store {
         .bind(5, k.created_at_ms)
         .bind(6, k.revoked_at_ms);
     q.run();
+  }
+
+  void apply_op(const update_recipients_op& op) {
+    for (const auto& u : op.updates) {
+      auto q = prepare(
+          "UPDATE recipients SET state = ?, attempts = ?, next_attempt_at = ?, updated_at = ?, "
+          "last_reply = ? WHERE id = ?");
+      q.bind(1, to_string(u.state))
+          .bind(2, static_cast<std::int64_t>(u.attempts))
+          .bind(3, u.next_attempt_at_ms)
+          .bind(4, u.event.at_ms)
+          .bind(5, std::string_view(u.last_reply))
+          .bind(6, u.recipient_id);
+      q.run();
+      if (sqlite3_changes(db_) == 0) throw operation_error("no such recipient " + u.recipient_id.str());
+      insert_event(u.event);
+    }
   }
 
   void apply_op(const revoke_api_key_op& op) {

@@ -37,13 +37,16 @@ struct insert_api_key_op {
 struct update_tenant_op {
   tenant_record tenant;  // rate, burst and suspension are written; the name stays
 };
+struct update_recipients_op {
+  std::vector<recipient_update> updates;
+};
 struct revoke_api_key_op {
   id128 key_id;
   id128 tenant_id;
   std::int64_t revoked_at_ms = 0;
 };
 using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant_op,
-                              insert_api_key_op, revoke_api_key_op>;
+                              insert_api_key_op, revoke_api_key_op, update_recipients_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -78,6 +81,11 @@ class store {
                                                    std::size_t limit) = 0;
   virtual std::vector<queued_recipient> pending_recipients_of_domain(
       const std::string& domain) = 0;
+
+  // The envelope sender, content and addresses for delivering these recipients of a message;
+  // nullopt when the message or one of the recipients does not exist.
+  virtual std::optional<delivery_content> load_delivery(const id128& message_id,
+                                                        const std::vector<id128>& recipients) = 0;
 
   // Counts recipients per state, for readiness checks and tests.
   virtual std::uint64_t count_recipients(recipient_state state) = 0;

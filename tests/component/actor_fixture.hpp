@@ -27,6 +27,7 @@ struct actor_fixture {
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     settings.store_detached = false;
+    settings.deliver = false;  // no DNS or SMTP here: recipients stay queued
     settings.actors.restart_backoff = std::chrono::milliseconds(100);
     settings.actors.restart_backoff_max = std::chrono::milliseconds(1000);
     settings.actors.restart_window = std::chrono::seconds(60);

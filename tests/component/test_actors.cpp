@@ -45,7 +45,7 @@ TEST_CASE_METHOD(actor_fixture, "domains are recovered from the store on start")
   seed({insert_tenant_op{t, {}}, message_op(make_message(t.id, {"a@one.example", "b@one.example"})),
         message_op(make_message(t.id, {"c@two.example"}))});
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   sched->run();
   CHECK(ask_ok<readiness>(domains, ready_atom::value).ready);
   auto q = ask_ok<queue_summary>(domains, stats_atom::value);
@@ -61,7 +61,7 @@ TEST_CASE_METHOD(actor_fixture, "a crashed domain actor is restarted after its b
   seed({insert_tenant_op{t, {}},
         message_op(make_message(t.id, {"a@crash.example", "b@crash.example", "c@crash.example"}))});
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   sched->run();
   REQUIRE(waiting_in(ask_ok<queue_summary>(domains, stats_atom::value), "crash.example") == 3);
   auto restarts_before = core().actor_restarts.value();
@@ -89,7 +89,7 @@ TEST_CASE_METHOD(actor_fixture, "past its restart intensity the domains supervis
   auto t = make_tenant("t");
   seed({insert_tenant_op{t, {}}, message_op(make_message(t.id, {"a@flaky.example"}))});
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   sched->run();
   auto down = watch(domains.address());
   for (int crash = 0; crash < 2; ++crash) {
@@ -110,7 +110,7 @@ TEST_CASE_METHOD(actor_fixture, "ingest refuses submissions past its bound on wr
   auto t = make_tenant("t");
   seed({insert_tenant_op{t, {}}});
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
   sched->run();
   auto outcomes = std::make_shared<std::vector<std::string>>();
@@ -137,7 +137,7 @@ TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoke
   settings.tenants.default_rate = rate{1, "1/s"};
   settings.tenants.default_burst = 2;
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
   auto tenants = spawn_tenants(*sys, nullptr, store, ingest, settings);
   sched->run();
@@ -185,7 +185,7 @@ TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoke
 
 TEST_CASE_METHOD(actor_fixture, "the first tenant is created only in an empty store") {
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
   auto tenants = spawn_tenants(*sys, nullptr, store, ingest, settings);
   sched->run();
@@ -201,7 +201,7 @@ TEST_CASE_METHOD(actor_fixture, "the first tenant is created only in an empty st
 
 TEST_CASE_METHOD(actor_fixture, "the root restarts a crashed child and the children after it") {
   auto directory = std::make_shared<service_directory>();
-  auto root = spawn_root(*sys, factory(), nullptr, settings, directory);
+  auto root = spawn_root(*sys, factory(), nullptr, settings, directory, nullptr);
   sched->run();
   auto before = directory->get();
   REQUIRE(before->domains);

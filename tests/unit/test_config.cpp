@@ -27,6 +27,7 @@ format = "json"
 listen = "0.0.0.0:9000"
 max_body_bytes = "1MiB"
 read_timeout = "5s"
+[io]
 threads = 2
 [storage]
 data_dir = "/var/lib/petrel"
@@ -46,7 +47,7 @@ create_tenant = false
   CHECK(c.http.listen.port == 9000);
   CHECK(c.http.max_body_bytes == 1024 * 1024);
   CHECK(c.http.read_timeout == 5s);
-  CHECK(c.http.threads == 2);
+  CHECK(c.io.threads == 2);
   CHECK(c.storage_url() == "sqlite:/var/lib/petrel/petrel.db");
   CHECK(c.storage.batch_max_operations == 64);
   CHECK(c.tenants.default_rate.per_second == Approx(10));
@@ -55,11 +56,11 @@ create_tenant = false
 }
 
 TEST_CASE("errors name the file, line, column, key and reason") {
-  auto r = load_config_text("[http]\nthreads = 0\nlisten = 80\n", "bad.toml");
+  auto r = load_config_text("[io]\nthreads = 0\n[http]\nlisten = 80\n", "bad.toml");
   REQUIRE(r.errors.size() == 2);
-  CHECK(r.errors[0].to_string() == "bad.toml:2:11: http.threads: must be between 1 and 64, got 0");
+  CHECK(r.errors[0].to_string() == "bad.toml:2:11: io.threads: must be between 1 and 64, got 0");
   CHECK(r.errors[1].file == "bad.toml");
-  CHECK(r.errors[1].line == 3);
+  CHECK(r.errors[1].line == 4);
   CHECK(r.errors[1].key == "http.listen");
   CHECK_THAT(r.errors[1].reason, Catch::Contains("expected a string"));
 }

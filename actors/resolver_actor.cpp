@@ -1,0 +1,245 @@
+// The resolver actor: turns a destination domain into a route (RFC 5321 5.1): MX hosts in
+// order (equal preferences shuffled), each with its addresses, or the domain's own A/AAAA
+// when it has no MX, or a permanent failure for NXDOMAIN and null MX (RFC 7505), or a
+// temporary one. Answers are cached for their TTL (bounded by dns.min_ttl/max_ttl) in bounded
+// caches, negative ones in their own, and concurrent requests for a domain share one lookup.
+// The lookups run on the I/O threads (c-ares); answers come back as messages.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <random>
+#include <unordered_map>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/route_cache.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+struct pending_route {
+  std::vector<caf::typed_response_promise<route>> waiting;
+  std::vector<mx_record> mx;      // in order
+  bool implicit_mx = false;       // no MX: the domain itself is the host
+  std::uint32_t mx_ttl = 0;
+  std::size_t unresolved = 0;     // hosts whose addresses are still being looked up
+};
+
+struct resolver_state {
+  resolver_state() = default;
+  std::shared_ptr<delivery_runtime> runtime;
+  dns_config settings;
+  expiring_cache<route> routes{100000};
+  expiring_cache<route> failures{10000};  // permanent and temporary failures
+  expiring_cache<address_lookup> hosts{100000};
+  std::unordered_map<std::string, pending_route> pending;  // by domain
+  std::unordered_map<std::string, std::vector<std::string>> host_waiters;  // host -> domains
+  std::mt19937_64 rng{std::random_device{}()};
+  static inline const char* name = "resolver";
+};
+
+using resolver_pointer = resolver_actor::stateful_pointer<resolver_state>;
+
+counter& dns_lookups(const char* type) {
+  return metrics().get_counter("petrel_dns_lookups_total", "DNS queries sent", {{"type", type}});
+}
+counter& route_requests(const char* result) {
+  return metrics().get_counter("petrel_dns_route_requests_total",
+                               "Route requests by cache result", {{"result", result}});
+}
+
+std::int64_t expiry(const resolver_state& st, std::uint32_t ttl_seconds) {
+  auto ttl = std::chrono::milliseconds(static_cast<std::int64_t>(ttl_seconds) * 1000);
+  ttl = std::clamp(ttl, st.settings.min_ttl, st.settings.max_ttl);
+  return unix_now_ms() + ttl.count();
+}
+
+void finish(resolver_pointer self, const std::string& domain, route r) {
+  auto& st = self->state;
+  auto it = st.pending.find(domain);
+  if (it == st.pending.end()) return;
+  if (r.status == route_status::ok)
+    st.routes.put(domain, r, r.expires_at_ms);
+  else
+    st.failures.put(domain, r, r.expires_at_ms);
+  if (r.status != route_status::ok)
+    spdlog::info("dns.route_failed domain={} status={} error=\"{}\"", domain,
+                 r.status == route_status::permanent ? "permanent" : "temporary", r.error);
+  for (auto& p : it->second.waiting) p.deliver(r);
+  st.pending.erase(it);
+}
+
+route failure(const resolver_state& st, route_status status, std::string error, std::uint32_t ttl) {
+  route r;
+  r.status = status;
+  r.error = std::move(error);
+  r.expires_at_ms = status == route_status::temporary
+                        ? unix_now_ms() + st.settings.temporary_failure_ttl.count()
+                        : expiry(st, ttl);
+  return r;
+}
+
+// Builds the route once every host has its addresses.
+void complete(resolver_pointer self, const std::string& domain) {
+  auto& st = self->state;
+  auto& p = st.pending[domain];
+  route r;
+  r.status = route_status::ok;
+  r.site = site_name(p.mx);
+  std::uint32_t ttl = p.mx_ttl;
+  bool any_temporary = false;
+  std::string last_error;
+  auto now = unix_now_ms();
+  for (const auto& mx : p.mx) {
+    auto* a = st.hosts.find(mx.host, now);
+    if (!a) {
+      any_temporary = true;
+      continue;
+    }
+    if (a->outcome == dns_outcome::found) {
+      r.hosts.push_back({mx.host, a->addresses});
+      ttl = std::min(ttl, a->ttl);
+    } else if (a->outcome == dns_outcome::temporary) {
+      any_temporary = true;
+      last_error = a->error;
+    } else {
+      last_error = "MX host " + mx.host + " has no address";
+    }
+  }
+  if (r.hosts.empty()) {
+    if (p.implicit_mx && !any_temporary)
+      return finish(self, domain,
+                    failure(st, route_status::permanent,
+                            "the domain has no MX record and no address (RFC 5321 5.1)", ttl));
+    return finish(self, domain,
+                  failure(st, route_status::temporary,
+                          last_error.empty() ? "no MX host of the domain has an address" : last_error,
+                          ttl));
+  }
+  r.expires_at_ms = expiry(st, ttl);
+  finish(self, domain, std::move(r));
+}
+
+void resolve_hosts(resolver_pointer self, const std::string& domain) {
+  auto& st = self->state;
+  auto& p = st.pending[domain];
+  auto now = unix_now_ms();
+  p.unresolved = 0;
+  for (const auto& mx : p.mx) {
+    if (st.hosts.find(mx.host, now)) continue;
+    ++p.unresolved;
+    auto& waiters = st.host_waiters[mx.host];
+    waiters.push_back(domain);
+    if (waiters.size() > 1) continue;  // a lookup for this host is already on its way
+    dns_lookups("address").inc();
+    auto handle = caf::actor_cast<resolver_actor>(self);
+    st.runtime->dns->lookup_addresses(mx.host, [handle, host = mx.host](address_lookup a) {
+      caf::anon_send(handle, address_atom::value, host, std::move(a));
+    });
+  }
+  if (p.unresolved == 0) complete(self, domain);
+}
+
+resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
+                                                std::shared_ptr<delivery_runtime> runtime,
+                                                dns_config settings) {
+  install_logging_handlers(self, "resolver");
+  auto& st = self->state;
+  st.runtime = std::move(runtime);
+  st.settings = settings;
+  st.routes = expiring_cache<route>(settings.cache_size);
+  st.hosts = expiring_cache<address_lookup>(settings.cache_size);
+  st.failures = expiring_cache<route>(settings.negative_cache_size);
+  return {
+      [=](resolve_atom, const std::string& domain) -> caf::result<route> {
+        auto& s = self->state;
+        auto now = unix_now_ms();
+        if (auto* r = s.routes.find(domain, now)) {
+          route_requests("hit").inc();
+          return *r;
+        }
+        if (auto* r = s.failures.find(domain, now)) {
+          route_requests("negative_hit").inc();
+          return *r;
+        }
+        if (!domain.empty() && domain.front() == '[') {
+          // An address literal: no DNS (RFC 5321 4.1.3).
+          auto inner = domain.substr(1, domain.size() - 2);
+          if (inner.rfind("IPv6:", 0) == 0) inner = inner.substr(5);
+          route r;
+          r.status = route_status::ok;
+          r.site = domain;
+          r.hosts.push_back({domain, {inner}});
+          r.expires_at_ms = now + s.settings.max_ttl.count();
+          return r;
+        }
+        route_requests("miss").inc();
+        auto rp = self->make_response_promise<route>();
+        auto& p = s.pending[domain];
+        p.waiting.push_back(rp);
+        if (p.waiting.size() == 1) {
+          dns_lookups("mx").inc();
+          auto handle = caf::actor_cast<resolver_actor>(self);
+          s.runtime->dns->lookup_mx(domain, [handle, domain](mx_lookup m) {
+            caf::anon_send(handle, mx_atom::value, domain, std::move(m));
+          });
+        }
+        return rp;
+      },
+      [=](mx_atom, const std::string& domain, mx_lookup& m) {
+        auto& s = self->state;
+        if (!s.pending.count(domain)) return;
+        auto& p = s.pending[domain];
+        switch (m.outcome) {
+          case dns_outcome::no_domain:
+            return finish(self, domain,
+                          failure(s, route_status::permanent, "the domain does not exist (NXDOMAIN)", m.ttl));
+          case dns_outcome::temporary:
+            return finish(self, domain, failure(s, route_status::temporary, m.error, 0));
+          case dns_outcome::no_records:
+            p.implicit_mx = true;
+            p.mx = {{0, domain}};
+            p.mx_ttl = m.ttl;
+            break;
+          case dns_outcome::found:
+            if (is_null_mx(m.records))
+              return finish(self, domain,
+                            failure(s, route_status::permanent,
+                                    "the domain accepts no mail (null MX, RFC 7505)", m.ttl));
+            p.mx = order_mx(std::move(m.records), s.rng);
+            p.mx_ttl = m.ttl;
+            if (p.mx.empty())
+              return finish(self, domain,
+                            failure(s, route_status::permanent, "the MX records name no host", m.ttl));
+            break;
+        }
+        resolve_hosts(self, domain);
+      },
+      [=](address_atom, const std::string& host, address_lookup& a) {
+        auto& s = self->state;
+        auto ttl = a.outcome == dns_outcome::temporary
+                       ? unix_now_ms() + s.settings.temporary_failure_ttl.count()
+                       : expiry(s, a.ttl);
+        s.hosts.put(host, std::move(a), ttl);
+        auto waiters = std::move(s.host_waiters[host]);
+        s.host_waiters.erase(host);
+        for (const auto& domain : waiters) {
+          auto it = s.pending.find(domain);
+          if (it == s.pending.end()) continue;
+          if (--it->second.unresolved == 0) complete(self, domain);
+        }
+      },
+  };
+}
+
+}  // namespace
+
+resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
+                              std::shared_ptr<delivery_runtime> runtime, const dns_config& dns) {
+  if (parent) return parent->spawn<caf::linked>(resolver_behavior, std::move(runtime), dns);
+  return sys.spawn(resolver_behavior, std::move(runtime), dns);
+}
+
+}  // namespace petrel

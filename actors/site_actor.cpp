@@ -1,0 +1,321 @@
+// The site actor: the path from one egress source to one MX site. It owns the bounded ready
+// queue and the SMTP sessions of that path:
+// - credit: domains say how many jobs they have due (demand); the site grants credit only for
+//   the room left in ready queue + loading + credit out, so nothing piles up unbounded here;
+// - sessions: at most connection_limit, each taking at most max_deliveries_per_connection jobs
+//   and waiting idle_timeout for more before QUIT;
+// - when every MX host of the site fails to connect, the site is "down" for
+//   delivery.site_failure_delay: its jobs are deferred at once instead of connecting again;
+// - expiry is checked when a job arrives and again before a session takes it.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+#include <unordered_map>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+// At most this many addresses are tried per connection attempt (Postfix: smtp_mx_address_limit).
+constexpr std::size_t max_targets = 10;
+
+struct session_entry {
+  std::optional<delivery_job> current;  // the job the session is running
+  std::optional<work_completion> parked;  // waiting for work
+  std::uint64_t park_generation = 0;
+};
+
+struct site_state {
+  site_state() = default;
+  std::shared_ptr<delivery_runtime> runtime;
+  store_actor store;
+  egress_source source;
+  route current_route;
+  site_limits limits;
+  node_settings settings;
+  std::deque<delivery_work> ready;
+  std::unordered_map<std::uint64_t, delivery_job> loading;
+  std::uint64_t next_load = 0;
+  std::uint64_t credit_out = 0;
+  std::deque<caf::actor_addr> demand_order;
+  std::unordered_map<caf::actor_addr, std::uint64_t> wanted;
+  std::unordered_map<std::uint64_t, session_entry> sessions;
+  std::uint64_t next_session = 0;
+  std::int64_t down_until_ms = 0;
+  std::string down_reason;
+  static inline const char* name = "site";
+};
+
+using site_pointer = site_actor::stateful_pointer<site_state>;
+
+counter& site_counter(const char* what) {
+  return metrics().get_counter("petrel_site_events_total", "Site actor events", {{"event", what}});
+}
+
+void send_outcome(site_pointer self, const delivery_job& job, job_outcome outcome) {
+  outcome.job_id = job.job_id;
+  outcome.attempt.source = self->state.source.name;
+  auto owner = caf::actor_cast<domain_actor>(job.owner);
+  if (owner) self->send(owner, outcome_atom::value, std::move(outcome));
+}
+
+// An outcome for every recipient of a job that was not attempted.
+void fail_job(site_pointer self, const delivery_job& job, const std::string& reason, bool expired) {
+  job_outcome outcome;
+  for (const auto& id : job.recipient_ids) {
+    recipient_result r;
+    r.recipient_id = id;
+    r.reply = reason;
+    r.expired = expired;
+    outcome.recipients.push_back(std::move(r));
+  }
+  send_outcome(self, job, std::move(outcome));
+}
+
+bool is_down(site_pointer self) { return self->state.down_until_ms > unix_now_ms(); }
+
+void grant(site_pointer self) {
+  auto& st = self->state;
+  auto capacity = std::max<std::uint64_t>(st.limits.ready_queue, 1);
+  auto in_system = st.ready.size() + st.loading.size() + st.credit_out;
+  while (in_system < capacity && !st.demand_order.empty()) {
+    auto domain = st.demand_order.front();
+    st.demand_order.pop_front();
+    auto it = st.wanted.find(domain);
+    if (it == st.wanted.end()) continue;
+    auto give = std::min<std::uint64_t>(it->second, capacity - in_system);
+    st.wanted.erase(it);  // the domain asks again when it still has work after this grant
+    if (give == 0) continue;
+    auto handle = caf::actor_cast<domain_actor>(domain);
+    if (!handle) continue;
+    st.credit_out += give;
+    in_system += give;
+    self->send(handle, credit_atom::value, give);
+  }
+}
+
+session_plan plan_for(site_pointer self) {
+  auto& st = self->state;
+  const auto& d = st.settings.delivery;
+  session_plan plan;
+  for (const auto& host : st.current_route.hosts)
+    for (const auto& address : host.addresses)
+      if (plan.targets.size() < max_targets) plan.targets.emplace_back(host.name, address);
+  plan.source_name = st.source.name;
+  plan.bind_address = st.source.address;
+  plan.ehlo_name = st.source.ehlo_name;
+  plan.port = d.port;
+  plan.tls = st.limits.tls;
+  plan.verify_certificate = st.limits.verify_certificate;
+  plan.max_deliveries = st.limits.max_deliveries_per_connection;
+  plan.idle_timeout = d.idle_timeout;
+  plan.timeouts = d;
+  return plan;
+}
+
+// Takes the next job that has not expired meanwhile; expired ones get their outcome.
+std::optional<delivery_work> take_ready(site_pointer self) {
+  auto& st = self->state;
+  auto now = unix_now_ms();
+  while (!st.ready.empty()) {
+    auto work = std::move(st.ready.front());
+    st.ready.pop_front();
+    if (work.job.expires_at_ms <= now) {
+      fail_job(self, work.job, "expired while waiting for a connection", true);
+      continue;
+    }
+    return work;
+  }
+  return std::nullopt;
+}
+
+void dispatch(site_pointer self) {
+  auto& st = self->state;
+  if (is_down(self)) {
+    while (auto work = take_ready(self)) fail_job(self, work->job, st.down_reason, false);
+  }
+  // Parked sessions first: their connections are open already.
+  for (auto& [id, s] : st.sessions) {
+    if (st.ready.empty()) break;
+    if (!s.parked) continue;
+    auto work = take_ready(self);
+    if (!work) break;
+    s.current = work->job;
+    auto completion = std::move(*s.parked);
+    s.parked.reset();
+    completion.fn(std::move(work));
+  }
+  while (!st.ready.empty() && st.sessions.size() < st.limits.connection_limit) {
+    auto work = take_ready(self);
+    if (!work) break;
+    auto id = ++st.next_session;
+    st.sessions[id].current = work->job;
+    start_smtp_session(st.runtime, caf::actor_cast<site_actor>(self), id, plan_for(self),
+                       std::move(*work));
+  }
+  grant(self);
+}
+
+void load(site_pointer self, delivery_job job) {
+  auto& st = self->state;
+  auto local = ++st.next_load;
+  auto message_id = job.message_id;
+  auto recipients = job.recipient_ids;
+  st.loading.emplace(local, std::move(job));
+  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, message_id,
+                recipients)
+      .then(
+          [=](delivery_content& content) {
+            auto& s = self->state;
+            auto it = s.loading.find(local);
+            if (it == s.loading.end()) return;
+            delivery_work work;
+            work.job = std::move(it->second);
+            s.loading.erase(it);
+            work.needs_smtputf8 = has_non_ascii(content.mail_from);
+            for (const auto& a : content.addresses)
+              if (has_non_ascii(a.substr(0, a.rfind('@')))) work.needs_smtputf8 = true;
+            work.mail_from = std::move(content.mail_from);
+            work.addresses = std::move(content.addresses);
+            work.content = std::make_shared<const std::string>(std::move(content.content));
+            s.ready.push_back(std::move(work));
+            dispatch(self);
+          },
+          [=](caf::error& e) {
+            auto& s = self->state;
+            auto it = s.loading.find(local);
+            if (it == s.loading.end()) return;
+            auto job = std::move(it->second);
+            s.loading.erase(it);
+            fail_job(self, job, "the message could not be loaded: " + self->system().render(e), false);
+            grant(self);
+          });
+}
+
+site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<delivery_runtime> runtime,
+                                        store_actor store, egress_source source, route initial,
+                                        site_limits limits, node_settings settings) {
+  install_logging_handlers(self, "site");
+  auto& st = self->state;
+  st.runtime = std::move(runtime);
+  st.store = std::move(store);
+  st.source = std::move(source);
+  st.current_route = std::move(initial);
+  st.limits = limits;
+  st.settings = std::move(settings);
+  spdlog::debug("site.started source={} site={} connection_limit={}", st.source.name,
+                st.current_route.site, st.limits.connection_limit);
+  return {
+      [=](demand_atom, std::uint64_t count) {
+        auto& s = self->state;
+        auto sender = self->current_sender();
+        if (!sender) return;
+        auto addr = caf::actor_cast<caf::actor_addr>(sender);
+        if (!s.wanted.count(addr)) s.demand_order.push_back(addr);
+        s.wanted[addr] = count;
+        grant(self);
+      },
+      [=](jobs_atom, std::uint64_t granted, std::vector<delivery_job>& jobs) {
+        auto& s = self->state;
+        s.credit_out -= std::min(s.credit_out, granted);
+        auto now = unix_now_ms();
+        for (auto& job : jobs) {
+          if (job.expires_at_ms <= now)
+            fail_job(self, job, "expired before a connection was available", true);
+          else if (is_down(self))
+            fail_job(self, job, s.down_reason, false);
+          else
+            load(self, std::move(job));
+        }
+        grant(self);
+      },
+      [=](route_atom, route& r) {
+        if (r.status == route_status::ok && !r.hosts.empty()) self->state.current_route = std::move(r);
+      },
+      [=](outcome_atom, std::uint64_t session, job_outcome& outcome) {
+        auto& s = self->state;
+        auto it = s.sessions.find(session);
+        if (it == s.sessions.end() || !it->second.current) return;
+        auto job = std::move(*it->second.current);
+        it->second.current.reset();
+        send_outcome(self, job, std::move(outcome));
+      },
+      [=](closed_atom, std::uint64_t session, const std::string& reason) {
+        auto& s = self->state;
+        auto it = s.sessions.find(session);
+        if (it == s.sessions.end()) return;
+        if (it->second.current)  // ended in the middle of a job: outcome unknown, try again
+          fail_job(self, *it->second.current, "the SMTP session ended: " + reason, false);
+        s.sessions.erase(it);
+        dispatch(self);
+      },
+      [=](connfail_atom, std::uint64_t session, const std::string& reason) {
+        auto& s = self->state;
+        auto it = s.sessions.find(session);
+        if (it == s.sessions.end()) return;
+        site_counter("connect_failed").inc();
+        if (it->second.current) fail_job(self, *it->second.current, reason, false);
+        s.sessions.erase(it);
+        const auto delay = s.settings.delivery.site_failure_delay;
+        if (delay.count() > 0) {
+          s.down_until_ms = unix_now_ms() + delay.count();
+          s.down_reason = reason;
+          spdlog::warn("site.down source={} site={} for_ms={} reason=\"{}\"", s.source.name,
+                       s.current_route.site, delay.count(), reason);
+        }
+        dispatch(self);
+      },
+      [=](next_atom, std::uint64_t session, work_completion& completion) {
+        auto& s = self->state;
+        auto it = s.sessions.find(session);
+        if (it == s.sessions.end() || is_down(self)) {
+          completion.fn(std::nullopt);
+          return;
+        }
+        if (auto work = take_ready(self)) {
+          it->second.current = work->job;
+          completion.fn(std::move(work));
+          grant(self);
+          return;
+        }
+        it->second.parked = std::move(completion);
+        auto generation = ++it->second.park_generation;
+        self->delayed_send(self, s.settings.delivery.idle_timeout, caf::tick_atom::value,
+                           (session << 16) | (generation & 0xFFFF));
+      },
+      [=](caf::tick_atom, std::uint64_t key) {
+        auto& s = self->state;
+        auto it = s.sessions.find(key >> 16);
+        if (it == s.sessions.end() || !it->second.parked) return;
+        if ((it->second.park_generation & 0xFFFF) != (key & 0xFFFF)) return;
+        auto completion = std::move(*it->second.parked);
+        it->second.parked.reset();
+        completion.fn(std::nullopt);  // idle too long: the session says QUIT
+      },
+      [=](stats_atom) {
+        auto& s = self->state;
+        return std::vector<std::uint64_t>{s.sessions.size(), s.ready.size(), s.loading.size(),
+                                          s.credit_out};
+      },
+  };
+}
+
+}  // namespace
+
+site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
+                      std::shared_ptr<delivery_runtime> runtime, store_actor store,
+                      egress_source source, route initial, site_limits limits,
+                      const node_settings& settings) {
+  if (parent)
+    return parent->spawn<caf::linked>(site_behavior, std::move(runtime), std::move(store),
+                                      std::move(source), std::move(initial), limits, settings);
+  return sys.spawn(site_behavior, std::move(runtime), std::move(store), std::move(source),
+                   std::move(initial), limits, settings);
+}
+
+}  // namespace petrel

@@ -1,0 +1,78 @@
+// DNS lookups for delivery: MX records and host addresses, through c-ares driven by Asio (its
+// sockets watched by the io_context, its timeouts on an Asio timer), so no thread ever blocks
+// on DNS. Results carry the TTL to cache them for, read from the answer itself.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "net/mx.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace petrel {
+
+enum class dns_outcome : std::uint8_t {
+  found = 0,      // records of the asked type
+  no_records = 1, // the name exists, without records of that type (NODATA)
+  no_domain = 2,  // NXDOMAIN: permanent
+  temporary = 3,  // SERVFAIL, REFUSED, timeout, malformed answer: try again later
+};
+std::string_view to_string(dns_outcome o);
+
+struct mx_lookup {
+  dns_outcome outcome = dns_outcome::temporary;
+  std::vector<mx_record> records;
+  std::uint32_t ttl = 0;  // seconds; for negative answers the SOA minimum (RFC 2308)
+  std::string error;      // for temporary failures
+};
+
+struct address_lookup {
+  dns_outcome outcome = dns_outcome::temporary;
+  std::vector<std::string> addresses;  // textual IPs; IPv4 first unless prefer_ipv6
+  std::uint32_t ttl = 0;
+  std::string error;
+};
+
+struct dns_settings {
+  std::vector<std::string> servers;  // "ip:port" or "ip"; empty: /etc/resolv.conf
+  std::chrono::milliseconds timeout{5000};  // per try
+  int tries = 2;
+  bool ipv6 = true;          // also ask AAAA for MX hosts
+  bool prefer_ipv6 = false;  // put IPv6 addresses first
+};
+
+// Reads TTLs from a raw DNS answer: the smallest TTL of the answer records of `type`, or, when
+// there are none, the negative-caching TTL of the SOA in the authority section (min of its TTL
+// and MINIMUM). Returns fallback when the message has neither or is malformed.
+std::uint32_t dns_answer_ttl(const unsigned char* message, std::size_t length, int type,
+                             std::uint32_t fallback);
+
+class dns_client {
+ public:
+  // Throws std::runtime_error when c-ares cannot start (bad server list, no resolv.conf).
+  dns_client(boost::asio::io_context& io, const dns_settings& settings);
+  ~dns_client();
+  dns_client(const dns_client&) = delete;
+  dns_client& operator=(const dns_client&) = delete;
+
+  // Callable from any thread; `done` runs on the client's strand, once.
+  void lookup_mx(std::string domain, std::function<void(mx_lookup)> done);
+  void lookup_addresses(std::string host, std::function<void(address_lookup)> done);
+
+  // Stops: pending lookups complete as temporary failures. Callable from any thread.
+  void shutdown();
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace petrel

@@ -1,0 +1,511 @@
+// The SMTP client (see smtp_client.hpp).
+#include "net/smtp_client.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <openssl/ssl.h>
+
+#include "net/smtp_data.hpp"
+
+namespace petrel {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+
+std::string_view to_string(tls_mode m) {
+  switch (m) {
+    case tls_mode::disabled: return "disabled";
+    case tls_mode::opportunistic: return "opportunistic";
+    case tls_mode::required: return "required";
+  }
+  return "unknown";
+}
+
+std::optional<tls_mode> parse_tls_mode(std::string_view text) {
+  if (text == "disabled") return tls_mode::disabled;
+  if (text == "opportunistic") return tls_mode::opportunistic;
+  if (text == "required") return tls_mode::required;
+  return std::nullopt;
+}
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// A reply line longer than this ends the connection (see max_reply_line_octets).
+constexpr std::size_t max_read_buffer = 64 * 1024;
+
+std::string upper(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return out;
+}
+
+smtp_reply synthesized(int code, const std::string& enhanced, const std::string& text) {
+  smtp_reply r;
+  r.code = code;
+  r.enhanced = enhanced;
+  r.lines.push_back(text);
+  return r;
+}
+
+}  // namespace
+
+struct smtp_connection::impl {
+  impl(asio::any_io_executor ex, std::shared_ptr<ssl::context> ctx, smtp_client_settings s)
+      : tls_context(std::move(ctx)), stream(ex, *tls_context), timer(ex), settings(std::move(s)) {}
+
+  std::shared_ptr<ssl::context> tls_context;
+  ssl::stream<tcp::socket> stream;
+  asio::steady_timer timer;
+  smtp_client_settings settings;
+  smtp_connection_info info;
+  std::string buffer;
+  bool usable = true;
+  bool timed_out = false;
+  bool needs_rset = false;
+
+  tcp::socket& socket() { return stream.next_layer(); }
+
+  // A watchdog for one operation: on expiry it closes the socket, which fails the operation.
+  void arm(std::chrono::milliseconds timeout) {
+    timed_out = false;
+    timer.expires_after(timeout);
+    timer.async_wait([this](const error_code& ec) {
+      if (ec) return;
+      timed_out = true;
+      error_code ignored;
+      socket().close(ignored);
+    });
+  }
+  void disarm() { timer.cancel(); }
+
+  std::string describe(const error_code& ec, const char* during) {
+    usable = false;
+    if (timed_out) return std::string("timeout ") + during;
+    if (ec == asio::error::not_found) return std::string("reply line too long ") + during;
+    if (ec == asio::error::eof) return std::string("connection closed by the server ") + during;
+    return ec.message() + " " + during;
+  }
+
+  asio::awaitable<std::optional<std::string>> read_line(std::chrono::milliseconds timeout,
+                                                        const char* during, std::string& error) {
+    arm(timeout);
+    auto buf = asio::dynamic_buffer(buffer, max_read_buffer);
+    error_code ec;
+    std::size_t n = 0;
+    if (info.tls)
+      std::tie(ec, n) = co_await asio::async_read_until(stream, buf, '\n', use_tuple);
+    else
+      std::tie(ec, n) = co_await asio::async_read_until(socket(), buf, '\n', use_tuple);
+    disarm();
+    if (ec) {
+      error = describe(ec, during);
+      co_return std::nullopt;
+    }
+    std::string line = buffer.substr(0, n - 1);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    buffer.erase(0, n);
+    co_return line;
+  }
+
+  asio::awaitable<std::optional<smtp_reply>> read_reply(std::chrono::milliseconds timeout,
+                                                        const char* during, std::string& error) {
+    smtp_reply_parser parser;
+    for (;;) {
+      auto line = co_await read_line(timeout, during, error);
+      if (!line) co_return std::nullopt;
+      switch (parser.feed(*line)) {
+        case smtp_reply_parser::status::more: continue;
+        case smtp_reply_parser::status::error:
+          usable = false;
+          error = "malformed reply " + std::string(during) + ": " + parser.error();
+          co_return std::nullopt;
+        case smtp_reply_parser::status::done: {
+          auto reply = parser.take();
+          if (reply.code == 421) usable = false;  // the server is closing the channel
+          co_return reply;
+        }
+      }
+    }
+  }
+
+  asio::awaitable<bool> write(std::string_view data, std::chrono::milliseconds timeout,
+                              const char* during, std::string& error) {
+    arm(timeout);
+    error_code ec;
+    std::size_t n = 0;
+    if (info.tls)
+      std::tie(ec, n) = co_await asio::async_write(stream, asio::buffer(data), use_tuple);
+    else
+      std::tie(ec, n) = co_await asio::async_write(socket(), asio::buffer(data), use_tuple);
+    disarm();
+    if (ec) {
+      error = describe(ec, during);
+      co_return false;
+    }
+    co_return true;
+  }
+
+  void read_extensions(const smtp_reply& ehlo) {
+    info.esmtp = true;
+    info.pipelining = info.eightbitmime = info.smtputf8 = info.starttls = false;
+    info.enhanced_status_codes = false;
+    info.size_limit = 0;
+    for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
+      auto line = upper(ehlo.lines[i]);
+      auto keyword = line.substr(0, line.find(' '));
+      if (keyword == "PIPELINING") info.pipelining = true;
+      else if (keyword == "8BITMIME") info.eightbitmime = true;
+      else if (keyword == "SMTPUTF8") info.smtputf8 = true;
+      else if (keyword == "STARTTLS") info.starttls = true;
+      else if (keyword == "ENHANCEDSTATUSCODES") info.enhanced_status_codes = true;
+      else if (keyword == "SIZE" && line.size() > 5) {
+        try {
+          info.size_limit = std::stoull(line.substr(5));
+        } catch (...) {
+          info.size_limit = 0;
+        }
+      }
+    }
+  }
+
+  // EHLO, falling back to HELO when the server does not know EHLO. Empty string: success.
+  asio::awaitable<std::string> hello() {
+    std::string error;
+    if (!co_await write("EHLO " + settings.ehlo_name + "\r\n", settings.timeouts.command, "sending EHLO", error))
+      co_return error;
+    auto reply = co_await read_reply(settings.timeouts.command, "after EHLO", error);
+    if (!reply) co_return error;
+    if (reply->code == 250) {
+      read_extensions(*reply);
+      co_return std::string();
+    }
+    if (!reply->permanent()) co_return "EHLO refused: " + reply->to_string();
+    info.esmtp = false;
+    if (!co_await write("HELO " + settings.ehlo_name + "\r\n", settings.timeouts.command, "sending HELO", error))
+      co_return error;
+    reply = co_await read_reply(settings.timeouts.command, "after HELO", error);
+    if (!reply) co_return error;
+    if (reply->code != 250) co_return "HELO refused: " + reply->to_string();
+    co_return std::string();
+  }
+
+  // STARTTLS and the handshake. Empty string: TLS is up (or was not to be tried).
+  asio::awaitable<std::string> start_tls(const smtp_target& target, bool& handshake_failed) {
+    std::string error;
+    if (!co_await write("STARTTLS\r\n", settings.timeouts.command, "sending STARTTLS", error))
+      co_return error;
+    auto reply = co_await read_reply(settings.timeouts.command, "after STARTTLS", error);
+    if (!reply) co_return error;
+    if (reply->code != 220) co_return "STARTTLS refused: " + reply->to_string();
+    if (!buffer.empty()) {
+      // Plaintext after the 220 would be read as if it came over TLS (STARTTLS injection).
+      usable = false;
+      co_return "the server sent data after its STARTTLS reply";
+    }
+    SSL_set_tlsext_host_name(stream.native_handle(), target.host.c_str());
+    if (settings.verify_certificate) {
+      stream.set_verify_mode(ssl::verify_peer);
+      stream.set_verify_callback(ssl::host_name_verification(target.host));
+    } else {
+      stream.set_verify_mode(ssl::verify_none);
+    }
+    arm(settings.timeouts.command);
+    auto [ec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
+    disarm();
+    if (ec) {
+      handshake_failed = true;
+      usable = false;
+      co_return "TLS handshake failed: " + (timed_out ? std::string("timeout") : ec.message());
+    }
+    info.tls = true;
+    info.tls_version = SSL_get_version(stream.native_handle());
+    info.tls_cipher = SSL_get_cipher_name(stream.native_handle());
+    co_return co_await hello();  // RFC 3207 4.2: forget what was learned before TLS
+  }
+
+  // Connect, greeting, EHLO, STARTTLS. Empty string: ready for transactions.
+  asio::awaitable<std::string> establish(const smtp_target& target, tls_mode mode,
+                                         bool& handshake_failed) {
+    error_code ec;
+    auto address = asio::ip::make_address(target.address, ec);
+    if (ec) co_return "invalid address " + target.address;
+    tcp::endpoint endpoint(address, settings.port);
+    socket().open(endpoint.protocol(), ec);
+    if (ec) co_return "cannot open a socket: " + ec.message();
+    if (!settings.bind_address.empty()) {
+      auto source = asio::ip::make_address(settings.bind_address, ec);
+      if (!ec) socket().bind(tcp::endpoint(source, 0), ec);
+      if (ec) co_return "cannot bind to source address " + settings.bind_address + ": " + ec.message();
+    }
+    arm(settings.timeouts.connect);
+    std::tie(ec) = co_await socket().async_connect(endpoint, use_tuple);
+    disarm();
+    if (ec) co_return describe(ec, "connecting");
+    info.mx_host = target.host;
+    info.mx_address = target.address;
+    info.local_address = socket().local_endpoint(ec).address().to_string();
+
+    std::string error;
+    auto greeting = co_await read_reply(settings.timeouts.greeting, "waiting for the greeting", error);
+    if (!greeting) co_return error;
+    info.greeting = greeting->to_string();
+    if (greeting->code != 220) co_return "greeting: " + greeting->to_string();
+    if (auto e = co_await hello(); !e.empty()) co_return e;
+    if (mode != tls_mode::disabled && info.starttls) {
+      auto e = co_await start_tls(target, handshake_failed);
+      if (!e.empty() && (mode == tls_mode::required || !usable)) co_return e;
+      // opportunistic: a refused STARTTLS leaves a usable plaintext session
+    }
+    if (mode == tls_mode::required && !info.tls)
+      co_return "TLS is required but the server does not offer STARTTLS";
+    co_return std::string();
+  }
+
+  void close() {
+    error_code ignored;
+    timer.cancel();
+    socket().close(ignored);
+  }
+};
+
+smtp_connection::smtp_connection(std::unique_ptr<impl> i) : impl_(std::move(i)) {}
+
+smtp_connection::~smtp_connection() {
+  if (impl_) impl_->close();
+}
+
+const smtp_connection_info& smtp_connection::info() const { return impl_->info; }
+bool smtp_connection::usable() const { return impl_->usable; }
+
+asio::awaitable<std::unique_ptr<smtp_connection>> smtp_connection::open(
+    asio::any_io_executor executor, std::shared_ptr<ssl::context> tls,
+    std::vector<smtp_target> targets, smtp_client_settings settings,
+    std::vector<smtp_connect_failure>& failures) {
+  for (const auto& target : targets) {
+    auto mode = settings.tls;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      auto conn = std::make_unique<impl>(executor, tls, settings);
+      bool handshake_failed = false;
+      auto error = co_await conn->establish(target, mode, handshake_failed);
+      if (error.empty()) co_return std::unique_ptr<smtp_connection>(new smtp_connection(std::move(conn)));
+      conn->close();
+      failures.push_back({target.host, target.address, error});
+      // Opportunistic TLS that fails in the handshake: the same host once more in plaintext.
+      if (!(handshake_failed && mode == tls_mode::opportunistic)) break;
+      mode = tls_mode::disabled;
+    }
+  }
+  co_return nullptr;
+}
+
+asio::awaitable<smtp_transaction_result> smtp_connection::send(const smtp_transaction& t) {
+  auto& c = *impl_;
+  smtp_transaction_result result;
+  const auto n = t.rcpt_to.size();
+  result.recipients.resize(n);
+  auto finish = [&]() -> smtp_transaction_result {
+    result.connection_usable = c.usable;
+    return std::move(result);
+  };
+  auto all = [&](const smtp_reply& reply) {
+    for (auto& r : result.recipients) r = reply;
+  };
+  if (!c.usable) {
+    result.error = "the connection is no longer usable";
+    co_return finish();
+  }
+  std::string error;
+  const auto& timeouts = c.settings.timeouts;
+  if (c.needs_rset) {
+    if (!co_await c.write("RSET\r\n", timeouts.command, "sending RSET", error)) {
+      result.error = error;
+      co_return finish();
+    }
+    auto reply = co_await c.read_reply(timeouts.command, "after RSET", error);
+    if (!reply || !reply->positive()) {
+      c.usable = false;
+      result.error = reply ? "RSET refused: " + reply->to_string() : error;
+      co_return finish();
+    }
+    c.needs_rset = false;
+  }
+  const auto& content = *t.content;
+  if (c.info.size_limit > 0 && content.size() > c.info.size_limit) {
+    all(synthesized(552, "5.3.4",
+                    "message of " + std::to_string(content.size()) +
+                        " octets exceeds the server's SIZE limit of " +
+                        std::to_string(c.info.size_limit)));
+    co_return finish();
+  }
+  if (t.needs_smtputf8 && !c.info.smtputf8) {
+    all(synthesized(553, "5.6.7", "the recipient's server does not support SMTPUTF8 (RFC 6531 3.5)"));
+    co_return finish();
+  }
+
+  std::string mail = "MAIL FROM:<" + t.mail_from + ">";
+  if (c.info.esmtp && c.info.size_limit > 0) mail += " SIZE=" + std::to_string(content.size());
+  if (c.info.eightbitmime && has_8bit(content)) mail += " BODY=8BITMIME";
+  if (t.needs_smtputf8) mail += " SMTPUTF8";
+  mail += "\r\n";
+  std::vector<std::string> rcpts;
+  for (const auto& r : t.rcpt_to) rcpts.push_back("RCPT TO:<" + r + ">\r\n");
+
+  std::optional<smtp_reply> mail_reply, data_reply;
+  std::size_t accepted = 0;
+  if (c.info.pipelining) {
+    // RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order.
+    std::string batch = mail;
+    for (const auto& r : rcpts) batch += r;
+    batch += "DATA\r\n";
+    if (!co_await c.write(batch, timeouts.command, "sending the envelope", error)) {
+      result.error = error;
+      co_return finish();
+    }
+    mail_reply = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
+    if (!mail_reply) {
+      result.error = error;
+      co_return finish();
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
+      if (!reply) {
+        result.error = error;
+        if (!mail_reply->positive()) all(*mail_reply);
+        co_return finish();
+      }
+      result.recipients[i] = mail_reply->positive() ? *reply : *mail_reply;
+      if (mail_reply->positive() && reply->positive()) ++accepted;
+    }
+    data_reply = co_await c.read_reply(timeouts.data_init, "after DATA", error);
+    if (!data_reply) {
+      result.error = error;
+      for (auto& r : result.recipients)
+        if (r && r->positive()) r.reset();  // accepted, but the transaction did not complete
+      co_return finish();
+    }
+    if (data_reply->code == 354 && accepted == 0) {
+      // No recipient, yet the server wants the body: end it empty and forget the transaction.
+      if (co_await c.write(".\r\n", timeouts.data_block, "ending an empty DATA", error))
+        co_await c.read_reply(timeouts.data_done, "after an empty DATA", error);
+      c.needs_rset = true;
+      co_return finish();
+    }
+  } else {
+    if (!co_await c.write(mail, timeouts.command, "sending MAIL FROM", error)) {
+      result.error = error;
+      co_return finish();
+    }
+    mail_reply = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
+    if (!mail_reply) {
+      result.error = error;
+      co_return finish();
+    }
+    if (!mail_reply->positive()) {
+      all(*mail_reply);
+      c.needs_rset = true;
+      co_return finish();
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      if (!co_await c.write(rcpts[i], timeouts.command, "sending RCPT TO", error)) {
+        result.error = error;
+        co_return finish();
+      }
+      auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
+      if (!reply) {
+        result.error = error;
+        co_return finish();
+      }
+      result.recipients[i] = *reply;
+      if (reply->positive()) ++accepted;
+      if (!c.usable) break;  // 421: the server is leaving
+    }
+    if (accepted == 0 || !c.usable) {
+      c.needs_rset = true;
+      for (auto& r : result.recipients)
+        if (r && r->positive()) r.reset();
+      if (!c.usable && result.error.empty()) result.error = "the server closed the transaction (421)";
+      co_return finish();
+    }
+    if (!co_await c.write("DATA\r\n", timeouts.command, "sending DATA", error)) {
+      result.error = error;
+      for (auto& r : result.recipients)
+        if (r && r->positive()) r.reset();
+      co_return finish();
+    }
+    data_reply = co_await c.read_reply(timeouts.data_init, "after DATA", error);
+    if (!data_reply) {
+      result.error = error;
+      for (auto& r : result.recipients)
+        if (r && r->positive()) r.reset();
+      co_return finish();
+    }
+  }
+  if (!mail_reply->positive()) {
+    all(*mail_reply);
+    c.needs_rset = true;
+    co_return finish();
+  }
+  if (accepted == 0) {
+    c.needs_rset = true;
+    co_return finish();
+  }
+  if (data_reply->code != 354) {
+    for (auto& r : result.recipients)
+      if (r && r->positive()) r = *data_reply;
+    c.needs_rset = true;
+    co_return finish();
+  }
+  auto payload = prepare_smtp_data(content);
+  if (!co_await c.write(payload, timeouts.data_block, "sending the message", error)) {
+    result.error = error;
+    for (auto& r : result.recipients)
+      if (r && r->positive()) r.reset();
+    co_return finish();
+  }
+  auto final_reply = co_await c.read_reply(timeouts.data_done, "after the message", error);
+  for (auto& r : result.recipients) {
+    if (!r || !r->positive()) continue;
+    if (final_reply)
+      r = *final_reply;
+    else
+      r.reset();  // unknown whether it was taken: deferred, may be delivered twice (RFC 1047)
+  }
+  if (!final_reply) result.error = error;
+  co_return finish();
+}
+
+asio::awaitable<void> smtp_connection::quit() {
+  auto& c = *impl_;
+  if (c.usable) {
+    std::string error;
+    auto timeout = std::min(c.settings.timeouts.command, std::chrono::milliseconds(10'000));
+    if (co_await c.write("QUIT\r\n", timeout, "sending QUIT", error))
+      co_await c.read_reply(timeout, "after QUIT", error);
+  }
+  c.usable = false;
+  c.close();
+}
+
+std::shared_ptr<ssl::context> make_smtp_tls_context(const std::string& ca_file) {
+  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::no_compression);
+  SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
+  if (ca_file.empty())
+    ctx->set_default_verify_paths();
+  else
+    ctx->load_verify_file(ca_file);
+  return ctx;
+}
+
+}  // namespace petrel

@@ -1,0 +1,118 @@
+// The SMTP client (RFC 5321) as C++20 coroutines on Asio and OpenSSL: connect to the first
+// MX target that answers (bound to the egress source's address), greeting, EHLO with HELO
+// fallback, STARTTLS (disabled, opportunistic, required; verification optional), PIPELINING,
+// SIZE, 8BITMIME, SMTPUTF8, several recipients per transaction with a reply for each, DATA
+// with dot-stuffing, RSET and reuse of the connection, QUIT. Every read and write has a
+// timeout (RFC 5321 4.5.3.2). Included only by the translation units that run sessions.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include "net/smtp_reply.hpp"
+#include "net/tls_mode.hpp"
+
+namespace petrel {
+
+
+struct smtp_timeouts {
+  // RFC 5321 4.5.3.2: initial 220 5 min, MAIL 5 min, RCPT 5 min, DATA 2 min, data block 3 min,
+  // final "." 10 min. Connect has no RFC value; 30 s is common practice.
+  std::chrono::milliseconds connect{30'000};
+  std::chrono::milliseconds greeting{300'000};
+  std::chrono::milliseconds command{300'000};  // EHLO, MAIL, RCPT, RSET, STARTTLS, QUIT
+  std::chrono::milliseconds data_init{120'000};
+  std::chrono::milliseconds data_block{180'000};
+  std::chrono::milliseconds data_done{600'000};
+};
+
+struct smtp_client_settings {
+  std::string ehlo_name = "localhost";
+  std::string bind_address;  // source IP; empty: the kernel picks
+  std::uint16_t port = 25;
+  tls_mode tls = tls_mode::opportunistic;
+  bool verify_certificate = false;
+  smtp_timeouts timeouts;
+};
+
+struct smtp_target {
+  std::string host;     // MX host name (for SNI, certificate checks, events)
+  std::string address;  // IP to connect to
+};
+
+// What the connected server is and offers.
+struct smtp_connection_info {
+  std::string mx_host;
+  std::string mx_address;
+  std::string local_address;
+  std::string greeting;
+  bool esmtp = false;
+  bool pipelining = false;
+  bool eightbitmime = false;
+  bool smtputf8 = false;
+  bool starttls = false;
+  bool enhanced_status_codes = false;
+  std::uint64_t size_limit = 0;  // 0: none announced
+  bool tls = false;
+  std::string tls_version;
+  std::string tls_cipher;
+};
+
+struct smtp_transaction {
+  std::string mail_from;
+  std::vector<std::string> rcpt_to;
+  std::shared_ptr<const std::string> content;  // RFC 5322 message
+  bool needs_smtputf8 = false;
+};
+
+// The outcome of one transaction. A reply for every recipient that got one; recipients after
+// a transport failure have none (the caller defers them with `error`).
+struct smtp_transaction_result {
+  std::vector<std::optional<smtp_reply>> recipients;  // same order as rcpt_to
+  std::string error;      // transport failure or local refusal, when some reply is missing
+  bool connection_usable = true;
+};
+
+struct smtp_connect_failure {
+  std::string host;
+  std::string address;
+  std::string error;
+};
+
+class smtp_connection {
+ public:
+  ~smtp_connection();
+
+  // Tries the targets in order; connection errors, timeouts, a non-220 greeting (e.g. 421)
+  // and a refused EHLO/HELO move on to the next one. Returns null when none worked; then
+  // `failures` says why for each.
+  static boost::asio::awaitable<std::unique_ptr<smtp_connection>> open(
+      boost::asio::any_io_executor executor, std::shared_ptr<boost::asio::ssl::context> tls,
+      std::vector<smtp_target> targets, smtp_client_settings settings,
+      std::vector<smtp_connect_failure>& failures);
+
+  boost::asio::awaitable<smtp_transaction_result> send(const smtp_transaction& transaction);
+  boost::asio::awaitable<void> quit();
+
+  const smtp_connection_info& info() const;
+  bool usable() const;
+
+  struct impl;
+
+ private:
+  explicit smtp_connection(std::unique_ptr<impl> i);
+  std::unique_ptr<impl> impl_;
+};
+
+// A client TLS context: system trust store, TLS 1.2 or later, no compression or renegotiation.
+std::shared_ptr<boost::asio::ssl::context> make_smtp_tls_context(const std::string& ca_file = {});
+
+}  // namespace petrel

@@ -1,0 +1,211 @@
+"""Helpers for system tests that need a fake remote MTA or DNS: start smtp_server.py and
+dns_server.py as subprocesses, wait until they listen, and drive their HTTP control interfaces.
+
+Tests put tests/tools on sys.path and use:
+    with SmtpServer(tmp_path, args=["--size", "1000"]) as smtp, DnsServer(tmp_path, zone) as dns:
+        ...
+        smtp.wait_for_messages(1)
+"""
+import json
+import pathlib
+import signal
+import subprocess
+import time
+import uuid
+
+import requests
+
+TOOLS = pathlib.Path(__file__).resolve().parent
+PYTHON = "/usr/bin/python3"
+START_TIMEOUT = 10
+STOP_TIMEOUT = 5
+HTTP_TIMEOUT = 10
+
+
+class _ToolProcess:
+    """A tool script run as a subprocess that reports its ports through a ready file."""
+
+    script = None   # file name in tests/tools, set by subclasses
+    name = None     # prefix of the files this instance keeps in work_dir
+
+    def __init__(self, work_dir):
+        self.work_dir = pathlib.Path(work_dir)
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        # Unique names, so several servers can share one work_dir.
+        self.stem = f"{self.name}-{uuid.uuid4().hex[:8]}"
+        self.ready_path = self.work_dir / f"{self.stem}.ready.json"
+        self.log_path = self.work_dir / f"{self.stem}.log"
+        self.proc = None
+        self.ready = None
+        self.session = requests.Session()
+
+    def command_arguments(self):
+        raise NotImplementedError
+
+    def start(self):
+        # stderr goes to a file rather than a pipe, which nobody would drain during the test.
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [PYTHON, "-u", str(TOOLS / self.script), "--control", "127.0.0.1:0",
+                 "--ready-file", str(self.ready_path), *self.command_arguments()],
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.ready_path.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.script} exited with {self.proc.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"{self.script} not ready after {START_TIMEOUT}s:\n{self.log()}")
+            time.sleep(0.02)
+        self.ready = json.loads(self.ready_path.read_text())
+        return self
+
+    def stop(self):
+        """SIGTERM, then SIGKILL if it has not exited within STOP_TIMEOUT; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self):
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def control_url(self):
+        return f"http://127.0.0.1:{self.ready['control_port']}"
+
+    def _get(self, path):
+        response = self.session.get(self.control_url + path, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        return response.json()
+
+    def _post(self, path, payload=None):
+        response = self.session.post(self.control_url + path, json=payload, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        return response.json()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+        self.session.close()
+
+
+class SmtpServer(_ToolProcess):
+    """smtp_server.py. `listen` entries are "ip:port" (port 0 picks one); `args` are further
+    command-line options such as ["--require-tls", "--size", "1000"]."""
+
+    script = "smtp_server.py"
+    name = "smtp"
+
+    def __init__(self, work_dir, listen=("127.0.0.2:0",), args=()):
+        super().__init__(work_dir)
+        self.listen = list(listen)
+        self.args = list(args)
+
+    def command_arguments(self):
+        return [argument for address in self.listen for argument in ("--listen", address)] \
+            + self.args
+
+    @property
+    def addresses(self):
+        """The bound "ip:port" of each listener, in --listen order."""
+        return list(self.ready["listen"])
+
+    @property
+    def ports(self):
+        return [int(address.rpartition(":")[2]) for address in self.addresses]
+
+    @property
+    def port(self):
+        return self.ports[0]
+
+    def messages(self):
+        return self._get("/messages")
+
+    def stats(self):
+        return self._get("/stats")
+
+    def reset(self):
+        return self._post("/reset")
+
+    def configure(self, **changes):
+        """Runtime changes for new connections: greeting, stall_greeting, require_tls,
+        max_connections, size."""
+        return self._post("/config", changes)
+
+    def wait_for_messages(self, count, timeout=10):
+        """Poll until at least `count` messages have been accepted; returns all of them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self.messages()
+            if len(messages) >= count:
+                return messages
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(messages)} of {count} messages after {timeout}s; "
+                                   f"stats: {json.dumps(self.stats())}")
+            time.sleep(0.05)
+
+
+class DnsServer(_ToolProcess):
+    """dns_server.py serving `zone` (the dict form described in dns_server.Zone.from_json)."""
+
+    script = "dns_server.py"
+    name = "dns"
+
+    def __init__(self, work_dir, zone, listen="127.0.0.1:0"):
+        super().__init__(work_dir)
+        self.zone_path = self.work_dir / f"{self.stem}.zone.json"
+        self.zone_path.write_text(json.dumps(zone))
+        self.listen = listen
+
+    def command_arguments(self):
+        return ["--listen", self.listen, "--zone", str(self.zone_path)]
+
+    @property
+    def port(self):
+        return self.ready["port"]
+
+    def stats(self):
+        return self._get("/stats")
+
+    def set_zone(self, zone):
+        return self._post("/zone", zone)
+
+    def reset(self):
+        return self._post("/reset")
+
+
+def make_self_signed_cert(work_dir, hostname="mx.test"):
+    """A throwaway certificate for `hostname` (and IP 127.0.0.2); returns (cert_path, key_path)."""
+    work_dir = pathlib.Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    cert_path = work_dir / f"{hostname}.crt"
+    key_path = work_dir / f"{hostname}.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={hostname}", "-addext", f"subjectAltName=DNS:{hostname},IP:127.0.0.2",
+         "-keyout", str(key_path), "-out", str(cert_path)],
+        check=True, capture_output=True, timeout=60)
+    return str(cert_path), str(key_path)
+
+
+def zone_for(domains):
+    """Zone dict from {"example.test": [("mx1.example.test", 10, "127.0.0.2"), ...]}: an MX
+    record per entry plus an address record for each host (AAAA when the address has a colon)."""
+    records = []
+    addresses = set()
+    for domain, exchanges in domains.items():
+        for host, preference, address in exchanges:
+            records.append({"name": domain, "type": "MX", "preference": preference,
+                            "exchange": host})
+            if (host, address) not in addresses:
+                addresses.add((host, address))
+                records.append({"name": host, "type": "AAAA" if ":" in address else "A",
+                                "address": address})
+    return {"records": records}
