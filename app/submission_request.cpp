@@ -239,7 +239,9 @@ std::string message_id_for(const id128& id, const std::string& configured_domain
 }
 
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms) {
-  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign"});
+  // Structured fields next to raw were reported already, with a better reason.
+  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "from", "to", "cc",
+                        "bcc", "reply_to", "subject", "text", "html", "headers"});
   message_record m;
   m.id = new_id();
   m.created_at_ms = now_ms;

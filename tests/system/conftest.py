@@ -23,13 +23,15 @@ LISTENING = re.compile(r"http\.listening listener=(\w+) address=([\d.:\[\]a-f]+)
 class Node:
     """One petrel process. Keeps its data directory across restarts."""
 
-    def __init__(self, directory: pathlib.Path, extra_config: str = ""):
+    def __init__(self, directory: pathlib.Path, extra_config: str = "", raw_config: str = ""):
+        self.raw_config = raw_config  # appended as is, for arrays of tables
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.data_dir = self.dir / "data"
         self.config_path = self.dir / "petrel.toml"
         self.extra_config = extra_config
         self.proc = None
+        self.first_key = None
         self.stdout_lines = []
         self.stderr_lines = []
         self.api_port = None
@@ -55,7 +57,7 @@ class Node:
         text = ""
         for section, keys in sections.items():
             text += f"[{section}]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items())
-        self.config_path.write_text(text)
+        self.config_path.write_text(text + "\n" + self.raw_config)
 
     def start(self, wait_ready=True, timeout=20):
         self.write_config()
@@ -121,11 +123,18 @@ class Node:
 
     @property
     def bootstrap_key(self):
+        """The key printed at the first start (None if this start printed none)."""
         for line in self.stdout_lines:
             m = re.search(r"\b(pk_[A-Za-z0-9]{40})\b", line)
             if m:
-                return m.group(1)
+                self.first_key = m.group(1)
+                return self.first_key
         return None
+
+    @property
+    def key(self):
+        """The first tenant's key, also after restarts."""
+        return self.bootstrap_key or self.first_key
 
     def url(self, path):
         return f"http://127.0.0.1:{self.api_port}{path}"
@@ -173,8 +182,8 @@ class Node:
 def make_node(tmp_path):
     nodes = []
 
-    def factory(extra_config="", name="node", start=True):
-        node = Node(tmp_path / name, extra_config)
+    def factory(extra_config="", name="node", start=True, raw_config=""):
+        node = Node(tmp_path / name, extra_config, raw_config)
         nodes.append(node)
         if start:
             node.start()
@@ -190,6 +199,18 @@ def make_node(tmp_path):
 @pytest.fixture
 def node(make_node):
     return make_node()
+
+
+def wait_for(predicate, timeout=20, interval=0.05, what="condition"):
+    """Polls until predicate() returns something truthy; returns it, or fails after timeout."""
+    deadline = time.time() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
 
 
 def simple_message(**overrides):

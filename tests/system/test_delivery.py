@@ -1,0 +1,372 @@
+"""Delivery end to end: the real petrel binary, a scripted DNS server and scripted SMTP
+servers on 127.0.0.x, driven through the HTTP API."""
+import base64
+import email
+import email.policy
+import pathlib
+import sqlite3
+import sys
+import time
+
+import pytest
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+from servers import DnsServer, SmtpServer, make_self_signed_cert  # noqa: E402
+
+from conftest import wait_for  # noqa: E402
+
+FINAL = {"delivered", "bounced", "expired"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """DNS and SMTP servers shared by the tests of this module (each test has its own petrel)."""
+    work = tmp_path_factory.mktemp("world")
+    servers = []
+
+    def smtp(ip, *args, port=0):
+        s = SmtpServer(work, listen=[f"{ip}:{port}"], args=list(args)).start()
+        servers.append(s)
+        return s
+
+    main = smtp("127.0.0.2")
+    port = main.port
+    cert, key = make_self_signed_cert(work, "mxtls.test")
+    w = {
+        "port": port,
+        "main": main,
+        "greet421": smtp("127.0.0.3", "--greeting", "421 4.3.2 Not now", port=port),
+        "tls": smtp("127.0.0.4", "--tls-cert", str(cert), "--tls-key", str(key), port=port),
+        "slow": smtp("127.0.0.6", "--stall-greeting", "0.3", port=port),
+        "small": smtp("127.0.0.7", "--size", "2000", port=port),
+        "helo": smtp("127.0.0.8", "--no-ehlo", port=port),
+    }
+    records = []
+
+    def mx(domain, *hosts):
+        for pref, host in hosts:
+            records.append({"name": domain, "type": "MX", "preference": pref, "exchange": host})
+
+    def a(name, ip):
+        records.append({"name": name, "type": "A", "address": ip})
+
+    a("mx1.example.test", "127.0.0.2")
+    a("mx421.test", "127.0.0.3")
+    a("mxtls.test", "127.0.0.4")
+    a("mxdead.test", "127.0.0.9")  # nothing listens there: connection refused
+    a("mxslow.test", "127.0.0.6")
+    a("mxsmall.test", "127.0.0.7")
+    a("mxhelo.test", "127.0.0.8")
+    a("mxplain.test", "127.0.0.2")
+    a("implicit.test", "127.0.0.2")  # no MX: the domain's own address (RFC 5321 5.1)
+    mx("example.test", (10, "mx1.example.test"))
+    mx("other.test", (10, "mx1.example.test"))
+    mx("fallback.test", (10, "mxdead.test"), (20, "mx1.example.test"))
+    mx("greet.test", (10, "mx421.test"), (20, "mx1.example.test"))
+    mx("tls.test", (10, "mxtls.test"))
+    mx("plain.test", (10, "mxplain.test"))
+    mx("slow.test", (10, "mxslow.test"))
+    mx("small.test", (10, "mxsmall.test"))
+    mx("helo.test", (10, "mxhelo.test"))
+    records.append({"name": "nullmx.test", "type": "MX", "preference": 0, "exchange": "."})
+    dns = DnsServer(work, {"records": records, "servfail": ["servfail.test"]}).start()
+    servers.append(dns)
+    w["dns"] = dns
+    w["records"] = records
+    yield w
+    for s in servers:
+        s.stop()
+
+
+def delivery_config(world, **overrides):
+    values = {
+        "dns.servers": f'["127.0.0.1:{world["dns"].port}"]',
+        "dns.temporary_failure_ttl": '"200ms"',
+        "delivery.port": str(world["port"]),
+        "delivery.retry_schedule": '["1s"]',
+        "delivery.retry_jitter": "0",
+        "delivery.max_age": '"1h"',
+        "delivery.idle_timeout": '"2s"',
+        "delivery.site_failure_delay": '"500ms"',
+        "delivery.connect_timeout": '"2s"',
+        "delivery.greeting_timeout": '"5s"',
+        "delivery.command_timeout": '"5s"',
+        "tenants.default_rate": '"100000/s"',
+        "tenants.default_burst": "100000",
+    }
+    values.update(overrides)
+    return "\n".join(f"{k} = {v}" for k, v in values.items())
+
+
+SITE_POLICIES = """
+[[delivery.sites]]
+match = "mxplain.test"
+tls = "required"
+
+[[delivery.sites]]
+match = "mxslow.test"
+connection_limit = 2
+max_deliveries_per_connection = 1
+"""
+
+
+@pytest.fixture
+def node(make_node, world):
+    return make_node(delivery_config(world), raw_config=SITE_POLICIES)
+
+
+def submit(node, **body):
+    if "raw" not in body:
+        body.setdefault("from", "App <app@sender.test>")
+        body.setdefault("subject", "Test")
+        if "text" not in body and "html" not in body:
+            body["text"] = "Hello."
+    r = node.submit(node.key, body)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def recipients(node, message_id):
+    r = node.get_message(node.key, message_id)
+    assert r.status_code == 200
+    return {x["email"]: x for x in r.json()["recipients"]}
+
+
+def settle(node, message_id, timeout=20):
+    """Waits until every recipient of the message is final; returns them by address."""
+    return wait_for(lambda: (lambda rs: rs if all(x["status"] in FINAL for x in rs.values()) else None)(
+        recipients(node, message_id)), timeout=timeout, what=f"message {message_id} to settle")
+
+
+def sink_messages(server, rcpt):
+    return [m for m in server.messages() if rcpt in m["rcpt_to"]]
+
+
+def test_delivered_content_is_exactly_what_was_stored(node, world):
+    text = ".\n..two leading dots\n.one dot\nend with CRLF.CRLF next:\n.\nÜmlaut and emoji 😀\n"
+    receipt = submit(node, to=["Jürgen <content@example.test>"], subject="Grüße – check",
+                     text=text, html="<p>Grüße</p>", headers={"X-Trace": "t1"})
+    rs = settle(node, receipt["id"])
+    assert rs["content@example.test"]["status"] == "delivered"
+    (got,) = sink_messages(world["main"], "content@example.test")
+    data = base64.b64decode(got["data_b64"])
+    assert not got["bare_lf"] and not got["bare_cr"]
+    node.stop()
+    (stored,) = sqlite3.connect(node.data_dir / "petrel.db").execute(
+        "SELECT content FROM messages WHERE id = ?", (receipt["id"],)).fetchone()
+    assert data == stored  # byte for byte, dot-stuffing undone by the receiver
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["Subject"] == "Grüße – check"
+    assert msg["X-Trace"] == "t1"
+    plain = msg.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert plain == text
+    assert got["mail_from"] == "app@sender.test"
+
+
+def test_raw_message_with_dot_lines_and_bare_line_feeds_arrives_normalized(node, world):
+    raw = b"From: raw@sender.test\nSubject: raw\n\n.\n..\n.x\nbare\rcr\n\r\n.\r\nlast"
+    receipt = submit(node, raw=base64.b64encode(raw).decode(),
+                     envelope={"from": "bounce@sender.test", "to": ["raw@example.test"]})
+    assert settle(node, receipt["id"])["raw@example.test"]["status"] == "delivered"
+    (got,) = sink_messages(world["main"], "raw@example.test")
+    data = base64.b64decode(got["data_b64"])
+    assert not got["bare_lf"] and not got["bare_cr"]
+    assert data.endswith(b"\r\n\r\n.\r\n..\r\n.x\r\nbare\r\ncr\r\n\r\n.\r\nlast\r\n")
+    assert got["mail_from"] == "bounce@sender.test"
+
+
+def test_recipients_of_one_domain_share_one_transaction(node, world):
+    receipt = submit(node, to=["r1@other.test", "r2@other.test"], cc="r3@other.test",
+                     bcc="r4@example.test")
+    rs = settle(node, receipt["id"])
+    assert {x["status"] for x in rs.values()} == {"delivered"}
+    shared = sink_messages(world["main"], "r1@other.test")
+    assert len(shared) == 1 and sorted(shared[0]["rcpt_to"]) == ["r1@other.test", "r2@other.test", "r3@other.test"]
+    (bcc,) = sink_messages(world["main"], "r4@example.test")
+    assert "r4@example.test" not in bcc["data"]  # bcc is in the envelope only
+
+
+def test_tempfail_is_retried_and_then_delivered(node, world):
+    receipt = submit(node, to=["tempfail-1-retry@example.test"])
+    r = settle(node, receipt["id"])["tempfail-1-retry@example.test"]
+    assert r["status"] == "delivered"
+    assert r["attempts"] == 2
+    history = [(h["type"], h["data"].get("smtp_code")) for h in r["history"]]
+    assert history == [("accepted", None), ("deferred", 451), ("delivered", 250)]
+    deferred = r["history"][1]["data"]
+    assert deferred["enhanced_code"] == "4.3.0"
+    assert deferred["mx_host"] == "mx1.example.test" and deferred["mx_ip"] == "127.0.0.2"
+    assert deferred["next_attempt_at"]
+
+
+def test_permfail_is_bounced_with_the_reply(node, world):
+    receipt = submit(node, to=["permfail-x@example.test", "fine@example.test"])
+    rs = settle(node, receipt["id"])
+    bounced = rs["permfail-x@example.test"]
+    assert bounced["status"] == "bounced"
+    assert bounced["last_reply"].startswith("550 5.1.1")
+    assert bounced["history"][-1]["data"]["enhanced_code"] == "5.1.1"
+    assert rs["fine@example.test"]["status"] == "delivered"
+
+
+def test_null_mx_and_nxdomain_bounce_without_a_connection(node, world):
+    before = sum(s.stats()["connections_total"] for k, s in world.items() if k in ("main", "greet421", "tls", "slow", "small", "helo"))
+    receipt = submit(node, to=["x@nullmx.test", "y@nosuchdomain.test"])
+    rs = settle(node, receipt["id"])
+    assert rs["x@nullmx.test"]["status"] == "bounced"
+    assert "null MX" in rs["x@nullmx.test"]["last_reply"]
+    assert rs["y@nosuchdomain.test"]["status"] == "bounced"
+    assert "NXDOMAIN" in rs["y@nosuchdomain.test"]["last_reply"]
+    after = sum(s.stats()["connections_total"] for k, s in world.items() if k in ("main", "greet421", "tls", "slow", "small", "helo"))
+    assert after == before
+
+
+def test_a_domain_without_mx_is_delivered_to_its_address(node, world):
+    receipt = submit(node, to=["implicit@implicit.test"])
+    r = settle(node, receipt["id"])["implicit@implicit.test"]
+    assert r["status"] == "delivered"
+    assert r["history"][-1]["data"]["mx_host"] == "implicit.test"
+
+
+def test_dns_servfail_defers_then_delivers_when_dns_recovers(node, world):
+    receipt = submit(node, to=["later@servfail.test"])
+    r = wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
+        recipients(node, receipt["id"])["later@servfail.test"]), what="a deferral")
+    assert "SERVFAIL" in r["last_reply"] or "DNS" in r["last_reply"], r["last_reply"]
+    zone = {"records": world["records"] + [
+        {"name": "servfail.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"}]}
+    world["dns"].set_zone(zone)
+    try:
+        assert settle(node, receipt["id"])["later@servfail.test"]["status"] == "delivered"
+    finally:
+        world["dns"].set_zone({"records": world["records"], "servfail": ["servfail.test"]})
+
+
+def test_falls_back_to_the_next_mx_on_refused_connections_and_421_greetings(node, world):
+    receipt = submit(node, to=["fb@fallback.test", "g@greet.test"])
+    rs = settle(node, receipt["id"])
+    assert rs["fb@fallback.test"]["status"] == "delivered"
+    assert rs["fb@fallback.test"]["history"][-1]["data"]["mx_host"] == "mx1.example.test"
+    assert rs["g@greet.test"]["status"] == "delivered"
+    assert rs["g@greet.test"]["history"][-1]["data"]["mx_host"] == "mx1.example.test"
+    assert world["greet421"].stats()["connections_total"] >= 1  # it was tried first
+
+
+def test_starttls_is_used_when_offered(node, world):
+    receipt = submit(node, to=["secure@tls.test"])
+    r = settle(node, receipt["id"])["secure@tls.test"]
+    assert r["status"] == "delivered"
+    data = r["history"][-1]["data"]
+    assert data["tls"] is True and data["tls_version"].startswith("TLSv1.") and data["tls_cipher"]
+    (got,) = sink_messages(world["tls"], "secure@tls.test")
+    assert got["tls"] is True
+
+
+def test_required_tls_refuses_a_plaintext_server(node, world):
+    receipt = submit(node, to=["never@plain.test"])
+    r = wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
+        recipients(node, receipt["id"])["never@plain.test"]), what="a deferral")
+    assert "TLS is required" in r["last_reply"]
+    assert sink_messages(world["main"], "never@plain.test") == []
+
+
+def test_an_idle_connection_is_reused_for_the_next_message(node, world):
+    for i in range(4):  # one after the other: each finds the previous session parked
+        settle(node, submit(node, to=[f"reuse{i}@example.test"])["id"])
+    got = [m for m in world["main"].messages() if m["rcpt_to"][0].startswith("reuse")]
+    assert len(got) == 4
+    assert len({m["connection"] for m in got}) == 1
+    assert sorted(m["index_in_connection"] for m in got) == [1, 2, 3, 4]
+
+
+def test_with_one_connection_allowed_a_burst_shares_it(make_node, world):
+    node = make_node(delivery_config(world, **{"delivery.connection_limit": "1"}))
+    ids = [submit(node, to=[f"burst{i}@example.test"])["id"] for i in range(8)]
+    for message_id in ids:
+        settle(node, message_id)
+    got = [m for m in world["main"].messages() if m["rcpt_to"][0].startswith("burst")]
+    assert len(got) == 8
+    assert len({m["connection"] for m in got}) == 1
+
+
+def test_the_connection_limit_holds(node, world):
+    world["slow"].reset()
+    ids = [submit(node, to=[f"c{i}@slow.test"])["id"] for i in range(12)]
+    for message_id in ids:
+        assert settle(node, message_id, timeout=40)[f"c{ids.index(message_id)}@slow.test"]["status"] == "delivered"
+    stats = world["slow"].stats()
+    # max_deliveries_per_connection = 1: one connection per message, at most 2 at a time.
+    assert stats["connections_total"] == 12
+    assert stats["max_concurrent_connections"] == 2
+
+
+def test_a_message_over_the_servers_size_limit_bounces_without_data(node, world):
+    receipt = submit(node, to=["big@small.test"], text="x" * 3000)
+    r = settle(node, receipt["id"])["big@small.test"]
+    assert r["status"] == "bounced"
+    assert r["last_reply"].startswith("552 5.3.4")
+    assert world["small"].messages() == []
+
+
+def test_helo_fallback(node, world):
+    receipt = submit(node, to=["old@helo.test"])
+    assert settle(node, receipt["id"])["old@helo.test"]["status"] == "delivered"
+    (got,) = sink_messages(world["helo"], "old@helo.test")
+    assert got["esmtp"] is False
+
+
+def test_dropped_connections_defer(node, world):
+    receipt = submit(node, to=["drop-rcpt-a@example.test"])
+    r = wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
+        recipients(node, receipt["id"])["drop-rcpt-a@example.test"]), what="a deferral")
+    assert "error" in r["history"][-1]["data"], r["history"][-1]
+
+
+def test_recipients_expire_after_max_age(make_node, world):
+    node = make_node(delivery_config(world, **{"delivery.max_age": '"3s"'}))
+    receipt = submit(node, to=["tempfail-forever@example.test"])
+    r = settle(node, receipt["id"], timeout=20)["tempfail-forever@example.test"]
+    assert r["status"] == "expired"
+    types = [h["type"] for h in r["history"]]
+    assert types[0] == "accepted" and types[-1] == "expired" and "deferred" in types
+
+
+def test_bound_to_the_egress_source_address(make_node, world):
+    node = make_node(delivery_config(world), raw_config="""
+[[egress.sources]]
+name = "ip5"
+address = "127.0.0.5"
+ehlo_name = "out5.sender.test"
+""")
+    receipt = submit(node, to=["bound@example.test"])
+    r = settle(node, receipt["id"])["bound@example.test"]
+    assert r["history"][-1]["data"]["source"] == "ip5"
+    assert r["history"][-1]["data"]["source_ip"] == "127.0.0.5"
+    (got,) = sink_messages(world["main"], "bound@example.test")
+    assert got["peer"] == "127.0.0.5" and got["helo"] == "out5.sender.test"
+
+
+def test_delivered_recipients_are_not_sent_again_after_kill_minus_9(make_node, world):
+    node = make_node(delivery_config(world))
+    ids = [submit(node, to=[f"once{i}@example.test"])["id"] for i in range(10)]
+    for message_id in ids:
+        settle(node, message_id)
+    node.kill9()
+    node.start()
+    time.sleep(1.5)
+    got = [m for m in world["main"].messages() if m["rcpt_to"][0].startswith("once")]
+    assert len(got) == 10
+
+
+def test_kill_minus_9_during_delivery_loses_nothing(make_node, world):
+    world["slow"].reset()
+    config = delivery_config(world)
+    node = make_node(config, raw_config=SITE_POLICIES)
+    ids = [submit(node, to=[f"k{i}@slow.test"])["id"] for i in range(10)]
+    wait_for(lambda: len(world["slow"].messages()) >= 2, what="deliveries to start")
+    node.kill9()
+    node.start()
+    for i, message_id in enumerate(ids):
+        assert settle(node, message_id, timeout=40)[f"k{i}@slow.test"]["status"] == "delivered"
+    delivered = {m["rcpt_to"][0] for m in world["slow"].messages()}
+    assert delivered >= {f"k{i}@slow.test" for i in range(10)}  # at least once each
