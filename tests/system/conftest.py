@@ -45,6 +45,10 @@ class Node:
             "admin": {"listen": '"127.0.0.1:0"', "token": f'"{ADMIN_TOKEN}"'},
             "storage": {"data_dir": f'"{self.data_dir}"'},
             "debug": {"fault_injection": "true"},
+            # Tests only talk to this machine: no DNS server listens on port 1, so lookups
+            # fail fast (temporary) unless a test points dns.servers at its own server.
+            "dns": {"servers": '["127.0.0.1:1"]'},
+            "delivery": {"port": "1", "retry_schedule": '["1h"]'},
         }
         # extra_config lines "section.key = value" override or add to the defaults above.
         for line in self.extra_config.strip().splitlines():
