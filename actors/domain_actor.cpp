@@ -52,7 +52,8 @@ struct domain_state {
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
   std::deque<id128> ready;
-  std::unordered_map<std::uint64_t, delivery_job> jobs;  // at the site
+  std::unordered_map<std::uint64_t, delivery_job> jobs;  // at a site
+  std::unordered_map<std::uint64_t, caf::actor_addr> job_site;  // which site has the job
   std::uint64_t next_job = 0;
   std::optional<route> current_route;
   bool resolving = false;
@@ -272,7 +273,7 @@ void ask_site(domain_pointer self) {
             auto& s = self->state;
             s.asking_site = false;
             if (s.site != site) {
-              if (s.site) self->demonitor(s.site.address());
+              // The old site stays monitored while it still runs jobs of ours.
               s.site = site;
               s.demand_sent = false;
               self->monitor(site);
@@ -365,6 +366,13 @@ void process(domain_pointer self) {
 
 void on_credit(domain_pointer self, std::uint64_t credit) {
   auto& st = self->state;
+  auto granting = caf::actor_cast<site_actor>(self->current_sender());
+  if (!granting) return;
+  if (granting != st.site) {
+    // Credit from a site this domain no longer uses (its route changed): give it back.
+    self->send(granting, jobs_atom::value, credit, std::vector<delivery_job>{});
+    return;
+  }
   st.demand_sent = false;
   std::vector<delivery_job> jobs;
   auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
@@ -396,8 +404,11 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
     w.in_flight = true;
   }
   st.ready = std::move(left);
-  for (const auto& job : jobs) st.jobs.emplace(job.job_id, job);
-  if (st.site) self->send(st.site, jobs_atom::value, credit, std::move(jobs));
+  for (const auto& job : jobs) {
+    st.jobs.emplace(job.job_id, job);
+    st.job_site.emplace(job.job_id, granting.address());
+  }
+  self->send(granting, jobs_atom::value, credit, std::move(jobs));
   process(self);
 }
 
@@ -413,25 +424,37 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
     if (updates.back().state != recipient_state::deferred) forget(self, r.recipient_id);
   }
   st.jobs.erase(job);
+  st.job_site.erase(outcome.job_id);
   commit(self, std::move(updates));
   process(self);
 }
 
-// The site went away: its jobs' fate is unknown; they are due again (at-least-once).
-void on_site_down(domain_pointer self) {
+// A site went away: the fate of its jobs is unknown; they are due again (at-least-once).
+void on_site_down(domain_pointer self, const caf::actor_addr& site) {
   auto& st = self->state;
-  st.site = nullptr;
-  st.demand_sent = false;
+  if (st.site && st.site.address() == site) {
+    st.site = nullptr;
+    st.demand_sent = false;
+  }
   auto now = unix_now_ms();
-  for (auto& [job_id, job] : st.jobs)
-    for (const auto& id : job.recipient_ids) {
-      auto it = st.waiting.find(id);
-      if (it == st.waiting.end()) continue;
-      it->second.in_flight = false;
-      it->second.next_attempt_at_ms = now;
-      st.heap.emplace(now, id);
+  for (auto it = st.job_site.begin(); it != st.job_site.end();) {
+    if (it->second != site) {
+      ++it;
+      continue;
     }
-  st.jobs.clear();
+    auto job = st.jobs.find(it->first);
+    if (job != st.jobs.end()) {
+      for (const auto& id : job->second.recipient_ids) {
+        auto w = st.waiting.find(id);
+        if (w == st.waiting.end()) continue;
+        w->second.in_flight = false;
+        w->second.next_attempt_at_ms = now;
+        st.heap.emplace(now, id);
+      }
+      st.jobs.erase(job);
+    }
+    it = st.job_site.erase(it);
+  }
   process(self);
 }
 
@@ -454,9 +477,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
     core().recipients_waiting.add(-*counted);
     core().domain_actors.add(-1);
   });
-  self->set_down_handler([=](caf::down_msg& msg) {
-    if (self->state.site && msg.source == self->state.site.address()) on_site_down(self);
-  });
+  self->set_down_handler([=](caf::down_msg& msg) { on_site_down(self, msg.source); });
   // Recovery: everything the store holds as waiting for this domain.
   self->request(st.store, st.settings.storage.request_timeout, load_atom::value, st.domain)
       .then(

@@ -44,6 +44,8 @@ struct site_state {
   std::uint64_t credit_out = 0;
   std::deque<caf::actor_addr> demand_order;
   std::unordered_map<caf::actor_addr, std::uint64_t> wanted;
+  // Credit each domain holds; monitored so that a domain that dies gives its credit back.
+  std::unordered_map<caf::actor_addr, std::uint64_t> credit_held;
   std::unordered_map<std::uint64_t, session_entry> sessions;
   std::uint64_t next_session = 0;
   std::int64_t down_until_ms = 0;
@@ -94,6 +96,7 @@ void grant(site_pointer self) {
     auto handle = caf::actor_cast<domain_actor>(domain);
     if (!handle) continue;
     st.credit_out += give;
+    st.credit_held[domain] += give;
     in_system += give;
     self->send(handle, credit_atom::value, give);
   }
@@ -210,12 +213,26 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
   st.settings = std::move(settings);
   spdlog::debug("site.started source={} site={} connection_limit={}", st.source.name,
                 st.current_route.site, st.limits.connection_limit);
+  self->set_down_handler([=](caf::down_msg& msg) {
+    // A domain actor ended (retired or crashed): its unused credit returns to the pool.
+    auto& s = self->state;
+    auto it = s.credit_held.find(msg.source);
+    if (it == s.credit_held.end()) return;
+    s.credit_out -= std::min(s.credit_out, it->second);
+    s.credit_held.erase(it);
+    s.wanted.erase(msg.source);
+    grant(self);
+  });
   return {
       [=](demand_atom, std::uint64_t count) {
         auto& s = self->state;
         auto sender = self->current_sender();
         if (!sender) return;
         auto addr = caf::actor_cast<caf::actor_addr>(sender);
+        if (!s.credit_held.count(addr)) {
+          s.credit_held[addr] = 0;
+          self->monitor(addr);
+        }
         if (!s.wanted.count(addr)) s.demand_order.push_back(addr);
         s.wanted[addr] = count;
         grant(self);
@@ -223,6 +240,10 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
       [=](jobs_atom, std::uint64_t granted, std::vector<delivery_job>& jobs) {
         auto& s = self->state;
         s.credit_out -= std::min(s.credit_out, granted);
+        if (auto sender = self->current_sender()) {
+          auto& held = s.credit_held[caf::actor_cast<caf::actor_addr>(sender)];
+          held -= std::min(held, granted);
+        }
         auto now = unix_now_ms();
         for (auto& job : jobs) {
           if (job.expires_at_ms <= now)

@@ -370,3 +370,18 @@ def test_kill_minus_9_during_delivery_loses_nothing(make_node, world):
         assert settle(node, message_id, timeout=40)[f"k{i}@slow.test"]["status"] == "delivered"
     delivered = {m["rcpt_to"][0] for m in world["slow"].messages()}
     assert delivered >= {f"k{i}@slow.test" for i in range(10)}  # at least once each
+
+
+def test_8bit_raw_messages_use_8bitmime_and_utf8_addresses_use_smtputf8(node, world):
+    raw = "From: a@sender.test\r\nSubject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n" \
+          "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln\r\n".encode()
+    eight = submit(node, raw=base64.b64encode(raw).decode(),
+                   envelope={"from": "a@sender.test", "to": ["eight@example.test"]})
+    assert settle(node, eight["id"])["eight@example.test"]["status"] == "delivered"
+    (got,) = sink_messages(world["main"], "eight@example.test")
+    assert got["mail_params"].get("BODY") == "8BITMIME"
+    assert base64.b64decode(got["data_b64"]).endswith("Grüße aus Köln\r\n".encode())
+    utf8 = submit(node, to=["jürgen@example.test"])
+    assert settle(node, utf8["id"])["jürgen@example.test"]["status"] == "delivered"
+    (got,) = sink_messages(world["main"], "jürgen@example.test")
+    assert "SMTPUTF8" in got["mail_params"]
