@@ -22,6 +22,7 @@ test_packages=(
 # What the benchmarks in bench/ use on top.
 bench_packages=(
   wrk sqlite3
+  postfix python3-dnslib          # bench/delivery.sh: smtp-sink/smtp-source, a reference MTA, test DNS
 )
 
 want=("${build_packages[@]}")
@@ -46,5 +47,11 @@ echo "install-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
+# postfix asks how to configure the system MTA; "No configuration" installs the programs only and
+# leaves no main.cf, so no system postfix starts listening on port 25.
+if [[ " ${missing[*]} " == *" postfix "* ]]; then
+  echo "postfix postfix/main_mailer_type select No configuration" |
+    "${sudo_cmd[@]}" debconf-set-selections
+fi
 "${sudo_cmd[@]}" apt-get update -qq
 "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

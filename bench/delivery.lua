@@ -1,0 +1,35 @@
+-- wrk script for bench/delivery.sh: POST /v1/messages, one recipient per message, recipients
+-- spread evenly over the 1,000 domains d0..d999.bench.test that the benchmark's DNS serves.
+-- Environment: PETREL_KEY (API key), MESSAGE_BYTES (size of the text body, default 1024).
+local counter = 0
+local thread_id = 0
+local domains = 1000
+
+-- JSON-safe filler text of exactly `bytes` octets.
+local function body_text(bytes)
+  local line = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod. "
+  local text = string.rep(line, math.ceil(bytes / #line))
+  return string.sub(text, 1, bytes)
+end
+
+local text = body_text(tonumber(os.getenv("MESSAGE_BYTES") or "1024"))
+
+function setup(thread)
+  thread:set("thread_id", thread_id)
+  thread_id = thread_id + 1
+end
+
+function init(args)
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/json"
+  wrk.headers["Authorization"] = "Bearer " .. os.getenv("PETREL_KEY")
+end
+
+function request()
+  counter = counter + 1
+  -- Consecutive requests go to different domains (and so to all four sinks in turn).
+  local domain = "d" .. ((counter + thread_id * 500) % domains) .. ".bench.test"
+  local body = '{"from":"Bench <bench@bench.test>","to":["user' .. thread_id .. '.' .. counter ..
+      '@' .. domain .. '"],"subject":"Delivery benchmark ' .. counter .. '","text":"' .. text .. '"}'
+  return wrk.format(nil, nil, nil, body)
+end
