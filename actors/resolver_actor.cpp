@@ -20,6 +20,7 @@ namespace petrel {
 namespace {
 
 struct pending_route {
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
   std::vector<caf::typed_response_promise<route>> waiting;
   std::vector<mx_record> mx;      // in order
   bool implicit_mx = false;       // no MX: the domain itself is the host
@@ -64,6 +65,12 @@ void finish(resolver_pointer self, const std::string& domain, route r) {
     st.routes.put(domain, r, r.expires_at_ms);
   else
     st.failures.put(domain, r, r.expires_at_ms);
+  metrics()
+      .get_histogram("petrel_dns_route_seconds",
+                     "Time to resolve a domain's route (MX and addresses), cache misses only",
+                     {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30})
+      .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started)
+                   .count());
   if (r.status != route_status::ok)
     spdlog::info("dns.route_failed domain={} status={} error=\"{}\"", domain,
                  r.status == route_status::permanent ? "permanent" : "temporary", r.error);

@@ -17,6 +17,7 @@ build_packages=(
 # What the test suite and benchmarks drive the real binary with.
 test_packages=(
   python3 python3-requests python3-pytest curl
+  python3-dnslib openssl        # the scripted DNS server; self-signed certificates for STARTTLS
 )
 
 # What the benchmarks in bench/ use on top.
