@@ -25,19 +25,44 @@ struct store_state {
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
   std::uint64_t injected_failures = 0;  // fault injection: commits still to fail
+  // Reconnecting after a lost connection: not before this time, backing off up to 5 s.
+  std::chrono::steady_clock::time_point next_open{};
+  std::chrono::milliseconds open_backoff{100};
   static inline const char* name = "store";
 };
 
 using store_pointer = store_actor::stateful_pointer<store_state>;
 
+gauge& store_connected() {
+  return metrics().get_gauge("petrel_store_connected", "1 when the store's database connection is up");
+}
+
 store& database(store_pointer self) {
   auto& st = self->state;
   if (!st.db) {
-    // A failed commit dropped the connection; reopen (throws store_error if it cannot).
-    st.db = st.open();
-    spdlog::info("store.reopened store={}", st.db->describe());
+    // The connection was dropped after a failure: reopen it, but not more often than the
+    // backoff allows, so that a database that is down costs a fast 503, not a stall.
+    auto now = std::chrono::steady_clock::now();
+    if (now < st.next_open)
+      throw store_error("the store is unavailable; reconnecting");
+    try {
+      st.db = st.open();
+      st.open_backoff = std::chrono::milliseconds(100);
+      store_connected().set(1);
+      spdlog::info("store.reconnected store={}", st.db->describe());
+    } catch (const store_error& e) {
+      st.next_open = now + st.open_backoff;
+      spdlog::warn("store.reconnect_failed retry_in_ms={} error=\"{}\"", st.open_backoff.count(), e.what());
+      st.open_backoff = std::min(st.open_backoff * 2, std::chrono::milliseconds(5000));
+      throw;
+    }
   }
   return *st.db;
+}
+
+void drop_connection(store_pointer self) {
+  self->state.db.reset();
+  store_connected().set(0);
 }
 
 void commit_pending(store_pointer self) {
@@ -75,7 +100,7 @@ void commit_pending(store_pointer self) {
     try {
       if (st.db) st.db->check();
     } catch (const store_error&) {
-      st.db.reset();  // reopened on next use
+      drop_connection(self);  // reopened on next use
     }
   }
 }
@@ -101,7 +126,13 @@ auto guarded_read(store_pointer self, const char* what, F&& f) -> decltype(f(dat
     return f(database(self));
   } catch (const store_error& e) {
     spdlog::error("store.read_failed query={} error=\"{}\"", what, e.what());
-    self->state.db.reset();
+    if (self->state.db) {
+      try {
+        self->state.db->check();
+      } catch (const store_error&) {
+        drop_connection(self);
+      }
+    }
     return make_error(petrel_errc::store_failed, "the store could not read", 1000);
   }
 }
@@ -113,6 +144,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
   self->state.open = std::move(open);
   self->state.db = std::move(*opened);
   self->state.batch_max = batch_max;
+  store_connected().set(self->state.db ? 1 : 0);
   return {
       [=](persist_atom, message_record& m) -> caf::result<caf::ok_atom> {
         event_record accepted;
@@ -159,7 +191,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
               db.load_tenants(), db.load_active_api_keys());
         } catch (const store_error& e) {
           spdlog::error("store.read_failed query=tenants error=\"{}\"", e.what());
-          self->state.db.reset();
+          drop_connection(self);
           return make_error(petrel_errc::store_failed, "the store could not read", 1000);
         }
       },
@@ -188,7 +220,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
           database(self).check();
           return true;
         } catch (const store_error&) {
-          self->state.db.reset();
+          if (self->state.db) drop_connection(self);
           return false;
         }
       },

@@ -427,8 +427,10 @@ void read_all(reader& r, config& c) {
     s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
     s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
     auto& url = c.storage.url;
-    if (!url.empty() && url.rfind("sqlite:", 0) != 0)
-      s.problem("url", "unsupported store \"" + url + "\" (this build supports sqlite:<path>)");
+    if (!url.empty() && url.rfind("sqlite:", 0) != 0 && url.rfind("postgresql://", 0) != 0 &&
+        url.rfind("postgres://", 0) != 0)
+      s.problem("url", "unsupported store \"" + url +
+                           "\" (use sqlite:<path> or postgresql://user@host:port/database)");
     if (c.storage.data_dir.empty()) s.problem("data_dir", "must not be empty");
     s.finish();
   }

@@ -18,6 +18,7 @@ build_packages=(
 test_packages=(
   python3 python3-requests python3-pytest curl
   python3-dnslib openssl        # the scripted DNS server; self-signed certificates for STARTTLS
+  postgresql-15 postgresql-client-15   # the PostgreSQL store's tests run a private cluster
 )
 
 # What the benchmarks in bench/ use on top.

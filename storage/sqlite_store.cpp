@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <unordered_map>
 
+#include "storage/pg_store.hpp"
 #include "storage/schema.hpp"
 
 namespace petrel {
@@ -485,8 +486,7 @@ class sqlite_store final : public store {
           .bind(4, u.event.at_ms)
           .bind(5, std::string_view(u.last_reply))
           .bind(6, u.recipient_id);
-      q.run();
-      if (sqlite3_changes(db_) == 0) throw operation_error("no such recipient " + u.recipient_id.str());
+      q.run();  // a recipient that no longer exists is skipped (both backends)
       insert_event(u.event);
     }
   }
@@ -549,7 +549,9 @@ std::unique_ptr<store> open_store(const std::string& url, const store_options& o
     if (path.empty()) throw store_error("storage url \"" + url + "\" names no file");
     return open_sqlite_store(path, options);
   }
-  throw store_error("unsupported storage url \"" + url + "\"");
+  if (url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0)
+    return open_pg_store(url, options);
+  throw store_error("unsupported storage url \"" + url + "\" (use sqlite:<path> or postgresql://...)");
 }
 
 }  // namespace petrel

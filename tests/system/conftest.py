@@ -2,6 +2,7 @@
 ephemeral ports, and talks to it over HTTP like any client would."""
 import json
 import os
+import uuid
 import pathlib
 import re
 import signal
@@ -15,6 +16,21 @@ import pytest
 import requests
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# PETREL_TEST_STORE=postgresql runs the nodes on PostgreSQL: each node gets a database of its
+# own on the cluster whose admin URL is in PETREL_PG_URL_FILE (tests/pg/pg-server.sh).
+STORE = os.environ.get("PETREL_TEST_STORE", "sqlite")
+
+
+def pg_admin_url():
+    return pathlib.Path(os.environ["PETREL_PG_URL_FILE"]).read_text().strip()
+
+
+def psql(url, sql):
+    out = subprocess.run(["psql", url, "-X", "-q", "-At", "-F", "\x1f", "-c", sql],
+                         capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise RuntimeError(f"psql failed: {out.stderr}")
+    return [line.split("\x1f") for line in out.stdout.splitlines()]
 PETREL_BIN = os.environ.get("PETREL_BIN", str(ROOT / "build" / "app" / "petrel"))
 ADMIN_TOKEN = "system-test-admin-token-0123456789"
 LISTENING = re.compile(r"http\.listening listener=(\w+) address=([\d.:\[\]a-f]+):(\d+)")
@@ -37,13 +53,20 @@ class Node:
         self.api_port = None
         self.admin_port = None
         self.session = requests.Session()
+        self.store_url = None
+        if STORE == "postgresql":
+            name = "petrel_node_" + uuid.uuid4().hex[:12]
+            admin = pg_admin_url()
+            psql(admin, f"CREATE DATABASE {name}")
+            self.store_url = admin.rsplit("/", 1)[0] + "/" + name
 
     def write_config(self):
         sections = {
             "log": {"level": '"debug"'},
             "http": {"listen": '"127.0.0.1:0"'},
             "admin": {"listen": '"127.0.0.1:0"', "token": f'"{ADMIN_TOKEN}"'},
-            "storage": {"data_dir": f'"{self.data_dir}"'},
+            "storage": {"data_dir": f'"{self.data_dir}"',
+                        **({"url": f'"{self.store_url}"'} if self.store_url else {})},
             "debug": {"fault_injection": "true"},
             # Tests only talk to this machine: no DNS server listens on port 1, so lookups
             # fail fast (temporary) unless a test points dns.servers at its own server.
@@ -178,8 +201,20 @@ class Node:
                 return float(line.split()[-1])
         return 0.0
 
-    def db(self):
-        return sqlite3.connect(str(self.data_dir / "petrel.db"))
+    def sql(self, query):
+        """Rows of a query on the node's store (values as the backend returns them)."""
+        if self.store_url:
+            return [tuple(row) for row in psql(self.store_url, query)]
+        with sqlite3.connect(str(self.data_dir / "petrel.db")) as db:
+            return [tuple(row) for row in db.execute(query)]
+
+    def content(self, message_id):
+        """The stored RFC 5322 message, as bytes."""
+        if self.store_url:
+            (row,) = psql(self.store_url, f"SELECT encode(content, 'hex') FROM messages WHERE id = '{message_id}'")
+            return bytes.fromhex(row[0])
+        with sqlite3.connect(str(self.data_dir / "petrel.db")) as db:
+            return db.execute("SELECT content FROM messages WHERE id = ?", (message_id,)).fetchone()[0]
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import base64
 import email
 import email.policy
 import pathlib
-import sqlite3
 import sys
 import time
 
@@ -152,8 +151,7 @@ def test_delivered_content_is_exactly_what_was_stored(node, world):
     data = base64.b64decode(got["data_b64"])
     assert not got["bare_lf"] and not got["bare_cr"]
     node.stop()
-    (stored,) = sqlite3.connect(node.data_dir / "petrel.db").execute(
-        "SELECT content FROM messages WHERE id = ?", (receipt["id"],)).fetchone()
+    stored = node.content(receipt["id"])
     assert data == stored  # byte for byte, dot-stuffing undone by the receiver
     msg = email.message_from_bytes(data, policy=email.policy.default)
     assert msg["Subject"] == "Grüße – check"

@@ -134,7 +134,7 @@ def test_store_failure_is_503_with_retry_after_and_nothing_is_half_stored(node):
     ok = node.submit(key, simple_message(subject="kept"))
     assert ok.status_code == 202
     node.stop()
-    subjects = [row[0] for row in node.db().execute("SELECT subject FROM messages")]
+    subjects = [row[0] for row in node.sql("SELECT subject FROM messages")]
     assert "lost" not in subjects and "kept" in subjects
 
 
@@ -170,7 +170,7 @@ def test_stored_message_parses_with_pythons_email_package(node):
                           "html": "<p>Ça va?</p>", "headers": {"X-Campaign-Note": "naïve"}})
     assert r.status_code == 202, r.text
     node.stop()
-    (content,) = node.db().execute("SELECT content FROM messages WHERE id = ?", (r.json()["id"],)).fetchone()
+    content = node.content(r.json()["id"])
     assert b"\n" not in content.replace(b"\r\n", b"")  # CRLF only
     assert all(len(line) <= 998 for line in content.split(b"\r\n"))
     msg = email.message_from_bytes(content, policy=email.policy.default)

@@ -1,0 +1,681 @@
+// PostgreSQL implementation of the store interface (see pg_store.hpp and store.hpp).
+#include "storage/pg_store.hpp"
+
+#include <libpq-fe.h>
+
+#include <array>
+#include <chrono>
+#include <cstring>
+#include <unordered_map>
+
+#include "storage/schema.hpp"
+
+namespace petrel {
+
+namespace {
+
+// An arbitrary constant naming Petrel's migration lock (pg_advisory_lock takes a bigint).
+constexpr long long migration_lock_key = 7374657007LL;
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+class operation_error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Every statement, prepared at connect under its index.
+enum stmt : int {
+  insert_message,
+  insert_recipient,
+  insert_event,
+  insert_tenant,
+  update_tenant,
+  insert_key,
+  revoke_key,
+  update_recipient,
+  select_tenants,
+  select_keys,
+  select_message,
+  select_recipients,
+  select_events,
+  select_pending_domains,
+  select_pending_of_domain,
+  select_delivery_message,
+  select_delivery_recipients,
+  count_by_state,
+  stmt_count
+};
+
+constexpr std::array<const char*, stmt_count> statements = {
+    "INSERT INTO messages (id, tenant_id, created_at, mail_from, subject, campaign, tags, "
+    "metadata, message_id_header, size, content) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+    "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, attempts, "
+    "next_attempt_at, updated_at, last_reply) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+    "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+    "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at) "
+    "VALUES ($1,$2,$3,$4,$5,$6)",
+    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3 WHERE id = $4",
+    "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at, revoked_at) "
+    "VALUES ($1,$2,$3,$4,$5,$6)",
+    "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at = 0",
+    "UPDATE recipients SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
+    "last_reply = $5 WHERE id = $6",
+    "SELECT id, name, rate_per_second, burst, suspended, created_at FROM tenants ORDER BY id",
+    "SELECT id, tenant_id, key_hash, prefix, created_at, revoked_at FROM api_keys "
+    "WHERE revoked_at = 0 ORDER BY id",
+    "SELECT created_at, mail_from, subject, campaign, tags, metadata, message_id_header, size "
+    "FROM messages WHERE id = $1 AND tenant_id = $2",
+    "SELECT id, address, domain, kind, state, attempts, next_attempt_at, updated_at, last_reply "
+    "FROM recipients WHERE message_id = $1 ORDER BY id",
+    "SELECT id, recipient_id, type, created_at, data FROM events WHERE message_id = $1 ORDER BY id",
+    "SELECT DISTINCT domain FROM recipients WHERE state IN ('queued', 'deferred') "
+    "AND domain > $1 ORDER BY domain LIMIT $2",
+    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at FROM recipients "
+    "WHERE state IN ('queued', 'deferred') AND domain = $1 ORDER BY domain, id",
+    "SELECT mail_from, content FROM messages WHERE id = $1",
+    "SELECT id, address FROM recipients WHERE message_id = $1",
+    "SELECT COUNT(*) FROM recipients WHERE state = $1",
+};
+
+// Parameters of one statement: text values, except those marked binary (bytea).
+class params {
+ public:
+  params& text(std::string v) {
+    storage_.push_back(std::move(v));
+    formats_.push_back(0);
+    return *this;
+  }
+  params& id(const id128& v) { return text(v.empty() ? std::string() : v.str()); }
+  params& integer(std::int64_t v) { return text(std::to_string(v)); }
+  params& real(double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v);
+    return text(buf);
+  }
+  params& binary(std::string v) {
+    storage_.push_back(std::move(v));
+    formats_.push_back(1);
+    return *this;
+  }
+  int count() const { return static_cast<int>(storage_.size()); }
+  // Pointers into the values, taken once they are all added (a vector may move its strings).
+  void seal() {
+    pointers_.clear();
+    lengths_.clear();
+    for (const auto& s : storage_) {
+      pointers_.push_back(s.data());
+      lengths_.push_back(static_cast<int>(s.size()));
+    }
+  }
+  const char* const* values() const { return pointers_.data(); }
+  const int* lengths() const { return lengths_.data(); }
+  const int* formats() const { return formats_.data(); }
+
+ private:
+  std::vector<std::string> storage_;
+  std::vector<const char*> pointers_;
+  std::vector<int> lengths_;
+  std::vector<int> formats_;
+};
+
+struct result_deleter {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+using result_ptr = std::unique_ptr<PGresult, result_deleter>;
+
+bool is_constraint(const PGresult* r) {
+  const char* state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+  return state && std::strncmp(state, "23", 2) == 0;  // class 23: integrity constraint violation
+}
+
+class pg_store final : public store {
+ public:
+  pg_store(std::string url, const store_options&) : url_(std::move(url)) {
+    auto target = url_;
+    if (target.find("connect_timeout") == std::string::npos)
+      target += (target.find('?') == std::string::npos ? "?" : "&") + std::string("connect_timeout=5");
+    conn_ = PQconnectdb(target.c_str());
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      std::string error = PQerrorMessage(conn_);
+      PQfinish(conn_);
+      conn_ = nullptr;
+      while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+      throw store_error("cannot connect to PostgreSQL (" + redacted() + "): " + error);
+    }
+    exec_simple("SET client_min_messages = warning");
+  }
+
+  ~pg_store() override {
+    if (conn_) PQfinish(conn_);
+  }
+
+  std::string describe() const override { return redacted(); }
+
+  void migrate() override {
+    exec_simple(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+        "description TEXT NOT NULL, applied_at BIGINT NOT NULL)");
+    exec_simple("SELECT pg_advisory_lock(" + std::to_string(migration_lock_key) + ")");
+    try {
+      int current = schema_version();
+      for (const auto& m : schema_migrations()) {
+        if (m.version <= current) continue;
+        exec_simple("BEGIN");
+        try {
+          for (const char* sql : m.statements) exec_simple(render_sql(sql, sql_dialect::postgresql));
+          params p;
+          p.integer(m.version).text(m.description).integer(now_ms());
+          exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)", p);
+          exec_simple("COMMIT");
+        } catch (...) {
+          exec_noexcept("ROLLBACK");
+          throw;
+        }
+      }
+    } catch (...) {
+      exec_noexcept("SELECT pg_advisory_unlock(" + std::to_string(migration_lock_key) + ")");
+      throw;
+    }
+    exec_simple("SELECT pg_advisory_unlock(" + std::to_string(migration_lock_key) + ")");
+    // Statements prepared before a migration may plan against the old schema: prepare anew.
+    exec_simple("DEALLOCATE ALL");
+    prepare_all();
+  }
+
+  int schema_version() override {
+    params none;
+    auto r = exec("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", none);
+    return std::atoi(PQgetvalue(r.get(), 0, 0));
+  }
+
+  std::vector<std::string> apply(const std::vector<write_op>& ops) override {
+    std::vector<std::string> results(ops.size());
+    if (ops.empty()) return results;
+    ensure_prepared();
+    // Fast path: every statement of the batch pipelined in one transaction, one round trip.
+    std::vector<std::size_t> owner;  // statement index -> operation index
+    int failed_op = -1;
+    {
+      if (PQenterPipelineMode(conn_) != 1) throw connection_error("cannot enter pipeline mode");
+      send_plain("BEGIN");
+      owner.push_back(SIZE_MAX);
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        auto before = owner.size();
+        std::visit([this](const auto& o) { send_op(o); }, ops[i]);
+        owner.resize(before + pending_sends_, i);
+        pending_sends_ = 0;
+      }
+      send_plain("COMMIT");
+      owner.push_back(SIZE_MAX);
+      if (PQpipelineSync(conn_) != 1) throw connection_error("pipeline sync failed");
+      for (std::size_t q = 0; q < owner.size(); ++q) {
+        result_ptr r(PQgetResult(conn_));
+        if (!r) throw connection_error("the pipeline ended early");
+        auto status = PQresultStatus(r.get());
+        if (status == PGRES_FATAL_ERROR && failed_op < 0) {
+          if (owner[q] == SIZE_MAX || !is_constraint(r.get())) {
+            drain_pipeline();
+            throw_for(r.get(), "batch");
+          }
+          failed_op = static_cast<int>(owner[q]);
+        } else if (status == PGRES_COMMAND_OK && owner[q] != SIZE_MAX && expects_row_[q] &&
+                   std::strcmp(PQcmdTuples(r.get()), "0") == 0) {
+          // An update that found nothing changed nothing: that operation fails alone, and
+          // the rest of the batch commits as sent.
+          results[owner[q]] = expects_row_message_[q];
+        }
+        result_ptr end(PQgetResult(conn_));  // each query's results end with NULL
+      }
+      result_ptr sync(PQgetResult(conn_));
+      if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC)
+        throw connection_error("the pipeline did not end with a sync");
+      PQexitPipelineMode(conn_);
+      expects_row_.clear();
+      expects_row_message_.clear();
+      if (failed_op < 0) return results;
+      std::fill(results.begin(), results.end(), std::string());
+    }
+    // One operation failed (a constraint, or an update that found no row): the transaction is
+    // void. Replay without the pipeline, one savepoint per operation, so it fails alone.
+    exec_noexcept("ROLLBACK");
+    exec_simple("BEGIN");
+    try {
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        exec_simple("SAVEPOINT op");
+        try {
+          std::visit([this](const auto& o) { run_op(o); }, ops[i]);
+          exec_simple("RELEASE SAVEPOINT op");
+        } catch (const operation_error& e) {
+          exec_simple("ROLLBACK TO SAVEPOINT op");
+          exec_simple("RELEASE SAVEPOINT op");
+          results[i] = e.what();
+        }
+      }
+      exec_simple("COMMIT");
+    } catch (...) {
+      exec_noexcept("ROLLBACK");
+      throw;
+    }
+    return results;
+  }
+
+  std::vector<tenant_record> load_tenants() override {
+    params none;
+    auto r = run(select_tenants, none);
+    std::vector<tenant_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      tenant_record t;
+      t.id = id_at(r, i, 0);
+      t.name = text_at(r, i, 1);
+      t.rate_per_second = std::strtod(PQgetvalue(r.get(), i, 2), nullptr);
+      t.burst = static_cast<std::uint32_t>(int_at(r, i, 3));
+      t.suspended = int_at(r, i, 4) != 0;
+      t.created_at_ms = int_at(r, i, 5);
+      out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  std::vector<api_key_record> load_active_api_keys() override {
+    params none;
+    auto r = run(select_keys, none);
+    std::vector<api_key_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      api_key_record k;
+      k.id = id_at(r, i, 0);
+      k.tenant_id = id_at(r, i, 1);
+      k.key_hash = text_at(r, i, 2);
+      k.prefix = text_at(r, i, 3);
+      k.created_at_ms = int_at(r, i, 4);
+      k.revoked_at_ms = int_at(r, i, 5);
+      out.push_back(std::move(k));
+    }
+    return out;
+  }
+
+  std::optional<message_details> find_message(const id128& tenant_id,
+                                              const id128& message_id) override {
+    message_details out;
+    {
+      params p;
+      p.id(message_id).id(tenant_id);
+      auto r = run(select_message, p);
+      if (PQntuples(r.get()) == 0) return std::nullopt;
+      auto& m = out.message;
+      m.id = message_id;
+      m.tenant_id = tenant_id;
+      m.created_at_ms = int_at(r, 0, 0);
+      m.mail_from = text_at(r, 0, 1);
+      m.subject = text_at(r, 0, 2);
+      m.campaign = text_at(r, 0, 3);
+      m.tags_json = text_at(r, 0, 4);
+      m.metadata_json = text_at(r, 0, 5);
+      m.message_id_header = text_at(r, 0, 6);
+      m.size = static_cast<std::uint64_t>(int_at(r, 0, 7));
+    }
+    {
+      params p;
+      p.id(message_id);
+      auto r = run(select_recipients, p);
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        recipient_record rr;
+        rr.id = id_at(r, i, 0);
+        rr.address = text_at(r, i, 1);
+        rr.domain = text_at(r, i, 2);
+        rr.kind = parse_recipient_kind(text_at(r, i, 3)).value_or(recipient_kind::to);
+        rr.state = parse_recipient_state(text_at(r, i, 4)).value_or(recipient_state::queued);
+        rr.attempts = static_cast<std::uint32_t>(int_at(r, i, 5));
+        rr.next_attempt_at_ms = int_at(r, i, 6);
+        rr.updated_at_ms = int_at(r, i, 7);
+        rr.last_reply = text_at(r, i, 8);
+        out.message.recipients.push_back(std::move(rr));
+      }
+    }
+    {
+      params p;
+      p.id(message_id);
+      auto r = run(select_events, p);
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        event_record e;
+        e.id = id_at(r, i, 0);
+        e.tenant_id = tenant_id;
+        e.message_id = message_id;
+        e.recipient_id = id_at(r, i, 1);
+        e.type = text_at(r, i, 2);
+        e.at_ms = int_at(r, i, 3);
+        e.data_json = text_at(r, i, 4);
+        out.events.push_back(std::move(e));
+      }
+    }
+    return out;
+  }
+
+  std::vector<std::string> pending_domains(const std::string& after, std::size_t limit) override {
+    params p;
+    p.text(after).integer(static_cast<std::int64_t>(limit));
+    auto r = run(select_pending_domains, p);
+    std::vector<std::string> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.push_back(text_at(r, i, 0));
+    return out;
+  }
+
+  std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain) override {
+    params p;
+    p.text(domain);
+    auto r = run(select_pending_of_domain, p);
+    std::vector<queued_recipient> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      queued_recipient q;
+      q.recipient_id = id_at(r, i, 0);
+      q.message_id = id_at(r, i, 1);
+      q.tenant_id = id_at(r, i, 2);
+      q.domain = text_at(r, i, 3);
+      q.state = parse_recipient_state(text_at(r, i, 4)).value_or(recipient_state::queued);
+      q.attempts = static_cast<std::uint32_t>(int_at(r, i, 5));
+      q.next_attempt_at_ms = int_at(r, i, 6);
+      out.push_back(std::move(q));
+    }
+    return out;
+  }
+
+  std::optional<delivery_content> load_delivery(const id128& message_id,
+                                                const std::vector<id128>& recipients) override {
+    delivery_content out;
+    {
+      params p;
+      p.id(message_id);
+      auto r = run(select_delivery_message, p, /*binary_result=*/true);
+      if (PQntuples(r.get()) == 0) return std::nullopt;
+      out.mail_from.assign(PQgetvalue(r.get(), 0, 0), static_cast<std::size_t>(PQgetlength(r.get(), 0, 0)));
+      out.content.assign(PQgetvalue(r.get(), 0, 1), static_cast<std::size_t>(PQgetlength(r.get(), 0, 1)));
+    }
+    std::unordered_map<std::string, std::string> addresses;
+    {
+      params p;
+      p.id(message_id);
+      auto r = run(select_delivery_recipients, p);
+      for (int i = 0; i < PQntuples(r.get()); ++i) addresses.emplace(text_at(r, i, 0), text_at(r, i, 1));
+    }
+    for (const auto& id : recipients) {
+      auto it = addresses.find(id.str());
+      if (it == addresses.end()) return std::nullopt;
+      out.addresses.push_back(it->second);
+    }
+    return out;
+  }
+
+  std::uint64_t count_recipients(recipient_state state) override {
+    params p;
+    p.text(std::string(to_string(state)));
+    auto r = run(count_by_state, p);
+    return static_cast<std::uint64_t>(int_at(r, 0, 0));
+  }
+
+  void check() override {
+    if (!conn_ || PQstatus(conn_) != CONNECTION_OK) throw connection_error("the connection is lost");
+    exec_simple("SELECT 1");
+  }
+
+ private:
+  // A failure of the connection or server: the whole batch fails; the caller reconnects.
+  store_error connection_error(const std::string& what) const {
+    std::string detail = conn_ ? PQerrorMessage(conn_) : "";
+    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    return store_error("postgresql: " + what + (detail.empty() ? "" : ": " + detail));
+  }
+
+  [[noreturn]] void throw_for(const PGresult* r, const std::string& what) {
+    std::string message = r ? PQresultErrorMessage(r) : PQerrorMessage(conn_);
+    while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+    if (r && is_constraint(r)) throw operation_error(message);
+    throw store_error("postgresql: " + what + ": " + message);
+  }
+
+  std::string redacted() const {
+    // postgresql://user:secret@host/db -> postgresql://user:***@host/db
+    auto out = url_;
+    auto scheme = out.find("://");
+    auto at = out.find('@');
+    if (scheme != std::string::npos && at != std::string::npos) {
+      auto colon = out.find(':', scheme + 3);
+      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+    }
+    return out;
+  }
+
+  void exec_simple(const std::string& sql) {
+    result_ptr r(PQexec(conn_, sql.c_str()));
+    auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_for(r.get(), sql.substr(0, 60));
+  }
+  void exec_noexcept(const std::string& sql) noexcept {
+    if (conn_) PQclear(PQexec(conn_, sql.c_str()));
+  }
+
+  result_ptr exec(const char* sql, params& p) {
+    p.seal();
+    result_ptr r(PQexecParams(conn_, sql, p.count(), nullptr, p.values(), p.lengths(), p.formats(), 0));
+    auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_for(r.get(), sql);
+    return r;
+  }
+
+  void prepare_all() {
+    for (int i = 0; i < stmt_count; ++i) {
+      result_ptr r(PQprepare(conn_, name(i).c_str(), statements[static_cast<std::size_t>(i)], 0, nullptr));
+      if (!r || PQresultStatus(r.get()) != PGRES_COMMAND_OK) throw_for(r.get(), "prepare");
+    }
+    prepared_ = true;
+  }
+  void ensure_prepared() {
+    if (!prepared_) prepare_all();
+  }
+  static std::string name(int i) { return "petrel_" + std::to_string(i); }
+
+  result_ptr run(stmt s, params& p, bool binary_result = false) {
+    ensure_prepared();
+    p.seal();
+    result_ptr r(PQexecPrepared(conn_, name(s).c_str(), p.count(), p.values(), p.lengths(),
+                                p.formats(), binary_result ? 1 : 0));
+    auto status = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+    if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) throw_for(r.get(), statements[s]);
+    return r;
+  }
+
+  // -- pipelined sends (fast path) ----------------------------------------------------------
+
+  void send_plain(const char* sql) {
+    if (PQsendQueryParams(conn_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
+      throw connection_error(std::string("cannot send ") + sql);
+    expects_row_.push_back(false);
+    expects_row_message_.emplace_back();
+  }
+  void send(stmt s, params& p, const char* expects_row = nullptr) {
+    p.seal();
+    if (PQsendQueryPrepared(conn_, name(s).c_str(), p.count(), p.values(), p.lengths(), p.formats(), 0) != 1)
+      throw connection_error("cannot send a statement");
+    ++pending_sends_;
+    expects_row_.push_back(expects_row != nullptr);
+    expects_row_message_.emplace_back(expects_row ? expects_row : "");
+  }
+  void drain_pipeline() {
+    // After a fatal error: read what is left up to the sync, then leave pipeline mode.
+    for (int guard = 0; guard < 1'000'000; ++guard) {
+      result_ptr r(PQgetResult(conn_));
+      if (r && PQresultStatus(r.get()) == PGRES_PIPELINE_SYNC) break;
+      if (!r && PQstatus(conn_) != CONNECTION_OK) break;
+    }
+    PQexitPipelineMode(conn_);
+    expects_row_.clear();
+    expects_row_message_.clear();
+  }
+
+  params message_params(const message_record& m) {
+    params p;
+    p.id(m.id).id(m.tenant_id).integer(m.created_at_ms).text(m.mail_from).text(m.subject)
+        .text(m.campaign).text(m.tags_json).text(m.metadata_json).text(m.message_id_header)
+        .integer(static_cast<std::int64_t>(m.size)).binary(m.content);
+    return p;
+  }
+  params recipient_params(const message_record& m, const recipient_record& r) {
+    params p;
+    p.id(r.id).id(m.id).id(m.tenant_id).text(r.address).text(r.domain)
+        .text(std::string(to_string(r.kind))).text(std::string(to_string(r.state)))
+        .integer(r.attempts).integer(r.next_attempt_at_ms).integer(r.updated_at_ms).text(r.last_reply);
+    return p;
+  }
+  params event_params(const event_record& e) {
+    params p;
+    p.id(e.id).id(e.tenant_id).id(e.message_id).id(e.recipient_id).text(e.type).integer(e.at_ms)
+        .text(e.data_json);
+    return p;
+  }
+  params tenant_params(const tenant_record& t) {
+    params p;
+    p.id(t.id).text(t.name).real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0)
+        .integer(t.created_at_ms);
+    return p;
+  }
+  params tenant_update_params(const tenant_record& t) {
+    params p;
+    p.real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0).id(t.id);
+    return p;
+  }
+  params key_params(const api_key_record& k) {
+    params p;
+    p.id(k.id).id(k.tenant_id).text(k.key_hash).text(k.prefix).integer(k.created_at_ms)
+        .integer(k.revoked_at_ms);
+    return p;
+  }
+  params revoke_params(const revoke_api_key_op& op) {
+    params p;
+    p.integer(op.revoked_at_ms).id(op.key_id).id(op.tenant_id);
+    return p;
+  }
+  params update_params(const recipient_update& u) {
+    params p;
+    p.text(std::string(to_string(u.state))).integer(u.attempts).integer(u.next_attempt_at_ms)
+        .integer(u.event.at_ms).text(u.last_reply).id(u.recipient_id);
+    return p;
+  }
+
+  void send_op(const insert_message_op& op) {
+    auto p = message_params(op.message);
+    send(insert_message, p);
+    for (const auto& r : op.message.recipients) {
+      auto rp = recipient_params(op.message, r);
+      send(insert_recipient, rp);
+    }
+    auto ep = event_params(op.accepted);
+    send(insert_event, ep);
+  }
+  void send_op(const insert_tenant_op& op) {
+    auto p = tenant_params(op.tenant);
+    send(insert_tenant, p);
+    for (const auto& k : op.keys) {
+      auto kp = key_params(k);
+      send(insert_key, kp);
+    }
+  }
+  void send_op(const update_tenant_op& op) {
+    auto p = tenant_update_params(op.tenant);
+    send(update_tenant, p, "no such tenant");
+  }
+  void send_op(const insert_api_key_op& op) {
+    auto p = key_params(op.key);
+    send(insert_key, p);
+  }
+  void send_op(const revoke_api_key_op& op) {
+    auto p = revoke_params(op);
+    send(revoke_key, p, "no such active key for this tenant");
+  }
+  void send_op(const update_recipients_op& op) {
+    for (const auto& u : op.updates) {
+      auto p = update_params(u);
+      send(update_recipient, p);
+      auto ep = event_params(u.event);
+      send(insert_event, ep);
+    }
+  }
+
+  // -- one at a time (slow path after a failed batch) ---------------------------------------
+
+  void run_checked(stmt s, params& p, const char* expects_row = nullptr) {
+    auto r = run(s, p);
+    if (expects_row && std::strcmp(PQcmdTuples(r.get()), "0") == 0) throw operation_error(expects_row);
+  }
+  void run_op(const insert_message_op& op) {
+    auto p = message_params(op.message);
+    run_checked(insert_message, p);
+    for (const auto& r : op.message.recipients) {
+      auto rp = recipient_params(op.message, r);
+      run_checked(insert_recipient, rp);
+    }
+    auto ep = event_params(op.accepted);
+    run_checked(insert_event, ep);
+  }
+  void run_op(const insert_tenant_op& op) {
+    auto p = tenant_params(op.tenant);
+    run_checked(insert_tenant, p);
+    for (const auto& k : op.keys) {
+      auto kp = key_params(k);
+      run_checked(insert_key, kp);
+    }
+  }
+  void run_op(const update_tenant_op& op) {
+    auto p = tenant_update_params(op.tenant);
+    run_checked(update_tenant, p, "no such tenant");
+  }
+  void run_op(const insert_api_key_op& op) {
+    auto p = key_params(op.key);
+    run_checked(insert_key, p);
+  }
+  void run_op(const revoke_api_key_op& op) {
+    auto p = revoke_params(op);
+    run_checked(revoke_key, p, "no such active key for this tenant");
+  }
+  void run_op(const update_recipients_op& op) {
+    for (const auto& u : op.updates) {
+      auto p = update_params(u);
+      run_checked(update_recipient, p);
+      auto ep = event_params(u.event);
+      run_checked(insert_event, ep);
+    }
+  }
+
+  static std::string text_at(const result_ptr& r, int row, int column) {
+    return std::string(PQgetvalue(r.get(), row, column),
+                       static_cast<std::size_t>(PQgetlength(r.get(), row, column)));
+  }
+  static std::int64_t int_at(const result_ptr& r, int row, int column) {
+    return std::strtoll(PQgetvalue(r.get(), row, column), nullptr, 10);
+  }
+  static id128 id_at(const result_ptr& r, int row, int column) {
+    auto t = text_at(r, row, column);
+    if (t.empty()) return {};
+    auto parsed = id128::parse(t);
+    if (!parsed) throw store_error("malformed id in the database: \"" + t + "\"");
+    return *parsed;
+  }
+
+  std::string url_;
+  PGconn* conn_ = nullptr;
+  bool prepared_ = false;
+  std::size_t pending_sends_ = 0;
+  std::vector<bool> expects_row_;                 // per pipelined statement
+  std::vector<std::string> expects_row_message_;  // its failure text
+};
+
+}  // namespace
+
+std::unique_ptr<store> open_pg_store(const std::string& url, const store_options& options) {
+  return std::make_unique<pg_store>(url, options);
+}
+
+}  // namespace petrel
