@@ -75,11 +75,15 @@ rss=$(metric process_resident_memory_bytes)
 
 kill -TERM $pid
 wait $pid
-rows=$(sqlite3 "$work/data/petrel.db" "SELECT COUNT(*) FROM messages" 2>/dev/null || echo "?")
+if [ -n "$STORE_URL" ]; then
+  rows=$(psql "$STORE_URL" -X -At -c "SELECT COUNT(*) FROM messages" 2>/dev/null || echo "?")
+else
+  rows=$(sqlite3 "$work/data/petrel.db" "SELECT COUNT(*) FROM messages" 2>/dev/null || echo "?")
+fi
 
 awk -v a="$accepted" -v s="$seconds" -v c="$commits" -v o="$ops" -v cs="$commit_seconds" \
     -v r="$rejected" -v rows="$rows" -v rss="$rss" 'BEGIN {
   printf "accepted: %d messages in %.1f s = %.0f accepted/s (non-2xx: %d)\n", a, s, a / s, r
-  printf "store: %d commits = %.0f commits/s, %.1f operations per commit, mean commit %.2f ms\n", c, c / s, o / c, cs / c * 1000
+  printf "store: %d commits = %.0f commits/s, %.1f writes per commit (a write: message + recipient + event rows), mean commit %.2f ms\n", c, c / s, o / c, cs / c * 1000
   printf "rows in messages table after SIGTERM: %s; RSS at end of load: %.0f MiB\n", rows, rss / 1048576
 }'
