@@ -289,6 +289,16 @@ using store_actor = caf::typed_actor<
     // Fault injection: the next n commits fail as if the disk had failed.
     caf::reacts_to<crash_atom, std::uint64_t>>;
 
+// A store reader: one more database connection for reads, so that reads never wait behind a
+// commit. The store actor hands its reads to its readers in turn.
+using store_reader_actor = caf::typed_actor<
+    caf::replies_to<load_atom, tenant_atom>::with<std::vector<tenant_record>,
+                                                  std::vector<api_key_record>>,
+    caf::replies_to<message_atom, id128, id128>::with<message_details>,
+    caf::replies_to<domains_atom, std::string, std::uint64_t>::with<std::vector<std::string>>,
+    caf::replies_to<load_atom, std::string>::with<std::vector<queued_recipient>>,
+    caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>>;
+
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
 using domain_actor = caf::typed_actor<

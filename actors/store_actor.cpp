@@ -15,54 +15,151 @@ namespace petrel {
 
 namespace {
 
+gauge& store_connected() {
+  return metrics().get_gauge("petrel_store_connected", "1 when the store's database connection is up");
+}
+
+// A database connection that reopens itself after a failure, but not more often than its
+// backoff allows (100 ms doubling to 5 s): a database that is down costs a fast error, not a
+// stall. Used by the store actor (writes) and by each reader.
+class connection {
+ public:
+  connection() = default;
+  connection(store_factory open, std::unique_ptr<store> opened, bool reports)
+      : open_(std::move(open)), db_(std::move(opened)), reports_(reports) {
+    if (reports_) store_connected().set(db_ ? 1 : 0);
+  }
+
+  store& get() {
+    if (db_) return *db_;
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_open_) throw store_error("the store is unavailable; reconnecting");
+    try {
+      db_ = open_();
+      backoff_ = std::chrono::milliseconds(100);
+      if (reports_) store_connected().set(1);
+      spdlog::info("store.connected store={}", db_->describe());
+    } catch (const store_error& e) {
+      next_open_ = now + backoff_;
+      spdlog::warn("store.connect_failed retry_in_ms={} error=\"{}\"", backoff_.count(), e.what());
+      backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(5000));
+      throw;
+    }
+    return *db_;
+  }
+
+  // After a failure: keep the connection if it still works, else drop it (reopened later).
+  void check_after_failure() {
+    if (!db_) return;
+    try {
+      db_->check();
+    } catch (const store_error&) {
+      db_.reset();
+      if (reports_) store_connected().set(0);
+    }
+  }
+
+  bool open() const { return static_cast<bool>(db_); }
+  void close() { db_.reset(); }
+  std::string describe() const { return db_ ? db_->describe() : "(closed)"; }
+
+ private:
+  store_factory open_;
+  std::unique_ptr<store> db_;
+  bool reports_ = false;
+  std::chrono::steady_clock::time_point next_open_{};
+  std::chrono::milliseconds backoff_{100};
+};
+
+// Runs a read; store failures become error replies instead of ending the actor.
+template <class F>
+auto guarded_read(connection& db, const char* what, F&& f) -> decltype(f(db.get())) {
+  try {
+    return f(db.get());
+  } catch (const store_error& e) {
+    spdlog::error("store.read_failed query={} error=\"{}\"", what, e.what());
+    db.check_after_failure();
+    return make_error(petrel_errc::store_failed, "the store could not read", 1000);
+  }
+}
+
+// -- readers -------------------------------------------------------------------------------
+
+struct reader_state {
+  reader_state() = default;
+  connection db;
+  static inline const char* name = "store_reader";
+};
+
+using reader_pointer = store_reader_actor::stateful_pointer<reader_state>;
+
+store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_factory open) {
+  install_logging_handlers(self, "store_reader");
+  self->state.db = connection(std::move(open), nullptr, false);
+  return {
+      [=](load_atom, tenant_atom)
+          -> caf::result<std::vector<tenant_record>, std::vector<api_key_record>> {
+        try {
+          auto& db = self->state.db.get();
+          return caf::result<std::vector<tenant_record>, std::vector<api_key_record>>(
+              db.load_tenants(), db.load_active_api_keys());
+        } catch (const store_error& e) {
+          spdlog::error("store.read_failed query=tenants error=\"{}\"", e.what());
+          self->state.db.check_after_failure();
+          return make_error(petrel_errc::store_failed, "the store could not read", 1000);
+        }
+      },
+      [=](message_atom, id128 tenant_id, id128 message_id) -> caf::result<message_details> {
+        return guarded_read(self->state.db, "message", [&](store& db) -> caf::result<message_details> {
+          auto found = db.find_message(tenant_id, message_id);
+          if (!found) return make_error(petrel_errc::not_found, "no such message");
+          return std::move(*found);
+        });
+      },
+      [=](domains_atom, const std::string& after,
+          std::uint64_t limit) -> caf::result<std::vector<std::string>> {
+        return guarded_read(self->state.db, "pending_domains",
+                            [&](store& db) -> caf::result<std::vector<std::string>> {
+                              return db.pending_domains(after, limit);
+                            });
+      },
+      [=](load_atom, const std::string& domain) -> caf::result<std::vector<queued_recipient>> {
+        return guarded_read(self->state.db, "pending_of_domain",
+                            [&](store& db) -> caf::result<std::vector<queued_recipient>> {
+                              return db.pending_recipients_of_domain(domain);
+                            });
+      },
+      [=](load_atom, id128 message_id,
+          const std::vector<id128>& recipients) -> caf::result<delivery_content> {
+        return guarded_read(self->state.db, "delivery", [&](store& db) -> caf::result<delivery_content> {
+          auto found = db.load_delivery(message_id, recipients);
+          if (!found) return make_error(petrel_errc::not_found, "message or recipient not found");
+          return std::move(*found);
+        });
+      },
+  };
+}
+
+// -- the store actor (writes) --------------------------------------------------------------
+
 struct store_state {
-  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
   store_state() = default;
-  std::unique_ptr<store> db;
-  store_factory open;
+  connection db;
+  std::vector<store_reader_actor> readers;
+  std::size_t next_reader = 0;
   std::uint64_t batch_max = 2048;
   std::vector<write_op> ops;
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
   std::uint64_t injected_failures = 0;  // fault injection: commits still to fail
-  // Reconnecting after a lost connection: not before this time, backing off up to 5 s.
-  std::chrono::steady_clock::time_point next_open{};
-  std::chrono::milliseconds open_backoff{100};
   static inline const char* name = "store";
 };
 
 using store_pointer = store_actor::stateful_pointer<store_state>;
 
-gauge& store_connected() {
-  return metrics().get_gauge("petrel_store_connected", "1 when the store's database connection is up");
-}
-
-store& database(store_pointer self) {
+const store_reader_actor& reader(store_pointer self) {
   auto& st = self->state;
-  if (!st.db) {
-    // The connection was dropped after a failure: reopen it, but not more often than the
-    // backoff allows, so that a database that is down costs a fast 503, not a stall.
-    auto now = std::chrono::steady_clock::now();
-    if (now < st.next_open)
-      throw store_error("the store is unavailable; reconnecting");
-    try {
-      st.db = st.open();
-      st.open_backoff = std::chrono::milliseconds(100);
-      store_connected().set(1);
-      spdlog::info("store.reconnected store={}", st.db->describe());
-    } catch (const store_error& e) {
-      st.next_open = now + st.open_backoff;
-      spdlog::warn("store.reconnect_failed retry_in_ms={} error=\"{}\"", st.open_backoff.count(), e.what());
-      st.open_backoff = std::min(st.open_backoff * 2, std::chrono::milliseconds(5000));
-      throw;
-    }
-  }
-  return *st.db;
-}
-
-void drop_connection(store_pointer self) {
-  self->state.db.reset();
-  store_connected().set(0);
+  return st.readers[st.next_reader++ % st.readers.size()];
 }
 
 void commit_pending(store_pointer self) {
@@ -79,7 +176,7 @@ void commit_pending(store_pointer self) {
       --st.injected_failures;
       throw store_error("fault injection: commit failed on purpose");
     }
-    auto results = database(self).apply(ops);
+    auto results = st.db.get().apply(ops);
     auto seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     core().store_commit_seconds.observe(seconds);
@@ -97,11 +194,7 @@ void commit_pending(store_pointer self) {
     // Nothing of the batch is durable: every writer learns it and may retry.
     for (auto& p : promises)
       p.deliver(make_error(petrel_errc::store_failed, "the store could not commit", 1000));
-    try {
-      if (st.db) st.db->check();
-    } catch (const store_error&) {
-      drop_connection(self);  // reopened on next use
-    }
+    st.db.check_after_failure();  // reopened on next use if it is gone
   }
 }
 
@@ -119,32 +212,17 @@ caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, writ
   return rp;
 }
 
-// Runs a read; store failures become error replies instead of ending the actor.
-template <class F>
-auto guarded_read(store_pointer self, const char* what, F&& f) -> decltype(f(database(self))) {
-  try {
-    return f(database(self));
-  } catch (const store_error& e) {
-    spdlog::error("store.read_failed query={} error=\"{}\"", what, e.what());
-    if (self->state.db) {
-      try {
-        self->state.db->check();
-      } catch (const store_error&) {
-        drop_connection(self);
-      }
-    }
-    return make_error(petrel_errc::store_failed, "the store could not read", 1000);
-  }
-}
-
 store_actor::behavior_type store_behavior(store_pointer self, store_factory open,
                                           std::shared_ptr<std::unique_ptr<store>> opened,
-                                          std::uint64_t batch_max) {
+                                          std::uint64_t batch_max, std::uint64_t readers,
+                                          bool detached) {
   install_logging_handlers(self, "store");
-  self->state.open = std::move(open);
-  self->state.db = std::move(*opened);
-  self->state.batch_max = batch_max;
-  store_connected().set(self->state.db ? 1 : 0);
+  auto& st = self->state;
+  st.db = connection(open, std::move(*opened), true);
+  st.batch_max = batch_max;
+  for (std::uint64_t i = 0; i < std::max<std::uint64_t>(readers, 1); ++i)
+    st.readers.push_back(detached ? self->spawn<caf::detached + caf::linked>(reader_behavior, open)
+                                  : self->spawn<caf::linked>(reader_behavior, open));
   return {
       [=](persist_atom, message_record& m) -> caf::result<caf::ok_atom> {
         event_record accepted;
@@ -168,14 +246,6 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       [=](record_atom, std::vector<recipient_update>& updates) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, update_recipients_op{std::move(updates)});
       },
-      [=](load_atom, id128 message_id,
-          const std::vector<id128>& recipients) -> caf::result<delivery_content> {
-        return guarded_read(self, "delivery", [&](store& db) -> caf::result<delivery_content> {
-          auto found = db.load_delivery(message_id, recipients);
-          if (!found) return make_error(petrel_errc::not_found, "message or recipient not found");
-          return std::move(*found);
-        });
-      },
       [=](caf::update_atom, tenant_record& t) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, update_tenant_op{std::move(t)});
       },
@@ -183,52 +253,40 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         spdlog::warn("store.fault_injection failing_commits={}", commits);
         self->state.injected_failures = commits;
       },
+      // Reads go to the readers, in turn: they never wait behind a commit.
+      [=](load_atom, id128 message_id,
+          std::vector<id128>& recipients) -> caf::result<delivery_content> {
+        return self->delegate(reader(self), load_atom::value, message_id, std::move(recipients));
+      },
       [=](load_atom, tenant_atom)
           -> caf::result<std::vector<tenant_record>, std::vector<api_key_record>> {
-        try {
-          auto& db = database(self);
-          return caf::result<std::vector<tenant_record>, std::vector<api_key_record>>(
-              db.load_tenants(), db.load_active_api_keys());
-        } catch (const store_error& e) {
-          spdlog::error("store.read_failed query=tenants error=\"{}\"", e.what());
-          drop_connection(self);
-          return make_error(petrel_errc::store_failed, "the store could not read", 1000);
-        }
+        return self->delegate(reader(self), load_atom::value, tenant_atom::value);
       },
       [=](message_atom, id128 tenant_id, id128 message_id) -> caf::result<message_details> {
-        return guarded_read(self, "message", [&](store& db) -> caf::result<message_details> {
-          auto found = db.find_message(tenant_id, message_id);
-          if (!found) return make_error(petrel_errc::not_found, "no such message");
-          return std::move(*found);
-        });
+        return self->delegate(reader(self), message_atom::value, tenant_id, message_id);
       },
-      [=](domains_atom, const std::string& after,
+      [=](domains_atom, std::string& after,
           std::uint64_t limit) -> caf::result<std::vector<std::string>> {
-        return guarded_read(self, "pending_domains",
-                            [&](store& db) -> caf::result<std::vector<std::string>> {
-                              return db.pending_domains(after, limit);
-                            });
+        return self->delegate(reader(self), domains_atom::value, std::move(after), limit);
       },
-      [=](load_atom, const std::string& domain) -> caf::result<std::vector<queued_recipient>> {
-        return guarded_read(self, "pending_of_domain",
-                            [&](store& db) -> caf::result<std::vector<queued_recipient>> {
-                              return db.pending_recipients_of_domain(domain);
-                            });
+      [=](load_atom, std::string& domain) -> caf::result<std::vector<queued_recipient>> {
+        return self->delegate(reader(self), load_atom::value, std::move(domain));
       },
       [=](ready_atom) -> caf::result<bool> {
         try {
-          database(self).check();
+          self->state.db.get().check();
           return true;
         } catch (const store_error&) {
-          if (self->state.db) drop_connection(self);
+          self->state.db.check_after_failure();
           return false;
         }
       },
       [=](commit_atom) { commit_pending(self); },
       [=](shutdown_atom) -> caf::result<caf::ok_atom> {
         commit_pending(self);
-        if (self->state.db) spdlog::info("store.closed store={}", self->state.db->describe());
-        self->state.db.reset();
+        spdlog::info("store.closed store={}", self->state.db.describe());
+        self->state.db.close();
+        for (auto& r : self->state.readers) self->send_exit(r, caf::exit_reason::user_shutdown);
         auto rp = self->make_response_promise<caf::ok_atom>();
         rp.deliver(caf::ok_atom::value);
         self->quit();
@@ -245,14 +303,19 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
   // An empty holder makes the actor open the store itself, on its own thread (restarts).
   auto holder = std::make_shared<std::unique_ptr<store>>(std::move(opened));
   auto batch_max = settings.storage.batch_max_operations;
-  if (settings.store_detached) {
+  auto readers = settings.storage.read_connections;
+  auto detached = settings.store_detached;
+  if (detached) {
     if (parent)
       return parent->spawn<caf::detached + caf::linked>(store_behavior, std::move(open), holder,
-                                                        batch_max);
-    return sys.spawn<caf::detached>(store_behavior, std::move(open), holder, batch_max);
+                                                        batch_max, readers, detached);
+    return sys.spawn<caf::detached>(store_behavior, std::move(open), holder, batch_max, readers,
+                                    detached);
   }
-  if (parent) return parent->spawn<caf::linked>(store_behavior, std::move(open), holder, batch_max);
-  return sys.spawn(store_behavior, std::move(open), holder, batch_max);
+  if (parent)
+    return parent->spawn<caf::linked>(store_behavior, std::move(open), holder, batch_max, readers,
+                                      detached);
+  return sys.spawn(store_behavior, std::move(open), holder, batch_max, readers, detached);
 }
 
 }  // namespace petrel
