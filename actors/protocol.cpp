@@ -21,6 +21,7 @@ std::string to_string(petrel_errc code) {
     case petrel_errc::conflict: return "conflict";
     case petrel_errc::suspended: return "suspended";
     case petrel_errc::invalid: return "invalid";
+    case petrel_errc::forbidden: return "forbidden";
   }
   return "unknown";
 }
@@ -68,6 +69,9 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<domain_queue_stats>("petrel::domain_queue_stats");
   cfg.add_message_type<queue_summary>("petrel::queue_summary");
   cfg.add_message_type<readiness>("petrel::readiness");
+  cfg.add_message_type<dkim_key_record>("petrel::dkim_key_record");
+  cfg.add_message_type<sender_domain_record>("petrel::sender_domain_record");
+  cfg.add_message_type<std::vector<sender_domain_record>>("std::vector<petrel::sender_domain_record>");
   cfg.add_message_type<mx_lookup>("petrel::mx_lookup");
   cfg.add_message_type<address_lookup>("petrel::address_lookup");
   cfg.add_message_type<route>("petrel::route");
@@ -77,6 +81,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<delivery_job>("petrel::delivery_job");
   cfg.add_message_type<std::vector<delivery_job>>("std::vector<petrel::delivery_job>");
   cfg.add_message_type<job_outcome>("petrel::job_outcome");
+  cfg.add_message_type<new_sender_domain>("petrel::new_sender_domain");
+  cfg.add_message_type<sender_domain_view>("petrel::sender_domain_view");
+  cfg.add_message_type<std::vector<sender_domain_view>>("std::vector<petrel::sender_domain_view>");
+  cfg.add_message_type<domain_check>("petrel::domain_check");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

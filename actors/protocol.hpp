@@ -78,6 +78,9 @@ using connfail_atom = caf::atom_constant<caf::atom("connfail")>;
 using record_atom = caf::atom_constant<caf::atom("record")>;
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using rotate_atom = caf::atom_constant<caf::atom("rotate")>;
+using verify_atom = caf::atom_constant<caf::atom("verify")>;
+using sender_atom = caf::atom_constant<caf::atom("sender")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -93,6 +96,7 @@ enum class petrel_errc : std::uint8_t {
   conflict = 7,       // a unique name or key already exists    -> 409
   suspended = 8,      // the tenant is suspended                -> 403
   invalid = 9,        // a request the actor rejects            -> 400
+  forbidden = 10,     // not allowed for this tenant            -> 403
 };
 std::string to_string(petrel_errc code);
 caf::error make_error(petrel_errc code, std::string detail, std::int64_t retry_after_ms = 0);
@@ -245,6 +249,36 @@ struct work_completion {
   std::function<void(std::optional<delivery_work>)> fn;
 };
 
+// -- sender domains ------------------------------------------------------------------------
+
+// A sender domain to add: new keys of the given algorithms, or an imported key.
+struct new_sender_domain {
+  std::string domain;                   // ASCII, lower case
+  std::vector<std::string> algorithms;  // rsa-sha256, ed25519-sha256; empty: configured default
+  std::string selector;                 // empty: generated
+  std::string private_key_pem;          // import instead of generating (needs selector)
+};
+
+// A DNS record the sender should publish.
+struct dns_record_view {
+  std::string type;     // TXT, MX
+  std::string name;
+  std::string value;
+  std::string purpose;  // dkim, spf, dmarc, return_path
+};
+
+// A sender domain as the API shows it: never with private keys.
+struct sender_domain_view {
+  sender_domain_record domain;  // keys' private_key emptied
+  std::vector<dns_record_view> records;
+};
+
+// What a verification run found (computed on the I/O threads).
+struct domain_check {
+  bool verified = false;
+  std::string status_json;  // the report: dkim per selector, spf, dmarc, return_path
+};
+
 // Whether the node can take traffic, and if not, why.
 struct readiness {
   bool ready = false;
@@ -287,7 +321,17 @@ using store_actor = caf::typed_actor<
     // Commits what is pending, closes the database and quits.
     caf::replies_to<shutdown_atom>::with<caf::ok_atom>,
     // Fault injection: the next n commits fail as if the disk had failed.
-    caf::reacts_to<crash_atom, std::uint64_t>>;
+    caf::reacts_to<crash_atom, std::uint64_t>,
+    // Sender domains: add one with its keys; add a key; a key's new state; a verification
+    // result (id, verified, checked at, report); remove one; load all. -> ok after commit
+    caf::replies_to<persist_atom, sender_domain_record>::with<caf::ok_atom>,
+    caf::replies_to<persist_atom, dkim_key_record>::with<caf::ok_atom>,
+    caf::replies_to<record_atom, id128, std::string>::with<caf::ok_atom>,
+    caf::replies_to<verify_atom, id128, bool, std::int64_t, std::string>::with<caf::ok_atom>,
+    caf::replies_to<caf::delete_atom, id128>::with<caf::ok_atom>,
+    caf::replies_to<load_atom, sender_atom>::with<std::vector<sender_domain_record>>,
+    // An event that belongs to no delivery attempt (domain verification, ...). -> ok
+    caf::replies_to<record_atom, event_record>::with<caf::ok_atom>>;
 
 // A store reader: one more database connection for reads, so that reads never wait behind a
 // commit. The store actor hands its reads to its readers in turn.
@@ -297,7 +341,8 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<message_atom, id128, id128>::with<message_details>,
     caf::replies_to<domains_atom, std::string, std::uint64_t>::with<std::vector<std::string>>,
     caf::replies_to<load_atom, std::string>::with<std::vector<queued_recipient>>,
-    caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>>;
+    caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>,
+    caf::replies_to<load_atom, sender_atom>::with<std::vector<sender_domain_record>>>;
 
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
@@ -376,6 +421,32 @@ using egress_actor = caf::typed_actor<
     // Timer of the supervisor: restart the egress actor of that source.
     caf::reacts_to<restart_atom, std::string>>;
 
+// The sender domains: each tenant's domains, their DKIM keys (generated or imported, parsed
+// once) and DNS verification. Publishes the signing table the signers read, and re-verifies
+// every domain periodically.
+using senders_actor = caf::typed_actor<
+    // (tenant, what) -> the new domain with the records to publish.
+    caf::replies_to<create_atom, id128, new_sender_domain>::with<sender_domain_view>,
+    // tenant -> its domains.
+    caf::replies_to<list_atom, id128>::with<std::vector<sender_domain_view>>,
+    // (tenant, domain) -> the domain, verified live through DNS now.
+    caf::replies_to<verify_atom, id128, std::string>::with<sender_domain_view>,
+    // (tenant, domain) -> a new key signs; the old one stays published.
+    caf::replies_to<rotate_atom, id128, std::string>::with<sender_domain_view>,
+    // (tenant, domain, selector) -> that key is retired (no longer signs nor needs DNS).
+    caf::replies_to<retire_atom, id128, std::string, std::string>::with<sender_domain_view>,
+    // (tenant, domain) -> removed with its keys.
+    caf::replies_to<caf::delete_atom, id128, std::string>::with<caf::ok_atom>,
+    // A verification run finished (internal, from the I/O threads).
+    caf::reacts_to<verify_atom, std::string, domain_check>,
+    // Timer: re-verify every domain.
+    caf::reacts_to<caf::tick_atom>>;
+
+// A DKIM signer of the pool: signs a tenant's message with the keys of its From domain, then
+// hands it to ingest. Signing (RSA is ~1 ms) runs in parallel across the pool's workers.
+using signer_actor = caf::typed_actor<
+    caf::replies_to<submit_atom, message_record>::with<submit_receipt>>;
+
 // Ingest: persists accepted submissions through the store (bounding the writes in flight),
 // then routes their recipients to the domains supervisor.
 using ingest_actor = caf::typed_actor<
@@ -450,7 +521,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
-           x.size, x.content, x.recipients);
+           x.size, x.content, x.recipients, x.from_domain);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -555,6 +626,33 @@ typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {
   return f(caf::meta::type_name("job_outcome"), x.job_id, x.recipients, x.attempt);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dkim_key_record& x) {
+  return f(caf::meta::type_name("dkim_key_record"), x.id, x.domain_id, x.selector, x.algorithm,
+           x.private_key, x.public_key, x.created_at_ms, x.state);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sender_domain_record& x) {
+  return f(caf::meta::type_name("sender_domain_record"), x.id, x.tenant_id, x.domain,
+           x.created_at_ms, x.verified, x.checked_at_ms, x.status_json, x.keys);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, new_sender_domain& x) {
+  return f(caf::meta::type_name("new_sender_domain"), x.domain, x.algorithms, x.selector,
+           x.private_key_pem);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, dns_record_view& x) {
+  return f(caf::meta::type_name("dns_record_view"), x.type, x.name, x.value, x.purpose);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sender_domain_view& x) {
+  return f(caf::meta::type_name("sender_domain_view"), x.domain, x.records);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, domain_check& x) {
+  return f(caf::meta::type_name("domain_check"), x.verified, x.status_json);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, readiness& x) {

@@ -21,10 +21,13 @@ enum child_index : std::uint64_t {
   egress_child,
   domains_child,
   ingest_child,
+  senders_child,
+  signers_child,
   tenants_child,
   child_count
 };
-const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest", "tenants"};
+const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest",
+                             "senders", "signers", "tenants"};
 
 struct root_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
@@ -52,6 +55,8 @@ caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
     case egress_child: return c.egress.address();
     case domains_child: return c.domains.address();
     case ingest_child: return c.ingest.address();
+    case senders_child: return c.senders.address();
+    case signers_child: return c.signers.address();
     default: return c.tenants.address();
   }
 }
@@ -88,9 +93,15 @@ void start_from(root_pointer self, std::uint64_t first) {
         st.current.ingest =
             spawn_ingest(sys, self, st.current.store, st.current.domains, st.settings);
         break;
+      case senders_child:
+        st.current.senders = spawn_senders(sys, self, st.current.store, st.runtime, st.settings);
+        break;
+      case signers_child:
+        st.current.signers = spawn_signers(sys, self, st.current.ingest, st.settings);
+        break;
       case tenants_child:
         st.current.tenants =
-            spawn_tenants(sys, self, st.current.store, st.current.ingest, st.settings);
+            spawn_tenants(sys, self, st.current.store, st.current.signers, st.settings);
         break;
     }
     st.by_address[address_of(self, i)] = i;
@@ -109,6 +120,8 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
       case egress_child: self->send_exit(self->state.current.egress, reason); break;
       case domains_child: self->send_exit(self->state.current.domains, reason); break;
       case ingest_child: self->send_exit(self->state.current.ingest, reason); break;
+      case senders_child: self->send_exit(self->state.current.senders, reason); break;
+      case signers_child: self->send_exit(self->state.current.signers, reason); break;
       case tenants_child: self->send_exit(self->state.current.tenants, reason); break;
     }
   }

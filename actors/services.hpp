@@ -4,12 +4,14 @@
 #pragma once
 
 #include <atomic>
+#include <unordered_map>
 #include <functional>
 #include <memory>
 
 #include "actors/protocol.hpp"
 #include "actors/restart_policy.hpp"
 #include "config/config.hpp"
+#include "net/dkim.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -20,12 +22,32 @@ class context;
 
 namespace petrel {
 
+// What the signers need to know of a sender domain: whose it is and its active keys.
+struct signing_entry {
+  id128 tenant_id;
+  bool verified = false;
+  std::vector<std::shared_ptr<const dkim_signer>> signers;
+};
+using signing_table = std::unordered_map<std::string, signing_entry>;  // by domain
+
+// The table the senders actor publishes and the signer workers read without locking.
+class signing_directory {
+ public:
+  std::shared_ptr<const signing_table> get() const { return current_.load(); }
+  void set(std::shared_ptr<const signing_table> t) { current_.store(std::move(t)); }
+
+ private:
+  std::atomic<std::shared_ptr<const signing_table>> current_{std::make_shared<signing_table>()};
+};
+
 struct services {
   store_actor store;
   resolver_actor resolver;
   egress_actor egress;
   domains_actor domains;
   ingest_actor ingest;
+  senders_actor senders;
+  signer_actor signers;
   tenants_actor tenants;
   root_actor root;
 };
@@ -76,6 +98,10 @@ struct node_settings {
   dns_config dns;
   delivery_settings delivery;
   std::vector<egress_source> sources;
+  dkim_config dkim;
+  domains_config domains;
+  std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)
+  std::shared_ptr<signing_directory> signing = std::make_shared<signing_directory>();
   bool store_detached = true;  // false under CAF's deterministic test scheduler
   bool deliver = true;         // false: recipients stay queued (component tests without I/O)
 };
@@ -100,9 +126,20 @@ domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, st
 ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           domains_actor domains, const node_settings& settings);
 tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
-                            ingest_actor ingest, const node_settings& settings);
+                            signer_actor signers, const node_settings& settings);
 tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tenant_record record,
-                          store_actor store, ingest_actor ingest, const node_settings& settings);
+                          store_actor store, signer_actor signers, const node_settings& settings);
+senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            std::shared_ptr<delivery_runtime> runtime, const node_settings& settings);
+// The signing pool: one front actor that hands each submission to its workers in turn.
+signer_actor spawn_signers(caf::actor_system& sys, caf::local_actor* parent, ingest_actor ingest,
+                           const node_settings& settings);
+
+// Runs a sender domain's DNS verification on the I/O threads and reports it to the senders
+// actor as (verify_atom, domain, domain_check) (actors/domain_verification.cpp).
+void start_domain_verification(const std::shared_ptr<delivery_runtime>& runtime,
+                               senders_actor senders, sender_domain_record domain,
+                               std::vector<std::string> egress_addresses, domains_config config);
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
                           store_actor store, resolver_actor resolver, egress_actor egress,
                           domains_actor supervisor, const node_settings& settings);

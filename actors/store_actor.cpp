@@ -129,6 +129,12 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return db.pending_recipients_of_domain(domain);
                             });
       },
+      [=](load_atom, sender_atom) -> caf::result<std::vector<sender_domain_record>> {
+        return guarded_read(self->state.db, "sender_domains",
+                            [&](store& db) -> caf::result<std::vector<sender_domain_record>> {
+                              return db.load_sender_domains();
+                            });
+      },
       [=](load_atom, id128 message_id,
           const std::vector<id128>& recipients) -> caf::result<delivery_content> {
         return guarded_read(self->state.db, "delivery", [&](store& db) -> caf::result<delivery_content> {
@@ -252,6 +258,28 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       [=](crash_atom, std::uint64_t commits) {
         spdlog::warn("store.fault_injection failing_commits={}", commits);
         self->state.injected_failures = commits;
+      },
+      [=](persist_atom, sender_domain_record& d) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, insert_sender_domain_op{std::move(d)});
+      },
+      [=](persist_atom, dkim_key_record& k) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, insert_dkim_key_op{std::move(k)});
+      },
+      [=](record_atom, id128 key_id, std::string& state) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, update_dkim_key_op{key_id, std::move(state)});
+      },
+      [=](verify_atom, id128 domain_id, bool verified, std::int64_t checked_at,
+          std::string& status) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, update_sender_domain_op{domain_id, verified, checked_at, std::move(status)});
+      },
+      [=](caf::delete_atom, id128 domain_id) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, delete_sender_domain_op{domain_id});
+      },
+      [=](record_atom, event_record& e) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, append_event_op{std::move(e)});
+      },
+      [=](load_atom, sender_atom) -> caf::result<std::vector<sender_domain_record>> {
+        return self->delegate(reader(self), load_atom::value, sender_atom::value);
       },
       // Reads go to the readers, in turn: they never wait behind a commit.
       [=](load_atom, id128 message_id,

@@ -1,6 +1,6 @@
 // The tenant actor: one per sender account. It enforces the tenant's rate limit (GCRA, see
-// rate_limiter.hpp) and suspension, stamps the tenant on the message, and hands it to
-// ingest. Its state is the tenant record (from the store) and the limiter (which may reset on
+// rate_limiter.hpp) and suspension, stamps the tenant on the message, and hands it to the
+// signers (DKIM), which pass it on to ingest. Its state is the tenant record (from the store) and the limiter (which may reset on
 // restart: erring toward letting a burst through once is harmless).
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -21,7 +21,7 @@ struct tenant_state {
   tenant_state() = default;
   tenant_record record;
   store_actor store;
-  ingest_actor ingest;
+  signer_actor signers;
   rate_limiter limiter;
   std::chrono::milliseconds store_timeout{20'000};
   static inline const char* name = "tenant";
@@ -37,13 +37,13 @@ void configure(tenant_pointer self, const tenant_settings& defaults) {
 }
 
 tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record record,
-                                            store_actor store, ingest_actor ingest,
+                                            store_actor store, signer_actor signers,
                                             node_settings settings) {
   install_logging_handlers(self, "tenant");
   auto& st = self->state;
   st.record = std::move(record);
   st.store = std::move(store);
-  st.ingest = std::move(ingest);
+  st.signers = std::move(signers);
   st.store_timeout = settings.storage.request_timeout;
   configure(self, settings.tenants);
   return {
@@ -59,7 +59,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
                             "tenant " + s.record.name + " is over its message rate", wait_ms);
         }
         m.tenant_id = s.record.id;
-        return self->delegate(s.ingest, submit_atom::value, std::move(m));
+        return self->delegate(s.signers, submit_atom::value, std::move(m));
       },
       [=](message_atom, id128 message_id) -> caf::result<message_details> {
         return self->delegate(self->state.store, message_atom::value, self->state.record.id,
@@ -75,11 +75,11 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
 }  // namespace
 
 tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tenant_record record,
-                          store_actor store, ingest_actor ingest, const node_settings& settings) {
+                          store_actor store, signer_actor signers, const node_settings& settings) {
   if (parent)
     return parent->spawn<caf::linked>(tenant_behavior, std::move(record), std::move(store),
-                                      std::move(ingest), settings);
-  return sys.spawn(tenant_behavior, std::move(record), std::move(store), std::move(ingest),
+                                      std::move(signers), settings);
+  return sys.spawn(tenant_behavior, std::move(record), std::move(store), std::move(signers),
                    settings);
 }
 

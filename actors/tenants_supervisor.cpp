@@ -28,7 +28,7 @@ struct tenants_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
   tenants_state() = default;
   store_actor store;
-  ingest_actor ingest;
+  signer_actor signers;
   node_settings settings;
   std::map<id128, tenant_entry> tenants;
   std::unordered_map<std::string, id128> key_owner;  // key hash -> tenant id
@@ -47,7 +47,7 @@ caf::error unavailable(const std::string& why) {
 tenant_actor tenant_for(tenants_pointer self, tenant_entry& entry) {
   if (entry.handle || entry.restarting) return entry.handle;
   auto& st = self->state;
-  entry.handle = spawn_tenant(self->system(), self, entry.record, st.store, st.ingest, st.settings);
+  entry.handle = spawn_tenant(self->system(), self, entry.record, st.store, st.signers, st.settings);
   st.by_address[entry.handle.address()] = entry.record.id;
   return entry.handle;
 }
@@ -143,10 +143,10 @@ void load(tenants_pointer self) {
 }
 
 tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor store,
-                                              ingest_actor ingest, node_settings settings) {
+                                              signer_actor signers, node_settings settings) {
   install_logging_handlers(self, "tenants");
   self->state.store = std::move(store);
-  self->state.ingest = std::move(ingest);
+  self->state.signers = std::move(signers);
   self->state.settings = std::move(settings);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
@@ -297,11 +297,11 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
 }  // namespace
 
 tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
-                            ingest_actor ingest, const node_settings& settings) {
+                            signer_actor signers, const node_settings& settings) {
   if (parent)
-    return parent->spawn<caf::linked>(tenants_behavior, std::move(store), std::move(ingest),
+    return parent->spawn<caf::linked>(tenants_behavior, std::move(store), std::move(signers),
                                       settings);
-  return sys.spawn(tenants_behavior, std::move(store), std::move(ingest), settings);
+  return sys.spawn(tenants_behavior, std::move(store), std::move(signers), settings);
 }
 
 }  // namespace petrel

@@ -188,6 +188,8 @@ void http_api::public_request(http_request&& request, http_responder respond) {
     if (method != "GET" && method != "HEAD") return respond(method_not_allowed("GET"));
     return readiness(std::move(respond));
   }
+  if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "domains")
+    return sender_domains(std::move(request), parts, std::move(respond));
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "messages") {
     if (parts.size() == 2) {
       if (method != "POST") return respond(method_not_allowed("POST"));
@@ -199,6 +201,146 @@ void http_api::public_request(http_request&& request, http_responder respond) {
     }
   }
   respond(not_found());
+}
+
+namespace {
+
+json::object domain_json(const sender_domain_view& v) {
+  const auto& d = v.domain;
+  json::array keys;
+  for (const auto& k : d.keys)
+    keys.push_back(json::object{{"selector", k.selector},
+                                {"algorithm", k.algorithm},
+                                {"state", k.state},
+                                {"created_at", timestamp(k.created_at_ms)},
+                                {"public_key", k.public_key}});
+  json::array records;
+  for (const auto& r : v.records)
+    records.push_back(json::object{{"type", r.type}, {"name", r.name}, {"value", r.value}, {"purpose", r.purpose}});
+  return json::object{{"domain", d.domain},
+                      {"created_at", timestamp(d.created_at_ms)},
+                      {"verified", d.verified},
+                      {"checked_at", timestamp(d.checked_at_ms)},
+                      {"status", parse_or(d.status_json, json::object{})},
+                      {"keys", std::move(keys)},
+                      {"records", std::move(records)}};
+}
+
+}  // namespace
+
+// /v1/domains[/{domain}[/rotate | /keys/{selector}]]: authenticate, then ask the senders actor.
+void http_api::sender_domains(http_request&& request, const std::vector<std::string>& parts,
+                              http_responder respond) {
+  auto key = bearer_token(request);
+  if (key.empty())
+    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  const auto& method = request.method;
+  enum { list, create, verify, rotate, retire, remove } op;
+  std::string domain, selector;
+  if (parts.size() >= 3) {
+    domain = parts[2];
+    for (auto& c : domain) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  if (parts.size() == 2) {
+    if (method == "GET") op = list;
+    else if (method == "POST") op = create;
+    else return respond(method_not_allowed("GET, POST"));
+  } else if (parts.size() == 3) {
+    if (method == "GET") op = verify;
+    else if (method == "DELETE") op = remove;
+    else return respond(method_not_allowed("GET, DELETE"));
+  } else if (parts.size() == 4 && parts[3] == "rotate") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    op = rotate;
+  } else if (parts.size() == 5 && parts[3] == "keys") {
+    if (method != "DELETE") return respond(method_not_allowed("DELETE"));
+    op = retire;
+    selector = parts[4];
+  } else {
+    return respond(not_found());
+  }
+  new_sender_domain creation;
+  if (op == create) {
+    if (!is_json(request.header("content-type")))
+      return respond(problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json"));
+    boost::system::error_code ec;
+    auto doc = json::parse(request.body, ec);
+    if (ec || !doc.is_object())
+      return respond(problem(400, "invalid-request", "Bad Request", "the body must be a JSON object"));
+    std::vector<field_error> errors;
+    for (const auto& kv : doc.get_object()) {
+      std::string k(kv.key());
+      const auto& v = kv.value();
+      if (k == "domain" && v.is_string()) {
+        creation.domain = std::string(v.get_string());
+      } else if (k == "algorithms" && v.is_array()) {
+        for (const auto& a : v.get_array()) {
+          if (a.is_string() && (a.get_string() == "rsa-sha256" || a.get_string() == "ed25519-sha256"))
+            creation.algorithms.emplace_back(a.get_string());
+          else
+            errors.push_back({"algorithms", "each must be \"rsa-sha256\" or \"ed25519-sha256\""});
+        }
+      } else if (k == "selector" && v.is_string()) {
+        creation.selector = std::string(v.get_string());
+      } else if (k == "private_key" && v.is_string()) {
+        creation.private_key_pem = std::string(v.get_string());
+      } else {
+        errors.push_back({k, "unknown field, or not of its type (domain, algorithms, selector, private_key)"});
+      }
+    }
+    if (creation.domain.empty()) errors.push_back({"domain", "required, a domain name"});
+    auto& s = creation.selector;
+    if (!s.empty() && (s.size() > 63 || s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos))
+      errors.push_back({"selector", "lower-case letters, digits and '-', at most 63"});
+    if (!errors.empty())
+      return respond(problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail, errors));
+  }
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto senders = s->senders;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  ask<tenant_identity>(
+      sys_, s->tenants, timeout,
+      [=, &sys](tenant_identity& who) {
+        auto tenant = who.tenant_id;
+        auto one = [respond](int status) {
+          return [respond, status](sender_domain_view& v) { respond(json_response(status, domain_json(v))); };
+        };
+        switch (op) {
+          case list:
+            return ask<std::vector<sender_domain_view>>(
+                sys, senders, timeout,
+                [respond](std::vector<sender_domain_view>& all) {
+                  json::array out;
+                  for (const auto& v : all) out.push_back(domain_json(v));
+                  respond(json_response(200, json::object{{"domains", std::move(out)}}));
+                },
+                fail, list_atom::value, tenant);
+          case create:
+            return ask<sender_domain_view>(sys, senders, timeout, one(201), fail, create_atom::value,
+                                           tenant, creation);
+          case verify:
+            return ask<sender_domain_view>(sys, senders, timeout, one(200), fail, verify_atom::value,
+                                           tenant, domain);
+          case rotate:
+            return ask<sender_domain_view>(sys, senders, timeout, one(200), fail, rotate_atom::value,
+                                           tenant, domain);
+          case retire:
+            return ask<sender_domain_view>(sys, senders, timeout, one(200), fail, retire_atom::value,
+                                           tenant, domain, selector);
+          case remove:
+            return ask<caf::ok_atom>(
+                sys, senders, timeout,
+                [respond](caf::ok_atom) {
+                  http_response r;
+                  r.status = 204;
+                  respond(std::move(r));
+                },
+                fail, caf::delete_atom::value, tenant, domain);
+        }
+      },
+      fail, auth_atom::value, hash_api_key(key));
 }
 
 void http_api::readiness(http_responder respond) {

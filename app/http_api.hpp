@@ -28,6 +28,8 @@ class http_api {
   void submit_message(http_request&& request, http_responder respond);
   void get_message(const http_request& request, const std::string& id, http_responder respond);
   void readiness(http_responder respond);
+  void sender_domains(http_request&& request, const std::vector<std::string>& parts,
+                      http_responder respond);
   void admin_queues(http_responder respond);
   void admin_list_tenants(http_responder respond);
   void admin_create_tenant(const http_request& request, http_responder respond);

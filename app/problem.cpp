@@ -63,6 +63,8 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
         return problem(403, "suspended", "Forbidden", detail);
       case petrel_errc::invalid:
         return problem(400, "invalid-request", "Bad Request", detail);
+      case petrel_errc::forbidden:
+        return problem(403, "forbidden", "Forbidden", detail);
     }
   }
   // Timeouts, dead or restarting actors: the node is busy or recovering; try again.

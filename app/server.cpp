@@ -26,6 +26,7 @@
 #include "net/dns.hpp"
 #include "net/http.hpp"
 #include "net/mime_message.hpp"
+#include "net/secret_box.hpp"
 #include "net/smtp_client.hpp"
 
 namespace petrel {
@@ -149,6 +150,16 @@ int run_server(const config& cfg) {
   settings.dns = cfg.dns;
   settings.delivery = cfg.delivery;
   settings.sources = egress_sources_from(cfg, runtime->hostname);
+  settings.dkim = cfg.dkim;
+  settings.domains = cfg.domains;
+  if (!cfg.dkim.key_encryption_key_file.empty()) {
+    auto key = load_secret_key(cfg.dkim.key_encryption_key_file);
+    if (!key) {
+      spdlog::critical("petrel.start_failed error=\"dkim.key_encryption_key_file: {}\"", key.error());
+      return 1;
+    }
+    settings.key_encryption_key = key.value();
+  }
   auto root = spawn_root(sys, open, std::move(first), settings, directory, runtime);
   caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
       [request_stop](const caf::error& reason) {

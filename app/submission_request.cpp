@@ -238,6 +238,15 @@ std::string message_id_for(const id128& id, const std::string& configured_domain
   return id.str() + "@" + domain;
 }
 
+// The domain of a raw message's From header (its first mailbox), for DKIM; empty if unclear.
+std::string header_from_domain(const std::string& from_header) {
+  if (auto box = parse_mailbox(from_header)) return box->ascii_domain;
+  auto close = from_header.find('>');
+  if (close != std::string::npos)
+    if (auto box = parse_mailbox(from_header.substr(0, close + 1))) return box->ascii_domain;
+  return {};
+}
+
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms) {
   // Structured fields next to raw were reported already, with a better reason.
   reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "from", "to", "cc",
@@ -308,6 +317,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
   if (!prepared) return submission_rejection{400, {{"raw", prepared.error()}}};
   auto& r = prepared.value();
   m.mail_from = from->envelope_address();
+  m.from_domain = header_from_domain(r.from_header);
   m.subject = r.subject.substr(0, 998);
   m.message_id_header = r.message_id_header;
   m.content = std::move(r.content);
@@ -415,6 +425,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
         413, {{"", "the message is larger than " + std::to_string(settings.max_message_bytes) +
                        " bytes"}}};
   m.mail_from = spec.from.envelope_address();
+  m.from_domain = spec.from.ascii_domain;
   m.subject = spec.subject;
   m.message_id_header = built.value().message_id_header;
   m.content = std::move(built.value().content);

@@ -137,6 +137,22 @@ struct actor_settings {
   std::chrono::milliseconds domain_idle_timeout = 10min;  // an empty domain actor retires
 };
 
+struct dkim_config {
+  std::vector<std::string> algorithms = {"rsa-sha256"};  // keys of new domains; two: dual signing
+  int rsa_bits = 2048;
+  std::string key_encryption_key_file;  // 64 hex chars; private keys encrypted at rest
+  bool require_verified_domain = false;  // submissions from other From domains get 403
+  int signers = 0;  // signing workers; 0: one per core
+};
+
+struct domains_config {
+  std::chrono::milliseconds verify_interval = 1h;  // every domain is checked again this often
+  std::string spf_include;       // recommended include: in SPF records (besides ip4/ip6)
+  std::string dmarc_rua;         // rua= of the suggested DMARC record
+  std::string bounce_mx_host;    // MX host of the bounce listener (return-path records)
+  std::string return_path_label = "bounces";  // return path: <label>.<domain>
+};
+
 struct debug_settings {
   // Enables /admin/debug/crash, which crashes an actor on purpose (supervision tests).
   bool fault_injection = false;
@@ -156,6 +172,8 @@ struct config {
   dns_config dns;
   delivery_settings delivery;
   egress_settings egress;
+  dkim_config dkim;
+  domains_config domains;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

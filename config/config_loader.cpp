@@ -471,6 +471,28 @@ void read_all(reader& r, config& c) {
     s.finish();
   }
   {
+    auto s = r.open("dkim");
+    s.string_list("algorithms", c.dkim.algorithms);
+    s.integer("rsa_bits", c.dkim.rsa_bits, 1024, 4096);
+    s.string("key_encryption_key_file", c.dkim.key_encryption_key_file);
+    s.boolean("require_verified_domain", c.dkim.require_verified_domain);
+    s.integer("signers", c.dkim.signers, 0, 64);
+    if (c.dkim.algorithms.empty()) s.problem("algorithms", "at least one of rsa-sha256, ed25519-sha256");
+    for (const auto& a : c.dkim.algorithms)
+      if (a != "rsa-sha256" && a != "ed25519-sha256")
+        s.problem("algorithms", "\"" + a + "\" is not one of rsa-sha256, ed25519-sha256");
+    s.finish();
+  }
+  {
+    auto s = r.open("domains");
+    s.duration("verify_interval", c.domains.verify_interval, 1s, 7 * 24h);
+    s.string("spf_include", c.domains.spf_include, 253);
+    s.string("dmarc_rua", c.domains.dmarc_rua, 253);
+    s.string("bounce_mx_host", c.domains.bounce_mx_host, 253);
+    s.string("return_path_label", c.domains.return_path_label, 63);
+    s.finish();
+  }
+  {
     auto s = r.open("debug");
     s.boolean("fault_injection", c.debug.fault_injection);
     s.finish();

@@ -40,6 +40,12 @@ struct address_lookup {
   std::string error;
 };
 
+struct txt_lookup {
+  dns_outcome outcome = dns_outcome::temporary;
+  std::vector<std::string> records;  // each record's character-strings joined
+  std::string error;
+};
+
 struct dns_settings {
   std::vector<std::string> servers;  // "ip:port" or "ip"; empty: /etc/resolv.conf
   std::chrono::milliseconds timeout{5000};  // per try
@@ -65,6 +71,7 @@ class dns_client {
   // Callable from any thread; `done` runs on the client's strand, once.
   void lookup_mx(std::string domain, std::function<void(mx_lookup)> done);
   void lookup_addresses(std::string host, std::function<void(address_lookup)> done);
+  void lookup_txt(std::string name, std::function<void(txt_lookup)> done);
 
   // Stops: pending lookups complete as temporary failures. Callable from any thread.
   void shutdown();

@@ -271,6 +271,33 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
     });
   }
 
+  void lookup_txt(const std::string& name, const std::function<void(txt_lookup)>& done) {
+    query(name, ns_t_txt, [done](int status, const unsigned char* answer, int length) {
+      txt_lookup out;
+      out.outcome = outcome_of(status);
+      if (out.outcome == dns_outcome::found) {
+        ares_txt_ext* txt = nullptr;
+        if (ares_parse_txt_reply_ext(answer, length, &txt) == ARES_SUCCESS) {
+          for (auto* t = txt; t; t = t->next) {
+            // Several character-strings of one record are one text (RFC 7208 3.3).
+            std::string chunk(reinterpret_cast<const char*>(t->txt), t->length);
+            if (t->record_start || out.records.empty())
+              out.records.push_back(std::move(chunk));
+            else
+              out.records.back() += chunk;
+          }
+          ares_free_data(txt);
+        } else {
+          out.outcome = dns_outcome::temporary;
+          out.error = "DNS: malformed TXT answer";
+        }
+      } else if (out.outcome == dns_outcome::temporary) {
+        out.error = failure(status);
+      }
+      done(std::move(out));
+    });
+  }
+
   // A (and AAAA) of a host, combined into one answer.
   void lookup_addresses(const std::string& host, const std::function<void(address_lookup)>& done) {
     struct pending {
@@ -389,6 +416,13 @@ void dns_client::lookup_addresses(std::string host, std::function<void(address_l
   auto self = impl_;
   asio::post(self->strand, [self, host = std::move(host), done = std::move(done)] {
     self->lookup_addresses(host, done);
+  });
+}
+
+void dns_client::lookup_txt(std::string name, std::function<void(txt_lookup)> done) {
+  auto self = impl_;
+  asio::post(self->strand, [self, name = std::move(name), done = std::move(done)] {
+    self->lookup_txt(name, done);
   });
 }
 

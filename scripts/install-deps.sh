@@ -13,12 +13,14 @@ build_packages=(
   libgmime-3.0-dev                # RFC 5322/MIME building and parsing
   libidn2-dev                     # IDNA (U-label -> A-label) for recipient domains
   catch2                          # Catch2 v2 unit tests
+  libopendkim-dev                 # an independent DKIM verifier for the tests (tests/tools)
 )
 # What the test suite and benchmarks drive the real binary with.
 test_packages=(
   python3 python3-requests python3-pytest curl
   python3-dnslib openssl        # the scripted DNS server; self-signed certificates for STARTTLS
   postgresql-15 postgresql-client-15   # the PostgreSQL store's tests run a private cluster
+  python3-dkim python3-nacl     # dkimpy verifies delivered signatures (nacl: Ed25519)
 )
 
 # What the benchmarks in bench/ use on top.

@@ -48,6 +48,14 @@ enum stmt : int {
   select_delivery_message,
   select_delivery_recipients,
   count_by_state,
+  insert_sender_domain,
+  update_sender_domain,
+  insert_dkim_key,
+  update_dkim_key,
+  delete_dkim_keys,
+  delete_sender_domain,
+  select_sender_domains,
+  select_dkim_keys,
   stmt_count
 };
 
@@ -81,6 +89,18 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT mail_from, content FROM messages WHERE id = $1",
     "SELECT id, address FROM recipients WHERE message_id = $1",
     "SELECT COUNT(*) FROM recipients WHERE state = $1",
+    "INSERT INTO sender_domains (id, tenant_id, domain, created_at, verified, checked_at, status) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7)",
+    "UPDATE sender_domains SET verified = $1, checked_at = $2, status = $3 WHERE id = $4",
+    "INSERT INTO dkim_keys (id, domain_id, selector, algorithm, private_key, public_key, "
+    "created_at, state) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    "UPDATE dkim_keys SET state = $1 WHERE id = $2",
+    "DELETE FROM dkim_keys WHERE domain_id = $1",
+    "DELETE FROM sender_domains WHERE id = $1",
+    "SELECT id, tenant_id, domain, created_at, verified, checked_at, status FROM sender_domains "
+    "ORDER BY domain",
+    "SELECT id, domain_id, selector, algorithm, private_key, public_key, created_at, state "
+    "FROM dkim_keys ORDER BY created_at, id",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -278,6 +298,43 @@ class pg_store final : public store {
       t.suspended = int_at(r, i, 4) != 0;
       t.created_at_ms = int_at(r, i, 5);
       out.push_back(std::move(t));
+    }
+    return out;
+  }
+
+  std::vector<sender_domain_record> load_sender_domains() override {
+    std::vector<sender_domain_record> out;
+    std::unordered_map<std::string, std::size_t> index;
+    params none;
+    {
+      auto r = run(select_sender_domains, none);
+      for (int i = 0; i < PQntuples(r.get()); ++i) {
+        sender_domain_record d;
+        d.id = id_at(r, i, 0);
+        d.tenant_id = id_at(r, i, 1);
+        d.domain = text_at(r, i, 2);
+        d.created_at_ms = int_at(r, i, 3);
+        d.verified = int_at(r, i, 4) != 0;
+        d.checked_at_ms = int_at(r, i, 5);
+        d.status_json = text_at(r, i, 6);
+        index[d.id.str()] = out.size();
+        out.push_back(std::move(d));
+      }
+    }
+    params none2;
+    auto r = run(select_dkim_keys, none2);
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      dkim_key_record k;
+      k.id = id_at(r, i, 0);
+      k.domain_id = id_at(r, i, 1);
+      k.selector = text_at(r, i, 2);
+      k.algorithm = text_at(r, i, 3);
+      k.private_key = text_at(r, i, 4);
+      k.public_key = text_at(r, i, 5);
+      k.created_at_ms = int_at(r, i, 6);
+      k.state = text_at(r, i, 7);
+      auto it = index.find(k.domain_id.str());
+      if (it != index.end()) out[it->second].keys.push_back(std::move(k));
     }
     return out;
   }
@@ -595,6 +652,96 @@ class pg_store final : public store {
     auto p = revoke_params(op);
     send(revoke_key, p, "no such active key for this tenant");
   }
+  params domain_params(const sender_domain_record& d) {
+    params p;
+    p.id(d.id).id(d.tenant_id).text(d.domain).integer(d.created_at_ms).integer(d.verified ? 1 : 0)
+        .integer(d.checked_at_ms).text(d.status_json);
+    return p;
+  }
+  params dkim_key_params(const dkim_key_record& k) {
+    params p;
+    p.id(k.id).id(k.domain_id).text(k.selector).text(k.algorithm).text(k.private_key)
+        .text(k.public_key).integer(k.created_at_ms).text(k.state);
+    return p;
+  }
+  params domain_update_params(const update_sender_domain_op& op) {
+    params p;
+    p.integer(op.verified ? 1 : 0).integer(op.checked_at_ms).text(op.status_json).id(op.domain_id);
+    return p;
+  }
+  params key_state_params(const update_dkim_key_op& op) {
+    params p;
+    p.text(op.state).id(op.key_id);
+    return p;
+  }
+  params id_param(const id128& id) {
+    params p;
+    p.id(id);
+    return p;
+  }
+
+  void send_op(const insert_sender_domain_op& op) {
+    auto p = domain_params(op.domain);
+    send(insert_sender_domain, p);
+    for (const auto& k : op.domain.keys) {
+      auto kp = dkim_key_params(k);
+      send(insert_dkim_key, kp);
+    }
+  }
+  void send_op(const update_sender_domain_op& op) {
+    auto p = domain_update_params(op);
+    send(update_sender_domain, p, "no such sender domain");
+  }
+  void send_op(const insert_dkim_key_op& op) {
+    auto p = dkim_key_params(op.key);
+    send(insert_dkim_key, p);
+  }
+  void send_op(const update_dkim_key_op& op) {
+    auto p = key_state_params(op);
+    send(update_dkim_key, p, "no such key");
+  }
+  void send_op(const delete_sender_domain_op& op) {
+    auto k = id_param(op.domain_id);
+    send(delete_dkim_keys, k);
+    auto p = id_param(op.domain_id);
+    send(delete_sender_domain, p, "no such sender domain");
+  }
+  void run_op(const insert_sender_domain_op& op) {
+    auto p = domain_params(op.domain);
+    run_checked(insert_sender_domain, p);
+    for (const auto& k : op.domain.keys) {
+      auto kp = dkim_key_params(k);
+      run_checked(insert_dkim_key, kp);
+    }
+  }
+  void run_op(const update_sender_domain_op& op) {
+    auto p = domain_update_params(op);
+    run_checked(update_sender_domain, p, "no such sender domain");
+  }
+  void run_op(const insert_dkim_key_op& op) {
+    auto p = dkim_key_params(op.key);
+    run_checked(insert_dkim_key, p);
+  }
+  void run_op(const update_dkim_key_op& op) {
+    auto p = key_state_params(op);
+    run_checked(update_dkim_key, p, "no such key");
+  }
+  void run_op(const delete_sender_domain_op& op) {
+    auto k = id_param(op.domain_id);
+    run_checked(delete_dkim_keys, k);
+    auto p = id_param(op.domain_id);
+    run_checked(delete_sender_domain, p, "no such sender domain");
+  }
+
+  void send_op(const append_event_op& op) {
+    auto p = event_params(op.event);
+    send(insert_event, p);
+  }
+  void run_op(const append_event_op& op) {
+    auto p = event_params(op.event);
+    run_checked(insert_event, p);
+  }
+
   void send_op(const update_recipients_op& op) {
     for (const auto& u : op.updates) {
       auto p = update_params(u);

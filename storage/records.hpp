@@ -77,6 +77,7 @@ struct message_record {
   std::uint64_t size = 0;
   std::string content;  // the complete RFC 5322 message, CRLF line endings
   std::vector<recipient_record> recipients;
+  std::string from_domain;  // the From header's domain (for DKIM); not stored
 };
 
 struct event_record {
@@ -115,6 +116,31 @@ struct delivery_content {
   std::string mail_from;
   std::vector<std::string> addresses;  // in the order of the requested recipient ids
   std::string content;
+};
+
+// A DKIM key of a sender domain. The private key is PEM, or "enc:v1:..." when encrypted at
+// rest; it never leaves Petrel through an API.
+struct dkim_key_record {
+  id128 id;
+  id128 domain_id;
+  std::string selector;
+  std::string algorithm;    // rsa-sha256, ed25519-sha256
+  std::string private_key;
+  std::string public_key;   // the DNS record's p= value
+  std::int64_t created_at_ms = 0;
+  std::string state;        // active, published, retired
+};
+
+// A domain a tenant sends from, with its keys and its last DNS verification.
+struct sender_domain_record {
+  id128 id;
+  id128 tenant_id;
+  std::string domain;
+  std::int64_t created_at_ms = 0;
+  bool verified = false;
+  std::int64_t checked_at_ms = 0;
+  std::string status_json = "{}";  // the last verification report
+  std::vector<dkim_key_record> keys;
 };
 
 // A message as GET /v1/messages/{id} shows it: the message without its content, its

@@ -62,6 +62,30 @@ const std::vector<migration>& schema_migrations() {
            "CREATE INDEX events_message ON events(message_id)",
            "CREATE INDEX events_tenant ON events(tenant_id, id)",
        }},
+      {2,
+       "sender domains and their DKIM keys",
+       {
+           // A domain belongs to one tenant on the whole node (no tenant signs for another).
+           R"(CREATE TABLE sender_domains (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                domain TEXT NOT NULL UNIQUE,
+                created_at BIGINT NOT NULL,
+                verified INTEGER NOT NULL DEFAULT 0,
+                checked_at BIGINT NOT NULL DEFAULT 0,
+                status TEXT NOT NULL DEFAULT '{}'))",
+           // state: active (signs), published (rotated out, kept in DNS), retired.
+           R"(CREATE TABLE dkim_keys (
+                id TEXT PRIMARY KEY,
+                domain_id TEXT NOT NULL REFERENCES sender_domains(id),
+                selector TEXT NOT NULL,
+                algorithm TEXT NOT NULL,
+                private_key TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                state TEXT NOT NULL))",
+           "CREATE UNIQUE INDEX dkim_keys_selector ON dkim_keys(domain_id, selector)",
+       }},
   };
   return all;
 }

@@ -229,6 +229,45 @@ class sqlite_store final : public store {
     return out;
   }
 
+  std::vector<sender_domain_record> load_sender_domains() override {
+    std::vector<sender_domain_record> out;
+    std::unordered_map<id128, std::size_t, id128_hash> index;
+    {
+      auto q = prepare(
+          "SELECT id, tenant_id, domain, created_at, verified, checked_at, status "
+          "FROM sender_domains ORDER BY domain");
+      while (q.step()) {
+        sender_domain_record d;
+        d.id = q.id(0);
+        d.tenant_id = q.id(1);
+        d.domain = q.text(2);
+        d.created_at_ms = q.integer(3);
+        d.verified = q.integer(4) != 0;
+        d.checked_at_ms = q.integer(5);
+        d.status_json = q.text(6);
+        index[d.id] = out.size();
+        out.push_back(std::move(d));
+      }
+    }
+    auto q = prepare(
+        "SELECT id, domain_id, selector, algorithm, private_key, public_key, created_at, state "
+        "FROM dkim_keys ORDER BY created_at, id");
+    while (q.step()) {
+      dkim_key_record k;
+      k.id = q.id(0);
+      k.domain_id = q.id(1);
+      k.selector = q.text(2);
+      k.algorithm = q.text(3);
+      k.private_key = q.text(4);
+      k.public_key = q.text(5);
+      k.created_at_ms = q.integer(6);
+      k.state = q.text(7);
+      auto it = index.find(k.domain_id);
+      if (it != index.end()) out[it->second].keys.push_back(std::move(k));
+    }
+    return out;
+  }
+
   std::vector<api_key_record> load_active_api_keys() override {
     std::vector<api_key_record> out;
     auto q = prepare(
@@ -490,6 +529,69 @@ class sqlite_store final : public store {
       insert_event(u.event);
     }
   }
+
+  void apply_op(const insert_sender_domain_op& op) {
+    const auto& d = op.domain;
+    auto q = prepare(
+        "INSERT INTO sender_domains (id, tenant_id, domain, created_at, verified, checked_at, status) "
+        "VALUES (?,?,?,?,?,?,?)");
+    q.bind(1, d.id)
+        .bind(2, d.tenant_id)
+        .bind(3, std::string_view(d.domain))
+        .bind(4, d.created_at_ms)
+        .bind(5, static_cast<std::int64_t>(d.verified ? 1 : 0))
+        .bind(6, d.checked_at_ms)
+        .bind(7, std::string_view(d.status_json));
+    q.run();
+    for (const auto& k : d.keys) apply_op(insert_dkim_key_op{k});
+  }
+
+  void apply_op(const update_sender_domain_op& op) {
+    auto q = prepare("UPDATE sender_domains SET verified = ?, checked_at = ?, status = ? WHERE id = ?");
+    q.bind(1, static_cast<std::int64_t>(op.verified ? 1 : 0))
+        .bind(2, op.checked_at_ms)
+        .bind(3, std::string_view(op.status_json))
+        .bind(4, op.domain_id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such sender domain");
+  }
+
+  void apply_op(const insert_dkim_key_op& op) {
+    const auto& k = op.key;
+    auto q = prepare(
+        "INSERT INTO dkim_keys (id, domain_id, selector, algorithm, private_key, public_key, "
+        "created_at, state) VALUES (?,?,?,?,?,?,?,?)");
+    q.bind(1, k.id)
+        .bind(2, k.domain_id)
+        .bind(3, std::string_view(k.selector))
+        .bind(4, std::string_view(k.algorithm))
+        .bind(5, std::string_view(k.private_key))
+        .bind(6, std::string_view(k.public_key))
+        .bind(7, k.created_at_ms)
+        .bind(8, std::string_view(k.state));
+    q.run();
+  }
+
+  void apply_op(const update_dkim_key_op& op) {
+    auto q = prepare("UPDATE dkim_keys SET state = ? WHERE id = ?");
+    q.bind(1, std::string_view(op.state)).bind(2, op.key_id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such key");
+  }
+
+  void apply_op(const delete_sender_domain_op& op) {
+    {
+      auto q = prepare("DELETE FROM dkim_keys WHERE domain_id = ?");
+      q.bind(1, op.domain_id);
+      q.run();
+    }
+    auto q = prepare("DELETE FROM sender_domains WHERE id = ?");
+    q.bind(1, op.domain_id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such sender domain");
+  }
+
+  void apply_op(const append_event_op& op) { insert_event(op.event); }
 
   void apply_op(const revoke_api_key_op& op) {
     auto q = prepare(

@@ -40,13 +40,38 @@ struct update_tenant_op {
 struct update_recipients_op {
   std::vector<recipient_update> updates;
 };
+struct insert_sender_domain_op {
+  sender_domain_record domain;  // with its keys
+};
+struct update_sender_domain_op {
+  id128 domain_id;
+  bool verified = false;
+  std::int64_t checked_at_ms = 0;
+  std::string status_json;
+};
+struct insert_dkim_key_op {
+  dkim_key_record key;
+};
+struct update_dkim_key_op {
+  id128 key_id;
+  std::string state;
+};
+struct delete_sender_domain_op {
+  id128 domain_id;
+};
+struct append_event_op {
+  event_record event;
+};
 struct revoke_api_key_op {
   id128 key_id;
   id128 tenant_id;
   std::int64_t revoked_at_ms = 0;
 };
 using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant_op,
-                              insert_api_key_op, revoke_api_key_op, update_recipients_op>;
+                              insert_api_key_op, revoke_api_key_op, update_recipients_op,
+                              insert_sender_domain_op, update_sender_domain_op,
+                              insert_dkim_key_op, update_dkim_key_op, delete_sender_domain_op,
+                              append_event_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -70,6 +95,8 @@ class store {
   virtual std::vector<std::string> apply(const std::vector<write_op>& ops) = 0;
 
   virtual std::vector<tenant_record> load_tenants() = 0;
+  // Every sender domain with its keys (retired keys included).
+  virtual std::vector<sender_domain_record> load_sender_domains() = 0;
   virtual std::vector<api_key_record> load_active_api_keys() = 0;
 
   // The message, its recipients and events, only if it belongs to the tenant.

@@ -139,7 +139,8 @@ TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoke
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
   auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
-  auto tenants = spawn_tenants(*sys, nullptr, store, ingest, settings);
+  auto signers = spawn_signers(*sys, nullptr, ingest, settings);
+  auto tenants = spawn_tenants(*sys, nullptr, store, signers, settings);
   sched->run();
 
   auto unknown = ask<tenant_identity>(tenants, auth_atom::value, hash_api_key("pk_nope"));
@@ -178,7 +179,8 @@ TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoke
   auto revoked = ask<tenant_identity>(tenants, auth_atom::value, hash);
   CHECK(error_code(std::get<caf::error>(revoked)) == petrel_errc::unauthorized);
   CHECK(open_store(url, {})->load_active_api_keys().empty());
-  for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(ingest),
+  for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(signers),
+                 caf::actor_cast<caf::actor>(ingest),
                  caf::actor_cast<caf::actor>(domains), caf::actor_cast<caf::actor>(store)})
     anon_send_exit(h, caf::exit_reason::user_shutdown);
 }
@@ -187,14 +189,16 @@ TEST_CASE_METHOD(actor_fixture, "the first tenant is created only in an empty st
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
   auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
   auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
-  auto tenants = spawn_tenants(*sys, nullptr, store, ingest, settings);
+  auto signers = spawn_signers(*sys, nullptr, ingest, settings);
+  auto tenants = spawn_tenants(*sys, nullptr, store, signers, settings);
   sched->run();
   auto first = ask_ok<created_tenant>(tenants, bootstrap_atom::value, std::string("default"));
   CHECK(first.tenant.name == "default");
   auto second = ask_ok<created_tenant>(tenants, bootstrap_atom::value, std::string("default"));
   CHECK(second.tenant.id.empty());
   CHECK(ask_ok<std::vector<tenant_summary>>(tenants, list_atom::value).size() == 1);
-  for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(ingest),
+  for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(signers),
+                 caf::actor_cast<caf::actor>(ingest),
                  caf::actor_cast<caf::actor>(domains), caf::actor_cast<caf::actor>(store)})
     anon_send_exit(h, caf::exit_reason::user_shutdown);
 }

@@ -1,0 +1,384 @@
+// The senders actor: the sender domains of every tenant, their DKIM keys and their DNS
+// verification. Keys are generated here (OpenSSL; the actor runs on its own thread, since an
+// RSA key takes ~0.1 s) or imported, stored (encrypted at rest when a key is configured),
+// parsed once into signers, and published in the signing table the signer workers read.
+// Verification runs on the I/O threads (DNS) and reports back; every domain is checked again
+// every domains.verify_interval, and one that stops verifying raises an event.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+#include "actors/actor_support.hpp"
+#include "actors/api_key.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+#include "net/email_address.hpp"
+#include "net/secret_box.hpp"
+
+namespace petrel {
+
+namespace {
+
+struct pending_check {
+  std::vector<caf::typed_response_promise<sender_domain_view>> waiting;
+};
+
+struct senders_state {
+  senders_state() = default;
+  store_actor store;
+  std::shared_ptr<delivery_runtime> runtime;
+  node_settings settings;
+  std::map<std::string, sender_domain_record> domains;  // by domain; keys as stored
+  std::map<std::string, std::shared_ptr<const dkim_signer>> signers;  // by key id
+  std::map<std::string, pending_check> checks;  // verifications under way, by domain
+  bool loaded = false;
+  static inline const char* name = "senders";
+};
+
+using senders_pointer = senders_actor::stateful_pointer<senders_state>;
+
+std::vector<std::string> egress_addresses(const node_settings& s) {
+  std::vector<std::string> out;
+  for (const auto& source : s.sources)
+    if (!source.address.empty()) out.push_back(source.address);
+  return out;
+}
+
+// The signer of a stored key, parsed on first use and kept.
+std::shared_ptr<const dkim_signer> signer_for(senders_pointer self, const std::string& domain,
+                                              const dkim_key_record& k) {
+  auto& st = self->state;
+  auto key = k.id.str();
+  if (auto it = st.signers.find(key); it != st.signers.end()) return it->second;
+  auto pem = open_secret(st.settings.key_encryption_key, k.private_key);
+  if (!pem) {
+    spdlog::error("senders.key_unusable domain={} selector={} error=\"{}\"", domain, k.selector, pem.error());
+    return nullptr;
+  }
+  auto signer = dkim_signer::from_pem(domain, k.selector, pem.value());
+  if (!signer) {
+    spdlog::error("senders.key_unusable domain={} selector={} error=\"{}\"", domain, k.selector, signer.error());
+    return nullptr;
+  }
+  st.signers.emplace(key, signer.value());
+  return signer.value();
+}
+
+void publish(senders_pointer self) {
+  auto table = std::make_shared<signing_table>();
+  for (const auto& [name, d] : self->state.domains) {
+    signing_entry entry;
+    entry.tenant_id = d.tenant_id;
+    entry.verified = d.verified;
+    for (const auto& k : d.keys)
+      if (k.state == "active")
+        if (auto s = signer_for(self, name, k)) entry.signers.push_back(std::move(s));
+    table->emplace(name, std::move(entry));
+  }
+  self->state.settings.signing->set(std::move(table));
+}
+
+sender_domain_view view(senders_pointer self, const sender_domain_record& d) {
+  const auto& cfg = self->state.settings.domains;
+  sender_domain_view out;
+  out.domain = d;
+  for (auto& k : out.domain.keys) k.private_key.clear();  // never leaves Petrel
+  for (const auto& k : d.keys) {
+    if (k.state == "retired") continue;
+    if (auto s = signer_for(self, d.domain, k))
+      out.records.push_back({"TXT", k.selector + "._domainkey." + d.domain, s->dns_record(), "dkim"});
+  }
+  std::string spf;
+  for (const auto& a : egress_addresses(self->state.settings))
+    spf += (a.find(':') == std::string::npos ? " ip4:" : " ip6:") + a;
+  if (!cfg.spf_include.empty()) spf += " include:" + cfg.spf_include;
+  if (!spf.empty()) out.records.push_back({"TXT", d.domain, "v=spf1" + spf + " ~all", "spf"});
+  std::string dmarc = "v=DMARC1; p=none; adkim=r; aspf=r";
+  if (!cfg.dmarc_rua.empty()) dmarc += "; rua=mailto:" + cfg.dmarc_rua;
+  out.records.push_back({"TXT", "_dmarc." + d.domain, dmarc, "dmarc"});
+  if (!cfg.bounce_mx_host.empty()) {
+    auto return_path = cfg.return_path_label + "." + d.domain;
+    out.records.push_back({"MX", return_path, "10 " + cfg.bounce_mx_host, "return_path"});
+    if (!spf.empty()) out.records.push_back({"TXT", return_path, "v=spf1" + spf + " ~all", "return_path"});
+  }
+  return out;
+}
+
+std::string new_selector(dkim_algorithm a) {
+  // "pt" + 6 random hex digits + r/e: unique per key, tells the algorithm apart in DNS.
+  return "pt" + random_hex(3) + (a == dkim_algorithm::rsa_sha256 ? "r" : "e");
+}
+
+parsed<dkim_key_record> make_key(senders_pointer self, const id128& domain_id,
+                                 const std::string& domain, dkim_algorithm algorithm,
+                                 std::string selector, std::string pem) {
+  auto& st = self->state;
+  if (pem.empty()) pem = generate_dkim_key(algorithm, st.settings.dkim.rsa_bits);
+  if (selector.empty()) selector = new_selector(algorithm);
+  auto signer = dkim_signer::from_pem(domain, selector, pem);
+  if (!signer) return parsed<dkim_key_record>::failure(signer.error());
+  dkim_key_record k;
+  k.id = new_id();
+  k.domain_id = domain_id;
+  k.selector = selector;
+  k.algorithm = std::string(to_string(signer.value()->algorithm()));
+  k.private_key = st.settings.key_encryption_key.empty() ? pem : seal_secret(st.settings.key_encryption_key, pem);
+  k.public_key = signer.value()->public_key_base64();
+  k.created_at_ms = unix_now_ms();
+  k.state = "active";
+  st.signers.emplace(k.id.str(), signer.value());
+  return k;
+}
+
+sender_domain_record* owned(senders_pointer self, const id128& tenant, const std::string& domain) {
+  auto it = self->state.domains.find(domain);
+  if (it == self->state.domains.end() || it->second.tenant_id != tenant) return nullptr;
+  return &it->second;
+}
+
+caf::error not_found() { return make_error(petrel_errc::not_found, "no such sender domain"); }
+
+void verify(senders_pointer self, const std::string& domain) {
+  auto& st = self->state;
+  auto it = st.domains.find(domain);
+  if (it == st.domains.end() || !st.runtime || !st.runtime->dns) return;
+  start_domain_verification(st.runtime, caf::actor_cast<senders_actor>(self), it->second,
+                            egress_addresses(st.settings), st.settings.domains);
+}
+
+void on_checked(senders_pointer self, const std::string& domain, const domain_check& check) {
+  auto& st = self->state;
+  auto pending = std::move(st.checks[domain].waiting);
+  st.checks.erase(domain);
+  auto it = st.domains.find(domain);
+  if (it == st.domains.end()) {
+    for (auto& p : pending) p.deliver(not_found());
+    return;
+  }
+  auto& d = it->second;
+  bool was = d.verified;
+  d.verified = check.verified;
+  d.checked_at_ms = unix_now_ms();
+  d.status_json = check.status_json;
+  publish(self);
+  self->request(st.store, st.settings.storage.request_timeout, verify_atom::value, d.id, d.verified,
+                d.checked_at_ms, d.status_json)
+      .then([](caf::ok_atom) {}, [domain](caf::error&) {
+        spdlog::warn("senders.status_not_stored domain={}", domain);
+      });
+  if (was && !d.verified) {
+    spdlog::warn("senders.verification_failed domain={} status={}", domain, d.status_json);
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = d.tenant_id;
+    e.type = "domain_verification_failed";
+    e.at_ms = d.checked_at_ms;
+    e.data_json = "{\"domain\":" + json_string(domain) + ",\"status\":" + d.status_json + "}";
+    self->request(st.store, st.settings.storage.request_timeout, record_atom::value, e)
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+  }
+  auto v = view(self, d);
+  for (auto& p : pending) p.deliver(v);
+}
+
+senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor store,
+                                              std::shared_ptr<delivery_runtime> runtime,
+                                              node_settings settings) {
+  install_logging_handlers(self, "senders");
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.runtime = std::move(runtime);
+  st.settings = std::move(settings);
+  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, sender_atom::value)
+      .then(
+          [=](std::vector<sender_domain_record>& domains) {
+            for (auto& d : domains) self->state.domains.emplace(d.domain, std::move(d));
+            self->state.loaded = true;
+            publish(self);
+            spdlog::info("senders.loaded domains={}", self->state.domains.size());
+            self->delayed_send(self, self->state.settings.domains.verify_interval, caf::tick_atom::value);
+          },
+          [=](caf::error& e) {
+            spdlog::error("senders.load_failed error=\"{}\"", self->system().render(e));
+            self->quit(e);
+          });
+  return {
+      [=](create_atom, id128 tenant, new_sender_domain& request) -> caf::result<sender_domain_view> {
+        auto& s = self->state;
+        if (!s.loaded) return make_error(petrel_errc::unavailable, "sender domains are loading", 1000);
+        auto checked = parse_address("postmaster@" + request.domain);
+        if (!checked || checked->ascii_domain.front() == '[')
+          return make_error(petrel_errc::invalid, "domain: not a valid domain name");
+        auto name = checked->ascii_domain;
+        if (s.domains.count(name))
+          return make_error(petrel_errc::conflict, "the domain " + name + " is registered already");
+        sender_domain_record d;
+        d.id = new_id();
+        d.tenant_id = tenant;
+        d.domain = name;
+        d.created_at_ms = unix_now_ms();
+        if (!request.private_key_pem.empty()) {
+          if (request.selector.empty())
+            return make_error(petrel_errc::invalid, "dkim.selector: required with an imported key");
+          auto k = make_key(self, d.id, name, dkim_algorithm::rsa_sha256, request.selector,
+                            request.private_key_pem);
+          if (!k) return make_error(petrel_errc::invalid, "dkim.private_key: " + k.error());
+          d.keys.push_back(std::move(k.value()));
+        } else {
+          auto algorithms = request.algorithms.empty() ? s.settings.dkim.algorithms : request.algorithms;
+          for (const auto& a : algorithms) {
+            auto algorithm = a == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
+            auto k = make_key(self, d.id, name, algorithm, algorithms.size() == 1 ? request.selector : "", "");
+            if (!k) return make_error(petrel_errc::invalid, k.error());
+            d.keys.push_back(std::move(k.value()));
+          }
+        }
+        auto rp = self->make_response_promise<sender_domain_view>();
+        self->request(s.store, s.settings.storage.request_timeout, persist_atom::value, d)
+            .then(
+                [=](caf::ok_atom) mutable {
+                  auto& current = self->state.domains[d.domain];
+                  current = d;
+                  publish(self);
+                  spdlog::info("senders.created domain={} tenant={} keys={}", d.domain, d.tenant_id.str(), d.keys.size());
+                  rp.deliver(view(self, current));
+                },
+                [=](caf::error& e) mutable { rp.deliver(e); });
+        return rp;
+      },
+      [=](list_atom, id128 tenant) {
+        std::vector<sender_domain_view> out;
+        for (const auto& [name, d] : self->state.domains)
+          if (d.tenant_id == tenant) out.push_back(view(self, d));
+        return out;
+      },
+      [=](verify_atom, id128 tenant, const std::string& domain) -> caf::result<sender_domain_view> {
+        if (!owned(self, tenant, domain)) return not_found();
+        auto rp = self->make_response_promise<sender_domain_view>();
+        auto& pending = self->state.checks[domain];
+        pending.waiting.push_back(rp);
+        if (pending.waiting.size() == 1) verify(self, domain);
+        return rp;
+      },
+      [=](rotate_atom, id128 tenant, const std::string& domain) -> caf::result<sender_domain_view> {
+        auto* d = owned(self, tenant, domain);
+        if (!d) return not_found();
+        std::vector<dkim_key_record> fresh;
+        std::vector<id128> old;
+        for (const auto& k : d->keys) {
+          if (k.state != "active") continue;
+          auto algorithm = k.algorithm == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
+          auto n = make_key(self, d->id, domain, algorithm, "", "");
+          if (!n) return make_error(petrel_errc::invalid, n.error());
+          fresh.push_back(std::move(n.value()));
+          old.push_back(k.id);
+        }
+        if (fresh.empty()) {
+          auto n = make_key(self, d->id, domain, dkim_algorithm::rsa_sha256, "", "");
+          if (!n) return make_error(petrel_errc::invalid, n.error());
+          fresh.push_back(std::move(n.value()));
+        }
+        auto& s = self->state;
+        // New keys first, then the old ones step back to "published" (still in DNS, not signing).
+        auto rp = self->make_response_promise<sender_domain_view>();
+        auto remaining = std::make_shared<std::size_t>(fresh.size() + old.size());
+        auto failed = std::make_shared<bool>(false);
+        auto done = [=]() mutable {
+          if (--*remaining > 0) return;
+          auto* current = owned(self, tenant, domain);
+          if (!current) {
+            rp.deliver(not_found());
+            return;
+          }
+          if (*failed) {
+            rp.deliver(make_error(petrel_errc::store_failed, "the new keys could not be stored", 1000));
+            return;
+          }
+          for (auto& k : current->keys)
+            for (const auto& id : old)
+              if (k.id == id) k.state = "published";
+          for (const auto& k : fresh) current->keys.push_back(k);
+          publish(self);
+          spdlog::info("senders.rotated domain={} new_keys={}", domain, fresh.size());
+          rp.deliver(view(self, *current));
+        };
+        for (const auto& k : fresh)
+          self->request(s.store, s.settings.storage.request_timeout, persist_atom::value, k)
+              .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
+        for (const auto& id : old)
+          self->request(s.store, s.settings.storage.request_timeout, record_atom::value, id, std::string("published"))
+              .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
+        return rp;
+      },
+      [=](retire_atom, id128 tenant, const std::string& domain,
+          const std::string& selector) -> caf::result<sender_domain_view> {
+        auto* d = owned(self, tenant, domain);
+        if (!d) return not_found();
+        auto key = std::find_if(d->keys.begin(), d->keys.end(),
+                                [&](const auto& k) { return k.selector == selector && k.state != "retired"; });
+        if (key == d->keys.end()) return make_error(petrel_errc::not_found, "no such key");
+        auto id = key->id;
+        auto rp = self->make_response_promise<sender_domain_view>();
+        self->request(self->state.store, self->state.settings.storage.request_timeout, record_atom::value, id,
+                      std::string("retired"))
+            .then(
+                [=](caf::ok_atom) mutable {
+                  auto* current = owned(self, tenant, domain);
+                  if (!current) {
+            rp.deliver(not_found());
+            return;
+          }
+                  for (auto& k : current->keys)
+                    if (k.id == id) k.state = "retired";
+                  publish(self);
+                  rp.deliver(view(self, *current));
+                },
+                [=](caf::error& e) mutable { rp.deliver(e); });
+        return rp;
+      },
+      [=](caf::delete_atom, id128 tenant, const std::string& domain) -> caf::result<caf::ok_atom> {
+        auto* d = owned(self, tenant, domain);
+        if (!d) return not_found();
+        auto id = d->id;
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        self->request(self->state.store, self->state.settings.storage.request_timeout, caf::delete_atom::value, id)
+            .then(
+                [=](caf::ok_atom) mutable {
+                  self->state.domains.erase(domain);
+                  publish(self);
+                  rp.deliver(caf::ok_atom::value);
+                },
+                [=](caf::error& e) mutable { rp.deliver(e); });
+        return rp;
+      },
+      [=](verify_atom, const std::string& domain, const domain_check& check) {
+        on_checked(self, domain, check);
+      },
+      [=](caf::tick_atom) {
+        for (const auto& [name, d] : self->state.domains)
+          if (!self->state.checks.count(name)) {
+            self->state.checks[name];  // a check under way, without anyone waiting
+            verify(self, name);
+          }
+        self->delayed_send(self, self->state.settings.domains.verify_interval, caf::tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
+  // Detached: key generation takes a noticeable time and must not hold a shared worker.
+  if (settings.store_detached) {
+    if (parent)
+      return parent->spawn<caf::detached + caf::linked>(senders_behavior, std::move(store),
+                                                        std::move(runtime), settings);
+    return sys.spawn<caf::detached>(senders_behavior, std::move(store), std::move(runtime), settings);
+  }
+  if (parent) return parent->spawn<caf::linked>(senders_behavior, std::move(store), std::move(runtime), settings);
+  return sys.spawn(senders_behavior, std::move(store), std::move(runtime), settings);
+}
+
+}  // namespace petrel

@@ -1,0 +1,97 @@
+// The signing pool: DKIM signing of accepted submissions, in parallel. The pool's front actor
+// hands each submission to its workers in turn; a worker signs the message with every active
+// key of its From domain when that domain belongs to the submitting tenant (the keys come from
+// the signing table the senders actor publishes), refuses unverified domains when
+// dkim.require_verified_domain is set, and delegates to ingest.
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+
+namespace petrel {
+
+namespace {
+
+struct worker_state {
+  worker_state() = default;
+  ingest_actor ingest;
+  std::shared_ptr<signing_directory> signing;
+  bool require_verified = false;
+  static inline const char* name = "signer";
+};
+
+using worker_pointer = signer_actor::stateful_pointer<worker_state>;
+
+signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor ingest,
+                                            std::shared_ptr<signing_directory> signing,
+                                            bool require_verified) {
+  install_logging_handlers(self, "signer");
+  self->state.ingest = std::move(ingest);
+  self->state.signing = std::move(signing);
+  self->state.require_verified = require_verified;
+  static auto& signed_messages = metrics().get_counter("petrel_dkim_signatures_total",
+                                                       "DKIM signatures added to messages");
+  return {
+      [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
+        auto& st = self->state;
+        auto table = st.signing->get();
+        auto it = table->find(m.from_domain);
+        bool ours = it != table->end() && it->second.tenant_id == m.tenant_id;
+        if (st.require_verified && !(ours && it->second.verified))
+          return make_error(petrel_errc::forbidden,
+                            "the From domain \"" + m.from_domain +
+                                "\" is not a verified sender domain of this tenant "
+                                "(POST /v1/domains, then publish its DNS records)");
+        if (ours && !it->second.signers.empty()) {
+          // One signature per key (dual signing: RSA and Ed25519), each over the original
+          // message, put in front of it; the message's own bytes stay as they are.
+          std::string signatures;
+          auto now = unix_now_ms() / 1000;
+          for (const auto& signer : it->second.signers) signatures += signer->sign(m.content, now);
+          signed_messages.inc(it->second.signers.size());
+          m.content.insert(0, signatures);
+          m.size = m.content.size();
+        }
+        return self->delegate(st.ingest, submit_atom::value, std::move(m));
+      },
+  };
+}
+
+struct pool_state {
+  pool_state() = default;
+  std::vector<signer_actor> workers;
+  std::size_t next = 0;
+  static inline const char* name = "signers";
+};
+
+using pool_pointer = signer_actor::stateful_pointer<pool_state>;
+
+signer_actor::behavior_type pool_behavior(pool_pointer self, ingest_actor ingest,
+                                          node_settings settings) {
+  install_logging_handlers(self, "signers");
+  auto n = settings.dkim.signers > 0
+               ? settings.dkim.signers
+               : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  for (int i = 0; i < n; ++i)
+    self->state.workers.push_back(self->spawn<caf::linked>(worker_behavior, ingest, settings.signing,
+                                                           settings.dkim.require_verified_domain));
+  return {
+      [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
+        auto& st = self->state;
+        return self->delegate(st.workers[st.next++ % st.workers.size()], submit_atom::value,
+                              std::move(m));
+      },
+  };
+}
+
+}  // namespace
+
+signer_actor spawn_signers(caf::actor_system& sys, caf::local_actor* parent, ingest_actor ingest,
+                           const node_settings& settings) {
+  if (parent) return parent->spawn<caf::linked>(pool_behavior, std::move(ingest), settings);
+  return sys.spawn(pool_behavior, std::move(ingest), settings);
+}
+
+}  // namespace petrel
