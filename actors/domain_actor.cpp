@@ -20,6 +20,7 @@
 #include "actors/metrics.hpp"
 #include "actors/retry_schedule.hpp"
 #include "actors/services.hpp"
+#include "net/mta_sts.hpp"
 
 namespace petrel {
 
@@ -292,6 +293,41 @@ void ask_site(domain_pointer self) {
           });
 }
 
+counter& sts_counter(const char* event) {
+  return metrics().get_counter("petrel_mta_sts_total", "MTA-STS events", {{"event", event}});
+}
+
+// Applies the route's MTA-STS policy: enforce keeps only the MX hosts the policy names and
+// sends through a site of its own that requires TLS with a valid certificate; testing only
+// reports hosts outside the policy. False when an enforced policy leaves no host.
+bool apply_mta_sts(domain_pointer self, route& r) {
+  auto& st = self->state;
+  if (r.sts_mode.empty()) return true;
+  if (const auto* policy = site_policy_for(st.settings.delivery, r); policy && policy->mta_sts == 0)
+    return true;  // turned off for this site
+  std::vector<mx_host> matching;
+  for (const auto& h : r.hosts)
+    if (mta_sts_any_matches(r.sts_mx, h.name)) matching.push_back(h);
+  if (r.sts_mode == "testing") {
+    if (matching.size() != r.hosts.size()) {
+      sts_counter("testing_violation").inc();
+      spdlog::warn("mta_sts.testing_violation domain={} hosts_outside_policy={}", st.domain,
+                   r.hosts.size() - matching.size());
+    }
+    return true;
+  }
+  if (matching.empty()) {
+    sts_counter("no_matching_mx").inc();
+    spdlog::warn("mta_sts.no_matching_mx domain={}", st.domain);
+    return false;
+  }
+  sts_counter("enforced").inc();
+  r.hosts = std::move(matching);
+  r.site += "#mta-sts";
+  r.sts_enforced = true;
+  return true;
+}
+
 void resolve(domain_pointer self) {
   auto& st = self->state;
   if (st.resolving) return;
@@ -301,6 +337,17 @@ void resolve(domain_pointer self) {
           [=](route& r) {
             auto& s = self->state;
             s.resolving = false;
+            if (r.status == route_status::ok && !apply_mta_sts(self, r)) {
+              std::vector<id128> ids(s.ready.begin(), s.ready.end());
+              for (const auto& id : ids) s.waiting[id].ready = false;
+              s.ready.clear();
+              settle_all(self, ids, 0,
+                         "MTA-STS: the enforced policy of " + s.domain + " names none of its MX hosts",
+                         false);
+              s.current_route.reset();
+              schedule_wake(self);
+              return;
+            }
             if (r.status == route_status::ok) {
               bool new_site = !s.current_route || s.current_route->site != r.site;
               s.current_route = std::move(r);

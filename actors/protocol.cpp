@@ -75,6 +75,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<mx_lookup>("petrel::mx_lookup");
   cfg.add_message_type<address_lookup>("petrel::address_lookup");
   cfg.add_message_type<route>("petrel::route");
+  cfg.add_message_type<sts_result>("petrel::sts_result");
   cfg.add_message_type<recipient_update>("petrel::recipient_update");
   cfg.add_message_type<std::vector<recipient_update>>("std::vector<petrel::recipient_update>");
   cfg.add_message_type<delivery_content>("petrel::delivery_content");

@@ -66,6 +66,7 @@ using retire_atom = caf::atom_constant<caf::atom("retire")>;
 using recover_atom = caf::atom_constant<caf::atom("recover")>;
 using resolve_atom = caf::atom_constant<caf::atom("resolve")>;
 using mx_atom = caf::atom_constant<caf::atom("mx")>;
+using sts_atom = caf::atom_constant<caf::atom("sts")>;
 using address_atom = caf::atom_constant<caf::atom("address")>;
 using site_atom = caf::atom_constant<caf::atom("site")>;
 using demand_atom = caf::atom_constant<caf::atom("demand")>;
@@ -195,6 +196,22 @@ struct route {
   std::string site;   // site name (see net/mx.hpp)
   std::vector<mx_host> hosts;
   std::int64_t expires_at_ms = 0;
+  // MTA-STS (RFC 8461): the domain's policy mode ("" when none) and MX patterns; enforced
+  // when the domain actor applies an enforce policy (then only TLS with a valid certificate).
+  std::string sts_mode;
+  std::vector<std::string> sts_mx;
+  bool sts_enforced = false;
+};
+
+// What MTA-STS discovery found for a domain (computed on the I/O threads).
+struct sts_result {
+  bool found = false;      // a _mta-sts record exists
+  bool unchanged = false;  // its id is the cached policy's: no fetch was needed
+  std::string id;
+  std::string mode;
+  std::vector<std::string> mx;
+  std::uint32_t max_age = 0;
+  std::string error;       // the record or policy could not be had
 };
 
 // One SMTP transaction's worth of work: recipients of one message in one domain.
@@ -390,7 +407,8 @@ using resolver_actor = caf::typed_actor<
     caf::replies_to<resolve_atom, std::string>::with<route>,
     // DNS answers coming back from the I/O threads (internal).
     caf::reacts_to<mx_atom, std::string, mx_lookup>,
-    caf::reacts_to<address_atom, std::string, address_lookup>>;
+    caf::reacts_to<address_atom, std::string, address_lookup>,
+    caf::reacts_to<sts_atom, std::string, sts_result>>;
 
 // A site: the path from one egress source to one set of MX hosts. It runs at most
 // connection_limit SMTP sessions, hands each at most max_deliveries_per_connection jobs, and
@@ -597,7 +615,13 @@ typename Inspector::result_type inspect(Inspector& f, mx_host& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, route& x) {
-  return f(caf::meta::type_name("route"), x.status, x.error, x.site, x.hosts, x.expires_at_ms);
+  return f(caf::meta::type_name("route"), x.status, x.error, x.site, x.hosts, x.expires_at_ms,
+           x.sts_mode, x.sts_mx, x.sts_enforced);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sts_result& x) {
+  return f(caf::meta::type_name("sts_result"), x.found, x.unchanged, x.id, x.mode, x.mx, x.max_age,
+           x.error);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_update& x) {

@@ -19,8 +19,16 @@ namespace petrel {
 
 namespace {
 
+// A cached MTA-STS policy, kept for its max_age.
+struct sts_policy {
+  std::string id;
+  std::string mode;
+  std::vector<std::string> mx;
+};
+
 struct pending_route {
   std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::optional<route> awaiting_sts;  // resolved, waiting for its MTA-STS policy
   std::vector<caf::typed_response_promise<route>> waiting;
   std::vector<mx_record> mx;      // in order
   bool implicit_mx = false;       // no MX: the domain itself is the host
@@ -35,6 +43,8 @@ struct resolver_state {
   expiring_cache<route> routes{100000};
   expiring_cache<route> failures{10000};  // permanent and temporary failures
   expiring_cache<address_lookup> hosts{100000};
+  expiring_cache<sts_policy> sts{100000};
+  mta_sts_config sts_settings;
   std::unordered_map<std::string, pending_route> pending;  // by domain
   std::unordered_map<std::string, std::vector<std::string>> host_waiters;  // host -> domains
   std::mt19937_64 rng{std::random_device{}()};
@@ -46,6 +56,10 @@ using resolver_pointer = resolver_actor::stateful_pointer<resolver_state>;
 counter& dns_lookups(const char* type) {
   return metrics().get_counter("petrel_dns_lookups_total", "DNS queries sent", {{"type", type}});
 }
+counter& sts_events(const char* event) {
+  return metrics().get_counter("petrel_mta_sts_total", "MTA-STS events", {{"event", event}});
+}
+
 counter& route_requests(const char* result) {
   return metrics().get_counter("petrel_dns_route_requests_total",
                                "Route requests by cache result", {{"result", result}});
@@ -126,6 +140,38 @@ void complete(resolver_pointer self, const std::string& domain) {
                           ttl));
   }
   r.expires_at_ms = expiry(st, ttl);
+  if (!st.sts_settings.enabled) return finish(self, domain, std::move(r));
+  // MTA-STS: look for the domain's policy before answering (RFC 8461 3).
+  std::string cached_id;
+  if (auto* cached = st.sts.find(domain, unix_now_ms())) cached_id = cached->id;
+  p.awaiting_sts = std::move(r);
+  start_mta_sts_discovery(st.runtime, caf::actor_cast<resolver_actor>(self), domain, cached_id,
+                          st.sts_settings);
+}
+
+// Attaches the policy MTA-STS discovery found (or the cached one) and answers.
+void with_sts(resolver_pointer self, const std::string& domain, const sts_result& found) {
+  auto& st = self->state;
+  auto it = st.pending.find(domain);
+  if (it == st.pending.end() || !it->second.awaiting_sts) return;
+  auto r = std::move(*it->second.awaiting_sts);
+  auto now = unix_now_ms();
+  const sts_policy* policy = st.sts.find(domain, now);
+  if (found.found && !found.unchanged && found.error.empty()) {
+    sts_events("policy_fetched").inc();
+    st.sts.put(domain, sts_policy{found.id, found.mode, found.mx},
+               now + static_cast<std::int64_t>(found.max_age) * 1000);
+    policy = st.sts.find(domain, now);
+  } else if (!found.error.empty()) {
+    // RFC 8461 5.1: a fetch that fails keeps an unexpired cached policy in force.
+    sts_events("fetch_failed").inc();
+    spdlog::warn("mta_sts.fetch_failed domain={} cached={} error=\"{}\"", domain, policy != nullptr,
+                 found.error);
+  }
+  if (policy && policy->mode != "none") {
+    r.sts_mode = policy->mode;
+    r.sts_mx = policy->mx;
+  }
   finish(self, domain, std::move(r));
 }
 
@@ -151,7 +197,7 @@ void resolve_hosts(resolver_pointer self, const std::string& domain) {
 
 resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                                 std::shared_ptr<delivery_runtime> runtime,
-                                                dns_config settings) {
+                                                dns_config settings, mta_sts_config sts) {
   install_logging_handlers(self, "resolver");
   auto& st = self->state;
   st.runtime = std::move(runtime);
@@ -159,6 +205,8 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
   st.routes = expiring_cache<route>(settings.cache_size);
   st.hosts = expiring_cache<address_lookup>(settings.cache_size);
   st.failures = expiring_cache<route>(settings.negative_cache_size);
+  st.sts = expiring_cache<sts_policy>(sts.cache_size);
+  st.sts_settings = sts;
   return {
       [=](resolve_atom, const std::string& domain) -> caf::result<route> {
         auto& s = self->state;
@@ -224,6 +272,9 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
         }
         resolve_hosts(self, domain);
       },
+      [=](sts_atom, const std::string& domain, const sts_result& found) {
+        with_sts(self, domain, found);
+      },
       [=](address_atom, const std::string& host, address_lookup& a) {
         auto& s = self->state;
         auto ttl = a.outcome == dns_outcome::temporary
@@ -244,9 +295,10 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
 }  // namespace
 
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
-                              std::shared_ptr<delivery_runtime> runtime, const dns_config& dns) {
-  if (parent) return parent->spawn<caf::linked>(resolver_behavior, std::move(runtime), dns);
-  return sys.spawn(resolver_behavior, std::move(runtime), dns);
+                              std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
+                              const mta_sts_config& sts) {
+  if (parent) return parent->spawn<caf::linked>(resolver_behavior, std::move(runtime), dns, sts);
+  return sys.spawn(resolver_behavior, std::move(runtime), dns, sts);
 }
 
 }  // namespace petrel

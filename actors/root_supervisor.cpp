@@ -80,7 +80,7 @@ void start_from(root_pointer self, std::uint64_t first) {
         break;
       }
       case resolver_child:
-        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.dns);
+        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.dns, st.settings.mta_sts);
         break;
       case egress_child:
         st.current.egress = spawn_egress(sys, self, st.runtime, st.current.store, st.settings);

@@ -66,7 +66,8 @@ class service_directory {
 struct delivery_runtime {
   boost::asio::io_context* io = nullptr;
   std::shared_ptr<dns_client> dns;
-  std::shared_ptr<boost::asio::ssl::context> tls;
+  std::shared_ptr<boost::asio::ssl::context> tls;        // SMTP sessions
+  std::shared_ptr<boost::asio::ssl::context> https_tls;  // MTA-STS policy fetches (verified)
   std::string hostname;  // default EHLO name
 };
 
@@ -79,6 +80,8 @@ struct site_limits {
   bool verify_certificate = false;
 };
 site_limits site_limits_for(const delivery_settings& d, const route& r);
+// The first [[delivery.sites]] entry whose glob matches one of the route's MX hosts, or null.
+const site_policy* site_policy_for(const delivery_settings& d, const route& r);
 
 // An egress source as the site actors use it.
 struct egress_source {
@@ -100,6 +103,7 @@ struct node_settings {
   std::vector<egress_source> sources;
   dkim_config dkim;
   domains_config domains;
+  mta_sts_config mta_sts;
   std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)
   std::shared_ptr<signing_directory> signing = std::make_shared<signing_directory>();
   bool store_detached = true;  // false under CAF's deterministic test scheduler
@@ -112,7 +116,13 @@ restart_limits restart_limits_from(const actor_settings& a);
 store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_factory open,
                         std::unique_ptr<store> opened, const node_settings& settings);
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
-                              std::shared_ptr<delivery_runtime> runtime, const dns_config& dns);
+                              std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
+                              const mta_sts_config& sts);
+// Looks up a domain's MTA-STS record and, when its id is not `cached_id`, fetches the policy;
+// reports (sts_atom, domain, sts_result) to the resolver (actors/mta_sts_discovery.cpp).
+void start_mta_sts_discovery(const std::shared_ptr<delivery_runtime>& runtime,
+                             resolver_actor resolver, std::string domain, std::string cached_id,
+                             mta_sts_config config);
 egress_actor spawn_egress(caf::actor_system& sys, caf::local_actor* parent,
                           std::shared_ptr<delivery_runtime> runtime, store_actor store,
                           const node_settings& settings);

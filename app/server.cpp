@@ -122,6 +122,7 @@ int run_server(const config& cfg) {
     dns.prefer_ipv6 = cfg.dns.prefer_ipv6;
     runtime->dns = std::make_shared<dns_client>(io, dns);
     runtime->tls = make_smtp_tls_context(cfg.delivery.ca_file);
+    runtime->https_tls = make_smtp_tls_context(cfg.mta_sts.ca_file);
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
     return 1;
@@ -151,6 +152,7 @@ int run_server(const config& cfg) {
   settings.delivery = cfg.delivery;
   settings.sources = egress_sources_from(cfg, runtime->hostname);
   settings.dkim = cfg.dkim;
+  settings.mta_sts = cfg.mta_sts;
   settings.domains = cfg.domains;
   if (!cfg.dkim.key_encryption_key_file.empty()) {
     auto key = load_secret_key(cfg.dkim.key_encryption_key_file);

@@ -53,6 +53,7 @@ struct site_policy {
   std::uint32_t max_deliveries_per_connection = 0;
   std::string tls;  // disabled, opportunistic, required
   int verify_certificate = -1;  // -1 default, 0 no, 1 yes
+  int mta_sts = -1;             // 0: ignore MTA-STS policies for this site
 };
 
 struct delivery_settings {
@@ -153,6 +154,14 @@ struct domains_config {
   std::string return_path_label = "bounces";  // return path: <label>.<domain>
 };
 
+struct mta_sts_config {
+  bool enabled = true;  // look up and apply MTA-STS policies of destination domains
+  std::uint16_t port = 443;  // of the policy hosts (tests use another)
+  std::string ca_file;  // trust store for policy hosts; empty: the system's
+  std::chrono::milliseconds timeout = 20s;  // to fetch a policy
+  std::uint64_t cache_size = 100000;  // policies kept (each for its max_age)
+};
+
 struct debug_settings {
   // Enables /admin/debug/crash, which crashes an actor on purpose (supervision tests).
   bool fault_injection = false;
@@ -174,6 +183,7 @@ struct config {
   egress_settings egress;
   dkim_config dkim;
   domains_config domains;
+  mta_sts_config mta_sts;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

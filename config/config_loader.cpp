@@ -380,6 +380,11 @@ void read_all(reader& r, config& c) {
       t.integer("connection_limit", p.connection_limit, 1, 10000);
       t.integer("max_deliveries_per_connection", p.max_deliveries_per_connection, 1, 1'000'000);
       t.choice("tls", p.tls, {"disabled", "opportunistic", "required"});
+      if (t.has("mta_sts")) {
+        bool sts = true;
+        t.boolean("mta_sts", sts);
+        p.mta_sts = sts ? 1 : 0;
+      }
       if (t.has("verify_certificate")) {
         bool verify = false;
         t.boolean("verify_certificate", verify);
@@ -490,6 +495,15 @@ void read_all(reader& r, config& c) {
     s.string("dmarc_rua", c.domains.dmarc_rua, 253);
     s.string("bounce_mx_host", c.domains.bounce_mx_host, 253);
     s.string("return_path_label", c.domains.return_path_label, 63);
+    s.finish();
+  }
+  {
+    auto s = r.open("mta_sts");
+    s.boolean("enabled", c.mta_sts.enabled);
+    s.integer("port", c.mta_sts.port, 1, 65535);
+    s.string("ca_file", c.mta_sts.ca_file);
+    s.duration("timeout", c.mta_sts.timeout, 100ms, 5min);
+    s.size("cache_size", c.mta_sts.cache_size, 1, 100'000'000);
     s.finish();
   }
   {
