@@ -203,6 +203,15 @@ TOML
               -d '{"name":"bench","rate":"1000000/s","burst":1000000}' |
             sed 's/.*"api_key":"\([^"]*\)".*/\1/')
   [[ $api_key == pk_* ]] || die "could not create the tenant"
+  if [ -n "${DKIM:-}" ]; then
+    # Every message then carries DKIM signatures of bench.test (DKIM=rsa-sha256, or
+    # DKIM=rsa-sha256,ed25519-sha256 for dual signing).
+    local algorithms
+    algorithms=$(echo "$DKIM" | sed 's/[^,]*/"&"/g')
+    curl -sf "http://127.0.0.1:$api_port/v1/domains" -H "Authorization: Bearer $api_key" \
+      -H "Content-Type: application/json" -d "{\"domain\":\"bench.test\",\"algorithms\":[$algorithms]}" \
+      -o /dev/null || die "could not create the sender domain"
+  fi
 }
 
 # Recipients still queued or deferred, from the admin API ("?" if it does not answer).

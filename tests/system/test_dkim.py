@@ -273,3 +273,16 @@ def test_keys_can_be_encrypted_at_rest(make_node, world, tmp_path):
     publish(world, view)
     message = submit_and_deliver(node, world, {"from": "s@sealed.test", "to": ["g@rcpt.test"], "text": "sealed"})
     assert len(verify_all(world, message)) == 1
+
+
+def test_a_domain_that_stops_verifying_raises_an_event(make_node, world):
+    node = make_node(config(world, **{"domains.verify_interval": '"1s"'}), raw_config=EGRESS)
+    view = api(node, "POST", "/v1/domains", json={"domain": "periodic.test"}).json()
+    publish(world, view)
+    assert api(node, "GET", "/v1/domains/periodic.test").json()["verified"] is True
+    publish(world, {"records": []})  # the records disappear from DNS
+    wait_for(lambda: node.sql("SELECT type FROM events WHERE type = 'domain_verification_failed'"),
+             timeout=15, what="the periodic check to notice")
+    listed = api(node, "GET", "/v1/domains").json()["domains"]
+    assert [d["verified"] for d in listed if d["domain"] == "periodic.test"] == [False]
+    assert "senders.verification_failed domain=periodic.test" in node.log()
