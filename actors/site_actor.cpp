@@ -59,6 +59,13 @@ counter& site_counter(const char* what) {
   return metrics().get_counter("petrel_site_events_total", "Site actor events", {{"event", what}});
 }
 
+// TLS-RPT style counts (RFC 8460's success/failure per policy) for MTA-STS enforced sites.
+counter& sts_tls_counter(const char* result) {
+  return metrics().get_counter("petrel_mta_sts_tls_sessions_total",
+                               "TLS sessions to MTA-STS enforced MX hosts, by result",
+                               {{"result", result}});
+}
+
 void send_outcome(site_pointer self, const delivery_job& job, job_outcome outcome) {
   outcome.job_id = job.job_id;
   outcome.attempt.source = self->state.source.name;
@@ -264,6 +271,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         if (it == s.sessions.end() || !it->second.current) return;
         auto job = std::move(*it->second.current);
         it->second.current.reset();
+        if (s.current_route.sts_enforced && outcome.attempt.tls) sts_tls_counter("success").inc();
         send_outcome(self, job, std::move(outcome));
       },
       [=](closed_atom, std::uint64_t session, const std::string& reason) {
@@ -280,6 +288,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         auto it = s.sessions.find(session);
         if (it == s.sessions.end()) return;
         site_counter("connect_failed").inc();
+        if (s.current_route.sts_enforced) sts_tls_counter("failure").inc();
         if (it->second.current) fail_job(self, *it->second.current, reason, false);
         s.sessions.erase(it);
         const auto delay = s.settings.delivery.site_failure_delay;

@@ -136,6 +136,7 @@ def test_enforce_delivers_over_verified_tls_to_a_policy_mx(node, world):
     assert got["tls"] is True
     assert node.metric("petrel_mta_sts_total", {"event": "policy_fetched"}) >= 1
     assert node.metric("petrel_mta_sts_total", {"event": "enforced"}) >= 1
+    assert node.metric("petrel_mta_sts_tls_sessions_total", {"result": "success"}) >= 1
 
 
 def test_enforce_refuses_an_mx_outside_the_policy_and_defers(node, world):
@@ -150,6 +151,7 @@ def test_enforce_refuses_an_invalid_certificate_and_defers(node, world):
     r = settled(node, submit(node, "cert@badcert.test"), "cert@badcert.test", "deferred")
     assert "TLS handshake failed" in r["last_reply"] or "certificate" in r["last_reply"], r["last_reply"]
     assert [m for m in world["bad"].messages() if "cert@badcert.test" in m["rcpt_to"]] == []
+    assert node.metric("petrel_mta_sts_tls_sessions_total", {"result": "failure"}) >= 1
 
 
 def test_testing_mode_delivers_and_reports(node, world):
