@@ -20,6 +20,7 @@
 #include "actors/metrics.hpp"
 #include "actors/retry_schedule.hpp"
 #include "actors/services.hpp"
+#include "net/bounce.hpp"
 #include "net/mta_sts.hpp"
 
 namespace petrel {
@@ -134,8 +135,14 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
 
 std::string event_data(std::uint32_t attempt, const recipient_result* r,
                        const attempt_details* where, std::int64_t next_attempt_ms,
-                       const std::string& reason) {
+                       const std::string& reason, const classification* failure) {
   std::string out = "{\"attempt\":" + std::to_string(attempt);
+  if (failure) {
+    out += ",\"category\":" + json_string(to_string(failure->category));
+    out += std::string(",\"hard\":") + (failure->hard ? "true" : "false");
+    if (!failure->enhanced.empty() && (!r || r->enhanced.empty()))
+      out += ",\"inferred_enhanced_code\":" + json_string(failure->enhanced);
+  }
   if (r && r->code) {
     out += ",\"smtp_code\":" + std::to_string(r->code);
     if (!r->enhanced.empty()) out += ",\"enhanced_code\":" + json_string(r->enhanced);
@@ -166,6 +173,54 @@ std::string reply_line(const recipient_result& r) {
   return out;
 }
 
+bool listed(const std::vector<std::string>& names, bounce_category c) {
+  auto name = to_string(c);
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// The classification of a failed attempt (network errors have no reply code).
+classification classify_failure(domain_pointer self, const recipient_result& r,
+                                const attempt_details* where) {
+  const auto& classifier = self->state.settings.classifier;
+  if (!classifier) return classification{bounce_category::other, r.code >= 500, r.enhanced, -1};
+  return classifier->classify(r.code, r.enhanced, r.reply, where ? where->mx_host : std::string());
+}
+
+// What a final failure means for the address: a hard failure of a suppressing category
+// suppresses it; a soft one of a streak category counts toward its soft-bounce streak. Both
+// go to the tenant (the owner of the list), found through the directory.
+void learn(domain_pointer self, const recipient_update& u, const recipient_result& r,
+           const classification& c) {
+  auto& st = self->state;
+  const auto& b = st.settings.bounces;
+  bool suppress = u.state == recipient_state::bounced && c.hard && listed(b.suppress_categories, c.category);
+  bool streak = !c.hard && (u.state == recipient_state::bounced || u.state == recipient_state::expired) &&
+                listed(b.streak_categories, c.category);
+  if ((!suppress && !streak) || !st.settings.directory) return;
+  auto tenants = st.settings.directory->get()->tenants;
+  if (!tenants) return;
+  auto key = r.address.empty() ? std::string() : suppression_key(r.address, st.domain);
+  if (suppress) {
+    if (key.empty()) return;
+    suppression_record rec;
+    rec.tenant_id = u.event.tenant_id;
+    rec.address = key;
+    rec.reason = "hard_bounce";
+    rec.source_event = u.event.id.str();
+    rec.created_at_ms = u.event.at_ms;
+    self->request(tenants, st.settings.storage.request_timeout, suppress_atom::value,
+                  u.event.tenant_id, std::vector<suppression_record>{std::move(rec)})
+        .then([](caf::ok_atom) {},
+              [=](caf::error& e) {
+                spdlog::warn("domain.suppress_failed domain={} address={} error=\"{}\"",
+                             self->state.domain, key, self->system().render(e));
+              });
+  } else {
+    self->send(tenants, bounce_atom::value, u.event.tenant_id, u.recipient_id, key,
+               u.event.id.str());
+  }
+}
+
 // Applies one attempt's result to a recipient: the update to commit, and the memory change.
 recipient_update settle(domain_pointer self, const id128& id, waiting_recipient& w,
                         const recipient_result& r, const attempt_details* where) {
@@ -179,19 +234,35 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   u.event.recipient_id = id;
   u.event.at_ms = now;
   u.last_reply = reply_line(r);
+  if (r.suppressed) {
+    // Suppressed after it was queued: final, not attempted.
+    u.state = recipient_state::suppressed;
+    u.attempts = w.attempts;
+    u.event.type = "suppressed";
+    u.event.data_json = "{\"stage\":\"delivery\",\"attempt\":" + std::to_string(w.attempts) + "}";
+    outcome_counter("suppressed").inc();
+    return u;
+  }
   std::int64_t next = 0;
+  std::optional<classification> failure;
   if (r.expired) {
     u.state = recipient_state::expired;
     u.attempts = w.attempts;
+    failure = classification{bounce_category::expired, false, "4.4.7", -1};
   } else {
     u.attempts = w.attempts + 1;
     if (r.code >= 200 && r.code < 300) {
       u.state = recipient_state::delivered;
-    } else if (r.code >= 500) {
-      u.state = recipient_state::bounced;
     } else {
-      next = st.schedule.next_attempt_ms(id.time_ms(), now, u.attempts, random01(self));
-      u.state = next ? recipient_state::deferred : recipient_state::expired;
+      failure = classify_failure(self, r, where);
+      // 5xx is final, unless its category is one operators retry (throttling sent as 5xx).
+      if (r.code >= 500 && !listed(st.settings.bounces.retry_5xx_categories, failure->category)) {
+        u.state = recipient_state::bounced;
+      } else {
+        next = st.schedule.next_attempt_ms(id.time_ms(), now, u.attempts, random01(self));
+        u.state = next ? recipient_state::deferred : recipient_state::expired;
+        if (!next) failure = classification{bounce_category::expired, false, "4.4.7", -1};
+      }
     }
   }
   u.next_attempt_at_ms = next;
@@ -199,8 +270,10 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   u.event.data_json = event_data(u.attempts, &r, where, next,
                                  u.state == recipient_state::expired && !r.expired
                                      ? "past max_age after: " + u.last_reply
-                                     : (r.code ? std::string() : r.reply));
+                                     : (r.code ? std::string() : r.reply),
+                                 failure ? &*failure : nullptr);
   outcome_counter(u.event.type.c_str()).inc();
+  if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
   if (u.state == recipient_state::deferred) {
     w.state = recipient_state::deferred;
     w.attempts = u.attempts;
@@ -259,6 +332,10 @@ std::size_t jobs_needed(domain_pointer self) {
   for (const auto& id : st.ready) ++per_message[st.waiting[id].message_id];
   std::size_t jobs = 0;
   auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
+  // VERP and per-recipient unsubscribe links need one recipient per transaction.
+  const auto& b = st.settings.bounces;
+  if (!st.settings.bounce_secret.empty() && (!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()))
+    max = 1;
   for (const auto& [m, n] : per_message) jobs += (n + max - 1) / max;
   return jobs;
 }
@@ -423,6 +500,10 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   st.demand_sent = false;
   std::vector<delivery_job> jobs;
   auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
+  // VERP and per-recipient unsubscribe links need one recipient per transaction.
+  const auto& b = st.settings.bounces;
+  if (!st.settings.bounce_secret.empty() && (!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()))
+    max = 1;
   auto owner = caf::actor_cast<caf::actor_addr>(self);
   auto max_age = st.schedule.max_age().count();
   std::unordered_map<id128, std::size_t, id128_hash> open;  // message -> job being filled
@@ -466,9 +547,19 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
   std::vector<recipient_update> updates;
   for (const auto& r : outcome.recipients) {
     auto it = st.waiting.find(r.recipient_id);
-    if (it == st.waiting.end()) continue;
+    if (it == st.waiting.end() || !it->second.in_flight) continue;
+    it->second.in_flight = false;
     updates.push_back(settle(self, r.recipient_id, it->second, r, &outcome.attempt));
     if (updates.back().state != recipient_state::deferred) forget(self, r.recipient_id);
+  }
+  // A recipient of the job the outcome does not mention has no result: due again now.
+  auto now = unix_now_ms();
+  for (const auto& id : job->second.recipient_ids) {
+    auto it = st.waiting.find(id);
+    if (it == st.waiting.end() || !it->second.in_flight) continue;
+    it->second.in_flight = false;
+    it->second.next_attempt_at_ms = now;
+    st.heap.emplace(now, id);
   }
   st.jobs.erase(job);
   st.job_site.erase(outcome.job_id);

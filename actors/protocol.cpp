@@ -86,6 +86,15 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<sender_domain_view>("petrel::sender_domain_view");
   cfg.add_message_type<std::vector<sender_domain_view>>("std::vector<petrel::sender_domain_view>");
   cfg.add_message_type<domain_check>("petrel::domain_check");
+  cfg.add_message_type<suppression_record>("petrel::suppression_record");
+  cfg.add_message_type<std::vector<suppression_record>>("std::vector<petrel::suppression_record>");
+  cfg.add_message_type<suppression_query>("petrel::suppression_query");
+  cfg.add_message_type<suppression_snapshot>("petrel::suppression_snapshot");
+  cfg.add_message_type<recipient_query>("petrel::recipient_query");
+  cfg.add_message_type<recipient_lookup>("petrel::recipient_lookup");
+  cfg.add_message_type<std::vector<recipient_lookup>>("std::vector<petrel::recipient_lookup>");
+  cfg.add_message_type<inbound_message>("petrel::inbound_message");
+  cfg.add_message_type<inbound_result>("petrel::inbound_result");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

@@ -82,6 +82,10 @@ using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using rotate_atom = caf::atom_constant<caf::atom("rotate")>;
 using verify_atom = caf::atom_constant<caf::atom("verify")>;
 using sender_atom = caf::atom_constant<caf::atom("sender")>;
+using suppress_atom = caf::atom_constant<caf::atom("suppress")>;
+using bounce_atom = caf::atom_constant<caf::atom("bounce")>;
+using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
+using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -232,6 +236,8 @@ struct recipient_result {
   std::string enhanced;      // RFC 3463 code from the reply
   std::string reply;         // the reply text, or the transport error
   bool expired = false;      // not attempted: past its expiry while waiting
+  bool suppressed = false;   // not attempted: the address is suppressed by now
+  std::string address;       // the recipient's address, when the site knew it
 };
 
 // Where and how an attempt was made (for events).
@@ -258,12 +264,69 @@ struct delivery_work {
   std::vector<std::string> addresses;
   std::shared_ptr<const std::string> content;
   bool needs_smtputf8 = false;
+  std::vector<recipient_result> skipped;  // suppressed: reported with the job's outcome
 };
 
 // How a site hands the next job to a waiting SMTP session: the session's own continuation,
 // called once (from the site actor) with the work or with nothing. Local only.
 struct work_completion {
   std::function<void(std::optional<delivery_work>)> fn;
+};
+
+// -- bounces and suppressions --------------------------------------------------------------
+
+// Any write to the store (local only): one operation, committed with the next batch.
+struct write_request {
+  write_op op;
+};
+
+// Suppressions of a tenant: one address (a suppression_key) or, when address is empty, a page
+// in address order after `after`, optionally of one reason.
+struct suppression_query {
+  id128 tenant_id;
+  std::string address;
+  std::string reason;
+  std::string after;
+  std::uint64_t limit = 100;
+};
+
+// A tenant's suppressions and soft-bounce streaks, as its actor loads them at start.
+struct suppression_snapshot {
+  std::vector<suppression_record> suppressions;
+  std::vector<soft_bounce_streak> streaks;
+};
+
+// Recipients to find for an asynchronous bounce: by id (VERP), else by the Message-ID header
+// of their message.
+struct recipient_query {
+  id128 recipient_id;
+  std::string message_id_header;
+};
+
+// A message to the bounce processor: from the inbound SMTP listener or POST /v1/inbound.
+struct inbound_message {
+  std::string envelope_from;
+  std::vector<std::string> envelope_to;  // the accepted RCPT TO addresses (VERP tokens)
+  std::string content;
+  id128 tenant_id;     // a tenant's POST /v1/inbound: only its messages match; else any
+  std::string origin;  // "smtp <peer address>" or "api"
+};
+
+// What the bounce processor made of one recipient of an inbound message.
+struct inbound_outcome {
+  id128 recipient_id;
+  id128 message_id;
+  std::string address;
+  std::string event;     // bounced or complained
+  std::string category;  // of a bounce; the feedback type of a complaint
+  bool hard = false;
+  bool suppressed = false;
+};
+
+struct inbound_result {
+  std::string kind;  // delivery_failure, delivery_delayed, feedback, auto_reply, not_a_report
+  std::string note;  // why nothing was recorded, if nothing was
+  std::vector<inbound_outcome> outcomes;
 };
 
 // -- sender domains ------------------------------------------------------------------------
@@ -348,7 +411,15 @@ using store_actor = caf::typed_actor<
     caf::replies_to<caf::delete_atom, id128>::with<caf::ok_atom>,
     caf::replies_to<load_atom, sender_atom>::with<std::vector<sender_domain_record>>,
     // An event that belongs to no delivery attempt (domain verification, ...). -> ok
-    caf::replies_to<record_atom, event_record>::with<caf::ok_atom>>;
+    caf::replies_to<record_atom, event_record>::with<caf::ok_atom>,
+    // Any other write (suppressions, soft-bounce streaks). -> ok after commit, or conflict
+    caf::replies_to<persist_atom, write_request>::with<caf::ok_atom>,
+    // Suppressions: one address or a page.
+    caf::replies_to<load_atom, suppression_query>::with<std::vector<suppression_record>>,
+    // A tenant's unexpired suppressions and soft-bounce streaks.
+    caf::replies_to<load_atom, suppress_atom, id128>::with<suppression_snapshot>,
+    // Recipients of an asynchronous bounce.
+    caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>>;
 
 // A store reader: one more database connection for reads, so that reads never wait behind a
 // commit. The store actor hands its reads to its readers in turn.
@@ -359,7 +430,10 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<domains_atom, std::string, std::uint64_t>::with<std::vector<std::string>>,
     caf::replies_to<load_atom, std::string>::with<std::vector<queued_recipient>>,
     caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>,
-    caf::replies_to<load_atom, sender_atom>::with<std::vector<sender_domain_record>>>;
+    caf::replies_to<load_atom, sender_atom>::with<std::vector<sender_domain_record>>,
+    caf::replies_to<load_atom, suppression_query>::with<std::vector<suppression_record>>,
+    caf::replies_to<load_atom, suppress_atom, id128>::with<suppression_snapshot>,
+    caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>>;
 
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
@@ -477,7 +551,16 @@ using tenant_actor = caf::typed_actor<
     // A message of this tenant. -> details, or not_found
     caf::replies_to<message_atom, id128>::with<message_details>,
     // New settings (rate, burst, suspension).
-    caf::reacts_to<tenant_atom, tenant_record>>;
+    caf::reacts_to<tenant_atom, tenant_record>,
+    // Suppress addresses (added or replaced). -> ok after commit
+    caf::replies_to<suppress_atom, std::vector<suppression_record>>::with<caf::ok_atom>,
+    // Lift a suppression (address as suppression_key forms it). -> ok, or not_found
+    caf::replies_to<caf::delete_atom, suppress_atom, std::string>::with<caf::ok_atom>,
+    // A final soft failure (recipient, address key or "" to look it up, source event id):
+    // counts toward the address's soft-bounce streak.
+    caf::reacts_to<bounce_atom, id128, std::string, std::string>,
+    // Timer: load the suppression list again (after a failure).
+    caf::reacts_to<load_atom>>;
 
 // The tenants supervisor: the API-key directory (SHA-256 hex of the key -> tenant) and the
 // parent of the tenant actors.
@@ -503,7 +586,19 @@ using tenants_actor = caf::typed_actor<
     // Tenants loaded?
     caf::replies_to<ready_atom>::with<readiness>,
     // Timer: restart a crashed tenant actor.
-    caf::reacts_to<restart_atom, id128>>;
+    caf::reacts_to<restart_atom, id128>,
+    // To a tenant by id: suppress addresses; lift one; a soft bounce (see tenant_actor).
+    caf::replies_to<suppress_atom, id128, std::vector<suppression_record>>::with<caf::ok_atom>,
+    caf::replies_to<caf::delete_atom, suppress_atom, id128, std::string>::with<caf::ok_atom>,
+    caf::reacts_to<bounce_atom, id128, id128, std::string, std::string>>;
+
+// The bounce processor: parses inbound bounces and feedback reports, finds their recipients
+// (VERP token, trace header, Message-ID), records bounced / complained events and suppresses
+// through the tenants. Also serves one-click unsubscribes.
+using bounces_actor = caf::typed_actor<
+    caf::replies_to<inbound_atom, inbound_message>::with<inbound_result>,
+    // A verified unsubscribe token's recipient. -> ok once suppressed
+    caf::replies_to<unsub_atom, id128>::with<caf::ok_atom>>;
 
 // The root supervisor (see the top of this file).
 using root_actor = caf::typed_actor<
@@ -539,7 +634,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
-           x.size, x.content, x.recipients, x.from_domain);
+           x.size, x.content, x.recipients, x.from_domain, x.bulk);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -630,7 +725,49 @@ typename Inspector::result_type inspect(Inspector& f, recipient_update& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_content& x) {
-  return f(caf::meta::type_name("delivery_content"), x.mail_from, x.addresses, x.content);
+  return f(caf::meta::type_name("delivery_content"), x.mail_from, x.addresses, x.content,
+           x.suppressed, x.bulk, x.tenant_id, x.from_domain);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, suppression_record& x) {
+  return f(caf::meta::type_name("suppression_record"), x.tenant_id, x.address, x.reason,
+           x.source_event, x.created_at_ms, x.expires_at_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, soft_bounce_streak& x) {
+  return f(caf::meta::type_name("soft_bounce_streak"), x.address, x.count, x.first_at_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, suppression_query& x) {
+  return f(caf::meta::type_name("suppression_query"), x.tenant_id, x.address, x.reason, x.after,
+           x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, suppression_snapshot& x) {
+  return f(caf::meta::type_name("suppression_snapshot"), x.suppressions, x.streaks);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recipient_query& x) {
+  return f(caf::meta::type_name("recipient_query"), x.recipient_id, x.message_id_header);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, recipient_lookup& x) {
+  return f(caf::meta::type_name("recipient_lookup"), x.recipient_id, x.message_id, x.tenant_id,
+           x.address, x.domain, x.state, x.attempts);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inbound_message& x) {
+  return f(caf::meta::type_name("inbound_message"), x.envelope_from, x.envelope_to, x.content,
+           x.tenant_id, x.origin);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inbound_outcome& x) {
+  return f(caf::meta::type_name("inbound_outcome"), x.recipient_id, x.message_id, x.address,
+           x.event, x.category, x.hard, x.suppressed);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, inbound_result& x) {
+  return f(caf::meta::type_name("inbound_result"), x.kind, x.note, x.outcomes);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
@@ -640,7 +777,7 @@ typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
   return f(caf::meta::type_name("recipient_result"), x.recipient_id, x.code, x.enhanced, x.reply,
-           x.expired);
+           x.expired, x.suppressed, x.address);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
@@ -690,3 +827,4 @@ void register_types(caf::actor_system_config& cfg);
 }  // namespace petrel
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::work_completion)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::write_request)

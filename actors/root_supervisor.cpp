@@ -1,4 +1,5 @@
-// The root supervisor: starts store, domains, ingest and tenants, in that order, linked to
+// The root supervisor: starts store, resolver, egress, domains, ingest, senders, signers,
+// tenants and bounces, in that order, linked to
 // itself; keeps the service directory current; restarts rest-for-one (a crashed child and
 // every child started after it, since those hold its handle) with backoff and a bounded
 // intensity, past which it fails and the process exits with an error for its own supervisor
@@ -24,10 +25,11 @@ enum child_index : std::uint64_t {
   senders_child,
   signers_child,
   tenants_child,
+  bounces_child,
   child_count
 };
 const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest",
-                             "senders", "signers", "tenants"};
+                             "senders", "signers", "tenants", "bounces"};
 
 struct root_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
@@ -57,7 +59,8 @@ caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
     case ingest_child: return c.ingest.address();
     case senders_child: return c.senders.address();
     case signers_child: return c.signers.address();
-    default: return c.tenants.address();
+    case tenants_child: return c.tenants.address();
+    default: return c.bounces.address();
   }
 }
 
@@ -103,6 +106,10 @@ void start_from(root_pointer self, std::uint64_t first) {
         st.current.tenants =
             spawn_tenants(sys, self, st.current.store, st.current.signers, st.settings);
         break;
+      case bounces_child:
+        st.current.bounces = spawn_bounces(sys, self, st.current.store, st.current.tenants,
+                                           st.settings);
+        break;
     }
     st.by_address[address_of(self, i)] = i;
   }
@@ -123,6 +130,7 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
       case senders_child: self->send_exit(self->state.current.senders, reason); break;
       case signers_child: self->send_exit(self->state.current.signers, reason); break;
       case tenants_child: self->send_exit(self->state.current.tenants, reason); break;
+      case bounces_child: self->send_exit(self->state.current.bounces, reason); break;
     }
   }
 }
@@ -139,6 +147,7 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
   st.first_store = std::move(first_store);
   st.settings = std::move(settings);
   st.directory = std::move(directory);
+  st.settings.directory = st.directory;
   st.policy = restart_policy(restart_limits_from(st.settings.actors));
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;

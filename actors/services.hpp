@@ -22,6 +22,9 @@ class context;
 
 namespace petrel {
 
+class bounce_classifier;
+class service_directory;
+
 // What the signers need to know of a sender domain: whose it is and its active keys.
 struct signing_entry {
   id128 tenant_id;
@@ -49,6 +52,7 @@ struct services {
   senders_actor senders;
   signer_actor signers;
   tenants_actor tenants;
+  bounces_actor bounces;
   root_actor root;
 };
 
@@ -104,6 +108,13 @@ struct node_settings {
   dkim_config dkim;
   domains_config domains;
   mta_sts_config mta_sts;
+  bounces_config bounces;
+  // Classifies every failure (shipped rules + the operator's); set by the composition root.
+  std::shared_ptr<const bounce_classifier> classifier;
+  std::string bounce_secret;  // HMAC key of VERP tokens and unsubscribe links; may be empty
+  // The current actors, for the few that must reach a service started after them (domain
+  // actors -> tenants for suppressions). Set by the root.
+  std::shared_ptr<const service_directory> directory;
   std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)
   std::shared_ptr<signing_directory> signing = std::make_shared<signing_directory>();
   bool store_detached = true;  // false under CAF's deterministic test scheduler
@@ -141,6 +152,9 @@ tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tena
                           store_actor store, signer_actor signers, const node_settings& settings);
 senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             std::shared_ptr<delivery_runtime> runtime, const node_settings& settings);
+// The bounce processor (actors/bounces_actor.cpp).
+bounces_actor spawn_bounces(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                            tenants_actor tenants, const node_settings& settings);
 // The signing pool: one front actor that hands each submission to its workers in turn.
 signer_actor spawn_signers(caf::actor_system& sys, caf::local_actor* parent, ingest_actor ingest,
                            const node_settings& settings);

@@ -19,6 +19,7 @@ struct worker_state {
   ingest_actor ingest;
   std::shared_ptr<signing_directory> signing;
   bool require_verified = false;
+  bool bulk_signed_at_delivery = false;
   static inline const char* name = "signer";
 };
 
@@ -26,8 +27,9 @@ using worker_pointer = signer_actor::stateful_pointer<worker_state>;
 
 signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor ingest,
                                             std::shared_ptr<signing_directory> signing,
-                                            bool require_verified) {
+                                            bool require_verified, bool bulk_signed_at_delivery) {
   install_logging_handlers(self, "signer");
+  self->state.bulk_signed_at_delivery = bulk_signed_at_delivery;
   self->state.ingest = std::move(ingest);
   self->state.signing = std::move(signing);
   self->state.require_verified = require_verified;
@@ -44,7 +46,10 @@ signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor in
                             "the From domain \"" + m.from_domain +
                                 "\" is not a verified sender domain of this tenant "
                                 "(POST /v1/domains, then publish its DNS records)");
-        if (ours && !it->second.signers.empty()) {
+        // Bulk messages get List-Unsubscribe per recipient at delivery, and their signature
+        // there, over those fields too (RFC 8058).
+        bool at_delivery = m.bulk && st.bulk_signed_at_delivery;
+        if (ours && !it->second.signers.empty() && !at_delivery) {
           // One signature per key (dual signing: RSA and Ed25519), each over the original
           // message, put in front of it; the message's own bytes stay as they are.
           std::string signatures;
@@ -75,8 +80,9 @@ signer_actor::behavior_type pool_behavior(pool_pointer self, ingest_actor ingest
                ? settings.dkim.signers
                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i)
-    self->state.workers.push_back(self->spawn<caf::linked>(worker_behavior, ingest, settings.signing,
-                                                           settings.dkim.require_verified_domain));
+    self->state.workers.push_back(self->spawn<caf::linked>(
+        worker_behavior, ingest, settings.signing, settings.dkim.require_verified_domain,
+        !settings.bounces.unsubscribe_base_url.empty() && !settings.bounce_secret.empty()));
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& st = self->state;

@@ -15,6 +15,7 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
+#include "actors/recipient_token.hpp"
 #include "actors/services.hpp"
 
 namespace petrel {
@@ -171,6 +172,87 @@ void dispatch(site_pointer self) {
   grant(self);
 }
 
+// Whether the message's header block has a field of this name (lower case, with the colon).
+bool has_header(const std::string& content, std::string_view name) {
+  std::size_t pos = 0;
+  while (pos < content.size()) {
+    auto end = content.find("\r\n", pos);
+    if (end == std::string::npos) end = content.size();
+    if (end == pos) return false;  // the empty line: end of the header
+    if (end - pos >= name.size()) {
+      bool same = true;
+      for (std::size_t i = 0; i < name.size() && same; ++i)
+        same = std::tolower(static_cast<unsigned char>(content[pos + i])) == name[i];
+      if (same) return true;
+    }
+    pos = end + 2;
+  }
+  return false;
+}
+
+// Turns loaded content into work: drops recipients suppressed since they were queued (their
+// results travel with the job's outcome), sets the VERP envelope sender, and gives bulk
+// messages their List-Unsubscribe fields, signed (DKIM) for this recipient. False when no
+// recipient is left to send to (the outcome is sent already).
+bool prepare(site_pointer self, delivery_work& work, delivery_content& content) {
+  auto& st = self->state;
+  const auto& b = st.settings.bounces;
+  std::vector<id128> ids;
+  std::vector<std::string> addresses;
+  for (std::size_t i = 0; i < content.addresses.size() && i < work.job.recipient_ids.size(); ++i) {
+    if (i < content.suppressed.size() && content.suppressed[i]) {
+      recipient_result r;
+      r.recipient_id = work.job.recipient_ids[i];
+      r.suppressed = true;
+      r.address = content.addresses[i];
+      r.reply = "the address is suppressed";
+      work.skipped.push_back(std::move(r));
+      site_counter("suppressed").inc();
+    } else {
+      ids.push_back(work.job.recipient_ids[i]);
+      addresses.push_back(std::move(content.addresses[i]));
+    }
+  }
+  if (ids.empty()) {
+    job_outcome outcome;
+    outcome.recipients = std::move(work.skipped);
+    send_outcome(self, work.job, std::move(outcome));
+    return false;
+  }
+  work.job.recipient_ids = std::move(ids);
+  work.addresses = std::move(addresses);
+  work.needs_smtputf8 = has_non_ascii(content.mail_from);
+  for (const auto& a : work.addresses)
+    if (has_non_ascii(a.substr(0, a.rfind('@')))) work.needs_smtputf8 = true;
+  bool single = work.job.recipient_ids.size() == 1;
+  const auto& recipient = work.job.recipient_ids.front();
+  if (single && !b.verp_domain.empty() && !st.settings.bounce_secret.empty())
+    work.mail_from = verp_address(st.settings.bounce_secret, recipient, b.verp_domain);
+  else
+    work.mail_from = std::move(content.mail_from);
+  if (single && content.bulk && !b.unsubscribe_base_url.empty() &&
+      !st.settings.bounce_secret.empty() && !has_header(content.content, "list-unsubscribe:")) {
+    auto token = make_recipient_token(st.settings.bounce_secret, token_purpose::unsubscribe, recipient);
+    std::string fields = "List-Unsubscribe: <" + b.unsubscribe_base_url + "/u/" + token +
+                         ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
+    std::string out = fields + content.content;
+    // RFC 8058: the signature must cover both fields; the message was left unsigned at
+    // submission for that reason (see signer_pool.cpp).
+    auto table = st.settings.signing->get();
+    auto it = table->find(content.from_domain);
+    if (it != table->end() && it->second.tenant_id == content.tenant_id) {
+      std::string signatures;
+      auto now = unix_now_ms() / 1000;
+      for (const auto& signer : it->second.signers) signatures += signer->sign(out, now);
+      out.insert(0, signatures);
+    }
+    work.content = std::make_shared<const std::string>(std::move(out));
+  } else {
+    work.content = std::make_shared<const std::string>(std::move(content.content));
+  }
+  return true;
+}
+
 void load(site_pointer self, delivery_job job) {
   auto& st = self->state;
   auto local = ++st.next_load;
@@ -187,12 +269,10 @@ void load(site_pointer self, delivery_job job) {
             delivery_work work;
             work.job = std::move(it->second);
             s.loading.erase(it);
-            work.needs_smtputf8 = has_non_ascii(content.mail_from);
-            for (const auto& a : content.addresses)
-              if (has_non_ascii(a.substr(0, a.rfind('@')))) work.needs_smtputf8 = true;
-            work.mail_from = std::move(content.mail_from);
-            work.addresses = std::move(content.addresses);
-            work.content = std::make_shared<const std::string>(std::move(content.content));
+            if (!prepare(self, work, content)) {
+              grant(self);
+              return;
+            }
             s.ready.push_back(std::move(work));
             dispatch(self);
           },

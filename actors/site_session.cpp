@@ -96,8 +96,10 @@ job_outcome make_outcome(const delivery_work& work, const smtp_transaction_resul
     } else {
       r.reply = result.error.empty() ? "no reply from the server" : result.error;
     }
+    if (i < work.addresses.size()) r.address = work.addresses[i];
     out.recipients.push_back(std::move(r));
   }
+  for (const auto& skipped : work.skipped) out.recipients.push_back(skipped);
   return out;
 }
 

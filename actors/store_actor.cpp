@@ -135,6 +135,39 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return db.load_sender_domains();
                             });
       },
+      [=](load_atom, const suppression_query& q) -> caf::result<std::vector<suppression_record>> {
+        return guarded_read(self->state.db, "suppressions",
+                            [&](store& db) -> caf::result<std::vector<suppression_record>> {
+                              if (!q.address.empty()) {
+                                std::vector<suppression_record> out;
+                                if (auto one = db.find_suppression(q.tenant_id, q.address))
+                                  out.push_back(std::move(*one));
+                                return out;
+                              }
+                              return db.list_suppressions(q.tenant_id, q.reason, q.after, q.limit);
+                            });
+      },
+      [=](load_atom, suppress_atom, id128 tenant_id) -> caf::result<suppression_snapshot> {
+        return guarded_read(self->state.db, "tenant_suppressions",
+                            [&](store& db) -> caf::result<suppression_snapshot> {
+                              suppression_snapshot out;
+                              out.suppressions = db.tenant_suppressions(tenant_id, unix_now_ms());
+                              out.streaks = db.tenant_soft_bounces(tenant_id);
+                              return out;
+                            });
+      },
+      [=](load_atom, const recipient_query& q) -> caf::result<std::vector<recipient_lookup>> {
+        return guarded_read(self->state.db, "recipients",
+                            [&](store& db) -> caf::result<std::vector<recipient_lookup>> {
+                              if (!q.recipient_id.empty()) {
+                                std::vector<recipient_lookup> out;
+                                if (auto one = db.find_recipient(q.recipient_id))
+                                  out.push_back(std::move(*one));
+                                return out;
+                              }
+                              return db.recipients_by_message_id_header(q.message_id_header);
+                            });
+      },
       [=](load_atom, id128 message_id,
           const std::vector<id128>& recipients) -> caf::result<delivery_content> {
         return guarded_read(self->state.db, "delivery", [&](store& db) -> caf::result<delivery_content> {
@@ -238,7 +271,21 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         accepted.type = "accepted";
         accepted.at_ms = m.created_at_ms;
         accepted.data_json = "{\"recipients\":" + std::to_string(m.recipients.size()) + "}";
-        return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted)});
+        // Recipients suppressed at submission are final at once, each with its event.
+        std::vector<event_record> events;
+        for (const auto& r : m.recipients) {
+          if (r.state != recipient_state::suppressed) continue;
+          event_record e;
+          e.id = new_id();
+          e.tenant_id = m.tenant_id;
+          e.message_id = m.id;
+          e.recipient_id = r.id;
+          e.type = "suppressed";
+          e.at_ms = m.created_at_ms;
+          e.data_json = "{\"stage\":\"submission\",\"reason\":" + json_string(r.last_reply) + "}";
+          events.push_back(std::move(e));
+        }
+        return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted), std::move(events)});
       },
       [=](persist_atom, tenant_record& t, api_key_record& k) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, insert_tenant_op{std::move(t), {std::move(k)}});
@@ -280,6 +327,18 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       },
       [=](load_atom, sender_atom) -> caf::result<std::vector<sender_domain_record>> {
         return self->delegate(reader(self), load_atom::value, sender_atom::value);
+      },
+      [=](persist_atom, write_request& w) -> caf::result<caf::ok_atom> {
+        return enqueue_write(self, std::move(w.op));
+      },
+      [=](load_atom, suppression_query& q) -> caf::result<std::vector<suppression_record>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, suppress_atom, id128 tenant_id) -> caf::result<suppression_snapshot> {
+        return self->delegate(reader(self), load_atom::value, suppress_atom::value, tenant_id);
+      },
+      [=](load_atom, recipient_query& q) -> caf::result<std::vector<recipient_lookup>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       // Reads go to the readers, in turn: they never wait behind a commit.
       [=](load_atom, id128 message_id,

@@ -1,11 +1,21 @@
 // The tenant actor: one per sender account. It enforces the tenant's rate limit (GCRA, see
-// rate_limiter.hpp) and suspension, stamps the tenant on the message, and hands it to the
-// signers (DKIM), which pass it on to ingest. Its state is the tenant record (from the store) and the limiter (which may reset on
-// restart: erring toward letting a burst through once is harmless).
+// rate_limiter.hpp) and suspension, stamps the tenant on the message, marks recipients the
+// tenant has suppressed, and hands the message to the signers (DKIM), which pass it on to
+// ingest.
+//
+// It keeps the tenant's suppression list and soft-bounce streaks in memory, loaded from the
+// store when it starts; submissions that arrive before the list is loaded wait for it. Every
+// change is written to the store first and applied here after the commit. The list here is
+// the submission-time check; the site checks the store again before each attempt, which also
+// covers suppressions added by other nodes of a cluster.
+//
+// The limiter may reset on restart: erring toward letting a burst through once is harmless.
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <cmath>
+#include <deque>
+#include <unordered_map>
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
@@ -16,6 +26,24 @@ namespace petrel {
 
 namespace {
 
+struct suppression_entry {
+  std::string reason;
+  std::int64_t expires_at_ms = 0;  // 0: never
+};
+
+struct streak_entry {
+  std::uint32_t count = 0;
+  std::int64_t first_at_ms = 0;
+};
+
+struct pending_submission {
+  message_record message;
+  caf::typed_response_promise<submit_receipt> promise;
+};
+
+// Submissions held while the suppression list loads; past this, 503 at once.
+constexpr std::size_t max_pending_submissions = 10'000;
+
 struct tenant_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
   tenant_state() = default;
@@ -23,17 +51,175 @@ struct tenant_state {
   store_actor store;
   signer_actor signers;
   rate_limiter limiter;
-  std::chrono::milliseconds store_timeout{20'000};
+  node_settings settings;
+  bool loaded = false;
+  std::chrono::milliseconds load_backoff{500};
+  std::unordered_map<std::string, suppression_entry> suppressions;  // by suppression_key
+  std::unordered_map<std::string, streak_entry> streaks;
+  std::deque<pending_submission> pending;
   static inline const char* name = "tenant";
 };
 
 using tenant_pointer = tenant_actor::stateful_pointer<tenant_state>;
+
+counter& suppressed_counter(const char* stage) {
+  return metrics().get_counter("petrel_recipients_suppressed_total",
+                               "Recipients not sent to because they are suppressed",
+                               {{"stage", stage}});
+}
+
+counter& suppressions_added(const std::string& reason) {
+  return metrics().get_counter("petrel_suppressions_added_total",
+                               "Addresses suppressed, by reason", {{"reason", reason}});
+}
 
 void configure(tenant_pointer self, const tenant_settings& defaults) {
   auto& r = self->state.record;
   double rate = r.rate_per_second > 0 ? r.rate_per_second : defaults.default_rate.per_second;
   std::uint32_t burst = r.burst > 0 ? r.burst : defaults.default_burst;
   self->state.limiter.configure(rate, burst);
+}
+
+// The reason an address is suppressed now, or null.
+const suppression_entry* suppressed(tenant_pointer self, const std::string& key, std::int64_t now) {
+  auto& st = self->state;
+  auto it = st.suppressions.find(key);
+  if (it == st.suppressions.end()) return nullptr;
+  if (it->second.expires_at_ms != 0 && it->second.expires_at_ms <= now) {
+    st.suppressions.erase(it);
+    return nullptr;
+  }
+  return &it->second;
+}
+
+// Recipients on the list are final at once: state suppressed, the reason in last_reply.
+void mark_suppressed(tenant_pointer self, message_record& m) {
+  if (self->state.suppressions.empty()) return;
+  auto now = unix_now_ms();
+  for (auto& r : m.recipients) {
+    if (auto* entry = suppressed(self, suppression_key(r.address, r.domain), now)) {
+      r.state = recipient_state::suppressed;
+      r.last_reply = entry->reason;
+      suppressed_counter("submission").inc();
+    }
+  }
+}
+
+void load(tenant_pointer self) {
+  auto& st = self->state;
+  self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+                suppress_atom::value, st.record.id)
+      .then(
+          [=](suppression_snapshot& snapshot) {
+            auto& s = self->state;
+            for (auto& r : snapshot.suppressions)
+              s.suppressions[std::move(r.address)] = {std::move(r.reason), r.expires_at_ms};
+            for (auto& k : snapshot.streaks)
+              s.streaks[std::move(k.address)] = {k.count, k.first_at_ms};
+            s.loaded = true;
+            spdlog::debug("tenant.loaded tenant={} suppressions={} streaks={}", s.record.name,
+                          s.suppressions.size(), s.streaks.size());
+            auto pending = std::move(s.pending);
+            s.pending.clear();
+            for (auto& p : pending) {
+              mark_suppressed(self, p.message);
+              p.promise.delegate(s.signers, submit_atom::value, std::move(p.message));
+            }
+          },
+          [=](caf::error& e) {
+            auto& s = self->state;
+            spdlog::warn("tenant.load_failed tenant={} retry_in_ms={} error=\"{}\"", s.record.name,
+                         s.load_backoff.count(), self->system().render(e));
+            // Waiting submissions learn it now rather than at their HTTP timeout.
+            for (auto& p : s.pending)
+              p.promise.deliver(make_error(petrel_errc::unavailable,
+                                           "the tenant's suppression list could not be loaded",
+                                           1000));
+            s.pending.clear();
+            self->delayed_send(self, s.load_backoff, load_atom::value);
+            s.load_backoff = std::min(s.load_backoff * 2, std::chrono::milliseconds(10'000));
+          });
+}
+
+// Writes one operation; `done(ok)` runs after the commit (or its failure).
+template <class Done>
+void write(tenant_pointer self, write_op op, Done done) {
+  auto& st = self->state;
+  self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+                write_request{std::move(op)})
+      .then([=](caf::ok_atom) mutable { done(caf::error{}); },
+            [=](caf::error& e) mutable { done(e); });
+}
+
+caf::result<caf::ok_atom> add_suppressions(tenant_pointer self,
+                                           std::vector<suppression_record> records) {
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  if (records.empty()) {
+    rp.deliver(caf::ok_atom::value);
+    return rp;
+  }
+  struct progress {
+    std::size_t left = 0;
+    caf::error failure;
+  };
+  auto state = std::make_shared<progress>();
+  state->left = records.size();
+  for (auto& r : records) {
+    r.tenant_id = self->state.record.id;
+    if (r.created_at_ms == 0) r.created_at_ms = unix_now_ms();
+    auto copy = r;
+    write(self, upsert_suppression_op{std::move(r)}, [=](const caf::error& e) mutable {
+      if (e) {
+        state->failure = e;
+      } else {
+        auto& s = self->state;
+        suppressions_added(copy.reason).inc();
+        s.suppressions[copy.address] = {copy.reason, copy.expires_at_ms};
+        s.streaks.erase(copy.address);
+        spdlog::info("tenant.suppressed tenant={} address={} reason={} expires_at={}",
+                     s.record.name, copy.address, copy.reason, copy.expires_at_ms);
+      }
+      if (--state->left > 0) return;
+      if (state->failure)
+        rp.deliver(state->failure);
+      else
+        rp.deliver(caf::ok_atom::value);
+    });
+  }
+  return rp;
+}
+
+// A final soft failure: counted within the window; at the threshold, a suppression for a time.
+void soft_bounce(tenant_pointer self, const std::string& key, const std::string& event_id) {
+  auto& st = self->state;
+  const auto& b = st.settings.bounces;
+  if (b.soft_bounce_streak == 0) return;
+  auto now = unix_now_ms();
+  if (suppressed(self, key, now)) return;
+  auto& streak = st.streaks[key];
+  if (streak.count == 0 || now - streak.first_at_ms > b.soft_bounce_window.count()) {
+    streak.count = 0;
+    streak.first_at_ms = now;
+  }
+  ++streak.count;
+  if (streak.count >= b.soft_bounce_streak) {
+    suppression_record r;
+    r.address = key;
+    r.reason = "soft_bounce_streak";
+    r.source_event = event_id;
+    r.created_at_ms = now;
+    r.expires_at_ms = now + b.soft_bounce_suppress_for.count();
+    st.streaks.erase(key);
+    write(self, set_soft_bounce_op{st.record.id, key, 0, 0}, [](const caf::error&) {});
+    add_suppressions(self, {std::move(r)});
+    return;
+  }
+  write(self, set_soft_bounce_op{st.record.id, key, streak.count, streak.first_at_ms},
+        [=](const caf::error& e) {
+          if (e)
+            spdlog::warn("tenant.streak_not_stored tenant={} address={} error=\"{}\"",
+                         self->state.record.name, key, self->system().render(e));
+        });
 }
 
 tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record record,
@@ -44,8 +230,9 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
   st.record = std::move(record);
   st.store = std::move(store);
   st.signers = std::move(signers);
-  st.store_timeout = settings.storage.request_timeout;
-  configure(self, settings.tenants);
+  st.settings = std::move(settings);
+  configure(self, st.settings.tenants);
+  load(self);
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& s = self->state;
@@ -59,6 +246,15 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
                             "tenant " + s.record.name + " is over its message rate", wait_ms);
         }
         m.tenant_id = s.record.id;
+        if (!s.loaded) {
+          if (s.pending.size() >= max_pending_submissions)
+            return make_error(petrel_errc::unavailable,
+                              "the tenant's suppression list is still loading", 1000);
+          auto rp = self->make_response_promise<submit_receipt>();
+          s.pending.push_back({std::move(m), rp});
+          return rp;
+        }
+        mark_suppressed(self, m);
         return self->delegate(s.signers, submit_atom::value, std::move(m));
       },
       [=](message_atom, id128 message_id) -> caf::result<message_details> {
@@ -67,7 +263,48 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
       },
       [=](tenant_atom, tenant_record& updated) {
         self->state.record = std::move(updated);
-        configure(self, settings.tenants);
+        configure(self, self->state.settings.tenants);
+      },
+      [=](suppress_atom, std::vector<suppression_record>& records) -> caf::result<caf::ok_atom> {
+        return add_suppressions(self, std::move(records));
+      },
+      [=](caf::delete_atom, suppress_atom, const std::string& key) -> caf::result<caf::ok_atom> {
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        write(self, delete_suppression_op{self->state.record.id, key},
+              [=](const caf::error& e) mutable -> void {
+                petrel_errc code;
+                std::string detail;
+                std::int64_t retry = 0;
+                if (e && read_error(e, code, detail, retry) && code == petrel_errc::conflict) {
+                  rp.deliver(make_error(petrel_errc::not_found, "no such suppression"));
+                  return;
+                }
+                if (e) {
+                  rp.deliver(e);
+                  return;
+                }
+                self->state.suppressions.erase(key);
+                spdlog::info("tenant.unsuppressed tenant={} address={}", self->state.record.name, key);
+                rp.deliver(caf::ok_atom::value);
+              });
+        return rp;
+      },
+      [=](bounce_atom, id128 recipient, const std::string& key, const std::string& event_id) {
+        if (!key.empty()) return soft_bounce(self, key, event_id);
+        // Not known where the failure happened (expiry): the store knows the address.
+        auto& s = self->state;
+        self->request(s.store, s.settings.storage.request_timeout, load_atom::value,
+                      recipient_query{recipient, {}})
+            .then(
+                [=](std::vector<recipient_lookup>& found) {
+                  if (found.empty()) return;
+                  soft_bounce(self, suppression_key(found.front().address, found.front().domain),
+                              event_id);
+                },
+                [](caf::error&) {});
+      },
+      [=](load_atom) {
+        if (!self->state.loaded) load(self);
       },
   };
 }

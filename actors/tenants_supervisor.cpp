@@ -60,6 +60,17 @@ tenant_entry* entry_for_key(tenants_pointer self, const std::string& key_hash) {
   return it == st.tenants.end() ? nullptr : &it->second;
 }
 
+// The running actor of a tenant by id, or why there is none.
+caf::expected<tenant_actor> tenant_by_id(tenants_pointer self, const id128& tenant_id) {
+  auto& st = self->state;
+  if (!st.loaded) return unavailable("tenants are still loading");
+  auto it = st.tenants.find(tenant_id);
+  if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
+  auto handle = tenant_for(self, it->second);
+  if (!handle) return unavailable("the tenant is restarting");
+  return handle;
+}
+
 std::string check_tenant_name(const std::string& name) {
   if (name.empty()) return "name must not be empty";
   if (name.size() > 128) return "name must be at most 128 characters";
@@ -284,6 +295,23 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
       [=](ready_atom) {
         if (self->state.loaded) return readiness{true, ""};
         return readiness{false, "loading tenants"};
+      },
+      [=](suppress_atom, id128 tenant_id,
+          std::vector<suppression_record>& records) -> caf::result<caf::ok_atom> {
+        auto handle = tenant_by_id(self, tenant_id);
+        if (!handle) return handle.error();
+        return self->delegate(*handle, suppress_atom::value, std::move(records));
+      },
+      [=](caf::delete_atom, suppress_atom, id128 tenant_id,
+          std::string& key) -> caf::result<caf::ok_atom> {
+        auto handle = tenant_by_id(self, tenant_id);
+        if (!handle) return handle.error();
+        return self->delegate(*handle, caf::delete_atom::value, suppress_atom::value, std::move(key));
+      },
+      [=](bounce_atom, id128 tenant_id, id128 recipient, std::string& key, std::string& event_id) {
+        auto handle = tenant_by_id(self, tenant_id);
+        if (handle)
+          self->send(*handle, bounce_atom::value, recipient, std::move(key), std::move(event_id));
       },
       [=](restart_atom, id128 tenant_id) {
         auto it = self->state.tenants.find(tenant_id);

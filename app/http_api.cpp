@@ -10,6 +10,7 @@
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "app/actor_bridge.hpp"
+#include "app/http_common.hpp"
 #include "app/problem.hpp"
 #include "app/submission_request.hpp"
 
@@ -18,90 +19,6 @@ namespace petrel {
 namespace json = boost::json;
 
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
-json::value timestamp(std::int64_t ms) {
-  if (ms <= 0) return nullptr;
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return json::string(buf);
-}
-
-http_response json_response(int status, const json::value& v) {
-  http_response r;
-  r.status = status;
-  r.content_type = "application/json";
-  r.body = json::serialize(v);
-  return r;
-}
-
-json::value parse_or(const std::string& text, json::value fallback) {
-  boost::system::error_code ec;
-  auto v = json::parse(text, ec);
-  return ec ? fallback : v;
-}
-
-std::vector<std::string> split_path(const std::string& path) {
-  std::vector<std::string> out;
-  std::size_t start = 1;
-  while (start <= path.size()) {
-    auto end = path.find('/', start);
-    if (end == std::string::npos) end = path.size();
-    if (end > start) out.push_back(path.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
-http_response method_not_allowed(const std::string& allowed) {
-  auto r = problem(405, "method-not-allowed", "Method Not Allowed",
-                   "this resource accepts " + allowed);
-  r.headers.emplace_back("Allow", allowed);
-  return r;
-}
-
-http_response not_found() {
-  return problem(404, "not-found", "Not Found", "no such resource");
-}
-
-bool is_json(std::string_view content_type) {
-  auto semicolon = content_type.find(';');
-  auto base = content_type.substr(0, semicolon);
-  while (!base.empty() && base.back() == ' ') base.remove_suffix(1);
-  std::string lower(base);
-  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return lower == "application/json";
-}
-
-// The bearer token of the Authorization header, or empty.
-std::string bearer_token(const http_request& request) {
-  auto header = request.header("authorization");
-  if (header.size() < 7) return {};
-  std::string scheme(header.substr(0, 7));
-  for (auto& c : scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (scheme != "bearer ") return {};
-  auto token = header.substr(7);
-  while (!token.empty() && token.front() == ' ') token.remove_prefix(1);
-  while (!token.empty() && token.back() == ' ') token.remove_suffix(1);
-  return std::string(token);
-}
-
-http_response unauthorized(const std::string& detail) {
-  auto r = problem(401, "unauthorized", "Unauthorized", detail);
-  r.headers.emplace_back("WWW-Authenticate", "Bearer");
-  return r;
-}
 
 json::object receipt_json(const submit_receipt& receipt) {
   json::array recipients;
@@ -171,11 +88,12 @@ json::object tenant_json(const tenant_record& t) {
 }  // namespace
 
 http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> directory,
-                   config cfg, std::string admin_token)
+                   config cfg, std::string admin_token, std::string bounce_secret)
     : sys_(sys),
       directory_(std::move(directory)),
       cfg_(std::move(cfg)),
-      admin_token_(std::move(admin_token)) {}
+      admin_token_(std::move(admin_token)),
+      bounce_secret_(std::move(bounce_secret)) {}
 
 void http_api::public_request(http_request&& request, http_responder respond) {
   auto parts = split_path(request.path);
@@ -190,6 +108,13 @@ void http_api::public_request(http_request&& request, http_responder respond) {
   }
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "domains")
     return sender_domains(std::move(request), parts, std::move(respond));
+  if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "suppressions")
+    return suppressions(std::move(request), parts, std::move(respond));
+  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "inbound") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return inbound(std::move(request), false, std::move(respond));
+  }
+  if (parts.size() == 2 && parts[0] == "u") return unsubscribe(std::move(request), parts[1], std::move(respond));
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "messages") {
     if (parts.size() == 2) {
       if (method != "POST") return respond(method_not_allowed("POST"));
@@ -443,6 +368,10 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
   if (parts.size() == 2 && parts[1] == "queues") {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return admin_queues(std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "inbound") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return inbound(std::move(request), true, std::move(respond));
   }
   if (parts.size() >= 2 && parts[1] == "tenants") {
     if (parts.size() == 2) {

@@ -18,8 +18,9 @@ namespace petrel {
 
 class http_api {
  public:
+  // bounce_secret: the key of unsubscribe tokens (bounces.secret_file), or empty.
   http_api(caf::actor_system& sys, std::shared_ptr<service_directory> directory, config cfg,
-           std::string admin_token);
+           std::string admin_token, std::string bounce_secret = {});
 
   void public_request(http_request&& request, http_responder respond);
   void admin_request(http_request&& request, http_responder respond);
@@ -40,11 +41,17 @@ class http_api {
   void admin_revoke_key(const std::string& tenant_id, const std::string& key_id,
                         http_responder respond);
   void admin_crash(const http_request& request, http_responder respond);
+  // app/http_bounces.cpp
+  void suppressions(http_request&& request, const std::vector<std::string>& parts,
+                    http_responder respond);
+  void inbound(http_request&& request, bool admin, http_responder respond);
+  void unsubscribe(http_request&& request, const std::string& token, http_responder respond);
 
   caf::actor_system& sys_;
   std::shared_ptr<service_directory> directory_;
   config cfg_;
   std::string admin_token_;
+  std::string bounce_secret_;
 };
 
 }  // namespace petrel

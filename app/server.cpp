@@ -20,7 +20,12 @@
 
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
+#include "actors/recipient_token.hpp"
 #include "actors/services.hpp"
+#include "app/actor_bridge.hpp"
+#include "config/shipped_rules.hpp"
+#include "net/bounce.hpp"
+#include "net/smtp_server.hpp"
 #include "app/http_api.hpp"
 #include "app/logging.hpp"
 #include "net/dns.hpp"
@@ -162,6 +167,24 @@ int run_server(const config& cfg) {
     }
     settings.key_encryption_key = key.value();
   }
+  settings.bounces = cfg.bounces;
+  try {
+    // Bounce classification: the operator's rules first, then the shipped ones.
+    std::vector<bounce_rule> rules;
+    if (!cfg.bounces.rules_file.empty()) {
+      auto own = load_bounce_rules(cfg.bounces.rules_file);
+      if (!own) throw std::runtime_error("bounces.rules_file: " + own.error());
+      rules = std::move(own.value());
+    }
+    auto shipped = load_bounce_rules_text(shipped_bounce_rules_text(), "(shipped bounce rules)");
+    if (!shipped) throw std::runtime_error(shipped.error());
+    rules.insert(rules.end(), shipped.value().begin(), shipped.value().end());
+    settings.classifier = std::make_shared<const bounce_classifier>(std::move(rules));
+    if (!cfg.bounces.secret_file.empty()) settings.bounce_secret = read_secret_file(cfg.bounces.secret_file);
+  } catch (const std::exception& e) {
+    spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
+    return 1;
+  }
   auto root = spawn_root(sys, open, std::move(first), settings, directory, runtime);
   caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
       [request_stop](const caf::error& reason) {
@@ -189,7 +212,7 @@ int run_server(const config& cfg) {
     }
   }
 
-  http_api api(sys, directory, cfg, admin_token);
+  http_api api(sys, directory, cfg, admin_token, settings.bounce_secret);
   auto make_options = [&cfg](const std::string& name, const listen_address& listen) {
     http_server_options o;
     o.name = name;
@@ -211,10 +234,48 @@ int run_server(const config& cfg) {
                            [&api](http_request&& r, http_responder respond) {
                              api.admin_request(std::move(r), std::move(respond));
                            });
+  // The inbound SMTP listener for bounces and feedback reports (when configured).
+  std::unique_ptr<smtp_server> bounce_server;
+  if (cfg.bounces.listen_enabled) {
+    smtp_server_options o;
+    o.listen = cfg.bounces.listen;
+    o.hostname = cfg.bounces.hostname.empty() ? runtime->hostname : cfg.bounces.hostname;
+    o.accept_domains = cfg.bounces.accept_domains;
+    if (!cfg.bounces.verp_domain.empty()) o.accept_domains.push_back(cfg.bounces.verp_domain);
+    o.max_message_bytes = cfg.bounces.max_message_bytes;
+    o.max_recipients = cfg.bounces.max_recipients;
+    o.max_connections = cfg.bounces.max_connections;
+    o.max_messages_per_second = cfg.bounces.max_rate.per_second;
+    o.command_timeout = cfg.bounces.command_timeout;
+    o.handler_timeout = cfg.storage.request_timeout * 2;
+    auto timeout = o.handler_timeout;
+    bounce_server = std::make_unique<smtp_server>(
+        io, o, [&sys, directory, timeout](received_mail&& mail, smtp_reply_fn reply) {
+          inbound_message m;
+          m.envelope_from = std::move(mail.mail_from);
+          m.envelope_to = std::move(mail.rcpt_to);
+          m.content = std::move(mail.content);
+          m.origin = "smtp " + mail.peer;
+          ask<inbound_result>(
+              sys, directory->get()->bounces, timeout,
+              [reply](inbound_result& r) {
+                std::string text = "2.0.0 ok: " + r.kind;
+                if (!r.outcomes.empty()) text += ", " + std::to_string(r.outcomes.size()) + " recorded";
+                reply(250, text);
+              },
+              [reply](caf::error&) { reply(451, "4.3.0 could not be processed now; try again later"); },
+              inbound_atom::value, std::move(m));
+        });
+  }
   int exit_code = 0;
   try {
     public_server.start();
     admin_server.start();
+    if (bounce_server) {
+      bounce_server->start();
+      spdlog::info("smtp.listening listener=bounces address={}:{}", cfg.bounces.listen.host,
+                   bounce_server->port());
+    }
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
     exit_code = 1;
@@ -242,6 +303,7 @@ int run_server(const config& cfg) {
   // 1. Stop accepting; let requests in progress finish within the grace period.
   public_server.stop();
   admin_server.stop();
+  if (bounce_server) bounce_server->stop();
   auto deadline = std::chrono::steady_clock::now() + cfg.http.shutdown_grace;
   while ((public_server.open_connections() > 0 || admin_server.open_connections() > 0) &&
          std::chrono::steady_clock::now() < deadline)

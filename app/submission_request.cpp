@@ -247,16 +247,28 @@ std::string header_from_domain(const std::string& from_header) {
   return {};
 }
 
+// "bulk": true/false; without it, a message with a campaign is bulk when so configured.
+bool bulk_flag(validator& v, const json::object& o, const std::string& campaign) {
+  const auto* b = o.if_contains("bulk");
+  if (!b) return !campaign.empty() && v.settings.campaigns_are_bulk;
+  if (!b->is_bool()) {
+    v.fail("bulk", "must be true or false");
+    return false;
+  }
+  return b->get_bool();
+}
+
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms) {
   // Structured fields next to raw were reported already, with a better reason.
-  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "from", "to", "cc",
-                        "bcc", "reply_to", "subject", "text", "html", "headers"});
+  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "from", "to",
+                        "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
   message_record m;
   m.id = new_id();
   m.created_at_ms = now_ms;
   m.tags_json = v.tags_json(o.if_contains("tags"));
   m.metadata_json = v.metadata_json(o.if_contains("metadata"));
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
+  m.bulk = bulk_flag(v, o, m.campaign);
 
   const auto* envelope = o.if_contains("envelope");
   std::optional<mailbox> from;
@@ -378,7 +390,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   }
 
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
-                        "headers", "tags", "metadata", "campaign"});
+                        "headers", "tags", "metadata", "campaign", "bulk"});
   message_spec spec;
   const auto* from = o.if_contains("from");
   if (!from || from->is_null())
@@ -412,6 +424,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.tags_json = v.tags_json(o.if_contains("tags"));
   m.metadata_json = v.metadata_json(o.if_contains("metadata"));
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
+  m.bulk = bulk_flag(v, o, m.campaign);
   if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
 
   m.id = new_id();

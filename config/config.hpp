@@ -116,6 +116,7 @@ struct submission_settings {
   std::uint64_t max_headers = 50;
   std::uint64_t max_subject_length = 998;
   std::string message_id_domain;  // right side of generated Message-IDs; empty -> the From domain
+  bool campaigns_are_bulk = true;  // a message with a campaign is bulk unless "bulk": false
 };
 
 struct tenant_settings {
@@ -162,6 +163,35 @@ struct mta_sts_config {
   std::uint64_t cache_size = 100000;  // policies kept (each for its max_age)
 };
 
+// Bounces, complaints and suppressions (docs/bounces.md).
+struct bounces_config {
+  std::string rules_file;  // operator rules, evaluated before the shipped ones; "" none
+  // Hard failures of these categories suppress the address (reason hard_bounce).
+  std::vector<std::string> suppress_categories = {"invalid_recipient", "bad_domain"};
+  // 5xx replies of these categories are retried like 4xx (throttling sent as 5xx).
+  std::vector<std::string> retry_5xx_categories = {"rate_limited"};
+  // Final soft failures of these categories count toward the soft-bounce streak ...
+  std::vector<std::string> streak_categories = {"mailbox_full", "expired"};
+  std::uint32_t soft_bounce_streak = 5;          // ... this many (0: off) ...
+  std::chrono::milliseconds soft_bounce_window = 7 * 24h;        // ... within this window ...
+  std::chrono::milliseconds soft_bounce_suppress_for = 14 * 24h;  // ... suppress this long.
+  // VERP: each delivery's envelope sender is b-<token>@verp_domain; "" keeps the sender's.
+  std::string verp_domain;
+  std::string secret_file;  // the HMAC key of VERP tokens and unsubscribe links (>= 32 bytes)
+  // The inbound SMTP listener for bounces and feedback reports; off unless listen is set.
+  bool listen_enabled = false;
+  listen_address listen{"127.0.0.1", 2525};
+  std::vector<std::string> accept_domains;  // besides verp_domain (e.g. the FBL address's domain)
+  std::string hostname;                     // in the greeting; "" the node's host name
+  std::uint64_t max_message_bytes = 10 * 1024 * 1024;
+  std::uint32_t max_connections = 200;
+  std::uint32_t max_recipients = 50;
+  rate max_rate{100, "100/s"};  // messages per second accepted by the listener, all peers
+  std::chrono::milliseconds command_timeout = 5min;
+  // List-Unsubscribe (RFC 2369 / RFC 8058) for bulk messages: links <base>/u/<token>.
+  std::string unsubscribe_base_url;  // e.g. "https://mail.example.com"; "" no header
+};
+
 struct debug_settings {
   // Enables /admin/debug/crash, which crashes an actor on purpose (supervision tests).
   bool fault_injection = false;
@@ -184,6 +214,7 @@ struct config {
   dkim_config dkim;
   domains_config domains;
   mta_sts_config mta_sts;
+  bounces_config bounces;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "config/config.hpp"
+#include "config/bounce_rules.hpp"
 
 namespace petrel {
 
@@ -450,6 +451,7 @@ void read_all(reader& r, config& c) {
     s.size("max_headers", c.submission.max_headers, 0, 1000);
     s.size("max_subject_length", c.submission.max_subject_length, 1, 100'000);
     s.string("message_id_domain", c.submission.message_id_domain, 253);
+    s.boolean("campaigns_are_bulk", c.submission.campaigns_are_bulk);
     s.finish();
   }
   {
@@ -504,6 +506,61 @@ void read_all(reader& r, config& c) {
     s.string("ca_file", c.mta_sts.ca_file);
     s.duration("timeout", c.mta_sts.timeout, 100ms, 5min);
     s.size("cache_size", c.mta_sts.cache_size, 1, 100'000'000);
+    s.finish();
+  }
+  {
+    auto s = r.open("bounces");
+    auto& b = c.bounces;
+    s.string("rules_file", b.rules_file);
+    s.string_list("suppress_categories", b.suppress_categories);
+    s.string_list("retry_5xx_categories", b.retry_5xx_categories);
+    s.string_list("streak_categories", b.streak_categories);
+    for (auto* list : {&b.suppress_categories, &b.retry_5xx_categories, &b.streak_categories}) {
+      const char* key = list == &b.suppress_categories     ? "suppress_categories"
+                        : list == &b.retry_5xx_categories ? "retry_5xx_categories"
+                                                          : "streak_categories";
+      for (const auto& name : *list)
+        if (name == "none" || std::find(bounce_category_names.begin(), bounce_category_names.end(),
+                                        name) == bounce_category_names.end())
+          s.problem(key, "\"" + name + "\" is not a bounce category (see docs/bounces.md)");
+    }
+    s.integer("soft_bounce_streak", b.soft_bounce_streak, 0, 1000);
+    s.duration("soft_bounce_window", b.soft_bounce_window, 1min, 365 * 24h);
+    s.duration("soft_bounce_suppress_for", b.soft_bounce_suppress_for, 1min, 3650 * 24h);
+    s.string("verp_domain", b.verp_domain, 253);
+    for (auto& ch : b.verp_domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    s.string("secret_file", b.secret_file);
+    std::string listen;
+    s.string("listen", listen, 300);
+    if (!listen.empty()) {
+      auto p = parse_listen_address(listen);
+      if (!p) {
+        s.problem("listen", p.error());
+      } else {
+        b.listen = *p;
+        b.listen_enabled = true;
+      }
+    }
+    s.string_list("accept_domains", b.accept_domains);
+    for (auto& d : b.accept_domains)
+      for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    s.string("hostname", b.hostname, 253);
+    s.size("max_message_bytes", b.max_message_bytes, 1 * kib, 1 * gib);
+    s.integer("max_connections", b.max_connections, 1, 100'000);
+    s.integer("max_recipients", b.max_recipients, 1, 10'000);
+    s.rate_value("max_rate", b.max_rate);
+    s.duration("command_timeout", b.command_timeout, 1s, 1h);
+    s.string("unsubscribe_base_url", b.unsubscribe_base_url, 2000);
+    while (!b.unsubscribe_base_url.empty() && b.unsubscribe_base_url.back() == '/')
+      b.unsubscribe_base_url.pop_back();
+    if (!b.unsubscribe_base_url.empty() && b.unsubscribe_base_url.rfind("https://", 0) != 0 &&
+        b.unsubscribe_base_url.rfind("http://", 0) != 0)
+      s.problem("unsubscribe_base_url", "must start with https:// (or http://)");
+    if ((!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()) && b.secret_file.empty())
+      s.problem(b.verp_domain.empty() ? "unsubscribe_base_url" : "verp_domain",
+                "needs secret_file: the key that signs VERP tokens and unsubscribe links");
+    if (b.listen_enabled && b.verp_domain.empty() && b.accept_domains.empty())
+      s.problem("listen", "the listener needs verp_domain or accept_domains to accept mail for");
     s.finish();
   }
   {

@@ -56,12 +56,23 @@ enum stmt : int {
   delete_sender_domain,
   select_sender_domains,
   select_dkim_keys,
+  upsert_suppression,
+  delete_suppression,
+  delete_soft_bounce,
+  upsert_soft_bounce,
+  select_suppressions_page,
+  select_suppression,
+  select_tenant_suppressions,
+  select_tenant_soft_bounces,
+  select_recipient_by_id,
+  select_recipients_by_message_id_header,
   stmt_count
 };
 
 constexpr std::array<const char*, stmt_count> statements = {
     "INSERT INTO messages (id, tenant_id, created_at, mail_from, subject, campaign, tags, "
-    "metadata, message_id_header, size, content) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+    "metadata, message_id_header, size, content, bulk, from_domain) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
     "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, attempts, "
     "next_attempt_at, updated_at, last_reply) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
     "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
@@ -86,8 +97,8 @@ constexpr std::array<const char*, stmt_count> statements = {
     "AND domain > $1 ORDER BY domain LIMIT $2",
     "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at FROM recipients "
     "WHERE state IN ('queued', 'deferred') AND domain = $1 ORDER BY domain, id",
-    "SELECT mail_from, content FROM messages WHERE id = $1",
-    "SELECT id, address FROM recipients WHERE message_id = $1",
+    "SELECT mail_from, content, tenant_id, bulk::text, from_domain FROM messages WHERE id = $1",
+    "SELECT id, address, domain FROM recipients WHERE message_id = $1",
     "SELECT COUNT(*) FROM recipients WHERE state = $1",
     "INSERT INTO sender_domains (id, tenant_id, domain, created_at, verified, checked_at, status) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7)",
@@ -101,6 +112,28 @@ constexpr std::array<const char*, stmt_count> statements = {
     "ORDER BY domain",
     "SELECT id, domain_id, selector, algorithm, private_key, public_key, created_at, state "
     "FROM dkim_keys ORDER BY created_at, id",
+    "INSERT INTO suppressions (tenant_id, address, reason, source_event, created_at, expires_at) "
+    "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (tenant_id, address) DO UPDATE SET "
+    "reason = excluded.reason, source_event = excluded.source_event, "
+    "created_at = excluded.created_at, expires_at = excluded.expires_at",
+    "DELETE FROM suppressions WHERE tenant_id = $1 AND address = $2",
+    "DELETE FROM soft_bounces WHERE tenant_id = $1 AND address = $2",
+    "INSERT INTO soft_bounces (tenant_id, address, count, first_at) VALUES ($1,$2,$3,$4) "
+    "ON CONFLICT (tenant_id, address) DO UPDATE SET count = excluded.count, "
+    "first_at = excluded.first_at",
+    "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
+    "WHERE tenant_id = $1 AND ($2 = '' OR reason = $2) AND address > $3 "
+    "AND (expires_at = 0 OR expires_at > $4) ORDER BY address LIMIT $5",
+    "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
+    "WHERE tenant_id = $1 AND address = $2 AND (expires_at = 0 OR expires_at > $3)",
+    "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
+    "WHERE tenant_id = $1 AND (expires_at = 0 OR expires_at > $2)",
+    "SELECT address, count, first_at FROM soft_bounces WHERE tenant_id = $1",
+    "SELECT id, message_id, tenant_id, address, domain, state, attempts FROM recipients "
+    "WHERE id = $1",
+    "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts "
+    "FROM messages m JOIN recipients r ON r.message_id = m.id "
+    "WHERE m.message_id_header = $1 ORDER BY r.id LIMIT 1000",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -451,20 +484,80 @@ class pg_store final : public store {
       if (PQntuples(r.get()) == 0) return std::nullopt;
       out.mail_from.assign(PQgetvalue(r.get(), 0, 0), static_cast<std::size_t>(PQgetlength(r.get(), 0, 0)));
       out.content.assign(PQgetvalue(r.get(), 0, 1), static_cast<std::size_t>(PQgetlength(r.get(), 0, 1)));
+      auto tenant = text_at(r, 0, 2);
+      if (auto parsed = id128::parse(tenant)) out.tenant_id = *parsed;
+      out.bulk = text_at(r, 0, 3) != "0";
+      out.from_domain = text_at(r, 0, 4);
     }
-    std::unordered_map<std::string, std::string> addresses;
+    std::unordered_map<std::string, std::pair<std::string, std::string>> rows;
     {
       params p;
       p.id(message_id);
       auto r = run(select_delivery_recipients, p);
-      for (int i = 0; i < PQntuples(r.get()); ++i) addresses.emplace(text_at(r, i, 0), text_at(r, i, 1));
+      for (int i = 0; i < PQntuples(r.get()); ++i)
+        rows.emplace(text_at(r, i, 0), std::make_pair(text_at(r, i, 1), text_at(r, i, 2)));
     }
+    auto now = now_ms();
     for (const auto& id : recipients) {
-      auto it = addresses.find(id.str());
-      if (it == addresses.end()) return std::nullopt;
-      out.addresses.push_back(it->second);
+      auto it = rows.find(id.str());
+      if (it == rows.end()) return std::nullopt;
+      // The suppression check before each attempt, against the tenant's current list.
+      params p;
+      p.id(out.tenant_id).text(suppression_key(it->second.first, it->second.second)).integer(now);
+      auto r = run(select_suppression, p);
+      out.suppressed.push_back(PQntuples(r.get()) > 0);
+      out.addresses.push_back(it->second.first);
     }
     return out;
+  }
+
+  std::vector<suppression_record> list_suppressions(const id128& tenant_id,
+                                                    const std::string& reason,
+                                                    const std::string& after,
+                                                    std::size_t limit) override {
+    params p;
+    p.id(tenant_id).text(reason).text(after).integer(now_ms()).integer(static_cast<std::int64_t>(limit));
+    return read_suppressions(run(select_suppressions_page, p), tenant_id);
+  }
+
+  std::optional<suppression_record> find_suppression(const id128& tenant_id,
+                                                     const std::string& address) override {
+    params p;
+    p.id(tenant_id).text(address).integer(now_ms());
+    auto found = read_suppressions(run(select_suppression, p), tenant_id);
+    if (found.empty()) return std::nullopt;
+    return std::move(found.front());
+  }
+
+  std::vector<suppression_record> tenant_suppressions(const id128& tenant_id,
+                                                      std::int64_t now) override {
+    params p;
+    p.id(tenant_id).integer(now);
+    return read_suppressions(run(select_tenant_suppressions, p), tenant_id);
+  }
+
+  std::vector<soft_bounce_streak> tenant_soft_bounces(const id128& tenant_id) override {
+    params p;
+    p.id(tenant_id);
+    auto r = run(select_tenant_soft_bounces, p);
+    std::vector<soft_bounce_streak> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i)
+      out.push_back({text_at(r, i, 0), static_cast<std::uint32_t>(int_at(r, i, 1)), int_at(r, i, 2)});
+    return out;
+  }
+
+  std::optional<recipient_lookup> find_recipient(const id128& recipient_id) override {
+    params p;
+    p.id(recipient_id);
+    auto found = read_lookups(run(select_recipient_by_id, p));
+    if (found.empty()) return std::nullopt;
+    return std::move(found.front());
+  }
+
+  std::vector<recipient_lookup> recipients_by_message_id_header(const std::string& header) override {
+    params p;
+    p.text(header);
+    return read_lookups(run(select_recipients_by_message_id_header, p));
   }
 
   std::uint64_t count_recipients(recipient_state state) override {
@@ -577,7 +670,8 @@ class pg_store final : public store {
     params p;
     p.id(m.id).id(m.tenant_id).integer(m.created_at_ms).text(m.mail_from).text(m.subject)
         .text(m.campaign).text(m.tags_json).text(m.metadata_json).text(m.message_id_header)
-        .integer(static_cast<std::int64_t>(m.size)).binary(m.content);
+        .integer(static_cast<std::int64_t>(m.size)).binary(m.content).integer(m.bulk ? 1 : 0)
+        .text(m.from_domain);
     return p;
   }
   params recipient_params(const message_record& m, const recipient_record& r) {
@@ -631,6 +725,10 @@ class pg_store final : public store {
     }
     auto ep = event_params(op.accepted);
     send(insert_event, ep);
+    for (const auto& e : op.events) {
+      auto xp = event_params(e);
+      send(insert_event, xp);
+    }
   }
   void send_op(const insert_tenant_op& op) {
     auto p = tenant_params(op.tenant);
@@ -742,6 +840,57 @@ class pg_store final : public store {
     run_checked(insert_event, p);
   }
 
+  params suppression_params(const suppression_record& r) {
+    params p;
+    p.id(r.tenant_id).text(r.address).text(r.reason).text(r.source_event).integer(r.created_at_ms)
+        .integer(r.expires_at_ms);
+    return p;
+  }
+  params address_params(const id128& tenant_id, const std::string& address) {
+    params p;
+    p.id(tenant_id).text(address);
+    return p;
+  }
+  params soft_bounce_params(const set_soft_bounce_op& op) {
+    params p;
+    p.id(op.tenant_id).text(op.address).integer(op.count).integer(op.first_at_ms);
+    return p;
+  }
+  void send_op(const upsert_suppression_op& op) {
+    auto p = suppression_params(op.suppression);
+    send(upsert_suppression, p);
+  }
+  void run_op(const upsert_suppression_op& op) {
+    auto p = suppression_params(op.suppression);
+    run_checked(upsert_suppression, p);
+  }
+  void send_op(const delete_suppression_op& op) {
+    auto p = address_params(op.tenant_id, op.address);
+    send(delete_suppression, p, "no such suppression");
+  }
+  void run_op(const delete_suppression_op& op) {
+    auto p = address_params(op.tenant_id, op.address);
+    run_checked(delete_suppression, p, "no such suppression");
+  }
+  void send_op(const set_soft_bounce_op& op) {
+    if (op.count == 0) {
+      auto p = address_params(op.tenant_id, op.address);
+      send(delete_soft_bounce, p);
+    } else {
+      auto p = soft_bounce_params(op);
+      send(upsert_soft_bounce, p);
+    }
+  }
+  void run_op(const set_soft_bounce_op& op) {
+    if (op.count == 0) {
+      auto p = address_params(op.tenant_id, op.address);
+      run_checked(delete_soft_bounce, p);
+    } else {
+      auto p = soft_bounce_params(op);
+      run_checked(upsert_soft_bounce, p);
+    }
+  }
+
   void send_op(const update_recipients_op& op) {
     for (const auto& u : op.updates) {
       auto p = update_params(u);
@@ -766,6 +915,10 @@ class pg_store final : public store {
     }
     auto ep = event_params(op.accepted);
     run_checked(insert_event, ep);
+    for (const auto& e : op.events) {
+      auto xp = event_params(e);
+      run_checked(insert_event, xp);
+    }
   }
   void run_op(const insert_tenant_op& op) {
     auto p = tenant_params(op.tenant);
@@ -794,6 +947,37 @@ class pg_store final : public store {
       auto ep = event_params(u.event);
       run_checked(insert_event, ep);
     }
+  }
+
+  static std::vector<suppression_record> read_suppressions(const result_ptr& r,
+                                                          const id128& tenant_id) {
+    std::vector<suppression_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      suppression_record s;
+      s.tenant_id = tenant_id;
+      s.address = text_at(r, i, 0);
+      s.reason = text_at(r, i, 1);
+      s.source_event = text_at(r, i, 2);
+      s.created_at_ms = int_at(r, i, 3);
+      s.expires_at_ms = int_at(r, i, 4);
+      out.push_back(std::move(s));
+    }
+    return out;
+  }
+  static std::vector<recipient_lookup> read_lookups(const result_ptr& r) {
+    std::vector<recipient_lookup> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      recipient_lookup l;
+      l.recipient_id = id_at(r, i, 0);
+      l.message_id = id_at(r, i, 1);
+      l.tenant_id = id_at(r, i, 2);
+      l.address = text_at(r, i, 3);
+      l.domain = text_at(r, i, 4);
+      l.state = parse_recipient_state(text_at(r, i, 5)).value_or(recipient_state::queued);
+      l.attempts = static_cast<std::uint32_t>(int_at(r, i, 6));
+      out.push_back(std::move(l));
+    }
+    return out;
   }
 
   static std::string text_at(const result_ptr& r, int row, int column) {

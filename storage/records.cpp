@@ -21,6 +21,20 @@ std::optional<recipient_state> parse_recipient_state(std::string_view text) {
   return std::nullopt;
 }
 
+std::string suppression_key(std::string_view address, std::string_view ascii_domain) {
+  auto at = address.rfind('@');
+  std::string out(address.substr(0, at == std::string_view::npos ? address.size() : at));
+  out += '@';
+  for (char c : ascii_domain) out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+std::string suppression_key(std::string_view address) {
+  auto at = address.rfind('@');
+  if (at == std::string_view::npos) return std::string(address);
+  return suppression_key(address, address.substr(at + 1));
+}
+
 std::string_view to_string(recipient_kind k) { return kind_names.at(static_cast<std::size_t>(k)); }
 
 std::optional<recipient_kind> parse_recipient_kind(std::string_view text) {

@@ -77,7 +77,8 @@ struct message_record {
   std::uint64_t size = 0;
   std::string content;  // the complete RFC 5322 message, CRLF line endings
   std::vector<recipient_record> recipients;
-  std::string from_domain;  // the From header's domain (for DKIM); not stored
+  std::string from_domain;  // the From header's domain (for DKIM)
+  bool bulk = false;        // gets per-recipient List-Unsubscribe headers at delivery
 };
 
 struct event_record {
@@ -116,6 +117,10 @@ struct delivery_content {
   std::string mail_from;
   std::vector<std::string> addresses;  // in the order of the requested recipient ids
   std::string content;
+  std::vector<std::uint8_t> suppressed;  // per address (0 or 1): suppressed for the tenant by now
+  bool bulk = false;
+  id128 tenant_id;
+  std::string from_domain;
 };
 
 // A DKIM key of a sender domain. The private key is PEM, or "enc:v1:..." when encrypted at
@@ -141,6 +146,39 @@ struct sender_domain_record {
   std::int64_t checked_at_ms = 0;
   std::string status_json = "{}";  // the last verification report
   std::vector<dkim_key_record> keys;
+};
+
+// An address a tenant does not send to (until expires_at, when set).
+struct suppression_record {
+  id128 tenant_id;
+  std::string address;        // as suppression_key() forms it
+  std::string reason;         // hard_bounce, complaint, unsubscribe, manual, soft_bounce_streak
+  std::string source_event;   // id of the event that caused it, if any
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;  // 0: never
+};
+
+struct soft_bounce_streak {
+  std::string address;
+  std::uint32_t count = 0;
+  std::int64_t first_at_ms = 0;
+};
+
+// The form an address is suppressed under: the local part as given (as the address parser
+// normalized it), '@', the domain's ASCII (A-label) form in lower case.
+std::string suppression_key(std::string_view address, std::string_view ascii_domain);
+// The same for an address whose domain is ASCII already.
+std::string suppression_key(std::string_view address);
+
+// A recipient found again by id or by its message's Message-ID (asynchronous bounces).
+struct recipient_lookup {
+  id128 recipient_id;
+  id128 message_id;
+  id128 tenant_id;
+  std::string address;
+  std::string domain;
+  recipient_state state = recipient_state::queued;
+  std::uint32_t attempts = 0;
 };
 
 // A message as GET /v1/messages/{id} shows it: the message without its content, its

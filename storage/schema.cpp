@@ -86,6 +86,29 @@ const std::vector<migration>& schema_migrations() {
                 state TEXT NOT NULL))",
            "CREATE UNIQUE INDEX dkim_keys_selector ON dkim_keys(domain_id, selector)",
        }},
+      {3,
+       "suppressions, soft-bounce streaks, bulk messages, lookup by Message-ID",
+       {
+           // address: the local part as stored, the domain lower-cased (see suppression_key).
+           R"(CREATE TABLE suppressions (
+                tenant_id TEXT NOT NULL,
+                address TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                source_event TEXT NOT NULL DEFAULT '',
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (tenant_id, address)))",
+           "CREATE INDEX suppressions_reason ON suppressions(tenant_id, reason, address)",
+           R"(CREATE TABLE soft_bounces (
+                tenant_id TEXT NOT NULL,
+                address TEXT NOT NULL,
+                count INTEGER NOT NULL,
+                first_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, address)))",
+           "ALTER TABLE messages ADD COLUMN bulk INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE messages ADD COLUMN from_domain TEXT NOT NULL DEFAULT ''",
+           "CREATE INDEX messages_message_id_header ON messages(message_id_header)",
+       }},
   };
   return all;
 }

@@ -369,24 +369,100 @@ class sqlite_store final : public store {
                                                 const std::vector<id128>& recipients) override {
     delivery_content out;
     {
-      auto q = prepare("SELECT mail_from, content FROM messages WHERE id = ?");
+      auto q = prepare(
+          "SELECT mail_from, content, tenant_id, bulk, from_domain FROM messages WHERE id = ?");
       q.bind(1, message_id);
       if (!q.step()) return std::nullopt;
       out.mail_from = q.text(0);
       out.content = q.blob(1);
+      out.tenant_id = q.id(2);
+      out.bulk = q.integer(3) != 0;
+      out.from_domain = q.text(4);
     }
-    std::unordered_map<id128, std::string, id128_hash> addresses;
+    std::unordered_map<id128, std::pair<std::string, std::string>, id128_hash> rows;
     {
-      auto q = prepare("SELECT id, address FROM recipients WHERE message_id = ?");
+      auto q = prepare("SELECT id, address, domain FROM recipients WHERE message_id = ?");
       q.bind(1, message_id);
-      while (q.step()) addresses.emplace(q.id(0), q.text(1));
+      while (q.step()) rows.emplace(q.id(0), std::make_pair(q.text(1), q.text(2)));
     }
+    auto now = now_ms();
     for (const auto& id : recipients) {
-      auto it = addresses.find(id);
-      if (it == addresses.end()) return std::nullopt;
-      out.addresses.push_back(it->second);
+      auto it = rows.find(id);
+      if (it == rows.end()) return std::nullopt;
+      // The suppression check before each attempt, against the tenant's current list.
+      auto q = prepare(
+          "SELECT 1 FROM suppressions WHERE tenant_id = ? AND address = ? "
+          "AND (expires_at = 0 OR expires_at > ?)");
+      auto key = suppression_key(it->second.first, it->second.second);
+      q.bind(1, out.tenant_id).bind(2, std::string_view(key)).bind(3, now);
+      out.suppressed.push_back(q.step());
+      out.addresses.push_back(it->second.first);
     }
     return out;
+  }
+
+  std::vector<suppression_record> list_suppressions(const id128& tenant_id,
+                                                    const std::string& reason,
+                                                    const std::string& after,
+                                                    std::size_t limit) override {
+    auto q = prepare(
+        "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
+        "WHERE tenant_id = ?1 AND (?2 = '' OR reason = ?2) AND address > ?3 "
+        "AND (expires_at = 0 OR expires_at > ?4) ORDER BY address LIMIT ?5");
+    q.bind(1, tenant_id)
+        .bind(2, std::string_view(reason))
+        .bind(3, std::string_view(after))
+        .bind(4, now_ms())
+        .bind(5, static_cast<std::int64_t>(limit));
+    return read_suppressions(q, tenant_id);
+  }
+
+  std::optional<suppression_record> find_suppression(const id128& tenant_id,
+                                                     const std::string& address) override {
+    auto q = prepare(
+        "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
+        "WHERE tenant_id = ?1 AND address = ?2 AND (expires_at = 0 OR expires_at > ?3)");
+    q.bind(1, tenant_id).bind(2, std::string_view(address)).bind(3, now_ms());
+    auto found = read_suppressions(q, tenant_id);
+    if (found.empty()) return std::nullopt;
+    return std::move(found.front());
+  }
+
+  std::vector<suppression_record> tenant_suppressions(const id128& tenant_id,
+                                                      std::int64_t now) override {
+    auto q = prepare(
+        "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
+        "WHERE tenant_id = ?1 AND (expires_at = 0 OR expires_at > ?2)");
+    q.bind(1, tenant_id).bind(2, now);
+    return read_suppressions(q, tenant_id);
+  }
+
+  std::vector<soft_bounce_streak> tenant_soft_bounces(const id128& tenant_id) override {
+    auto q = prepare("SELECT address, count, first_at FROM soft_bounces WHERE tenant_id = ?");
+    q.bind(1, tenant_id);
+    std::vector<soft_bounce_streak> out;
+    while (q.step())
+      out.push_back({q.text(0), static_cast<std::uint32_t>(q.integer(1)), q.integer(2)});
+    return out;
+  }
+
+  std::optional<recipient_lookup> find_recipient(const id128& recipient_id) override {
+    auto q = prepare(
+        "SELECT id, message_id, tenant_id, address, domain, state, attempts FROM recipients "
+        "WHERE id = ?");
+    q.bind(1, recipient_id);
+    auto found = read_lookups(q);
+    if (found.empty()) return std::nullopt;
+    return std::move(found.front());
+  }
+
+  std::vector<recipient_lookup> recipients_by_message_id_header(const std::string& header) override {
+    auto q = prepare(
+        "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts "
+        "FROM messages m JOIN recipients r ON r.message_id = m.id "
+        "WHERE m.message_id_header = ? ORDER BY r.id LIMIT 1000");
+    q.bind(1, std::string_view(header));
+    return read_lookups(q);
   }
 
   std::uint64_t count_recipients(recipient_state state) override {
@@ -417,6 +493,37 @@ class sqlite_store final : public store {
     return out;
   }
 
+  std::vector<suppression_record> read_suppressions(statement& q, const id128& tenant_id) {
+    std::vector<suppression_record> out;
+    while (q.step()) {
+      suppression_record r;
+      r.tenant_id = tenant_id;
+      r.address = q.text(0);
+      r.reason = q.text(1);
+      r.source_event = q.text(2);
+      r.created_at_ms = q.integer(3);
+      r.expires_at_ms = q.integer(4);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
+  std::vector<recipient_lookup> read_lookups(statement& q) {
+    std::vector<recipient_lookup> out;
+    while (q.step()) {
+      recipient_lookup r;
+      r.recipient_id = q.id(0);
+      r.message_id = q.id(1);
+      r.tenant_id = q.id(2);
+      r.address = q.text(3);
+      r.domain = q.text(4);
+      r.state = parse_recipient_state(q.text(5)).value_or(recipient_state::queued);
+      r.attempts = static_cast<std::uint32_t>(q.integer(6));
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   void apply_one(const write_op& op) {
     std::visit([this](const auto& o) { apply_op(o); }, op);
   }
@@ -426,7 +533,8 @@ class sqlite_store final : public store {
     {
       auto q = prepare(
           "INSERT INTO messages (id, tenant_id, created_at, mail_from, subject, campaign, tags, "
-          "metadata, message_id_header, size, content) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+          "metadata, message_id_header, size, content, bulk, from_domain) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, m.id)
           .bind(2, m.tenant_id)
           .bind(3, m.created_at_ms)
@@ -437,7 +545,9 @@ class sqlite_store final : public store {
           .bind(8, std::string_view(m.metadata_json))
           .bind(9, std::string_view(m.message_id_header))
           .bind(10, static_cast<std::int64_t>(m.size))
-          .bind_blob(11, m.content);
+          .bind_blob(11, m.content)
+          .bind(12, static_cast<std::int64_t>(m.bulk ? 1 : 0))
+          .bind(13, std::string_view(m.from_domain));
       q.run();
     }
     for (const auto& r : m.recipients) {
@@ -458,6 +568,7 @@ class sqlite_store final : public store {
       q.run();
     }
     insert_event(op.accepted);
+    for (const auto& e : op.events) insert_event(e);
   }
 
   void insert_event(const event_record& e) {
@@ -592,6 +703,47 @@ class sqlite_store final : public store {
   }
 
   void apply_op(const append_event_op& op) { insert_event(op.event); }
+
+  void apply_op(const upsert_suppression_op& op) {
+    const auto& r = op.suppression;
+    auto q = prepare(
+        "INSERT INTO suppressions (tenant_id, address, reason, source_event, created_at, "
+        "expires_at) VALUES (?1,?2,?3,?4,?5,?6) ON CONFLICT (tenant_id, address) DO UPDATE SET "
+        "reason = excluded.reason, source_event = excluded.source_event, "
+        "created_at = excluded.created_at, expires_at = excluded.expires_at");
+    q.bind(1, r.tenant_id)
+        .bind(2, std::string_view(r.address))
+        .bind(3, std::string_view(r.reason))
+        .bind(4, std::string_view(r.source_event))
+        .bind(5, r.created_at_ms)
+        .bind(6, r.expires_at_ms);
+    q.run();
+  }
+
+  void apply_op(const delete_suppression_op& op) {
+    auto q = prepare("DELETE FROM suppressions WHERE tenant_id = ? AND address = ?");
+    q.bind(1, op.tenant_id).bind(2, std::string_view(op.address));
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such suppression");
+  }
+
+  void apply_op(const set_soft_bounce_op& op) {
+    if (op.count == 0) {
+      auto q = prepare("DELETE FROM soft_bounces WHERE tenant_id = ? AND address = ?");
+      q.bind(1, op.tenant_id).bind(2, std::string_view(op.address));
+      q.run();
+      return;
+    }
+    auto q = prepare(
+        "INSERT INTO soft_bounces (tenant_id, address, count, first_at) VALUES (?1,?2,?3,?4) "
+        "ON CONFLICT (tenant_id, address) DO UPDATE SET count = excluded.count, "
+        "first_at = excluded.first_at");
+    q.bind(1, op.tenant_id)
+        .bind(2, std::string_view(op.address))
+        .bind(3, static_cast<std::int64_t>(op.count))
+        .bind(4, op.first_at_ms);
+    q.run();
+  }
 
   void apply_op(const revoke_api_key_op& op) {
     auto q = prepare(

@@ -26,6 +26,7 @@ class store_error : public std::runtime_error {
 struct insert_message_op {
   message_record message;   // with its recipients
   event_record accepted;    // the message's "accepted" event
+  std::vector<event_record> events;  // more: e.g. "suppressed" of recipients not queued
 };
 struct insert_tenant_op {
   tenant_record tenant;
@@ -59,6 +60,20 @@ struct update_dkim_key_op {
 struct delete_sender_domain_op {
   id128 domain_id;
 };
+struct upsert_suppression_op {
+  suppression_record suppression;
+};
+struct delete_suppression_op {
+  id128 tenant_id;
+  std::string address;
+};
+// The soft-bounce streak of an address (see the tenant actor): count 0 deletes it.
+struct set_soft_bounce_op {
+  id128 tenant_id;
+  std::string address;
+  std::uint32_t count = 0;
+  std::int64_t first_at_ms = 0;
+};
 struct append_event_op {
   event_record event;
 };
@@ -71,7 +86,8 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               insert_api_key_op, revoke_api_key_op, update_recipients_op,
                               insert_sender_domain_op, update_sender_domain_op,
                               insert_dkim_key_op, update_dkim_key_op, delete_sender_domain_op,
-                              append_event_op>;
+                              append_event_op, upsert_suppression_op, delete_suppression_op,
+                              set_soft_bounce_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -113,6 +129,22 @@ class store {
   // nullopt when the message or one of the recipients does not exist.
   virtual std::optional<delivery_content> load_delivery(const id128& message_id,
                                                         const std::vector<id128>& recipients) = 0;
+
+  // Suppressions of a tenant, by address after `after`, optionally of one reason, at most limit.
+  virtual std::vector<suppression_record> list_suppressions(const id128& tenant_id,
+                                                            const std::string& reason,
+                                                            const std::string& after,
+                                                            std::size_t limit) = 0;
+  virtual std::optional<suppression_record> find_suppression(const id128& tenant_id,
+                                                             const std::string& address) = 0;
+  // Every unexpired suppression of a tenant (its actor keeps them in memory).
+  virtual std::vector<suppression_record> tenant_suppressions(const id128& tenant_id,
+                                                              std::int64_t now_ms) = 0;
+  // Every soft-bounce streak of a tenant: (address, count, first_at_ms).
+  virtual std::vector<soft_bounce_streak> tenant_soft_bounces(const id128& tenant_id) = 0;
+  // A recipient by id, and the recipients of the message with this Message-ID header value.
+  virtual std::optional<recipient_lookup> find_recipient(const id128& recipient_id) = 0;
+  virtual std::vector<recipient_lookup> recipients_by_message_id_header(const std::string& header) = 0;
 
   // Counts recipients per state, for readiness checks and tests.
   virtual std::uint64_t count_recipients(recipient_state state) = 0;

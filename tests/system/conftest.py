@@ -5,6 +5,7 @@ import os
 import uuid
 import pathlib
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -135,9 +136,15 @@ class Node:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            stacks = ""
+            if shutil.which("gdb"):  # where it hangs, for the failure report
+                stacks = subprocess.run(
+                    ["gdb", "-q", "-batch", "-p", str(self.proc.pid), "-ex", "thread apply all bt 20"],
+                    capture_output=True, text=True, timeout=60).stdout
+                (self.dir / "hang-stacks.txt").write_text(stacks)
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError("petrel did not stop within %ss:\n%s" % (timeout, self.log()))
+            raise AssertionError("petrel did not stop within %ss:\n%s\n%s" % (timeout, self.log(), stacks[-20000:]))
         time.sleep(0.05)  # let the pump threads drain the pipes
         return self.proc.returncode
 
@@ -257,3 +264,31 @@ def simple_message(**overrides):
             "subject": "Hello", "text": "Hi there."}
     body.update(overrides)
     return body
+
+
+FINAL_STATES = {"delivered", "bounced", "expired", "suppressed", "cancelled"}
+
+
+def submit_ok(node, **body):
+    """Submits a structured (or raw) message with the first tenant's key; returns the 202 body."""
+    if "raw" not in body:
+        body.setdefault("from", "App <app@sender.test>")
+        body.setdefault("subject", "Test")
+        if "text" not in body and "html" not in body:
+            body["text"] = "Hello."
+    r = node.submit(node.key, body)
+    assert r.status_code == 202, r.text
+    return r.json()
+
+
+def recipients_of(node, message_id):
+    """The message's recipients by address, as GET /v1/messages/{id} shows them."""
+    r = node.get_message(node.key, message_id)
+    assert r.status_code == 200, r.text
+    return {x["email"]: x for x in r.json()["recipients"]}
+
+
+def settle_message(node, message_id, timeout=20):
+    """Waits until every recipient of the message is final; returns them by address."""
+    return wait_for(lambda: (lambda rs: rs if all(x["status"] in FINAL_STATES for x in rs.values()) else None)(
+        recipients_of(node, message_id)), timeout=timeout, what=f"message {message_id} to settle")

@@ -12,9 +12,8 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 from servers import DnsServer, SmtpServer, make_self_signed_cert  # noqa: E402
 
-from conftest import wait_for  # noqa: E402
+from conftest import recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
 
-FINAL = {"delivered", "bounced", "expired"}
 
 
 @pytest.fixture(scope="module")
@@ -114,27 +113,9 @@ def node(make_node, world):
     return make_node(delivery_config(world), raw_config=SITE_POLICIES)
 
 
-def submit(node, **body):
-    if "raw" not in body:
-        body.setdefault("from", "App <app@sender.test>")
-        body.setdefault("subject", "Test")
-        if "text" not in body and "html" not in body:
-            body["text"] = "Hello."
-    r = node.submit(node.key, body)
-    assert r.status_code == 202, r.text
-    return r.json()
-
-
-def recipients(node, message_id):
-    r = node.get_message(node.key, message_id)
-    assert r.status_code == 200
-    return {x["email"]: x for x in r.json()["recipients"]}
-
-
-def settle(node, message_id, timeout=20):
-    """Waits until every recipient of the message is final; returns them by address."""
-    return wait_for(lambda: (lambda rs: rs if all(x["status"] in FINAL for x in rs.values()) else None)(
-        recipients(node, message_id)), timeout=timeout, what=f"message {message_id} to settle")
+submit = submit_ok
+recipients = recipients_of
+settle = settle_message
 
 
 def sink_messages(server, rcpt):

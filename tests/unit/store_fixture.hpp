@@ -64,7 +64,7 @@ inline insert_message_op message_op(message_record m) {
   e.type = "accepted";
   e.at_ms = m.created_at_ms;
   e.data_json = "{}";
-  return insert_message_op{std::move(m), std::move(e)};
+  return insert_message_op{std::move(m), std::move(e), {}};
 }
 
 }  // namespace petrel::testing

@@ -115,3 +115,46 @@ TEST_CASE("the shipped example configuration is valid") {
   for (const auto& e : r.errors) FAIL(e.to_string());
   CHECK(r.errors.empty());
 }
+
+TEST_CASE("the bounces section: listener, VERP, categories and what they need") {
+  auto ok = load_config_text(R"(
+[bounces]
+verp_domain = "Bounces.Example.com"
+secret_file = "/etc/petrel/bounce.key"
+listen = "0.0.0.0:25"
+accept_domains = ["FBL.example.com"]
+suppress_categories = ["invalid_recipient"]
+soft_bounce_streak = 3
+soft_bounce_window = "3d"
+unsubscribe_base_url = "https://mail.example.com/"
+)",
+                             "b.toml");
+  REQUIRE(ok.errors.empty());
+  const auto& b = ok.value.bounces;
+  CHECK(b.verp_domain == "bounces.example.com");
+  CHECK(b.listen_enabled);
+  CHECK(b.listen.port == 25);
+  CHECK(b.accept_domains == std::vector<std::string>{"fbl.example.com"});
+  CHECK(b.soft_bounce_window == 72h);
+  CHECK(b.unsubscribe_base_url == "https://mail.example.com");
+  CHECK_FALSE(load_config_text("", "empty.toml").value.bounces.listen_enabled);
+
+  auto bad = load_config_text(R"(
+[bounces]
+verp_domain = "bounces.example.com"
+listen = "nowhere"
+suppress_categories = ["invalid_recipient", "grumpy"]
+unsubscribe_base_url = "ftp://x"
+)",
+                              "bad.toml");
+  std::string all;
+  for (const auto& e : bad.errors) all += e.to_string() + "\n";
+  CHECK_THAT(all, Catch::Contains("bounces.listen"));
+  CHECK_THAT(all, Catch::Contains("\"grumpy\" is not a bounce category"));
+  CHECK_THAT(all, Catch::Contains("bounces.unsubscribe_base_url"));
+  CHECK_THAT(all, Catch::Contains("needs secret_file"));
+
+  auto lonely = load_config_text("[bounces]\nlisten = \"127.0.0.1:2525\"\n", "l.toml");
+  REQUIRE(lonely.errors.size() == 1);
+  CHECK_THAT(lonely.errors[0].reason, Catch::Contains("verp_domain or accept_domains"));
+}

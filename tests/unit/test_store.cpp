@@ -234,3 +234,116 @@ TEST_CASE("store: updating or revoking what does not exist fails alone", "[store
   CHECK(results[3].empty());
   CHECK(s->load_tenants().size() == 2);
 }
+
+TEST_CASE("store: suppressions are per tenant, paged, replaced, expired and checked at delivery",
+          "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto u = make_tenant("u");
+  auto m = make_message(t.id, {"Gone@Dead.example", "fine@dead.example", "later@dead.example"});
+  m.bulk = true;
+  m.from_domain = "example.com";
+  auto sup = [](const id128& tenant, std::string address, std::string reason, std::int64_t expires) {
+    suppression_record r;
+    r.tenant_id = tenant;
+    r.address = std::move(address);
+    r.reason = std::move(reason);
+    r.source_event = "ev";
+    r.created_at_ms = 1000;
+    r.expires_at_ms = expires;
+    return upsert_suppression_op{r};
+  };
+  auto results = s->apply({insert_tenant_op{t, {}}, insert_tenant_op{u, {}}, message_op(m),
+                           sup(t.id, suppression_key("Gone@DEAD.example"), "hard_bounce", 0),
+                           sup(t.id, "a@x.example", "complaint", 0),
+                           sup(t.id, "b@x.example", "manual", 0),
+                           sup(t.id, "old@x.example", "soft_bounce_streak", 1),  // expired
+                           sup(u.id, "a@x.example", "manual", 0)});
+  for (const auto& r : results) CHECK(r.empty());
+  CHECK(suppression_key("Gone@DEAD.example") == "Gone@dead.example");
+
+  auto page = s->list_suppressions(t.id, "", "", 2);
+  REQUIRE(page.size() == 2);
+  CHECK(page[0].address == "Gone@dead.example");  // address order, upper case first
+  CHECK(page[1].address == "a@x.example");
+  auto rest = s->list_suppressions(t.id, "", page.back().address, 10);
+  REQUIRE(rest.size() == 1);
+  CHECK(rest[0].address == "b@x.example");  // the expired one is not listed
+  CHECK(s->list_suppressions(t.id, "complaint", "", 10).size() == 1);
+  CHECK(s->list_suppressions(u.id, "", "", 10).size() == 1);
+  CHECK(s->tenant_suppressions(t.id, 10'000).size() == 3);
+  CHECK_FALSE(s->find_suppression(t.id, "old@x.example"));
+  auto found = s->find_suppression(t.id, "a@x.example");
+  REQUIRE(found);
+  CHECK(found->reason == "complaint");
+  CHECK(found->source_event == "ev");
+
+  // Replaced, then lifted; lifting what is not there fails alone.
+  CHECK(s->apply({sup(t.id, "a@x.example", "unsubscribe", 0)})[0].empty());
+  CHECK(s->find_suppression(t.id, "a@x.example")->reason == "unsubscribe");
+  auto lifted = s->apply({delete_suppression_op{t.id, "a@x.example"}, delete_suppression_op{t.id, "a@x.example"}});
+  CHECK(lifted[0].empty());
+  CHECK_THAT(lifted[1], Catch::Contains("no such suppression"));
+
+  // The delivery check sees the tenant's list (domain case-insensitive), and the message flags.
+  auto d = s->load_delivery(m.id, {m.recipients[0].id, m.recipients[1].id});
+  REQUIRE(d);
+  CHECK(d->suppressed == std::vector<std::uint8_t>{1, 0});
+  CHECK(d->bulk);
+  CHECK(d->tenant_id == t.id);
+  CHECK(d->from_domain == "example.com");
+
+  // Soft-bounce streaks are kept, replaced and removed.
+  CHECK(s->apply({set_soft_bounce_op{t.id, "s@x.example", 1, 500}})[0].empty());
+  CHECK(s->apply({set_soft_bounce_op{t.id, "s@x.example", 2, 500}})[0].empty());
+  auto streaks = s->tenant_soft_bounces(t.id);
+  REQUIRE(streaks.size() == 1);
+  CHECK(streaks[0].count == 2);
+  CHECK(streaks[0].first_at_ms == 500);
+  CHECK(s->apply({set_soft_bounce_op{t.id, "s@x.example", 0, 0}})[0].empty());
+  CHECK(s->tenant_soft_bounces(t.id).empty());
+}
+
+TEST_CASE("store: recipients are found by id and by their message's Message-ID", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto m = make_message(t.id, {"a@f.example", "b@f.example"});
+  s->apply({insert_tenant_op{t, {}}, message_op(m)});
+  auto one = s->find_recipient(m.recipients[1].id);
+  REQUIRE(one);
+  CHECK(one->address == "b@f.example");
+  CHECK(one->message_id == m.id);
+  CHECK(one->tenant_id == t.id);
+  CHECK(one->state == recipient_state::queued);
+  CHECK_FALSE(s->find_recipient(new_id()));
+  auto all = s->recipients_by_message_id_header(m.message_id_header);
+  REQUIRE(all.size() == 2);
+  CHECK(all[0].address == "a@f.example");
+  CHECK(s->recipients_by_message_id_header("<nothing@here>").empty());
+}
+
+TEST_CASE("store: recipients suppressed at submission get their events", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto m = make_message(t.id, {"a@g.example"});
+  m.recipients[0].state = recipient_state::suppressed;
+  auto op = message_op(m);
+  event_record e;
+  e.id = new_id();
+  e.tenant_id = t.id;
+  e.message_id = m.id;
+  e.recipient_id = m.recipients[0].id;
+  e.type = "suppressed";
+  e.at_ms = 2000;
+  e.data_json = "{}";
+  op.events.push_back(e);
+  s->apply({insert_tenant_op{t, {}}, op});
+  auto found = s->find_message(t.id, m.id);
+  REQUIRE(found);
+  CHECK(found->events.size() == 2);
+  CHECK(found->message.recipients[0].state == recipient_state::suppressed);
+  CHECK(s->pending_recipients_of_domain("g.example").empty());
+}

@@ -1,0 +1,33 @@
+// Pieces the HTTP route files share: JSON answers, timestamps, paths, bearer tokens.
+#pragma once
+
+#include <boost/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "net/http.hpp"
+
+namespace petrel {
+
+std::int64_t now_ms();
+// RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
+boost::json::value timestamp(std::int64_t ms);
+http_response json_response(int status, const boost::json::value& v);
+boost::json::value parse_or(const std::string& text, boost::json::value fallback);
+std::vector<std::string> split_path(const std::string& path);
+http_response method_not_allowed(const std::string& allowed);
+http_response not_found();
+bool is_json(std::string_view content_type);
+// The bearer token of the Authorization header, or empty.
+std::string bearer_token(const http_request& request);
+http_response unauthorized(const std::string& detail);
+// A query parameter's value, percent-decoded; empty when absent.
+std::string query_parameter(const std::string& query, std::string_view name);
+// Percent-decoding of a path segment or query value ('+' stays '+'); nullopt-free: invalid
+// escapes are kept as written.
+std::string percent_decode(std::string_view text);
+
+}  // namespace petrel

@@ -1,0 +1,399 @@
+// The inbound SMTP listener (see smtp_server.hpp): one coroutine per connection on Asio.
+#include "net/smtp_server.hpp"
+
+#include <atomic>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <spdlog/spdlog.h>
+
+namespace petrel {
+
+namespace asio = boost::asio;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// RFC 5321 4.5.3.1: command lines of at most 512 octets, text lines of 1000; we allow more
+// for the text (long lines happen in the wild) but not without bound.
+constexpr std::size_t max_command_line = 2048;
+constexpr std::size_t max_text_line = 64 * 1024;
+constexpr int max_errors = 10;  // bad commands before the session is closed
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// The address between < and > of "FROM:<a@b> SIZE=1" (after the colon), and the parameters.
+bool parse_path(const std::string& args, std::string& address, std::string& params) {
+  auto open = args.find('<');
+  auto close = args.find('>', open == std::string::npos ? 0 : open);
+  if (open == std::string::npos || close == std::string::npos) return false;
+  for (std::size_t i = 0; i < open; ++i)
+    if (args[i] != ' ') return false;
+  address = args.substr(open + 1, close - open - 1);
+  // A source route (@a,@b:user@c) is allowed and ignored (RFC 5321 4.1.2 / C).
+  if (!address.empty() && address.front() == '@') {
+    auto colon = address.find(':');
+    if (colon == std::string::npos) return false;
+    address = address.substr(colon + 1);
+  }
+  for (char c : address)
+    if (static_cast<unsigned char>(c) < 0x20 || c == ' ') return false;
+  params = args.substr(close + 1);
+  return true;
+}
+
+// A process-wide token bucket: messages per second over all peers.
+class message_budget {
+ public:
+  explicit message_budget(double per_second)
+      : rate_(per_second), tokens_(std::max(1.0, per_second)), capacity_(std::max(1.0, per_second)) {}
+  bool take() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto now = std::chrono::steady_clock::now();
+    tokens_ = std::min(capacity_, tokens_ + std::chrono::duration<double>(now - last_).count() * rate_);
+    last_ = now;
+    if (tokens_ < 1) return false;
+    tokens_ -= 1;
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  double rate_;
+  double tokens_;
+  double capacity_;
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+template <class Handler>
+struct reply_state {
+  reply_state(Handler h, asio::any_io_executor ex) : handler(std::move(h)), timer(ex) {}
+  void complete(int code, std::string text) {
+    if (done) return;
+    done = true;
+    timer.cancel();
+    auto h = std::move(handler);
+    std::move(h)(code, std::move(text));
+  }
+  Handler handler;
+  asio::steady_timer timer;
+  bool done = false;
+};
+
+}  // namespace
+
+struct smtp_server::impl : std::enable_shared_from_this<impl> {
+  impl(asio::io_context& io_context, smtp_server_options o, smtp_mail_handler h)
+      : io(io_context), options(std::move(o)), handler(std::move(h)), acceptor(io_context),
+        budget(options.max_messages_per_second) {
+    for (auto& d : options.accept_domains) d = lower(d);
+  }
+
+  asio::io_context& io;
+  smtp_server_options options;
+  smtp_mail_handler handler;
+  tcp::acceptor acceptor;
+  message_budget budget;
+  std::atomic<bool> stopping{false};
+  std::atomic<std::size_t> connection_count{0};
+
+  bool accepts(const std::string& address) const {
+    auto at = address.rfind('@');
+    if (at == std::string::npos) return false;
+    auto domain = lower(address.substr(at + 1));
+    for (const auto& d : options.accept_domains)
+      if (domain == d) return true;
+    return false;
+  }
+
+  template <class Token>
+  auto async_handle(received_mail mail, Token&& token) {
+    return asio::async_initiate<Token, void(int, std::string)>(
+        [this](auto completion, received_mail mail) {
+          using state_type = reply_state<decltype(completion)>;
+          auto ex = asio::get_associated_executor(completion);
+          auto state = std::make_shared<state_type>(std::move(completion), ex);
+          state->timer.expires_after(options.handler_timeout);
+          state->timer.async_wait([state](const boost::system::error_code& ec) {
+            if (!ec) state->complete(451, "4.3.0 not processed in time; try again later");
+          });
+          smtp_reply_fn reply = [state, ex](int code, std::string text) {
+            asio::post(ex, [state, code, text = std::move(text)]() mutable {
+              state->complete(code, std::move(text));
+            });
+          };
+          try {
+            handler(std::move(mail), std::move(reply));
+          } catch (const std::exception& e) {
+            spdlog::error("smtp_in.handler_exception error=\"{}\"", e.what());
+            state->complete(451, "4.3.0 internal error; try again later");
+          }
+        },
+        token, std::move(mail));
+  }
+
+  asio::awaitable<void> session(tcp::socket socket) {
+    std::string peer;
+    {
+      boost::system::error_code ec;
+      auto ep = socket.remote_endpoint(ec);
+      if (!ec) peer = ep.address().to_string();
+    }
+    asio::steady_timer deadline(socket.get_executor());
+    auto arm = [&] {
+      deadline.expires_after(options.command_timeout);
+      deadline.async_wait([&socket](const boost::system::error_code& ec) {
+        if (!ec) {
+          boost::system::error_code ignored;
+          socket.shutdown(tcp::socket::shutdown_both, ignored);
+          socket.close(ignored);
+        }
+      });
+    };
+    auto send = [&](std::string text) -> asio::awaitable<bool> {
+      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(text), use_tuple);
+      (void)n;
+      co_return !ec;
+    };
+    asio::streambuf buffer(max_text_line);
+    auto read_line = [&](std::string& line, std::size_t limit) -> asio::awaitable<int> {
+      // 1: a line; 0: closed or timed out; -1: too long.
+      arm();
+      auto [ec, n] = co_await asio::async_read_until(socket, buffer, '\n', use_tuple);
+      deadline.cancel();
+      if (ec == asio::error::not_found) co_return -1;
+      if (ec) co_return 0;
+      line.assign(asio::buffers_begin(buffer.data()), asio::buffers_begin(buffer.data()) + n);
+      buffer.consume(n);
+      if (line.size() > limit) co_return -1;
+      co_return 1;
+    };
+
+    if (!co_await send("220 " + options.hostname + " ESMTP Petrel (bounces and feedback only)\r\n"))
+      co_return;
+    std::string helo;
+    std::optional<std::string> mail_from;
+    std::vector<std::string> rcpts;
+    int errors = 0;
+    std::string line;
+    while (!stopping) {
+      auto got = co_await read_line(line, max_command_line);
+      if (got == 0) break;
+      if (got < 0) {
+        co_await send("500 5.5.2 line too long\r\n");
+        break;
+      }
+      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+      auto space = line.find(' ');
+      auto verb = lower(line.substr(0, space));
+      auto args = space == std::string::npos ? std::string() : line.substr(space + 1);
+      std::string answer;
+      if (verb == "ehlo" || verb == "helo") {
+        helo = args;
+        mail_from.reset();
+        rcpts.clear();
+        if (verb == "helo") {
+          answer = "250 " + options.hostname + "\r\n";
+        } else {
+          answer = "250-" + options.hostname + "\r\n250-PIPELINING\r\n250-SIZE " +
+                   std::to_string(options.max_message_bytes) +
+                   "\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
+        }
+      } else if (verb == "mail") {
+        std::string address, params;
+        if (helo.empty()) {
+          answer = "503 5.5.1 EHLO first\r\n";
+        } else if (mail_from) {
+          answer = "503 5.5.1 nested MAIL command\r\n";
+        } else if (lower(args.substr(0, 5)) != "from:" || !parse_path(args.substr(5), address, params)) {
+          answer = "501 5.5.4 syntax: MAIL FROM:<address>\r\n";
+        } else {
+          auto lp = lower(params);
+          auto size_at = lp.find("size=");
+          std::uint64_t declared = 0;
+          if (size_at != std::string::npos) declared = std::strtoull(lp.c_str() + size_at + 5, nullptr, 10);
+          if (declared > options.max_message_bytes) {
+            answer = "552 5.3.4 the message exceeds the size limit of " +
+                     std::to_string(options.max_message_bytes) + " octets\r\n";
+          } else if (!budget.take()) {
+            answer = "451 4.7.1 too many messages right now; try again later\r\n";
+          } else {
+            mail_from = address;
+            answer = "250 2.1.0 ok\r\n";
+          }
+        }
+      } else if (verb == "rcpt") {
+        std::string address, params;
+        if (!mail_from) {
+          answer = "503 5.5.1 MAIL first\r\n";
+        } else if (lower(args.substr(0, 3)) != "to:" || !parse_path(args.substr(3), address, params)) {
+          answer = "501 5.5.4 syntax: RCPT TO:<address>\r\n";
+        } else if (!accepts(address)) {
+          // Not an open relay: mail for anything but our bounce/feedback domains is refused.
+          spdlog::info("smtp_in.relay_denied peer={} rcpt=\"{}\"", peer, address);
+          answer = "550 5.7.1 relaying denied: this server accepts only bounces and feedback reports\r\n";
+        } else if (rcpts.size() >= options.max_recipients) {
+          answer = "452 4.5.3 too many recipients\r\n";
+        } else {
+          rcpts.push_back(address);
+          answer = "250 2.1.5 ok\r\n";
+        }
+      } else if (verb == "data") {
+        if (!mail_from || rcpts.empty()) {
+          answer = "503 5.5.1 no valid recipients\r\n";
+        } else {
+          if (!co_await send("354 end data with <CR><LF>.<CR><LF>\r\n")) break;
+          std::string content;
+          bool too_big = false, closed = false;
+          for (;;) {
+            auto r = co_await read_line(line, max_text_line);
+            if (r == 0) {
+              closed = true;
+              break;
+            }
+            if (r < 0) {  // an overlong line: keep the size accounting, drop the message
+              too_big = true;
+              buffer.consume(buffer.size());
+              continue;
+            }
+            if (line == ".\r\n") break;  // only CRLF.CRLF ends the data (no smuggling)
+            std::string_view text(line);
+            if (!text.empty() && text.front() == '.') text.remove_prefix(1);  // dot-unstuff
+            if (content.size() + text.size() > options.max_message_bytes) {
+              too_big = true;
+              continue;
+            }
+            content.append(text);
+            if (content.size() >= 1 && content.back() == '\n' &&
+                (content.size() < 2 || content[content.size() - 2] != '\r')) {
+              content.pop_back();
+              content.append("\r\n");  // bare LF -> CRLF
+            }
+          }
+          if (closed) break;
+          if (too_big) {
+            answer = "552 5.3.4 the message exceeds the size limit of " +
+                     std::to_string(options.max_message_bytes) + " octets\r\n";
+          } else {
+            received_mail mail{peer, helo, *mail_from, rcpts, std::move(content)};
+            auto [code, text] = co_await async_handle(std::move(mail), use_tuple);
+            answer = std::to_string(code) + " " + text + "\r\n";
+          }
+          mail_from.reset();
+          rcpts.clear();
+        }
+      } else if (verb == "rset") {
+        mail_from.reset();
+        rcpts.clear();
+        answer = "250 2.0.0 ok\r\n";
+      } else if (verb == "noop") {
+        answer = "250 2.0.0 ok\r\n";
+      } else if (verb == "vrfy") {
+        answer = "252 2.5.0 cannot verify\r\n";
+      } else if (verb == "quit") {
+        co_await send("221 2.0.0 bye\r\n");
+        break;
+      } else {
+        answer = "502 5.5.2 command not implemented\r\n";
+      }
+      if (answer[0] == '5' && ++errors > max_errors) {
+        co_await send(answer);
+        co_await send("421 4.7.0 too many errors; closing\r\n");
+        break;
+      }
+      if (!co_await send(answer)) break;
+    }
+    boost::system::error_code ignored;
+    socket.shutdown(tcp::socket::shutdown_both, ignored);
+    socket.close(ignored);
+  }
+
+  asio::awaitable<void> accept_loop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), use_tuple);
+      if (ec) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+        spdlog::warn("smtp_in.accept_failed error=\"{}\"", ec.message());
+        continue;
+      }
+      if (connection_count >= options.max_connections) {
+        auto s = std::make_shared<tcp::socket>(std::move(socket));
+        static const std::string busy = "421 4.3.2 too many connections; try again later\r\n";
+        asio::async_write(*s, asio::buffer(busy), [s](const boost::system::error_code&, std::size_t) {
+          boost::system::error_code ignored;
+          s->close(ignored);
+        });
+        continue;
+      }
+      ++connection_count;
+      auto self = shared_from_this();
+      auto ex = socket.get_executor();
+      asio::co_spawn(ex, session(std::move(socket)),
+                     [self](std::exception_ptr e) {
+                       --self->connection_count;
+                       if (!e) return;
+                       try {
+                         std::rethrow_exception(e);
+                       } catch (const std::exception& ex) {
+                         spdlog::error("smtp_in.session_failed error=\"{}\"", ex.what());
+                       } catch (...) {
+                       }
+                     });
+    }
+  }
+};
+
+smtp_server::smtp_server(asio::io_context& io, smtp_server_options options, smtp_mail_handler handler)
+    : impl_(std::make_shared<impl>(io, std::move(options), std::move(handler))) {}
+
+smtp_server::~smtp_server() { stop(); }
+
+void smtp_server::start() {
+  auto& o = impl_->options;
+  boost::system::error_code ec;
+  auto host = o.listen.host == "localhost" ? std::string("127.0.0.1") : o.listen.host;
+  auto address = asio::ip::make_address(host, ec);
+  if (ec) throw std::runtime_error("bounces.listen: \"" + o.listen.host + "\" is not an IP address");
+  tcp::endpoint endpoint(address, o.listen.port);
+  auto& acceptor = impl_->acceptor;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) throw std::runtime_error("cannot listen on " + o.listen.to_string() + " (bounces): " + ec.message());
+  asio::co_spawn(acceptor.get_executor(), impl_->accept_loop(), asio::detached);
+}
+
+std::uint16_t smtp_server::port() const {
+  boost::system::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  return ec ? 0 : ep.port();
+}
+
+void smtp_server::stop() {
+  auto self = impl_;
+  if (self->stopping.exchange(true)) return;
+  asio::post(self->acceptor.get_executor(), [self] {
+    boost::system::error_code ec;
+    self->acceptor.close(ec);
+  });
+}
+
+}  // namespace petrel

@@ -1,0 +1,69 @@
+// The inbound SMTP listener for bounces and feedback reports. It is not a mail server and
+// never an open relay: it accepts mail only for its configured domains (the VERP domain and
+// the feedback-loop domains), answers every other recipient with 550 5.7.1, and bounds what a
+// peer can make it do (message size, recipients, connections, messages per second, command
+// timeouts, malformed commands). Each accepted message goes to the handler, and the 250 is
+// sent only after the handler has answered (after the outcome is stored). Asio stays in the
+// .cpp file.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/units.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace petrel {
+
+struct smtp_server_options {
+  listen_address listen;
+  std::string hostname = "localhost";       // in the greeting and EHLO reply
+  std::vector<std::string> accept_domains;  // lower case; RCPT TO for other domains: 550
+  std::uint64_t max_message_bytes = 10 * 1024 * 1024;
+  std::uint32_t max_recipients = 50;
+  std::uint32_t max_connections = 200;
+  double max_messages_per_second = 100;  // all peers together; over it: 451 4.7.1
+  std::chrono::milliseconds command_timeout{300'000};
+  std::chrono::milliseconds handler_timeout{60'000};  // past it: 451, the peer retries
+};
+
+struct received_mail {
+  std::string peer;  // the client's IP address
+  std::string helo;
+  std::string mail_from;  // without the angle brackets; "" for the null sender
+  std::vector<std::string> rcpt_to;
+  std::string content;  // dot-unstuffed, CRLF line endings
+};
+
+// The answer to one message: an SMTP code (250 stored, 451 try later, 550/554 refused) and
+// its text. Call it once, from any thread.
+using smtp_reply_fn = std::function<void(int code, std::string text)>;
+using smtp_mail_handler = std::function<void(received_mail&&, smtp_reply_fn)>;
+
+class smtp_server {
+ public:
+  smtp_server(boost::asio::io_context& io, smtp_server_options options, smtp_mail_handler handler);
+  ~smtp_server();
+  smtp_server(const smtp_server&) = delete;
+  smtp_server& operator=(const smtp_server&) = delete;
+
+  // Binds and listens; throws std::runtime_error naming the address when it cannot.
+  void start();
+  std::uint16_t port() const;
+  // Stops accepting and closes the sessions at their next command. Thread-safe.
+  void stop();
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace petrel

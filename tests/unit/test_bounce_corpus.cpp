@@ -1,0 +1,338 @@
+// The bounce parser and classifier against real mail no one here wrote: every file of
+// tests/data/bounces (Sisimai's set-of-emails) is parsed and classified with the shipped rules,
+// and compared with what Sisimai 4.25.15 read from it (labels.jsonl, see its README.md).
+#include <catch2/catch.hpp>
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/bounce_rules.hpp"
+#include "net/bounce.hpp"
+#include "net/bounce_parser.hpp"
+
+using namespace petrel;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path data_dir = PETREL_TESTDATA_DIR;
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+struct label {
+  std::string file;
+  bool parsed = false;
+  std::string recipient, reason, status, action, feedback_type;
+  int softbounce = -1;
+};
+
+std::vector<label> read_labels() {
+  std::vector<label> out;
+  std::ifstream in(data_dir / "bounces" / "labels.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    auto object = boost::json::parse(line).as_object();
+    auto text = [&](const char* key) {
+      auto* v = object.if_contains(key);
+      return v && v->is_string() ? std::string(v->as_string().c_str()) : std::string();
+    };
+    label l;
+    l.file = text("file");
+    l.parsed = object.at("parsed").to_number<int>() == 1;
+    l.recipient = text("recipient");
+    l.reason = text("reason");
+    l.status = text("deliverystatus");
+    l.action = text("action");
+    l.feedback_type = text("feedbacktype");
+    if (auto* soft = object.if_contains("softbounce")) l.softbounce = soft->to_number<int>();
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+// Where Petrel reads a file differently from Sisimai, and why. Each entry must still disagree
+// (a stale entry fails the test), and each counts as a disagreement in the rates below.
+struct exception_entry {
+  const char* file;
+  const char* what;  // "recipient", "hardness", "kind"
+  const char* reason;
+};
+
+// Reasons shared by several files.
+constexpr const char* user_unknown_text =
+    "the reply says the user is unknown and nothing shows it came after DATA; Sisimai reads "
+    "'filtered' (soft) from MTA-specific hints, Petrel takes the text at its word (hard)";
+constexpr const char* pipelined_rcpt =
+    "'>>> DATA' then '<<< 550 ... User unknown' then '554 no valid recipients': with PIPELINING "
+    "that 550 answered RCPT TO, so the recipient is unknown (hard), not filtered";
+constexpr const char* disabled_account =
+    "'account is disabled/discontinued' is invalid_recipient by design (a disabled account "
+    "does not come back); Sisimai calls it 'suspend' (soft)";
+constexpr const char* too_vague =
+    "the text does not say why (InterScan 'Unable to deliver message', '542 Rejected'): "
+    "Petrel will not suppress an address on it; Sisimai guesses userunknown";
+
+const std::vector<exception_entry> exceptions = {
+    {"arf-12.eml", "recipient",
+     "the report names no recipient (To: <Undisclosed Recipients>); Sisimai invents a placeholder, "
+     "Petrel reports the Removal-Recipient the report does give"},
+    {"arf-15.eml", "recipient", "no usable recipient in the report; Sisimai invents a placeholder, Petrel reports none"},
+    {"arf-26.eml", "kind",
+     "Apple Mail's one-click unsubscribe (X-Apple-Unsubscribe: true): an opt-out Petrel must act on, "
+     "so feedback/opt-out; Sisimai calls it vacation because it is Auto-Submitted: auto-replied"},
+    {"lhost-domino-03.eml", "recipient",
+     "the DSN's Final-Recipient (and the returned message's Received: for) say @neko.example.org; "
+     "only the prose says @neko.example.com: Petrel trusts the machine-readable field"},
+    {"lhost-fml-02.eml", "recipient", "an FML mailing-list 'you are not a member' reply, not a delivery report"},
+    {"lhost-fml-02.eml", "kind", "as above"},
+    {"lhost-amazonses-01.eml", "hardness",
+     "SES labels it '5.1.0 Unknown address error' although the remote said '5.7.1 Access denied'; Petrel "
+     "believes the 5.1.0 status it was given"},
+    {"lhost-apachejames-01.eml", "hardness", user_unknown_text},
+    {"lhost-exchange2003-04.eml", "hardness", "'Recipient Not Found' is an unknown recipient; Sisimai maps this Exchange code to filtered"},
+    {"lhost-ezweb-03.eml", "hardness", disabled_account},
+    {"lhost-x2-02.eml", "hardness", disabled_account},
+    {"lhost-messagingserver-06.eml", "hardness", user_unknown_text},
+    {"lhost-messagingserver-08.eml", "hardness", user_unknown_text},
+    {"lhost-mfilter-02.eml", "hardness",
+     "m-FILTER reports the failure at 'SMTP command DATA', so Petrel does not call it hard; Sisimai "
+     "does here but not for the same situation in lhost-mfilter-01"},
+    {"lhost-postfix-07.eml", "hardness", user_unknown_text},
+    {"lhost-postfix-13.eml", "hardness", "the DSN says 5.2.1 User Unknown for this recipient; Sisimai reports mailbox full (the other recipient's reason)"},
+    {"lhost-receivingses-01.eml", "hardness", user_unknown_text},
+    {"lhost-sendmail-48.eml", "hardness", pipelined_rcpt},
+    {"lhost-trendmicro-02.eml", "hardness", too_vague},
+    {"lhost-trendmicro-03.eml", "hardness", too_vague},
+    {"rhost-messagelabs-03.eml", "hardness", too_vague},
+    {"lhost-x1-02.eml", "hardness", user_unknown_text},
+    {"lhost-x1-03.eml", "hardness", user_unknown_text},
+    {"lhost-yahoo-06.eml", "hardness", user_unknown_text},
+    {"lhost-zoho-03.eml", "hardness", user_unknown_text},
+    {"rfc3464-42.eml", "hardness", user_unknown_text},
+    {"rfc3464-57.eml", "hardness", user_unknown_text},
+    {"rfc3464-66.eml", "hardness", user_unknown_text},
+    {"rhost-gsuite-08.eml", "hardness", user_unknown_text},
+    {"rhost-google-07.eml", "hardness", pipelined_rcpt},
+};
+
+// Files of not-bounces/ that are bounces after all.
+const std::vector<exception_entry> not_bounce_exceptions = {
+    {"rb-issue-368-bug.eml", "kind",
+     "a real bounce: From postmaster, Return-Path <>, 'an email you sent was rejected ... reject reason: "
+     "Mailbox full, target mail address: xxxx@yyyyyy.net' with the returned message; Petrel reports it"},
+};
+
+const exception_entry* find_exception(const std::string& file, const std::string& what) {
+  for (const auto& e : exceptions)
+    if (file == e.file && what == e.what) return &e;
+  return nullptr;
+}
+
+struct corpus {
+  bounce_classifier classifier;
+  std::map<std::string, bounce_report> reports;
+};
+
+const corpus& load_corpus() {
+  static const corpus c = [] {
+    auto rules = load_bounce_rules(std::string(PETREL_SOURCE_DIR) + "/config/bounce_rules.toml");
+    if (!rules) throw std::runtime_error(rules.error());
+    corpus out{bounce_classifier(*rules), {}};
+    for (const auto& entry : fs::directory_iterator(data_dir / "bounces" / "emails"))
+      out.reports.emplace(entry.path().filename().string(), parse_bounce(read_file(entry.path())));
+    return out;
+  }();
+  return c;
+}
+
+const bounce_recipient* find_recipient(const bounce_report& report, const std::string& address) {
+  for (const auto& r : report.recipients)
+    if (lower(r.address) == lower(address)) return &r;
+  return nullptr;
+}
+
+std::string describe(const bounce_report& report) {
+  std::string out = std::string(to_string(report.kind)) + (report.standard ? " standard" : " heuristic") + " [";
+  for (const auto& r : report.recipients) out += r.address + " ";
+  return out + "]";
+}
+
+struct tally {
+  int agreed = 0, total = 0;
+  std::vector<std::string> disagreements;     // not documented as exceptions
+  std::map<std::string, bool> excepted_seen;  // "file what" -> disagreed on some row
+  double rate() const { return total ? 100.0 * agreed / total : 100.0; }
+  void count(bool agree, const std::string& file, const std::string& what, const std::string& detail) {
+    ++total;
+    agreed += agree ? 1 : 0;
+    if (find_exception(file, what)) {
+      excepted_seen[file + " " + what] |= !agree;
+    } else if (!agree) {
+      disagreements.push_back(file + " " + what + ": " + detail);
+    }
+  }
+  // Documented exceptions whose rows all agree now.
+  std::vector<std::string> stale() const {
+    std::vector<std::string> out;
+    for (const auto& [key, disagreed] : excepted_seen)
+      if (!disagreed) out.push_back(key);
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("bounce corpus: recipients, hard/soft and report kinds agree with Sisimai", "[bounce][corpus]") {
+  const auto& c = load_corpus();
+  auto labels = read_labels();
+  REQUIRE(labels.size() > 400);
+  REQUIRE(c.reports.size() == 429);
+
+  tally recipients, hardness, feedback, kinds;
+  for (const auto& l : labels) {
+    auto it = c.reports.find(l.file);
+    REQUIRE(it != c.reports.end());
+    const auto& report = it->second;
+    if (!l.parsed || l.recipient.empty()) continue;
+    const auto* found = find_recipient(report, l.recipient);
+    recipients.count(found != nullptr, l.file, "recipient", "want " + l.recipient + ", got " + describe(report));
+
+    if (l.reason == "vacation") {
+      kinds.count(report.kind == report_kind::auto_reply, l.file, "kind", "want auto_reply, got " + describe(report));
+    } else if (l.reason == "feedback" || l.file.rfind("arf-", 0) == 0) {
+      feedback.count(report.kind == report_kind::feedback, l.file, "kind", "want feedback, got " + describe(report));
+    } else if (l.reason == "delivered") {
+      bool delivered = found && found->action == "delivered";
+      kinds.count(delivered, l.file, "kind", "want action delivered, got " + describe(report));
+    } else {
+      kinds.count(report.kind == report_kind::delivery_failure, l.file, "kind",
+                  "want delivery_failure, got " + describe(report));
+    }
+
+    if (l.softbounce == 0 || l.softbounce == 1) {
+      const auto* r = found ? found : (report.recipients.empty() ? nullptr : &report.recipients.front());
+      bounce_recipient none;
+      if (!r) r = &none;
+      auto verdict = c.classifier.classify(r->reply_code, r->status, r->diagnostic, r->remote_mta, r->command);
+      bool want_hard = l.softbounce == 0;
+      hardness.count(verdict.hard == want_hard, l.file, "hardness",
+                     std::string(want_hard ? "want hard" : "want soft") + " (" + l.reason + " " + l.status +
+                         "), got " + std::string(to_string(verdict.category)) + " " + verdict.enhanced +
+                         " rule " + std::to_string(verdict.rule) + " code " + std::to_string(r->reply_code) +
+                         " status " + r->status + " | " + r->diagnostic.substr(0, 300));
+    }
+  }
+
+  std::printf("bounce corpus: recipients %d/%d (%.1f%%), hard/soft %d/%d (%.1f%%), feedback %d/%d, kinds %d/%d\n",
+              recipients.agreed, recipients.total, recipients.rate(), hardness.agreed, hardness.total,
+              hardness.rate(), feedback.agreed, feedback.total, kinds.agreed, kinds.total);
+  std::printf("documented exceptions: %zu (listed in %s)\n", exceptions.size(), __FILE__);
+  for (const auto* t : {&recipients, &hardness, &feedback, &kinds})
+    for (const auto& d : t->disagreements) std::printf("  undocumented disagreement: %s\n", d.c_str());
+  std::fflush(stdout);
+
+  std::vector<std::string> stale;
+  for (const auto* t : {&recipients, &hardness, &feedback, &kinds}) {
+    auto more = t->stale();
+    stale.insert(stale.end(), more.begin(), more.end());
+  }
+  INFO("documented exceptions that agree with Sisimai now (remove them): " << Catch::Detail::stringify(stale));
+  CHECK(stale.empty());
+
+  REQUIRE(recipients.rate() >= 95.0);
+  REQUIRE(hardness.rate() >= 90.0);
+  REQUIRE(feedback.disagreements.empty());
+}
+
+TEST_CASE("bounce corpus: every ARF report is a complaint", "[bounce][corpus]") {
+  const auto& c = load_corpus();
+  for (const auto& [file, report] : c.reports) {
+    if (file.rfind("arf-", 0) != 0) continue;
+    INFO(file << ": " << describe(report));
+    CHECK(report.kind == report_kind::feedback);
+  }
+}
+
+TEST_CASE("bounce corpus: ordinary mail is never a delivery failure", "[bounce][corpus]") {
+  for (const auto& entry : fs::directory_iterator(data_dir / "not-bounces")) {
+    auto file = entry.path().filename().string();
+    auto report = parse_bounce(read_file(entry.path()));
+    INFO(file << ": " << describe(report));
+    bool excepted = std::any_of(not_bounce_exceptions.begin(), not_bounce_exceptions.end(),
+                                [&](const exception_entry& e) { return file == e.file; });
+    if (excepted) {
+      CHECK(report.kind == report_kind::delivery_failure);  // still read as the bounce it is
+      continue;
+    }
+    CHECK((report.kind == report_kind::not_a_report || report.kind == report_kind::auto_reply));
+  }
+}
+
+TEST_CASE("bounce corpus: what a parsed report carries", "[bounce][corpus]") {
+  const auto& c = load_corpus();
+  SECTION("a Postfix DSN") {
+    const auto& report = c.reports.at("rhost-google-02.eml");
+    REQUIRE(report.kind == report_kind::delivery_failure);
+    REQUIRE(report.recipients.size() == 1);
+    const auto& r = report.recipients.front();
+    CHECK(r.address == "neko-nyaan@example.org");
+    CHECK(r.action == "failed");
+    CHECK(r.status == "5.1.1");
+    CHECK(r.reply_code == 550);
+    CHECK_THAT(r.diagnostic, Catch::Contains("does not exist"));
+    CHECK(r.remote_mta == "aspmx.l.google.com");
+    CHECK(report.original_message_id.front() == '<');
+    CHECK_FALSE(report.original_headers.empty());
+    auto verdict = c.classifier.classify(r.reply_code, r.status, r.diagnostic, r.remote_mta, r.command);
+    CHECK(verdict.category == bounce_category::invalid_recipient);
+    CHECK(verdict.hard);
+  }
+  SECTION("a qmail bounce without MIME") {
+    const auto& report = c.reports.at("lhost-qmail-01.eml");
+    REQUIRE(report.kind == report_kind::delivery_failure);
+    CHECK_FALSE(report.standard);
+    REQUIRE(report.recipients.size() == 1);
+    CHECK(report.recipients.front().address == "kijitora@example.ne.jp");
+    CHECK(report.recipients.front().reply_code == 550);
+    CHECK(report.original_message_id == "<000000000.9999999999999.JavaMail.postmaster@mailhub>");
+    CHECK(report.original_subject == "Message");
+  }
+  SECTION("an ARF complaint") {
+    const auto& report = c.reports.at("arf-02.eml");
+    REQUIRE(report.kind == report_kind::feedback);
+    CHECK(report.standard);
+    CHECK(report.feedback_type == "abuse");
+    REQUIRE(report.recipients.size() == 1);
+    CHECK(report.recipients.front().address == "this-local-part-does-not-exist-on-yahoo@yahoo.com");
+  }
+  SECTION("an auto-reply") {
+    const auto& report = c.reports.at("rfc3834-02.eml");
+    CHECK(report.kind == report_kind::auto_reply);
+  }
+  SECTION("a delivered notification") {
+    const auto& report = c.reports.at("lhost-amazonses-12.eml");
+    REQUIRE(report.recipients.size() == 1);
+    CHECK(report.recipients.front().action == "delivered");
+    CHECK(c.classifier.classify(report.recipients.front().reply_code, report.recipients.front().status, "").category ==
+          bounce_category::none);
+  }
+}
