@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "actors/api_key.hpp"
@@ -114,7 +115,9 @@ int run_server(const config& cfg) {
   }
 
   // The I/O context carries the HTTP listeners, DNS and the SMTP sessions.
-  boost::asio::io_context io(cfg.io.threads);
+  // Held by pointer so that it can be torn down before the actor system (see the end).
+  auto io_holder = std::make_unique<boost::asio::io_context>(cfg.io.threads);
+  auto& io = *io_holder;
   auto runtime = std::make_shared<delivery_runtime>();
   runtime->io = &io;
   runtime->hostname = local_hostname();
@@ -194,7 +197,9 @@ int run_server(const config& cfg) {
         }
       });
 
-  caf::scoped_actor self{sys};
+  std::optional<caf::scoped_actor> self_holder;  // reset before waiting for the actors
+  self_holder.emplace(sys);
+  auto& self = *self_holder;
   if (cfg.bootstrap.create_tenant) {
     // Tenants load asynchronously; ask until they have (a few seconds at most).
     for (int attempt = 0; attempt < 100; ++attempt) {
@@ -226,14 +231,14 @@ int run_server(const config& cfg) {
     o.on_response = [name](int status) { core().http_requests(name, status).inc(); };
     return o;
   };
-  http_server public_server(io, make_options("api", cfg.http.listen),
-                            [&api](http_request&& r, http_responder respond) {
-                              api.public_request(std::move(r), std::move(respond));
-                            });
-  http_server admin_server(io, make_options("admin", cfg.admin.listen),
-                           [&api](http_request&& r, http_responder respond) {
-                             api.admin_request(std::move(r), std::move(respond));
-                           });
+  auto public_server = std::make_unique<http_server>(
+      io, make_options("api", cfg.http.listen), [&api](http_request&& r, http_responder respond) {
+        api.public_request(std::move(r), std::move(respond));
+      });
+  auto admin_server = std::make_unique<http_server>(
+      io, make_options("admin", cfg.admin.listen), [&api](http_request&& r, http_responder respond) {
+        api.admin_request(std::move(r), std::move(respond));
+      });
   // The inbound SMTP listener for bounces and feedback reports (when configured).
   std::unique_ptr<smtp_server> bounce_server;
   if (cfg.bounces.listen_enabled) {
@@ -250,7 +255,11 @@ int run_server(const config& cfg) {
     o.handler_timeout = cfg.storage.request_timeout * 2;
     auto timeout = o.handler_timeout;
     bounce_server = std::make_unique<smtp_server>(
-        io, o, [&sys, directory, timeout](received_mail&& mail, smtp_reply_fn reply) {
+        // A weak reference: handlers the I/O context still holds at exit must not keep actors.
+        io, o, [&sys, weak = std::weak_ptr<service_directory>(directory), timeout](
+                   received_mail&& mail, smtp_reply_fn reply) {
+          auto directory = weak.lock();
+          if (!directory) return reply(421, "4.3.0 shutting down");
           inbound_message m;
           m.envelope_from = std::move(mail.mail_from);
           m.envelope_to = std::move(mail.rcpt_to);
@@ -269,8 +278,8 @@ int run_server(const config& cfg) {
   }
   int exit_code = 0;
   try {
-    public_server.start();
-    admin_server.start();
+    public_server->start();
+    admin_server->start();
     if (bounce_server) {
       bounce_server->start();
       spdlog::info("smtp.listening listener=bounces address={}:{}", cfg.bounces.listen.host,
@@ -283,13 +292,13 @@ int run_server(const config& cfg) {
   }
   if (exit_code == 0) {
     spdlog::info("http.listening listener=api address={}:{}", cfg.http.listen.host,
-                 public_server.port());
+                 public_server->port());
     spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host,
-                 admin_server.port());
+                 admin_server->port());
   }
 
-  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-  signals.async_wait([&](const boost::system::error_code& ec, int signal) {
+  auto signals = std::make_unique<boost::asio::signal_set>(io, SIGINT, SIGTERM);
+  signals->async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) {
       spdlog::info("petrel.stopping signal={}", signal == SIGTERM ? "SIGTERM" : "SIGINT");
       request_stop(0);
@@ -301,11 +310,11 @@ int run_server(const config& cfg) {
   exit_code = stop_future.get();
 
   // 1. Stop accepting; let requests in progress finish within the grace period.
-  public_server.stop();
-  admin_server.stop();
+  public_server->stop();
+  admin_server->stop();
   if (bounce_server) bounce_server->stop();
   auto deadline = std::chrono::steady_clock::now() + cfg.http.shutdown_grace;
-  while ((public_server.open_connections() > 0 || admin_server.open_connections() > 0) &&
+  while ((public_server->open_connections() > 0 || admin_server->open_connections() > 0) &&
          std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   // 2. Stop the actors; the store commits what is pending before it closes.
@@ -318,9 +327,36 @@ int run_server(const config& cfg) {
   // 3. Stop DNS and the I/O threads (SMTP sessions still open are cut; their recipients stay
   //    waiting in the store and are tried again after the next start).
   runtime->dns->shutdown();
-  signals.cancel();
+  signals->cancel();
   io.stop();
   for (auto& t : threads) t.join();
+  // 4. Wait until every actor has ended (they no longer touch the runtime after that); a
+  //    shutdown that does not finish within 10 s is reported and cut short.
+  self_holder.reset();
+  {
+    std::promise<void> done;
+    auto all_done = done.get_future();
+    std::thread waiter([&sys, &done] {
+      sys.await_all_actors_done();
+      done.set_value();
+    });
+    if (all_done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      spdlog::error("petrel.shutdown_stuck running_actors={}", sys.registry().running());
+      spdlog::default_logger()->flush();
+      std::_Exit(exit_code == 0 ? 1 : exit_code);
+    }
+    waiter.join();
+  }
+  // 5. Tear down the I/O side while the actor system still exists: the handlers the I/O
+  //    context still holds (SMTP sessions cut by the stop, with their actor handles) must not
+  //    drop the last reference to an actor after ~actor_system. Everything that owns Asio
+  //    objects goes before the context itself.
+  signals.reset();
+  bounce_server.reset();
+  public_server.reset();
+  admin_server.reset();
+  runtime->dns.reset();
+  io_holder.reset();
   spdlog::info("petrel.stopped exit_code={}", exit_code);
   spdlog::default_logger()->flush();
   return exit_code;

@@ -27,6 +27,7 @@
 #   bench/delivery.sh                              # defaults below, about 4 minutes
 #   DURATION=10s CONNECTIONS=64 SIZES="1024" bench/delivery.sh
 #   SKIP_POSTFIX=1 bench/delivery.sh               # Petrel only
+#   VERP=1 SKIP_POSTFIX=1 bench/delivery.sh        # with VERP envelope senders
 #   KEEP_WORK=1 bench/delivery.sh                  # keep the temp dir (logs, databases)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -192,6 +193,11 @@ servers = ["127.0.0.1:$dns_port"]
 [delivery]
 port = $SINK_PORT
 TOML
+  if [ -n "${VERP:-}" ]; then
+    # VERP=1: each delivery's envelope sender is a signed b-<token>@ address of its own.
+    head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/bounce.key"
+    printf '[bounces]\nverp_domain = "bounces.bench.test"\nsecret_file = "%s"\n' "$dir/bounce.key" >> "$dir/petrel.toml"
+  fi
   "$PETREL" serve --config "$dir/petrel.toml" > "$dir/stdout" 2> "$dir/stderr" &
   petrel_pid=$!
   pids+=($petrel_pid)
