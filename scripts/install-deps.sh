@@ -21,6 +21,7 @@ test_packages=(
   python3-dnslib openssl        # the scripted DNS server; self-signed certificates for STARTTLS
   postgresql-15 postgresql-client-15   # the PostgreSQL store's tests run a private cluster
   python3-dkim python3-nacl     # dkimpy verifies delivered signatures (nacl: Ed25519)
+  gdb                           # thread stacks of a node that does not stop (test reports)
 )
 
 # What the benchmarks in bench/ use on top.
