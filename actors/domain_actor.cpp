@@ -2,9 +2,13 @@
 // and times; addresses and bodies stay in the store), and drives their delivery:
 // - due recipients (next attempt reached) wait in `ready`; future ones in a time-ordered heap
 //   with one timer for the earliest;
-// - it resolves the domain's route (resolver actor) and gets the site actor for it (egress),
-//   asks the site for credit and answers each grant with jobs: recipients of one message
-//   grouped into one transaction (up to max_recipients_per_transaction);
+// - it resolves the domain's route (resolver actor); each due recipient goes to a lane, one
+//   per egress source of its pool, chosen by weight among the sources that take work (not
+//   suspended, warm-up budget left); each lane asks its site actor (egress) for credit and
+//   answers each grant with jobs: recipients of one message grouped into one transaction (up
+//   to max_recipients_per_transaction), tenants served in weighted rotation, high priority
+//   first (fair_queue), within the domain's rate and each tenant's rate at the domain, and
+//   not for suspended domains or tenants;
 // - outcomes: 2xx delivered, 5xx bounced, 4xx / no reply deferred by the retry schedule, or
 //   expired past max_age; each is committed with its event (retried if the store fails);
 // - it rebuilds everything from the store when it starts, so a crash or restart loses
@@ -16,8 +20,14 @@
 #include <random>
 #include <unordered_map>
 
+#include <fnmatch.h>
+
+#include <map>
+
 #include "actors/actor_support.hpp"
+#include "actors/fair_queue.hpp"
 #include "actors/metrics.hpp"
+#include "actors/rate_limiter.hpp"
 #include "actors/retry_schedule.hpp"
 #include "actors/services.hpp"
 #include "net/bounce.hpp"
@@ -34,7 +44,20 @@ struct waiting_recipient {
   std::uint32_t attempts = 0;
   std::int64_t next_attempt_at_ms = 0;
   bool in_flight = false;  // in a job at the site
-  bool ready = false;      // in the ready list
+  bool ready = false;      // in a lane's queue
+  std::string pool;
+  int priority = 0;
+};
+
+// The way out through one egress source: its site actor, and the due recipients for it.
+struct lane {
+  site_actor site;
+  bool asking = false;       // the egress actor is asked for the site
+  bool demand_sent = false;  // waiting for credit
+  std::string blocked;       // the site takes no work now (reason), until:
+  std::int64_t blocked_until_ms = 0;
+  fair_queue queue;
+  std::uint64_t in_flight = 0;  // recipients in jobs at the site
 };
 
 using heap_entry = std::pair<std::int64_t, id128>;
@@ -53,15 +76,20 @@ struct domain_state {
   retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
-  std::deque<id128> ready;
+  std::map<std::string, lane> lanes;  // by source name
   std::unordered_map<std::uint64_t, delivery_job> jobs;  // at a site
   std::unordered_map<std::uint64_t, caf::actor_addr> job_site;  // which site has the job
+  std::unordered_map<std::uint64_t, std::string> job_lane;      // and through which source
   std::uint64_t next_job = 0;
   std::optional<route> current_route;
   bool resolving = false;
-  site_actor site;
-  bool asking_site = false;
-  bool demand_sent = false;
+  rate_limiter limiter;  // the domain's rate (delivery.domains)
+  double tenant_rate = 0;
+  std::unordered_map<id128, rate_limiter, id128_hash> tenant_limiters;
+  std::string waiting_for;  // what held the last job back (admin view)
+  // Per tenant, what this actor added to the backlog counter; taken back when it exits.
+  std::shared_ptr<std::unordered_map<id128, std::int64_t, id128_hash>> backlog =
+      std::make_shared<std::unordered_map<id128, std::int64_t, id128_hash>>();
   std::uint64_t wake_generation = 0;
   std::int64_t wake_at_ms = 0;
   std::uint64_t last_batch = 0;       // highest batch number seen from the supervisor
@@ -93,17 +121,26 @@ void add(domain_pointer self, const queued_recipient& r) {
   it->second.state = r.state;
   it->second.attempts = r.attempts;
   it->second.next_attempt_at_ms = r.next_attempt_at_ms;
+  it->second.pool = r.pool;
+  it->second.priority = r.priority;
   st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
   ++*st.counted;
   core().recipients_waiting.add(1);
+  ++(*st.backlog)[r.tenant_id];
+  st.settings.backlog->add(r.tenant_id, 1);
 }
 
 void forget(domain_pointer self, const id128& id) {
   auto& st = self->state;
-  if (st.waiting.erase(id)) {
-    --*st.counted;
-    core().recipients_waiting.add(-1);
-  }
+  auto it = st.waiting.find(id);
+  if (it == st.waiting.end()) return;
+  auto tenant = it->second.tenant_id;
+  st.waiting.erase(it);
+  --*st.counted;
+  core().recipients_waiting.add(-1);
+  auto b = st.backlog->find(tenant);
+  if (b != st.backlog->end() && --b->second == 0) st.backlog->erase(b);
+  st.settings.backlog->add(tenant, -1);
 }
 
 void arm_idle_timer(domain_pointer self) {
@@ -255,8 +292,10 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
       u.state = recipient_state::delivered;
     } else {
       failure = classify_failure(self, r, where);
-      // 5xx is final, unless its category is one operators retry (throttling sent as 5xx).
-      if (r.code >= 500 && !listed(st.settings.bounces.retry_5xx_categories, failure->category)) {
+      // 5xx is final, unless its category is one operators retry (throttling sent as 5xx);
+      // a response rule may make any failure final.
+      if (r.force_bounce ||
+          (r.code >= 500 && !listed(st.settings.bounces.retry_5xx_categories, failure->category))) {
         u.state = recipient_state::bounced;
       } else {
         next = st.schedule.next_attempt_ms(id.time_ms(), now, u.attempts, random01(self));
@@ -325,46 +364,126 @@ void schedule_wake(domain_pointer self) {
   }
 }
 
-// Jobs the ready recipients make: per message, chunks of max_recipients_per_transaction.
-std::size_t jobs_needed(domain_pointer self) {
+std::size_t max_per_job(domain_pointer self) {
   auto& st = self->state;
-  std::unordered_map<id128, std::size_t, id128_hash> per_message;
-  for (const auto& id : st.ready) ++per_message[st.waiting[id].message_id];
-  std::size_t jobs = 0;
   auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
   // VERP and per-recipient unsubscribe links need one recipient per transaction.
   const auto& b = st.settings.bounces;
   if (!st.settings.bounce_secret.empty() && (!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()))
     max = 1;
-  for (const auto& [m, n] : per_message) jobs += (n + max - 1) / max;
-  return jobs;
+  return max;
 }
 
-void ask_site(domain_pointer self) {
+// Whether a lane takes work now: not blocked by its site, not suspended by a control.
+bool lane_open(domain_pointer self, const std::string& source, const lane& l, std::int64_t now,
+               const control_snapshot& controls) {
+  if (!l.blocked.empty() && (l.blocked_until_ms == 0 || l.blocked_until_ms > now)) return false;
+  if (controls.active("source", source, now)) return false;
+  if (self->state.current_route && !controls.empty()) {
+    auto base = self->state.current_route->site;
+    if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
+    if (controls.active("site", base, now) || controls.active("source_site", source + "/" + base, now))
+      return false;
+  }
+  return true;
+}
+
+// The source for a recipient of `pool`: by weight among those that take work now; when none
+// does, by weight among all (it waits in that lane).
+std::string choose_source(domain_pointer self, const std::string& pool, const std::string& avoid = {}) {
   auto& st = self->state;
-  if (st.asking_site || !st.current_route) return;
-  st.asking_site = true;
-  self->request(st.egress, st.settings.storage.request_timeout, site_atom::value, std::string(),
+  const auto& pools = *st.settings.pools;
+  auto it = pools.find(pool.empty() ? st.settings.egress.default_pool : pool);
+  if (it == pools.end()) it = pools.find("default");
+  if (it == pools.end() || it->second.empty()) return std::string();
+  auto now = unix_now_ms();
+  auto controls = st.settings.controls->get();
+  std::vector<const pool_source*> open;
+  std::uint64_t total = 0;
+  for (const auto& member : it->second) {
+    if (member.source == avoid) continue;
+    auto l = st.lanes.find(member.source);
+    if (l != st.lanes.end() && !lane_open(self, member.source, l->second, now, *controls)) continue;
+    if (l == st.lanes.end() && controls->active("source", member.source, now)) continue;
+    open.push_back(&member);
+    total += member.weight;
+  }
+  if (open.empty()) {
+    if (!avoid.empty()) return avoid;
+    for (const auto& member : it->second) {
+      open.push_back(&member);
+      total += member.weight;
+    }
+  }
+  auto pick = static_cast<std::uint64_t>(random01(self) * static_cast<double>(total));
+  for (const auto* member : open) {
+    if (pick < member->weight) return member->source;
+    pick -= member->weight;
+  }
+  return open.back()->source;
+}
+
+void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
+                const std::string& avoid = {}) {
+  auto& st = self->state;
+  auto source = choose_source(self, w.pool, avoid);
+  w.ready = true;
+  st.lanes[source].queue.push(id, w.message_id, w.tenant_id, w.priority,
+                              st.settings.weights->weight(w.tenant_id));
+}
+
+// Unready recipients for settling without an attempt (route failures): every lane emptied.
+std::vector<id128> take_all_ready(domain_pointer self) {
+  auto& st = self->state;
+  std::vector<id128> ids;
+  for (auto& [source, l] : st.lanes)
+    for (auto& job : l.queue.drain())
+      for (auto& id : job.recipients) {
+        auto it = st.waiting.find(id);
+        if (it != st.waiting.end()) it->second.ready = false;
+        ids.push_back(id);
+      }
+  return ids;
+}
+
+std::size_t ready_count(domain_pointer self) {
+  std::size_t n = 0;
+  for (const auto& [source, l] : self->state.lanes) n += l.queue.recipients();
+  return n;
+}
+
+void ask_site(domain_pointer self, const std::string& source) {
+  auto& st = self->state;
+  auto& l = st.lanes[source];
+  if (l.asking || !st.current_route) return;
+  l.asking = true;
+  self->request(st.egress, st.settings.storage.request_timeout, site_atom::value, source,
                 *st.current_route)
       .then(
           [=](site_actor& site) {
             auto& s = self->state;
-            s.asking_site = false;
-            if (s.site != site) {
+            auto& l = s.lanes[source];
+            l.asking = false;
+            if (l.site != site) {
               // The old site stays monitored while it still runs jobs of ours.
-              s.site = site;
-              s.demand_sent = false;
+              l.site = site;
+              l.demand_sent = false;
               self->monitor(site);
             }
             process(self);
           },
           [=](caf::error& e) {
             auto& s = self->state;
-            s.asking_site = false;
-            spdlog::warn("domain.no_site domain={} error=\"{}\"", s.domain, self->system().render(e));
-            std::vector<id128> ids(s.ready.begin(), s.ready.end());
-            for (const auto& id : ids) s.waiting[id].ready = false;
-            s.ready.clear();
+            auto& l = s.lanes[source];
+            l.asking = false;
+            spdlog::warn("domain.no_site domain={} source={} error=\"{}\"", s.domain, source,
+                         self->system().render(e));
+            std::vector<id128> ids;
+            for (auto& job : l.queue.drain())
+              for (auto& id : job.recipients) {
+                s.waiting[id].ready = false;
+                ids.push_back(id);
+              }
             settle_all(self, ids, 0, "no egress path: " + self->system().render(e), false);
             schedule_wake(self);
           });
@@ -415,9 +534,7 @@ void resolve(domain_pointer self) {
             auto& s = self->state;
             s.resolving = false;
             if (r.status == route_status::ok && !apply_mta_sts(self, r)) {
-              std::vector<id128> ids(s.ready.begin(), s.ready.end());
-              for (const auto& id : ids) s.waiting[id].ready = false;
-              s.ready.clear();
+              auto ids = take_all_ready(self);
               settle_all(self, ids, 0,
                          "MTA-STS: the enforced policy of " + s.domain + " names none of its MX hosts",
                          false);
@@ -428,14 +545,16 @@ void resolve(domain_pointer self) {
             if (r.status == route_status::ok) {
               bool new_site = !s.current_route || s.current_route->site != r.site;
               s.current_route = std::move(r);
-              if (new_site || !s.site) ask_site(self);
-              else process(self);
+              if (new_site)
+                for (auto& [source, l] : s.lanes) {
+                  l.site = nullptr;  // each lane asks for the site of the new route
+                  l.demand_sent = false;
+                }
+              process(self);
               return;
             }
             // Every ready recipient shares the failure: bounce (permanent) or defer.
-            std::vector<id128> ids(s.ready.begin(), s.ready.end());
-            for (const auto& id : ids) s.waiting[id].ready = false;
-            s.ready.clear();
+            auto ids = take_all_ready(self);
             auto code = r.status == route_status::permanent ? 550 : 0;
             settle_all(self, ids, code, r.error, false);
             s.current_route.reset();
@@ -445,9 +564,7 @@ void resolve(domain_pointer self) {
           [=](caf::error& e) {
             auto& s = self->state;
             s.resolving = false;
-            std::vector<id128> ids(s.ready.begin(), s.ready.end());
-            for (const auto& id : ids) s.waiting[id].ready = false;
-            s.ready.clear();
+            auto ids = take_all_ready(self);
             settle_all(self, ids, 0, "DNS lookup failed: " + self->system().render(e), false);
             schedule_wake(self);
           });
@@ -457,7 +574,7 @@ void process(domain_pointer self) {
   auto& st = self->state;
   if (!st.settings.deliver || !st.loaded) return;
   auto now = unix_now_ms();
-  // Move what is due from the heap into the ready list; expire what is past max_age.
+  // Move what is due from the heap into the lanes; expire what is past max_age.
   std::vector<id128> expired;
   while (!st.heap.empty() && st.heap.top().first <= now) {
     auto [at, id] = st.heap.top();
@@ -470,18 +587,48 @@ void process(domain_pointer self) {
       expired.push_back(id);
       continue;
     }
-    it->second.ready = true;
-    st.ready.push_back(id);
+    make_ready(self, id, it->second);
   }
   if (!expired.empty()) settle_all(self, expired, 0, "not delivered within max_age", true);
-  if (!st.ready.empty()) {
+  auto controls = st.settings.controls->get();
+  if (auto* c = controls->find("domain", st.domain, now)) {
+    st.waiting_for = "suspended";
+    if (c->until_ms) {
+      // Look again when the suspension ends (the controls actor also announces it).
+      self->delayed_send(self, std::chrono::milliseconds(c->until_ms - now + 1), wake_atom::value,
+                         ++st.wake_generation);
+      st.wake_at_ms = c->until_ms;
+    }
+  } else if (ready_count(self) > 0) {
     if (!st.current_route || st.current_route->expires_at_ms <= now) {
       resolve(self);
-    } else if (!st.site) {
-      ask_site(self);
-    } else if (!st.demand_sent) {
-      st.demand_sent = true;
-      self->send(st.site, demand_atom::value, static_cast<std::uint64_t>(jobs_needed(self)));
+    } else {
+      auto max = max_per_job(self);
+      for (auto& [source, l] : st.lanes) {
+        if (l.queue.empty()) continue;
+        if (!lane_open(self, source, l, now, *controls)) {
+          // Blocked: move its work to a lane that takes it, if the pool has one.
+          for (auto& job : l.queue.drain())
+            for (auto& id : job.recipients) {
+              auto it = st.waiting.find(id);
+              if (it == st.waiting.end()) continue;
+              it->second.ready = false;
+              make_ready(self, id, it->second, source);
+            }
+          if (l.blocked_until_ms > now) {
+            self->delayed_send(self, std::chrono::milliseconds(l.blocked_until_ms - now + 1),
+                               wake_atom::value, ++st.wake_generation);
+            st.wake_at_ms = l.blocked_until_ms;
+          }
+          continue;
+        }
+        if (!l.site) {
+          ask_site(self, source);
+        } else if (!l.demand_sent) {
+          l.demand_sent = true;
+          self->send(l.site, demand_atom::value, static_cast<std::uint64_t>(l.queue.jobs(max)));
+        }
+      }
     }
   }
   schedule_wake(self);
@@ -492,49 +639,93 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   auto& st = self->state;
   auto granting = caf::actor_cast<site_actor>(self->current_sender());
   if (!granting) return;
-  if (granting != st.site) {
+  std::string source;
+  for (auto& [name, l] : st.lanes)
+    if (l.site == granting) source = name;
+  if (source.empty()) {
     // Credit from a site this domain no longer uses (its route changed): give it back.
     self->send(granting, jobs_atom::value, credit, std::vector<delivery_job>{});
     return;
   }
-  st.demand_sent = false;
+  auto& l = st.lanes[source];
+  l.demand_sent = false;
   std::vector<delivery_job> jobs;
-  auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
-  // VERP and per-recipient unsubscribe links need one recipient per transaction.
-  const auto& b = st.settings.bounces;
-  if (!st.settings.bounce_secret.empty() && (!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()))
-    max = 1;
+  auto max = max_per_job(self);
   auto owner = caf::actor_cast<caf::actor_addr>(self);
   auto max_age = st.schedule.max_age().count();
-  std::unordered_map<id128, std::size_t, id128_hash> open;  // message -> job being filled
-  std::deque<id128> left;
-  for (const auto& id : st.ready) {
-    auto& w = st.waiting[id];
-    auto it = open.find(w.message_id);
-    if (it != open.end() && jobs[it->second].recipient_ids.size() < max) {
-      jobs[it->second].recipient_ids.push_back(id);
-    } else if (jobs.size() < credit) {
-      delivery_job job;
-      job.job_id = ++st.next_job;
-      job.message_id = w.message_id;
-      job.tenant_id = w.tenant_id;
-      job.domain = st.domain;
-      job.recipient_ids.push_back(id);
-      job.expires_at_ms = id.time_ms() + max_age;
-      job.owner = owner;
-      open[w.message_id] = jobs.size();
-      jobs.push_back(std::move(job));
-    } else {
-      left.push_back(id);
-      continue;
+  auto now = unix_now_ms();
+  auto steady = std::chrono::steady_clock::now();
+  auto controls = st.settings.controls->get();
+  std::string base = st.current_route ? st.current_route->site : std::string();
+  if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
+  std::chrono::nanoseconds tenant_wait{0};
+  auto eligible = [&](const id128& tenant) {
+    if (!controls->empty()) {
+      auto t = tenant.str();
+      if (controls->active("tenant", t, now) || controls->active("tenant_site", t + "/" + base, now))
+        return false;
     }
-    w.ready = false;
-    w.in_flight = true;
+    if (st.tenant_rate <= 0) return true;
+    auto [it, added] = st.tenant_limiters.try_emplace(tenant);
+    if (added) it->second.configure(st.tenant_rate, std::max<std::uint32_t>(1, static_cast<std::uint32_t>(st.tenant_rate)));
+    auto wait = it->second.try_acquire(steady);
+    if (wait.count() > 0) {
+      if (tenant_wait.count() == 0 || wait < tenant_wait) tenant_wait = wait;
+      return false;
+    }
+    return true;
+  };
+  st.waiting_for.clear();
+  if (controls->active("domain", st.domain, now)) {
+    st.waiting_for = "suspended";
+    credit = 0;
   }
-  st.ready = std::move(left);
+  while (jobs.size() < credit && !l.queue.empty()) {
+    auto wait = st.limiter.try_acquire(steady);
+    if (wait.count() > 0) {
+      st.waiting_for = "domain rate";
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1;
+      self->delayed_send(self, std::chrono::milliseconds(ms), wake_atom::value, ++st.wake_generation);
+      st.wake_at_ms = now + ms;
+      break;
+    }
+    auto next = l.queue.pop(max, eligible);
+    if (!next) {
+      // (The domain's cell taken above goes unused: a rate may run one message slow.)
+      if (tenant_wait.count() > 0) {
+        st.waiting_for = "tenant rate";
+        auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(tenant_wait).count() + 1;
+        self->delayed_send(self, std::chrono::milliseconds(ms), wake_atom::value, ++st.wake_generation);
+        st.wake_at_ms = now + ms;
+      } else {
+        st.waiting_for = "tenant suspended";
+      }
+      break;
+    }
+    delivery_job job;
+    job.job_id = ++st.next_job;
+    job.message_id = next->message;
+    job.tenant_id = next->tenant;
+    job.domain = st.domain;
+    job.expires_at_ms = next->message.time_ms() + max_age;
+    job.owner = owner;
+    for (const auto& id : next->recipients) {
+      auto it = st.waiting.find(id);
+      if (it == st.waiting.end() || !it->second.ready) continue;  // settled meanwhile
+      it->second.ready = false;
+      it->second.in_flight = true;
+      job.recipient_ids.push_back(id);
+    }
+    if (job.recipient_ids.empty()) continue;
+    // Expiry counts from the recipient's creation, which is its message's (same ULID time).
+    job.expires_at_ms = job.recipient_ids.front().time_ms() + max_age;
+    l.in_flight += job.recipient_ids.size();
+    jobs.push_back(std::move(job));
+  }
   for (const auto& job : jobs) {
     st.jobs.emplace(job.job_id, job);
     st.job_site.emplace(job.job_id, granting.address());
+    st.job_lane.emplace(job.job_id, source);
   }
   self->send(granting, jobs_atom::value, credit, std::move(jobs));
   process(self);
@@ -561,6 +752,11 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
     it->second.next_attempt_at_ms = now;
     st.heap.emplace(now, id);
   }
+  if (auto jl = st.job_lane.find(outcome.job_id); jl != st.job_lane.end()) {
+    auto& l = st.lanes[jl->second];
+    l.in_flight -= std::min<std::uint64_t>(l.in_flight, job->second.recipient_ids.size());
+    st.job_lane.erase(jl);
+  }
   st.jobs.erase(job);
   st.job_site.erase(outcome.job_id);
   commit(self, std::move(updates));
@@ -570,10 +766,11 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
 // A site went away: the fate of its jobs is unknown; they are due again (at-least-once).
 void on_site_down(domain_pointer self, const caf::actor_addr& site) {
   auto& st = self->state;
-  if (st.site && st.site.address() == site) {
-    st.site = nullptr;
-    st.demand_sent = false;
-  }
+  for (auto& [source, l] : st.lanes)
+    if (l.site && l.site.address() == site) {
+      l.site = nullptr;
+      l.demand_sent = false;
+    }
   auto now = unix_now_ms();
   for (auto it = st.job_site.begin(); it != st.job_site.end();) {
     if (it->second != site) {
@@ -589,11 +786,103 @@ void on_site_down(domain_pointer self, const caf::actor_addr& site) {
         w->second.next_attempt_at_ms = now;
         st.heap.emplace(now, id);
       }
+      if (auto jl = st.job_lane.find(it->first); jl != st.job_lane.end()) {
+        auto& l = st.lanes[jl->second];
+        l.in_flight -= std::min<std::uint64_t>(l.in_flight, job->second.recipient_ids.size());
+        st.job_lane.erase(jl);
+      }
       st.jobs.erase(job);
     }
     it = st.job_site.erase(it);
   }
   process(self);
+}
+
+// Admin: waiting recipients (of one tenant, or all) end as cancelled, each with its event;
+// those in flight at a site finish their attempt.
+std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string& reason) {
+  auto& st = self->state;
+  auto now = unix_now_ms();
+  std::vector<id128> ids;
+  for (const auto& [id, w] : st.waiting)
+    if (!w.in_flight && (tenant.empty() || w.tenant_id == tenant)) ids.push_back(id);
+  for (auto& [source, l] : st.lanes)
+    l.queue.drain([&](const id128& t) { return tenant.empty() || t == tenant; });
+  std::vector<recipient_update> updates;
+  for (const auto& id : ids) {
+    auto& w = st.waiting[id];
+    recipient_update u;
+    u.recipient_id = id;
+    u.state = recipient_state::cancelled;
+    u.attempts = w.attempts;
+    u.last_reply = "cancelled by an operator" + (reason.empty() ? std::string() : ": " + reason);
+    u.event.id = new_id();
+    u.event.tenant_id = w.tenant_id;
+    u.event.message_id = w.message_id;
+    u.event.recipient_id = id;
+    u.event.type = "cancelled";
+    u.event.at_ms = now;
+    u.event.data_json = "{\"by\":\"admin\"" +
+                        (reason.empty() ? std::string() : ",\"reason\":" + json_string(reason)) + "}";
+    updates.push_back(std::move(u));
+    forget(self, id);
+  }
+  if (!ids.empty())
+    spdlog::info("domain.cancelled domain={} tenant={} recipients={}", st.domain,
+                 tenant.empty() ? "(all)" : tenant.str(), ids.size());
+  commit(self, std::move(updates));
+  arm_idle_timer(self);
+  return ids.size();
+}
+
+domain_queue_stats domain_stats(domain_pointer self) {
+  auto& s = self->state;
+  auto now = unix_now_ms();
+  domain_queue_stats out;
+  out.domain = s.domain;
+  std::unordered_map<id128, std::uint64_t, id128_hash> tenants;
+  for (const auto& [id, r] : s.waiting) {
+    if (r.state == recipient_state::deferred)
+      ++out.deferred;
+    else
+      ++out.queued;
+    if (r.in_flight) ++out.in_flight;
+    if (r.ready) ++out.due;
+    ++tenants[r.tenant_id];
+    auto created = id.time_ms();
+    if (out.oldest_ms == 0 || created < out.oldest_ms) out.oldest_ms = created;
+    if (!r.in_flight && (out.next_attempt_ms == 0 || r.next_attempt_at_ms < out.next_attempt_ms))
+      out.next_attempt_ms = r.next_attempt_at_ms;
+  }
+  for (const auto& [t, n] : tenants) out.tenants.push_back({t.str(), n});
+  std::sort(out.tenants.begin(), out.tenants.end(),
+            [](const auto& a, const auto& b) { return a.waiting > b.waiting; });
+  auto controls = s.settings.controls->get();
+  std::string binding;
+  for (const auto& [source, l] : s.lanes) {
+    lane_stats ls;
+    ls.source = source;
+    ls.site = s.current_route ? s.current_route->site : std::string();
+    ls.due = l.queue.recipients();
+    ls.in_flight = l.in_flight;
+    if (!lane_open(self, source, l, now, *controls))
+      ls.blocked = l.blocked.empty() ? "suspended" : l.blocked;
+    ls.blocked_until_ms = l.blocked_until_ms;
+    if (ls.due > 0 && binding.empty())
+      binding = !ls.blocked.empty() ? ls.blocked : (l.demand_sent ? "site credit" : std::string());
+    out.lanes.push_back(std::move(ls));
+  }
+  if (controls->active("domain", s.domain, now))
+    out.waiting_for = "suspended";
+  else if (out.due == 0)
+    out.waiting_for = out.queued + out.deferred > out.in_flight ? "next attempt" : "";
+  else if (!s.waiting_for.empty())
+    out.waiting_for = s.waiting_for;
+  else if (!s.current_route)
+    out.waiting_for = "route (DNS)";
+  else
+    out.waiting_for = binding.empty() ? "site" : binding;
+  return out;
 }
 
 domain_actor::behavior_type domain_behavior(domain_pointer self, std::string domain,
@@ -610,10 +899,19 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
   st.settings = std::move(settings);
   const auto& d = st.settings.delivery;
   st.schedule = retry_schedule(d.retry_schedule, d.retry_jitter, d.max_age);
+  for (const auto& policy : d.domains)  // the first matching [[delivery.domains]] applies
+    if (fnmatch(policy.match.c_str(), st.domain.c_str(), FNM_CASEFOLD) == 0) {
+      auto r = policy.message_rate.per_second;
+      st.limiter.configure(r, std::max<std::uint32_t>(1, static_cast<std::uint32_t>(r)));
+      st.tenant_rate = policy.tenant_rate.per_second;
+      break;
+    }
   core().domain_actors.add(1);
-  self->attach_functor([counted = st.counted](const caf::error&) {
+  self->attach_functor([counted = st.counted, backlog = st.backlog,
+                        shared = st.settings.backlog](const caf::error&) {
     core().recipients_waiting.add(-*counted);
     core().domain_actors.add(-1);
+    for (const auto& [tenant, n] : *backlog) shared->add(tenant, -n);
   });
   self->set_down_handler([=](caf::down_msg& msg) { on_site_down(self, msg.source); });
   // Recovery: everything the store holds as waiting for this domain.
@@ -640,22 +938,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
         for (const auto& r : recipients) add(self, r);
         process(self);
       },
-      [=](stats_atom) {
-        auto& s = self->state;
-        domain_queue_stats out;
-        out.domain = s.domain;
-        for (const auto& [id, r] : s.waiting) {
-          if (r.state == recipient_state::deferred)
-            ++out.deferred;
-          else
-            ++out.queued;
-          auto created = id.time_ms();
-          if (out.oldest_ms == 0 || created < out.oldest_ms) out.oldest_ms = created;
-          if (!r.in_flight && (out.next_attempt_ms == 0 || r.next_attempt_at_ms < out.next_attempt_ms))
-            out.next_attempt_ms = r.next_attempt_at_ms;
-        }
-        return out;
-      },
+      [=](stats_atom) { return domain_stats(self); },
       [=](caf::tick_atom, std::uint64_t generation) {
         auto& s = self->state;
         if (generation != s.idle_generation || !s.waiting.empty() || !s.jobs.empty()) return;
@@ -679,6 +962,35 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
       [=](outcome_atom, job_outcome& outcome) { on_outcome(self, outcome); },
       [=](record_atom, std::vector<recipient_update>& updates, std::int32_t attempt) {
         commit(self, std::move(updates), attempt);
+      },
+      [=](controls_atom) { process(self); },
+      [=](blocked_atom, const std::string& reason, std::int64_t until_ms) {
+        auto& s = self->state;
+        auto sender = caf::actor_cast<site_actor>(self->current_sender());
+        for (auto& [source, l] : s.lanes) {
+          if (l.site != sender) continue;
+          l.blocked = reason;
+          l.blocked_until_ms = until_ms;
+          if (reason.empty()) l.demand_sent = false;
+        }
+        process(self);
+      },
+      [=](cancel_atom, id128 tenant, const std::string& reason) -> std::uint64_t {
+        return cancel(self, tenant, reason);
+      },
+      [=](flush_atom) -> std::uint64_t {
+        auto& s = self->state;
+        auto now = unix_now_ms();
+        std::uint64_t n = 0;
+        for (auto& [id, w] : s.waiting) {
+          if (w.in_flight || w.ready || w.next_attempt_at_ms <= now) continue;
+          w.next_attempt_at_ms = now;
+          s.heap.emplace(now, id);
+          ++n;
+        }
+        if (n) spdlog::info("domain.flushed domain={} recipients={}", s.domain, n);
+        process(self);
+        return n;
       },
   };
 }

@@ -85,6 +85,37 @@ void recover_page(domains_pointer self, std::string after) {
           });
 }
 
+// Sends one request to the actor of `domain` ("" every live domain actor) and answers with
+// the sum of their counts; a domain without an actor counts 0.
+template <class T, class Send>
+caf::result<T> fan_out(domains_pointer self, const std::string& domain, Send send) {
+  auto& st = self->state;
+  std::vector<domain_actor> targets;
+  for (auto& [name, c] : st.children)
+    if (c.handle && (domain.empty() || name == domain)) targets.push_back(c.handle);
+  auto rp = self->make_response_promise<T>();
+  if (targets.empty()) {
+    rp.deliver(T{});
+    return rp;
+  }
+  auto sum = std::make_shared<T>();
+  auto left = std::make_shared<std::size_t>(targets.size());
+  for (auto& h : targets) {
+    auto req = [&](domain_actor target, auto&&... xs) {
+      return self->request(target, std::chrono::seconds(10), std::forward<decltype(xs)>(xs)...);
+    };
+    send(h, req).then(
+        [=](T n) mutable {
+          *sum += n;
+          if (--*left == 0) rp.deliver(*sum);
+        },
+        [=](caf::error&) mutable {
+          if (--*left == 0) rp.deliver(*sum);
+        });
+  }
+  return rp;
+}
+
 domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor store,
                                               resolver_actor resolver, egress_actor egress,
                                               node_settings settings) {
@@ -196,6 +227,27 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor 
         if (it == self->state.children.end() || it->second.handle) return;
         start_child(self, domain);
         spdlog::info("domains.child_restarted domain={}", domain);
+      },
+      [=](controls_atom) {
+        for (auto& [domain, c] : self->state.children)
+          if (c.handle) self->send(c.handle, controls_atom::value);
+      },
+      [=](stats_atom, const std::string& domain) -> caf::result<domain_queue_stats> {
+        auto it = self->state.children.find(domain);
+        if (it == self->state.children.end() || !it->second.handle)
+          return make_error(petrel_errc::not_found, "no recipients wait for " + domain);
+        return self->delegate(it->second.handle, stats_atom::value);
+      },
+      [=](cancel_atom, const std::string& domain, id128 tenant,
+          const std::string& reason) -> caf::result<std::uint64_t> {
+        return fan_out<std::uint64_t>(self, domain, [=](domain_actor h, auto& req) {
+          return req(h, cancel_atom::value, tenant, reason);
+        });
+      },
+      [=](flush_atom, const std::string& domain) -> caf::result<std::uint64_t> {
+        return fan_out<std::uint64_t>(self, domain, [=](domain_actor h, auto& req) {
+          return req(h, flush_atom::value);
+        });
       },
       [=](retire_atom, const std::string& domain, std::uint64_t last_batch) {
         auto it = self->state.children.find(domain);

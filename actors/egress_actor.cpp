@@ -29,8 +29,12 @@ site_limits site_limits_for(const delivery_settings& d, const route& r) {
   limits.max_deliveries_per_connection = d.max_deliveries_per_connection;
   limits.tls = parse_tls_mode(d.tls).value_or(tls_mode::opportunistic);
   limits.verify_certificate = d.verify_certificate;
+  limits.message_rate = d.message_rate.per_second;
+  limits.connection_rate = d.connection_rate.per_second;
   if (const auto* policy = site_policy_for(d, r)) {  // the first matching policy wins
     if (policy->connection_limit) limits.connection_limit = policy->connection_limit;
+    if (policy->message_rate.per_second > 0) limits.message_rate = policy->message_rate.per_second;
+    if (policy->connection_rate.per_second > 0) limits.connection_rate = policy->connection_rate.per_second;
     if (policy->max_deliveries_per_connection)
       limits.max_deliveries_per_connection = policy->max_deliveries_per_connection;
     if (auto mode = parse_tls_mode(policy->tls)) limits.tls = *mode;
@@ -63,6 +67,7 @@ struct source_state {
   std::shared_ptr<delivery_runtime> runtime;
   store_actor store;
   egress_source source;
+  std::shared_ptr<source_gate> gate;
   node_settings settings;
   std::unordered_map<std::string, site_actor> sites;  // by site name
   std::unordered_map<caf::actor_addr, std::string> by_address;
@@ -74,12 +79,14 @@ using source_pointer = egress_actor::stateful_pointer<source_state>;
 egress_actor::behavior_type source_behavior(source_pointer self,
                                             std::shared_ptr<delivery_runtime> runtime,
                                             store_actor store, egress_source source,
+                                            std::shared_ptr<source_gate> gate,
                                             node_settings settings) {
   install_logging_handlers(self, "egress");
   auto& st = self->state;
   st.runtime = std::move(runtime);
   st.store = std::move(store);
   st.source = std::move(source);
+  st.gate = std::move(gate);
   st.settings = std::move(settings);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
@@ -106,13 +113,53 @@ egress_actor::behavior_type source_behavior(source_pointer self,
         }
         auto limits = site_limits_for(s.settings.delivery, r);
         auto site_name = r.site;
-        auto site = spawn_site(self->system(), self, s.runtime, s.store, s.source, std::move(r),
-                               limits, s.settings);
+        auto site = spawn_site(self->system(), self, s.runtime, s.store, s.source, s.gate,
+                               std::move(r), limits, s.settings);
         s.sites.emplace(site_name, site);
         s.by_address.emplace(site.address(), site_name);
         return site;
       },
       [=](restart_atom, const std::string&) {},
+      [=](controls_atom) {
+        for (auto& [name, site] : self->state.sites) self->send(site, controls_atom::value);
+      },
+      [=](egress_atom) -> caf::result<std::vector<source_stats>> {
+        auto& s = self->state;
+        auto now = unix_now_ms();
+        source_stats out;
+        out.name = s.source.name;
+        out.address = s.source.address;
+        auto w = s.gate->warmup().view(now);
+        out.warmup = w.active;
+        out.warmup_day = w.day;
+        out.per_day = w.per_day;
+        out.per_hour = w.per_hour;
+        out.used_today = w.used_today;
+        out.used_this_hour = w.used_this_hour;
+        out.warmup_started_ms = w.started_ms;
+        for (const auto& src : s.settings.egress.sources)
+          if (src.name == s.source.name) out.message_rate = src.message_rate.per_second;
+        auto rp = self->make_response_promise<std::vector<source_stats>>();
+        if (s.sites.empty()) {
+          rp.deliver(std::vector<source_stats>{std::move(out)});
+          return rp;
+        }
+        auto result = std::make_shared<source_stats>(std::move(out));
+        auto left = std::make_shared<std::size_t>(s.sites.size());
+        for (auto& [name, site] : s.sites) {
+          self->request(site, std::chrono::seconds(5), stats_atom::value)
+              .then(
+                  [=](site_stats& one) mutable {
+                    result->sites.push_back(std::move(one));
+                    if (--*left == 0) rp.deliver(std::vector<source_stats>{*result});
+                  },
+                  [=](caf::error&) mutable {
+                    if (--*left == 0) rp.deliver(std::vector<source_stats>{*result});
+                  });
+        }
+        return rp;
+      },
+      [=](caf::tick_atom) {},
   };
 }
 
@@ -123,23 +170,103 @@ struct egress_child {
   restart_policy policy;
 };
 
-struct egress_state {
-  egress_state() = default;
+struct supervisor_state {
+  supervisor_state() = default;
   std::shared_ptr<delivery_runtime> runtime;
   store_actor store;
   node_settings settings;
   std::unordered_map<std::string, egress_child> children;  // by source name
   std::unordered_map<caf::actor_addr, std::string> by_address;
+  std::unordered_map<std::string, std::shared_ptr<source_gate>> gates;  // by source name
+  std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> stored;  // day, hour counts
   static inline const char* name = "egress_supervisor";
 };
 
-using egress_pointer = egress_actor::stateful_pointer<egress_state>;
+using egress_pointer = egress_actor::stateful_pointer<supervisor_state>;
+
+// How often the warm-up counters are written to the store: a crash loses at most this much of
+// the day's count (and may send that many messages over the budget after a restart).
+constexpr std::chrono::seconds usage_flush_interval{5};
+constexpr std::int64_t hour_ms = 3'600'000;
+
+std::vector<warmup_step> warmup_of(const node_settings& settings, const std::string& source) {
+  std::vector<warmup_step> out;
+  for (const auto& src : settings.egress.sources)
+    if (src.name == source)
+      for (const auto& w : src.warmup) out.push_back({w.day, w.per_day, w.per_hour});
+  return out;
+}
+
+double rate_of(const node_settings& settings, const std::string& source) {
+  for (const auto& src : settings.egress.sources)
+    if (src.name == source) return src.message_rate.per_second;
+  return 0;
+}
 
 void start_source(egress_pointer self, const egress_source& source) {
   auto& st = self->state;
   auto& child = st.children[source.name];
-  child.handle = self->spawn<caf::linked>(source_behavior, st.runtime, st.store, source, st.settings);
+  child.handle = self->spawn<caf::linked>(source_behavior, st.runtime, st.store, source,
+                                          st.gates[source.name], st.settings);
   st.by_address[child.handle.address()] = source.name;
+}
+
+// Restores warm-up starts and today's counts; a source warming up for the first time has its
+// start written now.
+void load_usage(egress_pointer self) {
+  auto& st = self->state;
+  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, egress_atom::value)
+      .then(
+          [=](egress_state& saved) {
+            auto& s = self->state;
+            auto now = unix_now_ms();
+            std::unordered_map<std::string, std::int64_t> starts;
+            for (std::size_t i = 0; i < saved.sources.size() && i < saved.warmup_started.size(); ++i)
+              starts[saved.sources[i]] = saved.warmup_started[i];
+            for (auto& [name, gate] : s.gates) {
+              if (!gate->warmup().active()) continue;
+              auto it = starts.find(name);
+              if (it != starts.end()) {
+                gate->warmup().set_started(it->second);
+              } else {
+                self->request(s.store, s.settings.storage.request_timeout, persist_atom::value,
+                              write_request{set_warmup_start_op{name, now}})
+                    .then([](caf::ok_atom) {}, [](caf::error&) {});
+              }
+            }
+            for (const auto& u : saved.usage) {
+              auto g = s.gates.find(u.source);
+              if (g == s.gates.end()) continue;
+              auto day_start = now - now % 86'400'000;
+              auto hour_start = now - now % hour_ms;
+              if (u.period == "day" && u.period_start_ms == day_start)
+                g->second->warmup().restore(now, u.count, 0);
+              if (u.period == "hour" && u.period_start_ms == hour_start)
+                g->second->warmup().restore(now, 0, u.count);
+            }
+          },
+          [=](caf::error& e) {
+            spdlog::warn("egress.usage_not_loaded error=\"{}\"", self->system().render(e));
+          });
+}
+
+void flush_usage(egress_pointer self) {
+  auto& st = self->state;
+  auto now = unix_now_ms();
+  for (auto& [name, gate] : st.gates) {
+    auto v = gate->warmup().view(now);
+    if (!v.active) continue;
+    auto& last = st.stored[name];
+    if (last.first == v.used_today && last.second == v.used_this_hour) continue;
+    last = {v.used_today, v.used_this_hour};
+    auto write = [&](const char* period, std::int64_t start, std::uint64_t count) {
+      self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+                    write_request{set_egress_usage_op{{name, period, start, count}}})
+          .then([](caf::ok_atom) {}, [](caf::error&) {});
+    };
+    write("day", v.day_start_ms, v.used_today);
+    write("hour", now - now % hour_ms, v.used_this_hour);
+  }
 }
 
 egress_actor::behavior_type egress_behavior(egress_pointer self,
@@ -150,6 +277,13 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
   st.runtime = std::move(runtime);
   st.store = std::move(store);
   st.settings = std::move(settings);
+  // Gates outlive restarts of their egress actor: a crash must not reset a warm-up budget.
+  for (const auto& source : st.settings.sources)
+    st.gates[source.name] = std::make_shared<source_gate>(rate_of(st.settings, source.name),
+                                                          warmup_of(st.settings, source.name),
+                                                          unix_now_ms());
+  load_usage(self);
+  self->delayed_send(self, usage_flush_interval, caf::tick_atom::value);
   for (const auto& source : st.settings.sources) {
     st.children[source.name].policy = restart_policy(restart_limits_from(st.settings.actors));
     start_source(self, source);
@@ -195,6 +329,43 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
         auto& s = self->state;
         for (const auto& src : s.settings.sources)
           if (src.name == name && !s.children[name].handle) start_source(self, src);
+      },
+      [=](controls_atom) {
+        for (auto& [name, child] : self->state.children)
+          if (child.handle) self->send(child.handle, controls_atom::value);
+      },
+      [=](egress_atom) -> caf::result<std::vector<source_stats>> {
+        auto& s = self->state;
+        auto rp = self->make_response_promise<std::vector<source_stats>>();
+        auto result = std::make_shared<std::vector<source_stats>>();
+        auto left = std::make_shared<std::size_t>(0);
+        for (auto& [name, child] : s.children)
+          if (child.handle) ++*left;
+        if (*left == 0) {
+          rp.deliver(std::vector<source_stats>{});
+          return rp;
+        }
+        for (auto& [name, child] : s.children) {
+          if (!child.handle) continue;
+          self->request(child.handle, std::chrono::seconds(10), egress_atom::value)
+              .then(
+                  [=](std::vector<source_stats>& one) mutable {
+                    for (auto& x : one) result->push_back(std::move(x));
+                    if (--*left == 0) {
+                      std::sort(result->begin(), result->end(),
+                                [](const auto& a, const auto& b) { return a.name < b.name; });
+                      rp.deliver(*result);
+                    }
+                  },
+                  [=](caf::error&) mutable {
+                    if (--*left == 0) rp.deliver(*result);
+                  });
+        }
+        return rp;
+      },
+      [=](caf::tick_atom) {
+        flush_usage(self);
+        self->delayed_send(self, usage_flush_interval, caf::tick_atom::value);
       },
   };
 }

@@ -95,6 +95,12 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<recipient_lookup>>("std::vector<petrel::recipient_lookup>");
   cfg.add_message_type<inbound_message>("petrel::inbound_message");
   cfg.add_message_type<inbound_result>("petrel::inbound_result");
+  cfg.add_message_type<site_stats>("petrel::site_stats");
+  cfg.add_message_type<source_stats>("petrel::source_stats");
+  cfg.add_message_type<std::vector<source_stats>>("std::vector<petrel::source_stats>");
+  cfg.add_message_type<control_record>("petrel::control_record");
+  cfg.add_message_type<egress_state>("petrel::egress_state");
+  cfg.add_message_type<std::vector<control_record>>("std::vector<petrel::control_record>");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

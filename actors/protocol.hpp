@@ -86,6 +86,13 @@ using suppress_atom = caf::atom_constant<caf::atom("suppress")>;
 using bounce_atom = caf::atom_constant<caf::atom("bounce")>;
 using inbound_atom = caf::atom_constant<caf::atom("inbound")>;
 using unsub_atom = caf::atom_constant<caf::atom("unsub")>;
+using suspend_atom = caf::atom_constant<caf::atom("suspend")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using controls_atom = caf::atom_constant<caf::atom("controls")>;
+using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using blocked_atom = caf::atom_constant<caf::atom("blocked")>;
+using egress_atom = caf::atom_constant<caf::atom("egress")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -145,6 +152,10 @@ struct tenant_patch {
   std::uint32_t burst = 0;
   bool set_suspended = false;
   bool suspended = false;
+  bool set_pool = false;
+  std::string pool;  // "" the default pool
+  bool set_weight = false;
+  std::uint32_t weight = 1;
 };
 
 // A newly issued API key: the secret is in api_key and is never shown again.
@@ -165,12 +176,67 @@ struct tenant_summary {
 };
 
 // The waiting recipients of one destination domain.
+// The persisted warm-up state of the egress sources.
+struct egress_state {
+  std::vector<std::string> sources;           // with a warm-up start ...
+  std::vector<std::int64_t> warmup_started;   // ... at this time
+  std::vector<egress_usage_record> usage;
+};
+
+struct tenant_count {
+  std::string tenant;  // id
+  std::uint64_t waiting = 0;
+};
+
+// One egress path of a domain: its due recipients for one source and where they stand.
+struct lane_stats {
+  std::string source;
+  std::string site;
+  std::uint64_t due = 0;        // ready, waiting for credit
+  std::uint64_t in_flight = 0;  // in jobs at the site
+  std::string blocked;          // why the lane takes no work ("" when it does)
+  std::int64_t blocked_until_ms = 0;
+};
+
 struct domain_queue_stats {
   std::string domain;
   std::uint64_t queued = 0;    // never attempted
   std::uint64_t deferred = 0;  // attempted, waiting for a retry
   std::int64_t oldest_ms = 0;  // creation time of the oldest waiting recipient
   std::int64_t next_attempt_ms = 0;
+  std::uint64_t due = 0;        // ready now
+  std::uint64_t in_flight = 0;  // at a site
+  std::string waiting_for;      // the limit that binds now ("" when nothing waits)
+  std::vector<lane_stats> lanes;
+  std::vector<tenant_count> tenants;  // waiting per tenant
+};
+
+// What a site actor reports for the admin views.
+struct site_stats {
+  std::string source;
+  std::string site;
+  std::uint64_t sessions = 0;
+  std::uint32_t connection_limit = 0;      // in force now (adaptive, throttled)
+  std::uint32_t max_connection_limit = 0;  // configured
+  std::uint64_t ready = 0;
+  std::uint64_t loading = 0;
+  std::uint64_t credit_out = 0;
+  std::string waiting_for;  // rate, connections, suspended, warm-up, down, ""
+  std::int64_t blocked_until_ms = 0;
+  double message_rate = 0;  // configured messages/s in force (0: unlimited)
+};
+
+// What the egress view shows of a source.
+struct source_stats {
+  std::string name;
+  std::string address;
+  double message_rate = 0;
+  bool warmup = false;
+  std::uint32_t warmup_day = 0;
+  std::uint64_t per_day = 0, per_hour = 0, used_today = 0, used_this_hour = 0;
+  std::int64_t warmup_started_ms = 0;
+  std::uint64_t sent_last_minute = 0;
+  std::vector<site_stats> sites;
 };
 
 struct queue_summary {
@@ -237,6 +303,7 @@ struct recipient_result {
   std::string reply;         // the reply text, or the transport error
   bool expired = false;      // not attempted: past its expiry while waiting
   bool suppressed = false;   // not attempted: the address is suppressed by now
+  bool force_bounce = false; // a response rule says: final, whatever the reply class
   std::string address;       // the recipient's address, when the site knew it
 };
 
@@ -419,7 +486,11 @@ using store_actor = caf::typed_actor<
     // A tenant's unexpired suppressions and soft-bounce streaks.
     caf::replies_to<load_atom, suppress_atom, id128>::with<suppression_snapshot>,
     // Recipients of an asynchronous bounce.
-    caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>>;
+    caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>,
+    // The controls in force.
+    caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
+    // Warm-up starts and usage counters of the egress sources.
+    caf::replies_to<load_atom, egress_atom>::with<egress_state>>;
 
 // A store reader: one more database connection for reads, so that reads never wait behind a
 // commit. The store actor hands its reads to its readers in turn.
@@ -433,7 +504,9 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<load_atom, sender_atom>::with<std::vector<sender_domain_record>>,
     caf::replies_to<load_atom, suppression_query>::with<std::vector<suppression_record>>,
     caf::replies_to<load_atom, suppress_atom, id128>::with<suppression_snapshot>,
-    caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>>;
+    caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>,
+    caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
+    caf::replies_to<load_atom, egress_atom>::with<egress_state>>;
 
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
@@ -455,7 +528,15 @@ using domain_actor = caf::typed_actor<
     // From the site: the result of one job.
     caf::reacts_to<outcome_atom, job_outcome>,
     // Timer: commit these outcomes again, the store failed (attempt number).
-    caf::reacts_to<record_atom, std::vector<recipient_update>, std::int32_t>>;
+    caf::reacts_to<record_atom, std::vector<recipient_update>, std::int32_t>,
+    // Controls changed: look again at what may be sent.
+    caf::reacts_to<controls_atom>,
+    // From a site: it takes no work until then (reason, until unix ms; "" = free again).
+    caf::reacts_to<blocked_atom, std::string, std::int64_t>,
+    // Admin: cancel waiting recipients (of this tenant; empty: all) -> how many
+    caf::replies_to<cancel_atom, id128, std::string>::with<std::uint64_t>,
+    // Admin: make every deferred recipient due now -> how many
+    caf::replies_to<flush_atom>::with<std::uint64_t>>;
 
 // The domains supervisor: routes recipients to domain actors (spawning them on demand),
 // restarts crashed ones with backoff, retires idle ones, and on start recovers every domain
@@ -472,7 +553,15 @@ using domains_actor = caf::typed_actor<
     // Timer: restart a crashed domain actor.
     caf::reacts_to<restart_atom, std::string>,
     // A domain actor is empty and has seen every batch up to this number: it may retire.
-    caf::reacts_to<retire_atom, std::string, std::uint64_t>>;
+    caf::reacts_to<retire_atom, std::string, std::uint64_t>,
+    // Controls changed: tell every domain actor.
+    caf::reacts_to<controls_atom>,
+    // Admin: the stats of one domain (not_found when it has no actor).
+    caf::replies_to<stats_atom, std::string>::with<domain_queue_stats>,
+    // Admin: cancel waiting recipients of a domain ("" all domains) and/or a tenant -> count
+    caf::replies_to<cancel_atom, std::string, id128, std::string>::with<std::uint64_t>,
+    // Admin: flush a domain ("" all) -> count made due
+    caf::replies_to<flush_atom, std::string>::with<std::uint64_t>>;
 
 // The resolver: MX and address lookups with TTL caches (positive and negative, bounded), and
 // concurrent lookups of one domain merged into one.
@@ -502,8 +591,12 @@ using site_actor = caf::typed_actor<
     caf::reacts_to<next_atom, std::uint64_t, work_completion>,
     // Timers.
     caf::reacts_to<caf::tick_atom, std::uint64_t>,
-    // Counts for the admin API: (sessions, ready, loading, credit out).
-    caf::replies_to<stats_atom>::with<std::vector<std::uint64_t>>>;
+    // Counts for the admin API.
+    caf::replies_to<stats_atom>::with<site_stats>,
+    // Controls changed: hold back or release work.
+    caf::reacts_to<controls_atom>,
+    // Timer: a rate or budget wait is over (generation).
+    caf::reacts_to<wake_atom, std::uint64_t>>;
 
 // The egress supervisor: one egress actor per configured source (IP + EHLO name), each the
 // parent of its site actors.
@@ -511,7 +604,13 @@ using egress_actor = caf::typed_actor<
     // (source name or "" for the default, route) -> the site actor for it, started on demand.
     caf::replies_to<site_atom, std::string, route>::with<site_actor>,
     // Timer of the supervisor: restart the egress actor of that source.
-    caf::reacts_to<restart_atom, std::string>>;
+    caf::reacts_to<restart_atom, std::string>,
+    // Controls changed: tell every site.
+    caf::reacts_to<controls_atom>,
+    // Admin: the sources with their warm-up, budget, rate and sites.
+    caf::replies_to<egress_atom>::with<std::vector<source_stats>>,
+    // Timer: store the warm-up counters.
+    caf::reacts_to<caf::tick_atom>>;
 
 // The sender domains: each tenant's domains, their DKIM keys (generated or imported, parsed
 // once) and DNS verification. Publishes the signing table the signers read, and re-verifies
@@ -592,6 +691,21 @@ using tenants_actor = caf::typed_actor<
     caf::replies_to<caf::delete_atom, suppress_atom, id128, std::string>::with<caf::ok_atom>,
     caf::reacts_to<bounce_atom, id128, id128, std::string, std::string>>;
 
+// The controls: suspensions of domains, sites, tenants and sources, by operators (admin API)
+// and response rules (sites). Persisted, published to every delivery actor at once, expired on
+// time; each operator action is also an admin_action event.
+using controls_actor = caf::typed_actor<
+    // Admin: suspend (kind, target, until 0 = until resumed, reason) -> the control in force
+    caf::replies_to<suspend_atom, control_record>::with<control_record>,
+    // Admin: resume (kind, target) -> ok, or not_found
+    caf::replies_to<resume_atom, std::string, std::string>::with<caf::ok_atom>,
+    // From a site's response rule (no answer): suspend, naming the rule.
+    caf::reacts_to<suspend_atom, control_record, std::string>,
+    // The controls in force.
+    caf::replies_to<list_atom>::with<std::vector<control_record>>,
+    // Timer: drop what has expired.
+    caf::reacts_to<caf::tick_atom>>;
+
 // The bounce processor: parses inbound bounces and feedback reports, finds their recipients
 // (VERP token, trace header, Message-ID), records bounced / complained events and suppresses
 // through the tenants. Also serves one-click unsubscribes.
@@ -618,7 +732,7 @@ typename Inspector::result_type inspect(Inspector& f, id128& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_record& x) {
   return f(caf::meta::type_name("tenant_record"), x.id, x.name, x.rate_per_second, x.burst,
-           x.suspended, x.created_at_ms);
+           x.suspended, x.created_at_ms, x.pool, x.weight);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, api_key_record& x) {
@@ -628,13 +742,13 @@ typename Inspector::result_type inspect(Inspector& f, api_key_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_record& x) {
   return f(caf::meta::type_name("recipient_record"), x.id, x.address, x.domain, x.kind, x.state,
-           x.attempts, x.next_attempt_at_ms, x.updated_at_ms, x.last_reply);
+           x.attempts, x.next_attempt_at_ms, x.updated_at_ms, x.last_reply, x.pool, x.priority);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
-           x.size, x.content, x.recipients, x.from_domain, x.bulk);
+           x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -644,7 +758,7 @@ typename Inspector::result_type inspect(Inspector& f, event_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queued_recipient& x) {
   return f(caf::meta::type_name("queued_recipient"), x.recipient_id, x.message_id, x.tenant_id,
-           x.domain, x.state, x.attempts, x.next_attempt_at_ms);
+           x.domain, x.state, x.attempts, x.next_attempt_at_ms, x.pool, x.priority);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_details& x) {
@@ -669,7 +783,7 @@ typename Inspector::result_type inspect(Inspector& f, new_tenant& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_patch& x) {
   return f(caf::meta::type_name("tenant_patch"), x.set_rate, x.rate_per_second, x.set_burst,
-           x.burst, x.set_suspended, x.suspended);
+           x.burst, x.set_suspended, x.suspended, x.set_pool, x.pool, x.set_weight, x.weight);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, issued_key& x) {
@@ -686,7 +800,7 @@ typename Inspector::result_type inspect(Inspector& f, tenant_summary& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, domain_queue_stats& x) {
   return f(caf::meta::type_name("domain_queue_stats"), x.domain, x.queued, x.deferred,
-           x.oldest_ms, x.next_attempt_ms);
+           x.oldest_ms, x.next_attempt_ms, x.due, x.in_flight, x.waiting_for, x.lanes, x.tenants);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_summary& x) {
@@ -777,7 +891,7 @@ typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
   return f(caf::meta::type_name("recipient_result"), x.recipient_id, x.code, x.enhanced, x.reply,
-           x.expired, x.suppressed, x.address);
+           x.expired, x.suppressed, x.force_bounce, x.address);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
@@ -814,6 +928,40 @@ typename Inspector::result_type inspect(Inspector& f, sender_domain_view& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, domain_check& x) {
   return f(caf::meta::type_name("domain_check"), x.verified, x.status_json);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, egress_usage_record& x) {
+  return f(caf::meta::type_name("egress_usage_record"), x.source, x.period, x.period_start_ms, x.count);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, egress_state& x) {
+  return f(caf::meta::type_name("egress_state"), x.sources, x.warmup_started, x.usage);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tenant_count& x) {
+  return f(caf::meta::type_name("tenant_count"), x.tenant, x.waiting);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, lane_stats& x) {
+  return f(caf::meta::type_name("lane_stats"), x.source, x.site, x.due, x.in_flight, x.blocked,
+           x.blocked_until_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, site_stats& x) {
+  return f(caf::meta::type_name("site_stats"), x.source, x.site, x.sessions, x.connection_limit,
+           x.max_connection_limit, x.ready, x.loading, x.credit_out, x.waiting_for,
+           x.blocked_until_ms, x.message_rate);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, source_stats& x) {
+  return f(caf::meta::type_name("source_stats"), x.name, x.address, x.message_rate, x.warmup,
+           x.warmup_day, x.per_day, x.per_hour, x.used_today, x.used_this_hour,
+           x.warmup_started_ms, x.sent_last_minute, x.sites);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, control_record& x) {
+  return f(caf::meta::type_name("control_record"), x.kind, x.target, x.until_ms, x.reason,
+           x.created_at_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, readiness& x) {

@@ -1,5 +1,5 @@
 // The root supervisor: starts store, resolver, egress, domains, ingest, senders, signers,
-// tenants and bounces, in that order, linked to
+// tenants, bounces and controls, in that order, linked to
 // itself; keeps the service directory current; restarts rest-for-one (a crashed child and
 // every child started after it, since those hold its handle) with backoff and a bounded
 // intensity, past which it fails and the process exits with an error for its own supervisor
@@ -26,10 +26,11 @@ enum child_index : std::uint64_t {
   signers_child,
   tenants_child,
   bounces_child,
+  controls_child,
   child_count
 };
 const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest",
-                             "senders", "signers", "tenants", "bounces"};
+                             "senders", "signers", "tenants", "bounces", "controls"};
 
 struct root_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
@@ -60,7 +61,8 @@ caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
     case senders_child: return c.senders.address();
     case signers_child: return c.signers.address();
     case tenants_child: return c.tenants.address();
-    default: return c.bounces.address();
+    case bounces_child: return c.bounces.address();
+    default: return c.controls.address();
   }
 }
 
@@ -110,6 +112,10 @@ void start_from(root_pointer self, std::uint64_t first) {
         st.current.bounces = spawn_bounces(sys, self, st.current.store, st.current.tenants,
                                            st.settings);
         break;
+      case controls_child:
+        st.current.controls = spawn_controls(sys, self, st.current.store, st.current.domains,
+                                             st.current.egress, st.settings);
+        break;
     }
     st.by_address[address_of(self, i)] = i;
   }
@@ -131,6 +137,7 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
       case signers_child: self->send_exit(self->state.current.signers, reason); break;
       case tenants_child: self->send_exit(self->state.current.tenants, reason); break;
       case bounces_child: self->send_exit(self->state.current.bounces, reason); break;
+      case controls_child: self->send_exit(self->state.current.controls, reason); break;
     }
   }
 }

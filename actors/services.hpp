@@ -10,6 +10,7 @@
 
 #include "actors/protocol.hpp"
 #include "actors/restart_policy.hpp"
+#include "actors/shaping.hpp"
 #include "config/config.hpp"
 #include "net/dkim.hpp"
 
@@ -24,6 +25,7 @@ namespace petrel {
 
 class bounce_classifier;
 class service_directory;
+class response_rules;
 
 // What the signers need to know of a sender domain: whose it is and its active keys.
 struct signing_entry {
@@ -34,14 +36,7 @@ struct signing_entry {
 using signing_table = std::unordered_map<std::string, signing_entry>;  // by domain
 
 // The table the senders actor publishes and the signer workers read without locking.
-class signing_directory {
- public:
-  std::shared_ptr<const signing_table> get() const { return current_.load(); }
-  void set(std::shared_ptr<const signing_table> t) { current_.store(std::move(t)); }
-
- private:
-  std::atomic<std::shared_ptr<const signing_table>> current_{std::make_shared<signing_table>()};
-};
+using signing_directory = published<signing_table>;
 
 struct services {
   store_actor store;
@@ -53,17 +48,11 @@ struct services {
   signer_actor signers;
   tenants_actor tenants;
   bounces_actor bounces;
+  controls_actor controls;
   root_actor root;
 };
 
-class service_directory {
- public:
-  std::shared_ptr<const services> get() const { return current_.load(); }
-  void set(std::shared_ptr<const services> s) { current_.store(std::move(s)); }
-
- private:
-  std::atomic<std::shared_ptr<const services>> current_{std::make_shared<services>()};
-};
+class service_directory : public published<services> {};
 
 // What delivery runs on besides the actors: the I/O context (SMTP sessions), the DNS client
 // and the TLS context. Made by the composition root, shared by the delivery actors.
@@ -80,6 +69,8 @@ struct site_limits {
   std::uint32_t connection_limit = 10;
   std::uint32_t max_deliveries_per_connection = 100;
   std::uint32_t ready_queue = 20;
+  double message_rate = 0;     // per second; 0 unlimited
+  double connection_rate = 0;  // new connections per second; 0 unlimited
   tls_mode tls = tls_mode::opportunistic;
   bool verify_certificate = false;
 };
@@ -105,6 +96,13 @@ struct node_settings {
   dns_config dns;
   delivery_settings delivery;
   std::vector<egress_source> sources;
+  egress_settings egress;
+  shaping_settings shaping;
+  // Pools (fixed at start) and the controls in force (republished by the controls actor).
+  std::shared_ptr<const pool_table> pools = std::make_shared<pool_table>();
+  std::shared_ptr<control_directory> controls = std::make_shared<control_directory>();
+  std::shared_ptr<weight_directory> weights = std::make_shared<weight_directory>();
+  std::shared_ptr<backlog_counter> backlog = std::make_shared<backlog_counter>();
   dkim_config dkim;
   domains_config domains;
   mta_sts_config mta_sts;
@@ -112,8 +110,10 @@ struct node_settings {
   // Classifies every failure (shipped rules + the operator's); set by the composition root.
   std::shared_ptr<const bounce_classifier> classifier;
   std::string bounce_secret;  // HMAC key of VERP tokens and unsubscribe links; may be empty
+  // Response rules (compiled once; may be empty).
+  std::shared_ptr<const response_rules> responses;
   // The current actors, for the few that must reach a service started after them (domain
-  // actors -> tenants for suppressions). Set by the root.
+  // actors -> tenants for suppressions, sites -> controls). Set by the root.
   std::shared_ptr<const service_directory> directory;
   std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)
   std::shared_ptr<signing_directory> signing = std::make_shared<signing_directory>();
@@ -139,8 +139,8 @@ egress_actor spawn_egress(caf::actor_system& sys, caf::local_actor* parent,
                           const node_settings& settings);
 site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
                       std::shared_ptr<delivery_runtime> runtime, store_actor store,
-                      egress_source source, route initial, site_limits limits,
-                      const node_settings& settings);
+                      egress_source source, std::shared_ptr<source_gate> gate, route initial,
+                      site_limits limits, const node_settings& settings);
 domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             resolver_actor resolver, egress_actor egress,
                             const node_settings& settings);
@@ -152,6 +152,10 @@ tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tena
                           store_actor store, signer_actor signers, const node_settings& settings);
 senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             std::shared_ptr<delivery_runtime> runtime, const node_settings& settings);
+// The controls (actors/controls_actor.cpp).
+controls_actor spawn_controls(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                              domains_actor domains, egress_actor egress,
+                              const node_settings& settings);
 // The bounce processor (actors/bounces_actor.cpp).
 bounces_actor spawn_bounces(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             tenants_actor tenants, const node_settings& settings);

@@ -6,7 +6,14 @@
 //   and waiting idle_timeout for more before QUIT;
 // - when every MX host of the site fails to connect, the site is "down" for
 //   delivery.site_failure_delay: its jobs are deferred at once instead of connecting again;
-// - expiry is checked when a job arrives and again before a session takes it.
+// - expiry is checked when a job arrives and again before a session takes it;
+// - shaping (docs/shaping.md): a job goes to a session only within the site's message rate,
+//   the source's rate and warm-up budget (shared by the source's sites), and when no control
+//   suspends its site, source, domain or tenant; new connections within the connection rate
+//   and the connection limit, which halves on 421s and refused connections and grows back by
+//   one per `limit` deliveries (AIMD); response rules turn replies into suspensions,
+//   throttling or bounces. Work a site cannot take for a while (suspended, warm-up spent) goes
+//   back to its domains unattempted, with a notice so they send it through other sources.
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -14,8 +21,11 @@
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
+#include "actors/concurrency_control.hpp"
 #include "actors/metrics.hpp"
+#include "actors/rate_limiter.hpp"
 #include "actors/recipient_token.hpp"
+#include "actors/response_rules.hpp"
 #include "actors/services.hpp"
 
 namespace petrel {
@@ -36,6 +46,18 @@ struct site_state {
   std::shared_ptr<delivery_runtime> runtime;
   store_actor store;
   egress_source source;
+  std::shared_ptr<source_gate> gate;
+  rate_limiter message_limiter;
+  rate_limiter connection_limiter;
+  concurrency_control concurrency;
+  std::optional<response_tracker> responses;
+  double throttle = 1;  // response rule "throttle": rates and connections times this ...
+  std::int64_t throttle_until_ms = 0;  // ... until then
+  std::string blocked;  // why the site takes no work ("" none): suspended, warm-up budget
+  std::int64_t blocked_until_ms = 0;
+  std::string waiting_for;  // what held the last dispatch back (admin view)
+  std::uint64_t wake_generation = 0;
+  std::int64_t wake_at_ms = 0;
   route current_route;
   site_limits limits;
   node_settings settings;
@@ -87,10 +109,87 @@ void fail_job(site_pointer self, const delivery_job& job, const std::string& rea
   send_outcome(self, job, std::move(outcome));
 }
 
+// A job that was not attempted and should be again soon (suspension, budget): its domain puts
+// its recipients back as due, without counting an attempt.
+void give_back(site_pointer self, const delivery_job& job) {
+  send_outcome(self, job, job_outcome{});
+}
+
 bool is_down(site_pointer self) { return self->state.down_until_ms > unix_now_ms(); }
+
+std::string site_key(site_pointer self) {
+  return self->state.source.name + "/" + self->state.current_route.site;
+}
+
+// The control that stops this site now, whatever the job: site, source, or source at site.
+const control_record* site_control(site_pointer self, const control_snapshot& c, std::int64_t now) {
+  auto& st = self->state;
+  if (c.empty()) return nullptr;
+  auto base = st.current_route.site;
+  if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);  // "#mta-sts"
+  if (auto* x = c.find("site", base, now)) return x;
+  if (auto* x = c.find("source", st.source.name, now)) return x;
+  return c.find("source_site", st.source.name + "/" + base, now);
+}
+
+// The control that stops one job: its domain, its tenant, or its tenant at this site.
+const control_record* job_control(site_pointer self, const control_snapshot& c,
+                                  const delivery_job& job, std::int64_t now) {
+  if (c.empty()) return nullptr;
+  if (auto* x = c.find("domain", job.domain, now)) return x;
+  auto tenant = job.tenant_id.str();
+  if (auto* x = c.find("tenant", tenant, now)) return x;
+  auto base = self->state.current_route.site;
+  if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
+  return c.find("tenant_site", tenant + "/" + base, now);
+}
+
+// Tells the domains that feed this site whether it takes work (reason "" = it does again).
+void announce(site_pointer self, const std::string& reason, std::int64_t until_ms) {
+  auto& st = self->state;
+  if (st.blocked == reason && st.blocked_until_ms == until_ms) return;
+  st.blocked = reason;
+  st.blocked_until_ms = until_ms;
+  if (!reason.empty())
+    spdlog::info("site.blocked source={} site={} reason=\"{}\" until_ms={}", st.source.name,
+                 st.current_route.site, reason, until_ms);
+  for (const auto& [domain, held] : st.credit_held)
+    if (auto handle = caf::actor_cast<domain_actor>(domain))
+      self->send(handle, blocked_atom::value, reason, until_ms);
+}
+
+double throttle(site_pointer self, std::int64_t now) {
+  auto& st = self->state;
+  if (st.throttle_until_ms <= now) st.throttle = 1;
+  return st.throttle;
+}
+
+std::uint32_t connection_limit_now(site_pointer self, std::int64_t now) {
+  auto& st = self->state;
+  auto limit = std::min(st.limits.connection_limit, st.concurrency.limit());
+  return std::max<std::uint32_t>(1, static_cast<std::uint32_t>(limit * throttle(self, now)));
+}
+
+void configure_rates(site_pointer self, double factor) {
+  auto& st = self->state;
+  auto scale = [&](double r) { return r > 0 ? r * factor : 0; };
+  auto burst = [](double r) { return std::max<std::uint32_t>(1, static_cast<std::uint32_t>(r)); };
+  st.message_limiter.configure(scale(st.limits.message_rate), burst(scale(st.limits.message_rate)));
+  st.connection_limiter.configure(scale(st.limits.connection_rate), burst(scale(st.limits.connection_rate)));
+}
+
+// A timer to look again when a wait is over.
+void wake_at(site_pointer self, std::int64_t at_ms) {
+  auto& st = self->state;
+  if (st.wake_at_ms != 0 && st.wake_at_ms <= at_ms && st.wake_at_ms > unix_now_ms()) return;
+  st.wake_at_ms = at_ms;
+  auto delay = std::max<std::int64_t>(at_ms - unix_now_ms(), 1);
+  self->delayed_send(self, std::chrono::milliseconds(delay), wake_atom::value, ++st.wake_generation);
+}
 
 void grant(site_pointer self) {
   auto& st = self->state;
+  if (!st.blocked.empty()) return;  // suspended or out of budget: no new work
   auto capacity = std::max<std::uint64_t>(st.limits.ready_queue, 1);
   auto in_system = st.ready.size() + st.loading.size() + st.credit_out;
   while (in_system < capacity && !st.demand_order.empty()) {
@@ -129,17 +228,64 @@ session_plan plan_for(site_pointer self) {
   return plan;
 }
 
-// Takes the next job that has not expired meanwhile; expired ones get their outcome.
+// Takes the next job that may go now: not expired (else its outcome), not held by a control
+// (else back to its domain), within the rates and the warm-up budget (else it waits here, or
+// for a spent budget goes back).
 std::optional<delivery_work> take_ready(site_pointer self) {
   auto& st = self->state;
   auto now = unix_now_ms();
+  auto controls = st.settings.controls->get();
+  if (auto* c = site_control(self, *controls, now)) {
+    // Suspended: nothing leaves; what waits here goes back to be sent another way or later.
+    announce(self, "suspended (" + c->kind + ")" + (c->reason.empty() ? "" : ": " + c->reason), c->until_ms);
+    while (!st.ready.empty()) {
+      give_back(self, st.ready.front().job);
+      st.ready.pop_front();
+    }
+    st.waiting_for = "suspended";
+    return std::nullopt;
+  }
+  if (st.blocked.rfind("suspended", 0) == 0) announce(self, "", 0);
   while (!st.ready.empty()) {
-    auto work = std::move(st.ready.front());
-    st.ready.pop_front();
-    if (work.job.expires_at_ms <= now) {
-      fail_job(self, work.job, "expired while waiting for a connection", true);
+    auto& front = st.ready.front();
+    if (front.job.expires_at_ms <= now) {
+      fail_job(self, front.job, "expired while waiting for a connection", true);
+      st.ready.pop_front();
       continue;
     }
+    if (job_control(self, *controls, front.job, now)) {
+      give_back(self, front.job);
+      st.ready.pop_front();
+      continue;
+    }
+    auto wait = st.message_limiter.try_acquire(std::chrono::steady_clock::now());
+    if (wait.count() > 0) {
+      st.waiting_for = "site rate";
+      wake_at(self, now + std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1);
+      return std::nullopt;
+    }
+    std::int64_t retry_at = 0;
+    switch (st.gate ? st.gate->try_take(now, retry_at) : source_gate::verdict::go) {
+      case source_gate::verdict::go:
+        break;
+      case source_gate::verdict::rate:
+        st.waiting_for = "source rate";
+        wake_at(self, retry_at);
+        return std::nullopt;
+      case source_gate::verdict::warmup:
+        st.waiting_for = "warm-up budget";
+        announce(self, "warm-up budget of " + st.source.name + " spent", retry_at);
+        while (!st.ready.empty()) {
+          give_back(self, st.ready.front().job);
+          st.ready.pop_front();
+        }
+        wake_at(self, retry_at);
+        return std::nullopt;
+    }
+    if (st.blocked.rfind("warm-up", 0) == 0) announce(self, "", 0);
+    auto work = std::move(front);
+    st.ready.pop_front();
+    st.waiting_for.clear();
     return work;
   }
   return std::nullopt;
@@ -148,7 +294,10 @@ std::optional<delivery_work> take_ready(site_pointer self) {
 void dispatch(site_pointer self) {
   auto& st = self->state;
   if (is_down(self)) {
-    while (auto work = take_ready(self)) fail_job(self, work->job, st.down_reason, false);
+    while (!st.ready.empty()) {
+      fail_job(self, st.ready.front().job, st.down_reason, false);
+      st.ready.pop_front();
+    }
   }
   // Parked sessions first: their connections are open already.
   for (auto& [id, s] : st.sessions) {
@@ -161,7 +310,18 @@ void dispatch(site_pointer self) {
     s.parked.reset();
     completion.fn(std::move(work));
   }
-  while (!st.ready.empty() && st.sessions.size() < st.limits.connection_limit) {
+  auto now = unix_now_ms();
+  while (!st.ready.empty()) {
+    if (st.sessions.size() >= connection_limit_now(self, now)) {
+      st.waiting_for = "connections";
+      break;
+    }
+    auto wait = st.connection_limiter.try_acquire(std::chrono::steady_clock::now());
+    if (wait.count() > 0) {
+      st.waiting_for = "connection rate";
+      wake_at(self, now + std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1);
+      break;
+    }
     auto work = take_ready(self);
     if (!work) break;
     auto id = ++st.next_session;
@@ -170,6 +330,66 @@ void dispatch(site_pointer self) {
                        std::move(*work));
   }
   grant(self);
+}
+
+// Response rules and adaptive concurrency, from one job's outcome.
+void learn_from(site_pointer self, const delivery_job& job, job_outcome& outcome) {
+  auto& st = self->state;
+  auto now = unix_now_ms();
+  bool overload = false, success = false;
+  for (auto& r : outcome.recipients) {
+    if (r.code == 421) overload = true;
+    if (r.code >= 200 && r.code < 300) success = true;
+    if (!st.responses || r.code == 0 || (r.code >= 200 && r.code < 300)) continue;
+    for (auto& d : st.responses->observe(r.code, r.enhanced, r.reply, outcome.attempt.mx_host,
+                                         job.tenant_id.str(), now)) {
+      auto base = st.current_route.site;
+      if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
+      switch (d.action) {
+        case response_action::bounce:
+          r.force_bounce = true;
+          break;
+        case response_action::throttle:
+          st.throttle = std::min(st.throttle, d.factor);
+          st.throttle_until_ms = std::max(st.throttle_until_ms, d.until_ms);
+          configure_rates(self, st.throttle);
+          self->delayed_send(self, std::chrono::milliseconds(d.until_ms - now + 1), wake_atom::value,
+                             ++st.wake_generation);
+          metrics().get_counter("petrel_response_rule_actions_total", "Response rules that fired",
+                                {{"action", "throttle"}}).inc();
+          spdlog::warn("site.throttled source={} site={} rule=\"{}\" factor={} until_ms={}",
+                       st.source.name, st.current_route.site, d.rule, st.throttle, d.until_ms);
+          break;
+        case response_action::suspend_site:
+        case response_action::suspend_tenant: {
+          control_record c;
+          if (d.action == response_action::suspend_site) {
+            c.kind = "source_site";
+            c.target = st.source.name + "/" + base;
+          } else {
+            c.kind = "tenant_site";
+            c.target = job.tenant_id.str() + "/" + base;
+          }
+          c.until_ms = d.until_ms;
+          c.reason = "response rule " + d.rule + ": " + std::to_string(r.code) + " " +
+                     r.reply.substr(0, 200);
+          if (st.settings.directory)
+            if (auto controls = st.settings.directory->get()->controls)
+              self->send(controls, suspend_atom::value, std::move(c), d.rule);
+          break;
+        }
+      }
+    }
+  }
+  if (st.settings.delivery.adaptive_concurrency) {
+    if (overload) {
+      st.concurrency.on_overload();
+      metrics().get_counter("petrel_site_concurrency_decreases_total",
+                            "Connection limits halved after 421s or refused connections").inc();
+    } else if (success) {
+      st.concurrency.on_success();
+    }
+  }
 }
 
 // Whether the message's header block has a field of this name (lower case, with the colon).
@@ -288,16 +508,21 @@ void load(site_pointer self, delivery_job job) {
 }
 
 site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<delivery_runtime> runtime,
-                                        store_actor store, egress_source source, route initial,
+                                        store_actor store, egress_source source,
+                                        std::shared_ptr<source_gate> gate, route initial,
                                         site_limits limits, node_settings settings) {
   install_logging_handlers(self, "site");
   auto& st = self->state;
   st.runtime = std::move(runtime);
   st.store = std::move(store);
   st.source = std::move(source);
+  st.gate = std::move(gate);
   st.current_route = std::move(initial);
   st.limits = limits;
   st.settings = std::move(settings);
+  st.concurrency.configure(limits.connection_limit);
+  configure_rates(self, 1);
+  if (st.settings.responses && !st.settings.responses->empty()) st.responses.emplace(st.settings.responses);
   spdlog::debug("site.started source={} site={} connection_limit={}", st.source.name,
                 st.current_route.site, st.limits.connection_limit);
   self->set_down_handler([=](caf::down_msg& msg) {
@@ -337,6 +562,8 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
             fail_job(self, job, "expired before a connection was available", true);
           else if (is_down(self))
             fail_job(self, job, s.down_reason, false);
+          else if (!s.blocked.empty())
+            give_back(self, job);
           else
             load(self, std::move(job));
         }
@@ -352,6 +579,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         auto job = std::move(*it->second.current);
         it->second.current.reset();
         if (s.current_route.sts_enforced && outcome.attempt.tls) sts_tls_counter("success").inc();
+        learn_from(self, job, outcome);
         send_outcome(self, job, std::move(outcome));
       },
       [=](closed_atom, std::uint64_t session, const std::string& reason) {
@@ -368,6 +596,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         auto it = s.sessions.find(session);
         if (it == s.sessions.end()) return;
         site_counter("connect_failed").inc();
+        if (s.settings.delivery.adaptive_concurrency) s.concurrency.on_overload();
         if (s.current_route.sts_enforced) sts_tls_counter("failure").inc();
         if (it->second.current) fail_job(self, *it->second.current, reason, false);
         s.sessions.erase(it);
@@ -409,8 +638,36 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
       },
       [=](stats_atom) {
         auto& s = self->state;
-        return std::vector<std::uint64_t>{s.sessions.size(), s.ready.size(), s.loading.size(),
-                                          s.credit_out};
+        auto now = unix_now_ms();
+        site_stats out;
+        out.source = s.source.name;
+        out.site = s.current_route.site;
+        out.sessions = s.sessions.size();
+        out.connection_limit = connection_limit_now(self, now);
+        out.max_connection_limit = s.limits.connection_limit;
+        out.ready = s.ready.size();
+        out.loading = s.loading.size();
+        out.credit_out = s.credit_out;
+        out.waiting_for = is_down(self) ? "down: " + s.down_reason
+                          : !s.blocked.empty() ? s.blocked
+                                               : (s.ready.empty() ? std::string() : s.waiting_for);
+        out.blocked_until_ms = s.blocked_until_ms;
+        out.message_rate = s.limits.message_rate * throttle(self, now);
+        return out;
+      },
+      [=](controls_atom) { dispatch(self); },
+      [=](wake_atom, std::uint64_t generation) {
+        auto& s = self->state;
+        if (generation != s.wake_generation) return;
+        s.wake_at_ms = 0;
+        auto now = unix_now_ms();
+        if (s.throttle < 1 && s.throttle_until_ms <= now) {
+          s.throttle = 1;
+          configure_rates(self, 1);
+        }
+        if (!s.blocked.empty() && s.blocked_until_ms != 0 && s.blocked_until_ms <= now)
+          announce(self, "", 0);
+        dispatch(self);
       },
   };
 }
@@ -419,13 +676,14 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
 
 site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
                       std::shared_ptr<delivery_runtime> runtime, store_actor store,
-                      egress_source source, route initial, site_limits limits,
-                      const node_settings& settings) {
+                      egress_source source, std::shared_ptr<source_gate> gate, route initial,
+                      site_limits limits, const node_settings& settings) {
   if (parent)
     return parent->spawn<caf::linked>(site_behavior, std::move(runtime), std::move(store),
-                                      std::move(source), std::move(initial), limits, settings);
+                                      std::move(source), std::move(gate), std::move(initial),
+                                      limits, settings);
   return sys.spawn(site_behavior, std::move(runtime), std::move(store), std::move(source),
-                   std::move(initial), limits, settings);
+                   std::move(gate), std::move(initial), limits, settings);
 }
 
 }  // namespace petrel

@@ -168,6 +168,23 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return db.recipients_by_message_id_header(q.message_id_header);
                             });
       },
+      [=](load_atom, controls_atom) -> caf::result<std::vector<control_record>> {
+        return guarded_read(self->state.db, "controls",
+                            [&](store& db) -> caf::result<std::vector<control_record>> {
+                              return db.load_controls(unix_now_ms());
+                            });
+      },
+      [=](load_atom, egress_atom) -> caf::result<egress_state> {
+        return guarded_read(self->state.db, "egress", [&](store& db) -> caf::result<egress_state> {
+          egress_state out;
+          for (auto& [source, started] : db.load_warmup_starts()) {
+            out.sources.push_back(source);
+            out.warmup_started.push_back(started);
+          }
+          out.usage = db.load_egress_usage();
+          return out;
+        });
+      },
       [=](load_atom, id128 message_id,
           const std::vector<id128>& recipients) -> caf::result<delivery_content> {
         return guarded_read(self->state.db, "delivery", [&](store& db) -> caf::result<delivery_content> {
@@ -339,6 +356,12 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       },
       [=](load_atom, recipient_query& q) -> caf::result<std::vector<recipient_lookup>> {
         return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, controls_atom) -> caf::result<std::vector<control_record>> {
+        return self->delegate(reader(self), load_atom::value, controls_atom::value);
+      },
+      [=](load_atom, egress_atom) -> caf::result<egress_state> {
+        return self->delegate(reader(self), load_atom::value, egress_atom::value);
       },
       // Reads go to the readers, in turn: they never wait behind a commit.
       [=](load_atom, id128 message_id,

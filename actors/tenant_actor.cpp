@@ -246,6 +246,29 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
                             "tenant " + s.record.name + " is over its message rate", wait_ms);
         }
         m.tenant_id = s.record.id;
+        // Backpressure: past the bounds of waiting recipients, refuse now rather than grow.
+        const auto& sh = s.settings.shaping;
+        auto n = static_cast<std::int64_t>(m.recipients.size());
+        if (s.settings.backlog->total() + n > static_cast<std::int64_t>(sh.max_waiting_recipients)) {
+          core().submissions_rejected_overload.inc();
+          return make_error(petrel_errc::overloaded,
+                            "too many recipients are waiting for delivery; retry later", 5000);
+        }
+        if (s.settings.backlog->of(s.record.id) + n > static_cast<std::int64_t>(sh.max_waiting_per_tenant)) {
+          core().submissions_rejected_rate.inc();
+          return make_error(petrel_errc::rate_limited,
+                            "tenant " + s.record.name + " has too many recipients waiting for delivery",
+                            5000);
+        }
+        // The pool: the campaign's, else the tenant's, else the default.
+        std::string pool = s.record.pool;
+        if (!m.campaign.empty())
+          for (const auto& [campaign, p] : s.settings.egress.campaign_pools)
+            if (campaign == m.campaign) pool = p;
+        for (auto& r : m.recipients) {
+          r.pool = pool;
+          r.priority = m.priority;
+        }
         if (!s.loaded) {
           if (s.pending.size() >= max_pending_submissions)
             return make_error(petrel_errc::unavailable,

@@ -71,6 +71,14 @@ caf::expected<tenant_actor> tenant_by_id(tenants_pointer self, const id128& tena
   return handle;
 }
 
+// The tenants' weights, for the domain actors' rotation.
+void publish_weights(tenants_pointer self) {
+  auto table = std::make_shared<weight_directory::table>();
+  for (const auto& [id, entry] : self->state.tenants)
+    if (entry.record.weight > 1) (*table)[id] = entry.record.weight;
+  self->state.settings.weights->set(std::move(table));
+}
+
 std::string check_tenant_name(const std::string& name) {
   if (name.empty()) return "name must not be empty";
   if (name.size() > 128) return "name must be at most 128 characters";
@@ -144,6 +152,7 @@ void load(tenants_pointer self) {
               it->second.keys.push_back(std::move(k));
             }
             s.loaded = true;
+            publish_weights(self);
             spdlog::info("tenants.loaded tenants={} keys={}", s.tenants.size(),
                          s.key_owner.size());
           },
@@ -257,6 +266,8 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
         if (patch.set_rate) updated.rate_per_second = patch.rate_per_second;
         if (patch.set_burst) updated.burst = patch.burst;
         if (patch.set_suspended) updated.suspended = patch.suspended;
+        if (patch.set_pool) updated.pool = patch.pool;
+        if (patch.set_weight) updated.weight = patch.weight;
         auto rp = self->make_response_promise<tenant_record>();
         self->request(st.store, st.settings.storage.request_timeout, caf::update_atom::value, updated)
             .then(
@@ -268,6 +279,7 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
                     if (entry->second.handle)
                       self->send(entry->second.handle, tenant_atom::value, updated);
                   }
+                  publish_weights(self);
                   spdlog::info("tenants.updated tenant={} rate_per_second={} burst={} suspended={}",
                                tenant_id.str(), updated.rate_per_second, updated.burst,
                                updated.suspended);

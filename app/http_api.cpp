@@ -82,6 +82,8 @@ json::object tenant_json(const tenant_record& t) {
                       {"rate_per_second", t.rate_per_second > 0 ? json::value(t.rate_per_second) : json::value(nullptr)},
                       {"burst", t.burst > 0 ? json::value(t.burst) : json::value(nullptr)},
                       {"suspended", t.suspended},
+                      {"pool", t.pool.empty() ? json::value(nullptr) : json::value(t.pool)},
+                      {"weight", t.weight},
                       {"created_at", timestamp(t.created_at_ms)}};
 }
 
@@ -93,7 +95,10 @@ http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> di
       directory_(std::move(directory)),
       cfg_(std::move(cfg)),
       admin_token_(std::move(admin_token)),
-      bounce_secret_(std::move(bounce_secret)) {}
+      bounce_secret_(std::move(bounce_secret)) {
+  cfg_pools_.insert("default");
+  for (const auto& p : cfg_.egress.pools) cfg_pools_.insert(p.name);
+}
 
 void http_api::public_request(http_request&& request, http_responder respond) {
   auto parts = split_path(request.path);
@@ -527,8 +532,21 @@ void http_api::admin_update_tenant(const std::string& tenant_id, const http_requ
         patch.suspended = v.get_bool();
       else
         errors.push_back({"suspended", "must be true or false"});
+    } else if (key == "pool") {
+      patch.set_pool = true;
+      if (v.is_null()) continue;  // the default pool
+      if (v.is_string() && cfg_pools_.count(std::string(v.get_string())))
+        patch.pool = std::string(v.get_string());
+      else
+        errors.push_back({"pool", "must name a pool of [[egress.pools]] (or null for the default)"});
+    } else if (key == "weight") {
+      patch.set_weight = true;
+      if (v.is_int64() && v.get_int64() >= 1 && v.get_int64() <= 1000)
+        patch.weight = static_cast<std::uint32_t>(v.get_int64());
+      else
+        errors.push_back({"weight", "must be an integer from 1 to 1000"});
     } else {
-      errors.push_back({key, "unknown field (rate, burst, suspended)"});
+      errors.push_back({key, "unknown field (rate, burst, suspended, pool, weight)"});
     }
   }
   if (!errors.empty())

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <set>
 #include <string>
 
 #include "actors/services.hpp"
@@ -52,6 +53,7 @@ class http_api {
   config cfg_;
   std::string admin_token_;
   std::string bounce_secret_;
+  std::set<std::string> cfg_pools_;  // pool names a tenant may be given
 };
 
 }  // namespace petrel

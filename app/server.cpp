@@ -22,6 +22,7 @@
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/recipient_token.hpp"
+#include "actors/response_rules.hpp"
 #include "actors/services.hpp"
 #include "app/actor_bridge.hpp"
 #include "config/shipped_rules.hpp"
@@ -159,6 +160,13 @@ int run_server(const config& cfg) {
   settings.dns = cfg.dns;
   settings.delivery = cfg.delivery;
   settings.sources = egress_sources_from(cfg, runtime->hostname);
+  settings.egress = cfg.egress;
+  settings.shaping = cfg.shaping;
+  {
+    std::vector<std::string> names;
+    for (const auto& src : settings.sources) names.push_back(src.name);
+    settings.pools = std::make_shared<const pool_table>(pools_from(cfg.egress, names));
+  }
   settings.dkim = cfg.dkim;
   settings.mta_sts = cfg.mta_sts;
   settings.domains = cfg.domains;
@@ -183,6 +191,7 @@ int run_server(const config& cfg) {
     if (!shipped) throw std::runtime_error(shipped.error());
     rules.insert(rules.end(), shipped.value().begin(), shipped.value().end());
     settings.classifier = std::make_shared<const bounce_classifier>(std::move(rules));
+    settings.responses = std::make_shared<const response_rules>(cfg.shaping.rules);
     if (!cfg.bounces.secret_file.empty()) settings.bounce_secret = read_secret_file(cfg.bounces.secret_file);
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());

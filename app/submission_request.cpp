@@ -258,10 +258,20 @@ bool bulk_flag(validator& v, const json::object& o, const std::string& campaign)
   return b->get_bool();
 }
 
+// "priority": "high" (transactional: served first at busy domains) or "normal" (default).
+int priority_flag(validator& v, const json::object& o) {
+  const auto* p = o.if_contains("priority");
+  if (!p) return 0;
+  if (p->is_string() && p->get_string() == "high") return 1;
+  if (p->is_string() && p->get_string() == "normal") return 0;
+  v.fail("priority", "must be \"high\" or \"normal\"");
+  return 0;
+}
+
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms) {
   // Structured fields next to raw were reported already, with a better reason.
-  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "from", "to",
-                        "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
+  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority",
+                        "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
   message_record m;
   m.id = new_id();
   m.created_at_ms = now_ms;
@@ -269,6 +279,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
   m.metadata_json = v.metadata_json(o.if_contains("metadata"));
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
   m.bulk = bulk_flag(v, o, m.campaign);
+  m.priority = priority_flag(v, o);
 
   const auto* envelope = o.if_contains("envelope");
   std::optional<mailbox> from;
@@ -390,7 +401,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   }
 
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
-                        "headers", "tags", "metadata", "campaign", "bulk"});
+                        "headers", "tags", "metadata", "campaign", "bulk", "priority"});
   message_spec spec;
   const auto* from = o.if_contains("from");
   if (!from || from->is_null())
@@ -425,6 +436,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.metadata_json = v.metadata_json(o.if_contains("metadata"));
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
   m.bulk = bulk_flag(v, o, m.campaign);
+  m.priority = priority_flag(v, o);
   if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
 
   m.id = new_id();

@@ -51,9 +51,18 @@ struct site_policy {
   std::string match;
   std::uint32_t connection_limit = 0;
   std::uint32_t max_deliveries_per_connection = 0;
+  rate message_rate;     // messages per second to the site per source; unset: the default
+  rate connection_rate;  // new connections per second per source; unset: the default
   std::string tls;  // disabled, opportunistic, required
   int verify_certificate = -1;  // -1 default, 0 no, 1 yes
   int mta_sts = -1;             // 0: ignore MTA-STS policies for this site
+};
+
+// Limits of destination domains (first matching glob wins).
+struct domain_policy {
+  std::string match;  // glob on the domain, e.g. "yahoo.*"
+  rate message_rate;  // all tenants together
+  rate tenant_rate;   // each tenant
 };
 
 struct delivery_settings {
@@ -77,17 +86,63 @@ struct delivery_settings {
   double retry_jitter = 0.2;
   std::chrono::milliseconds max_age = 72h;
   std::chrono::milliseconds site_failure_delay = 1min;  // all MX hosts failed: defer new work
+  rate message_rate;     // default per (source x site); per_second 0: unlimited
+  rate connection_rate;  // default new connections per second per (source x site)
+  bool adaptive_concurrency = true;  // 421s and refused connections halve the connection limit
   std::vector<site_policy> sites;
+  std::vector<domain_policy> domains;
+};
+
+struct warmup_step_config {
+  std::uint32_t day = 1;
+  std::uint64_t per_day = 0;   // 0: no day limit
+  std::uint64_t per_hour = 0;  // 0: no hour limit
 };
 
 struct egress_source_config {
   std::string name;
   std::string address;  // source IP to bind; empty: the kernel's choice
   std::string ehlo_name;  // empty: delivery.ehlo_name
+  rate message_rate;      // all sites of this source together; unset: unlimited
+  std::vector<warmup_step_config> warmup;  // by day number; empty: no warm-up
+};
+
+struct pool_member {
+  std::string source;
+  std::uint32_t weight = 1;
+};
+
+struct egress_pool_config {
+  std::string name;
+  std::vector<pool_member> sources;
 };
 
 struct egress_settings {
   std::vector<egress_source_config> sources;  // empty: one "default" source
+  std::vector<egress_pool_config> pools;      // "default" (all sources, weight 1) if not given
+  std::string default_pool = "default";
+  std::vector<std::pair<std::string, std::string>> campaign_pools;  // campaign -> pool
+};
+
+// A rule on SMTP replies that shapes traffic (docs/shaping.md).
+struct response_rule_config {
+  std::string name;
+  int reply_code = 0;        // 0 any; 4 or 5 a class; else exact
+  std::string enhanced;      // prefix, e.g. "4.7."
+  std::string pattern;       // regex, case-insensitive, searched in the reply text
+  std::string provider;      // glob on the MX host
+  std::uint32_t threshold = 1;  // act after this many matches ...
+  std::chrono::milliseconds window = std::chrono::minutes(1);  // ... within this window
+  std::string action;        // suspend_site, suspend_tenant, throttle, bounce
+  std::chrono::milliseconds duration = std::chrono::minutes(10);
+  double factor = 0.5;       // throttle: rate and connections multiplied by this
+};
+
+struct shaping_settings {
+  std::vector<response_rule_config> rules;
+  // Backpressure: past these, submissions get 503 (all) or 429 (that tenant) with Retry-After.
+  std::uint64_t max_waiting_recipients = 2'000'000;
+  std::uint64_t max_waiting_per_tenant = 500'000;
 };
 
 struct admin_settings {
@@ -215,6 +270,7 @@ struct config {
   domains_config domains;
   mta_sts_config mta_sts;
   bounces_config bounces;
+  shaping_settings shaping;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

@@ -6,6 +6,7 @@
 #include <tuple>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -375,11 +376,25 @@ void read_all(reader& r, config& c) {
     s.real("retry_jitter", d.retry_jitter, 0, 1);
     s.duration("max_age", d.max_age, 1s, 30 * 24h);
     s.duration("site_failure_delay", d.site_failure_delay, 0ms, 24h);
+    s.rate_value("message_rate", d.message_rate);
+    s.rate_value("connection_rate", d.connection_rate);
+    s.boolean("adaptive_concurrency", d.adaptive_concurrency);
+    for (auto& t : s.tables("domains")) {
+      domain_policy p;
+      t.string("match", p.match, 253);
+      t.rate_value("message_rate", p.message_rate);
+      t.rate_value("tenant_rate", p.tenant_rate);
+      if (p.match.empty()) t.problem("match", "required: a glob on domain names, e.g. \"yahoo.*\"");
+      t.finish();
+      d.domains.push_back(std::move(p));
+    }
     for (auto& t : s.tables("sites")) {
       site_policy p;
       t.string("match", p.match, 253);
       t.integer("connection_limit", p.connection_limit, 1, 10000);
       t.integer("max_deliveries_per_connection", p.max_deliveries_per_connection, 1, 1'000'000);
+      t.rate_value("message_rate", p.message_rate);
+      t.rate_value("connection_rate", p.connection_rate);
       t.choice("tls", p.tls, {"disabled", "opportunistic", "required"});
       if (t.has("mta_sts")) {
         bool sts = true;
@@ -409,8 +424,86 @@ void read_all(reader& r, config& c) {
       else if (!names.insert(e.name).second) t.problem("name", "\"" + e.name + "\" is used twice");
       if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
         t.problem("address", "\"" + e.address + "\" is not an IP address");
+      t.rate_value("message_rate", e.message_rate);
+      std::uint32_t last_day = 0;
+      for (auto& w : t.tables("warmup")) {
+        warmup_step_config step;
+        w.integer("day", step.day, 1, 3650);
+        w.size("per_day", step.per_day, 0, 1'000'000'000);
+        w.size("per_hour", step.per_hour, 0, 1'000'000'000);
+        if (step.day <= last_day) w.problem("day", "steps must be in increasing day order");
+        last_day = step.day;
+        w.finish();
+        e.warmup.push_back(step);
+      }
       t.finish();
       c.egress.sources.push_back(std::move(e));
+    }
+    if (c.egress.sources.empty()) names.insert("default");  // the implicit source
+    std::set<std::string> pool_names;
+    for (auto& t : s.tables("pools")) {
+      egress_pool_config pool;
+      t.string("name", pool.name, 64);
+      if (pool.name.empty()) t.problem("name", "required");
+      else if (!pool_names.insert(pool.name).second) t.problem("name", "\"" + pool.name + "\" is used twice");
+      for (auto& m : t.tables("sources")) {
+        pool_member member;
+        m.string("source", member.source, 64);
+        m.integer("weight", member.weight, 1, 1000);
+        if (!names.count(member.source))
+          m.problem("source", "\"" + member.source + "\" is not a source of [[egress.sources]]");
+        m.finish();
+        pool.sources.push_back(std::move(member));
+      }
+      if (pool.sources.empty()) t.problem("sources", "at least one {source = \"...\", weight = n}");
+      t.finish();
+      c.egress.pools.push_back(std::move(pool));
+    }
+    s.string("default_pool", c.egress.default_pool, 64);
+    if (c.egress.default_pool != "default" && !pool_names.count(c.egress.default_pool))
+      s.problem("default_pool", "no pool named \"" + c.egress.default_pool + "\"");
+    for (auto& t : s.tables("campaign_pools")) {
+      std::string campaign, pool;
+      t.string("campaign", campaign, 128);
+      t.string("pool", pool, 64);
+      if (campaign.empty()) t.problem("campaign", "required");
+      if (pool != "default" && !pool_names.count(pool)) t.problem("pool", "no pool named \"" + pool + "\"");
+      t.finish();
+      c.egress.campaign_pools.emplace_back(campaign, pool);
+    }
+    s.finish();
+  }
+  {
+    auto s = r.open("shaping");
+    auto& sh = c.shaping;
+    s.size("max_waiting_recipients", sh.max_waiting_recipients, 1, 1'000'000'000);
+    s.size("max_waiting_per_tenant", sh.max_waiting_per_tenant, 1, 1'000'000'000);
+    for (auto& t : s.tables("rules")) {
+      response_rule_config rule;
+      t.string("name", rule.name, 128);
+      t.integer("reply_code", rule.reply_code, 0, 599);
+      t.string("enhanced", rule.enhanced, 16);
+      t.string("pattern", rule.pattern, 1000);
+      t.string("provider", rule.provider, 253);
+      t.integer("threshold", rule.threshold, 1, 100000);
+      t.duration("window", rule.window, 1s, 24h);
+      t.choice("action", rule.action, {"suspend_site", "suspend_tenant", "throttle", "bounce"});
+      t.duration("duration", rule.duration, 1s, 7 * 24h);
+      t.real("factor", rule.factor, 0.01, 1);
+      if (rule.action.empty()) t.problem("action", "required: suspend_site, suspend_tenant, throttle or bounce");
+      if (rule.reply_code != 0 && rule.reply_code != 4 && rule.reply_code != 5 &&
+          (rule.reply_code < 200 || rule.reply_code > 599))
+        t.problem("reply_code", "0 (any), 4 or 5 (a class), or a reply code like 421");
+      if (!rule.pattern.empty()) {
+        try {
+          std::regex check(rule.pattern, std::regex::ECMAScript | std::regex::icase);
+        } catch (const std::regex_error& e) {
+          t.problem("pattern", std::string("not a valid regular expression: ") + e.what());
+        }
+      }
+      if (rule.name.empty()) rule.name = "rule " + std::to_string(sh.rules.size() + 1);
+      t.finish();
+      sh.rules.push_back(std::move(rule));
     }
     s.finish();
   }

@@ -66,6 +66,13 @@ enum stmt : int {
   select_tenant_soft_bounces,
   select_recipient_by_id,
   select_recipients_by_message_id_header,
+  upsert_control,
+  delete_control,
+  upsert_usage,
+  insert_warmup_start,
+  select_controls,
+  select_warmup_starts,
+  select_usage,
   stmt_count
 };
 
@@ -74,18 +81,21 @@ constexpr std::array<const char*, stmt_count> statements = {
     "metadata, message_id_header, size, content, bulk, from_domain) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
     "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, attempts, "
-    "next_attempt_at, updated_at, last_reply) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)",
+    "next_attempt_at, updated_at, last_reply, pool, priority) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
     "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7)",
-    "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at) "
-    "VALUES ($1,$2,$3,$4,$5,$6)",
-    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3 WHERE id = $4",
+    "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3, pool = $4, weight = $5 "
+    "WHERE id = $6",
     "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at, revoked_at) "
     "VALUES ($1,$2,$3,$4,$5,$6)",
     "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at = 0",
     "UPDATE recipients SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
     "last_reply = $5 WHERE id = $6",
-    "SELECT id, name, rate_per_second, burst, suspended, created_at FROM tenants ORDER BY id",
+    "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight FROM tenants "
+    "ORDER BY id",
     "SELECT id, tenant_id, key_hash, prefix, created_at, revoked_at FROM api_keys "
     "WHERE revoked_at = 0 ORDER BY id",
     "SELECT created_at, mail_from, subject, campaign, tags, metadata, message_id_header, size "
@@ -95,8 +105,8 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT id, recipient_id, type, created_at, data FROM events WHERE message_id = $1 ORDER BY id",
     "SELECT DISTINCT domain FROM recipients WHERE state IN ('queued', 'deferred') "
     "AND domain > $1 ORDER BY domain LIMIT $2",
-    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at FROM recipients "
-    "WHERE state IN ('queued', 'deferred') AND domain = $1 ORDER BY domain, id",
+    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+    "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 ORDER BY domain, id",
     "SELECT mail_from, content, tenant_id, bulk::text, from_domain FROM messages WHERE id = $1",
     "SELECT id, address, domain FROM recipients WHERE message_id = $1",
     "SELECT COUNT(*) FROM recipients WHERE state = $1",
@@ -134,6 +144,19 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts "
     "FROM messages m JOIN recipients r ON r.message_id = m.id "
     "WHERE m.message_id_header = $1 ORDER BY r.id LIMIT 1000",
+    "INSERT INTO controls (kind, target, until_at, reason, created_at) VALUES ($1,$2,$3,$4,$5) "
+    "ON CONFLICT (kind, target) DO UPDATE SET until_at = excluded.until_at, "
+    "reason = excluded.reason, created_at = excluded.created_at",
+    "DELETE FROM controls WHERE kind = $1 AND target = $2",
+    "INSERT INTO egress_usage (source, period, period_start, count) VALUES ($1,$2,$3,$4) "
+    "ON CONFLICT (source, period) DO UPDATE SET period_start = excluded.period_start, "
+    "count = excluded.count",
+    "INSERT INTO egress_sources (name, warmup_started_at) VALUES ($1, $2) "
+    "ON CONFLICT (name) DO NOTHING",
+    "SELECT kind, target, until_at, reason, created_at FROM controls "
+    "WHERE until_at = 0 OR until_at > $1 ORDER BY kind, target",
+    "SELECT name, warmup_started_at FROM egress_sources ORDER BY name",
+    "SELECT source, period, period_start, count FROM egress_usage ORDER BY source, period",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -330,6 +353,8 @@ class pg_store final : public store {
       t.burst = static_cast<std::uint32_t>(int_at(r, i, 3));
       t.suspended = int_at(r, i, 4) != 0;
       t.created_at_ms = int_at(r, i, 5);
+      t.pool = text_at(r, i, 6);
+      t.weight = static_cast<std::uint32_t>(int_at(r, i, 7));
       out.push_back(std::move(t));
     }
     return out;
@@ -469,6 +494,8 @@ class pg_store final : public store {
       q.state = parse_recipient_state(text_at(r, i, 4)).value_or(recipient_state::queued);
       q.attempts = static_cast<std::uint32_t>(int_at(r, i, 5));
       q.next_attempt_at_ms = int_at(r, i, 6);
+      q.pool = text_at(r, i, 7);
+      q.priority = static_cast<int>(int_at(r, i, 8));
       out.push_back(std::move(q));
     }
     return out;
@@ -558,6 +585,34 @@ class pg_store final : public store {
     params p;
     p.text(header);
     return read_lookups(run(select_recipients_by_message_id_header, p));
+  }
+
+  std::vector<control_record> load_controls(std::int64_t now) override {
+    params p;
+    p.integer(now);
+    auto r = run(select_controls, p);
+    std::vector<control_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i)
+      out.push_back({text_at(r, i, 0), text_at(r, i, 1), int_at(r, i, 2), text_at(r, i, 3), int_at(r, i, 4)});
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::int64_t>> load_warmup_starts() override {
+    params none;
+    auto r = run(select_warmup_starts, none);
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out.emplace_back(text_at(r, i, 0), int_at(r, i, 1));
+    return out;
+  }
+
+  std::vector<egress_usage_record> load_egress_usage() override {
+    params none;
+    auto r = run(select_usage, none);
+    std::vector<egress_usage_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i)
+      out.push_back({text_at(r, i, 0), text_at(r, i, 1), int_at(r, i, 2),
+                     static_cast<std::uint64_t>(int_at(r, i, 3))});
+    return out;
   }
 
   std::uint64_t count_recipients(recipient_state state) override {
@@ -678,7 +733,8 @@ class pg_store final : public store {
     params p;
     p.id(r.id).id(m.id).id(m.tenant_id).text(r.address).text(r.domain)
         .text(std::string(to_string(r.kind))).text(std::string(to_string(r.state)))
-        .integer(r.attempts).integer(r.next_attempt_at_ms).integer(r.updated_at_ms).text(r.last_reply);
+        .integer(r.attempts).integer(r.next_attempt_at_ms).integer(r.updated_at_ms).text(r.last_reply)
+        .text(r.pool).integer(r.priority);
     return p;
   }
   params event_params(const event_record& e) {
@@ -690,12 +746,13 @@ class pg_store final : public store {
   params tenant_params(const tenant_record& t) {
     params p;
     p.id(t.id).text(t.name).real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0)
-        .integer(t.created_at_ms);
+        .integer(t.created_at_ms).text(t.pool).integer(t.weight);
     return p;
   }
   params tenant_update_params(const tenant_record& t) {
     params p;
-    p.real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0).id(t.id);
+    p.real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0).text(t.pool)
+        .integer(t.weight).id(t.id);
     return p;
   }
   params key_params(const api_key_record& k) {
@@ -889,6 +946,59 @@ class pg_store final : public store {
       auto p = soft_bounce_params(op);
       run_checked(upsert_soft_bounce, p);
     }
+  }
+
+  params control_params(const control_record& c) {
+    params p;
+    p.text(c.kind).text(c.target).integer(c.until_ms).text(c.reason).integer(c.created_at_ms);
+    return p;
+  }
+  params pair_params(const std::string& a, const std::string& b) {
+    params p;
+    p.text(a).text(b);
+    return p;
+  }
+  params usage_params(const egress_usage_record& u) {
+    params p;
+    p.text(u.source).text(u.period).integer(u.period_start_ms).integer(static_cast<std::int64_t>(u.count));
+    return p;
+  }
+  params warmup_params(const set_warmup_start_op& op) {
+    params p;
+    p.text(op.source).integer(op.started_at_ms);
+    return p;
+  }
+  void send_op(const upsert_control_op& op) {
+    auto p = control_params(op.control);
+    send(upsert_control, p);
+  }
+  void run_op(const upsert_control_op& op) {
+    auto p = control_params(op.control);
+    run_checked(upsert_control, p);
+  }
+  void send_op(const delete_control_op& op) {
+    auto p = pair_params(op.kind, op.target);
+    send(delete_control, p, "no such suspension");
+  }
+  void run_op(const delete_control_op& op) {
+    auto p = pair_params(op.kind, op.target);
+    run_checked(delete_control, p, "no such suspension");
+  }
+  void send_op(const set_egress_usage_op& op) {
+    auto p = usage_params(op.usage);
+    send(upsert_usage, p);
+  }
+  void run_op(const set_egress_usage_op& op) {
+    auto p = usage_params(op.usage);
+    run_checked(upsert_usage, p);
+  }
+  void send_op(const set_warmup_start_op& op) {
+    auto p = warmup_params(op);
+    send(insert_warmup_start, p);
+  }
+  void run_op(const set_warmup_start_op& op) {
+    auto p = warmup_params(op);
+    run_checked(insert_warmup_start, p);
   }
 
   void send_op(const update_recipients_op& op) {

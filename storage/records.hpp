@@ -41,6 +41,8 @@ struct tenant_record {
   std::uint32_t burst = 0;     // 0: the configured default
   bool suspended = false;
   std::int64_t created_at_ms = 0;
+  std::string pool;           // egress pool; "" the default pool
+  std::uint32_t weight = 1;   // share of turns against other tenants at a busy domain
 };
 
 struct api_key_record {
@@ -62,6 +64,8 @@ struct recipient_record {
   std::int64_t next_attempt_at_ms = 0;
   std::int64_t updated_at_ms = 0;
   std::string last_reply;
+  std::string pool;   // egress pool the message leaves through ("" the default)
+  int priority = 0;   // 1: transactional, ahead of 0 (bulk)
 };
 
 struct message_record {
@@ -79,6 +83,7 @@ struct message_record {
   std::vector<recipient_record> recipients;
   std::string from_domain;  // the From header's domain (for DKIM)
   bool bulk = false;        // gets per-recipient List-Unsubscribe headers at delivery
+  int priority = 0;         // 1 (high): ahead of normal traffic at busy domains
 };
 
 struct event_record {
@@ -100,6 +105,8 @@ struct queued_recipient {
   recipient_state state = recipient_state::queued;
   std::uint32_t attempts = 0;
   std::int64_t next_attempt_at_ms = 0;
+  std::string pool;
+  int priority = 0;
 };
 
 // A recipient's new state after an attempt, with the event that explains it.
@@ -146,6 +153,23 @@ struct sender_domain_record {
   std::int64_t checked_at_ms = 0;
   std::string status_json = "{}";  // the last verification report
   std::vector<dkim_key_record> keys;
+};
+
+// A suspension (of a domain, site, tenant or source), by an operator or a response rule.
+struct control_record {
+  std::string kind;    // domain, site, tenant, source, tenant_site (target "tenant@site")
+  std::string target;
+  std::int64_t until_ms = 0;  // 0: until resumed
+  std::string reason;
+  std::int64_t created_at_ms = 0;
+};
+
+// Messages a source sent in a period ("day" or "hour" starting at period_start_ms).
+struct egress_usage_record {
+  std::string source;
+  std::string period;
+  std::int64_t period_start_ms = 0;
+  std::uint64_t count = 0;
 };
 
 // An address a tenant does not send to (until expires_at, when set).

@@ -109,6 +109,32 @@ const std::vector<migration>& schema_migrations() {
            "ALTER TABLE messages ADD COLUMN from_domain TEXT NOT NULL DEFAULT ''",
            "CREATE INDEX messages_message_id_header ON messages(message_id_header)",
        }},
+      {4,
+       "traffic shaping: pools, priorities, tenant weights, admin controls, egress usage",
+       {
+           "ALTER TABLE tenants ADD COLUMN pool TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE tenants ADD COLUMN weight INTEGER NOT NULL DEFAULT 1",
+           "ALTER TABLE recipients ADD COLUMN pool TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE recipients ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+           // Suspensions by an operator or a response rule, until a time (0: until resumed).
+           R"(CREATE TABLE controls (
+                kind TEXT NOT NULL,
+                target TEXT NOT NULL,
+                until_at BIGINT NOT NULL,
+                reason TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (kind, target)))",
+           // Messages sent per source and period (warm-up budgets survive restarts).
+           R"(CREATE TABLE egress_usage (
+                source TEXT NOT NULL,
+                period TEXT NOT NULL,
+                period_start BIGINT NOT NULL,
+                count BIGINT NOT NULL,
+                PRIMARY KEY (source, period)))",
+           R"(CREATE TABLE egress_sources (
+                name TEXT PRIMARY KEY,
+                warmup_started_at BIGINT NOT NULL))",
+       }},
   };
   return all;
 }

@@ -215,7 +215,8 @@ class sqlite_store final : public store {
   std::vector<tenant_record> load_tenants() override {
     std::vector<tenant_record> out;
     auto q = prepare(
-        "SELECT id, name, rate_per_second, burst, suspended, created_at FROM tenants ORDER BY id");
+        "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight FROM tenants "
+        "ORDER BY id");
     while (q.step()) {
       tenant_record t;
       t.id = q.id(0);
@@ -224,6 +225,8 @@ class sqlite_store final : public store {
       t.burst = static_cast<std::uint32_t>(q.integer(3));
       t.suspended = q.integer(4) != 0;
       t.created_at_ms = q.integer(5);
+      t.pool = q.text(6);
+      t.weight = static_cast<std::uint32_t>(q.integer(7));
       out.push_back(std::move(t));
     }
     return out;
@@ -359,7 +362,7 @@ class sqlite_store final : public store {
 
   std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain) override {
     auto q = prepare(
-        "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at "
+        "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
         "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 ORDER BY domain, id");
     q.bind(1, std::string_view(domain));
     return read_queued(q);
@@ -465,6 +468,31 @@ class sqlite_store final : public store {
     return read_lookups(q);
   }
 
+  std::vector<control_record> load_controls(std::int64_t now) override {
+    auto q = prepare(
+        "SELECT kind, target, until_at, reason, created_at FROM controls "
+        "WHERE until_at = 0 OR until_at > ? ORDER BY kind, target");
+    q.bind(1, now);
+    std::vector<control_record> out;
+    while (q.step()) out.push_back({q.text(0), q.text(1), q.integer(2), q.text(3), q.integer(4)});
+    return out;
+  }
+
+  std::vector<std::pair<std::string, std::int64_t>> load_warmup_starts() override {
+    auto q = prepare("SELECT name, warmup_started_at FROM egress_sources ORDER BY name");
+    std::vector<std::pair<std::string, std::int64_t>> out;
+    while (q.step()) out.emplace_back(q.text(0), q.integer(1));
+    return out;
+  }
+
+  std::vector<egress_usage_record> load_egress_usage() override {
+    auto q = prepare("SELECT source, period, period_start, count FROM egress_usage ORDER BY source, period");
+    std::vector<egress_usage_record> out;
+    while (q.step())
+      out.push_back({q.text(0), q.text(1), q.integer(2), static_cast<std::uint64_t>(q.integer(3))});
+    return out;
+  }
+
   std::uint64_t count_recipients(recipient_state state) override {
     auto q = prepare("SELECT COUNT(*) FROM recipients WHERE state = ?");
     q.bind(1, to_string(state));
@@ -488,6 +516,8 @@ class sqlite_store final : public store {
       r.state = parse_recipient_state(q.text(4)).value_or(recipient_state::queued);
       r.attempts = static_cast<std::uint32_t>(q.integer(5));
       r.next_attempt_at_ms = q.integer(6);
+      r.pool = q.text(7);
+      r.priority = static_cast<int>(q.integer(8));
       out.push_back(std::move(r));
     }
     return out;
@@ -553,7 +583,8 @@ class sqlite_store final : public store {
     for (const auto& r : m.recipients) {
       auto q = prepare(
           "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, "
-          "attempts, next_attempt_at, updated_at, last_reply) VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+          "attempts, next_attempt_at, updated_at, last_reply, pool, priority) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, r.id)
           .bind(2, m.id)
           .bind(3, m.tenant_id)
@@ -564,7 +595,9 @@ class sqlite_store final : public store {
           .bind(8, static_cast<std::int64_t>(r.attempts))
           .bind(9, r.next_attempt_at_ms)
           .bind(10, r.updated_at_ms)
-          .bind(11, std::string_view(r.last_reply));
+          .bind(11, std::string_view(r.last_reply))
+          .bind(12, std::string_view(r.pool))
+          .bind(13, static_cast<std::int64_t>(r.priority));
       q.run();
     }
     insert_event(op.accepted);
@@ -588,25 +621,31 @@ class sqlite_store final : public store {
   void apply_op(const insert_tenant_op& op) {
     const auto& t = op.tenant;
     auto q = prepare(
-        "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at) "
-        "VALUES (?,?,?,?,?,?)");
+        "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight) "
+        "VALUES (?,?,?,?,?,?,?,?)");
     q.bind(1, t.id)
         .bind(2, std::string_view(t.name))
         .bind(3, t.rate_per_second)
         .bind(4, static_cast<std::int64_t>(t.burst))
         .bind(5, static_cast<std::int64_t>(t.suspended ? 1 : 0))
-        .bind(6, t.created_at_ms);
+        .bind(6, t.created_at_ms)
+        .bind(7, std::string_view(t.pool))
+        .bind(8, static_cast<std::int64_t>(t.weight));
     q.run();
     for (const auto& key : op.keys) apply_op(insert_api_key_op{key});
   }
 
   void apply_op(const update_tenant_op& op) {
     const auto& t = op.tenant;
-    auto q = prepare("UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ? WHERE id = ?");
+    auto q = prepare(
+        "UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ?, pool = ?, weight = ? "
+        "WHERE id = ?");
     q.bind(1, t.rate_per_second)
         .bind(2, static_cast<std::int64_t>(t.burst))
         .bind(3, static_cast<std::int64_t>(t.suspended ? 1 : 0))
-        .bind(4, t.id);
+        .bind(4, std::string_view(t.pool))
+        .bind(5, static_cast<std::int64_t>(t.weight))
+        .bind(6, t.id);
     q.run();
     if (sqlite3_changes(db_) == 0) throw operation_error("no such tenant");
   }
@@ -725,6 +764,49 @@ class sqlite_store final : public store {
     q.bind(1, op.tenant_id).bind(2, std::string_view(op.address));
     q.run();
     if (sqlite3_changes(db_) == 0) throw operation_error("no such suppression");
+  }
+
+  void apply_op(const upsert_control_op& op) {
+    const auto& c = op.control;
+    auto q = prepare(
+        "INSERT INTO controls (kind, target, until_at, reason, created_at) VALUES (?1,?2,?3,?4,?5) "
+        "ON CONFLICT (kind, target) DO UPDATE SET until_at = excluded.until_at, "
+        "reason = excluded.reason, created_at = excluded.created_at");
+    q.bind(1, std::string_view(c.kind))
+        .bind(2, std::string_view(c.target))
+        .bind(3, c.until_ms)
+        .bind(4, std::string_view(c.reason))
+        .bind(5, c.created_at_ms);
+    q.run();
+  }
+
+  void apply_op(const delete_control_op& op) {
+    auto q = prepare("DELETE FROM controls WHERE kind = ? AND target = ?");
+    q.bind(1, std::string_view(op.kind)).bind(2, std::string_view(op.target));
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such suspension");
+  }
+
+  void apply_op(const set_egress_usage_op& op) {
+    const auto& u = op.usage;
+    auto q = prepare(
+        "INSERT INTO egress_usage (source, period, period_start, count) VALUES (?1,?2,?3,?4) "
+        "ON CONFLICT (source, period) DO UPDATE SET period_start = excluded.period_start, "
+        "count = excluded.count");
+    q.bind(1, std::string_view(u.source))
+        .bind(2, std::string_view(u.period))
+        .bind(3, u.period_start_ms)
+        .bind(4, static_cast<std::int64_t>(u.count));
+    q.run();
+  }
+
+  void apply_op(const set_warmup_start_op& op) {
+    // The first start stays: a source warms up once.
+    auto q = prepare(
+        "INSERT INTO egress_sources (name, warmup_started_at) VALUES (?1, ?2) "
+        "ON CONFLICT (name) DO NOTHING");
+    q.bind(1, std::string_view(op.source)).bind(2, op.started_at_ms);
+    q.run();
   }
 
   void apply_op(const set_soft_bounce_op& op) {

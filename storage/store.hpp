@@ -74,6 +74,20 @@ struct set_soft_bounce_op {
   std::uint32_t count = 0;
   std::int64_t first_at_ms = 0;
 };
+struct upsert_control_op {
+  control_record control;
+};
+struct delete_control_op {
+  std::string kind;
+  std::string target;
+};
+struct set_egress_usage_op {
+  egress_usage_record usage;
+};
+struct set_warmup_start_op {
+  std::string source;
+  std::int64_t started_at_ms = 0;
+};
 struct append_event_op {
   event_record event;
 };
@@ -87,7 +101,8 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               insert_sender_domain_op, update_sender_domain_op,
                               insert_dkim_key_op, update_dkim_key_op, delete_sender_domain_op,
                               append_event_op, upsert_suppression_op, delete_suppression_op,
-                              set_soft_bounce_op>;
+                              set_soft_bounce_op, upsert_control_op, delete_control_op,
+                              set_egress_usage_op, set_warmup_start_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -145,6 +160,12 @@ class store {
   // A recipient by id, and the recipients of the message with this Message-ID header value.
   virtual std::optional<recipient_lookup> find_recipient(const id128& recipient_id) = 0;
   virtual std::vector<recipient_lookup> recipients_by_message_id_header(const std::string& header) = 0;
+
+  // Controls in force (until 0 or after now).
+  virtual std::vector<control_record> load_controls(std::int64_t now_ms) = 0;
+  // Warm-up starts by source, and the last usage counts of every source.
+  virtual std::vector<std::pair<std::string, std::int64_t>> load_warmup_starts() = 0;
+  virtual std::vector<egress_usage_record> load_egress_usage() = 0;
 
   // Counts recipients per state, for readiness checks and tests.
   virtual std::uint64_t count_recipients(recipient_state state) = 0;

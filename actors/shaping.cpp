@@ -1,0 +1,55 @@
+// Shared traffic-shaping state (see shaping.hpp).
+#include "actors/shaping.hpp"
+
+#include <chrono>
+
+namespace petrel {
+
+pool_table pools_from(const egress_settings& egress, const std::vector<std::string>& source_names) {
+  pool_table out;
+  for (const auto& pool : egress.pools) {
+    auto& members = out[pool.name];
+    for (const auto& m : pool.sources) members.push_back({m.source, m.weight});
+  }
+  if (!out.count("default")) {
+    auto& members = out["default"];
+    for (const auto& name : source_names) members.push_back({name, 1});
+  }
+  return out;
+}
+
+control_snapshot::control_snapshot(std::vector<control_record> controls)
+    : controls_(std::move(controls)) {
+  for (std::size_t i = 0; i < controls_.size(); ++i)
+    index_[controls_[i].kind + ":" + controls_[i].target] = i;
+}
+
+const control_record* control_snapshot::find(std::string_view kind, std::string_view target,
+                                             std::int64_t now_ms) const {
+  if (controls_.empty()) return nullptr;
+  std::string key;
+  key.reserve(kind.size() + target.size() + 1);
+  key.append(kind).append(":").append(target);
+  auto it = index_.find(key);
+  if (it == index_.end()) return nullptr;
+  const auto& c = controls_[it->second];
+  if (c.until_ms != 0 && c.until_ms <= now_ms) return nullptr;
+  return &c;
+}
+
+source_gate::verdict source_gate::try_take(std::int64_t now_ms, std::int64_t& retry_at_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!limiter_.unlimited()) {
+      auto wait = limiter_.try_acquire(std::chrono::steady_clock::now());
+      if (wait.count() > 0) {
+        retry_at_ms = now_ms + std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1;
+        return verdict::rate;
+      }
+    }
+  }
+  if (!warmup_.try_take(now_ms, retry_at_ms)) return verdict::warmup;
+  return verdict::go;
+}
+
+}  // namespace petrel
