@@ -95,25 +95,33 @@ void persist(controls_pointer self, std::vector<write_op> ops, Done done) {
   }
 }
 
-caf::result<control_record> suspend(controls_pointer self, control_record c, const std::string& by) {
-  if (!kinds().count(c.kind))
-    return make_error(petrel_errc::invalid, "kind must be domain, site, tenant or source");
-  if (c.target.empty()) return make_error(petrel_errc::invalid, "no target given");
+// Stores and publishes a suspension; `done` gets the error, or none and the control.
+template <class Done>
+void apply_suspend(controls_pointer self, control_record c, const std::string& by, Done done) {
   c.created_at_ms = unix_now_ms();
-  auto rp = self->make_response_promise<control_record>();
   auto event = action_event("suspend", c, by);
   persist(self, {upsert_control_op{c}, append_event_op{event}}, [=](const caf::error& e) mutable {
-    if (e) {
-      rp.deliver(e);
-      return;
-    }
+    if (e) return done(e, c);
     auto& st = self->state;
     st.controls[{c.kind, c.target}] = c;
     spdlog::info("controls.suspended kind={} target={} until_ms={} reason=\"{}\" by={}", c.kind,
                  c.target, c.until_ms, c.reason, by);
     publish(self);
     arm(self);
-    rp.deliver(c);
+    done(caf::error{}, c);
+  });
+}
+
+caf::result<control_record> suspend(controls_pointer self, control_record c, const std::string& by) {
+  if (!kinds().count(c.kind))
+    return make_error(petrel_errc::invalid, "kind must be domain, site, tenant or source");
+  if (c.target.empty()) return make_error(petrel_errc::invalid, "no target given");
+  auto rp = self->make_response_promise<control_record>();
+  apply_suspend(self, std::move(c), by, [=](const caf::error& e, const control_record& c) mutable {
+    if (e)
+      rp.deliver(e);
+    else
+      rp.deliver(c);
   });
   return rp;
 }
@@ -158,7 +166,8 @@ controls_actor::behavior_type controls_behavior(controls_pointer self, store_act
           return;
         metrics().get_counter("petrel_response_rule_actions_total", "Response rules that fired",
                               {{"action", "suspend"}}).inc();
-        suspend(self, std::move(c), "rule " + rule);
+        // No answer: the site sent this without asking for one.
+        apply_suspend(self, std::move(c), "rule " + rule, [](const caf::error&, const control_record&) {});
       },
       [=](resume_atom, const std::string& kind, const std::string& target) -> caf::result<caf::ok_atom> {
         auto& st = self->state;

@@ -378,6 +378,28 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     if (method != "POST") return respond(method_not_allowed("POST"));
     return inbound(std::move(request), true, std::move(respond));
   }
+  if (parts.size() == 4 && (parts[3] == "suspend" || parts[3] == "resume" || parts[3] == "bounce" ||
+                            parts[3] == "flush") &&
+      (parts[1] == "domains" || parts[1] == "sites" || parts[1] == "tenants" || parts[1] == "sources")) {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return admin_shaping_action(parts[1], percent_decode(parts[2]), parts[3], request, std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "flush") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return admin_shaping_action("domains", "", "flush", request, std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "controls") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_controls(std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "egress") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_egress(std::move(respond));
+  }
+  if (parts.size() == 3 && parts[1] == "queues") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_domain_queue(percent_decode(parts[2]), std::move(respond));
+  }
   if (parts.size() >= 2 && parts[1] == "tenants") {
     if (parts.size() == 2) {
       if (method == "GET") return admin_list_tenants(std::move(respond));
@@ -403,34 +425,6 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     if (parts[2] == "store") return admin_store_fault(request, std::move(respond));
   }
   respond(not_found());
-}
-
-void http_api::admin_queues(http_responder respond) {
-  auto s = directory_->get();
-  auto& sys = sys_;
-  ask<queue_summary>(
-      sys_, s->domains, cfg_.http.handler_timeout,
-      [respond](queue_summary& q) {
-        json::array domains;
-        std::uint64_t queued = 0, deferred = 0;
-        for (const auto& d : q.domains) {
-          queued += d.queued;
-          deferred += d.deferred;
-          domains.push_back(json::object{{"domain", d.domain},
-                                         {"queued", d.queued},
-                                         {"deferred", d.deferred},
-                                         {"oldest", timestamp(d.oldest_ms)},
-                                         {"next_attempt", timestamp(d.next_attempt_ms)}});
-        }
-        respond(json_response(
-            200, json::object{{"domains", std::move(domains)},
-                              {"totals", json::object{{"domains", q.domains.size()},
-                                                      {"queued", queued},
-                                                      {"deferred", deferred}}},
-                              {"domain_actors", q.domain_actors},
-                              {"restarting", q.restarting}}));
-      },
-      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, stats_atom::value);
 }
 
 void http_api::admin_list_tenants(http_responder respond) {

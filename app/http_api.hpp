@@ -42,6 +42,13 @@ class http_api {
   void admin_revoke_key(const std::string& tenant_id, const std::string& key_id,
                         http_responder respond);
   void admin_crash(const http_request& request, http_responder respond);
+  // app/http_shaping.cpp
+  void admin_shaping_action(const std::string& kind, const std::string& target,
+                            const std::string& action, const http_request& request,
+                            http_responder respond);
+  void admin_controls(http_responder respond);
+  void admin_egress(http_responder respond);
+  void admin_domain_queue(const std::string& domain, http_responder respond);
   // app/http_bounces.cpp
   void suppressions(http_request&& request, const std::vector<std::string>& parts,
                     http_responder respond);

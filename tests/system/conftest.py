@@ -292,3 +292,18 @@ def settle_message(node, message_id, timeout=20):
     """Waits until every recipient of the message is final; returns them by address."""
     return wait_for(lambda: (lambda rs: rs if all(x["status"] in FINAL_STATES for x in rs.values()) else None)(
         recipients_of(node, message_id)), timeout=timeout, what=f"message {message_id} to settle")
+
+
+def delivery_config(dns_port, smtp_port, **overrides):
+    """Config lines for a node that delivers to the local test DNS and SMTP servers, with a
+    one-second retry schedule and no tenant rate limit; overrides win (dotted keys, TOML values)."""
+    values = {
+        "dns.servers": f'["127.0.0.1:{dns_port}"]',
+        "delivery.port": str(smtp_port),
+        "delivery.retry_schedule": '["1s"]',
+        "delivery.retry_jitter": "0",
+        "tenants.default_rate": '"100000/s"',
+        "tenants.default_burst": "100000",
+    }
+    values.update(overrides)
+    return "\n".join(f"{k} = {v}" for k, v in values.items())

@@ -17,7 +17,7 @@ import requests
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 from servers import DnsServer, SmtpServer  # noqa: E402
 
-from conftest import recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
+from conftest import delivery_config, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
 
 VERP_DOMAIN = "bounces.petrel.test"
 FBL_ADDRESS = "fbl@fbl.petrel.test"
@@ -41,15 +41,9 @@ def world(tmp_path_factory):
 
 
 def config(world, **overrides):
-    values = {
-        "dns.servers": f'["127.0.0.1:{world["dns"].port}"]',
-        "delivery.port": str(world["port"]),
-        "delivery.retry_schedule": '["1s"]',
-        "delivery.retry_jitter": "0",
+    overrides = {
         "delivery.max_age": '"1h"',
         "delivery.idle_timeout": '"1s"',
-        "tenants.default_rate": '"100000/s"',
-        "tenants.default_burst": "100000",
         "bounces.verp_domain": f'"{VERP_DOMAIN}"',
         "bounces.secret_file": f'"{world["secret"]}"',
         "bounces.listen": '"127.0.0.1:0"',
@@ -57,9 +51,9 @@ def config(world, **overrides):
         "bounces.max_message_bytes": '"64KiB"',
         "bounces.unsubscribe_base_url": '"https://mail.petrel.test"',
         "bounces.soft_bounce_streak": "2",
+        **overrides,
     }
-    values.update(overrides)
-    return "\n".join(f"{k} = {v}" for k, v in values.items())
+    return delivery_config(world["dns"].port, world["port"], **overrides)
 
 
 @pytest.fixture

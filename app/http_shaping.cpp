@@ -1,0 +1,289 @@
+// Admin routes of traffic shaping (docs/api.md, "Admin API"):
+//   GET  /admin/queues                     by domain, tenant, site and source, with binding limits
+//   GET  /admin/queues/{domain}            one domain: lanes, tenants, what it waits for
+//   POST /admin/{domains|sites|tenants|sources}/{name}/suspend   {"duration"?, "reason"?}
+//   POST /admin/{domains|sites|tenants|sources}/{name}/resume
+//   POST /admin/{domains|tenants}/{name}/bounce                  {"reason"?}: cancel waiting
+//   POST /admin/domains/{name}/flush, POST /admin/flush           retry now
+//   GET  /admin/controls                   suspensions in force
+//   GET  /admin/egress                     sources: warm-up day, budget used, rate, sites
+#include <boost/json.hpp>
+#include <caf/all.hpp>
+
+#include "actors/actor_support.hpp"
+#include "app/actor_bridge.hpp"
+#include "app/http_api.hpp"
+#include "app/http_common.hpp"
+#include "app/problem.hpp"
+
+namespace petrel {
+
+namespace json = boost::json;
+
+namespace {
+
+json::value or_null(const std::string& s) { return s.empty() ? json::value(nullptr) : json::value(s); }
+
+json::object control_json(const control_record& c) {
+  return json::object{{"kind", c.kind},
+                      {"target", c.target},
+                      {"until", timestamp(c.until_ms)},
+                      {"reason", or_null(c.reason)},
+                      {"since", timestamp(c.created_at_ms)}};
+}
+
+json::object site_json(const site_stats& s) {
+  return json::object{{"source", s.source},
+                      {"site", s.site},
+                      {"sessions", s.sessions},
+                      {"connection_limit", s.connection_limit},
+                      {"max_connection_limit", s.max_connection_limit},
+                      {"ready", s.ready},
+                      {"loading", s.loading},
+                      {"credit_out", s.credit_out},
+                      {"message_rate", s.message_rate > 0 ? json::value(s.message_rate) : json::value(nullptr)},
+                      {"waiting_for", or_null(s.waiting_for)},
+                      {"blocked_until", timestamp(s.blocked_until_ms)}};
+}
+
+json::object source_json(const source_stats& s) {
+  json::object out{{"name", s.name},
+                   {"address", or_null(s.address)},
+                   {"message_rate", s.message_rate > 0 ? json::value(s.message_rate) : json::value(nullptr)}};
+  if (s.warmup)
+    out["warmup"] = json::object{{"day", s.warmup_day},
+                                 {"started_at", timestamp(s.warmup_started_ms)},
+                                 {"per_day", s.per_day ? json::value(s.per_day) : json::value(nullptr)},
+                                 {"per_hour", s.per_hour ? json::value(s.per_hour) : json::value(nullptr)},
+                                 {"used_today", s.used_today},
+                                 {"used_this_hour", s.used_this_hour}};
+  else
+    out["warmup"] = nullptr;
+  json::array sites;
+  for (const auto& site : s.sites) sites.push_back(site_json(site));
+  out["sites"] = std::move(sites);
+  return out;
+}
+
+json::object domain_json(const domain_queue_stats& d, bool detail) {
+  json::object out{{"domain", d.domain},
+                   {"queued", d.queued},
+                   {"deferred", d.deferred},
+                   {"due", d.due},
+                   {"in_flight", d.in_flight},
+                   {"oldest", timestamp(d.oldest_ms)},
+                   {"next_attempt", timestamp(d.next_attempt_ms)},
+                   {"waiting_for", or_null(d.waiting_for)}};
+  if (detail) {
+    json::array lanes;
+    for (const auto& l : d.lanes)
+      lanes.push_back(json::object{{"source", l.source},
+                                   {"site", l.site},
+                                   {"due", l.due},
+                                   {"in_flight", l.in_flight},
+                                   {"blocked", or_null(l.blocked)},
+                                   {"blocked_until", timestamp(l.blocked_until_ms)}});
+    out["lanes"] = std::move(lanes);
+    json::array tenants;
+    for (const auto& t : d.tenants) tenants.push_back(json::object{{"tenant", t.tenant}, {"waiting", t.waiting}});
+    out["tenants"] = std::move(tenants);
+  }
+  return out;
+}
+
+// "30m" etc. from an optional JSON body field; false with a problem on bad input.
+bool read_action_body(const http_request& request, std::int64_t& until_ms, std::string& reason,
+                      http_response& problem_out) {
+  if (request.body.empty()) return true;
+  boost::system::error_code ec;
+  auto doc = json::parse(request.body, ec);
+  if (ec || !doc.is_object()) {
+    problem_out = problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+    return false;
+  }
+  std::vector<field_error> errors;
+  for (const auto& kv : doc.get_object()) {
+    std::string k(kv.key());
+    const auto& v = kv.value();
+    if (k == "duration" && v.is_string()) {
+      auto d = parse_duration(std::string_view(v.get_string()));
+      if (!d || d.value().count() <= 0) errors.push_back({"duration", "a positive duration like \"30m\""});
+      else until_ms = unix_now_ms() + d.value().count();
+    } else if (k == "reason" && v.is_string() && v.get_string().size() <= 500) {
+      reason = std::string(v.get_string());
+    } else {
+      errors.push_back({k, "unknown field, or not of its type (duration, reason)"});
+    }
+  }
+  if (!errors.empty()) {
+    problem_out = problem(400, "invalid-request", "Bad Request",
+                          errors.front().field + ": " + errors.front().detail, errors);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void http_api::admin_queues(http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto egress = s->egress;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  ask<queue_summary>(
+      sys_, s->domains, timeout,
+      [=, &sys](queue_summary& q) {
+        ask<std::vector<source_stats>>(
+            sys, egress, timeout,
+            [respond, q](std::vector<source_stats>& sources) {
+              json::array domains;
+              std::uint64_t queued = 0, deferred = 0, due = 0, in_flight = 0;
+              std::map<std::string, std::uint64_t> tenants;
+              for (const auto& d : q.domains) {
+                queued += d.queued;
+                deferred += d.deferred;
+                due += d.due;
+                in_flight += d.in_flight;
+                for (const auto& t : d.tenants) tenants[t.tenant] += t.waiting;
+                domains.push_back(domain_json(d, false));
+              }
+              json::array tenant_list, site_list, source_list;
+              for (const auto& [t, n] : tenants) tenant_list.push_back(json::object{{"tenant", t}, {"waiting", n}});
+              for (const auto& src : sources) {
+                for (const auto& site : src.sites) site_list.push_back(site_json(site));
+                source_list.push_back(source_json(src));
+              }
+              respond(json_response(
+                  200, json::object{{"domains", std::move(domains)},
+                                    {"tenants", std::move(tenant_list)},
+                                    {"sites", std::move(site_list)},
+                                    {"sources", std::move(source_list)},
+                                    {"totals", json::object{{"domains", q.domains.size()},
+                                                            {"queued", queued},
+                                                            {"deferred", deferred},
+                                                            {"due", due},
+                                                            {"in_flight", in_flight}}},
+                                    {"domain_actors", q.domain_actors},
+                                    {"restarting", q.restarting}}));
+            },
+            [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, egress_atom::value);
+      },
+      fail, stats_atom::value);
+}
+
+void http_api::admin_domain_queue(const std::string& domain, http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  std::string lower = domain;
+  for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  ask<domain_queue_stats>(
+      sys_, s->domains, cfg_.http.handler_timeout,
+      [respond](domain_queue_stats& d) { respond(json_response(200, domain_json(d, true))); },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, stats_atom::value,
+      lower);
+}
+
+namespace {
+
+// Asks `whom` for a list and answers {key: [to_json(item)...]}.
+template <class T, class Handle, class ToJson, class... Ts>
+void answer_list(caf::actor_system& sys, const Handle& whom, std::chrono::milliseconds timeout, const char* key,
+                 ToJson to_json, http_responder respond, Ts&&... request) {
+  ask<std::vector<T>>(
+      sys, whom, timeout,
+      [respond, key, to_json](std::vector<T>& all) {
+        json::array out;
+        for (const auto& item : all) out.push_back(to_json(item));
+        respond(json_response(200, json::object{{key, std::move(out)}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, std::forward<Ts>(request)...);
+}
+
+}  // namespace
+
+void http_api::admin_controls(http_responder respond) {
+  answer_list<control_record>(sys_, directory_->get()->controls, cfg_.http.handler_timeout, "controls",
+                              [](const control_record& c) { return control_json(c); }, std::move(respond),
+                              list_atom::value);
+}
+
+void http_api::admin_egress(http_responder respond) {
+  answer_list<source_stats>(sys_, directory_->get()->egress, cfg_.http.handler_timeout, "sources",
+                            [](const source_stats& s) { return source_json(s); }, std::move(respond),
+                            egress_atom::value);
+}
+
+void http_api::admin_shaping_action(const std::string& kind_path, const std::string& target,
+                                    const std::string& action, const http_request& request,
+                                    http_responder respond) {
+  std::int64_t until_ms = 0;
+  std::string reason;
+  http_response bad;
+  if (!read_action_body(request, until_ms, reason, bad)) return respond(std::move(bad));
+  // "domains" -> "domain", ...
+  std::string kind = kind_path.substr(0, kind_path.size() - 1);
+  std::string key = target;
+  if (kind == "domain" || kind == "site")
+    for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  id128 tenant;
+  if (kind == "tenant") {
+    auto id = id128::parse(target);
+    if (!id) return respond(problem(404, "not-found", "Not Found", "no such tenant"));
+    tenant = *id;
+    key = id->str();
+  }
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  if (action == "suspend") {
+    control_record c;
+    c.kind = kind;
+    c.target = key;
+    c.until_ms = until_ms;
+    c.reason = reason;
+    return ask<control_record>(
+        sys_, s->controls, timeout,
+        [respond](control_record& c) { respond(json_response(200, control_json(c))); }, fail,
+        suspend_atom::value, c);
+  }
+  if (action == "resume") {
+    return ask<caf::ok_atom>(
+        sys_, s->controls, timeout,
+        [respond](caf::ok_atom) {
+          http_response r;
+          r.status = 204;
+          respond(std::move(r));
+        },
+        fail, resume_atom::value, kind, key);
+  }
+  if ((action == "bounce" && kind != "domain" && kind != "tenant") ||
+      (action == "flush" && kind != "domain"))
+    return respond(not_found());
+  // Bounce (cancel) and flush work on the domain actors; the action itself is an event.
+  event_record e;
+  e.id = new_id();
+  e.tenant_id = tenant;
+  e.type = "admin_action";
+  e.at_ms = unix_now_ms();
+  e.data_json = "{\"action\":" + json_string(action) + ",\"kind\":" + json_string(kind) +
+                ",\"target\":" + json_string(key.empty() ? "*" : key) +
+                (reason.empty() ? std::string() : ",\"reason\":" + json_string(reason)) +
+                ",\"by\":\"admin\"}";
+  auto store = s->store;
+  auto done = [=, &sys](std::uint64_t& n) {
+    ask<caf::ok_atom>(
+        sys, store, timeout,
+        [respond, n, action](caf::ok_atom) {
+          respond(json_response(200, json::object{{action == "flush" ? "flushed" : "cancelled", n}}));
+        },
+        [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, record_atom::value, e);
+  };
+  if (action == "flush")
+    return ask<std::uint64_t>(sys_, s->domains, timeout, done, fail, flush_atom::value, key);
+  ask<std::uint64_t>(sys_, s->domains, timeout, done, fail, cancel_atom::value,
+                     kind == "domain" ? key : std::string(), tenant, reason);
+}
+
+}  // namespace petrel

@@ -1,0 +1,281 @@
+"""Traffic shaping end to end: the real petrel binary delivering to a scripted SMTP server that
+records when each message arrived and from which source address; egress sources bound to
+127.0.0.20 and 127.0.0.21."""
+import pathlib
+import sys
+import time
+
+import pytest
+import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+from servers import DnsServer, SmtpServer  # noqa: E402
+
+from conftest import delivery_config, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
+
+WARM, OTHER = "127.0.0.20", "127.0.0.21"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    work = tmp_path_factory.mktemp("shaping-world")
+    sink = SmtpServer(work, listen=["127.0.0.2:0"]).start()
+    records = [
+        {"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"},
+        {"name": "example.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"},
+        {"name": "other.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"},
+    ]
+    dns = DnsServer(work, {"records": records}).start()
+    yield {"sink": sink, "dns": dns, "port": sink.port}
+    sink.stop()
+    dns.stop()
+
+
+def config(world, **overrides):
+    overrides = {"delivery.idle_timeout": '"1s"', "delivery.site_failure_delay": '"200ms"', **overrides}
+    return delivery_config(world["dns"].port, world["port"], **overrides)
+
+
+SOURCES = f"""
+[[egress.sources]]
+name = "warm"
+address = "{WARM}"
+warmup = [{{day = 1, per_day = 5}}]
+
+[[egress.sources]]
+name = "other"
+address = "{OTHER}"
+"""
+
+
+def received(world, tag):
+    """Messages the sink received whose recipients contain `tag`, in arrival order."""
+    return sorted((m for m in world["sink"].messages() if any(tag in r for r in m["rcpt_to"])),
+                  key=lambda m: m["received_at"])
+
+
+def submit_many(node, n, tag, key=None, **fields):
+    ids = []
+    for i in range(n):
+        body = {"from": "App <app@sender.test>", "subject": "s", "text": "x",
+                "to": [f"{tag}-{i}@example.test"], **fields}
+        r = node.submit(key or node.key, body)
+        assert r.status_code == 202, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+def wait_delivered(node, ids, key=None, timeout=30):
+    def done():
+        for message_id in ids:
+            r = node.get_message(key or node.key, message_id)
+            if any(x["status"] not in ("delivered", "bounced") for x in r.json()["recipients"]):
+                return False
+        return True
+    wait_for(done, timeout=timeout, what="deliveries")
+
+
+def test_a_site_rate_limit_holds(make_node, world):
+    node = make_node(config(world), raw_config="""
+[[delivery.sites]]
+match = "mx1.example.test"
+message_rate = "10/s"
+""")
+    ids = submit_many(node, 40, "rate")
+    wait_delivered(node, ids)
+    times = [m["received_at"] for m in received(world, "rate-")]
+    assert len(times) == 40
+    # GCRA with a burst of 10: 10 at once, then one every 100 ms: 40 take at least 3 s.
+    assert times[-1] - times[0] >= 2.7, times[-1] - times[0]
+    # Past the burst, no second holds more than 10 (+1 for window edges).
+    steady = [t for t in times if t >= times[0] + 1.0]
+    for t in steady:
+        assert sum(1 for u in steady if t <= u < t + 1.0) <= 11
+
+
+def test_suspend_stops_delivery_within_a_second_and_resume_restarts_it(make_node, world):
+    node = make_node(config(world), raw_config="""
+[[delivery.sites]]
+match = "mx1.example.test"
+message_rate = "5/s"
+""")
+    ids = submit_many(node, 30, "pause")
+    wait_for(lambda: len(received(world, "pause-")) >= 3, what="first deliveries")
+    r = node.admin("POST", "/admin/domains/example.test/suspend", json={"reason": "test"})
+    assert r.status_code == 200, r.text
+    assert r.json()["kind"] == "domain" and r.json()["until"] is None
+    time.sleep(1.0)
+    stopped_at = len(received(world, "pause-"))
+    time.sleep(2.0)
+    assert len(received(world, "pause-")) == stopped_at < 30
+    detail = node.admin("GET", "/admin/queues/example.test").json()
+    assert detail["waiting_for"] == "suspended"
+    assert node.admin("GET", "/admin/controls").json()["controls"][0]["target"] == "example.test"
+    # A restart keeps the suspension.
+    node.stop()
+    node.start()
+    time.sleep(1.5)
+    assert len(received(world, "pause-")) == stopped_at
+    assert node.admin("POST", "/admin/domains/example.test/resume").status_code == 204
+    wait_delivered(node, ids)
+    assert len(received(world, "pause-")) == 30
+    assert node.admin("POST", "/admin/domains/example.test/resume").status_code == 404
+    actions = node.sql("SELECT data FROM events WHERE type = 'admin_action' ORDER BY id")
+    assert ['"suspend"' in a[0] for a in actions] == [True, False]
+
+
+def test_warmup_overflow_goes_to_the_other_source_and_the_budget_survives_a_restart(make_node, world):
+    node = make_node(config(world), raw_config=SOURCES)
+    ids = submit_many(node, 12, "warm")
+    wait_delivered(node, ids)
+    peers = [m["peer"] for m in received(world, "warm-")]
+    histories = [[(h["type"], h["data"].get("source"), h["data"].get("error") or h["data"].get("reply"))
+                  for h in r["history"]]
+                 for message_id in ids for r in recipients_of(node, message_id).values()]
+    assert peers.count(WARM) == 5 and peers.count(OTHER) == 7, (peers, histories)
+    egress = {s["name"]: s for s in node.admin("GET", "/admin/egress").json()["sources"]}
+    assert egress["warm"]["warmup"]["used_today"] == 5 and egress["warm"]["warmup"]["per_day"] == 5
+    assert egress["warm"]["warmup"]["day"] == 1
+    assert egress["other"]["warmup"] is None
+    time.sleep(6)  # the counters are stored every 5 s
+    node.stop()
+    node.start()
+    more = submit_many(node, 4, "warmagain")
+    wait_delivered(node, more)
+    assert {m["peer"] for m in received(world, "warmagain-")} == {OTHER}
+
+
+def test_weighted_pool_selection_and_tenant_pools(make_node, world):
+    node = make_node(config(world), raw_config=f"""
+[[egress.sources]]
+name = "a"
+address = "{WARM}"
+
+[[egress.sources]]
+name = "b"
+address = "{OTHER}"
+
+[[egress.pools]]
+name = "mostly-a"
+sources = [{{source = "a", weight = 3}}, {{source = "b", weight = 1}}]
+
+[[egress.pools]]
+name = "only-b"
+sources = [{{source = "b"}}]
+
+[egress]
+default_pool = "mostly-a"
+""")
+    ids = submit_many(node, 200, "weight")
+    wait_delivered(node, ids, timeout=60)
+    peers = [m["peer"] for m in received(world, "weight-")]
+    assert 120 <= peers.count(WARM) <= 180, peers.count(WARM)  # 150 expected
+    tenant_id, key = node.create_tenant("pinned")
+    r = node.admin("PATCH", f"/admin/tenants/{tenant_id}", json={"pool": "only-b", "weight": 2})
+    assert r.status_code == 200 and r.json()["tenant"]["pool"] == "only-b"
+    assert r.json()["tenant"]["weight"] == 2
+    assert node.admin("PATCH", f"/admin/tenants/{tenant_id}", json={"pool": "nope"}).status_code == 400
+    pinned = submit_many(node, 10, "pinned", key=key)
+    wait_delivered(node, pinned, key=key)
+    assert {m["peer"] for m in received(world, "pinned-")} == {OTHER}
+
+
+def test_tenants_take_turns_and_high_priority_goes_first(make_node, world):
+    node = make_node(config(world), raw_config="""
+[[delivery.sites]]
+match = "mx1.example.test"
+message_rate = "20/s"
+connection_limit = 1
+""")
+    # Hold the domain while the queue fills, so that order is decided by the rotation alone.
+    node.admin("POST", "/admin/domains/other.test/suspend")
+    _, small_key = node.create_tenant("small")
+
+    def many(key, n, tag, **fields):
+        ids = []
+        for i in range(n):
+            r = node.submit(key, {"from": "a@sender.test", "subject": "s", "text": "x",
+                                  "to": [f"{tag}-{i}@other.test"], **fields})
+            assert r.status_code == 202, r.text
+            ids.append(r.json()["id"])
+        return ids
+    big = many(node.key, 40, "campaign")
+    small = many(small_key, 5, "reset")
+    urgent = many(node.key, 2, "urgent", priority="high")
+    wait_for(lambda: node.admin("GET", "/admin/queues/other.test").json()["queued"] == 47, what="queue")
+    node.admin("POST", "/admin/domains/other.test/resume")
+    wait_delivered(node, big)
+    wait_delivered(node, small, key=small_key)
+    order = [m["rcpt_to"][0].split("-")[0] for m in sorted(
+        (m for m in world["sink"].messages() if m["rcpt_to"][0].endswith("@other.test")),
+        key=lambda m: m["received_at"])]
+    assert order[:2] == ["urgent", "urgent"]
+    # The small tenant's 5 are among the first 12, not after the campaign's 40.
+    assert max(i for i, who in enumerate(order) if who == "reset") < 12, order
+
+
+def test_backlog_bounds_answer_429_and_503_with_retry_after(make_node, world):
+    node = make_node(config(world, **{"shaping.max_waiting_per_tenant": "10",
+                                      "shaping.max_waiting_recipients": "15"}))
+    node.admin("POST", "/admin/domains/example.test/suspend")
+    submit_many(node, 10, "full")
+    wait_for(lambda: node.admin("GET", "/admin/queues").json()["totals"]["queued"] == 10, what="backlog")
+    r = node.submit(node.key, {"from": "a@sender.test", "subject": "s", "text": "x", "to": ["x@example.test"]})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1
+    _, other_key = node.create_tenant("other")
+    for i in range(5):
+        ok = node.submit(other_key, {"from": "a@sender.test", "subject": "s", "text": "x",
+                                     "to": [f"o{i}@example.test"]})
+        assert ok.status_code == 202
+    wait_for(lambda: node.admin("GET", "/admin/queues").json()["totals"]["queued"] == 15, what="backlog")
+    r = node.submit(other_key, {"from": "a@sender.test", "subject": "s", "text": "x", "to": ["y@example.test"]})
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    # Cancelling the domain's queue frees the room.
+    r = node.admin("POST", "/admin/domains/example.test/bounce", json={"reason": "test"})
+    assert r.status_code == 200 and r.json()["cancelled"] == 15
+    assert node.submit(node.key, {"from": "a@sender.test", "subject": "s", "text": "x",
+                                  "to": ["z@example.test"]}).status_code == 202
+
+
+def test_a_response_rule_suspends_the_site_for_the_source(make_node, world):
+    node = make_node(config(world), raw_config="""
+[[shaping.rules]]
+name = "deferrals"
+reply_code = 451
+pattern = "try again later"
+threshold = 3
+window = "1m"
+action = "suspend_site"
+duration = "1h"
+""")
+    submit_many(node, 8, "tempfail-rule")
+    wait_for(lambda: any(c["kind"] == "source_site"
+                         for c in node.admin("GET", "/admin/controls").json()["controls"]),
+             what="the rule's suspension")
+    (control,) = node.admin("GET", "/admin/controls").json()["controls"]
+    assert control["target"] == "default/example.test" or control["target"].startswith("default/")
+    assert "deferrals" in control["reason"] and control["until"] is not None
+    # Nothing more is tried through that source while the suspension holds.
+    time.sleep(1.5)  # sessions of the attempts before the suspension end (idle_timeout 1 s)
+    connections = world["sink"].stats()["connections_total"]
+    time.sleep(2.5)  # past two more retry periods
+    assert world["sink"].stats()["connections_total"] == connections
+    detail = node.admin("GET", "/admin/queues/example.test").json()
+    assert detail["lanes"][0]["blocked"], detail
+
+
+def test_refused_connections_halve_the_connection_limit_and_deliveries_raise_it(make_node, world):
+    node = make_node(config(world, **{"delivery.connection_limit": "8"}))
+    world["sink"].configure(greeting="421 4.3.2 Too busy")
+    try:
+        submit_many(node, 3, "aimd-busy")
+
+        def site():
+            sites = node.admin("GET", "/admin/queues").json()["sites"]
+            return sites[0] if sites else None
+        wait_for(lambda: (site() or {}).get("connection_limit") == 1, what="the limit to drop to 1")
+    finally:
+        world["sink"].configure(greeting=None)
+    ids = submit_many(node, 30, "aimd-ok")
+    wait_delivered(node, ids)
+    assert site()["connection_limit"] >= 4  # grown back by one per window of deliveries
