@@ -29,6 +29,9 @@
 #   SKIP_POSTFIX=1 bench/delivery.sh               # Petrel only
 #   VERP=1 SKIP_POSTFIX=1 bench/delivery.sh        # with VERP envelope senders
 #   KEEP_WORK=1 bench/delivery.sh                  # keep the temp dir (logs, databases)
+#   SHAPED=1 SKIP_POSTFIX=1 bench/delivery.sh      # traffic shaping on, limits not binding
+#   OVERLOAD=1 SKIP_POSTFIX=1 SIZES=1024 DURATION=120s bench/delivery.sh
+#                                                  # sites slower than the injection: RSS over time
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,6 +47,10 @@ POSTFIX_PORT=${POSTFIX_PORT:-10025}
 POSTFIX_MAX_MESSAGES=${POSTFIX_MAX_MESSAGES:-50000}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}  # seconds to wait for every recipient to be final
 SKIP_POSTFIX=${SKIP_POSTFIX:-0}
+SHAPED=${SHAPED:-0}                  # 1: traffic shaping on (pools, rates, warm-up, rules)
+OVERLOAD=${OVERLOAD:-0}              # 1: sites slower than the injection; RSS sampled
+OVERLOAD_RATE=${OVERLOAD_RATE:-200/s}
+OVERLOAD_BOUND=${OVERLOAD_BOUND:-200000}
 KEEP_WORK=${KEEP_WORK:-0}
 PETREL_LOG_LEVEL=${PETREL_LOG_LEVEL:-info}   # debug adds per-domain and per-session lines
 [[ $DURATION =~ ^[0-9]+$ ]] && DURATION=${DURATION}s
@@ -192,11 +199,53 @@ create_tenant = false
 servers = ["127.0.0.1:$dns_port"]
 [delivery]
 port = $SINK_PORT
+$([ "$SHAPED" = 1 ] && printf 'connection_limit = 3\nmessage_rate = "1000/s"\nconnection_rate = "100/s"\nadaptive_concurrency = true\n')
 TOML
   if [ -n "${VERP:-}" ]; then
     # VERP=1: each delivery's envelope sender is a signed b-<token>@ address of its own.
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$dir/bounce.key"
     printf '[bounces]\nverp_domain = "bounces.bench.test"\nsecret_file = "%s"\n' "$dir/bounce.key" >> "$dir/petrel.toml"
+  fi
+  if [ "$SHAPED" = 1 ]; then
+    # SHAPED=1: the traffic shaping a bulk sender runs with, at limits that do not bind here:
+    # four sources in a weighted pool, each with a rate and a (large) warm-up budget, rates per
+    # site x source, per domain and per tenant x domain, adaptive concurrency, and the example
+    # configuration's response rules. Three connections per site x source (12 per sink, 48 in
+    # all, close to the unshaped run's 10 per sink).
+    cat >> "$dir/petrel.toml" <<TOML
+[egress]
+default_pool = "bulk"
+[[delivery.domains]]
+match = "*"
+message_rate = "200/s"
+tenant_rate = "100/s"
+$(for i in 1 2 3 4; do
+    # ip1 and ip2: 3,000/s with a warm-up schedule far above this run; ip3, ip4: 2,000/s, warm.
+    printf '[[egress.sources]]\nname = "ip%d"\naddress = "127.0.0.%d"\n' "$i" $((19 + i))
+    if [ "$i" -le 2 ]; then
+      printf 'message_rate = "3000/s"\nwarmup = [{day = 1, per_day = 50000000, per_hour = 5000000}]\n'
+    else
+      printf 'message_rate = "2000/s"\n'
+    fi
+  done)
+[[egress.pools]]
+name = "bulk"
+sources = [{source = "ip1", weight = 3}, {source = "ip2", weight = 3}, {source = "ip3", weight = 2}, {source = "ip4", weight = 2}]
+TOML
+    # The [[shaping.rules]] of the shipped example configuration.
+    sed -n '/^\[\[shaping.rules\]\]/,/^$/p' config/petrel.toml >> "$dir/petrel.toml"
+  fi
+  if [ "$OVERLOAD" = 1 ]; then
+    # OVERLOAD=1: every site takes only $OVERLOAD_RATE, so the backlog grows until Petrel's bound
+    # ($OVERLOAD_BOUND waiting recipients) answers 503; RSS is sampled every second meanwhile.
+    cat >> "$dir/petrel.toml" <<TOML
+[[delivery.sites]]
+match = "*"
+message_rate = "$OVERLOAD_RATE"
+[shaping]
+max_waiting_recipients = $OVERLOAD_BOUND
+max_waiting_per_tenant = $OVERLOAD_BOUND
+TOML
   fi
   "$PETREL" serve --config "$dir/petrel.toml" > "$dir/stdout" 2> "$dir/stderr" &
   petrel_pid=$!
@@ -285,6 +334,10 @@ petrel_report() {  # $1: size, $2: dir
   printf 'petrel %s B: deferred events %d, bounced %d, still waiting %d; 202->delivered ms p50 %s p99 %s max %s\n' \
     "$size" "$deferred" "$bounced" "$waiting" "${p50:-?}" "${p99:-?}" "${max:-?}"
   sqlite3 "$db" "SELECT 'petrel $size B: recipients ' || state || ' ' || COUNT(*) FROM recipients GROUP BY state"
+  # Which egress sources carried the deliveries (more than "default" with SHAPED=1).
+  sqlite3 "$db" "SELECT 'petrel $size B: delivered through ' || group_concat(s || ' ' || n, ', ') FROM
+                   (SELECT json_extract(data, '\$.source') AS s, COUNT(*) AS n FROM events
+                     WHERE type = 'delivered' GROUP BY s ORDER BY s)"
   # Anything Petrel complained about (warn and above) is worth seeing next to the numbers.
   local complaints
   complaints=$(grep -cE ' (warn|warning|error|critical) ' "$2/stderr" || true)
@@ -302,9 +355,34 @@ run_petrel() {  # $1: body size in bytes
   local drops_before cpu_before
   drops_before=$(udp_drops)
   cpu_before=$(cpu_sample)
+  local sampler=""
+  if [ "$OVERLOAD" = 1 ]; then
+    # Seconds since the start, RSS in KiB, recipients waiting; once a second.
+    (local t0; t0=$(date +%s)
+     while kill -0 "$petrel_pid" 2>/dev/null; do
+       echo "$(( $(date +%s) - t0 )) $(awk '/^VmRSS/ { print $2 }' "/proc/$petrel_pid/status") $(petrel_waiting)"
+       sleep 1
+     done) > "$dir/rss.txt" &
+    sampler=$!
+    pids+=("$sampler")
+  fi
   PETREL_KEY=$api_key MESSAGE_BYTES=$size interruptible wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency \
     -s bench/delivery.lua "http://127.0.0.1:$api_port/v1/messages" > "$dir/wrk.txt"
   sed 's/^/    /' "$dir/wrk.txt" | grep -E 'Latency|requests in|Requests/sec|Non-2xx|Socket errors|  50%|  99%'
+  if [ -n "$sampler" ]; then
+    sleep 10   # after the injection: does memory settle?
+    kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+    forget_pid "$sampler"
+    local refused
+    refused=$(awk '/Non-2xx/ { print $NF }' "$dir/wrk.txt")
+    echo "petrel $size B overload: bound $OVERLOAD_BOUND waiting recipients, sites at $OVERLOAD_RATE each;" \
+         "${refused:-0} requests refused (429/503)"
+    echo "petrel $size B overload: t(s) RSS(MiB) waiting, every 5 s:"
+    awk 'NR % 5 == 1 { printf "    %4d %7.1f %s\n", $1, $2 / 1024, $3 }' "$dir/rss.txt"
+    awk '{ if ($2 > m) m = $2; if ($3 + 0 > w) w = $3 + 0 } END { printf "petrel overload: max RSS %.1f MiB, max waiting %d\n", m / 1024, w }' "$dir/rss.txt"
+    stop_petrel
+    return 0
+  fi
   local metrics accepted seconds
   metrics=$(curl -sf "http://127.0.0.1:$admin_port/metrics")
   accepted=$(echo "$metrics" | awk '$1 == "petrel_messages_accepted_total" { print $2 }')

@@ -18,6 +18,31 @@ std::uint64_t waiting_in(const queue_summary& q, const std::string& domain) {
   return 0;
 }
 
+// The actors a submission passes through, started as the root would (without it).
+struct submission_chain {
+  store_actor store;
+  domains_actor domains;
+  ingest_actor ingest;
+  signer_actor signers;
+  tenants_actor tenants;
+
+  explicit submission_chain(actor_fixture& f) {
+    store = spawn_store(*f.sys, nullptr, f.factory(), nullptr, f.settings);
+    domains = spawn_domains(*f.sys, nullptr, store, resolver_actor{}, egress_actor{}, f.settings);
+    ingest = spawn_ingest(*f.sys, nullptr, store, domains, f.settings);
+    signers = spawn_signers(*f.sys, nullptr, ingest, f.settings);
+    tenants = spawn_tenants(*f.sys, nullptr, store, signers, f.settings);
+    f.sched->run();
+  }
+
+  void stop() {
+    for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(signers),
+                   caf::actor_cast<caf::actor>(ingest), caf::actor_cast<caf::actor>(domains),
+                   caf::actor_cast<caf::actor>(store)})
+      anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+};
+
 }  // namespace
 
 TEST_CASE_METHOD(actor_fixture, "the store commits concurrent writes in one transaction") {
@@ -136,12 +161,8 @@ TEST_CASE_METHOD(actor_fixture, "ingest refuses submissions past its bound on wr
 TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoked keys stop working") {
   settings.tenants.default_rate = rate{1, "1/s"};
   settings.tenants.default_burst = 2;
-  auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
-  auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
-  auto signers = spawn_signers(*sys, nullptr, ingest, settings);
-  auto tenants = spawn_tenants(*sys, nullptr, store, signers, settings);
-  sched->run();
+  submission_chain chain(*this);
+  auto& tenants = chain.tenants;
 
   auto unknown = ask<tenant_identity>(tenants, auth_atom::value, hash_api_key("pk_nope"));
   REQUIRE(std::holds_alternative<caf::error>(unknown));
@@ -179,28 +200,60 @@ TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoke
   auto revoked = ask<tenant_identity>(tenants, auth_atom::value, hash);
   CHECK(error_code(std::get<caf::error>(revoked)) == petrel_errc::unauthorized);
   CHECK(open_store(url, {})->load_active_api_keys().empty());
-  for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(signers),
-                 caf::actor_cast<caf::actor>(ingest),
-                 caf::actor_cast<caf::actor>(domains), caf::actor_cast<caf::actor>(store)})
-    anon_send_exit(h, caf::exit_reason::user_shutdown);
+  chain.stop();
+}
+
+TEST_CASE_METHOD(actor_fixture, "backpressure: past the waiting bounds submissions are refused until the backlog shrinks") {
+  settings.shaping.max_waiting_recipients = 3;
+  settings.shaping.max_waiting_per_tenant = 2;
+  submission_chain chain(*this);
+  auto& domains = chain.domains;
+  auto& tenants = chain.tenants;
+  auto a = ask_ok<created_tenant>(tenants, create_atom::value, new_tenant{"a", 0, 0});
+  auto b = ask_ok<created_tenant>(tenants, create_atom::value, new_tenant{"b", 0, 0});
+  auto submit = [&](const created_tenant& t, const std::string& to) {
+    return ask<submit_receipt>(tenants, submit_atom::value, hash_api_key(t.key.api_key),
+                               make_message(id128{}, {to}));
+  };
+  auto refused_with = [&](std::variant<submit_receipt, caf::error> r) {
+    REQUIRE(std::holds_alternative<caf::error>(r));
+    petrel_errc code{};
+    std::string detail;
+    std::int64_t retry_ms = 0;
+    REQUIRE(read_error(std::get<caf::error>(r), code, detail, retry_ms));
+    CHECK(retry_ms == 5000);  // answered as Retry-After
+    return code;
+  };
+  CHECK(std::holds_alternative<submit_receipt>(submit(a, "x1@one.example")));
+  CHECK(std::holds_alternative<submit_receipt>(submit(a, "x2@two.example")));
+  // Tenant a holds its own bound of 2 waiting recipients: a alone is refused (429) ...
+  CHECK(refused_with(submit(a, "x3@one.example")) == petrel_errc::rate_limited);
+  // ... while b still gets in, up to the node's bound of 3; then everyone gets 503.
+  CHECK(std::holds_alternative<submit_receipt>(submit(b, "y1@one.example")));
+  CHECK(refused_with(submit(b, "y2@two.example")) == petrel_errc::overloaded);
+  CHECK(settings.backlog->total() == 3);
+  CHECK(settings.backlog->of(a.tenant.id) == 2);
+  // Refused submissions left nothing behind.
+  CHECK(open_store(url, {})->count_recipients(recipient_state::queued) == 3);
+  // The backlog shrinks (here: an operator cancels one.example's queue) and credit returns.
+  CHECK(ask_ok<std::uint64_t>(domains, cancel_atom::value, std::string("one.example"), id128{},
+                              std::string("test")) == 2);
+  CHECK(settings.backlog->total() == 1);
+  CHECK(std::holds_alternative<submit_receipt>(submit(a, "x3@one.example")));
+  CHECK(std::holds_alternative<submit_receipt>(submit(b, "y2@two.example")));
+  CHECK(settings.backlog->total() == 3);
+  chain.stop();
 }
 
 TEST_CASE_METHOD(actor_fixture, "the first tenant is created only in an empty store") {
-  auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
-  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
-  auto ingest = spawn_ingest(*sys, nullptr, store, domains, settings);
-  auto signers = spawn_signers(*sys, nullptr, ingest, settings);
-  auto tenants = spawn_tenants(*sys, nullptr, store, signers, settings);
-  sched->run();
+  submission_chain chain(*this);
+  auto& tenants = chain.tenants;
   auto first = ask_ok<created_tenant>(tenants, bootstrap_atom::value, std::string("default"));
   CHECK(first.tenant.name == "default");
   auto second = ask_ok<created_tenant>(tenants, bootstrap_atom::value, std::string("default"));
   CHECK(second.tenant.id.empty());
   CHECK(ask_ok<std::vector<tenant_summary>>(tenants, list_atom::value).size() == 1);
-  for (auto h : {caf::actor_cast<caf::actor>(tenants), caf::actor_cast<caf::actor>(signers),
-                 caf::actor_cast<caf::actor>(ingest),
-                 caf::actor_cast<caf::actor>(domains), caf::actor_cast<caf::actor>(store)})
-    anon_send_exit(h, caf::exit_reason::user_shutdown);
+  chain.stop();
 }
 
 TEST_CASE_METHOD(actor_fixture, "the root restarts a crashed child and the children after it") {
