@@ -101,6 +101,13 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<control_record>("petrel::control_record");
   cfg.add_message_type<egress_state>("petrel::egress_state");
   cfg.add_message_type<std::vector<control_record>>("std::vector<petrel::control_record>");
+  cfg.add_message_type<event_query>("petrel::event_query");
+  cfg.add_message_type<event_view>("petrel::event_view");
+  cfg.add_message_type<std::vector<event_view>>("std::vector<petrel::event_view>");
+  cfg.add_message_type<webhook_record>("petrel::webhook_record");
+  cfg.add_message_type<std::vector<webhook_record>>("std::vector<petrel::webhook_record>");
+  cfg.add_message_type<webhook_status>("petrel::webhook_status");
+  cfg.add_message_type<std::vector<webhook_status>>("std::vector<petrel::webhook_status>");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

@@ -93,6 +93,9 @@ using cancel_atom = caf::atom_constant<caf::atom("cancel")>;
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using blocked_atom = caf::atom_constant<caf::atom("blocked")>;
 using egress_atom = caf::atom_constant<caf::atom("egress")>;
+using webhook_atom = caf::atom_constant<caf::atom("webhook")>;
+using pending_atom = caf::atom_constant<caf::atom("pending")>;
+using post_atom = caf::atom_constant<caf::atom("post")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -181,6 +184,14 @@ struct egress_state {
   std::vector<std::string> sources;           // with a warm-up start ...
   std::vector<std::int64_t> warmup_started;   // ... at this time
   std::vector<egress_usage_record> usage;
+};
+
+// A webhook endpoint as the API shows it: the record (secret only in the answer to its
+// creation), when it is tried next, and how many events were waiting when last counted.
+struct webhook_status {
+  webhook_record record;
+  std::int64_t next_attempt_ms = 0;
+  std::uint64_t backlog = 0;
 };
 
 struct tenant_count {
@@ -490,7 +501,12 @@ using store_actor = caf::typed_actor<
     // The controls in force.
     caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
     // Warm-up starts and usage counters of the egress sources.
-    caf::replies_to<load_atom, egress_atom>::with<egress_state>>;
+    caf::replies_to<load_atom, egress_atom>::with<egress_state>,
+    // A page of a tenant's events; every webhook; how many events follow a position
+    // (tenant, types, after, cap).
+    caf::replies_to<load_atom, event_query>::with<std::vector<event_view>>,
+    caf::replies_to<load_atom, webhook_atom>::with<std::vector<webhook_record>>,
+    caf::replies_to<pending_atom, id128, std::string, std::int64_t, std::uint64_t>::with<std::uint64_t>>;
 
 // A store reader: one more database connection for reads, so that reads never wait behind a
 // commit. The store actor hands its reads to its readers in turn.
@@ -506,7 +522,12 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<load_atom, suppress_atom, id128>::with<suppression_snapshot>,
     caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>,
     caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
-    caf::replies_to<load_atom, egress_atom>::with<egress_state>>;
+    caf::replies_to<load_atom, egress_atom>::with<egress_state>,
+    // A page of a tenant's events; every webhook; how many events follow a position
+    // (tenant, types, after, cap).
+    caf::replies_to<load_atom, event_query>::with<std::vector<event_view>>,
+    caf::replies_to<load_atom, webhook_atom>::with<std::vector<webhook_record>>,
+    caf::replies_to<pending_atom, id128, std::string, std::int64_t, std::uint64_t>::with<std::uint64_t>>;
 
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
@@ -713,6 +734,28 @@ using bounces_actor = caf::typed_actor<
     caf::replies_to<inbound_atom, inbound_message>::with<inbound_result>,
     // A verified unsubscribe token's recipient. -> ok once suppressed
     caf::replies_to<unsub_atom, id128>::with<caf::ok_atom>>;
+
+// One webhook endpoint: reads its events from the store after its cursor, posts them in
+// signed batches, retries with backoff, pauses when too far behind.
+using webhook_actor = caf::typed_actor<
+    caf::replies_to<stats_atom>::with<webhook_status>,
+    caf::replies_to<resume_atom>::with<webhook_status>,
+    // Timer: poll or retry now (generation number: stale timers are ignored).
+    caf::reacts_to<next_atom, std::uint64_t>,
+    // The outcome of a POST (generation, HTTP status or 0, error).
+    caf::reacts_to<post_atom, std::uint64_t, int, std::string>>;
+
+// The event log's keeper: webhook endpoints (one actor each) and retention pruning.
+using events_actor = caf::typed_actor<
+    // A new endpoint (tenant, url, types, secret set; the secret is made when empty).
+    caf::replies_to<create_atom, webhook_record>::with<webhook_status>,
+    caf::replies_to<list_atom, id128>::with<std::vector<webhook_status>>,
+    caf::replies_to<caf::delete_atom, id128, id128>::with<caf::ok_atom>,
+    caf::replies_to<resume_atom, id128, id128>::with<webhook_status>,
+    // Timer: prune events past the retention.
+    caf::reacts_to<caf::tick_atom>,
+    // Timer: start the endpoints that are not running (after a crash or a failed load).
+    caf::reacts_to<recover_atom>>;
 
 // The root supervisor (see the top of this file).
 using root_actor = caf::typed_actor<
@@ -936,6 +979,26 @@ typename Inspector::result_type inspect(Inspector& f, egress_usage_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, egress_state& x) {
   return f(caf::meta::type_name("egress_state"), x.sources, x.warmup_started, x.usage);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_query& x) {
+  return f(caf::meta::type_name("event_query"), x.tenant_id, x.after_seq, x.types, x.message_id,
+           x.recipient, x.campaign, x.since_ms, x.until_ms, x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, event_view& x) {
+  return f(caf::meta::type_name("event_view"), x.seq, x.event, x.recipient, x.campaign, x.tags_json,
+           x.metadata_json);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, webhook_record& x) {
+  return f(caf::meta::type_name("webhook_record"), x.id, x.tenant_id, x.url, x.event_types, x.secret,
+           x.created_at_ms, x.state, x.paused_reason, x.cursor, x.last_success_at_ms, x.last_error,
+           x.last_error_at_ms, x.failures, x.failing_since_ms, x.delivered);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, webhook_status& x) {
+  return f(caf::meta::type_name("webhook_status"), x.record, x.next_attempt_ms, x.backlog);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_count& x) {

@@ -1,5 +1,5 @@
 // The root supervisor: starts store, resolver, egress, domains, ingest, senders, signers,
-// tenants, bounces and controls, in that order, linked to
+// tenants, bounces, controls and events, in that order, linked to
 // itself; keeps the service directory current; restarts rest-for-one (a crashed child and
 // every child started after it, since those hold its handle) with backoff and a bounded
 // intensity, past which it fails and the process exits with an error for its own supervisor
@@ -27,10 +27,11 @@ enum child_index : std::uint64_t {
   tenants_child,
   bounces_child,
   controls_child,
+  events_child,
   child_count
 };
 const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest",
-                             "senders", "signers", "tenants", "bounces", "controls"};
+                             "senders", "signers", "tenants", "bounces", "controls", "events"};
 
 struct root_state {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
@@ -62,7 +63,8 @@ caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
     case signers_child: return c.signers.address();
     case tenants_child: return c.tenants.address();
     case bounces_child: return c.bounces.address();
-    default: return c.controls.address();
+    case controls_child: return c.controls.address();
+    default: return c.events.address();
   }
 }
 
@@ -116,6 +118,9 @@ void start_from(root_pointer self, std::uint64_t first) {
         st.current.controls = spawn_controls(sys, self, st.current.store, st.current.domains,
                                              st.current.egress, st.settings);
         break;
+      case events_child:
+        st.current.events = spawn_events(sys, self, st.current.store, st.runtime, st.settings);
+        break;
     }
     st.by_address[address_of(self, i)] = i;
   }
@@ -138,6 +143,7 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
       case tenants_child: self->send_exit(self->state.current.tenants, reason); break;
       case bounces_child: self->send_exit(self->state.current.bounces, reason); break;
       case controls_child: self->send_exit(self->state.current.controls, reason); break;
+      case events_child: self->send_exit(self->state.current.events, reason); break;
     }
   }
 }

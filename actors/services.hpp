@@ -49,6 +49,7 @@ struct services {
   tenants_actor tenants;
   bounces_actor bounces;
   controls_actor controls;
+  events_actor events;
   root_actor root;
 };
 
@@ -61,6 +62,7 @@ struct delivery_runtime {
   std::shared_ptr<dns_client> dns;
   std::shared_ptr<boost::asio::ssl::context> tls;        // SMTP sessions
   std::shared_ptr<boost::asio::ssl::context> https_tls;  // MTA-STS policy fetches (verified)
+  std::shared_ptr<boost::asio::ssl::context> webhook_tls;  // webhook POSTs (verified; webhooks.ca_file)
   std::string hostname;  // default EHLO name
 };
 
@@ -107,6 +109,8 @@ struct node_settings {
   domains_config domains;
   mta_sts_config mta_sts;
   bounces_config bounces;
+  events_config events;
+  webhooks_config webhooks;
   // Classifies every failure (shipped rules + the operator's); set by the composition root.
   std::shared_ptr<const bounce_classifier> classifier;
   std::string bounce_secret;  // HMAC key of VERP tokens and unsubscribe links; may be empty
@@ -156,6 +160,23 @@ senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, st
 controls_actor spawn_controls(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                               domains_actor domains, egress_actor egress,
                               const node_settings& settings);
+// The event log's keeper: webhook endpoints and retention (actors/webhooks_actor.cpp).
+events_actor spawn_events(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                          std::shared_ptr<delivery_runtime> runtime, const node_settings& settings);
+// POSTs a signed webhook batch on the I/O threads (actors/webhook_post.cpp): resolves the
+// host, refuses non-public addresses unless allowed, and answers `to` with
+// (post_atom, generation, HTTP status or 0, error).
+struct webhook_post {
+  std::string url;  // as configured; parsed again here
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::chrono::milliseconds timeout{10000};
+  bool allow_private = false;
+  bool allow_http = false;
+};
+void start_webhook_post(const std::shared_ptr<delivery_runtime>& runtime, webhook_actor to,
+                        std::uint64_t generation, webhook_post post);
+
 // The bounce processor (actors/bounces_actor.cpp).
 bounces_actor spawn_bounces(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             tenants_actor tenants, const node_settings& settings);

@@ -185,6 +185,20 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
           return out;
         });
       },
+      [=](load_atom, const event_query& q) -> caf::result<std::vector<event_view>> {
+        return guarded_read(self->state.db, "events",
+                            [&](store& db) -> caf::result<std::vector<event_view>> { return db.list_events(q); });
+      },
+      [=](load_atom, webhook_atom) -> caf::result<std::vector<webhook_record>> {
+        return guarded_read(self->state.db, "webhooks",
+                            [&](store& db) -> caf::result<std::vector<webhook_record>> { return db.load_webhooks(); });
+      },
+      [=](pending_atom, id128 tenant, const std::string& types, std::int64_t after,
+          std::uint64_t cap) -> caf::result<std::uint64_t> {
+        return guarded_read(self->state.db, "pending_events", [&](store& db) -> caf::result<std::uint64_t> {
+          return db.count_events_after(tenant, types, after, cap);
+        });
+      },
       [=](load_atom, id128 message_id,
           const std::vector<id128>& recipients) -> caf::result<delivery_content> {
         return guarded_read(self->state.db, "delivery", [&](store& db) -> caf::result<delivery_content> {
@@ -362,6 +376,16 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       },
       [=](load_atom, egress_atom) -> caf::result<egress_state> {
         return self->delegate(reader(self), load_atom::value, egress_atom::value);
+      },
+      [=](load_atom, event_query& q) -> caf::result<std::vector<event_view>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, webhook_atom) -> caf::result<std::vector<webhook_record>> {
+        return self->delegate(reader(self), load_atom::value, webhook_atom::value);
+      },
+      [=](pending_atom, id128 tenant, std::string& types, std::int64_t after,
+          std::uint64_t cap) -> caf::result<std::uint64_t> {
+        return self->delegate(reader(self), pending_atom::value, tenant, std::move(types), after, cap);
       },
       // Reads go to the readers, in turn: they never wait behind a commit.
       [=](load_atom, id128 message_id,

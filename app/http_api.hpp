@@ -17,6 +17,8 @@ class actor_system;
 
 namespace petrel {
 
+struct tenant_identity;
+
 class http_api {
  public:
   // bounce_secret: the key of unsubscribe tokens (bounces.secret_file), or empty.
@@ -50,6 +52,12 @@ class http_api {
   void admin_egress(http_responder respond);
   void admin_domain_queue(const std::string& domain, http_responder respond);
   // app/http_bounces.cpp
+  // Authenticates the request's API key, then calls `then` with the tenant; answers 401 (no or
+  // unknown key) or 503 itself.
+  void as_tenant(const http_request& request, const http_responder& respond,
+                 std::function<void(tenant_identity&)> then);
+  void events(http_request&& request, http_responder respond);
+  void webhooks(http_request&& request, const std::vector<std::string>& parts, http_responder respond);
   void suppressions(http_request&& request, const std::vector<std::string>& parts,
                     http_responder respond);
   void inbound(http_request&& request, bool admin, http_responder respond);

@@ -85,13 +85,10 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
   std::optional<http_response> invalid;
   suppression_query query;
   if (op == add) {
-    boost::system::error_code ec;
-    auto doc = json::parse(request.body, ec);
+    json::value doc;
     std::vector<field_error> errors;
-    if (!is_json(request.header("content-type"))) {
-      invalid = problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json");
-    } else if (ec || !doc.is_object()) {
-      invalid = problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+    if (auto bad = read_json_object(request, doc)) {
+      invalid = std::move(*bad);
     } else {
       // {"suppressions": [{...}, ...]} or one {...}.
       std::vector<const json::object*> items;

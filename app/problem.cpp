@@ -1,6 +1,8 @@
 // Problem details and error mapping (see problem.hpp).
 #include "app/problem.hpp"
 
+#include "app/http_common.hpp"
+
 #include <boost/json.hpp>
 #include <caf/actor_system.hpp>
 #include <caf/error.hpp>
@@ -71,6 +73,15 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
   spdlog::warn("http.actor_error error=\"{}\"", sys.render(e));
   return problem(503, "unavailable", "Service Unavailable",
                  "the server could not complete the request now; retry", {}, 1000);
+}
+
+std::optional<http_response> read_json_object(const http_request& request, boost::json::value& doc) {
+  if (!is_json(request.header("content-type")))
+    return problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json");
+  boost::system::error_code ec;
+  doc = boost::json::parse(request.body, ec);
+  if (ec || !doc.is_object()) return problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+  return std::nullopt;
 }
 
 }  // namespace petrel

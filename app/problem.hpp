@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,19 @@ class error;
 class actor_system;
 }  // namespace caf
 
+namespace boost::json {
+class value;
+}
+
 namespace petrel {
 
 // slug names the problem type: "urn:petrel:problem:<slug>" (listed in docs/api.md).
 http_response problem(int status, const std::string& slug, const std::string& title,
                       const std::string& detail, const std::vector<field_error>& errors = {},
                       std::int64_t retry_after_ms = 0);
+
+// The request's body as a JSON object in `doc`; else the 415 / 400 answer to give.
+std::optional<http_response> read_json_object(const http_request& request, boost::json::value& doc);
 
 // An actor's error reply as an HTTP answer (401, 404, 409, 429, 503, ...).
 http_response problem_from_error(caf::actor_system& sys, const caf::error& e);

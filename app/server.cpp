@@ -132,6 +132,7 @@ int run_server(const config& cfg) {
     runtime->dns = std::make_shared<dns_client>(io, dns);
     runtime->tls = make_smtp_tls_context(cfg.delivery.ca_file);
     runtime->https_tls = make_smtp_tls_context(cfg.mta_sts.ca_file);
+    runtime->webhook_tls = make_smtp_tls_context(cfg.webhooks.ca_file);
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
     return 1;
@@ -179,6 +180,8 @@ int run_server(const config& cfg) {
     settings.key_encryption_key = key.value();
   }
   settings.bounces = cfg.bounces;
+  settings.events = cfg.events;
+  settings.webhooks = cfg.webhooks;
   try {
     // Bounce classification: the operator's rules first, then the shipped ones.
     std::vector<bounce_rule> rules;

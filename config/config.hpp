@@ -247,6 +247,28 @@ struct bounces_config {
   std::string unsubscribe_base_url;  // e.g. "https://mail.example.com"; "" no header
 };
 
+// The event log (GET /v1/events, webhooks' source).
+struct events_config {
+  std::chrono::milliseconds retention = 30 * 24h;  // older events are pruned
+  std::chrono::milliseconds prune_interval = 1h;
+  std::uint64_t prune_batch = 10000;  // events deleted per transaction
+};
+
+// Webhooks (docs/webhooks.md).
+struct webhooks_config {
+  bool enabled = true;
+  std::uint64_t batch_size = 100;                       // events per POST, at most
+  std::chrono::milliseconds max_delay = 1s;             // an event waits at most this long to be batched
+  std::chrono::milliseconds timeout = 10s;              // per POST
+  std::vector<std::chrono::milliseconds> retry_schedule = {5s, 30s, 2min, 10min, 30min, 1h};  // last repeats
+  std::uint64_t max_pending = 100000;  // events waiting for an endpoint beyond which it is paused
+  std::chrono::milliseconds pause_after = 24h;  // failing this long pauses an endpoint too
+  std::uint64_t max_per_tenant = 10;   // endpoints per tenant
+  bool allow_private_networks = false;  // URLs on loopback/private addresses (tests, intranets)
+  bool require_https = true;            // http:// URLs only when false
+  std::string ca_file;                  // trust store for https endpoints; "" the system's
+};
+
 struct debug_settings {
   // Enables /admin/debug/crash, which crashes an actor on purpose (supervision tests).
   bool fault_injection = false;
@@ -271,6 +293,8 @@ struct config {
   mta_sts_config mta_sts;
   bounces_config bounces;
   shaping_settings shaping;
+  events_config events;
+  webhooks_config webhooks;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

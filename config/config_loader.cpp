@@ -508,6 +508,29 @@ void read_all(reader& r, config& c) {
     s.finish();
   }
   {
+    auto s = r.open("events");
+    s.duration("retention", c.events.retention, 1h, 3650 * 24h);
+    s.duration("prune_interval", c.events.prune_interval, 1s, 24h);
+    s.size("prune_batch", c.events.prune_batch, 1, 1'000'000);
+    s.finish();
+  }
+  {
+    auto s = r.open("webhooks");
+    auto& w = c.webhooks;
+    s.boolean("enabled", w.enabled);
+    s.size("batch_size", w.batch_size, 1, 1000);
+    s.duration("max_delay", w.max_delay, 10ms, 10min);
+    s.duration("timeout", w.timeout, 100ms, 5min);
+    s.duration_list("retry_schedule", w.retry_schedule, 100ms, 7 * 24h);
+    s.size("max_pending", w.max_pending, 1, 1'000'000'000);
+    s.duration("pause_after", w.pause_after, 1s, 30 * 24h);
+    s.size("max_per_tenant", w.max_per_tenant, 1, 1000);
+    s.boolean("allow_private_networks", w.allow_private_networks);
+    s.boolean("require_https", w.require_https);
+    s.string("ca_file", w.ca_file);
+    s.finish();
+  }
+  {
     auto s = r.open("admin");
     s.listen("listen", c.admin.listen);
     s.string("token", c.admin.token, 512);

@@ -22,6 +22,7 @@ test_packages=(
   postgresql-15 postgresql-client-15   # the PostgreSQL store's tests run a private cluster
   python3-dkim python3-nacl     # dkimpy verifies delivered signatures (nacl: Ed25519)
   gdb                           # thread stacks of a node that does not stop (test reports)
+  python3-jsonschema            # events are checked against docs/schemas/event.schema.json
 )
 
 # What the benchmarks in bench/ use on top.

@@ -73,6 +73,13 @@ enum stmt : int {
   select_controls,
   select_warmup_starts,
   select_usage,
+  select_events_page,
+  count_events_after_seq,
+  select_webhooks,
+  prune_events,
+  insert_webhook,
+  update_webhook,
+  delete_webhook,
   stmt_count
 };
 
@@ -157,6 +164,30 @@ constexpr std::array<const char*, stmt_count> statements = {
     "WHERE until_at = 0 OR until_at > $1 ORDER BY kind, target",
     "SELECT name, warmup_started_at FROM egress_sources ORDER BY name",
     "SELECT source, period, period_start, count FROM egress_usage ORDER BY source, period",
+    "SELECT e.seq, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
+    "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
+    "COALESCE(m.metadata, '{}') FROM events e "
+    "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
+    "WHERE e.tenant_id = $1 AND e.seq > $2 "
+    "AND ($3 = '' OR e.type = ANY(string_to_array($3, ','))) "
+    "AND ($4 = '' OR e.message_id = $4) AND ($5 = '' OR r.address = $5) "
+    "AND ($6 = '' OR m.campaign = $6) AND e.created_at >= $7::bigint AND ($8::bigint = 0 OR e.created_at < $8::bigint) "
+    "ORDER BY e.seq LIMIT $9",
+    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE tenant_id = $1 AND seq > $2 "
+    "AND ($3 = '' OR type = ANY(string_to_array($3, ','))) LIMIT $4) AS pending",
+    "SELECT id, tenant_id, url, event_types, secret, created_at, state, paused_reason, cursor, "
+    "last_success_at, last_error, last_error_at, failures, failing_since, delivered "
+    "FROM webhooks ORDER BY id",
+    "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < $1 "
+    "AND seq < (SELECT MAX(seq) FROM events) ORDER BY created_at LIMIT $2)",
+    "INSERT INTO webhooks (id, tenant_id, url, event_types, secret, created_at, state, "
+    "paused_reason, cursor, last_success_at, last_error, last_error_at, failures, "
+    "failing_since, delivered) VALUES ($1,$2,$3,$4,$5,$6,$7,'',"
+    "(SELECT COALESCE(MAX(seq), 0) FROM events),0,'',0,0,0,0)",
+    "UPDATE webhooks SET state = $1, paused_reason = $2, cursor = $3, last_success_at = $4, "
+    "last_error = $5, last_error_at = $6, failures = $7, failing_since = $8, delivered = $9 "
+    "WHERE id = $10",
+    "DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -244,7 +275,8 @@ class pg_store final : public store {
         if (m.version <= current) continue;
         exec_simple("BEGIN");
         try {
-          for (const char* sql : m.statements) exec_simple(render_sql(sql, sql_dialect::postgresql));
+          for (const char* sql : m.statements)
+            if (auto text = render_sql(sql, sql_dialect::postgresql); !text.empty()) exec_simple(text);
           params p;
           p.integer(m.version).text(m.description).integer(now_ms());
           exec("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)", p);
@@ -585,6 +617,65 @@ class pg_store final : public store {
     params p;
     p.text(header);
     return read_lookups(run(select_recipients_by_message_id_header, p));
+  }
+
+  std::vector<event_view> list_events(const event_query& f) override {
+    params p;
+    p.id(f.tenant_id).integer(f.after_seq).text(f.types).id(f.message_id).text(f.recipient)
+        .text(f.campaign).integer(f.since_ms).integer(f.until_ms).integer(static_cast<std::int64_t>(f.limit));
+    auto r = run(select_events_page, p);
+    std::vector<event_view> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      event_view v;
+      v.seq = int_at(r, i, 0);
+      v.event.id = id_at(r, i, 1);
+      v.event.tenant_id = f.tenant_id;
+      v.event.message_id = id_at(r, i, 2);
+      v.event.recipient_id = id_at(r, i, 3);
+      v.event.type = text_at(r, i, 4);
+      v.event.at_ms = int_at(r, i, 5);
+      v.event.data_json = text_at(r, i, 6);
+      v.recipient = text_at(r, i, 7);
+      v.campaign = text_at(r, i, 8);
+      v.tags_json = text_at(r, i, 9);
+      v.metadata_json = text_at(r, i, 10);
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  std::uint64_t count_events_after(const id128& tenant_id, const std::string& types,
+                                   std::int64_t after_seq, std::uint64_t cap) override {
+    params p;
+    p.id(tenant_id).integer(after_seq).text(types).integer(static_cast<std::int64_t>(cap));
+    auto r = run(count_events_after_seq, p);
+    return PQntuples(r.get()) ? static_cast<std::uint64_t>(int_at(r, 0, 0)) : 0;
+  }
+
+  std::vector<webhook_record> load_webhooks() override {
+    params none;
+    auto r = run(select_webhooks, none);
+    std::vector<webhook_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      webhook_record w;
+      w.id = id_at(r, i, 0);
+      w.tenant_id = id_at(r, i, 1);
+      w.url = text_at(r, i, 2);
+      w.event_types = text_at(r, i, 3);
+      w.secret = text_at(r, i, 4);
+      w.created_at_ms = int_at(r, i, 5);
+      w.state = text_at(r, i, 6);
+      w.paused_reason = text_at(r, i, 7);
+      w.cursor = int_at(r, i, 8);
+      w.last_success_at_ms = int_at(r, i, 9);
+      w.last_error = text_at(r, i, 10);
+      w.last_error_at_ms = int_at(r, i, 11);
+      w.failures = static_cast<std::uint32_t>(int_at(r, i, 12));
+      w.failing_since_ms = int_at(r, i, 13);
+      w.delivered = static_cast<std::uint64_t>(int_at(r, i, 14));
+      out.push_back(std::move(w));
+    }
+    return out;
   }
 
   std::vector<control_record> load_controls(std::int64_t now) override {
@@ -999,6 +1090,62 @@ class pg_store final : public store {
   void run_op(const set_warmup_start_op& op) {
     auto p = warmup_params(op);
     run_checked(insert_warmup_start, p);
+  }
+
+  params prune_params(const prune_events_op& op) {
+    params p;
+    p.integer(op.before_ms).integer(static_cast<std::int64_t>(op.limit));
+    return p;
+  }
+  params webhook_insert_params(const webhook_record& w) {
+    params p;
+    p.id(w.id).id(w.tenant_id).text(w.url).text(w.event_types).text(w.secret).integer(w.created_at_ms)
+        .text(w.state);
+    return p;
+  }
+  params webhook_update_params(const webhook_record& w) {
+    params p;
+    p.text(w.state).text(w.paused_reason).integer(w.cursor).integer(w.last_success_at_ms).text(w.last_error)
+        .integer(w.last_error_at_ms).integer(w.failures).integer(w.failing_since_ms)
+        .integer(static_cast<std::int64_t>(w.delivered)).id(w.id);
+    return p;
+  }
+  params webhook_delete_params(const delete_webhook_op& op) {
+    params p;
+    p.id(op.webhook_id).id(op.tenant_id);
+    return p;
+  }
+  void send_op(const prune_events_op& op) {
+    auto p = prune_params(op);
+    send(prune_events, p);
+  }
+  void run_op(const prune_events_op& op) {
+    auto p = prune_params(op);
+    run_checked(prune_events, p);
+  }
+  void send_op(const insert_webhook_op& op) {
+    auto p = webhook_insert_params(op.webhook);
+    send(insert_webhook, p);
+  }
+  void run_op(const insert_webhook_op& op) {
+    auto p = webhook_insert_params(op.webhook);
+    run_checked(insert_webhook, p);
+  }
+  void send_op(const update_webhook_op& op) {
+    auto p = webhook_update_params(op.webhook);
+    send(update_webhook, p, "no such webhook");
+  }
+  void run_op(const update_webhook_op& op) {
+    auto p = webhook_update_params(op.webhook);
+    run_checked(update_webhook, p, "no such webhook");
+  }
+  void send_op(const delete_webhook_op& op) {
+    auto p = webhook_delete_params(op);
+    send(delete_webhook, p, "no such webhook");
+  }
+  void run_op(const delete_webhook_op& op) {
+    auto p = webhook_delete_params(op);
+    run_checked(delete_webhook, p, "no such webhook");
   }
 
   void send_op(const update_recipients_op& op) {

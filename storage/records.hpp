@@ -96,6 +96,48 @@ struct event_record {
   std::string data_json;  // type-specific details (JSON object)
 };
 
+// A page of a tenant's events (GET /v1/events, webhooks): after a position, with filters.
+struct event_query {
+  id128 tenant_id;
+  std::int64_t after_seq = 0;   // the position: events with a larger sequence number
+  std::string types;            // comma-separated event types; empty: all
+  id128 message_id;             // empty: any
+  std::string recipient;        // an address; empty: any
+  std::string campaign;         // empty: any
+  std::int64_t since_ms = 0;    // created_at >= since
+  std::int64_t until_ms = 0;    // created_at < until; 0: no bound
+  std::uint64_t limit = 100;
+};
+
+// An event with its position and what it is about (from its message and recipient).
+struct event_view {
+  std::int64_t seq = 0;
+  event_record event;
+  std::string recipient;      // address, empty for message events
+  std::string campaign;
+  std::string tags_json;      // JSON array
+  std::string metadata_json;  // JSON object
+};
+
+// A tenant's webhook endpoint and its delivery state.
+struct webhook_record {
+  id128 id;
+  id128 tenant_id;
+  std::string url;
+  std::string event_types;    // comma-separated; empty: all
+  std::string secret;         // HMAC key (stored encrypted when a key encryption key is set)
+  std::int64_t created_at_ms = 0;
+  std::string state = "active";  // active, paused
+  std::string paused_reason;
+  std::int64_t cursor = 0;    // events up to this sequence number are delivered
+  std::int64_t last_success_at_ms = 0;
+  std::string last_error;
+  std::int64_t last_error_at_ms = 0;
+  std::uint32_t failures = 0;   // consecutive failed attempts
+  std::int64_t failing_since_ms = 0;
+  std::uint64_t delivered = 0;  // events delivered in all
+};
+
 // A waiting recipient as its domain actor holds it: ids and times, no addresses or bodies.
 struct queued_recipient {
   id128 recipient_id;

@@ -155,7 +155,8 @@ class sqlite_store final : public store {
       int current = schema_version();
       for (const auto& m : schema_migrations()) {
         if (m.version <= current) continue;
-        for (const char* sql : m.statements) execute(render_sql(sql, sql_dialect::sqlite));
+        for (const char* sql : m.statements)
+          if (auto text = render_sql(sql, sql_dialect::sqlite); !text.empty()) execute(text);
         auto ins = prepare(
             "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)");
         ins.bind(1, static_cast<std::int64_t>(m.version))
@@ -468,6 +469,83 @@ class sqlite_store final : public store {
     return read_lookups(q);
   }
 
+  std::vector<event_view> list_events(const event_query& f) override {
+    auto q = prepare(
+        "SELECT e.seq, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
+        "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
+        "COALESCE(m.metadata, '{}') FROM events e "
+        "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
+        "WHERE e.tenant_id = ?1 AND e.seq > ?2 "
+        "AND (?3 = '' OR instr(',' || ?3 || ',', ',' || e.type || ',') > 0) "
+        "AND (?4 = '' OR e.message_id = ?4) AND (?5 = '' OR r.address = ?5) "
+        "AND (?6 = '' OR m.campaign = ?6) AND e.created_at >= ?7 AND (?8 = 0 OR e.created_at < ?8) "
+        "ORDER BY e.seq LIMIT ?9");
+    q.bind(1, f.tenant_id)
+        .bind(2, f.after_seq)
+        .bind(3, std::string_view(f.types))
+        .bind(4, f.message_id)
+        .bind(5, std::string_view(f.recipient))
+        .bind(6, std::string_view(f.campaign))
+        .bind(7, f.since_ms)
+        .bind(8, f.until_ms)
+        .bind(9, static_cast<std::int64_t>(f.limit));
+    std::vector<event_view> out;
+    while (q.step()) {
+      event_view v;
+      v.seq = q.integer(0);
+      v.event.id = q.id(1);
+      v.event.tenant_id = f.tenant_id;
+      v.event.message_id = q.id(2);
+      v.event.recipient_id = q.id(3);
+      v.event.type = q.text(4);
+      v.event.at_ms = q.integer(5);
+      v.event.data_json = q.text(6);
+      v.recipient = q.text(7);
+      v.campaign = q.text(8);
+      v.tags_json = q.text(9);
+      v.metadata_json = q.text(10);
+      out.push_back(std::move(v));
+    }
+    return out;
+  }
+
+  std::uint64_t count_events_after(const id128& tenant_id, const std::string& types,
+                                   std::int64_t after_seq, std::uint64_t cap) override {
+    auto q = prepare(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE tenant_id = ?1 AND seq > ?2 "
+        "AND (?3 = '' OR instr(',' || ?3 || ',', ',' || type || ',') > 0) LIMIT ?4)");
+    q.bind(1, tenant_id).bind(2, after_seq).bind(3, std::string_view(types)).bind(4, static_cast<std::int64_t>(cap));
+    return q.step() ? static_cast<std::uint64_t>(q.integer(0)) : 0;
+  }
+
+  std::vector<webhook_record> load_webhooks() override {
+    auto q = prepare(
+        "SELECT id, tenant_id, url, event_types, secret, created_at, state, paused_reason, cursor, "
+        "last_success_at, last_error, last_error_at, failures, failing_since, delivered "
+        "FROM webhooks ORDER BY id");
+    std::vector<webhook_record> out;
+    while (q.step()) {
+      webhook_record w;
+      w.id = q.id(0);
+      w.tenant_id = q.id(1);
+      w.url = q.text(2);
+      w.event_types = q.text(3);
+      w.secret = q.text(4);
+      w.created_at_ms = q.integer(5);
+      w.state = q.text(6);
+      w.paused_reason = q.text(7);
+      w.cursor = q.integer(8);
+      w.last_success_at_ms = q.integer(9);
+      w.last_error = q.text(10);
+      w.last_error_at_ms = q.integer(11);
+      w.failures = static_cast<std::uint32_t>(q.integer(12));
+      w.failing_since_ms = q.integer(13);
+      w.delivered = static_cast<std::uint64_t>(q.integer(14));
+      out.push_back(std::move(w));
+    }
+    return out;
+  }
+
   std::vector<control_record> load_controls(std::int64_t now) override {
     auto q = prepare(
         "SELECT kind, target, until_at, reason, created_at FROM controls "
@@ -742,6 +820,58 @@ class sqlite_store final : public store {
   }
 
   void apply_op(const append_event_op& op) { insert_event(op.event); }
+
+  void apply_op(const prune_events_op& op) {
+    auto q = prepare(
+        "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < ?1 "
+        "AND seq < (SELECT MAX(seq) FROM events) ORDER BY created_at LIMIT ?2)");
+    q.bind(1, op.before_ms).bind(2, static_cast<std::int64_t>(op.limit));
+    q.run();
+  }
+
+  void apply_op(const insert_webhook_op& op) {
+    const auto& w = op.webhook;
+    auto q = prepare(
+        "INSERT INTO webhooks (id, tenant_id, url, event_types, secret, created_at, state, "
+        "paused_reason, cursor, last_success_at, last_error, last_error_at, failures, "
+        "failing_since, delivered) VALUES (?1,?2,?3,?4,?5,?6,?7,'',"
+        "(SELECT COALESCE(MAX(seq), 0) FROM events),0,'',0,0,0,0)");
+    q.bind(1, w.id)
+        .bind(2, w.tenant_id)
+        .bind(3, std::string_view(w.url))
+        .bind(4, std::string_view(w.event_types))
+        .bind(5, std::string_view(w.secret))
+        .bind(6, w.created_at_ms)
+        .bind(7, std::string_view(w.state));
+    q.run();
+  }
+
+  void apply_op(const update_webhook_op& op) {
+    const auto& w = op.webhook;
+    auto q = prepare(
+        "UPDATE webhooks SET state = ?1, paused_reason = ?2, cursor = ?3, last_success_at = ?4, "
+        "last_error = ?5, last_error_at = ?6, failures = ?7, failing_since = ?8, delivered = ?9 "
+        "WHERE id = ?10");
+    q.bind(1, std::string_view(w.state))
+        .bind(2, std::string_view(w.paused_reason))
+        .bind(3, w.cursor)
+        .bind(4, w.last_success_at_ms)
+        .bind(5, std::string_view(w.last_error))
+        .bind(6, w.last_error_at_ms)
+        .bind(7, static_cast<std::int64_t>(w.failures))
+        .bind(8, w.failing_since_ms)
+        .bind(9, static_cast<std::int64_t>(w.delivered))
+        .bind(10, w.id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such webhook");
+  }
+
+  void apply_op(const delete_webhook_op& op) {
+    auto q = prepare("DELETE FROM webhooks WHERE id = ?1 AND tenant_id = ?2");
+    q.bind(1, op.webhook_id).bind(2, op.tenant_id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such webhook");
+  }
 
   void apply_op(const upsert_suppression_op& op) {
     const auto& r = op.suppression;

@@ -91,6 +91,23 @@ struct set_warmup_start_op {
 struct append_event_op {
   event_record event;
 };
+// Deletes events created before a time, at most `limit` of them (the newest event stays).
+struct prune_events_op {
+  std::int64_t before_ms = 0;
+  std::uint64_t limit = 10000;
+};
+// A new webhook; its cursor starts at the newest event (it gets what happens from now on).
+struct insert_webhook_op {
+  webhook_record webhook;
+};
+// The webhook's state, cursor and health (url, types and secret stay).
+struct update_webhook_op {
+  webhook_record webhook;
+};
+struct delete_webhook_op {
+  id128 tenant_id;
+  id128 webhook_id;
+};
 struct revoke_api_key_op {
   id128 key_id;
   id128 tenant_id;
@@ -102,7 +119,8 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               insert_dkim_key_op, update_dkim_key_op, delete_sender_domain_op,
                               append_event_op, upsert_suppression_op, delete_suppression_op,
                               set_soft_bounce_op, upsert_control_op, delete_control_op,
-                              set_egress_usage_op, set_warmup_start_op>;
+                              set_egress_usage_op, set_warmup_start_op, prune_events_op,
+                              insert_webhook_op, update_webhook_op, delete_webhook_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -166,6 +184,14 @@ class store {
   // Warm-up starts by source, and the last usage counts of every source.
   virtual std::vector<std::pair<std::string, std::int64_t>> load_warmup_starts() = 0;
   virtual std::vector<egress_usage_record> load_egress_usage() = 0;
+
+  // A tenant's events in sequence order after q.after_seq, filtered (see event_query).
+  virtual std::vector<event_view> list_events(const event_query& q) = 0;
+  // How many of a tenant's events of these types (comma-separated, empty all) follow a
+  // position, counting at most `cap`.
+  virtual std::uint64_t count_events_after(const id128& tenant_id, const std::string& types,
+                                           std::int64_t after_seq, std::uint64_t cap) = 0;
+  virtual std::vector<webhook_record> load_webhooks() = 0;
 
   // Counts recipients per state, for readiness checks and tests.
   virtual std::uint64_t count_recipients(recipient_state state) = 0;

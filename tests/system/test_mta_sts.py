@@ -5,14 +5,13 @@ delivers and reports."""
 import http.server
 import pathlib
 import ssl
-import subprocess
 import sys
 import threading
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import DnsServer, SmtpServer  # noqa: E402
+from servers import DnsServer, SmtpServer, make_ca, make_leaf  # noqa: E402
 
 from conftest import wait_for  # noqa: E402
 
@@ -22,26 +21,6 @@ POLICIES = {
     "badcert.test": "version: STSv1\nmode: enforce\nmx: mxbad.test\nmax_age: 86400\n",
     "testing.test": "version: STSv1\nmode: testing\nmx: *.elsewhere.test\nmax_age: 86400\n",
 }
-
-
-def openssl(*args):
-    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
-
-
-def make_ca(work):
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Petrel Test CA",
-            "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem"),
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
-
-
-def make_leaf(work, name, hosts):
-    key, csr, cert = work / f"{name}.key", work / f"{name}.csr", work / f"{name}.pem"
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={hosts[0]}", "-keyout", str(key), "-out", str(csr))
-    ext = work / f"{name}.ext"
-    ext.write_text("subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts) + "\n")
-    openssl("x509", "-req", "-in", str(csr), "-CA", str(work / "ca.pem"), "-CAkey", str(work / "ca.key"),
-            "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext))
-    return cert, key
 
 
 class PolicyHandler(http.server.BaseHTTPRequestHandler):

@@ -181,6 +181,44 @@ class DnsServer(_ToolProcess):
         return self._post("/reset")
 
 
+class WebhookServer(_ToolProcess):
+    """webhook_server.py: records the POSTs it gets and answers as configured (see its doc)."""
+
+    script = "webhook_server.py"
+    name = "webhook"
+
+    def __init__(self, work_dir, listen="127.0.0.1:0", cert=None, key=None):
+        super().__init__(work_dir)
+        self.listen = listen
+        self.cert = cert
+        self.key = key
+
+    def command_arguments(self):
+        extra = ["--cert", str(self.cert), "--key", str(self.key)] if self.cert else []
+        return ["--listen", self.listen, *extra]
+
+    @property
+    def port(self):
+        return self.ready["port"]
+
+    def requests(self):
+        return self._get("/requests")
+
+    def configure(self, **config):
+        return self._post("/config", config)
+
+    def reset(self):
+        return self._post("/reset")
+
+    def events(self, answered="ok"):
+        """Every event of every batch that was answered with `answered` (None: all), in order."""
+        out = []
+        for r in self.requests():
+            if answered is None or r["answered"] == answered:
+                out.extend(json.loads(r["body"])["events"])
+        return out
+
+
 def make_self_signed_cert(work_dir, hostname="mx.test"):
     """A throwaway certificate for `hostname` (and IP 127.0.0.2); returns (cert_path, key_path)."""
     work_dir = pathlib.Path(work_dir)
@@ -209,3 +247,25 @@ def zone_for(domains):
                 records.append({"name": host, "type": "AAAA" if ":" in address else "A",
                                 "address": address})
     return {"records": records}
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_ca(work):
+    """A throwaway CA (ca.pem, ca.key) in `work`, a pathlib.Path."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Petrel Test CA",
+            "-keyout", str(work / "ca.key"), "-out", str(work / "ca.pem"),
+            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+
+
+def make_leaf(work, name, hosts):
+    """A certificate of the CA in `work` for `hosts` (DNS names); returns (cert, key) paths."""
+    key, csr, cert = work / f"{name}.key", work / f"{name}.csr", work / f"{name}.pem"
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={hosts[0]}", "-keyout", str(key), "-out", str(csr))
+    ext = work / f"{name}.ext"
+    ext.write_text("subjectAltName=" + ",".join(f"DNS:{h}" for h in hosts) + "\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(work / "ca.pem"), "-CAkey", str(work / "ca.key"),
+            "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext))
+    return cert, key

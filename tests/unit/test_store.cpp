@@ -347,3 +347,126 @@ TEST_CASE("store: recipients suppressed at submission get their events", "[store
   CHECK(found->message.recipients[0].state == recipient_state::suppressed);
   CHECK(s->pending_recipients_of_domain("g.example").empty());
 }
+
+TEST_CASE("store: events are paged in sequence order with filters, per tenant, and pruned", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto other = make_tenant("other");
+  auto m1 = make_message(t.id, {"a@ev.example", "b@ev.example"});
+  m1.campaign = "spring";
+  m1.tags_json = "[\"x\"]";
+  auto m2 = make_message(t.id, {"c@ev.example"});
+  auto m3 = make_message(other.id, {"d@ev.example"});
+  s->apply({insert_tenant_op{t, {}}, insert_tenant_op{other, {}}, message_op(m1), message_op(m2),
+            message_op(m3)});
+  auto event = [&](const message_record& m, std::size_t r, const char* type, std::int64_t at) {
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = m.tenant_id;
+    e.message_id = m.id;
+    e.recipient_id = m.recipients[r].id;
+    e.type = type;
+    e.at_ms = at;
+    e.data_json = "{}";
+    return append_event_op{e};
+  };
+  s->apply({event(m1, 0, "delivered", 3000), event(m1, 1, "deferred", 3001), event(m2, 0, "bounced", 3002),
+            event(m3, 0, "delivered", 3003)});
+  event_query q;
+  q.tenant_id = t.id;
+  auto all = s->list_events(q);
+  REQUIRE(all.size() == 5);  // 2 accepted + 3 recipient events; none of the other tenant
+  for (std::size_t i = 1; i < all.size(); ++i) CHECK(all[i].seq > all[i - 1].seq);
+  CHECK(all[2].event.type == "delivered");
+  CHECK(all[2].recipient == "a@ev.example");
+  CHECK(all[2].campaign == "spring");
+  CHECK(all[2].tags_json == "[\"x\"]");
+  // Pages of two, continued from the last position, give each event once.
+  q.limit = 2;
+  std::vector<std::int64_t> seen;
+  for (int page = 0; page < 5; ++page) {
+    auto p = s->list_events(q);
+    for (const auto& v : p) seen.push_back(v.seq);
+    if (p.size() < 2) break;
+    q.after_seq = p.back().seq;
+  }
+  CHECK(seen.size() == 5);
+  q = event_query{};
+  q.tenant_id = t.id;
+  q.types = "delivered,bounced";
+  CHECK(s->list_events(q).size() == 2);
+  q.types.clear();
+  q.recipient = "b@ev.example";
+  REQUIRE(s->list_events(q).size() == 1);
+  CHECK(s->list_events(q)[0].event.type == "deferred");
+  q.recipient.clear();
+  q.campaign = "spring";
+  CHECK(s->list_events(q).size() == 3);  // m1's accepted + 2
+  q.campaign.clear();
+  q.message_id = m2.id;
+  CHECK(s->list_events(q).size() == 2);
+  q.message_id = id128{};
+  q.since_ms = 3001;
+  q.until_ms = 3002;
+  CHECK(s->list_events(q).size() == 1);
+  q.since_ms = 946684800000;  // real times are past 32 bits
+  q.until_ms = 4102444800000;
+  CHECK(s->list_events(q).empty());
+  CHECK(s->count_events_after(t.id, "", 0, 100) == 5);
+  CHECK(s->count_events_after(t.id, "", 0, 3) == 3);
+  CHECK(s->count_events_after(t.id, "delivered", all[2].seq, 100) == 0);
+  // Pruning deletes old events but never the newest one, so numbers are never reused.
+  CHECK(s->apply({prune_events_op{5000, 1000}}) == std::vector<std::string>{""});
+  event_query everything;
+  everything.tenant_id = other.id;
+  auto left = s->list_events(everything);
+  REQUIRE(left.size() == 1);
+  CHECK(left[0].event.type == "delivered");  // the newest event of all
+  s->apply({event(m2, 0, "complained", 6000)});
+  everything.tenant_id = t.id;
+  auto after = s->list_events(everything);
+  REQUIRE(after.size() == 1);
+  CHECK(after[0].seq > left[0].seq);
+}
+
+TEST_CASE("store: webhooks start at the newest event and keep their state", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto m = make_message(t.id, {"a@wh.example"});
+  s->apply({insert_tenant_op{t, {}}, message_op(m)});
+  webhook_record w;
+  w.id = new_id();
+  w.tenant_id = t.id;
+  w.url = "https://hooks.example/petrel";
+  w.event_types = "delivered,bounced";
+  w.secret = "s3cret";
+  w.created_at_ms = 10;
+  CHECK(s->apply({insert_webhook_op{w}}) == std::vector<std::string>{""});
+  auto loaded = s->load_webhooks();
+  REQUIRE(loaded.size() == 1);
+  event_query q;
+  q.tenant_id = t.id;
+  CHECK(loaded[0].cursor == s->list_events(q).back().seq);  // the accepted event is behind it
+  CHECK(loaded[0].url == w.url);
+  CHECK(loaded[0].state == "active");
+  auto u = loaded[0];
+  u.cursor += 5;
+  u.state = "paused";
+  u.paused_reason = "too many events waiting";
+  u.failures = 3;
+  u.last_error = "HTTP 500";
+  u.delivered = 42;
+  CHECK(s->apply({update_webhook_op{u}}) == std::vector<std::string>{""});
+  auto again = s->load_webhooks();
+  CHECK(again[0].cursor == u.cursor);
+  CHECK(again[0].state == "paused");
+  CHECK(again[0].failures == 3);
+  CHECK(again[0].delivered == 42);
+  // Only its own tenant deletes it.
+  auto wrong = s->apply({delete_webhook_op{new_id(), w.id}});
+  CHECK_FALSE(wrong[0].empty());
+  CHECK(s->apply({delete_webhook_op{t.id, w.id}}) == std::vector<std::string>{""});
+  CHECK(s->load_webhooks().empty());
+}

@@ -1,0 +1,183 @@
+// Webhook helpers (see webhook_support.hpp).
+#include "actors/webhook_support.hpp"
+
+#include <openssl/hmac.h>
+
+#include <algorithm>
+#include <array>
+#include <boost/asio/ip/address.hpp>
+#include <boost/json.hpp>
+
+namespace petrel {
+
+namespace json = boost::json;
+
+parsed<webhook_url> parse_webhook_url(std::string_view url, bool allow_http) {
+  using result = parsed<webhook_url>;
+  if (url.size() > 2000) return result::failure("longer than 2,000 octets");
+  webhook_url out;
+  auto lower_prefix = [&](std::string_view p) {
+    if (url.size() < p.size()) return false;
+    for (std::size_t i = 0; i < p.size(); ++i)
+      if (std::tolower(static_cast<unsigned char>(url[i])) != p[i]) return false;
+    return true;
+  };
+  if (lower_prefix("https://")) {
+    url.remove_prefix(8);
+  } else if (lower_prefix("http://")) {
+    if (!allow_http) return result::failure("must be an https:// URL");
+    out.https = false;
+    out.port = 80;
+    url.remove_prefix(7);
+  } else {
+    return result::failure("must start with https://");
+  }
+  for (char c : url)
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f || c == '\\')
+      return result::failure("contains spaces, control characters or backslashes");
+  if (url.find('#') != std::string_view::npos) return result::failure("must not have a fragment");
+  auto end = url.find_first_of("/?");
+  auto authority = url.substr(0, end);
+  std::string_view rest = end == std::string_view::npos ? std::string_view() : url.substr(end);
+  if (authority.find('@') != std::string_view::npos) return result::failure("must not contain user info");
+  std::string_view host = authority, port;
+  if (!authority.empty() && authority.front() == '[') {
+    auto close = authority.find(']');
+    if (close == std::string_view::npos) return result::failure("unclosed [ in the host");
+    host = authority.substr(1, close - 1);
+    auto after = authority.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return result::failure("unexpected text after the IPv6 address");
+      port = after.substr(1);
+    }
+    if (!is_ip_literal(host)) return result::failure("not an IPv6 address in brackets");
+  } else if (auto colon = authority.rfind(':'); colon != std::string_view::npos) {
+    host = authority.substr(0, colon);
+    port = authority.substr(colon + 1);
+  }
+  if (host.empty() || host.size() > 253) return result::failure("needs a host name");
+  if (host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:") !=
+      std::string_view::npos)
+    return result::failure("the host has characters a host name cannot have (use the A-label of IDNs)");
+  if (!port.empty() || authority.back() == ':') {
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+      return result::failure("the port must be a number");
+    auto n = std::stoul(std::string(port));
+    if (n == 0 || n > 65535) return result::failure("the port must be 1-65535");
+    out.port = static_cast<std::uint16_t>(n);
+  }
+  out.host.assign(host);
+  std::transform(out.host.begin(), out.host.end(), out.host.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (!rest.empty()) out.target = rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
+  return out;
+}
+
+bool is_ip_literal(std::string_view host) {
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(std::string(host), ec);
+  return !ec;
+}
+
+bool is_public_address(std::string_view text) {
+  boost::system::error_code ec;
+  auto a = boost::asio::ip::make_address(std::string(text), ec);
+  if (ec) return false;
+  if (a.is_v6()) {
+    auto v6 = a.to_v6();
+    if (v6.is_v4_mapped())
+      return is_public_address(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string());
+    if (v6.is_loopback() || v6.is_unspecified() || v6.is_link_local() || v6.is_multicast() ||
+        v6.is_site_local())
+      return false;
+    auto b = v6.to_bytes();
+    if ((b[0] & 0xfe) == 0xfc) return false;                   // fc00::/7 unique local
+    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return false;  // documentation
+    if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) return false;  // NAT64 (may map private)
+    return true;
+  }
+  auto b = a.to_v4().to_bytes();
+  if (b[0] == 0 || b[0] == 10 || b[0] == 127) return false;
+  if (b[0] == 100 && (b[1] & 0xc0) == 64) return false;   // 100.64/10 CGNAT
+  if (b[0] == 169 && b[1] == 254) return false;           // link-local (cloud metadata)
+  if (b[0] == 172 && (b[1] & 0xf0) == 16) return false;   // 172.16/12
+  if (b[0] == 192 && b[1] == 168) return false;
+  if (b[0] == 192 && b[1] == 0 && (b[2] == 0 || b[2] == 2)) return false;
+  if (b[0] == 198 && (b[1] & 0xfe) == 18) return false;   // benchmarking
+  if (b[0] == 198 && b[1] == 51 && b[2] == 100) return false;
+  if (b[0] == 203 && b[1] == 0 && b[2] == 113) return false;
+  if (b[0] >= 224) return false;                          // multicast, reserved, broadcast
+  return true;
+}
+
+std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body) {
+  auto t = std::to_string(unix_seconds);
+  std::string signed_text = t + "." + std::string(body);
+  std::array<unsigned char, 32> mac{};
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac.data(), &length);
+  static const char* hex = "0123456789abcdef";
+  std::string out = "t=" + t + ",v1=";
+  for (unsigned i = 0; i < length; ++i) {
+    out += hex[mac[i] >> 4];
+    out += hex[mac[i] & 15];
+  }
+  return out;
+}
+
+namespace {
+
+std::string iso_time(std::int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
+  return buf;
+}
+
+json::value parse_or(const std::string& text, json::value fallback) {
+  boost::system::error_code ec;
+  auto v = json::parse(text, ec);
+  return ec ? fallback : v;
+}
+
+json::value id_or_null(const id128& id) { return id.empty() ? json::value(nullptr) : json::value(id.str()); }
+
+}  // namespace
+
+std::string event_json(const event_view& v) {
+  json::object o{{"id", v.event.id.str()},
+                 {"type", v.event.type},
+                 {"at", iso_time(v.event.at_ms)},
+                 {"tenant", id_or_null(v.event.tenant_id)},
+                 {"message", id_or_null(v.event.message_id)},
+                 {"recipient", id_or_null(v.event.recipient_id)},
+                 {"email", v.recipient.empty() ? json::value(nullptr) : json::value(v.recipient)},
+                 {"campaign", v.campaign.empty() ? json::value(nullptr) : json::value(v.campaign)},
+                 {"tags", parse_or(v.tags_json, json::array())},
+                 {"metadata", parse_or(v.metadata_json, json::object())},
+                 {"data", parse_or(v.event.data_json, json::object())}};
+  return json::serialize(o);
+}
+
+std::string webhook_batch_json(const id128& webhook, const std::vector<event_view>& events) {
+  std::string out = "{\"webhook\":\"" + webhook.str() + "\",\"events\":[";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i) out += ',';
+    out += event_json(events[i]);
+  }
+  out += "]}";
+  return out;
+}
+
+const std::vector<std::string>& event_types() {
+  static const std::vector<std::string> all = {"accepted",   "delivered",    "deferred",  "bounced",
+                                               "expired",    "suppressed",   "complained", "unsubscribed",
+                                               "cancelled",  "admin_action", "domain_verification_failed"};
+  return all;
+}
+
+}  // namespace petrel

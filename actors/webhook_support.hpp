@@ -1,0 +1,41 @@
+// Plain, testable pieces of webhook delivery (docs/webhooks.md): URL validation, the check
+// that keeps endpoints off private networks, the signature, and the JSON of events.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/units.hpp"
+#include "storage/records.hpp"
+
+namespace petrel {
+
+struct webhook_url {
+  bool https = true;
+  std::string host;  // lower case; an IPv6 literal without brackets
+  std::uint16_t port = 443;
+  std::string target = "/";  // path and query
+};
+
+// http(s)://host[:port][/path][?query]; no user info, no fragment, at most 2,000 octets.
+parsed<webhook_url> parse_webhook_url(std::string_view url, bool allow_http);
+
+// False for loopback, private (RFC 1918, fc00::/7), link-local, CGNAT, multicast, unspecified
+// and other special-use addresses; also for text that is not an IP address.
+bool is_public_address(std::string_view ip);
+bool is_ip_literal(std::string_view host);
+
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>"
+std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body);
+
+// One event as the API and webhooks show it (a JSON object).
+std::string event_json(const event_view& v);
+// {"webhook": id, "events": [...]}
+std::string webhook_batch_json(const id128& webhook, const std::vector<event_view>& events);
+
+// The event types a tenant can subscribe to and query.
+const std::vector<std::string>& event_types();
+
+}  // namespace petrel

@@ -1,0 +1,470 @@
+// The event log's keeper (events actor) and one actor per webhook endpoint.
+//
+// The outbox of every webhook is the events table itself: each endpoint keeps a cursor (the
+// sequence number of the last event it delivered), reads what follows it from the store in
+// batches, POSTs them signed, and moves its cursor (persisted) only after a 2xx answer. So
+// delivery is at least once, survives restarts, and costs no extra write per event. A slow or
+// dead endpoint holds nothing but its own actor and its one request in flight: mail delivery
+// and other endpoints never wait for it. Past webhooks.max_pending events behind, or failing
+// for webhooks.pause_after, an endpoint is paused; its events stay in GET /v1/events and it
+// continues from its cursor when resumed.
+#include <openssl/rand.h>
+
+#include <caf/all.hpp>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
+#include "actors/services.hpp"
+#include "actors/webhook_support.hpp"
+#include "net/secret_box.hpp"
+
+namespace petrel {
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct webhook_metrics {
+  counter& posts_ok = metrics().get_counter("petrel_webhook_posts_total", "Webhook POSTs by outcome",
+                                            {{"outcome", "ok"}});
+  counter& posts_failed = metrics().get_counter("petrel_webhook_posts_total", "Webhook POSTs by outcome",
+                                                {{"outcome", "failed"}});
+  counter& events = metrics().get_counter("petrel_webhook_events_total", "Events delivered to webhooks");
+  histogram& lag = metrics().get_histogram("petrel_webhook_lag_seconds",
+                                           "From an event to its delivery to a webhook (first of a batch)",
+                                           {0.1, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600});
+  counter& pauses = metrics().get_counter("petrel_webhook_pauses_total", "Webhook endpoints paused");
+};
+webhook_metrics& wm() {
+  static webhook_metrics m;
+  return m;
+}
+
+std::string random_secret() {
+  unsigned char bytes[24];
+  if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed");
+  static const char* hex = "0123456789abcdef";
+  std::string out = "whsec_";
+  for (unsigned char b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 15];
+  }
+  return out;
+}
+
+// -- one endpoint --------------------------------------------------------------------------
+
+struct webhook_state {
+  webhook_state() = default;
+  webhook_record rec;  // the secret in clear
+  store_actor store;
+  std::shared_ptr<delivery_runtime> runtime;
+  webhooks_config cfg;
+  std::uint64_t generation = 0;  // of the one timer or POST that counts
+  bool busy = false;             // a read or a POST is in flight
+  std::vector<event_view> batch;
+  std::int64_t next_attempt_ms = 0;
+  std::uint64_t backlog = 0;
+  static inline const char* name = "webhook";
+};
+
+using webhook_pointer = webhook_actor::stateful_pointer<webhook_state>;
+
+webhook_status status_of(const webhook_state& st) {
+  webhook_status out;
+  out.record = st.rec;
+  out.record.secret.clear();
+  out.next_attempt_ms = st.rec.state == "active" ? st.next_attempt_ms : 0;
+  out.backlog = st.backlog;
+  return out;
+}
+
+void schedule(webhook_pointer self, std::chrono::milliseconds delay) {
+  auto& st = self->state;
+  ++st.generation;
+  st.next_attempt_ms = unix_now_ms() + delay.count();
+  if (delay.count() <= 0)
+    self->send(self, next_atom::value, st.generation);
+  else
+    self->delayed_send(self, delay, next_atom::value, st.generation);
+}
+
+void persist(webhook_pointer self) {
+  auto& st = self->state;
+  write_request w;
+  w.op = update_webhook_op{st.rec};
+  self->request(st.store, st.cfg.timeout + 20s, persist_atom::value, std::move(w))
+      .then([](caf::ok_atom) {},
+            [self](caf::error& e) {
+              spdlog::warn("webhook.persist_failed webhook={} error=\"{}\"", self->state.rec.id.str(),
+                           self->system().render(e));
+            });
+}
+
+void pause(webhook_pointer self, const std::string& reason) {
+  auto& st = self->state;
+  st.rec.state = "paused";
+  st.rec.paused_reason = reason;
+  ++st.generation;  // no timer counts any more
+  wm().pauses.inc();
+  spdlog::warn("webhook.paused webhook={} tenant={} reason=\"{}\"", st.rec.id.str(), st.rec.tenant_id.str(),
+               reason);
+  persist(self);
+}
+
+std::chrono::milliseconds retry_delay(const webhook_state& st) {
+  const auto& schedule = st.cfg.retry_schedule;
+  if (schedule.empty()) return 30s;
+  auto i = std::min<std::size_t>(st.rec.failures == 0 ? 0 : st.rec.failures - 1, schedule.size() - 1);
+  return schedule[i];
+}
+
+void post(webhook_pointer self) {
+  auto& st = self->state;
+  auto body = webhook_batch_json(st.rec.id, st.batch);
+  auto now = unix_now_ms();
+  webhook_post p;
+  p.url = st.rec.url;
+  p.headers = {{"Content-Type", "application/json"},
+               {"Petrel-Webhook", st.rec.id.str()},
+               {"Petrel-Delivery", new_id().str()},
+               {"Petrel-Signature", webhook_signature(st.rec.secret, now / 1000, body)}};
+  p.body = std::move(body);
+  p.timeout = st.cfg.timeout;
+  p.allow_private = st.cfg.allow_private_networks;
+  p.allow_http = !st.cfg.require_https;
+  st.busy = true;
+  ++st.generation;
+  st.next_attempt_ms = now;
+  start_webhook_post(st.runtime, caf::actor_cast<webhook_actor>(self), st.generation, std::move(p));
+}
+
+// Reads what follows the cursor; posts it now, or when its first event has waited max_delay.
+void poll(webhook_pointer self) {
+  auto& st = self->state;
+  if (st.busy || st.rec.state != "active") return;
+  st.busy = true;
+  event_query q;
+  q.tenant_id = st.rec.tenant_id;
+  q.after_seq = st.rec.cursor;
+  q.types = st.rec.event_types;
+  q.limit = st.cfg.batch_size;
+  auto generation = st.generation;
+  self->request(st.store, 30s, load_atom::value, std::move(q))
+      .then(
+          [self, generation](std::vector<event_view>& events) {
+            auto& st = self->state;
+            st.busy = false;
+            if (generation != st.generation || st.rec.state != "active") return;
+            if (events.empty()) {
+              st.backlog = 0;
+              return schedule(self, st.cfg.max_delay);
+            }
+            auto waited = unix_now_ms() - events.front().event.at_ms;
+            if (events.size() < st.cfg.batch_size && waited < st.cfg.max_delay.count())
+              return schedule(self, std::chrono::milliseconds(st.cfg.max_delay.count() - waited));
+            st.backlog = std::max<std::uint64_t>(st.backlog, events.size());
+            st.batch = std::move(events);
+            post(self);
+          },
+          [self, generation](caf::error& e) {
+            auto& st = self->state;
+            st.busy = false;
+            if (generation != st.generation) return;
+            spdlog::warn("webhook.read_failed webhook={} error=\"{}\"", st.rec.id.str(), self->system().render(e));
+            schedule(self, 1s);
+          });
+}
+
+void on_failure(webhook_pointer self, const std::string& error) {
+  auto& st = self->state;
+  auto now = unix_now_ms();
+  wm().posts_failed.inc();
+  ++st.rec.failures;
+  st.rec.last_error = error;
+  st.rec.last_error_at_ms = now;
+  if (st.rec.failing_since_ms == 0) st.rec.failing_since_ms = now;
+  spdlog::info("webhook.failed webhook={} failures={} error=\"{}\"", st.rec.id.str(), st.rec.failures, error);
+  if (now - st.rec.failing_since_ms >= st.cfg.pause_after.count())
+    return pause(self, "failing since " + std::to_string(st.rec.failing_since_ms / 1000) + " (unix time): " + error);
+  persist(self);
+  // How far behind is it? (counted up to the bound, only while failing)
+  st.busy = true;
+  auto generation = st.generation;
+  self->request(st.store, 30s, pending_atom::value, st.rec.tenant_id, st.rec.event_types, st.rec.cursor,
+                st.cfg.max_pending + 1)
+      .then(
+          [self, generation](std::uint64_t n) {
+            auto& st = self->state;
+            st.busy = false;
+            if (generation != st.generation || st.rec.state != "active") return;
+            st.backlog = n;
+            if (n > st.cfg.max_pending)
+              return pause(self, "more than " + std::to_string(st.cfg.max_pending) + " events waiting");
+            schedule(self, retry_delay(st));
+          },
+          [self, generation](caf::error&) {
+            auto& st = self->state;
+            st.busy = false;
+            if (generation == st.generation) schedule(self, retry_delay(st));
+          });
+}
+
+webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_record rec, store_actor store,
+                                              std::shared_ptr<delivery_runtime> runtime,
+                                              webhooks_config cfg) {
+  install_logging_handlers(self, "webhook");
+  auto& st = self->state;
+  st.rec = std::move(rec);
+  st.store = std::move(store);
+  st.runtime = std::move(runtime);
+  st.cfg = std::move(cfg);
+  if (st.rec.state == "active") schedule(self, 0ms);
+  return {
+      [=](stats_atom) -> webhook_status { return status_of(self->state); },
+      [=](resume_atom) -> webhook_status {
+        auto& st = self->state;
+        st.rec.state = "active";
+        st.rec.paused_reason.clear();
+        st.rec.failures = 0;
+        st.rec.failing_since_ms = 0;
+        st.busy = false;
+        persist(self);
+        schedule(self, 0ms);
+        return status_of(st);
+      },
+      [=](next_atom, std::uint64_t generation) {
+        if (generation == self->state.generation) poll(self);
+      },
+      [=](post_atom, std::uint64_t generation, int status, std::string& error) {
+        auto& st = self->state;
+        if (generation != st.generation) return;
+        st.busy = false;
+        if (status >= 200 && status < 300) {
+          auto now = unix_now_ms();
+          wm().posts_ok.inc();
+          wm().events.inc(st.batch.size());
+          wm().lag.observe(static_cast<double>(now - st.batch.front().event.at_ms) / 1000.0);
+          st.rec.cursor = st.batch.back().seq;
+          st.rec.delivered += st.batch.size();
+          st.rec.failures = 0;
+          st.rec.failing_since_ms = 0;
+          st.rec.last_success_at_ms = now;
+          st.backlog = st.backlog > st.batch.size() ? st.backlog - st.batch.size() : 0;
+          st.batch.clear();
+          persist(self);
+          return schedule(self, 0ms);  // more may be waiting
+        }
+        on_failure(self, status ? "HTTP " + std::to_string(status) : error);
+      },
+  };
+}
+
+// -- the keeper ----------------------------------------------------------------------------
+
+struct events_state {
+  events_state() = default;
+  store_actor store;
+  std::shared_ptr<delivery_runtime> runtime;
+  node_settings settings;
+  std::map<id128, webhook_actor> endpoints;
+  std::map<id128, id128> tenant_of;
+  static inline const char* name = "events";
+};
+
+using events_pointer = events_actor::stateful_pointer<events_state>;
+
+void start_endpoint(events_pointer self, webhook_record rec) {
+  auto& st = self->state;
+  if (!rec.secret.empty() && is_sealed(rec.secret)) {
+    auto open = open_secret(st.settings.key_encryption_key, rec.secret);
+    if (!open) {
+      spdlog::error("webhook.secret_unreadable webhook={} error=\"{}\"", rec.id.str(), open.error());
+      return;
+    }
+    rec.secret = open.value();
+  }
+  auto id = rec.id;
+  st.tenant_of[id] = rec.tenant_id;
+  auto handle = self->spawn<caf::linked>(webhook_behavior, std::move(rec), st.store, st.runtime,
+                                         st.settings.webhooks);
+  st.endpoints[id] = handle;
+}
+
+// Loads every webhook and starts those not running (at start, and after an endpoint crashed).
+void load_endpoints(events_pointer self) {
+  self->request(self->state.store, 30s, load_atom::value, webhook_atom::value)
+      .then(
+          [self](std::vector<webhook_record>& all) {
+            for (auto& w : all)
+              if (!self->state.endpoints.count(w.id)) start_endpoint(self, std::move(w));
+            spdlog::info("events.webhooks_loaded endpoints={}", self->state.endpoints.size());
+          },
+          [self](caf::error& e) {
+            spdlog::warn("events.webhooks_load_failed error=\"{}\"; retrying", self->system().render(e));
+            self->delayed_send(self, 1s, recover_atom::value);
+          });
+}
+
+events_actor::behavior_type events_behavior(events_pointer self, store_actor store,
+                                            std::shared_ptr<delivery_runtime> runtime, node_settings settings) {
+  install_logging_handlers(self, "events");
+  auto& st = self->state;
+  st.store = std::move(store);
+  st.runtime = std::move(runtime);
+  st.settings = std::move(settings);
+  // An endpoint that crashed is started again from its stored state (a second later).
+  self->set_exit_handler([self](caf::exit_msg& msg) {
+    auto& st = self->state;
+    for (auto it = st.endpoints.begin(); it != st.endpoints.end(); ++it)
+      if (it->second.address() == msg.source) {
+        spdlog::warn("events.endpoint_down webhook={} reason=\"{}\"", it->first.str(),
+                     self->system().render(msg.reason));
+        st.tenant_of.erase(it->first);
+        st.endpoints.erase(it);
+        self->delayed_send(self, 1s, recover_atom::value);
+        return;
+      }
+    if (msg.reason) self->quit(msg.reason);  // from the parent
+  });
+  if (st.settings.webhooks.enabled && st.runtime) load_endpoints(self);
+  self->send(self, caf::tick_atom::value);
+  return {
+      [=](create_atom, webhook_record& rec) -> caf::result<webhook_status> {
+        auto& st = self->state;
+        if (!st.settings.webhooks.enabled || !st.runtime)
+          return make_error(petrel_errc::unavailable, "webhooks are disabled on this node");
+        std::uint64_t mine = 0;
+        for (const auto& [id, tenant] : st.tenant_of) mine += tenant == rec.tenant_id;
+        if (mine >= st.settings.webhooks.max_per_tenant)
+          return make_error(petrel_errc::conflict, "a tenant has at most " +
+                                                       std::to_string(st.settings.webhooks.max_per_tenant) +
+                                                       " webhooks");
+        rec.id = new_id();
+        rec.created_at_ms = unix_now_ms();
+        rec.state = "active";
+        if (rec.secret.empty()) rec.secret = random_secret();
+        auto clear_secret = rec.secret;
+        auto stored = rec;
+        if (!st.settings.key_encryption_key.empty())
+          stored.secret = seal_secret(st.settings.key_encryption_key, rec.secret);
+        auto rp = self->make_response_promise<webhook_status>();
+        write_request w;
+        w.op = insert_webhook_op{stored};
+        self->request(st.store, 30s, persist_atom::value, std::move(w))
+            .then(
+                [self, rp, id = rec.id, clear_secret](caf::ok_atom) mutable {
+                  // Read back: the store set its cursor to the newest event.
+                  self->request(self->state.store, 30s, load_atom::value, webhook_atom::value)
+                      .then(
+                          [self, rp, id, clear_secret](std::vector<webhook_record>& all) mutable {
+                            for (auto& w : all) {
+                              if (w.id != id) continue;
+                              spdlog::info("webhook.created webhook={} tenant={} url=\"{}\"", id.str(),
+                                           w.tenant_id.str(), w.url);
+                              webhook_status out;
+                              out.record = w;
+                              out.record.secret = clear_secret;
+                              out.next_attempt_ms = unix_now_ms();
+                              start_endpoint(self, std::move(w));
+                              rp.deliver(std::move(out));
+                              return;
+                            }
+                            rp.deliver(make_error(petrel_errc::store_failed, "the new webhook was not found"));
+                          },
+                          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+                },
+                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      },
+      [=](list_atom, id128 tenant) -> caf::result<std::vector<webhook_status>> {
+        auto& st = self->state;
+        std::vector<webhook_actor> mine;
+        for (const auto& [id, t] : st.tenant_of)
+          if (t == tenant) mine.push_back(st.endpoints[id]);
+        auto rp = self->make_response_promise<std::vector<webhook_status>>();
+        if (mine.empty()) {
+          rp.deliver(std::vector<webhook_status>{});
+          return rp;
+        }
+        auto collected = std::make_shared<std::vector<webhook_status>>();
+        auto left = std::make_shared<std::size_t>(mine.size());
+        for (const auto& h : mine)
+          self->request(h, 10s, stats_atom::value)
+              .then(
+                  [rp, collected, left](webhook_status& s) mutable {
+                    collected->push_back(std::move(s));
+                    if (--*left == 0) {
+                      std::sort(collected->begin(), collected->end(),
+                                [](const auto& a, const auto& b) { return a.record.id < b.record.id; });
+                      rp.deliver(std::move(*collected));
+                    }
+                  },
+                  [rp, left](caf::error& e) mutable {
+                    if (*left != 0) {
+                      *left = 0;
+                      rp.deliver(std::move(e));
+                    }
+                  });
+        return rp;
+      },
+      [=](caf::delete_atom, id128 tenant, id128 id) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        auto t = st.tenant_of.find(id);
+        if (t == st.tenant_of.end() || t->second != tenant)
+          return make_error(petrel_errc::not_found, "no such webhook");
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        write_request w;
+        w.op = delete_webhook_op{tenant, id};
+        self->request(st.store, 30s, persist_atom::value, std::move(w))
+            .then(
+                [self, rp, id](caf::ok_atom) mutable {
+                  auto& st = self->state;
+                  if (auto e = st.endpoints.find(id); e != st.endpoints.end()) {
+                    self->unlink_from(e->second);
+                    self->send_exit(e->second, caf::exit_reason::user_shutdown);
+                    st.endpoints.erase(e);
+                  }
+                  st.tenant_of.erase(id);
+                  spdlog::info("webhook.deleted webhook={}", id.str());
+                  rp.deliver(caf::ok_atom::value);
+                },
+                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
+      },
+      [=](resume_atom, id128 tenant, id128 id) -> caf::result<webhook_status> {
+        auto& st = self->state;
+        auto t = st.tenant_of.find(id);
+        if (t == st.tenant_of.end() || t->second != tenant)
+          return make_error(petrel_errc::not_found, "no such webhook");
+        return self->delegate(st.endpoints[id], resume_atom::value);
+      },
+      [=](recover_atom) {
+        // Endpoints that are not running (crashed, or the first load failed) start again.
+        if (self->state.settings.webhooks.enabled && self->state.runtime) load_endpoints(self);
+      },
+      [=](caf::tick_atom) {
+        auto& st = self->state;
+        write_request w;
+        w.op = prune_events_op{unix_now_ms() - st.settings.events.retention.count(), st.settings.events.prune_batch};
+        self->request(st.store, 60s, persist_atom::value, std::move(w))
+            .then([](caf::ok_atom) {},
+                  [self](caf::error& e) {
+                    spdlog::warn("events.prune_failed error=\"{}\"", self->system().render(e));
+                  });
+        self->delayed_send(self, st.settings.events.prune_interval, caf::tick_atom::value);
+      },
+  };
+}
+
+}  // namespace
+
+events_actor spawn_events(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
+                          std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
+  if (parent)
+    return parent->spawn<caf::linked>(events_behavior, std::move(store), std::move(runtime), settings);
+  return sys.spawn(events_behavior, std::move(store), std::move(runtime), settings);
+}
+
+}  // namespace petrel

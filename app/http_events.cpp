@@ -1,0 +1,345 @@
+// Tenant routes of the event log and webhooks (docs/api.md, docs/webhooks.md):
+//   GET    /v1/events                 filters: type, message, recipient, campaign, since, until;
+//                                     cursor pagination: limit, after (the previous page's next)
+//   POST   /v1/webhooks               {"url", "events"?: [types], "secret"?}
+//   GET    /v1/webhooks               the tenant's endpoints with their health
+//   GET    /v1/webhooks/{id}
+//   DELETE /v1/webhooks/{id}
+//   POST   /v1/webhooks/{id}/resume   a paused endpoint continues from its cursor
+#include <boost/json.hpp>
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <ctime>
+
+#include "actors/actor_support.hpp"
+#include "actors/api_key.hpp"
+#include "actors/webhook_support.hpp"
+#include "app/actor_bridge.hpp"
+#include "app/http_api.hpp"
+#include "app/http_common.hpp"
+#include "app/problem.hpp"
+
+namespace petrel {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::uint64_t max_events_page = 1000;
+
+// RFC 3339 ("2026-11-29T04:00:00Z", optional fraction, "Z" or an offset) or unix seconds.
+std::optional<std::int64_t> parse_time_ms(const std::string& text) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && text.size() <= 12)
+    return std::stoll(text) * 1000;
+  std::tm tm{};
+  int ms = 0;
+  const char* p = text.c_str();
+  int year, month, day, hour, minute, second;
+  int n = 0;
+  if (std::sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &n) != 6)
+    return std::nullopt;
+  p += n;
+  if (*p == '.') {
+    ++p;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') {
+      if (digits < 3) ms = ms * 10 + (*p - '0');
+      ++digits;
+      ++p;
+    }
+    if (digits == 0) return std::nullopt;
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  int offset_minutes = 0;
+  if (*p == 'Z' || *p == 'z') {
+    ++p;
+  } else if (*p == '+' || *p == '-') {
+    int oh = 0, om = 0;
+    if (std::sscanf(p + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    offset_minutes = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+    p += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (*p != '\0' || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  auto t = timegm(&tm);
+  return (static_cast<std::int64_t>(t) - offset_minutes * 60) * 1000 + ms;
+}
+
+bool known_type(std::string_view t) {
+  const auto& all = event_types();
+  return std::find(all.begin(), all.end(), t) != all.end();
+}
+
+// "a,b" (each a known type) -> normalized list; error text on failure.
+std::string check_types(const std::vector<std::string>& types, std::string& error) {
+  std::vector<std::string> out;
+  for (const auto& t : types) {
+    if (!known_type(t)) {
+      error = "unknown event type \"" + t + "\"";
+      return {};
+    }
+    if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+  }
+  std::string joined;
+  for (const auto& t : out) joined += (joined.empty() ? "" : ",") + t;
+  return joined;
+}
+
+json::value webhook_json(const webhook_status& s, bool with_secret) {
+  const auto& w = s.record;
+  json::array types;
+  if (!w.event_types.empty()) {
+    std::size_t start = 0;
+    while (start <= w.event_types.size()) {
+      auto comma = w.event_types.find(',', start);
+      if (comma == std::string::npos) comma = w.event_types.size();
+      types.push_back(json::string(w.event_types.substr(start, comma - start)));
+      start = comma + 1;
+    }
+  }
+  json::object o{{"id", w.id.str()},
+                 {"url", w.url},
+                 {"events", w.event_types.empty() ? json::value(nullptr) : json::value(std::move(types))},
+                 {"state", w.state},
+                 {"paused_reason", w.paused_reason.empty() ? json::value(nullptr) : json::value(w.paused_reason)},
+                 {"created_at", timestamp(w.created_at_ms)},
+                 {"delivered", w.delivered},
+                 {"last_success_at", timestamp(w.last_success_at_ms)},
+                 {"last_error", w.last_error.empty() ? json::value(nullptr) : json::value(w.last_error)},
+                 {"last_error_at", timestamp(w.last_error_at_ms)},
+                 {"failures", w.failures},
+                 {"failing_since", timestamp(w.failing_since_ms)},
+                 {"next_attempt_at", timestamp(s.next_attempt_ms)},
+                 {"backlog", s.backlog}};
+  if (with_secret) o["secret"] = w.secret;
+  return o;
+}
+
+}  // namespace
+
+void http_api::events(http_request&& request, http_responder respond) {
+  event_query q;
+  std::vector<field_error> errors;
+  auto type = query_parameter(request.query, "type");
+  if (!type.empty()) {
+    std::vector<std::string> list;
+    std::size_t start = 0;
+    while (start <= type.size()) {
+      auto comma = type.find(',', start);
+      if (comma == std::string::npos) comma = type.size();
+      list.push_back(type.substr(start, comma - start));
+      start = comma + 1;
+    }
+    std::string error;
+    q.types = check_types(list, error);
+    if (!error.empty()) errors.push_back({"type", error});
+  }
+  if (auto m = query_parameter(request.query, "message"); !m.empty()) {
+    auto id = id128::parse(m);
+    if (!id) errors.push_back({"message", "not a message id"});
+    else q.message_id = *id;
+  }
+  q.recipient = query_parameter(request.query, "recipient");
+  std::transform(q.recipient.begin(), q.recipient.end(), q.recipient.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  q.campaign = query_parameter(request.query, "campaign");
+  for (auto [name, target] : {std::pair{"since", &q.since_ms}, std::pair{"until", &q.until_ms}}) {
+    auto text = query_parameter(request.query, name);
+    if (text.empty()) continue;
+    auto t = parse_time_ms(text);
+    if (!t) errors.push_back({name, "an RFC 3339 time like 2026-11-29T04:00:00Z, or unix seconds"});
+    else *target = *t;
+  }
+  q.limit = 100;
+  if (auto limit = query_parameter(request.query, "limit"); !limit.empty()) {
+    char* end = nullptr;
+    auto n = std::strtoull(limit.c_str(), &end, 10);
+    if (*end != '\0' || n == 0 || n > max_events_page)
+      errors.push_back({"limit", "a number from 1 to " + std::to_string(max_events_page)});
+    else
+      q.limit = n;
+  }
+  if (auto after = query_parameter(request.query, "after"); !after.empty()) {
+    char* end = nullptr;
+    auto n = std::strtoll(after.c_str(), &end, 10);
+    if (*end != '\0' || n < 0) errors.push_back({"after", "the \"next\" value of a previous page"});
+    else q.after_seq = n;
+  }
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
+        if (!errors.empty())
+          return respond(problem(400, "invalid-request", "Bad Request",
+                                 errors.front().field + ": " + errors.front().detail, errors));
+        q.tenant_id = who.tenant_id;
+        auto limit = q.limit;
+        auto after = q.after_seq;
+        ask<std::vector<event_view>>(
+            sys, s->store, timeout,
+            [respond, limit, after](std::vector<event_view>& page) {
+              std::string body = "{\"events\":[";
+              for (std::size_t i = 0; i < page.size(); ++i) {
+                if (i) body += ',';
+                body += event_json(page[i]);
+              }
+              // "next" continues after this page, also when it was short: events written later
+              // show up there (poll with it to follow the log).
+              auto next = page.empty() ? after : page.back().seq;
+              body += "],\"next\":\"" + std::to_string(next) + "\",\"more\":" +
+                      (page.size() == limit ? "true" : "false") + "}";
+              http_response r;
+              r.body = std::move(body);
+              respond(std::move(r));
+            },
+            fail, load_atom::value, q);
+      });
+}
+
+void http_api::webhooks(http_request&& request, const std::vector<std::string>& parts,
+                        http_responder respond) {
+  const auto& method = request.method;
+  enum { list, create, get_one, remove, resume } op;
+  id128 id;
+  if (parts.size() == 2) {
+    if (method == "GET") op = list;
+    else if (method == "POST") op = create;
+    else return respond(method_not_allowed("GET, POST"));
+  } else if (parts.size() == 3 || (parts.size() == 4 && parts[3] == "resume")) {
+    auto parsed = id128::parse(parts[2]);
+    if (!parsed) return respond(problem(404, "not-found", "Not Found", "no such webhook"));
+    id = *parsed;
+    if (parts.size() == 4) {
+      if (method != "POST") return respond(method_not_allowed("POST"));
+      op = resume;
+    } else if (method == "GET") {
+      op = get_one;
+    } else if (method == "DELETE") {
+      op = remove;
+    } else {
+      return respond(method_not_allowed("GET, DELETE"));
+    }
+  } else {
+    return respond(not_found());
+  }
+  webhook_record creation;
+  std::optional<http_response> invalid;
+  if (op == create) {
+    json::value doc;
+    std::vector<field_error> errors;
+    if (auto bad = read_json_object(request, doc)) {
+      invalid = std::move(*bad);
+    } else {
+      bool has_url = false;
+      for (const auto& kv : doc.get_object()) {
+        std::string k(kv.key());
+        const auto& v = kv.value();
+        if (k == "url" && v.is_string()) {
+          has_url = true;
+          auto url = parse_webhook_url(std::string_view(v.get_string()), !cfg_.webhooks.require_https);
+          if (!url) {
+            errors.push_back({"url", url.error()});
+          } else if (!cfg_.webhooks.allow_private_networks && is_ip_literal(url->host) &&
+                     !is_public_address(url->host)) {
+            errors.push_back({"url", "the address is not on the public internet"});
+          } else if (!cfg_.webhooks.allow_private_networks && (url->host == "localhost" ||
+                                                               url->host.ends_with(".localhost"))) {
+            errors.push_back({"url", "localhost is not on the public internet"});
+          }
+          creation.url = std::string(v.get_string());
+        } else if (k == "events" && v.is_array()) {
+          std::vector<std::string> list;
+          for (const auto& t : v.get_array())
+            if (t.is_string()) list.emplace_back(t.get_string());
+            else errors.push_back({"events", "must be an array of event type names"});
+          std::string error;
+          creation.event_types = check_types(list, error);
+          if (!error.empty()) errors.push_back({"events", error});
+          else if (list.empty()) errors.push_back({"events", "leave it out for every type, or name at least one"});
+        } else if (k == "secret" && v.is_string()) {
+          creation.secret = std::string(v.get_string());
+          if (creation.secret.size() < 16 || creation.secret.size() > 200)
+            errors.push_back({"secret", "16 to 200 characters (leave it out and Petrel makes one)"});
+        } else {
+          errors.push_back({k, "unknown field, or not of its type (url, events, secret)"});
+        }
+      }
+      if (!has_url) errors.push_back({"url", "required, an https:// URL"});
+      if (!errors.empty())
+        invalid = problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail,
+                          errors);
+    }
+  }
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
+        if (invalid) return respond(*invalid);
+        auto tenant = who.tenant_id;
+        switch (op) {
+          case create:
+            creation.tenant_id = tenant;
+            return ask<webhook_status>(
+                sys, s->events, timeout,
+                [respond](webhook_status& w) { respond(json_response(201, webhook_json(w, true))); }, fail,
+                create_atom::value, creation);
+          case list:
+            return ask<std::vector<webhook_status>>(
+                sys, s->events, timeout,
+                [respond](std::vector<webhook_status>& all) {
+                  json::array out;
+                  for (const auto& w : all) out.push_back(webhook_json(w, false));
+                  respond(json_response(200, json::object{{"webhooks", std::move(out)}}));
+                },
+                fail, list_atom::value, tenant);
+          case get_one:
+            return ask<std::vector<webhook_status>>(
+                sys, s->events, timeout,
+                [respond, id](std::vector<webhook_status>& all) {
+                  for (const auto& w : all)
+                    if (w.record.id == id) return respond(json_response(200, webhook_json(w, false)));
+                  respond(problem(404, "not-found", "Not Found", "no such webhook"));
+                },
+                fail, list_atom::value, tenant);
+          case remove:
+            return ask<caf::ok_atom>(
+                sys, s->events, timeout,
+                [respond](caf::ok_atom) {
+                  http_response r;
+                  r.status = 204;
+                  respond(std::move(r));
+                },
+                fail, caf::delete_atom::value, tenant, id);
+          case resume:
+            return ask<webhook_status>(
+                sys, s->events, timeout,
+                [respond](webhook_status& w) { respond(json_response(200, webhook_json(w, false))); }, fail,
+                resume_atom::value, tenant, id);
+        }
+      });
+}
+
+void http_api::as_tenant(const http_request& request, const http_responder& respond,
+                         std::function<void(tenant_identity&)> then) {
+  auto key = bearer_token(request);
+  if (key.empty()) return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  auto& sys = sys_;
+  ask<tenant_identity>(
+      sys_, directory_->get()->tenants, cfg_.http.handler_timeout,
+      [then = std::move(then)](tenant_identity& who) { then(who); },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, auth_atom::value,
+      hash_api_key(key));
+}
+
+}  // namespace petrel
