@@ -14,6 +14,8 @@
 // - it rebuilds everything from the store when it starts, so a crash or restart loses
 //   nothing; a recipient confirmed delivered is never loaded again.
 #include <caf/all.hpp>
+
+#include <array>
 #include <spdlog/spdlog.h>
 
 #include <queue>
@@ -97,11 +99,19 @@ struct domain_state {
   bool loaded = false;
   std::mt19937_64 rng{std::random_device{}()};
   // What this actor added to the recipients_waiting gauge; taken back when it exits.
-  std::shared_ptr<std::int64_t> counted = std::make_shared<std::int64_t>(0);
+  std::shared_ptr<std::array<std::int64_t, 2>> counted = std::make_shared<std::array<std::int64_t, 2>>();  // queued, deferred
   static inline const char* name = "domain";
 };
 
 using domain_pointer = domain_actor::stateful_pointer<domain_state>;
+
+// Keeps the waiting gauges (total and by state) and what this actor added to them.
+void count_waiting(domain_state& st, recipient_state state, std::int64_t delta) {
+  bool deferred = state == recipient_state::deferred;
+  (*st.counted)[deferred ? 1 : 0] += delta;
+  (deferred ? core().recipients_deferred : core().recipients_queued).add(delta);
+  core().recipients_waiting.add(delta);
+}
 
 counter& outcome_counter(const char* outcome) {
   return metrics().get_counter("petrel_recipient_outcomes_total",
@@ -124,8 +134,7 @@ void add(domain_pointer self, const queued_recipient& r) {
   it->second.pool = r.pool;
   it->second.priority = r.priority;
   st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
-  ++*st.counted;
-  core().recipients_waiting.add(1);
+  count_waiting(st, r.state, 1);
   ++(*st.backlog)[r.tenant_id];
   st.settings.backlog->add(r.tenant_id, 1);
 }
@@ -135,9 +144,8 @@ void forget(domain_pointer self, const id128& id) {
   auto it = st.waiting.find(id);
   if (it == st.waiting.end()) return;
   auto tenant = it->second.tenant_id;
+  count_waiting(st, it->second.state, -1);
   st.waiting.erase(it);
-  --*st.counted;
-  core().recipients_waiting.add(-1);
   auto b = st.backlog->find(tenant);
   if (b != st.backlog->end() && --b->second == 0) st.backlog->erase(b);
   st.settings.backlog->add(tenant, -1);
@@ -278,6 +286,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
     u.event.type = "suppressed";
     u.event.data_json = "{\"stage\":\"delivery\",\"attempt\":" + std::to_string(w.attempts) + "}";
     outcome_counter("suppressed").inc();
+    core().count_outcome("suppressed", st.domain, w.tenant_id.str(), nullptr);
     return u;
   }
   std::int64_t next = 0;
@@ -312,8 +321,14 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
                                      : (r.code ? std::string() : r.reply),
                                  failure ? &*failure : nullptr);
   outcome_counter(u.event.type.c_str()).inc();
+  core().count_outcome(u.event.type, st.domain, w.tenant_id.str(),
+                       failure ? std::string(to_string(failure->category)).c_str() : nullptr);
   if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
   if (u.state == recipient_state::deferred) {
+    if (w.state != recipient_state::deferred) {
+      count_waiting(st, w.state, -1);
+      count_waiting(st, recipient_state::deferred, 1);
+    }
     w.state = recipient_state::deferred;
     w.attempts = u.attempts;
     w.next_attempt_at_ms = next;
@@ -824,6 +839,7 @@ std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string
     u.event.at_ms = now;
     u.event.data_json = "{\"by\":\"admin\"" +
                         (reason.empty() ? std::string() : ",\"reason\":" + json_string(reason)) + "}";
+    core().count_outcome("cancelled", st.domain, w.tenant_id.str(), nullptr);
     updates.push_back(std::move(u));
     forget(self, id);
   }
@@ -909,7 +925,9 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
   core().domain_actors.add(1);
   self->attach_functor([counted = st.counted, backlog = st.backlog,
                         shared = st.settings.backlog](const caf::error&) {
-    core().recipients_waiting.add(-*counted);
+    core().recipients_queued.add(-(*counted)[0]);
+    core().recipients_deferred.add(-(*counted)[1]);
+    core().recipients_waiting.add(-((*counted)[0] + (*counted)[1]));
     core().domain_actors.add(-1);
     for (const auto& [tenant, n] : *backlog) shared->add(tenant, -n);
   });

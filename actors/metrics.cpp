@@ -167,6 +167,8 @@ core_metrics& core() {
       r.get_counter("petrel_store_commits_total", "Committed batches"),
       r.get_counter("petrel_store_commit_failures_total", "Batches that failed to commit"),
       r.get_gauge("petrel_recipients_waiting", "Recipients held by domain actors (queued or deferred)"),
+      r.get_gauge("petrel_recipients_queue", "Recipients held by domain actors, by state", {{"state", "queued"}}),
+      r.get_gauge("petrel_recipients_queue", "Recipients held by domain actors, by state", {{"state", "deferred"}}),
       r.get_gauge("petrel_domain_actors", "Live domain actors"),
       r.get_counter("petrel_actor_restarts_total", "Actors restarted by their supervisor"),
   };
@@ -193,6 +195,35 @@ std::string render_process_metrics() {
       << "# TYPE process_open_fds gauge\n"
       << "process_open_fds " << fds << "\n";
   return out.str();
+}
+
+std::string label_limiter::label(const std::string& value) {
+  std::lock_guard lock(mutex_);
+  if (admitted_.count(value)) return value;
+  if (admitted_.size() >= limit_) return "other";
+  if (candidates_.size() > 100000) candidates_.clear();
+  if (++candidates_[value] < threshold_) return "other";
+  candidates_.erase(value);
+  admitted_.insert(value);
+  return value;
+}
+
+void core_metrics::count_outcome(const std::string& outcome, const std::string& domain, const std::string& tenant,
+                                 const char* category) {
+  static label_limiter domains(50, 10);
+  static label_limiter tenants(1000, 1);
+  auto& r = metrics();
+  r.get_counter("petrel_domain_outcomes_total",
+                "Delivery outcomes by destination domain (the first 50 to reach 10 attempts; the rest \"other\")",
+                {{"domain", domains.label(domain)}, {"outcome", outcome}})
+      .inc();
+  r.get_counter("petrel_tenant_outcomes_total", "Delivery outcomes by tenant id (1,000 at most)",
+                {{"tenant", tenants.label(tenant)}, {"outcome", outcome}})
+      .inc();
+  if (category)
+    r.get_counter("petrel_failures_total", "Failed attempts by outcome and classification",
+                  {{"outcome", outcome}, {"category", category}})
+        .inc();
 }
 
 }  // namespace petrel

@@ -9,6 +9,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace petrel {
@@ -80,6 +82,22 @@ class metrics_registry {
 
 metrics_registry& metrics();
 
+// Bounds the values of a label (domains, sites, tenants): the first `limit` values that are
+// seen `threshold` times keep their own series for good; every other value is "other". So the
+// busiest destinations get their own lines and a million small domains cost one. Thread-safe.
+class label_limiter {
+ public:
+  label_limiter(std::size_t limit, std::uint64_t threshold) : limit_(limit), threshold_(threshold) {}
+  std::string label(const std::string& value);
+
+ private:
+  std::mutex mutex_;
+  std::size_t limit_;
+  std::uint64_t threshold_;
+  std::unordered_set<std::string> admitted_;
+  std::unordered_map<std::string, std::uint64_t> candidates_;  // cleared past 100,000 entries
+};
+
 // The series Petrel updates on hot paths, registered once.
 struct core_metrics {
   counter& messages_accepted;
@@ -91,9 +109,15 @@ struct core_metrics {
   counter& store_commits;
   counter& store_commit_failures;
   gauge& recipients_waiting;
+  gauge& recipients_queued;    // waiting, not yet attempted
+  gauge& recipients_deferred;  // waiting after a temporary failure
   gauge& domain_actors;
   counter& actor_restarts;
   counter& http_requests(const std::string& listener, int status);
+  // An attempt's outcome (delivered, deferred, bounced, expired, suppressed, cancelled) by
+  // destination domain and by tenant (both bounded), and failures by category.
+  void count_outcome(const std::string& outcome, const std::string& domain, const std::string& tenant,
+                     const char* category);
 };
 core_metrics& core();
 

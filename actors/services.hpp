@@ -198,6 +198,7 @@ domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std:
 struct session_plan {
   std::vector<std::pair<std::string, std::string>> targets;  // (MX host, address) in order
   std::string source_name;
+  std::string site_name;  // for the per-site session gauge
   std::string bind_address;
   std::string ehlo_name;
   std::uint16_t port = 25;

@@ -217,6 +217,7 @@ session_plan plan_for(site_pointer self) {
     for (const auto& address : host.addresses)
       if (plan.targets.size() < max_targets) plan.targets.emplace_back(host.name, address);
   plan.source_name = st.source.name;
+  plan.site_name = st.current_route.site;
   plan.bind_address = st.source.address;
   plan.ehlo_name = st.source.ehlo_name;
   plan.port = d.port;

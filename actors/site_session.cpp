@@ -162,12 +162,17 @@ asio::awaitable<void> run_session(std::shared_ptr<delivery_runtime> runtime, sit
 
 void start_smtp_session(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
                         std::uint64_t session_id, session_plan plan, delivery_work first) {
+  static label_limiter sites(100, 1);
   auto& sessions = metrics().get_gauge("petrel_smtp_sessions", "Open SMTP sessions");
+  auto& at_site = metrics().get_gauge("petrel_site_sessions", "Open SMTP sessions by MX site (100 at most)",
+                                      {{"site", sites.label(plan.site_name)}});
   sessions.add(1);
+  at_site.add(1);
   asio::co_spawn(asio::make_strand(*runtime->io),
                  run_session(runtime, std::move(site), session_id, std::move(plan), std::move(first)),
-                 [&sessions, site, session_id](std::exception_ptr e) {
+                 [&sessions, &at_site, site, session_id](std::exception_ptr e) {
                    sessions.add(-1);
+                   at_site.add(-1);
                    if (!e) return;
                    std::string what = "unknown exception";
                    try {

@@ -23,6 +23,7 @@ test_packages=(
   python3-dkim python3-nacl     # dkimpy verifies delivered signatures (nacl: Ed25519)
   gdb                           # thread stacks of a node that does not stop (test reports)
   python3-jsonschema            # events are checked against docs/schemas/event.schema.json
+  python3-prometheus-client     # /metrics is read with the Prometheus text-format parser
 )
 
 # What the benchmarks in bench/ use on top.
