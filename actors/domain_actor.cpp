@@ -27,6 +27,7 @@
 #include <map>
 
 #include "actors/actor_support.hpp"
+#include "actors/delivery_log.hpp"
 #include "actors/fair_queue.hpp"
 #include "actors/metrics.hpp"
 #include "actors/rate_limiter.hpp"
@@ -267,6 +268,18 @@ void learn(domain_pointer self, const recipient_update& u, const recipient_resul
 }
 
 // Applies one attempt's result to a recipient: the update to commit, and the memory change.
+// One line of the delivery log (log.delivery_log): the attempt's event with its domain and address.
+void log_attempt(domain_pointer self, const recipient_update& u, const std::string& address) {
+  const auto& log = self->state.settings.attempts_log;
+  if (!log) return;
+  const auto& e = u.event;
+  log->write("{\"at\":" + json_string(rfc3339(e.at_ms)) + ",\"type\":" + json_string(e.type) +
+             ",\"tenant\":" + json_string(e.tenant_id.str()) + ",\"message\":" + json_string(e.message_id.str()) +
+             ",\"recipient\":" + json_string(e.recipient_id.str()) + ",\"domain\":" +
+             json_string(self->state.domain) + ",\"email\":" + (address.empty() ? "null" : json_string(address)) +
+             ",\"event\":" + json_string(e.id.str()) + ",\"data\":" + e.data_json + "}");
+}
+
 recipient_update settle(domain_pointer self, const id128& id, waiting_recipient& w,
                         const recipient_result& r, const attempt_details* where) {
   auto& st = self->state;
@@ -355,6 +368,7 @@ void settle_all(domain_pointer self, std::vector<id128> ids, int code, const std
     r.expired = expired;
     if (code >= 500) r.enhanced = "5.1.2";  // bad destination system address (RFC 3463)
     updates.push_back(settle(self, id, it->second, r, nullptr));
+    log_attempt(self, updates.back(), r.address);
     if (updates.back().state != recipient_state::deferred) forget(self, id);
   }
   commit(self, std::move(updates));
@@ -756,6 +770,7 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
     if (it == st.waiting.end() || !it->second.in_flight) continue;
     it->second.in_flight = false;
     updates.push_back(settle(self, r.recipient_id, it->second, r, &outcome.attempt));
+    log_attempt(self, updates.back(), r.address);
     if (updates.back().state != recipient_state::deferred) forget(self, r.recipient_id);
   }
   // A recipient of the job the outcome does not mention has no result: due again now.

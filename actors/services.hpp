@@ -38,6 +38,8 @@ using signing_table = std::unordered_map<std::string, signing_entry>;  // by dom
 // The table the senders actor publishes and the signer workers read without locking.
 using signing_directory = published<signing_table>;
 
+class delivery_log;
+
 struct services {
   store_actor store;
   resolver_actor resolver;
@@ -109,6 +111,7 @@ struct node_settings {
   domains_config domains;
   mta_sts_config mta_sts;
   bounces_config bounces;
+  std::shared_ptr<delivery_log> attempts_log;  // log.delivery_log, or null
   events_config events;
   webhooks_config webhooks;
   // Classifies every failure (shipped rules + the operator's); set by the composition root.

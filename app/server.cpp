@@ -23,6 +23,7 @@
 #include "actors/metrics.hpp"
 #include "actors/recipient_token.hpp"
 #include "actors/response_rules.hpp"
+#include "actors/delivery_log.hpp"
 #include "actors/services.hpp"
 #include "app/actor_bridge.hpp"
 #include "config/shipped_rules.hpp"
@@ -181,6 +182,14 @@ int run_server(const config& cfg) {
   }
   settings.bounces = cfg.bounces;
   settings.events = cfg.events;
+  if (!cfg.log.delivery_log.empty()) {
+    try {
+      settings.attempts_log = std::make_shared<delivery_log>(cfg.log.delivery_log);
+    } catch (const std::exception& e) {
+      spdlog::critical("petrel.start_failed error=\"log.delivery_log: {}\"", e.what());
+      return 1;
+    }
+  }
   settings.webhooks = cfg.webhooks;
   try {
     // Bounce classification: the operator's rules first, then the shipped ones.
@@ -316,6 +325,18 @@ int run_server(const config& cfg) {
       request_stop(0);
     }
   });
+  // SIGHUP: reopen the delivery log (after the operator moved it away to rotate it).
+  auto hangups = std::make_unique<boost::asio::signal_set>(io, SIGHUP);
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (settings.attempts_log) {
+          settings.attempts_log->reopen();
+          spdlog::info("log.reopened file={}", settings.attempts_log->path());
+        }
+        hangups->async_wait(on_hangup);
+      };
+  hangups->async_wait(on_hangup);
   std::vector<std::thread> threads;
   for (int i = 0; i < cfg.io.threads; ++i) threads.emplace_back([&io] { io.run(); });
 
@@ -340,6 +361,7 @@ int run_server(const config& cfg) {
   //    waiting in the store and are tried again after the next start).
   runtime->dns->shutdown();
   signals->cancel();
+  hangups->cancel();
   io.stop();
   for (auto& t : threads) t.join();
   // 4. Wait until every actor has ended (they no longer touch the runtime after that); a
@@ -364,6 +386,8 @@ int run_server(const config& cfg) {
   //    drop the last reference to an actor after ~actor_system. Everything that owns Asio
   //    objects goes before the context itself.
   signals.reset();
+  hangups.reset();
+  on_hangup = nullptr;
   bounce_server.reset();
   public_server.reset();
   admin_server.reset();

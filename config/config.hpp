@@ -16,6 +16,7 @@ using namespace std::chrono_literals;
 struct log_settings {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text (key=value) or json (one object per line)
+  std::string delivery_log;     // a JSON line per attempt to this file; "" none (SIGHUP reopens)
 };
 
 struct http_settings {

@@ -311,6 +311,7 @@ void read_all(reader& r, config& c) {
     auto s = r.open("log");
     s.choice("level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
     s.choice("format", c.log.format, {"text", "json"});
+    s.string("delivery_log", c.log.delivery_log);
     s.finish();
   }
   {

@@ -97,3 +97,37 @@ def test_metrics_parse_and_move_as_the_workload_predicts(make_node, tmp_path):
         hooks.stop()
         dns.stop()
         sink.stop()
+
+
+def test_the_delivery_log_has_a_line_per_attempt_and_reopens_on_sighup(make_node, tmp_path):
+    import signal
+    sink = SmtpServer(tmp_path, listen=["127.0.0.2:0"]).start()
+    dns = DnsServer(tmp_path, {"records": [
+        {"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"},
+        {"name": "example.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"}]}).start()
+    log = tmp_path / "delivery.log"
+    try:
+        node = make_node(delivery_config(dns.port, sink.port, **{"log.delivery_log": f'"{log}"'}))
+        first = submit_ok(node, to=["tempfail-1-a@example.test", "permfail-b@example.test"])["id"]
+        settle_message(node, first)
+        lines = [json.loads(x) for x in log.read_text().splitlines()]
+        assert sorted(x["type"] for x in lines) == ["bounced", "deferred", "delivered"]
+        for x in lines:
+            assert x["message"] == first and x["domain"] == "example.test" and x["at"].endswith("Z")
+            assert x["data"]["mx_host"] == "mx1.example.test" and x["data"]["attempt"] >= 1
+        bounced = next(x for x in lines if x["type"] == "bounced")
+        assert bounced["email"] == "permfail-b@example.test" and bounced["data"]["smtp_code"] == 550
+        # The operator rotates: move the file away, then SIGHUP.
+        rotated = tmp_path / "delivery.log.1"
+        log.rename(rotated)
+        node.proc.send_signal(signal.SIGHUP)
+        wait_for(log.exists, what="the reopened log")
+        second = submit_ok(node, to=["c@example.test"])["id"]
+        settle_message(node, second)
+        wait_for(lambda: log.read_text().strip(), what="a line in the new file")
+        assert [json.loads(x)["message"] for x in log.read_text().splitlines()] == [second]
+        assert len(rotated.read_text().splitlines()) == 3
+        assert node.proc.poll() is None  # SIGHUP does not stop it
+    finally:
+        dns.stop()
+        sink.stop()

@@ -1,0 +1,31 @@
+// The delivery log: one JSON line per attempt outcome (delivered, deferred, bounced, expired,
+// suppressed), written to a file the operator rotates (move it, then SIGHUP: the file is
+// reopened). Thread-safe; each line is written whole with one write.
+#pragma once
+
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace petrel {
+
+class delivery_log {
+ public:
+  // Throws std::runtime_error naming the file when it cannot be opened for appending.
+  explicit delivery_log(std::string path);
+  ~delivery_log();
+  delivery_log(const delivery_log&) = delete;
+  delivery_log& operator=(const delivery_log&) = delete;
+
+  void write(std::string_view line);  // adds the newline
+  void reopen();                      // after the operator moved the file away
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::mutex mutex_;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace petrel
