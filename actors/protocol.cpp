@@ -102,6 +102,9 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<egress_state>("petrel::egress_state");
   cfg.add_message_type<std::vector<control_record>>("std::vector<petrel::control_record>");
   cfg.add_message_type<event_query>("petrel::event_query");
+  cfg.add_message_type<stats_query>("petrel::stats_query");
+  cfg.add_message_type<stats_row>("petrel::stats_row");
+  cfg.add_message_type<std::vector<stats_row>>("std::vector<petrel::stats_row>");
   cfg.add_message_type<event_view>("petrel::event_view");
   cfg.add_message_type<std::vector<event_view>>("std::vector<petrel::event_view>");
   cfg.add_message_type<webhook_record>("petrel::webhook_record");

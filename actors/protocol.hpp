@@ -506,7 +506,8 @@ using store_actor = caf::typed_actor<
     // (tenant, types, after, cap).
     caf::replies_to<load_atom, event_query>::with<std::vector<event_view>>,
     caf::replies_to<load_atom, webhook_atom>::with<std::vector<webhook_record>>,
-    caf::replies_to<pending_atom, id128, std::string, std::int64_t, std::uint64_t>::with<std::uint64_t>>;
+    caf::replies_to<pending_atom, id128, std::string, std::int64_t, std::uint64_t>::with<std::uint64_t>,
+    caf::replies_to<load_atom, stats_query>::with<std::vector<stats_row>>>;
 
 // A store reader: one more database connection for reads, so that reads never wait behind a
 // commit. The store actor hands its reads to its readers in turn.
@@ -527,7 +528,8 @@ using store_reader_actor = caf::typed_actor<
     // (tenant, types, after, cap).
     caf::replies_to<load_atom, event_query>::with<std::vector<event_view>>,
     caf::replies_to<load_atom, webhook_atom>::with<std::vector<webhook_record>>,
-    caf::replies_to<pending_atom, id128, std::string, std::int64_t, std::uint64_t>::with<std::uint64_t>>;
+    caf::replies_to<pending_atom, id128, std::string, std::int64_t, std::uint64_t>::with<std::uint64_t>,
+    caf::replies_to<load_atom, stats_query>::with<std::vector<stats_row>>>;
 
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
@@ -995,6 +997,14 @@ typename Inspector::result_type inspect(Inspector& f, webhook_record& x) {
   return f(caf::meta::type_name("webhook_record"), x.id, x.tenant_id, x.url, x.event_types, x.secret,
            x.created_at_ms, x.state, x.paused_reason, x.cursor, x.last_success_at_ms, x.last_error,
            x.last_error_at_ms, x.failures, x.failing_since_ms, x.delivered);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stats_query& x) {
+  return f(caf::meta::type_name("stats_query"), x.tenant_id, x.campaign, x.bucket_ms, x.since_ms, x.until_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, stats_row& x) {
+  return f(caf::meta::type_name("stats_row"), x.bucket_start_ms, x.type, x.hard, x.count, x.recipients);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, webhook_status& x) {

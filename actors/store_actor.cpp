@@ -189,6 +189,10 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
         return guarded_read(self->state.db, "events",
                             [&](store& db) -> caf::result<std::vector<event_view>> { return db.list_events(q); });
       },
+      [=](load_atom, const stats_query& q) -> caf::result<std::vector<stats_row>> {
+        return guarded_read(self->state.db, "event_stats",
+                            [&](store& db) -> caf::result<std::vector<stats_row>> { return db.event_stats(q); });
+      },
       [=](load_atom, webhook_atom) -> caf::result<std::vector<webhook_record>> {
         return guarded_read(self->state.db, "webhooks",
                             [&](store& db) -> caf::result<std::vector<webhook_record>> { return db.load_webhooks(); });
@@ -378,6 +382,9 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, egress_atom::value);
       },
       [=](load_atom, event_query& q) -> caf::result<std::vector<event_view>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, stats_query& q) -> caf::result<std::vector<stats_row>> {
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, webhook_atom) -> caf::result<std::vector<webhook_record>> {

@@ -117,6 +117,10 @@ void http_api::public_request(http_request&& request, http_responder respond) {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return events(std::move(request), std::move(respond));
   }
+  if (parts.size() == 2 && parts[0] == "v1" && parts[1] == "stats") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return stats(std::move(request), std::move(respond));
+  }
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "webhooks")
     return webhooks(std::move(request), parts, std::move(respond));
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "suppressions")

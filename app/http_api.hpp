@@ -57,6 +57,7 @@ class http_api {
   void as_tenant(const http_request& request, const http_responder& respond,
                  std::function<void(tenant_identity&)> then);
   void events(http_request&& request, http_responder respond);
+  void stats(http_request&& request, http_responder respond);
   void webhooks(http_request&& request, const std::vector<std::string>& parts, http_responder respond);
   void suppressions(http_request&& request, const std::vector<std::string>& parts,
                     http_responder respond);

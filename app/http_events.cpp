@@ -10,6 +10,7 @@
 #include <caf/all.hpp>
 
 #include <algorithm>
+#include <map>
 #include <ctime>
 
 #include "actors/actor_support.hpp"
@@ -72,6 +73,22 @@ std::optional<std::int64_t> parse_time_ms(const std::string& text) {
   tm.tm_sec = second;
   auto t = timegm(&tm);
   return (static_cast<std::int64_t>(t) - offset_minutes * 60) * 1000 + ms;
+}
+
+// since= and until= of a request, when given (RFC 3339 or unix seconds).
+void read_window(const http_request& request, std::int64_t& since, std::int64_t& until,
+                 std::vector<field_error>& errors) {
+  for (auto [name, target] : {std::pair{"since", &since}, std::pair{"until", &until}}) {
+    auto text = query_parameter(request.query, name);
+    if (text.empty()) continue;
+    auto t = parse_time_ms(text);
+    if (!t) errors.push_back({name, "an RFC 3339 time like 2026-11-29T04:00:00Z, or unix seconds"});
+    else *target = *t;
+  }
+}
+
+http_response invalid_request(const std::vector<field_error>& errors) {
+  return problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail, errors);
 }
 
 bool known_type(std::string_view t) {
@@ -152,13 +169,7 @@ void http_api::events(http_request&& request, http_responder respond) {
   std::transform(q.recipient.begin(), q.recipient.end(), q.recipient.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   q.campaign = query_parameter(request.query, "campaign");
-  for (auto [name, target] : {std::pair{"since", &q.since_ms}, std::pair{"until", &q.until_ms}}) {
-    auto text = query_parameter(request.query, name);
-    if (text.empty()) continue;
-    auto t = parse_time_ms(text);
-    if (!t) errors.push_back({name, "an RFC 3339 time like 2026-11-29T04:00:00Z, or unix seconds"});
-    else *target = *t;
-  }
+  read_window(request, q.since_ms, q.until_ms, errors);
   q.limit = 100;
   if (auto limit = query_parameter(request.query, "limit"); !limit.empty()) {
     char* end = nullptr;
@@ -179,9 +190,7 @@ void http_api::events(http_request&& request, http_responder respond) {
   auto timeout = cfg_.http.handler_timeout;
   auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
   as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
-        if (!errors.empty())
-          return respond(problem(400, "invalid-request", "Bad Request",
-                                 errors.front().field + ": " + errors.front().detail, errors));
+        if (!errors.empty()) return respond(invalid_request(errors));
         q.tenant_id = who.tenant_id;
         auto limit = q.limit;
         auto after = q.after_seq;
@@ -204,6 +213,92 @@ void http_api::events(http_request&& request, http_responder respond) {
             },
             fail, load_atom::value, q);
       });
+}
+
+void http_api::stats(http_request&& request, http_responder respond) {
+  stats_query q;
+  std::vector<field_error> errors;
+  auto bucket = query_parameter(request.query, "bucket");
+  if (bucket.empty() || bucket == "hour") {
+    bucket = "hour";
+    q.bucket_ms = 3600 * 1000;
+  } else if (bucket == "day") {
+    q.bucket_ms = 24 * 3600 * 1000;
+  } else {
+    errors.push_back({"bucket", "hour or day"});
+  }
+  // Default window: the last 24 hours (hour) or 30 days (day), in whole buckets.
+  auto now = now_ms();
+  q.until_ms = (now / q.bucket_ms + 1) * q.bucket_ms;
+  q.since_ms = q.until_ms - (bucket == "day" ? 30 : 24) * q.bucket_ms;
+  read_window(request, q.since_ms, q.until_ms, errors);
+  q.since_ms = q.since_ms / q.bucket_ms * q.bucket_ms;  // whole buckets
+  if (q.until_ms <= q.since_ms) errors.push_back({"until", "must be after since"});
+  else if ((q.until_ms - q.since_ms) / q.bucket_ms > 1000) errors.push_back({"since", "at most 1,000 buckets"});
+  q.campaign = query_parameter(request.query, "campaign");
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
+    if (!errors.empty()) return respond(invalid_request(errors));
+    q.tenant_id = who.tenant_id;
+    ask<std::vector<stats_row>>(
+        sys, s->store, timeout,
+        [respond, q, bucket](std::vector<stats_row>& rows) {
+          // Every bucket of the window, also the empty ones, so that graphs need no gaps filled.
+          static const char* counted[] = {"messages",   "recipients", "delivered",    "deferred",
+                                          "bounced",    "bounced_hard", "bounced_soft", "expired",
+                                          "suppressed", "complained", "unsubscribed", "cancelled"};
+          auto empty = [] {
+            json::object o;
+            for (const char* k : counted) o[k] = 0;
+            return o;
+          };
+          std::map<std::int64_t, json::object> buckets;
+          for (auto t = q.since_ms; t < q.until_ms; t += q.bucket_ms) buckets[t] = empty();
+          auto totals = empty();
+          auto add = [&](json::object& o, const char* key, std::uint64_t n) {
+            o[key] = o[key].as_int64() + static_cast<std::int64_t>(n);
+          };
+          for (const auto& r : rows) {
+            auto& b = buckets.try_emplace(r.bucket_start_ms, empty()).first->second;
+            for (auto* o : {&b, &totals}) {
+              if (r.type == "accepted") {
+                add(*o, "messages", r.count);
+                add(*o, "recipients", r.recipients);
+              } else if (r.type == "bounced") {
+                add(*o, "bounced", r.count);
+                add(*o, r.hard ? "bounced_hard" : "bounced_soft", r.count);
+              } else if (o->contains(r.type)) {
+                add(*o, r.type.c_str(), r.count);
+              }
+            }
+          }
+          auto rate = [](json::object& o) {
+            auto delivered = o["delivered"].as_int64();
+            auto final_failures = o["bounced"].as_int64() + o["expired"].as_int64();
+            o["delivery_rate"] = delivered + final_failures > 0
+                                     ? json::value(static_cast<double>(delivered) / (delivered + final_failures))
+                                     : json::value(nullptr);
+          };
+          json::array list;
+          for (auto& [start, o] : buckets) {
+            rate(o);
+            o["start"] = timestamp(start);
+            list.push_back(std::move(o));
+          }
+          rate(totals);
+          respond(json_response(200, json::object{{"bucket", bucket},
+                                                  {"since", timestamp(q.since_ms)},
+                                                  {"until", timestamp(q.until_ms)},
+                                                  {"campaign", q.campaign.empty() ? json::value(nullptr)
+                                                                                  : json::value(q.campaign)},
+                                                  {"buckets", std::move(list)},
+                                                  {"totals", std::move(totals)}}));
+        },
+        fail, load_atom::value, q);
+  });
 }
 
 void http_api::webhooks(http_request&& request, const std::vector<std::string>& parts,

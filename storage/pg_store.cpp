@@ -80,6 +80,7 @@ enum stmt : int {
   insert_webhook,
   update_webhook,
   delete_webhook,
+  select_event_stats,
   stmt_count
 };
 
@@ -188,6 +189,12 @@ constexpr std::array<const char*, stmt_count> statements = {
     "last_error = $5, last_error_at = $6, failures = $7, failing_since = $8, delivered = $9 "
     "WHERE id = $10",
     "DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2",
+    "SELECT (e.created_at / $4::bigint) * $4::bigint AS b, e.type, "
+    "CASE WHEN e.type = 'bounced' AND (e.data::json->>'hard') = 'true' THEN 1 ELSE 0 END AS hard, "
+    "COUNT(*), COALESCE(SUM(CASE WHEN e.type = 'accepted' THEN COALESCE((e.data::json->>'recipients')::bigint, 0) "
+    "ELSE 0 END), 0) FROM events e LEFT JOIN messages m ON m.id = e.message_id "
+    "WHERE e.tenant_id = $1 AND e.created_at >= $2::bigint AND e.created_at < $3::bigint "
+    "AND ($5 = '' OR m.campaign = $5) GROUP BY b, e.type, hard ORDER BY b",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -650,6 +657,17 @@ class pg_store final : public store {
     p.id(tenant_id).integer(after_seq).text(types).integer(static_cast<std::int64_t>(cap));
     auto r = run(count_events_after_seq, p);
     return PQntuples(r.get()) ? static_cast<std::uint64_t>(int_at(r, 0, 0)) : 0;
+  }
+
+  std::vector<stats_row> event_stats(const stats_query& f) override {
+    params p;
+    p.id(f.tenant_id).integer(f.since_ms).integer(f.until_ms).integer(f.bucket_ms).text(f.campaign);
+    auto r = run(select_event_stats, p);
+    std::vector<stats_row> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i)
+      out.push_back({int_at(r, i, 0), text_at(r, i, 1), int_at(r, i, 2) != 0,
+                     static_cast<std::uint64_t>(int_at(r, i, 3)), static_cast<std::uint64_t>(int_at(r, i, 4))});
+    return out;
   }
 
   std::vector<webhook_record> load_webhooks() override {

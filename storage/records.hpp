@@ -119,6 +119,22 @@ struct event_view {
   std::string metadata_json;  // JSON object
 };
 
+// Counts of a tenant's events per time bucket (GET /v1/stats).
+struct stats_query {
+  id128 tenant_id;
+  std::string campaign;  // empty: all
+  std::int64_t bucket_ms = 3600000;
+  std::int64_t since_ms = 0;
+  std::int64_t until_ms = 0;
+};
+struct stats_row {
+  std::int64_t bucket_start_ms = 0;
+  std::string type;
+  bool hard = false;            // bounced: a hard bounce
+  std::uint64_t count = 0;      // events
+  std::uint64_t recipients = 0;  // accepted: the messages' recipients
+};
+
 // A tenant's webhook endpoint and its delivery state.
 struct webhook_record {
   id128 id;

@@ -518,6 +518,22 @@ class sqlite_store final : public store {
     return q.step() ? static_cast<std::uint64_t>(q.integer(0)) : 0;
   }
 
+  std::vector<stats_row> event_stats(const stats_query& f) override {
+    auto q = prepare(
+        "SELECT (e.created_at / ?4) * ?4 AS b, e.type, "
+        "CASE WHEN e.type = 'bounced' THEN COALESCE(json_extract(e.data, '$.hard'), 0) ELSE 0 END AS hard, "
+        "COUNT(*), SUM(CASE WHEN e.type = 'accepted' THEN COALESCE(json_extract(e.data, '$.recipients'), 0) "
+        "ELSE 0 END) FROM events e LEFT JOIN messages m ON m.id = e.message_id "
+        "WHERE e.tenant_id = ?1 AND e.created_at >= ?2 AND e.created_at < ?3 AND (?5 = '' OR m.campaign = ?5) "
+        "GROUP BY b, e.type, hard ORDER BY b");
+    q.bind(1, f.tenant_id).bind(2, f.since_ms).bind(3, f.until_ms).bind(4, f.bucket_ms).bind(5, std::string_view(f.campaign));
+    std::vector<stats_row> out;
+    while (q.step())
+      out.push_back({q.integer(0), q.text(1), q.integer(2) != 0, static_cast<std::uint64_t>(q.integer(3)),
+                     static_cast<std::uint64_t>(q.integer(4))});
+    return out;
+  }
+
   std::vector<webhook_record> load_webhooks() override {
     auto q = prepare(
         "SELECT id, tenant_id, url, event_types, secret, created_at, state, paused_reason, cursor, "

@@ -192,6 +192,8 @@ class store {
   virtual std::uint64_t count_events_after(const id128& tenant_id, const std::string& types,
                                            std::int64_t after_seq, std::uint64_t cap) = 0;
   virtual std::vector<webhook_record> load_webhooks() = 0;
+  // Events counted by time bucket, type and (bounces) hardness, oldest bucket first.
+  virtual std::vector<stats_row> event_stats(const stats_query& q) = 0;
 
   // Counts recipients per state, for readiness checks and tests.
   virtual std::uint64_t count_recipients(recipient_state state) = 0;

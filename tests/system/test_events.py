@@ -339,3 +339,35 @@ def test_webhook_requests_are_validated(make_node, world):
     mine = {"Authorization": f"Bearer {node.key}"}
     assert node.session.delete(node.url(f"/v1/webhooks/{ok['id']}"), headers=mine).status_code == 204
     assert node.session.get(node.url("/v1/webhooks"), headers=mine).json()["webhooks"] == []
+
+
+def test_stats_count_events_per_bucket_tenant_and_campaign(make_node, world):
+    node = make_node(config(world))
+    ids = send(node, 3, "st", campaign="s1")
+    ids.append(submit_ok(node, to=["tempfail-1-st@example.test"])["id"])
+    ids.append(submit_ok(node, to=["permfail-st@example.test", "st-ok@example.test"])["id"])
+    for i in ids:
+        settle_message(node, i)
+
+    def stats(key=node.key, **params):
+        r = node.session.get(node.url("/v1/stats"), params=params, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    hourly = stats()
+    assert hourly["bucket"] == "hour" and len(hourly["buckets"]) == 24
+    t = hourly["totals"]
+    assert (t["messages"], t["recipients"], t["delivered"], t["deferred"]) == (5, 6, 5, 1)
+    assert (t["bounced"], t["bounced_hard"], t["bounced_soft"]) == (1, 1, 0)
+    assert t["delivery_rate"] == 5 / 6
+    assert sum(b["delivered"] for b in hourly["buckets"]) == 5
+    assert all(b["start"].endswith(":00:00.000Z") for b in hourly["buckets"])
+    campaign = stats(campaign="s1")["totals"]
+    assert (campaign["messages"], campaign["delivered"], campaign["bounced"]) == (3, 3, 0)
+    daily = stats(bucket="day")
+    assert len(daily["buckets"]) == 30 and daily["totals"]["delivered"] == 5
+    assert stats(since="2001-01-01T00:00:00Z", until="2001-01-02T00:00:00Z")["totals"]["delivered"] == 0
+    r = node.session.get(node.url("/v1/stats"), params={"bucket": "week"}, headers={"Authorization": f"Bearer {node.key}"})
+    assert r.status_code == 400 and r.json()["errors"][0]["field"] == "bucket"
+    _, other = node.create_tenant("stats-stranger")
+    assert stats(key=other)["totals"]["messages"] == 0
