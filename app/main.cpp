@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "app/cli.hpp"
 #include "app/server.hpp"
 #include "config/config.hpp"
 
@@ -22,8 +23,9 @@ void usage(std::FILE* out) {
                "  petrel <command> --help                  help on a command\n"
                "\n"
                "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n"
-               "Documentation: docs/ (configuration.md, api.md, operations.md).\n",
-               version);
+               "Documentation: docs/ (configuration.md, api.md, operations.md, cli.md).\n"
+               "\n%s",
+               version, petrel::cli::client_help());
 }
 
 void serve_usage(std::FILE* out) {
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
     std::printf("petrel %s\n", version);
     return 0;
   }
+  if (petrel::cli::is_command(args[0])) return petrel::cli::run(args);
   if (args[0] != "serve") {
     std::fprintf(stderr, "petrel: unknown command \"%s\" (see petrel --help)\n", args[0].c_str());
     return 2;
