@@ -30,6 +30,7 @@
 #   VERP=1 SKIP_POSTFIX=1 bench/delivery.sh        # with VERP envelope senders
 #   KEEP_WORK=1 bench/delivery.sh                  # keep the temp dir (logs, databases)
 #   SHAPED=1 SKIP_POSTFIX=1 bench/delivery.sh      # traffic shaping on, limits not binding
+#   WEBHOOK=ok|dead SKIP_POSTFIX=1 bench/delivery.sh  # events to a webhook receiver (or a dead one)
 #   OVERLOAD=1 SKIP_POSTFIX=1 SIZES=1024 DURATION=120s bench/delivery.sh
 #                                                  # sites slower than the injection: RSS over time
 set -euo pipefail
@@ -51,6 +52,7 @@ SHAPED=${SHAPED:-0}                  # 1: traffic shaping on (pools, rates, warm
 OVERLOAD=${OVERLOAD:-0}              # 1: sites slower than the injection; RSS sampled
 OVERLOAD_RATE=${OVERLOAD_RATE:-200/s}
 OVERLOAD_BOUND=${OVERLOAD_BOUND:-200000}
+WEBHOOK=${WEBHOOK:-}                 # ok: events posted to a local receiver; dead: to one that hangs
 KEEP_WORK=${KEEP_WORK:-0}
 PETREL_LOG_LEVEL=${PETREL_LOG_LEVEL:-info}   # debug adds per-domain and per-session lines
 [[ $DURATION =~ ^[0-9]+$ ]] && DURATION=${DURATION}s
@@ -200,6 +202,9 @@ servers = ["127.0.0.1:$dns_port"]
 [delivery]
 port = $SINK_PORT
 $([ "$SHAPED" = 1 ] && printf 'connection_limit = 3\nmessage_rate = "1000/s"\nconnection_rate = "100/s"\nadaptive_concurrency = true\n')
+[webhooks]
+allow_private_networks = true
+require_https = false
 TOML
   if [ -n "${VERP:-}" ]; then
     # VERP=1: each delivery's envelope sender is a signed b-<token>@ address of its own.
@@ -258,6 +263,23 @@ TOML
               -d '{"name":"bench","rate":"1000000/s","burst":1000000}' |
             sed 's/.*"api_key":"\([^"]*\)".*/\1/')
   [[ $api_key == pk_* ]] || die "could not create the tenant"
+  if [ -n "$WEBHOOK" ]; then
+    # WEBHOOK=ok: every event goes to a local receiver that answers 200; WEBHOOK=dead: to one
+    # that never answers (each POST times out after 10 s, then is retried).
+    "$PYTHON" tests/tools/webhook_server.py --listen 127.0.0.1:0 --control 127.0.0.1:0 \
+      --ready-file "$dir/webhook.ready" > "$dir/webhook.log" 2>&1 &
+    pids+=($!)
+    wait_for 100 test -s "$dir/webhook.ready" || die "webhook receiver did not start"
+    local hook_port hook_control
+    hook_port=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["port"])' "$dir/webhook.ready")
+    hook_control=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["control_port"])' "$dir/webhook.ready")
+    if [ "$WEBHOOK" = dead ]; then
+      curl -sf "http://127.0.0.1:$hook_control/config" -d '{"mode": "hang", "delay": 3600}' -o /dev/null
+    fi
+    curl -sf "http://127.0.0.1:$api_port/v1/webhooks" -H "Authorization: Bearer $api_key" \
+      -H "Content-Type: application/json" -d "{\"url\":\"http://127.0.0.1:$hook_port/\"}" -o /dev/null ||
+      die "could not create the webhook"
+  fi
   if [ -n "${DKIM:-}" ]; then
     # Every message then carries DKIM signatures of bench.test (DKIM=rsa-sha256, or
     # DKIM=rsa-sha256,ed25519-sha256 for dual signing).
@@ -392,6 +414,20 @@ run_petrel() {  # $1: body size in bytes
   echo "petrel $size B: accepted $accepted messages in $seconds s = ${result[$size.petrel_inject]} accepted/s"
   petrel_wait_drained
   curl -sf "http://127.0.0.1:$admin_port/metrics" > "$dir/metrics.txt"
+  if [ -n "$WEBHOOK" ]; then
+    # How long after the last delivery the webhook had every event (ok), or what it got (dead).
+    local events_total t_caught_up=0 expected
+    expected=$(awk '$1 == "petrel_messages_accepted_total" { a = $2 } $1 ~ /^petrel_recipient_outcomes_total/ { o += $2 } END { print a + o }' "$dir/metrics.txt")
+    for _ in $(seq 1 600); do
+      events_total=$(curl -sf "http://127.0.0.1:$admin_port/metrics" | awk '$1 == "petrel_webhook_events_total" { print $2 }')
+      [ "${events_total:-0}" -ge "$expected" ] && break
+      [ "$WEBHOOK" = dead ] && break
+      sleep 0.1; t_caught_up=$((t_caught_up + 1))
+    done
+    echo "petrel $size B: webhook ($WEBHOOK): ${events_total:-0} of $expected events delivered;" \
+         "caught up $(awk -v t="$t_caught_up" 'BEGIN { printf "%.1f", t / 10 }') s after the queue drained;" \
+         "POSTs $(grep -E '^petrel_webhook_posts_total' "$dir/metrics.txt" | tr '\n' ' ')"
+  fi
   echo "petrel $size B: DNS server saw $(dns_stats); UDP receive-buffer drops: $(( $(udp_drops) - drops_before ))"
   echo "petrel $size B: machine CPU busy $(busy_percent "$cpu_before" "$(cpu_sample)") from injection start to drained;" \
        "petrel used $(cpu_seconds "$petrel_pid") CPU s"

@@ -510,7 +510,7 @@ void read_all(reader& r, config& c) {
   }
   {
     auto s = r.open("events");
-    s.duration("retention", c.events.retention, 1h, 3650 * 24h);
+    s.duration("retention", c.events.retention, 1s, 3650 * 24h);
     s.duration("prune_interval", c.events.prune_interval, 1s, 24h);
     s.size("prune_batch", c.events.prune_batch, 1, 1'000'000);
     s.finish();

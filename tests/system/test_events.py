@@ -371,3 +371,17 @@ def test_stats_count_events_per_bucket_tenant_and_campaign(make_node, world):
     assert r.status_code == 400 and r.json()["errors"][0]["field"] == "bucket"
     _, other = node.create_tenant("stats-stranger")
     assert stats(key=other)["totals"]["messages"] == 0
+
+
+def test_events_past_the_retention_are_pruned(make_node, world):
+    node = make_node(config(world, **{"events.retention": '"2s"', "events.prune_interval": '"1s"'}))
+    first = send(node, 2, "old")
+    for i in first:
+        settle_message(node, i)
+    assert len(all_events(node, node.key)) == 4
+    # Pruned once older than 2 s; the newest event of the store always stays (positions are
+    # never reused).
+    wait_for(lambda: len(all_events(node, node.key)) <= 1, timeout=15, what="pruning")
+    fresh = send(node, 1, "new")
+    settle_message(node, fresh[0])
+    assert {e["message"] for e in all_events(node, node.key)} >= {fresh[0]}
