@@ -38,3 +38,15 @@ TEST_CASE("label values are escaped") {
   r.get_counter("e_total", "E", {{"v", "a\"b\\c\nd"}}).inc();
   CHECK_THAT(r.render(), Catch::Contains("e_total{v=\"a\\\"b\\\\c\\nd\"} 1"));
 }
+
+TEST_CASE("label limiter: the first values to reach the threshold keep their label, the rest are other") {
+  label_limiter l(2, 3);
+  CHECK(l.label("a.example") == "other");  // 1st sighting
+  CHECK(l.label("a.example") == "other");
+  CHECK(l.label("a.example") == "a.example");  // 3rd: admitted for good
+  CHECK(l.label("b.example") == "other");
+  CHECK(l.label("b.example") == "other");
+  CHECK(l.label("b.example") == "b.example");
+  for (int i = 0; i < 5; ++i) CHECK(l.label("c.example") == "other");  // no slot left
+  CHECK(l.label("a.example") == "a.example");
+}
