@@ -137,6 +137,10 @@ egress_actor::behavior_type source_behavior(source_pointer self,
         out.used_today = w.used_today;
         out.used_this_hour = w.used_this_hour;
         out.warmup_started_ms = w.started_ms;
+        for (auto& site : s.gate->site_warmups()) {
+          auto v = site.budget->view(now);
+          out.site_warmups.push_back({site.pattern, v.day, v.per_day, v.per_hour, v.used_today, v.used_this_hour});
+        }
         for (const auto& src : s.settings.egress.sources)
           if (src.name == s.source.name) out.message_rate = src.message_rate.per_second;
         auto rp = self->make_response_promise<std::vector<source_stats>>();
@@ -189,19 +193,39 @@ using egress_pointer = egress_actor::stateful_pointer<supervisor_state>;
 constexpr std::chrono::seconds usage_flush_interval{5};
 constexpr std::int64_t hour_ms = 3'600'000;
 
-std::vector<warmup_step> warmup_of(const node_settings& settings, const std::string& source) {
-  std::vector<warmup_step> out;
-  for (const auto& src : settings.egress.sources)
-    if (src.name == source)
-      for (const auto& w : src.warmup) out.push_back({w.day, w.per_day, w.per_hour});
-  return out;
-}
-
 double rate_of(const node_settings& settings, const std::string& source) {
   for (const auto& src : settings.egress.sources)
     if (src.name == source) return src.message_rate.per_second;
   return 0;
 }
+
+// The source's own schedule (site "") or that of one site pattern.
+std::vector<warmup_step> warmup_of(const node_settings& settings, const std::string& source,
+                                   const std::string& site = {}) {
+  std::vector<warmup_step> out;
+  for (const auto& src : settings.egress.sources)
+    if (src.name == source)
+      for (const auto& w : src.warmup)
+        if (w.site == site) out.push_back({w.day, w.per_day, w.per_hour});
+  return out;
+}
+
+// The gate of a source: its rate, its warm-up and one budget per site pattern of its schedule.
+std::shared_ptr<source_gate> make_gate(const node_settings& settings, const std::string& source) {
+  auto now = unix_now_ms();
+  auto gate = std::make_shared<source_gate>(rate_of(settings, source), warmup_of(settings, source), now);
+  std::vector<std::string> patterns;
+  for (const auto& src : settings.egress.sources)
+    if (src.name == source)
+      for (const auto& w : src.warmup)
+        if (!w.site.empty() && std::find(patterns.begin(), patterns.end(), w.site) == patterns.end())
+          patterns.push_back(w.site);
+  for (const auto& p : patterns) gate->add_site_warmup(p, warmup_of(settings, source, p), now);
+  return gate;
+}
+
+// Usage rows of a site budget are stored under "<source>@<pattern>".
+std::string usage_key(const std::string& source, const std::string& pattern) { return source + "@" + pattern; }
 
 void start_source(egress_pointer self, const egress_source& source) {
   auto& st = self->state;
@@ -223,11 +247,15 @@ void load_usage(egress_pointer self) {
             std::unordered_map<std::string, std::int64_t> starts;
             for (std::size_t i = 0; i < saved.sources.size() && i < saved.warmup_started.size(); ++i)
               starts[saved.sources[i]] = saved.warmup_started[i];
+            std::unordered_map<std::string, warmup_budget*> budgets;  // by usage key
             for (auto& [name, gate] : s.gates) {
-              if (!gate->warmup().active()) continue;
+              budgets[name] = &gate->warmup();
+              for (auto& site : gate->site_warmups()) budgets[usage_key(name, site.pattern)] = site.budget.get();
+              if (!gate->warmup().active() && gate->site_warmups().empty()) continue;
               auto it = starts.find(name);
               if (it != starts.end()) {
                 gate->warmup().set_started(it->second);
+                for (auto& site : gate->site_warmups()) site.budget->set_started(it->second);
               } else {
                 self->request(s.store, s.settings.storage.request_timeout, persist_atom::value,
                               write_request{set_warmup_start_op{name, now}})
@@ -235,14 +263,12 @@ void load_usage(egress_pointer self) {
               }
             }
             for (const auto& u : saved.usage) {
-              auto g = s.gates.find(u.source);
-              if (g == s.gates.end()) continue;
+              auto b = budgets.find(u.source);
+              if (b == budgets.end()) continue;
               auto day_start = now - now % 86'400'000;
               auto hour_start = now - now % hour_ms;
-              if (u.period == "day" && u.period_start_ms == day_start)
-                g->second->warmup().restore(now, u.count, 0);
-              if (u.period == "hour" && u.period_start_ms == hour_start)
-                g->second->warmup().restore(now, 0, u.count);
+              if (u.period == "day" && u.period_start_ms == day_start) b->second->restore(now, u.count, 0);
+              if (u.period == "hour" && u.period_start_ms == hour_start) b->second->restore(now, 0, u.count);
             }
           },
           [=](caf::error& e) {
@@ -250,22 +276,27 @@ void load_usage(egress_pointer self) {
           });
 }
 
-void flush_usage(egress_pointer self) {
+void flush_budget(egress_pointer self, const std::string& key, warmup_budget& budget, std::int64_t now) {
   auto& st = self->state;
+  auto v = budget.view(now);
+  if (!v.active) return;
+  auto& last = st.stored[key];
+  if (last.first == v.used_today && last.second == v.used_this_hour) return;
+  last = {v.used_today, v.used_this_hour};
+  auto write = [&](const char* period, std::int64_t start, std::uint64_t count) {
+    self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+                  write_request{set_egress_usage_op{{key, period, start, count}}})
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+  };
+  write("day", v.day_start_ms, v.used_today);
+  write("hour", now - now % hour_ms, v.used_this_hour);
+}
+
+void flush_usage(egress_pointer self) {
   auto now = unix_now_ms();
-  for (auto& [name, gate] : st.gates) {
-    auto v = gate->warmup().view(now);
-    if (!v.active) continue;
-    auto& last = st.stored[name];
-    if (last.first == v.used_today && last.second == v.used_this_hour) continue;
-    last = {v.used_today, v.used_this_hour};
-    auto write = [&](const char* period, std::int64_t start, std::uint64_t count) {
-      self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
-                    write_request{set_egress_usage_op{{name, period, start, count}}})
-          .then([](caf::ok_atom) {}, [](caf::error&) {});
-    };
-    write("day", v.day_start_ms, v.used_today);
-    write("hour", now - now % hour_ms, v.used_this_hour);
+  for (auto& [name, gate] : self->state.gates) {
+    flush_budget(self, name, gate->warmup(), now);
+    for (auto& site : gate->site_warmups()) flush_budget(self, usage_key(name, site.pattern), *site.budget, now);
   }
 }
 
@@ -279,9 +310,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
   st.settings = std::move(settings);
   // Gates outlive restarts of their egress actor: a crash must not reset a warm-up budget.
   for (const auto& source : st.settings.sources)
-    st.gates[source.name] = std::make_shared<source_gate>(rate_of(st.settings, source.name),
-                                                          warmup_of(st.settings, source.name),
-                                                          unix_now_ms());
+    st.gates[source.name] = make_gate(st.settings, source.name);
   load_usage(self);
   self->delayed_send(self, usage_flush_interval, caf::tick_atom::value);
   for (const auto& source : st.settings.sources) {

@@ -97,6 +97,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<inbound_result>("petrel::inbound_result");
   cfg.add_message_type<site_stats>("petrel::site_stats");
   cfg.add_message_type<source_stats>("petrel::source_stats");
+  cfg.add_message_type<site_warmup_stats>("petrel::site_warmup_stats");
   cfg.add_message_type<std::vector<source_stats>>("std::vector<petrel::source_stats>");
   cfg.add_message_type<control_record>("petrel::control_record");
   cfg.add_message_type<egress_state>("petrel::egress_state");

@@ -238,6 +238,13 @@ struct site_stats {
 };
 
 // What the egress view shows of a source.
+// A warm-up budget of a source at the sites matching a pattern.
+struct site_warmup_stats {
+  std::string site;
+  std::uint32_t day = 0;
+  std::uint64_t per_day = 0, per_hour = 0, used_today = 0, used_this_hour = 0;
+};
+
 struct source_stats {
   std::string name;
   std::string address;
@@ -248,6 +255,7 @@ struct source_stats {
   std::int64_t warmup_started_ms = 0;
   std::uint64_t sent_last_minute = 0;
   std::vector<site_stats> sites;
+  std::vector<site_warmup_stats> site_warmups;
 };
 
 struct queue_summary {
@@ -1026,10 +1034,15 @@ typename Inspector::result_type inspect(Inspector& f, site_stats& x) {
            x.blocked_until_ms, x.message_rate);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, site_warmup_stats& x) {
+  return f(caf::meta::type_name("site_warmup_stats"), x.site, x.day, x.per_day, x.per_hour, x.used_today,
+           x.used_this_hour);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, source_stats& x) {
   return f(caf::meta::type_name("source_stats"), x.name, x.address, x.message_rate, x.warmup,
            x.warmup_day, x.per_day, x.per_hour, x.used_today, x.used_this_hour,
-           x.warmup_started_ms, x.sent_last_minute, x.sites);
+           x.warmup_started_ms, x.sent_last_minute, x.sites, x.site_warmups);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, control_record& x) {

@@ -1,6 +1,8 @@
 // Shared traffic-shaping state (see shaping.hpp).
 #include "actors/shaping.hpp"
 
+#include <fnmatch.h>
+
 #include <chrono>
 
 namespace petrel {
@@ -37,7 +39,12 @@ const control_record* control_snapshot::find(std::string_view kind, std::string_
   return &c;
 }
 
-source_gate::verdict source_gate::try_take(std::int64_t now_ms, std::int64_t& retry_at_ms) {
+void source_gate::add_site_warmup(std::string pattern, std::vector<warmup_step> schedule, std::int64_t started_ms) {
+  sites_.push_back({std::move(pattern), std::make_unique<warmup_budget>(std::move(schedule), started_ms)});
+}
+
+source_gate::verdict source_gate::try_take(std::int64_t now_ms, std::int64_t& retry_at_ms,
+                                           const std::vector<std::string>& mx_hosts) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!limiter_.unlimited()) {
@@ -49,6 +56,17 @@ source_gate::verdict source_gate::try_take(std::int64_t now_ms, std::int64_t& re
     }
   }
   if (!warmup_.try_take(now_ms, retry_at_ms)) return verdict::warmup;
+  for (auto& site : sites_) {
+    bool matches = false;
+    for (const auto& host : mx_hosts)
+      if (fnmatch(site.pattern.c_str(), host.c_str(), FNM_CASEFOLD) == 0) matches = true;
+    if (!matches) continue;
+    if (!site.budget->try_take(now_ms, retry_at_ms)) {
+      warmup_.give_back(now_ms);  // not sent after all
+      return verdict::warmup;
+    }
+    break;  // the first matching pattern only
+  }
   return verdict::go;
 }
 

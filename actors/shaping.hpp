@@ -99,17 +99,30 @@ class source_gate {
       : limiter_(rate_per_second, std::max(1u, static_cast<std::uint32_t>(rate_per_second))),
         warmup_(std::move(warmup), warmup_started_ms) {}
 
+  // A warm-up budget of its own at the sites whose MX hosts match `pattern` (a glob); day 1 is
+  // the source's. Added before the gate is shared.
+  void add_site_warmup(std::string pattern, std::vector<warmup_step> schedule, std::int64_t started_ms);
+
   enum class verdict { go, rate, warmup };
-  // Takes one message from the rate and the budget, or says which one is out and until when
+  // Takes one message from the rate and the budgets (the source's, and the one of the first
+  // site pattern that matches one of `mx_hosts`), or says which one is out and until when
   // (unix ms for warm-up; steady wait for the rate, in retry_at_ms as now + wait).
-  verdict try_take(std::int64_t now_ms, std::int64_t& retry_at_ms);
+  verdict try_take(std::int64_t now_ms, std::int64_t& retry_at_ms,
+                   const std::vector<std::string>& mx_hosts = {});
   warmup_budget& warmup() { return warmup_; }
   bool rate_limited() const { return !limiter_.unlimited(); }
+
+  struct site_warmup {
+    std::string pattern;
+    std::unique_ptr<warmup_budget> budget;
+  };
+  std::vector<site_warmup>& site_warmups() { return sites_; }
 
  private:
   std::mutex mutex_;
   rate_limiter limiter_;
   warmup_budget warmup_;
+  std::vector<site_warmup> sites_;  // fixed once shared
 };
 
 }  // namespace petrel

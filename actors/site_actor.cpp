@@ -117,10 +117,6 @@ void give_back(site_pointer self, const delivery_job& job) {
 
 bool is_down(site_pointer self) { return self->state.down_until_ms > unix_now_ms(); }
 
-std::string site_key(site_pointer self) {
-  return self->state.source.name + "/" + self->state.current_route.site;
-}
-
 // The control that stops this site now, whatever the job: site, source, or source at site.
 const control_record* site_control(site_pointer self, const control_snapshot& c, std::int64_t now) {
   auto& st = self->state;
@@ -266,7 +262,10 @@ std::optional<delivery_work> take_ready(site_pointer self) {
       return std::nullopt;
     }
     std::int64_t retry_at = 0;
-    switch (st.gate ? st.gate->try_take(now, retry_at) : source_gate::verdict::go) {
+    std::vector<std::string> mx_hosts;  // only for per-site warm-up budgets
+    if (st.gate && !st.gate->site_warmups().empty())
+      for (const auto& h : st.current_route.hosts) mx_hosts.push_back(h.name);
+    switch (st.gate ? st.gate->try_take(now, retry_at, mx_hosts) : source_gate::verdict::go) {
       case source_gate::verdict::go:
         break;
       case source_gate::verdict::rate:

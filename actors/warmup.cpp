@@ -52,6 +52,13 @@ bool warmup_budget::try_take(std::int64_t now_ms, std::int64_t& retry_at_ms) {
   return true;
 }
 
+void warmup_budget::give_back(std::int64_t now_ms) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  roll(now_ms);
+  if (used_today_) --used_today_;
+  if (used_this_hour_) --used_this_hour_;
+}
+
 void warmup_budget::restore(std::int64_t now_ms, std::uint64_t used_today, std::uint64_t used_this_hour) {
   std::lock_guard<std::mutex> lock(mutex_);
   roll(now_ms);

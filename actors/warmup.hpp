@@ -42,6 +42,8 @@ class warmup_budget {
   // Takes one message of today's budget if there is room; else returns false and sets
   // `retry_at_ms` to when there will be (the next hour or day).
   bool try_take(std::int64_t now_ms, std::int64_t& retry_at_ms);
+  // Returns a message taken by try_take that was not sent after all.
+  void give_back(std::int64_t now_ms);
   // Counts restored after a restart (today's and this hour's use).
   void restore(std::int64_t now_ms, std::uint64_t used_today, std::uint64_t used_this_hour);
 

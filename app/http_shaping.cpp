@@ -62,6 +62,15 @@ json::object source_json(const source_stats& s) {
   json::array sites;
   for (const auto& site : s.sites) sites.push_back(site_json(site));
   out["sites"] = std::move(sites);
+  json::array site_warmups;
+  for (const auto& w : s.site_warmups)
+    site_warmups.push_back(json::object{{"site", w.site},
+                                        {"day", w.day},
+                                        {"per_day", w.per_day ? json::value(w.per_day) : json::value(nullptr)},
+                                        {"per_hour", w.per_hour ? json::value(w.per_hour) : json::value(nullptr)},
+                                        {"used_today", w.used_today},
+                                        {"used_this_hour", w.used_this_hour}});
+  out["site_warmups"] = std::move(site_warmups);
   return out;
 }
 

@@ -95,6 +95,7 @@ struct delivery_settings {
 };
 
 struct warmup_step_config {
+  std::string site;  // glob on MX host names: a budget of its own at those sites; "" the source's
   std::uint32_t day = 1;
   std::uint64_t per_day = 0;   // 0: no day limit
   std::uint64_t per_hour = 0;  // 0: no hour limit

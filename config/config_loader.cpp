@@ -3,6 +3,7 @@
 // file, line, column and the dotted key.
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <tuple>
 #include <cstring>
 #include <fstream>
@@ -426,14 +427,16 @@ void read_all(reader& r, config& c) {
       if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
         t.problem("address", "\"" + e.address + "\" is not an IP address");
       t.rate_value("message_rate", e.message_rate);
-      std::uint32_t last_day = 0;
+      std::map<std::string, std::uint32_t> last_day;  // per site pattern ("" the source's own)
       for (auto& w : t.tables("warmup")) {
         warmup_step_config step;
+        w.string("site", step.site, 253);
         w.integer("day", step.day, 1, 3650);
         w.size("per_day", step.per_day, 0, 1'000'000'000);
         w.size("per_hour", step.per_hour, 0, 1'000'000'000);
-        if (step.day <= last_day) w.problem("day", "steps must be in increasing day order");
-        last_day = step.day;
+        if (step.day <= last_day[step.site])
+          w.problem("day", "steps must be in increasing day order (per site)");
+        last_day[step.site] = step.day;
         w.finish();
         e.warmup.push_back(step);
       }

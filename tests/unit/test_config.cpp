@@ -158,3 +158,23 @@ unsubscribe_base_url = "ftp://x"
   REQUIRE(lonely.errors.size() == 1);
   CHECK_THAT(lonely.errors[0].reason, Catch::Contains("verp_domain or accept_domains"));
 }
+
+TEST_CASE("warm-up schedules: the source's and per site pattern, each in day order") {
+  auto ok = load_config_text(R"([[egress.sources]]
+name = "ip1"
+address = "192.0.2.1"
+warmup = [{day = 1, per_day = 100}, {day = 5, per_day = 1000},
+          {site = "*.google.com", day = 1, per_day = 10}, {site = "*.google.com", day = 3, per_day = 50}]
+)", "warm.toml");
+  REQUIRE(ok.errors.empty());
+  const auto& steps = ok.value.egress.sources.at(0).warmup;
+  REQUIRE(steps.size() == 4);
+  CHECK(steps[2].site == "*.google.com");
+  CHECK(steps[3].per_day == 50);
+  auto bad = load_config_text(R"([[egress.sources]]
+name = "ip1"
+warmup = [{site = "*.google.com", day = 3, per_day = 50}, {site = "*.google.com", day = 2, per_day = 10}]
+)", "warm.toml");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK_THAT(bad.errors[0].reason, Catch::Contains("increasing day order"));
+}

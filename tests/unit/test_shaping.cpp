@@ -135,6 +135,28 @@ TEST_CASE("warm-up: the budget grows by day number and resets each day and hour"
   CHECK(none.try_take(now, retry));
 }
 
+TEST_CASE("warm-up per site: a site pattern has its own budget on top of the source's", "[shaping]") {
+  const std::int64_t day = 86'400'000;
+  std::int64_t start = 20'000 * day, now = start + 1000, retry = 0;
+  source_gate gate(0, {{1, 5, 0}}, start);  // the source: 5 a day
+  gate.add_site_warmup("*.google.com", {{1, 2, 0}}, start);  // of which 2 at Google
+  std::vector<std::string> google = {"alt1.gmail-smtp-in.l.google.com", "gmail-smtp-in.l.google.com"};
+  std::vector<std::string> other = {"mx.example.net"};
+  CHECK(gate.try_take(now, retry, google) == source_gate::verdict::go);
+  CHECK(gate.try_take(now, retry, google) == source_gate::verdict::go);
+  CHECK(gate.try_take(now, retry, google) == source_gate::verdict::warmup);  // Google's 2 are spent
+  CHECK(retry == start + day);
+  // Refused at the site: not counted against the source, which still has 3 for elsewhere.
+  CHECK(gate.try_take(now, retry, other) == source_gate::verdict::go);
+  CHECK(gate.try_take(now, retry, other) == source_gate::verdict::go);
+  CHECK(gate.try_take(now, retry, other) == source_gate::verdict::go);
+  CHECK(gate.try_take(now, retry, other) == source_gate::verdict::warmup);
+  CHECK(gate.warmup().view(now).used_today == 5);
+  CHECK(gate.site_warmups().front().budget->view(now).used_today == 2);
+  // The next day both budgets are fresh.
+  CHECK(gate.try_take(start + day + 1, retry, google) == source_gate::verdict::go);
+}
+
 TEST_CASE("adaptive concurrency: overload halves, deliveries add one back per window", "[shaping]") {
   concurrency_control c(10);
   CHECK(c.limit() == 10);
