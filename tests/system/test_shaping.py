@@ -145,6 +145,33 @@ def test_warmup_overflow_goes_to_the_other_source_and_the_budget_survives_a_rest
     assert {m["peer"] for m in received(world, "warmagain-")} == {OTHER}
 
 
+def test_a_per_site_warmup_budget_holds_at_that_site_only_and_survives_a_restart(make_node, world):
+    node = make_node(config(world), raw_config=f"""
+[[egress.sources]]
+name = "warm"
+address = "{WARM}"
+warmup = [{{site = "mx1.*.test", day = 1, per_day = 3}}]
+
+[[egress.sources]]
+name = "other"
+address = "{OTHER}"
+""")
+    ids = submit_many(node, 10, "sitewarm")
+    wait_delivered(node, ids)
+    peers = [m["peer"] for m in received(world, "sitewarm-")]
+    assert peers.count(WARM) == 3 and peers.count(OTHER) == 7, peers
+    warm = next(s for s in node.admin("GET", "/admin/egress").json()["sources"] if s["name"] == "warm")
+    assert warm["warmup"] is None  # no budget of the source's own
+    assert warm["site_warmups"] == [{"site": "mx1.*.test", "day": 1, "per_day": 3, "per_hour": None,
+                                     "used_today": 3, "used_this_hour": 3}]
+    time.sleep(6)  # the counters are stored every 5 s
+    node.stop()
+    node.start()
+    more = submit_many(node, 3, "sitewarmagain")
+    wait_delivered(node, more)
+    assert {m["peer"] for m in received(world, "sitewarmagain-")} == {OTHER}
+
+
 def test_weighted_pool_selection_and_tenant_pools(make_node, world):
     node = make_node(config(world), raw_config=f"""
 [[egress.sources]]
