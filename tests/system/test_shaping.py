@@ -45,6 +45,14 @@ warmup = [{{day = 1, per_day = 5}}]
 [[egress.sources]]
 name = "other"
 address = "{OTHER}"
+
+# The warm source first whenever it is open, so that its budget is what decides.
+[[egress.pools]]
+name = "warm-first"
+sources = [{{source = "warm", weight = 1000}}, {{source = "other", weight = 1}}]
+
+[egress]
+default_pool = "warm-first"
 """
 
 
@@ -155,6 +163,13 @@ warmup = [{{site = "mx1.*.test", day = 1, per_day = 3}}]
 [[egress.sources]]
 name = "other"
 address = "{OTHER}"
+
+[[egress.pools]]
+name = "warm-first"
+sources = [{{source = "warm", weight = 1000}}, {{source = "other", weight = 1}}]
+
+[egress]
+default_pool = "warm-first"
 """)
     ids = submit_many(node, 10, "sitewarm")
     wait_delivered(node, ids)
