@@ -750,6 +750,8 @@ using bounces_actor = caf::typed_actor<
 using webhook_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<webhook_status>,
     caf::replies_to<resume_atom>::with<webhook_status>,
+    // A new secret (given); the old one signs too for webhooks.rotation_overlap.
+    caf::replies_to<rotate_atom, std::string>::with<webhook_status>,
     // Timer: poll or retry now (generation number: stale timers are ignored).
     caf::reacts_to<next_atom, std::uint64_t>,
     // The outcome of a POST (generation, HTTP status or 0, error).
@@ -762,6 +764,8 @@ using events_actor = caf::typed_actor<
     caf::replies_to<list_atom, id128>::with<std::vector<webhook_status>>,
     caf::replies_to<caf::delete_atom, id128, id128>::with<caf::ok_atom>,
     caf::replies_to<resume_atom, id128, id128>::with<webhook_status>,
+    // A new secret for (tenant, webhook); "" makes one. The answer carries it.
+    caf::replies_to<rotate_atom, id128, id128, std::string>::with<webhook_status>,
     // Timer: prune events past the retention.
     caf::reacts_to<caf::tick_atom>,
     // Timer: start the endpoints that are not running (after a crash or a failed load).
@@ -1004,7 +1008,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, webhook_record& x) {
   return f(caf::meta::type_name("webhook_record"), x.id, x.tenant_id, x.url, x.event_types, x.secret,
            x.created_at_ms, x.state, x.paused_reason, x.cursor, x.last_success_at_ms, x.last_error,
-           x.last_error_at_ms, x.failures, x.failing_since_ms, x.delivered);
+           x.last_error_at_ms, x.failures, x.failing_since_ms, x.delivered, x.previous_secret,
+           x.previous_until_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, stats_query& x) {

@@ -110,20 +110,24 @@ bool is_public_address(std::string_view text) {
   return true;
 }
 
-std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body) {
+std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body,
+                              std::string_view previous_secret) {
   auto t = std::to_string(unix_seconds);
   std::string signed_text = t + "." + std::string(body);
-  std::array<unsigned char, 32> mac{};
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac.data(), &length);
-  static const char* hex = "0123456789abcdef";
-  std::string out = "t=" + t + ",v1=";
-  for (unsigned i = 0; i < length; ++i) {
-    out += hex[mac[i] >> 4];
-    out += hex[mac[i] & 15];
-  }
-  return out;
+  auto v1 = [&](std::string_view key) {
+    std::array<unsigned char, 32> mac{};
+    unsigned int length = 0;
+    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac.data(), &length);
+    static const char* hex = "0123456789abcdef";
+    std::string out = ",v1=";
+    for (unsigned i = 0; i < length; ++i) {
+      out += hex[mac[i] >> 4];
+      out += hex[mac[i] & 15];
+    }
+    return out;
+  };
+  return "t=" + t + v1(secret) + (previous_secret.empty() ? std::string() : v1(previous_secret));
 }
 
 namespace {

@@ -27,8 +27,10 @@ parsed<webhook_url> parse_webhook_url(std::string_view url, bool allow_http);
 bool is_public_address(std::string_view ip);
 bool is_ip_literal(std::string_view host);
 
-// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>"
-std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body);
+// "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>", and a second v1 with the
+// previous secret while a rotation overlaps.
+std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body,
+                              std::string_view previous_secret = {});
 
 // One event as the API and webhooks show it (a JSON object).
 std::string event_json(const event_view& v);

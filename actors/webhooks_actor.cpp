@@ -61,6 +61,7 @@ struct webhook_state {
   store_actor store;
   std::shared_ptr<delivery_runtime> runtime;
   webhooks_config cfg;
+  std::string key_encryption_key;  // seals secrets at rest, when set
   std::uint64_t generation = 0;  // of the one timer or POST that counts
   bool busy = false;             // a read or a POST is in flight
   std::vector<event_view> batch;
@@ -75,6 +76,7 @@ webhook_status status_of(const webhook_state& st) {
   webhook_status out;
   out.record = st.rec;
   out.record.secret.clear();
+  out.record.previous_secret.clear();
   out.next_attempt_ms = st.rec.state == "active" ? st.next_attempt_ms : 0;
   out.backlog = st.backlog;
   return out;
@@ -129,7 +131,9 @@ void post(webhook_pointer self) {
   p.headers = {{"Content-Type", "application/json"},
                {"Petrel-Webhook", st.rec.id.str()},
                {"Petrel-Delivery", new_id().str()},
-               {"Petrel-Signature", webhook_signature(st.rec.secret, now / 1000, body)}};
+               {"Petrel-Signature",
+                webhook_signature(st.rec.secret, now / 1000, body,
+                                  now < st.rec.previous_until_ms ? st.rec.previous_secret : std::string())}};
   p.body = std::move(body);
   p.timeout = st.cfg.timeout;
   p.allow_private = st.cfg.allow_private_networks;
@@ -213,13 +217,14 @@ void on_failure(webhook_pointer self, const std::string& error) {
 
 webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_record rec, store_actor store,
                                               std::shared_ptr<delivery_runtime> runtime,
-                                              webhooks_config cfg) {
+                                              webhooks_config cfg, std::string key_encryption_key) {
   install_logging_handlers(self, "webhook");
   auto& st = self->state;
   st.rec = std::move(rec);
   st.store = std::move(store);
   st.runtime = std::move(runtime);
   st.cfg = std::move(cfg);
+  st.key_encryption_key = std::move(key_encryption_key);
   if (st.rec.state == "active") schedule(self, 0ms);
   return {
       [=](stats_atom) -> webhook_status { return status_of(self->state); },
@@ -233,6 +238,31 @@ webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_reco
         persist(self);
         schedule(self, 0ms);
         return status_of(st);
+      },
+      [=](rotate_atom, std::string& secret) -> caf::result<webhook_status> {
+        auto& st = self->state;
+        auto until = unix_now_ms() + st.cfg.rotation_overlap.count();
+        auto seal = [&](const std::string& s) {
+          return st.key_encryption_key.empty() ? s : seal_secret(st.key_encryption_key, s);
+        };
+        write_request w;
+        w.op = rotate_webhook_op{st.rec.id, seal(secret), seal(st.rec.secret), until};
+        auto rp = self->make_response_promise<webhook_status>();
+        // Stored first: a secret in use is always the stored one.
+        self->request(st.store, 30s, persist_atom::value, std::move(w))
+            .then(
+                [self, rp, secret, until](caf::ok_atom) mutable {
+                  auto& st = self->state;
+                  st.rec.previous_secret = st.rec.secret;
+                  st.rec.previous_until_ms = until;
+                  st.rec.secret = secret;
+                  spdlog::info("webhook.rotated webhook={} previous_until={}", st.rec.id.str(), until);
+                  auto out = status_of(st);
+                  out.record.secret = secret;
+                  rp.deliver(std::move(out));
+                },
+                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+        return rp;
       },
       [=](next_atom, std::uint64_t generation) {
         if (generation == self->state.generation) poll(self);
@@ -277,18 +307,19 @@ using events_pointer = events_actor::stateful_pointer<events_state>;
 
 void start_endpoint(events_pointer self, webhook_record rec) {
   auto& st = self->state;
-  if (!rec.secret.empty() && is_sealed(rec.secret)) {
-    auto open = open_secret(st.settings.key_encryption_key, rec.secret);
+  for (auto* secret : {&rec.secret, &rec.previous_secret}) {
+    if (secret->empty() || !is_sealed(*secret)) continue;
+    auto open = open_secret(st.settings.key_encryption_key, *secret);
     if (!open) {
       spdlog::error("webhook.secret_unreadable webhook={} error=\"{}\"", rec.id.str(), open.error());
       return;
     }
-    rec.secret = open.value();
+    *secret = open.value();
   }
   auto id = rec.id;
   st.tenant_of[id] = rec.tenant_id;
   auto handle = self->spawn<caf::linked>(webhook_behavior, std::move(rec), st.store, st.runtime,
-                                         st.settings.webhooks);
+                                         st.settings.webhooks, st.settings.key_encryption_key);
   st.endpoints[id] = handle;
 }
 
@@ -439,6 +470,14 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
         if (t == st.tenant_of.end() || t->second != tenant)
           return make_error(petrel_errc::not_found, "no such webhook");
         return self->delegate(st.endpoints[id], resume_atom::value);
+      },
+      [=](rotate_atom, id128 tenant, id128 id, std::string& secret) -> caf::result<webhook_status> {
+        auto& st = self->state;
+        auto t = st.tenant_of.find(id);
+        if (t == st.tenant_of.end() || t->second != tenant)
+          return make_error(petrel_errc::not_found, "no such webhook");
+        if (secret.empty()) secret = random_secret();
+        return self->delegate(st.endpoints[id], rotate_atom::value, std::move(secret));
       },
       [=](recover_atom) {
         // Endpoints that are not running (crashed, or the first load failed) start again.

@@ -6,6 +6,7 @@
 //   GET    /v1/webhooks/{id}
 //   DELETE /v1/webhooks/{id}
 //   POST   /v1/webhooks/{id}/resume   a paused endpoint continues from its cursor
+//   POST   /v1/webhooks/{id}/rotate   {"secret"?}: a new secret; the old one signs too for a while
 #include <boost/json.hpp>
 #include <caf/all.hpp>
 
@@ -136,7 +137,9 @@ json::value webhook_json(const webhook_status& s, bool with_secret) {
                  {"failures", w.failures},
                  {"failing_since", timestamp(w.failing_since_ms)},
                  {"next_attempt_at", timestamp(s.next_attempt_ms)},
-                 {"backlog", s.backlog}};
+                 {"backlog", s.backlog},
+                 {"previous_secret_until", w.previous_until_ms > now_ms() ? timestamp(w.previous_until_ms)
+                                                                          : json::value(nullptr)}};
   if (with_secret) o["secret"] = w.secret;
   return o;
 }
@@ -304,19 +307,19 @@ void http_api::stats(http_request&& request, http_responder respond) {
 void http_api::webhooks(http_request&& request, const std::vector<std::string>& parts,
                         http_responder respond) {
   const auto& method = request.method;
-  enum { list, create, get_one, remove, resume } op;
+  enum { list, create, get_one, remove, resume, rotate } op;
   id128 id;
   if (parts.size() == 2) {
     if (method == "GET") op = list;
     else if (method == "POST") op = create;
     else return respond(method_not_allowed("GET, POST"));
-  } else if (parts.size() == 3 || (parts.size() == 4 && parts[3] == "resume")) {
+  } else if (parts.size() == 3 || (parts.size() == 4 && (parts[3] == "resume" || parts[3] == "rotate"))) {
     auto parsed = id128::parse(parts[2]);
     if (!parsed) return respond(problem(404, "not-found", "Not Found", "no such webhook"));
     id = *parsed;
     if (parts.size() == 4) {
       if (method != "POST") return respond(method_not_allowed("POST"));
-      op = resume;
+      op = parts[3] == "resume" ? resume : rotate;
     } else if (method == "GET") {
       op = get_one;
     } else if (method == "DELETE") {
@@ -329,6 +332,24 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
   }
   webhook_record creation;
   std::optional<http_response> invalid;
+  if (op == rotate && !request.body.empty()) {
+    json::value doc;
+    if (auto bad = read_json_object(request, doc)) {
+      invalid = std::move(*bad);
+    } else {
+      std::vector<field_error> errors;
+      for (const auto& kv : doc.get_object()) {
+        if (kv.key() == "secret" && kv.value().is_string()) {
+          creation.secret = std::string(kv.value().get_string());
+          if (creation.secret.size() < 16 || creation.secret.size() > 200)
+            errors.push_back({"secret", "16 to 200 characters (leave it out and Petrel makes one)"});
+        } else {
+          errors.push_back({std::string(kv.key()), "unknown field, or not of its type (secret)"});
+        }
+      }
+      if (!errors.empty()) invalid = invalid_request(errors);
+    }
+  }
   if (op == create) {
     json::value doc;
     std::vector<field_error> errors;
@@ -421,6 +442,11 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
                 sys, s->events, timeout,
                 [respond](webhook_status& w) { respond(json_response(200, webhook_json(w, false))); }, fail,
                 resume_atom::value, tenant, id);
+          case rotate:
+            return ask<webhook_status>(
+                sys, s->events, timeout,
+                [respond](webhook_status& w) { respond(json_response(200, webhook_json(w, true))); }, fail,
+                rotate_atom::value, tenant, id, creation.secret);
         }
       });
 }

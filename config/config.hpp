@@ -266,6 +266,7 @@ struct webhooks_config {
   std::uint64_t max_pending = 100000;  // events waiting for an endpoint beyond which it is paused
   std::chrono::milliseconds pause_after = 24h;  // failing this long pauses an endpoint too
   std::uint64_t max_per_tenant = 10;   // endpoints per tenant
+  std::chrono::milliseconds rotation_overlap = 24h;  // after a rotation the old secret signs too
   bool allow_private_networks = false;  // URLs on loopback/private addresses (tests, intranets)
   bool require_https = true;            // http:// URLs only when false
   std::string ca_file;                  // trust store for https endpoints; "" the system's

@@ -529,6 +529,7 @@ void read_all(reader& r, config& c) {
     s.size("max_pending", w.max_pending, 1, 1'000'000'000);
     s.duration("pause_after", w.pause_after, 1s, 30 * 24h);
     s.size("max_per_tenant", w.max_per_tenant, 1, 1000);
+    s.duration("rotation_overlap", w.rotation_overlap, 0ms, 30 * 24h);
     s.boolean("allow_private_networks", w.allow_private_networks);
     s.boolean("require_https", w.require_https);
     s.string("ca_file", w.ca_file);

@@ -81,6 +81,7 @@ enum stmt : int {
   update_webhook,
   delete_webhook,
   select_event_stats,
+  rotate_webhook,
   stmt_count
 };
 
@@ -177,8 +178,8 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE tenant_id = $1 AND seq > $2 "
     "AND ($3 = '' OR type = ANY(string_to_array($3, ','))) LIMIT $4) AS pending",
     "SELECT id, tenant_id, url, event_types, secret, created_at, state, paused_reason, cursor, "
-    "last_success_at, last_error, last_error_at, failures, failing_since, delivered "
-    "FROM webhooks ORDER BY id",
+    "last_success_at, last_error, last_error_at, failures, failing_since, delivered, previous_secret, "
+    "previous_until FROM webhooks ORDER BY id",
     "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE created_at < $1 "
     "AND seq < (SELECT MAX(seq) FROM events) ORDER BY created_at LIMIT $2)",
     "INSERT INTO webhooks (id, tenant_id, url, event_types, secret, created_at, state, "
@@ -195,6 +196,7 @@ constexpr std::array<const char*, stmt_count> statements = {
     "ELSE 0 END), 0) FROM events e LEFT JOIN messages m ON m.id = e.message_id "
     "WHERE e.tenant_id = $1 AND e.created_at >= $2::bigint AND e.created_at < $3::bigint "
     "AND ($5 = '' OR m.campaign = $5) GROUP BY b, e.type, hard ORDER BY b",
+    "UPDATE webhooks SET secret = $1, previous_secret = $2, previous_until = $3 WHERE id = $4",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -691,6 +693,8 @@ class pg_store final : public store {
       w.failures = static_cast<std::uint32_t>(int_at(r, i, 12));
       w.failing_since_ms = int_at(r, i, 13);
       w.delivered = static_cast<std::uint64_t>(int_at(r, i, 14));
+      w.previous_secret = text_at(r, i, 15);
+      w.previous_until_ms = int_at(r, i, 16);
       out.push_back(std::move(w));
     }
     return out;
@@ -1156,6 +1160,19 @@ class pg_store final : public store {
   void run_op(const update_webhook_op& op) {
     auto p = webhook_update_params(op.webhook);
     run_checked(update_webhook, p, "no such webhook");
+  }
+  params rotate_params(const rotate_webhook_op& op) {
+    params p;
+    p.text(op.secret).text(op.previous_secret).integer(op.previous_until_ms).id(op.webhook_id);
+    return p;
+  }
+  void send_op(const rotate_webhook_op& op) {
+    auto p = rotate_params(op);
+    send(rotate_webhook, p, "no such webhook");
+  }
+  void run_op(const rotate_webhook_op& op) {
+    auto p = rotate_params(op);
+    run_checked(rotate_webhook, p, "no such webhook");
   }
   void send_op(const delete_webhook_op& op) {
     auto p = webhook_delete_params(op);

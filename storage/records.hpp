@@ -142,6 +142,8 @@ struct webhook_record {
   std::string url;
   std::string event_types;    // comma-separated; empty: all
   std::string secret;         // HMAC key (stored encrypted when a key encryption key is set)
+  std::string previous_secret;        // after a rotation: still signed with until ...
+  std::int64_t previous_until_ms = 0;  // ... this time
   std::int64_t created_at_ms = 0;
   std::string state = "active";  // active, paused
   std::string paused_reason;

@@ -178,6 +178,12 @@ const std::vector<migration>& schema_migrations() {
                 delivered BIGINT NOT NULL))",
            "CREATE INDEX webhooks_tenant ON webhooks(tenant_id)",
        }},
+      {6,
+       "webhook secret rotation: the previous secret signs too for a while",
+       {
+           "ALTER TABLE webhooks ADD COLUMN previous_secret TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE webhooks ADD COLUMN previous_until BIGINT NOT NULL DEFAULT 0",
+       }},
   };
   return all;
 }

@@ -537,8 +537,8 @@ class sqlite_store final : public store {
   std::vector<webhook_record> load_webhooks() override {
     auto q = prepare(
         "SELECT id, tenant_id, url, event_types, secret, created_at, state, paused_reason, cursor, "
-        "last_success_at, last_error, last_error_at, failures, failing_since, delivered "
-        "FROM webhooks ORDER BY id");
+        "last_success_at, last_error, last_error_at, failures, failing_since, delivered, previous_secret, "
+        "previous_until FROM webhooks ORDER BY id");
     std::vector<webhook_record> out;
     while (q.step()) {
       webhook_record w;
@@ -557,6 +557,8 @@ class sqlite_store final : public store {
       w.failures = static_cast<std::uint32_t>(q.integer(12));
       w.failing_since_ms = q.integer(13);
       w.delivered = static_cast<std::uint64_t>(q.integer(14));
+      w.previous_secret = q.text(15);
+      w.previous_until_ms = q.integer(16);
       out.push_back(std::move(w));
     }
     return out;
@@ -878,6 +880,16 @@ class sqlite_store final : public store {
         .bind(8, w.failing_since_ms)
         .bind(9, static_cast<std::int64_t>(w.delivered))
         .bind(10, w.id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such webhook");
+  }
+
+  void apply_op(const rotate_webhook_op& op) {
+    auto q = prepare("UPDATE webhooks SET secret = ?1, previous_secret = ?2, previous_until = ?3 WHERE id = ?4");
+    q.bind(1, std::string_view(op.secret))
+        .bind(2, std::string_view(op.previous_secret))
+        .bind(3, op.previous_until_ms)
+        .bind(4, op.webhook_id);
     q.run();
     if (sqlite3_changes(db_) == 0) throw operation_error("no such webhook");
   }

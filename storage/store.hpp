@@ -108,6 +108,13 @@ struct delete_webhook_op {
   id128 tenant_id;
   id128 webhook_id;
 };
+// A new secret; the previous one keeps signing until previous_until_ms.
+struct rotate_webhook_op {
+  id128 webhook_id;
+  std::string secret;
+  std::string previous_secret;
+  std::int64_t previous_until_ms = 0;
+};
 struct revoke_api_key_op {
   id128 key_id;
   id128 tenant_id;
@@ -120,7 +127,8 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               append_event_op, upsert_suppression_op, delete_suppression_op,
                               set_soft_bounce_op, upsert_control_op, delete_control_op,
                               set_egress_usage_op, set_warmup_start_op, prune_events_op,
-                              insert_webhook_op, update_webhook_op, delete_webhook_op>;
+                              insert_webhook_op, update_webhook_op, delete_webhook_op,
+                              rotate_webhook_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";

@@ -464,6 +464,11 @@ TEST_CASE("store: webhooks start at the newest event and keep their state", "[st
   CHECK(again[0].state == "paused");
   CHECK(again[0].failures == 3);
   CHECK(again[0].delivered == 42);
+  CHECK(s->apply({rotate_webhook_op{w.id, "new-secret", "s3cret", 99}}) == std::vector<std::string>{""});
+  auto rotated = s->load_webhooks();
+  CHECK(rotated[0].secret == "new-secret");
+  CHECK(rotated[0].previous_secret == "s3cret");
+  CHECK(rotated[0].previous_until_ms == 99);
   // Only its own tenant deletes it.
   auto wrong = s->apply({delete_webhook_op{new_id(), w.id}});
   CHECK_FALSE(wrong[0].empty());

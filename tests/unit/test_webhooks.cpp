@@ -48,6 +48,10 @@ TEST_CASE("webhook signature: HMAC-SHA256 over timestamp, dot, body", "[webhooks
         "t=1764392462,v1=064cb77f47fca7ee529775aa8991cd7c961a7f9300eb663cfa7243189a5d4d62");
   CHECK(webhook_signature("whsec_other", 1764392462, "{\"a\":1}") !=
         webhook_signature("whsec_test", 1764392462, "{\"a\":1}"));
+  // While a rotation overlaps, the previous secret's signature follows the new one's.
+  auto both = webhook_signature("whsec_new", 1764392462, "{\"a\":1}", "whsec_test");
+  CHECK(both.rfind(webhook_signature("whsec_new", 1764392462, "{\"a\":1}") + ",v1=", 0) == 0);
+  CHECK(both.substr(both.rfind(",v1=") + 4) == "064cb77f47fca7ee529775aa8991cd7c961a7f9300eb663cfa7243189a5d4d62");
 }
 
 TEST_CASE("event JSON: ids, message fields and data; broken stored JSON degrades", "[webhooks]") {
