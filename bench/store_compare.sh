@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pg_dir=$(mktemp -d /tmp/petrel-bench-pg.XXXXXX)
-trap 'tests/pg/pg-server.sh stop "$pg_dir" >/dev/null 2>&1 || true' EXIT
+trap 'tests/pg/pg-server.sh stop "$pg_dir" >/dev/null 2>&1 || true; rm -rf "$pg_dir"' EXIT
 tests/pg/pg-server.sh start "$pg_dir" >/dev/null
 admin=$(cat "$pg_dir/url")
 psql "$admin" -X -q -c "CREATE DATABASE petrel_bench"
