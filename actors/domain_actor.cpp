@@ -461,17 +461,20 @@ void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
                               st.settings.weights->weight(w.tenant_id));
 }
 
+// Empties one lane: its recipients are no longer ready; appended to ids for settling.
+void take_ready(domain_state& st, lane& l, std::vector<id128>& ids) {
+  for (auto& job : l.queue.drain())
+    for (auto& id : job.recipients) {
+      auto it = st.waiting.find(id);
+      if (it != st.waiting.end()) it->second.ready = false;
+      ids.push_back(id);
+    }
+}
+
 // Unready recipients for settling without an attempt (route failures): every lane emptied.
 std::vector<id128> take_all_ready(domain_pointer self) {
-  auto& st = self->state;
   std::vector<id128> ids;
-  for (auto& [source, l] : st.lanes)
-    for (auto& job : l.queue.drain())
-      for (auto& id : job.recipients) {
-        auto it = st.waiting.find(id);
-        if (it != st.waiting.end()) it->second.ready = false;
-        ids.push_back(id);
-      }
+  for (auto& [source, l] : self->state.lanes) take_ready(self->state, l, ids);
   return ids;
 }
 
@@ -508,11 +511,7 @@ void ask_site(domain_pointer self, const std::string& source) {
             spdlog::warn("domain.no_site domain={} source={} error=\"{}\"", s.domain, source,
                          self->system().render(e));
             std::vector<id128> ids;
-            for (auto& job : l.queue.drain())
-              for (auto& id : job.recipients) {
-                s.waiting[id].ready = false;
-                ids.push_back(id);
-              }
+            take_ready(s, l, ids);
             settle_all(self, ids, 0, "no egress path: " + self->system().render(e), false);
             schedule_wake(self);
           });
