@@ -1,6 +1,8 @@
 // Webhook helpers (see webhook_support.hpp).
 #include "actors/webhook_support.hpp"
 
+#include "actors/actor_support.hpp"
+
 #include <openssl/hmac.h>
 
 #include <algorithm>
@@ -132,16 +134,6 @@ std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds
 
 namespace {
 
-std::string iso_time(std::int64_t ms) {
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms % 1000));
-  return buf;
-}
-
 json::value parse_or(const std::string& text, json::value fallback) {
   boost::system::error_code ec;
   auto v = json::parse(text, ec);
@@ -155,7 +147,7 @@ json::value id_or_null(const id128& id) { return id.empty() ? json::value(nullpt
 std::string event_json(const event_view& v) {
   json::object o{{"id", v.event.id.str()},
                  {"type", v.event.type},
-                 {"at", iso_time(v.event.at_ms)},
+                 {"at", rfc3339(v.event.at_ms)},
                  {"tenant", id_or_null(v.event.tenant_id)},
                  {"message", id_or_null(v.event.message_id)},
                  {"recipient", id_or_null(v.event.recipient_id)},

@@ -8,12 +8,11 @@
 // and other endpoints never wait for it. Past webhooks.max_pending events behind, or failing
 // for webhooks.pause_after, an endpoint is paused; its events stay in GET /v1/events and it
 // continues from its cursor when resumed.
-#include <openssl/rand.h>
-
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_support.hpp"
+#include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/webhook_support.hpp"
@@ -41,17 +40,7 @@ webhook_metrics& wm() {
   return m;
 }
 
-std::string random_secret() {
-  unsigned char bytes[24];
-  if (RAND_bytes(bytes, sizeof bytes) != 1) throw std::runtime_error("RAND_bytes failed");
-  static const char* hex = "0123456789abcdef";
-  std::string out = "whsec_";
-  for (unsigned char b : bytes) {
-    out += hex[b >> 4];
-    out += hex[b & 15];
-  }
-  return out;
-}
+std::string random_secret() { return "whsec_" + random_hex(24); }
 
 // -- one endpoint --------------------------------------------------------------------------
 

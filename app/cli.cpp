@@ -2,7 +2,6 @@
 // table (or the JSON with --json) and maps the answer to an exit code.
 #include "app/cli.hpp"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <boost/json.hpp>
@@ -16,6 +15,8 @@
 #include <map>
 #include <sstream>
 #include <thread>
+
+#include "net/base64.hpp"
 
 namespace petrel::cli {
 
@@ -160,14 +161,6 @@ std::string percent_encode(const std::string& s) {
   return out;
 }
 
-std::string base64(const std::string& data) {
-  std::string out(4 * ((data.size() + 2) / 3), '\0');
-  auto n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                           reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
 std::string read_stdin() {
   std::ostringstream s;
   s << std::cin.rdbuf();
@@ -269,7 +262,7 @@ int send(const command_line& c, const connection& conn) {
   auto raw_path = c.option("raw");
   if (!raw_path.empty()) {
     auto content = raw_path == "-" ? read_stdin() : read_file(raw_path);
-    body["raw"] = base64(content);
+    body["raw"] = base64_encode(content);
     auto to = c.all("to");
     auto from = c.option("from");
     if (to.empty() || from.empty()) throw usage_error("send --raw needs the envelope: --from and --to");

@@ -233,7 +233,7 @@ void http_api::sender_domains(http_request&& request, const std::vector<std::str
     if (!s.empty() && (s.size() > 63 || s.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos))
       errors.push_back({"selector", "lower-case letters, digits and '-', at most 63"});
     if (!errors.empty())
-      return respond(problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail, errors));
+      return respond(invalid_request(errors));
   }
   auto s = directory_->get();
   auto& sys = sys_;
@@ -486,8 +486,7 @@ void http_api::admin_create_tenant(const http_request& request, http_responder r
       errors.push_back({"burst", "must be an integer from 1 to 10000000"});
   }
   if (!errors.empty())
-    return respond(problem(400, "invalid-request", "Bad Request",
-                           errors.front().field + ": " + errors.front().detail, errors));
+    return respond(invalid_request(errors));
   auto s = directory_->get();
   auto& sys = sys_;
   ask<created_tenant>(
@@ -554,8 +553,7 @@ void http_api::admin_update_tenant(const std::string& tenant_id, const http_requ
     }
   }
   if (!errors.empty())
-    return respond(problem(400, "invalid-request", "Bad Request",
-                           errors.front().field + ": " + errors.front().detail, errors));
+    return respond(invalid_request(errors));
   auto s = directory_->get();
   auto& sys = sys_;
   ask<tenant_record>(

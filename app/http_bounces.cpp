@@ -143,8 +143,7 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
         additions.push_back(std::move(r));
       }
       if (!errors.empty())
-        invalid = problem(400, "invalid-request", "Bad Request",
-                          errors.front().field + ": " + errors.front().detail, errors);
+        invalid = invalid_request(errors);
     }
   } else if (op == list) {
     query.reason = query_parameter(request.query, "reason");

@@ -1,6 +1,8 @@
 // Shared pieces of the HTTP routes (see http_common.hpp).
 #include "app/http_common.hpp"
 
+#include "actors/actor_support.hpp"
+
 #include <chrono>
 #include <ctime>
 
@@ -19,14 +21,7 @@ std::int64_t now_ms() {
 // RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
 json::value timestamp(std::int64_t ms) {
   if (ms <= 0) return nullptr;
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[80];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                static_cast<int>(ms % 1000));
-  return json::string(buf);
+  return json::value(rfc3339(ms));
 }
 
 http_response json_response(int status, const json::value& v) {

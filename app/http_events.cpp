@@ -88,8 +88,18 @@ void read_window(const http_request& request, std::int64_t& since, std::int64_t&
   }
 }
 
-http_response invalid_request(const std::vector<field_error>& errors) {
-  return problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail, errors);
+// "a,b" -> {"a", "b"}; "" -> {}.
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  if (text.empty()) return out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    auto comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    out.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return out;
 }
 
 bool known_type(std::string_view t) {
@@ -115,15 +125,7 @@ std::string check_types(const std::vector<std::string>& types, std::string& erro
 json::value webhook_json(const webhook_status& s, bool with_secret) {
   const auto& w = s.record;
   json::array types;
-  if (!w.event_types.empty()) {
-    std::size_t start = 0;
-    while (start <= w.event_types.size()) {
-      auto comma = w.event_types.find(',', start);
-      if (comma == std::string::npos) comma = w.event_types.size();
-      types.push_back(json::string(w.event_types.substr(start, comma - start)));
-      start = comma + 1;
-    }
-  }
+  for (const auto& t : split_commas(w.event_types)) types.push_back(json::string(t));
   json::object o{{"id", w.id.str()},
                  {"url", w.url},
                  {"events", w.event_types.empty() ? json::value(nullptr) : json::value(std::move(types))},
@@ -151,16 +153,8 @@ void http_api::events(http_request&& request, http_responder respond) {
   std::vector<field_error> errors;
   auto type = query_parameter(request.query, "type");
   if (!type.empty()) {
-    std::vector<std::string> list;
-    std::size_t start = 0;
-    while (start <= type.size()) {
-      auto comma = type.find(',', start);
-      if (comma == std::string::npos) comma = type.size();
-      list.push_back(type.substr(start, comma - start));
-      start = comma + 1;
-    }
     std::string error;
-    q.types = check_types(list, error);
+    q.types = check_types(split_commas(type), error);
     if (!error.empty()) errors.push_back({"type", error});
   }
   if (auto m = query_parameter(request.query, "message"); !m.empty()) {
@@ -392,8 +386,7 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
       }
       if (!has_url) errors.push_back({"url", "required, an https:// URL"});
       if (!errors.empty())
-        invalid = problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail,
-                          errors);
+        invalid = invalid_request(errors);
     }
   }
   auto s = directory_->get();

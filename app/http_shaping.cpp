@@ -125,8 +125,7 @@ bool read_action_body(const http_request& request, std::int64_t& until_ms, std::
     }
   }
   if (!errors.empty()) {
-    problem_out = problem(400, "invalid-request", "Bad Request",
-                          errors.front().field + ": " + errors.front().detail, errors);
+    problem_out = invalid_request(errors);
     return false;
   }
   return true;

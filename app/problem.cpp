@@ -84,4 +84,8 @@ std::optional<http_response> read_json_object(const http_request& request, boost
   return std::nullopt;
 }
 
+http_response invalid_request(const std::vector<field_error>& errors) {
+  return problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail, errors);
+}
+
 }  // namespace petrel

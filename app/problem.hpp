@@ -26,6 +26,9 @@ http_response problem(int status, const std::string& slug, const std::string& ti
                       const std::string& detail, const std::vector<field_error>& errors = {},
                       std::int64_t retry_after_ms = 0);
 
+// 400 invalid-request naming the first field in detail and listing them all.
+http_response invalid_request(const std::vector<field_error>& errors);
+
 // The request's body as a JSON object in `doc`; else the 415 / 400 answer to give.
 std::optional<http_response> read_json_object(const http_request& request, boost::json::value& doc);
 

@@ -1,6 +1,8 @@
 // DKIM signing (see dkim.hpp).
 #include "net/dkim.hpp"
 
+#include "net/base64.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
@@ -19,10 +21,7 @@ struct dkim_signer::key {
 namespace {
 
 std::string base64(const unsigned char* data, std::size_t n) {
-  std::string out(4 * ((n + 2) / 3) + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-  out.resize(static_cast<std::size_t>(len));
-  return out;
+  return base64_encode(std::string_view(reinterpret_cast<const char*>(data), n));
 }
 
 std::string sha256(std::string_view data) {

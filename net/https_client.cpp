@@ -114,8 +114,7 @@ asio::awaitable<https_response> https_get(asio::any_io_executor executor, asio::
   in.target = std::move(target);
   in.timeout = timeout;
   in.max_body = max_body;
-  auto r = co_await http_call(executor, &tls, std::move(in));
-  co_return https_response{r.status, std::move(r.content_type), std::move(r.body), std::move(r.error)};
+  co_return co_await http_call(executor, &tls, std::move(in));
 }
 
 }  // namespace petrel

@@ -11,14 +11,11 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include "net/http_client.hpp"
+
 namespace petrel {
 
-struct https_response {
-  int status = 0;  // 0: no response (see error)
-  std::string content_type;
-  std::string body;
-  std::string error;
-};
+using https_response = http_client_response;
 
 // GET https://host:port/target, connecting to `address` (already resolved).
 boost::asio::awaitable<https_response> https_get(boost::asio::any_io_executor executor,

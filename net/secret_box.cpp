@@ -1,6 +1,8 @@
 // AES-256-GCM sealing of stored secrets (see secret_box.hpp).
 #include "net/secret_box.hpp"
 
+#include "net/base64.hpp"
+
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -10,14 +12,6 @@
 namespace petrel {
 
 namespace {
-
-std::string base64_encode(const std::string& data) {
-  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
 
 bool base64_decode(std::string_view text, std::string& out) {
   out.assign(3 * (text.size() / 4) + 3, '\0');
