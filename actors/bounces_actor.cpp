@@ -1,8 +1,10 @@
 // The bounce processor: what comes back after delivery. An inbound message (from the SMTP
-// listener or POST /v1/inbound) is parsed (net/bounce_parser.hpp); its recipients are found
-// by the VERP token of the envelope recipient (authenticated by its HMAC: a forged or damaged
-// token makes the whole message ignored), else by the Message-ID of the returned or reported
-// message together with the failed address. Then:
+// listener or POST /v1/inbound) is parsed (net/bounce_parser.hpp); its recipient is found by
+// the VERP token of the envelope recipient or of the returned message's Return-Path
+// (authenticated by its HMAC: a forged or damaged token makes the whole message ignored).
+// Only without VERP are recipients found by the Message-ID of the returned or reported message
+// together with the failed address; with VERP on, a report without a token changes nothing.
+// Then:
 // - a failed recipient gets a "bounced" event (async) with its classification; a delivered
 //   recipient becomes bounced; a hard failure of a suppressing category suppresses the
 //   address, a soft one of a streak category counts toward its streak;
@@ -252,10 +254,20 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
     return done("an automatic reply, not a failure");
   }
   inbound_counter(p->result.kind).inc();
-  // VERP first: the envelope names the recipient, and the HMAC says we made the name.
+  // With VERP on, only a token authenticates a report (docs/bounces.md, "Trust"): the envelope
+  // recipient the report was sent to, else the Return-Path of the returned message. The HMAC
+  // says we made the name, and it names one recipient: whoever received a message can at most
+  // report on their own delivery.
   const auto& domain = st.settings.bounces.verp_domain;
   if (!domain.empty() && !st.settings.bounce_secret.empty()) {
-    for (const auto& to : m.envelope_to) {
+    std::vector<std::string> candidates = m.envelope_to;
+    if (auto rp = report->original_headers.find("return-path"); rp != report->original_headers.end()) {
+      auto path = trim(rp->second);
+      if (path.size() >= 2 && path.front() == '<' && path.back() == '>')
+        path = path.substr(1, path.size() - 2);
+      candidates.push_back(std::move(path));
+    }
+    for (const auto& to : candidates) {
       auto at = to.rfind('@');
       if (at == std::string::npos || lower(to.substr(at + 1)) != domain) continue;
       auto local = lower(to.substr(0, at));
@@ -278,6 +290,17 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
                 });
       return promise;
     }
+  }
+  if (!domain.empty() && !st.settings.bounce_secret.empty()) {
+    // A Message-ID and an address are known to every recipient of the message: not enough to
+    // bounce or suppress anyone. Counted and logged, nothing changes.
+    spdlog::info("bounces.unverified kind={} message_id=\"{}\" origin=\"{}\"", p->result.kind,
+                 report->original_message_id, m.origin);
+    metrics()
+        .get_counter("petrel_inbound_unverified_total",
+                     "Inbound reports without a VERP token while VERP is on: nothing recorded")
+        .inc();
+    return done("VERP is on and the report carries no VERP token: not trusted, nothing recorded");
   }
   auto message_id = trim(report->original_message_id);
   if (message_id.empty()) return done("the report names no message (no VERP token, no Message-ID)");

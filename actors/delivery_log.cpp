@@ -5,9 +5,24 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "actors/metrics.hpp"
+
 namespace petrel {
 
 namespace {
+
+counter& reopen_failures() {
+  return metrics().get_counter("petrel_log_reopen_failures_total",
+                               "Delivery log reopens (SIGHUP) that failed; the old file stays in use");
+}
+gauge& reopen_failed() {
+  return metrics().get_gauge("petrel_log_reopen_failed",
+                             "1 while the delivery log writes to the file it had before a failed reopen");
+}
+counter& write_failures() {
+  return metrics().get_counter("petrel_log_write_failures_total",
+                               "Delivery log lines that could not be written");
+}
 
 std::FILE* open_for_append(const std::string& path) {
   auto* f = std::fopen(path.c_str(), "ae");
@@ -18,7 +33,11 @@ std::FILE* open_for_append(const std::string& path) {
 
 }  // namespace
 
-delivery_log::delivery_log(std::string path) : path_(std::move(path)), file_(open_for_append(path_)) {}
+delivery_log::delivery_log(std::string path) : path_(std::move(path)), file_(open_for_append(path_)) {
+  reopen_failures();  // listed in /metrics from the start, at 0
+  reopen_failed().set(0);
+  write_failures();
+}
 
 delivery_log::~delivery_log() {
   if (file_) std::fclose(file_);
@@ -27,20 +46,30 @@ delivery_log::~delivery_log() {
 void delivery_log::write(std::string_view line) {
   std::lock_guard lock(mutex_);
   if (!file_) return;
-  std::fwrite(line.data(), 1, line.size(), file_);
-  std::fputc('\n', file_);
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() ||
+      std::fputc('\n', file_) == EOF) {
+    write_failures().inc();
+    std::clearerr(file_);
+  }
 }
 
-void delivery_log::reopen() {
+std::string delivery_log::reopen() {
   std::FILE* fresh = nullptr;
   try {
     fresh = open_for_append(path_);
-  } catch (const std::exception&) {
-    return;  // keep writing to the old file rather than losing lines
+  } catch (const std::exception& e) {
+    // Keep writing to the old file rather than losing lines.
+    reopen_failures().inc();
+    reopen_failed().set(1);
+    return e.what();
   }
-  std::lock_guard lock(mutex_);
-  if (file_) std::fclose(file_);
-  file_ = fresh;
+  {
+    std::lock_guard lock(mutex_);
+    if (file_) std::fclose(file_);
+    file_ = fresh;
+  }
+  reopen_failed().set(0);
+  return {};
 }
 
 }  // namespace petrel

@@ -19,7 +19,11 @@ class delivery_log {
   delivery_log& operator=(const delivery_log&) = delete;
 
   void write(std::string_view line);  // adds the newline
-  void reopen();                      // after the operator moved the file away
+  // After the operator moved the file away: opens the path anew. When that fails, the old
+  // descriptor stays in use (no line is lost) and the reason is returned; "" on success.
+  // Both outcomes are counted in /metrics (petrel_log_reopen_failures_total and the gauge
+  // petrel_log_reopen_failed, 1 while the log still writes to the file it had).
+  std::string reopen();
   const std::string& path() const { return path_; }
 
  private:

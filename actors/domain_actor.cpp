@@ -952,6 +952,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
           [=](std::vector<queued_recipient>& recipients) {
             for (const auto& r : recipients) add(self, r);
             self->state.loaded = true;
+            self->send(self->state.supervisor, ready_atom::value, self->state.domain);
             spdlog::debug("domain.loaded domain={} waiting={}", self->state.domain,
                           self->state.waiting.size());
             process(self);

@@ -140,9 +140,8 @@ asio::awaitable<domain_check> run_checks(std::shared_ptr<dns_client> dns, sender
 }  // namespace
 
 void start_domain_verification(const std::shared_ptr<delivery_runtime>& runtime,
-                               senders_actor senders, sender_domain_record domain,
+                               senders_actor senders, sender_domain_record domain, std::string name,
                                std::vector<std::string> egress_addresses, domains_config config) {
-  auto name = domain.domain;
   asio::co_spawn(asio::make_strand(*runtime->io),
                  run_checks(runtime->dns, std::move(domain), std::move(egress_addresses), std::move(config)),
                  [senders, name](std::exception_ptr e, domain_check result) {

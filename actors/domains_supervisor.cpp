@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
@@ -33,8 +34,11 @@ struct domains_state {
   node_settings settings;
   std::unordered_map<std::string, child> children;
   std::unordered_map<caf::actor_addr, std::string> by_address;
-  bool recovered = false;
+  bool recovered = false;  // every page of domains read and their actors started
   std::uint64_t recovered_domains = 0;
+  // Domains started by recovery whose actors have not loaded their recipients yet: ready
+  // only when this is empty too.
+  std::unordered_set<std::string> loading;
   std::string recovery_error;
   static inline const char* name = "domains";
 };
@@ -69,6 +73,7 @@ void recover_page(domains_pointer self, std::string after) {
           [=](std::vector<std::string>& domains) {
             for (const auto& d : domains) {
               child_for(self, d);
+              self->state.loading.insert(d);
               ++self->state.recovered_domains;
             }
             if (domains.size() == recovery_page) {
@@ -219,8 +224,17 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor 
       },
       [=](ready_atom) {
         auto& st = self->state;
-        if (st.recovered) return readiness{true, ""};
-        return readiness{false, "recovering waiting recipients from the store"};
+        if (st.recovered && st.loading.empty()) return readiness{true, ""};
+        auto loaded = st.recovered_domains - st.loading.size();
+        return readiness{false, "recovering waiting recipients from the store: " +
+                                    std::to_string(loaded) + " domains loaded, " +
+                                    std::to_string(st.loading.size()) + " loading" +
+                                    (st.recovered ? "" : ", more to list")};
+      },
+      [=](ready_atom, const std::string& domain) {
+        auto& st = self->state;
+        if (st.loading.erase(domain) > 0 && st.recovered && st.loading.empty())
+          spdlog::info("domains.recovery_loaded domains={}", st.recovered_domains);
       },
       [=](restart_atom, const std::string& domain) {
         auto it = self->state.children.find(domain);

@@ -477,7 +477,9 @@ using store_actor = caf::typed_actor<
     // The waiting recipients of one domain.
     caf::replies_to<load_atom, std::string>::with<std::vector<queued_recipient>>,
     // Is the database usable? (a trivial query)
-    caf::replies_to<ready_atom>::with<bool>,
+    // Does the store accept commits now? (the last commit's outcome, or a probe write when
+    // nothing was committed for a few seconds) -> readiness with the store's error when not
+    caf::replies_to<ready_atom>::with<readiness>,
     // Commits what has been batched (sent to itself behind queued writes).
     caf::reacts_to<commit_atom>,
     // Recipient state changes with their events. -> ok after commit
@@ -579,8 +581,10 @@ using domains_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<queue_summary>,
     // Fault injection: crash that domain's actor. -> true if it existed
     caf::replies_to<crash_atom, std::string>::with<bool>,
-    // Recovery finished?
+    // Recovery finished? (every recovered domain actor has loaded its recipients)
     caf::replies_to<ready_atom>::with<readiness>,
+    // A domain actor has loaded its waiting recipients from the store.
+    caf::reacts_to<ready_atom, std::string>,
     // Timer: restart a crashed domain actor.
     caf::reacts_to<restart_atom, std::string>,
     // A domain actor is empty and has seen every batch up to this number: it may retire.

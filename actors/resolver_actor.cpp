@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <random>
 #include <unordered_map>
 
@@ -14,6 +15,7 @@
 #include "actors/metrics.hpp"
 #include "actors/route_cache.hpp"
 #include "actors/services.hpp"
+#include "net/ip_policy.hpp"
 
 namespace petrel {
 
@@ -45,6 +47,9 @@ struct resolver_state {
   expiring_cache<address_lookup> hosts{100000};
   expiring_cache<sts_policy> sts{100000};
   mta_sts_config sts_settings;
+  // delivery.allow_private_destinations: MX hosts and address literals on loopback, private
+  // or link-local networks are refused unless this is set (net/ip_policy.hpp).
+  bool allow_private = false;
   std::unordered_map<std::string, pending_route> pending;  // by domain
   std::unordered_map<std::string, std::vector<std::string>> host_waiters;  // host -> domains
   std::mt19937_64 rng{std::random_device{}()};
@@ -112,6 +117,7 @@ void complete(resolver_pointer self, const std::string& domain) {
   std::uint32_t ttl = p.mx_ttl;
   bool any_temporary = false;
   std::string last_error;
+  std::string refused;  // MX hosts left out for their non-public addresses
   auto now = unix_now_ms();
   for (const auto& mx : p.mx) {
     auto* a = st.hosts.find(mx.host, now);
@@ -120,7 +126,17 @@ void complete(resolver_pointer self, const std::string& domain) {
       continue;
     }
     if (a->outcome == dns_outcome::found) {
-      r.hosts.push_back({mx.host, a->addresses});
+      auto addresses = a->addresses;
+      if (!st.allow_private)
+        addresses.erase(std::remove_if(addresses.begin(), addresses.end(),
+                                       [](const std::string& ip) { return !is_public_address(ip); }),
+                        addresses.end());
+      if (addresses.empty()) {
+        if (!refused.empty()) refused += ", ";
+        refused += mx.host + " (" + (a->addresses.empty() ? std::string() : a->addresses.front()) + ")";
+        continue;
+      }
+      r.hosts.push_back({mx.host, std::move(addresses)});
       ttl = std::min(ttl, a->ttl);
     } else if (a->outcome == dns_outcome::temporary) {
       any_temporary = true;
@@ -130,6 +146,13 @@ void complete(resolver_pointer self, const std::string& domain) {
     }
   }
   if (r.hosts.empty()) {
+    if (!refused.empty() && !any_temporary)
+      return finish(self, domain,
+                    failure(st, route_status::permanent,
+                            "every mail host of the domain has only loopback, private or "
+                            "link-local addresses: " + refused +
+                                "; delivery there is refused (delivery.allow_private_destinations)",
+                            ttl));
     if (p.implicit_mx && !any_temporary)
       return finish(self, domain,
                     failure(st, route_status::permanent,
@@ -197,9 +220,11 @@ void resolve_hosts(resolver_pointer self, const std::string& domain) {
 
 resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                                 std::shared_ptr<delivery_runtime> runtime,
-                                                dns_config settings, mta_sts_config sts) {
+                                                dns_config settings, mta_sts_config sts,
+                                                bool allow_private) {
   install_logging_handlers(self, "resolver");
   auto& st = self->state;
+  st.allow_private = allow_private;
   st.runtime = std::move(runtime);
   st.settings = settings;
   st.routes = expiring_cache<route>(settings.cache_size);
@@ -224,10 +249,17 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
           auto inner = domain.substr(1, domain.size() - 2);
           if (inner.rfind("IPv6:", 0) == 0) inner = inner.substr(5);
           route r;
+          r.expires_at_ms = now + s.settings.max_ttl.count();
+          if (!s.allow_private && !is_public_address(inner)) {
+            r.status = route_status::permanent;
+            r.error = "the address literal " + domain +
+                      " is a loopback, private or link-local address; delivery there is refused "
+                      "(delivery.allow_private_destinations)";
+            return r;
+          }
           r.status = route_status::ok;
           r.site = domain;
           r.hosts.push_back({domain, {inner}});
-          r.expires_at_ms = now + s.settings.max_ttl.count();
           return r;
         }
         route_requests("miss").inc();
@@ -296,9 +328,11 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
 
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
-                              const mta_sts_config& sts) {
-  if (parent) return parent->spawn<caf::linked>(resolver_behavior, std::move(runtime), dns, sts);
-  return sys.spawn(resolver_behavior, std::move(runtime), dns, sts);
+                              const mta_sts_config& sts, bool allow_private) {
+  if (parent)
+    return parent->spawn<caf::linked>(resolver_behavior, std::move(runtime), dns, sts,
+                                      allow_private);
+  return sys.spawn(resolver_behavior, std::move(runtime), dns, sts, allow_private);
 }
 
 }  // namespace petrel

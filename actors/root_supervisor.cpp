@@ -87,7 +87,8 @@ void start_from(root_pointer self, std::uint64_t first) {
         break;
       }
       case resolver_child:
-        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.dns, st.settings.mta_sts);
+        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.dns, st.settings.mta_sts,
+                                         st.settings.delivery.allow_private_destinations);
         break;
       case egress_child:
         st.current.egress = spawn_egress(sys, self, st.runtime, st.current.store, st.settings);
@@ -200,8 +201,8 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
         auto services_now = s.current;
         self->request(services_now.store, timeout, ready_atom::value)
             .then(
-                [=](bool store_ok) mutable {
-                  if (!store_ok) return fail("the store is not usable");
+                [=](readiness& store) mutable {
+                  if (!store.ready) return fail(store.reason);
                   self->request(services_now.tenants, timeout, ready_atom::value)
                       .then(
                           [=](readiness& tenants) mutable {

@@ -4,6 +4,11 @@
 // parsed once into signers, and published in the signing table the signer workers read.
 // Verification runs on the I/O threads (DNS) and reports back; every domain is checked again
 // every domains.verify_interval, and one that stops verifying raises an event.
+//
+// Claims: several tenants may register the same domain, each with keys of its own, and none
+// learns of the others' claims. DNS decides: the first claim that verifies owns the domain;
+// from then on no other claim of it verifies or signs. Public mailbox domains (gmail.com, ...)
+// cannot be registered at all.
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -29,14 +34,52 @@ struct senders_state {
   store_actor store;
   std::shared_ptr<delivery_runtime> runtime;
   node_settings settings;
-  std::map<std::string, sender_domain_record> domains;  // by domain; keys as stored
+  std::map<std::string, sender_domain_record> domains;  // by claim_key; keys as stored
   std::map<std::string, std::shared_ptr<const dkim_signer>> signers;  // by key id
-  std::map<std::string, pending_check> checks;  // verifications under way, by domain
+  std::map<std::string, pending_check> checks;  // verifications under way, by claim_key
   bool loaded = false;
   static inline const char* name = "senders";
 };
 
 using senders_pointer = senders_actor::stateful_pointer<senders_state>;
+
+// Domains of public mailbox providers: addresses there belong to the provider's users, so no
+// tenant may claim to send for them (nor for their subdomains).
+const std::vector<std::string>& public_mailbox_domains() {
+  static const std::vector<std::string> names = {
+      "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+      "passport.com", "yahoo.com", "ymail.com", "rocketmail.com", "aol.com", "icloud.com",
+      "me.com", "mac.com", "proton.me", "protonmail.com", "pm.me", "gmx.com", "gmx.de",
+      "gmx.net", "web.de", "mail.com", "zoho.com", "yandex.ru", "yandex.com", "mail.ru",
+      "qq.com", "163.com", "126.com", "naver.com", "fastmail.com", "tutanota.com"};
+  return names;
+}
+
+bool is_public_mailbox_domain(const std::string& domain, const std::vector<std::string>& more) {
+  auto matches = [&](const std::string& name) {
+    return domain == name ||
+           (domain.size() > name.size() && domain.compare(domain.size() - name.size(), name.size(), name) == 0 &&
+            domain[domain.size() - name.size() - 1] == '.');
+  };
+  for (const auto& n : public_mailbox_domains())
+    if (matches(n)) return true;
+  for (const auto& n : more)
+    if (matches(n)) return true;
+  return false;
+}
+
+// The claims of tenants on one domain: "domain tenant".
+std::string claim_key(const std::string& domain, const id128& tenant) {
+  return domain + " " + tenant.str();
+}
+
+// The claim that verified the domain first and owns it, if any.
+const sender_domain_record* verified_claim(senders_pointer self, const std::string& domain) {
+  auto& domains = self->state.domains;
+  for (auto it = domains.lower_bound(domain + " "); it != domains.end() && it->second.domain == domain; ++it)
+    if (it->second.verified) return &it->second;
+  return nullptr;
+}
 
 std::vector<std::string> egress_addresses(const node_settings& s) {
   std::vector<std::string> out;
@@ -67,14 +110,17 @@ std::shared_ptr<const dkim_signer> signer_for(senders_pointer self, const std::s
 
 void publish(senders_pointer self) {
   auto table = std::make_shared<signing_table>();
-  for (const auto& [name, d] : self->state.domains) {
+  for (const auto& [key, d] : self->state.domains) {
+    // Once a claim verified the domain, only that one signs.
+    auto* owner = verified_claim(self, d.domain);
+    if (owner && owner != &d) continue;
     signing_entry entry;
     entry.tenant_id = d.tenant_id;
     entry.verified = d.verified;
     for (const auto& k : d.keys)
       if (k.state == "active")
-        if (auto s = signer_for(self, name, k)) entry.signers.push_back(std::move(s));
-    table->emplace(name, std::move(entry));
+        if (auto s = signer_for(self, d.domain, k)) entry.signers.push_back(std::move(s));
+    table->emplace(signing_key(d.domain, d.tenant_id), std::move(entry));
   }
   self->state.settings.signing->set(std::move(table));
 }
@@ -132,35 +178,43 @@ parsed<dkim_key_record> make_key(senders_pointer self, const id128& domain_id,
 }
 
 sender_domain_record* owned(senders_pointer self, const id128& tenant, const std::string& domain) {
-  auto it = self->state.domains.find(domain);
-  if (it == self->state.domains.end() || it->second.tenant_id != tenant) return nullptr;
+  auto it = self->state.domains.find(claim_key(domain, tenant));
+  if (it == self->state.domains.end()) return nullptr;
   return &it->second;
 }
 
 caf::error not_found() { return make_error(petrel_errc::not_found, "no such sender domain"); }
 
-void verify(senders_pointer self, const std::string& domain) {
+void verify(senders_pointer self, const std::string& key) {
   auto& st = self->state;
-  auto it = st.domains.find(domain);
+  auto it = st.domains.find(key);
   if (it == st.domains.end() || !st.runtime || !st.runtime->dns) return;
-  start_domain_verification(st.runtime, caf::actor_cast<senders_actor>(self), it->second,
+  start_domain_verification(st.runtime, caf::actor_cast<senders_actor>(self), it->second, key,
                             egress_addresses(st.settings), st.settings.domains);
 }
 
-void on_checked(senders_pointer self, const std::string& domain, const domain_check& check) {
+void on_checked(senders_pointer self, const std::string& key, const domain_check& check) {
   auto& st = self->state;
-  auto pending = std::move(st.checks[domain].waiting);
-  st.checks.erase(domain);
-  auto it = st.domains.find(domain);
+  auto pending = std::move(st.checks[key].waiting);
+  st.checks.erase(key);
+  auto it = st.domains.find(key);
   if (it == st.domains.end()) {
     for (auto& p : pending) p.deliver(not_found());
     return;
   }
   auto& d = it->second;
+  const auto& domain = d.domain;
   bool was = d.verified;
-  d.verified = check.verified;
+  auto* owner = verified_claim(self, domain);
+  d.verified = check.verified && (!owner || owner == &d);
   d.checked_at_ms = unix_now_ms();
   d.status_json = check.status_json;
+  if (check.verified && !d.verified) {
+    // This tenant controls the DNS too, so it may learn why: another account verified first.
+    d.status_json.pop_back();  // the closing brace of the report
+    d.status_json += ",\"conflict\":\"the domain is verified by another account; ask the "
+                     "operator to transfer it\"}";
+  }
   publish(self);
   self->request(st.store, st.settings.storage.request_timeout, verify_atom::value, d.id, d.verified,
                 d.checked_at_ms, d.status_json)
@@ -193,7 +247,10 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
   self->request(st.store, st.settings.storage.request_timeout, load_atom::value, sender_atom::value)
       .then(
           [=](std::vector<sender_domain_record>& domains) {
-            for (auto& d : domains) self->state.domains.emplace(d.domain, std::move(d));
+            for (auto& d : domains) {
+              auto key = claim_key(d.domain, d.tenant_id);
+              self->state.domains.emplace(std::move(key), std::move(d));
+            }
             self->state.loaded = true;
             publish(self);
             spdlog::info("senders.loaded domains={}", self->state.domains.size());
@@ -211,8 +268,15 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         if (!checked || checked->ascii_domain.front() == '[')
           return make_error(petrel_errc::invalid, "domain: not a valid domain name");
         auto name = checked->ascii_domain;
-        if (s.domains.count(name))
-          return make_error(petrel_errc::conflict, "the domain " + name + " is registered already");
+        if (is_public_mailbox_domain(name, s.settings.domains.unclaimable))
+          return make_error(petrel_errc::invalid,
+                            "domain: " + name + " is a public mailbox provider's domain; send from "
+                            "a domain of your own");
+        // Only this tenant's own claims are looked at: whether another tenant has the domain
+        // is not told (it can never verify while another claim is verified).
+        if (owned(self, tenant, name))
+          return make_error(petrel_errc::conflict,
+                            "the domain " + name + " is registered already by this account");
         sender_domain_record d;
         d.id = new_id();
         d.tenant_id = tenant;
@@ -238,7 +302,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         self->request(s.store, s.settings.storage.request_timeout, persist_atom::value, d)
             .then(
                 [=](caf::ok_atom) mutable {
-                  auto& current = self->state.domains[d.domain];
+                  auto& current = self->state.domains[claim_key(d.domain, d.tenant_id)];
                   current = d;
                   publish(self);
                   spdlog::info("senders.created domain={} tenant={} keys={}", d.domain, d.tenant_id.str(), d.keys.size());
@@ -256,9 +320,10 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
       [=](verify_atom, id128 tenant, const std::string& domain) -> caf::result<sender_domain_view> {
         if (!owned(self, tenant, domain)) return not_found();
         auto rp = self->make_response_promise<sender_domain_view>();
-        auto& pending = self->state.checks[domain];
+        auto key = claim_key(domain, tenant);
+        auto& pending = self->state.checks[key];
         pending.waiting.push_back(rp);
-        if (pending.waiting.size() == 1) verify(self, domain);
+        if (pending.waiting.size() == 1) verify(self, key);
         return rp;
       },
       [=](rotate_atom, id128 tenant, const std::string& domain) -> caf::result<sender_domain_view> {
@@ -345,7 +410,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         self->request(self->state.store, self->state.settings.storage.request_timeout, caf::delete_atom::value, id)
             .then(
                 [=](caf::ok_atom) mutable {
-                  self->state.domains.erase(domain);
+                  self->state.domains.erase(claim_key(domain, tenant));
                   publish(self);
                   rp.deliver(caf::ok_atom::value);
                 },
@@ -356,10 +421,10 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         on_checked(self, domain, check);
       },
       [=](caf::tick_atom) {
-        for (const auto& [name, d] : self->state.domains)
-          if (!self->state.checks.count(name)) {
-            self->state.checks[name];  // a check under way, without anyone waiting
-            verify(self, name);
+        for (const auto& [key, d] : self->state.domains)
+          if (!self->state.checks.count(key)) {
+            self->state.checks[key];  // a check under way, without anyone waiting
+            verify(self, key);
           }
         self->delayed_send(self, self->state.settings.domains.verify_interval, caf::tick_atom::value);
       },

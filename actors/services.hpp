@@ -33,7 +33,11 @@ struct signing_entry {
   bool verified = false;
   std::vector<std::shared_ptr<const dkim_signer>> signers;
 };
-using signing_table = std::unordered_map<std::string, signing_entry>;  // by domain
+// By signing_key(domain, tenant): a tenant signs only with the keys of its own claim.
+using signing_table = std::unordered_map<std::string, signing_entry>;
+inline std::string signing_key(const std::string& domain, const id128& tenant) {
+  return domain + " " + tenant.str();
+}
 
 // The table the senders actor publishes and the signer workers read without locking.
 using signing_directory = published<signing_table>;
@@ -135,7 +139,7 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
                         std::unique_ptr<store> opened, const node_settings& settings);
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
-                              const mta_sts_config& sts);
+                              const mta_sts_config& sts, bool allow_private);
 // Looks up a domain's MTA-STS record and, when its id is not `cached_id`, fetches the policy;
 // reports (sts_atom, domain, sts_result) to the resolver (actors/mta_sts_discovery.cpp).
 void start_mta_sts_discovery(const std::shared_ptr<delivery_runtime>& runtime,
@@ -188,9 +192,9 @@ signer_actor spawn_signers(caf::actor_system& sys, caf::local_actor* parent, ing
                            const node_settings& settings);
 
 // Runs a sender domain's DNS verification on the I/O threads and reports it to the senders
-// actor as (verify_atom, domain, domain_check) (actors/domain_verification.cpp).
+// actor as (verify_atom, name, domain_check) (actors/domain_verification.cpp).
 void start_domain_verification(const std::shared_ptr<delivery_runtime>& runtime,
-                               senders_actor senders, sender_domain_record domain,
+                               senders_actor senders, sender_domain_record domain, std::string name,
                                std::vector<std::string> egress_addresses, domains_config config);
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
                           store_actor store, resolver_actor resolver, egress_actor egress,

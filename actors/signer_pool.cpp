@@ -39,8 +39,8 @@ signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor in
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& st = self->state;
         auto table = st.signing->get();
-        auto it = table->find(m.from_domain);
-        bool ours = it != table->end() && it->second.tenant_id == m.tenant_id;
+        auto it = table->find(signing_key(m.from_domain, m.tenant_id));
+        bool ours = it != table->end();
         if (st.require_verified && !(ours && it->second.verified))
           return make_error(petrel_errc::forbidden,
                             "the From domain \"" + m.from_domain +

@@ -459,8 +459,8 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content& content) 
     // RFC 8058: the signature must cover both fields; the message was left unsigned at
     // submission for that reason (see signer_pool.cpp).
     auto table = st.settings.signing->get();
-    auto it = table->find(content.from_domain);
-    if (it != table->end() && it->second.tenant_id == content.tenant_id) {
+    auto it = table->find(signing_key(content.from_domain, content.tenant_id));
+    if (it != table->end()) {
       std::string signatures;
       auto now = unix_now_ms() / 1000;
       for (const auto& signer : it->second.signers) signatures += signer->sign(out, now);

@@ -216,6 +216,10 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
 
 // -- the store actor (writes) --------------------------------------------------------------
 
+// Readiness trusts a commit this recent; past it, a probe write is made (one small
+// transaction per readiness check of an idle node at most).
+constexpr auto readiness_probe_interval = std::chrono::seconds(5);
+
 struct store_state {
   store_state() = default;
   connection db;
@@ -226,6 +230,9 @@ struct store_state {
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
   std::uint64_t injected_failures = 0;  // fault injection: commits still to fail
+  // The outcome of the latest commit, for readiness: its error ("" = it worked) and when.
+  std::string last_commit_error;
+  std::chrono::steady_clock::time_point last_commit_at{};
   static inline const char* name = "store";
 };
 
@@ -256,6 +263,8 @@ void commit_pending(store_pointer self) {
     core().store_commit_seconds.observe(seconds);
     core().store_batch_operations.observe(static_cast<double>(ops.size()));
     core().store_commits.inc();
+    st.last_commit_error.clear();
+    st.last_commit_at = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < promises.size(); ++i) {
       if (results[i].empty())
         promises[i].deliver(caf::ok_atom::value);
@@ -265,6 +274,8 @@ void commit_pending(store_pointer self) {
   } catch (const store_error& e) {
     core().store_commit_failures.inc();
     spdlog::error("store.commit_failed operations={} error=\"{}\"", ops.size(), e.what());
+    st.last_commit_error = e.what();
+    st.last_commit_at = std::chrono::steady_clock::now();
     // Nothing of the batch is durable: every writer learns it and may retry.
     for (auto& p : promises)
       p.deliver(make_error(petrel_errc::store_failed, "the store could not commit", 1000));
@@ -413,14 +424,28 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       [=](load_atom, std::string& domain) -> caf::result<std::vector<queued_recipient>> {
         return self->delegate(reader(self), load_atom::value, std::move(domain));
       },
-      [=](ready_atom) -> caf::result<bool> {
-        try {
-          self->state.db.get().check();
-          return true;
-        } catch (const store_error&) {
-          self->state.db.check_after_failure();
-          return false;
+      [=](ready_atom) -> caf::result<readiness> {
+        // Ready means commits work now. A recent commit tells; else a probe write does (a
+        // read alone succeeds on a full disk or a read-only file system).
+        auto& s = self->state;
+        auto now = std::chrono::steady_clock::now();
+        if (s.injected_failures > 0) {
+          s.last_commit_error = "fault injection: commits fail on purpose";
+          s.last_commit_at = now;
+        } else if (now - s.last_commit_at > readiness_probe_interval ||
+                   !s.last_commit_error.empty()) {
+          try {
+            s.db.get().apply({set_node_value_op{"ready_probe", std::to_string(unix_now_ms()),
+                                                unix_now_ms()}});
+            s.last_commit_error.clear();
+          } catch (const store_error& e) {
+            s.last_commit_error = e.what();
+            s.db.check_after_failure();
+          }
+          s.last_commit_at = now;
         }
+        if (s.last_commit_error.empty()) return readiness{true, ""};
+        return readiness{false, "the store cannot commit: " + s.last_commit_error};
       },
       [=](commit_atom) { commit_pending(self); },
       [=](shutdown_atom) -> caf::result<caf::ok_atom> {

@@ -2,12 +2,12 @@
 #include "actors/webhook_support.hpp"
 
 #include "actors/actor_support.hpp"
+#include "net/ip_policy.hpp"
 
 #include <openssl/hmac.h>
 
 #include <algorithm>
 #include <array>
-#include <boost/asio/ip/address.hpp>
 #include <boost/json.hpp>
 
 namespace petrel {
@@ -71,45 +71,11 @@ parsed<webhook_url> parse_webhook_url(std::string_view url, bool allow_http) {
   out.host.assign(host);
   std::transform(out.host.begin(), out.host.end(), out.host.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (is_numeric_host_form(out.host))
+    return result::failure("the host is a numeric address form other than a dotted-quad IPv4 or an "
+                           "IPv6 address (e.g. 2130706433, 0x7f000001, 127.1)");
   if (!rest.empty()) out.target = rest.front() == '?' ? "/" + std::string(rest) : std::string(rest);
   return out;
-}
-
-bool is_ip_literal(std::string_view host) {
-  boost::system::error_code ec;
-  boost::asio::ip::make_address(std::string(host), ec);
-  return !ec;
-}
-
-bool is_public_address(std::string_view text) {
-  boost::system::error_code ec;
-  auto a = boost::asio::ip::make_address(std::string(text), ec);
-  if (ec) return false;
-  if (a.is_v6()) {
-    auto v6 = a.to_v6();
-    if (v6.is_v4_mapped())
-      return is_public_address(boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, v6).to_string());
-    if (v6.is_loopback() || v6.is_unspecified() || v6.is_link_local() || v6.is_multicast() ||
-        v6.is_site_local())
-      return false;
-    auto b = v6.to_bytes();
-    if ((b[0] & 0xfe) == 0xfc) return false;                   // fc00::/7 unique local
-    if (b[0] == 0x20 && b[1] == 0x01 && b[2] == 0x0d && b[3] == 0xb8) return false;  // documentation
-    if (b[0] == 0x00 && b[1] == 0x64 && b[2] == 0xff && b[3] == 0x9b) return false;  // NAT64 (may map private)
-    return true;
-  }
-  auto b = a.to_v4().to_bytes();
-  if (b[0] == 0 || b[0] == 10 || b[0] == 127) return false;
-  if (b[0] == 100 && (b[1] & 0xc0) == 64) return false;   // 100.64/10 CGNAT
-  if (b[0] == 169 && b[1] == 254) return false;           // link-local (cloud metadata)
-  if (b[0] == 172 && (b[1] & 0xf0) == 16) return false;   // 172.16/12
-  if (b[0] == 192 && b[1] == 168) return false;
-  if (b[0] == 192 && b[1] == 0 && (b[2] == 0 || b[2] == 2)) return false;
-  if (b[0] == 198 && (b[1] & 0xfe) == 18) return false;   // benchmarking
-  if (b[0] == 198 && b[1] == 51 && b[2] == 100) return false;
-  if (b[0] == 203 && b[1] == 0 && b[2] == 113) return false;
-  if (b[0] >= 224) return false;                          // multicast, reserved, broadcast
-  return true;
 }
 
 std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds, std::string_view body,

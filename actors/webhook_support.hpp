@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "config/units.hpp"
+#include "net/ip_policy.hpp"
 #include "storage/records.hpp"
 
 namespace petrel {
@@ -22,10 +23,6 @@ struct webhook_url {
 // http(s)://host[:port][/path][?query]; no user info, no fragment, at most 2,000 octets.
 parsed<webhook_url> parse_webhook_url(std::string_view url, bool allow_http);
 
-// False for loopback, private (RFC 1918, fc00::/7), link-local, CGNAT, multicast, unspecified
-// and other special-use addresses; also for text that is not an IP address.
-bool is_public_address(std::string_view ip);
-bool is_ip_literal(std::string_view host);
 
 // "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>", and a second v1 with the
 // previous secret while a rotation overlaps.

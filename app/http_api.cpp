@@ -203,10 +203,8 @@ void http_api::sender_domains(http_request&& request, const std::vector<std::str
   if (op == create) {
     if (!is_json(request.header("content-type")))
       return respond(problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json"));
-    boost::system::error_code ec;
-    auto doc = json::parse(request.body, ec);
-    if (ec || !doc.is_object())
-      return respond(problem(400, "invalid-request", "Bad Request", "the body must be a JSON object"));
+    json::value doc;
+    if (auto bad = parse_json_body(request.body, doc)) return respond(std::move(*bad));
     std::vector<field_error> errors;
     for (const auto& kv : doc.get_object()) {
       std::string k(kv.key());
@@ -457,10 +455,8 @@ void http_api::admin_list_tenants(http_responder respond) {
 }
 
 void http_api::admin_create_tenant(const http_request& request, http_responder respond) {
-  boost::system::error_code ec;
-  auto doc = json::parse(request.body, ec);
-  if (ec || !doc.is_object())
-    return respond(problem(400, "invalid-request", "Bad Request", "the body must be a JSON object"));
+  json::value doc;
+  if (auto bad = parse_json_body(request.body, doc)) return respond(std::move(*bad));
   const auto& o = doc.get_object();
   std::vector<field_error> errors;
   new_tenant t;
@@ -504,10 +500,8 @@ void http_api::admin_update_tenant(const std::string& tenant_id, const http_requ
                                    http_responder respond) {
   auto id = id128::parse(tenant_id);
   if (!id) return respond(problem(404, "not-found", "Not Found", "no such tenant"));
-  boost::system::error_code ec;
-  auto doc = json::parse(request.body, ec);
-  if (ec || !doc.is_object())
-    return respond(problem(400, "invalid-request", "Bad Request", "the body must be a JSON object"));
+  json::value doc;
+  if (auto bad = parse_json_body(request.body, doc)) return respond(std::move(*bad));
   std::vector<field_error> errors;
   tenant_patch patch;
   for (const auto& kv : doc.get_object()) {
@@ -564,10 +558,9 @@ void http_api::admin_update_tenant(const std::string& tenant_id, const http_requ
 }
 
 void http_api::admin_store_fault(const http_request& request, http_responder respond) {
-  boost::system::error_code ec;
-  auto doc = json::parse(request.body, ec);
+  json::value doc;
   const json::value* n = nullptr;
-  if (!ec && doc.is_object()) n = doc.get_object().if_contains("fail_commits");
+  if (!parse_json_body(request.body, doc)) n = doc.get_object().if_contains("fail_commits");
   if (!n || !n->is_int64() || n->get_int64() < 0)
     return respond(problem(400, "invalid-request", "Bad Request",
                            "fail_commits: required, how many commits should fail",
@@ -611,10 +604,9 @@ void http_api::admin_revoke_key(const std::string& tenant_id, const std::string&
 }
 
 void http_api::admin_crash(const http_request& request, http_responder respond) {
-  boost::system::error_code ec;
-  auto doc = json::parse(request.body, ec);
+  json::value doc;
   const json::value* domain = nullptr;
-  if (!ec && doc.is_object()) domain = doc.get_object().if_contains("domain");
+  if (!parse_json_body(request.body, doc)) domain = doc.get_object().if_contains("domain");
   if (!domain || !domain->is_string())
     return respond(problem(400, "invalid-request", "Bad Request",
                            "domain: required, the domain whose actor should crash",

@@ -39,8 +39,7 @@ json::object suppression_json(const suppression_record& s) {
 parsed<std::string> address_key(std::string_view text) {
   auto box = parse_address(text);
   if (!box) return parsed<std::string>::failure(box.error());
-  return suppression_key(box.value().local_part + "@" + box.value().ascii_domain,
-                         box.value().ascii_domain);
+  return suppression_key(box.value().envelope_address(), box.value().ascii_domain);
 }
 
 http_response html(int status, const std::string& title, const std::string& body) {

@@ -104,10 +104,9 @@ json::object domain_json(const domain_queue_stats& d, bool detail) {
 bool read_action_body(const http_request& request, std::int64_t& until_ms, std::string& reason,
                       http_response& problem_out) {
   if (request.body.empty()) return true;
-  boost::system::error_code ec;
-  auto doc = json::parse(request.body, ec);
-  if (ec || !doc.is_object()) {
-    problem_out = problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+  json::value doc;
+  if (auto bad = parse_json_body(request.body, doc)) {
+    problem_out = std::move(*bad);
     return false;
   }
   std::vector<field_error> errors;

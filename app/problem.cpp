@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/protocol.hpp"
+#include "net/json_input.hpp"
 
 namespace petrel {
 
@@ -75,17 +76,26 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
                  "the server could not complete the request now; retry", {}, 1000);
 }
 
-std::optional<http_response> read_json_object(const http_request& request, boost::json::value& doc) {
-  if (!is_json(request.header("content-type")))
-    return problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json");
-  boost::system::error_code ec;
-  doc = boost::json::parse(request.body, ec);
-  if (ec || !doc.is_object()) return problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+std::optional<http_response> parse_json_body(const std::string& body, boost::json::value& doc) {
+  auto input = parse_json_input(body, json_limits{});
+  if (!input)
+    return invalid_request({{input.field, input.error}});
+  if (!input.value.is_object())
+    return problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+  doc = std::move(input.value);
   return std::nullopt;
 }
 
+std::optional<http_response> read_json_object(const http_request& request, boost::json::value& doc) {
+  if (!is_json(request.header("content-type")))
+    return problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json");
+  return parse_json_body(request.body, doc);
+}
+
 http_response invalid_request(const std::vector<field_error>& errors) {
-  return problem(400, "invalid-request", "Bad Request", errors.front().field + ": " + errors.front().detail, errors);
+  const auto& first = errors.front();
+  auto detail = first.field.empty() ? first.detail : first.field + ": " + first.detail;
+  return problem(400, "invalid-request", "Bad Request", detail, errors);
 }
 
 }  // namespace petrel

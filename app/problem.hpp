@@ -29,6 +29,9 @@ http_response problem(int status, const std::string& slug, const std::string& ti
 // 400 invalid-request naming the first field in detail and listing them all.
 http_response invalid_request(const std::vector<field_error>& errors);
 
+// A body as a JSON object in `doc`, read strictly (net/json_input.hpp: bounded, no duplicate
+// keys, finite numbers); else the 400 answer naming what is wrong.
+std::optional<http_response> parse_json_body(const std::string& body, boost::json::value& doc);
 // The request's body as a JSON object in `doc`; else the 415 / 400 answer to give.
 std::optional<http_response> read_json_object(const http_request& request, boost::json::value& doc);
 

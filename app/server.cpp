@@ -19,6 +19,7 @@
 #include <optional>
 #include <thread>
 
+#include "actors/actor_support.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/recipient_token.hpp"
@@ -36,13 +37,21 @@
 #include "net/mime_message.hpp"
 #include "net/secret_box.hpp"
 #include "net/smtp_client.hpp"
+#include "storage/atomic_file.hpp"
 
 namespace petrel {
 
 namespace {
 
-// The admin token: from the config, else from the token file, created on first start.
-std::string load_admin_token(const config& cfg) {
+// The node_state entry written once the first start has finished (token file written,
+// first tenant created, listeners up).
+constexpr const char* first_start_key = "first_start_completed_at";
+
+// The admin token: from the config, else from the token file, created on first start. The file
+// is written atomically, so a crash leaves it whole or absent; an empty file (left by an older
+// version's crash, or a disk fault) is taken as absent only if the node never finished its
+// first start, since otherwise clients may hold the lost token.
+std::string load_admin_token(const config& cfg, store& db) {
   if (!cfg.admin.token.empty()) return cfg.admin.token;
   auto path = cfg.admin_token_path();
   std::ifstream in(path);
@@ -50,18 +59,20 @@ std::string load_admin_token(const config& cfg) {
     std::string token;
     std::getline(in, token);
     while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-    if (token.size() < 16)
-      throw std::runtime_error("the admin token file " + path + " holds no token of 16+ characters");
-    return token;
+    if (!token.empty() || db.node_value(first_start_key)) {
+      if (token.size() < 16)
+        throw std::runtime_error(
+            "the admin token file " + path + " holds no token of 16+ characters" +
+            (token.empty() ? " (it is empty, and this node finished its first start before: a "
+                             "crash or disk fault emptied it; restore it from a backup, or delete "
+                             "it to have a new token made and give that to the admin clients)"
+                           : ""));
+      return token;
+    }
+    spdlog::warn("admin.token_file_empty file={} action=recreate reason=\"first start never finished\"", path);
   }
-  std::filesystem::create_directories(std::filesystem::path(path).parent_path());
   auto token = random_hex(32);
-  {
-    std::ofstream out(path);
-    if (!out) throw std::runtime_error("cannot write the admin token file " + path);
-    out << token << "\n";
-  }
-  ::chmod(path.c_str(), 0600);
+  write_file_atomically(path, token + "\n", 0600);
   spdlog::info("admin.token_created file={}", path);
   return token;
 }
@@ -106,11 +117,13 @@ int run_server(const config& cfg) {
   store_factory open = [url, options] { return open_store(url, options); };
   std::unique_ptr<store> first;
   std::string admin_token;
+  bool first_start_done = false;
   try {
     first = open();
     first->migrate();
     spdlog::info("store.ready store={} schema_version={}", first->describe(), first->schema_version());
-    admin_token = load_admin_token(cfg);
+    admin_token = load_admin_token(cfg, *first);
+    first_start_done = first->node_value(first_start_key).has_value();
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
     return 1;
@@ -249,7 +262,17 @@ int run_server(const config& cfg) {
     o.idle_timeout = cfg.http.idle_timeout;
     o.handler_timeout = cfg.http.handler_timeout;
     o.max_connections = cfg.http.max_connections;
+    o.max_connections_per_client = cfg.http.max_connections_per_client;
+    o.trusted_clients = cfg.http.trusted_clients;
     o.on_response = [name](int status) { core().http_requests(name, status).inc(); };
+    o.on_connection_refused = [name](const char* reason) {
+      metrics()
+          .get_counter("petrel_http_connections_refused_total",
+                       "Connections closed or refused to protect the others, by listener and "
+                       "reason (shed: idle one closed to make room; over_limit; per_client)",
+                       {{"listener", name}, {"reason", reason}})
+          .inc();
+    };
     return o;
   };
   auto public_server = std::make_unique<http_server>(
@@ -271,6 +294,8 @@ int run_server(const config& cfg) {
     o.max_message_bytes = cfg.bounces.max_message_bytes;
     o.max_recipients = cfg.bounces.max_recipients;
     o.max_connections = cfg.bounces.max_connections;
+    o.max_connections_per_client = cfg.bounces.max_connections_per_client;
+    o.trusted_clients = cfg.bounces.trusted_clients;
     o.max_messages_per_second = cfg.bounces.max_rate.per_second;
     o.command_timeout = cfg.bounces.command_timeout;
     o.handler_timeout = cfg.storage.request_timeout * 2;
@@ -316,6 +341,16 @@ int run_server(const config& cfg) {
                  public_server->port());
     spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host,
                  admin_server->port());
+    if (!first_start_done) {
+      // From now on an empty token file is an error, not a first start (load_admin_token).
+      auto now = unix_now_ms();
+      self->request(directory->get()->store, cfg.storage.request_timeout, persist_atom::value,
+                    write_request{set_node_value_op{first_start_key, std::to_string(now), now}})
+          .receive([](caf::ok_atom) { spdlog::info("petrel.first_start_completed"); },
+                   [&sys](caf::error& e) {
+                     spdlog::warn("petrel.first_start_unrecorded error=\"{}\"", sys.render(e));
+                   });
+    }
   }
 
   auto signals = std::make_unique<boost::asio::signal_set>(io, SIGINT, SIGTERM);
@@ -331,8 +366,12 @@ int run_server(const config& cfg) {
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
         if (settings.attempts_log) {
-          settings.attempts_log->reopen();
-          spdlog::info("log.reopened file={}", settings.attempts_log->path());
+          auto error = settings.attempts_log->reopen();
+          if (error.empty())
+            spdlog::info("log.reopened file={}", settings.attempts_log->path());
+          else
+            spdlog::error("log.reopen_failed file={} error=\"{}\" action=\"writing to the old file\"",
+                          settings.attempts_log->path(), error);
         }
         hangups->async_wait(on_hangup);
       };

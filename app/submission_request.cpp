@@ -6,6 +6,7 @@
 #include <set>
 
 #include "net/email_address.hpp"
+#include "net/json_input.hpp"
 #include "net/mime_message.hpp"
 #include "storage/ids.hpp"
 
@@ -19,15 +20,28 @@ namespace {
 constexpr std::size_t max_json_depth = 32;
 constexpr std::size_t max_campaign_length = 128;
 constexpr std::size_t max_header_value_octets = 900;  // leaves room for the name on one line
+// Field errors listed in a 400 at most; the rest are counted ("and N more errors").
+constexpr std::size_t max_reported_errors = 20;
 
 class validator {
  public:
   explicit validator(const submission_settings& s) : settings(s) {}
 
+  // The answer lists the first max_reported_errors; the rest are only counted, so that a
+  // body of a million bad items cannot make an answer of a million errors.
   void fail(std::string field, std::string detail) {
-    errors.push_back({std::move(field), std::move(detail)});
+    if (errors.size() < max_reported_errors)
+      errors.push_back({std::move(field), std::move(detail)});
+    else
+      ++unreported;
   }
   bool ok() const { return errors.empty(); }
+  submission_rejection rejection() {
+    if (unreported > 0)
+      errors.push_back({"", "and " + std::to_string(unreported) + " more error" +
+                                (unreported == 1 ? "" : "s") + " not listed"});
+    return submission_rejection{400, std::move(errors)};
+  }
 
   // A single address: "a@b", "Name <a@b>" or {"email": "a@b", "name": "Name"}.
   std::optional<mailbox> address(const json::value& v, const std::string& field) {
@@ -79,6 +93,12 @@ class validator {
     if (!v || v->is_null()) return out;
     if (v->is_array()) {
       const auto& a = v->get_array();
+      // Too many is one error, found before any element costs validation work.
+      if (a.size() > settings.max_recipients) {
+        fail(field, "at most " + std::to_string(settings.max_recipients) +
+                        " recipients are allowed, got " + std::to_string(a.size()));
+        return out;
+      }
       for (std::size_t i = 0; i < a.size(); ++i)
         if (auto box = address(a[i], field + "[" + std::to_string(i) + "]")) out.push_back(*box);
       return out;
@@ -161,8 +181,10 @@ class validator {
       return out;
     }
     const auto& o = v->get_object();
-    if (o.size() > settings.max_headers)
+    if (o.size() > settings.max_headers) {
       fail("headers", "at most " + std::to_string(settings.max_headers) + " headers are allowed");
+      return out;
+    }
     for (const auto& kv : o) {
       std::string name(kv.key());
       auto field = "headers." + name;
@@ -199,6 +221,7 @@ class validator {
 
   const submission_settings& settings;
   std::vector<field_error> errors;
+  std::size_t unreported = 0;
 };
 
 void reject_unknown(validator& v, const json::object& o, std::initializer_list<const char*> known) {
@@ -213,7 +236,7 @@ void reject_unknown(validator& v, const json::object& o, std::initializer_list<c
 recipient_record make_recipient(const mailbox& box, recipient_kind kind, std::int64_t now_ms) {
   recipient_record r;
   r.id = new_id();
-  r.address = box.address();
+  r.address = box.envelope_address();  // routed and sent as the A-label, canonical local part
   r.domain = box.ascii_domain;
   r.kind = kind;
   r.state = recipient_state::queued;
@@ -222,12 +245,12 @@ recipient_record make_recipient(const mailbox& box, recipient_kind kind, std::in
   return r;
 }
 
-// Adds recipients once each: the same address (domain case-insensitive) twice is one
-// delivery, listed under the kind that named it first.
+// Adds recipients once each: the same mailbox twice (in any spelling: domain case, U-label or
+// A-label, quoted or not) is one delivery, listed under the kind that named it first.
 void add_recipients(message_record& m, std::set<std::string>& seen,
                     const std::vector<mailbox>& boxes, recipient_kind kind, std::int64_t now_ms) {
   for (const auto& box : boxes) {
-    if (!seen.insert(box.local_part + "@" + box.ascii_domain).second) continue;
+    if (!seen.insert(box.envelope_address()).second) continue;
     m.recipients.push_back(make_recipient(box, kind, now_ms));
   }
 }
@@ -303,6 +326,11 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
       v.fail("envelope.to", "required, an array of address strings");
     } else {
       const auto& a = t->get_array();
+      if (a.size() > v.settings.max_recipients) {
+        v.fail("envelope.to", "at most " + std::to_string(v.settings.max_recipients) +
+                                  " recipients are allowed, got " + std::to_string(a.size()));
+        return v.rejection();
+      }
       for (std::size_t i = 0; i < a.size(); ++i) {
         auto field = "envelope.to[" + std::to_string(i) + "]";
         if (!a[i].is_string()) {
@@ -316,9 +344,6 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
           v.fail(field, p.error());
       }
       if (a.empty()) v.fail("envelope.to", "at least one recipient is required");
-      if (a.size() > v.settings.max_recipients)
-        v.fail("envelope.to", "at most " + std::to_string(v.settings.max_recipients) +
-                                  " recipients are allowed");
     }
   }
 
@@ -329,7 +354,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
   } else if (!decode_base64(std::string_view(raw_value->get_string()), raw)) {
     v.fail("raw", "not valid base64");
   }
-  if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
+  if (!v.ok()) return v.rejection();
   if (raw.size() > v.settings.max_message_bytes)
     return submission_rejection{
         413, {{"raw", "the message is larger than " + std::to_string(v.settings.max_message_bytes) +
@@ -382,12 +407,10 @@ bool decode_base64(std::string_view text, std::string& out) {
 submission_result parse_submission(std::string_view body, const submission_settings& settings,
                                    std::int64_t now_ms) {
   validator v(settings);
-  json::parse_options options;
-  options.max_depth = max_json_depth;
-  boost::system::error_code ec;
   json::monotonic_resource resource;
-  auto doc = json::parse(body, ec, &resource, options);
-  if (ec) return submission_rejection{400, {{"", "the body is not valid JSON: " + ec.message()}}};
+  auto input = parse_json_input(body, {max_json_depth, settings.max_json_values}, &resource);
+  if (!input) return submission_rejection{400, {{input.field, input.error}}};
+  const auto& doc = input.value;
   if (!doc.is_object()) return submission_rejection{400, {{"", "the body must be a JSON object"}}};
   const auto& o = doc.get_object();
 
@@ -396,7 +419,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
       if (o.if_contains(structured))
         v.fail(structured, "not allowed together with raw (the raw message carries it)");
     auto result = parse_raw(v, o, now_ms);
-    if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
+    if (!v.ok()) return v.rejection();
     return result;
   }
 
@@ -437,7 +460,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
   m.bulk = bulk_flag(v, o, m.campaign);
   m.priority = priority_flag(v, o);
-  if (!v.ok()) return submission_rejection{400, std::move(v.errors)};
+  if (!v.ok()) return v.rejection();
 
   m.id = new_id();
   m.created_at_ms = now_ms;

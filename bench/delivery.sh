@@ -201,6 +201,7 @@ create_tenant = false
 servers = ["127.0.0.1:$dns_port"]
 [delivery]
 port = $SINK_PORT
+allow_private_destinations = true   # the sinks are on loopback
 $([ "$SHAPED" = 1 ] && printf 'connection_limit = 3\nmessage_rate = "1000/s"\nconnection_rate = "100/s"\nadaptive_concurrency = true\n')
 [webhooks]
 allow_private_networks = true

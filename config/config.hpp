@@ -27,6 +27,10 @@ struct http_settings {
   std::chrono::milliseconds idle_timeout = 60s;     // keep-alive connection without a request
   std::chrono::milliseconds handler_timeout = 30s;  // request accepted, answer not yet ready -> 503
   std::uint64_t max_connections = 4096;
+  // Connections one client address may hold on each listener (0: no limit), and the
+  // addresses or networks exempt from it (a load balancer in front, say).
+  std::uint64_t max_connections_per_client = 1024;
+  std::vector<std::string> trusted_clients;
   std::chrono::milliseconds shutdown_grace = 10s;  // in-flight requests get this long on stop
 };
 
@@ -90,6 +94,9 @@ struct delivery_settings {
   rate message_rate;     // default per (source x site); per_second 0: unlimited
   rate connection_rate;  // default new connections per second per (source x site)
   bool adaptive_concurrency = true;  // 421s and refused connections halve the connection limit
+  // MX hosts and address literals on loopback, private or link-local networks are refused
+  // (a hard bad_domain failure) unless this is set: for test setups and private relays.
+  bool allow_private_destinations = false;
   std::vector<site_policy> sites;
   std::vector<domain_policy> domains;
 };
@@ -172,6 +179,9 @@ struct submission_settings {
   std::uint64_t max_tag_length = 128;
   std::uint64_t max_headers = 50;
   std::uint64_t max_subject_length = 998;
+  // Values in a submission's JSON (every scalar, array and object), counted while parsing:
+  // a hostile body is refused after this many, so its memory is bounded (~64 B a value).
+  std::uint64_t max_json_values = 100'000;
   std::string message_id_domain;  // right side of generated Message-IDs; empty -> the From domain
   bool campaigns_are_bulk = true;  // a message with a campaign is bulk unless "bulk": false
 };
@@ -210,6 +220,9 @@ struct domains_config {
   std::string dmarc_rua;         // rua= of the suggested DMARC record
   std::string bounce_mx_host;    // MX host of the bounce listener (return-path records)
   std::string return_path_label = "bounces";  // return path: <label>.<domain>
+  // Domains (and their subdomains) no tenant may register, besides the built-in list of
+  // public mailbox providers (gmail.com, outlook.com, ...).
+  std::vector<std::string> unclaimable;
 };
 
 struct mta_sts_config {
@@ -242,6 +255,8 @@ struct bounces_config {
   std::string hostname;                     // in the greeting; "" the node's host name
   std::uint64_t max_message_bytes = 10 * 1024 * 1024;
   std::uint32_t max_connections = 200;
+  std::uint32_t max_connections_per_client = 20;  // per peer address (0: no limit)
+  std::vector<std::string> trusted_clients;       // addresses or networks exempt from it
   std::uint32_t max_recipients = 50;
   rate max_rate{100, "100/s"};  // messages per second accepted by the listener, all peers
   std::chrono::milliseconds command_timeout = 5min;

@@ -61,6 +61,8 @@ class section {
   void listen(const char* key, listen_address& out);
   void real(const char* key, double& out, double min, double max);
   void string_list(const char* key, std::vector<std::string>& out);
+  // IP addresses or networks ("10.0.0.0/8", "::1").
+  void network_list(const char* key, std::vector<std::string>& out);
   void duration_list(const char* key, std::vector<milliseconds>& out, milliseconds min,
                      milliseconds max);
   // The tables of an array of tables ([[section.key]]), each read as a section of its own.
@@ -247,6 +249,17 @@ void section::real(const char* key, double& out, double min, double max) {
   out = value;
 }
 
+void section::network_list(const char* key, std::vector<std::string>& out) {
+  std::vector<std::string> values;
+  string_list(key, values);
+  for (const auto& v : values) {
+    ip_network network;
+    std::string error;
+    if (!parse_ip_network(v, network, error)) return problem(key, error);
+  }
+  out = std::move(values);
+}
+
 void section::string_list(const char* key, std::vector<std::string>& out) {
   auto* node = get(key);
   if (!node) return;
@@ -324,6 +337,8 @@ void read_all(reader& r, config& c) {
     s.duration("idle_timeout", c.http.idle_timeout, 100ms, 1h);
     s.duration("handler_timeout", c.http.handler_timeout, 100ms, 10min);
     s.size("max_connections", c.http.max_connections, 1, 1'000'000);
+    s.size("max_connections_per_client", c.http.max_connections_per_client, 0, 1'000'000);
+    s.network_list("trusted_clients", c.http.trusted_clients);
     s.duration("shutdown_grace", c.http.shutdown_grace, 0ms, 10min);
     s.finish();
   }
@@ -365,6 +380,7 @@ void read_all(reader& r, config& c) {
     s.integer("max_recipients_per_transaction", d.max_recipients_per_transaction, 1, 1000);
     s.integer("ready_queue", d.ready_queue, 0, 1'000'000);
     s.choice("tls", d.tls, {"disabled", "opportunistic", "required"});
+    s.boolean("allow_private_destinations", d.allow_private_destinations);
     s.boolean("verify_certificate", d.verify_certificate);
     s.string("ca_file", d.ca_file);
     s.duration("connect_timeout", d.connect_timeout, 10ms, 10min);
@@ -571,6 +587,7 @@ void read_all(reader& r, config& c) {
     s.size("max_tag_length", c.submission.max_tag_length, 1, 1024);
     s.size("max_headers", c.submission.max_headers, 0, 1000);
     s.size("max_subject_length", c.submission.max_subject_length, 1, 100'000);
+    s.size("max_json_values", c.submission.max_json_values, 100, 10'000'000);
     s.string("message_id_domain", c.submission.message_id_domain, 253);
     s.boolean("campaigns_are_bulk", c.submission.campaigns_are_bulk);
     s.finish();
@@ -618,6 +635,9 @@ void read_all(reader& r, config& c) {
     s.string("dmarc_rua", c.domains.dmarc_rua, 253);
     s.string("bounce_mx_host", c.domains.bounce_mx_host, 253);
     s.string("return_path_label", c.domains.return_path_label, 63);
+    s.string_list("unclaimable", c.domains.unclaimable);
+    for (auto& d : c.domains.unclaimable)
+      for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     s.finish();
   }
   {
@@ -668,6 +688,8 @@ void read_all(reader& r, config& c) {
     s.string("hostname", b.hostname, 253);
     s.size("max_message_bytes", b.max_message_bytes, 1 * kib, 1 * gib);
     s.integer("max_connections", b.max_connections, 1, 100'000);
+    s.integer("max_connections_per_client", b.max_connections_per_client, 0, 100'000);
+    s.network_list("trusted_clients", b.trusted_clients);
     s.integer("max_recipients", b.max_recipients, 1, 10'000);
     s.rate_value("max_rate", b.max_rate);
     s.duration("command_timeout", b.command_timeout, 1s, 1h);

@@ -1,9 +1,12 @@
 // Parsers for durations, sizes, rates and listen addresses (see units.hpp).
 #include "config/units.hpp"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 
 namespace petrel {
 
@@ -145,6 +148,54 @@ parsed<listen_address> parse_listen_address(std::string_view text) {
                                            quoted(text));
   out.port = static_cast<std::uint16_t>(port);
   return out;
+}
+
+bool parse_ip_address(const std::string& text, std::array<std::uint8_t, 16>& out) {
+  out.fill(0);
+  in_addr v4;
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    out[10] = out[11] = 0xff;
+    std::memcpy(out.data() + 12, &v4, 4);
+    return true;
+  }
+  in6_addr v6;
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+    std::memcpy(out.data(), &v6, 16);
+    return true;
+  }
+  return false;
+}
+
+bool parse_ip_network(const std::string& text, ip_network& out, std::string& error) {
+  auto slash = text.find('/');
+  auto address = text.substr(0, slash);
+  if (!parse_ip_address(address, out.bytes)) {
+    error = "\"" + text + "\" is not an IP address or network (e.g. 10.0.0.0/8, fd00::/8)";
+    return false;
+  }
+  bool v4 = address.find(':') == std::string::npos;
+  out.prefix = 128;
+  if (slash != std::string::npos) {
+    auto digits = text.substr(slash + 1);
+    unsigned max = v4 ? 32 : 128;
+    if (digits.empty() || digits.size() > 3 ||
+        digits.find_first_not_of("0123456789") != std::string::npos ||
+        static_cast<unsigned>(std::stoul(digits)) > max) {
+      error = "\"" + text + "\" has an invalid prefix length (0-" + std::to_string(max) + ")";
+      return false;
+    }
+    out.prefix = static_cast<unsigned>(std::stoul(digits)) + (v4 ? 96 : 0);
+  }
+  return true;
+}
+
+bool ip_network::contains(const std::array<std::uint8_t, 16>& address) const {
+  unsigned full = prefix / 8;
+  if (std::memcmp(bytes.data(), address.data(), full) != 0) return false;
+  unsigned rest = prefix % 8;
+  if (rest == 0) return true;
+  auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
+  return (bytes[full] & mask) == (address[full] & mask);
 }
 
 }  // namespace petrel

@@ -3,6 +3,7 @@
 // addresses ("127.0.0.1:8080", "[::1]:8080"). Pure functions; errors are values.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -50,5 +51,16 @@ struct listen_address {
 };
 // "host:port", "[v6]:port"; port 0 asks the kernel for an ephemeral port.
 parsed<listen_address> parse_listen_address(std::string_view text);
+
+// An IP address ("192.0.2.1", "2001:db8::1") or a network ("10.0.0.0/8", "fd00::/8").
+struct ip_network {
+  std::array<std::uint8_t, 16> bytes{};  // IPv4 as IPv4-mapped IPv6
+  unsigned prefix = 128;
+  bool contains(const std::array<std::uint8_t, 16>& address) const;
+};
+// false when text is neither; the reason is in `error`.
+bool parse_ip_network(const std::string& text, ip_network& out, std::string& error);
+// An IP address as 16 bytes (IPv4 mapped); false when text is not an IP address.
+bool parse_ip_address(const std::string& text, std::array<std::uint8_t, 16>& out);
 
 }  // namespace petrel

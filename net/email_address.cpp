@@ -117,8 +117,55 @@ std::string check_domain(std::string_view domain, std::string& ascii) {
     idn2_free(out);
   } else {
     ascii = lower_ascii(domain);
+    // An A-label must be what IDNA 2008 makes of some U-label: decode and encode it again.
+    if (ascii.rfind("xn--", 0) == 0 || ascii.find(".xn--") != std::string::npos) {
+      char* unicode = nullptr;
+      int rc = idn2_to_unicode_8z8z(ascii.c_str(), &unicode, 0);
+      std::string back;
+      if (rc == IDN2_OK) {
+        char* again = nullptr;
+        rc = idn2_to_ascii_8z(unicode, &again, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT);
+        if (rc == IDN2_OK) back = lower_ascii(again);
+        idn2_free(again);
+      }
+      idn2_free(unicode);
+      if (rc != IDN2_OK || back != ascii)
+        return "the domain " + quoted(domain) + " has an A-label (xn--) that is not valid IDNA";
+    }
   }
   return check_ascii_domain(ascii);
+}
+
+bool is_dot_atom(std::string_view s) {
+  if (s.empty() || s.front() == '.' || s.back() == '.') return false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c == '.') {
+      if (s[i + 1] == '.') return false;
+      continue;
+    }
+    if (!is_atext(c)) return false;
+  }
+  return true;
+}
+
+// RFC 5321 4.1.2: a quoted local part whose content is a valid dot-atom names the same mailbox
+// as the unquoted one; quoted-pairs stand for the character they escape.
+std::string canonical_local(std::string_view local) {
+  if (local.empty() || local.front() != '"') return std::string(local);
+  std::string content;
+  for (std::size_t i = 1; i + 1 < local.size(); ++i) {
+    if (local[i] == '\\' && i + 2 < local.size()) ++i;
+    content.push_back(local[i]);
+  }
+  if (is_dot_atom(content)) return content;
+  std::string out = "\"";
+  for (char c : content) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
 }
 
 std::string_view trim(std::string_view s) {
@@ -177,8 +224,15 @@ parsed<mailbox> parse_address(std::string_view text) {
   if (auto reason = check_domain(domain, out.ascii_domain); !reason.empty())
     return parsed<mailbox>::failure(reason + " in " + quoted(text));
   out.local_part = std::string(local);
+  out.canonical_local_part = canonical_local(local);
   out.domain = has_non_ascii(domain) ? std::string(domain) : lower_ascii(domain);
   return out;
+}
+
+parsed<std::string> canonical_address(std::string_view text) {
+  auto box = parse_address(text);
+  if (!box) return parsed<std::string>::failure(box.error());
+  return box.value().envelope_address();
 }
 
 parsed<std::string> check_display_name(std::string_view name) {

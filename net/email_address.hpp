@@ -16,11 +16,15 @@ struct mailbox {
   std::string local_part;    // as given (quoted form kept with its quotes)
   std::string domain;        // as given, lower-cased if ASCII
   std::string ascii_domain;  // A-label form, lower case; [literal] kept as is
+  // The local part unquoted where RFC 5321 4.1.2 allows ("a.b" -> a.b, "a\b" -> ab), else
+  // quoted with only the escapes it needs: one mailbox has one spelling.
+  std::string canonical_local_part;
 
   // local_part@domain, the form shown back to clients.
   std::string address() const { return local_part + "@" + domain; }
-  // local_part@ascii_domain, the form for the SMTP envelope.
-  std::string envelope_address() const { return local_part + "@" + ascii_domain; }
+  // canonical_local_part@ascii_domain: the one spelling of the mailbox, used in the SMTP
+  // envelope (no UTF-8 domain goes on the wire), for routing and for suppressions.
+  std::string envelope_address() const { return canonical_local_part + "@" + ascii_domain; }
   // A non-ASCII local part can only travel with SMTPUTF8 (RFC 6531).
   bool needs_smtputf8() const;
 };
@@ -35,6 +39,9 @@ constexpr std::size_t max_display_name_octets = 256;
 parsed<mailbox> parse_address(std::string_view text);
 // "local@domain", "Name <local@domain>" or "\"Name, Quoted\" <local@domain>".
 parsed<mailbox> parse_mailbox(std::string_view text);
+// The canonical form of "local@domain" (see mailbox::envelope_address), or the reason the
+// text is no address.
+parsed<std::string> canonical_address(std::string_view text);
 // A display name given separately (JSON {"email", "name"}): no control characters, bounded.
 parsed<std::string> check_display_name(std::string_view name);
 

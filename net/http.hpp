@@ -54,13 +54,23 @@ struct http_server_options {
   std::chrono::milliseconds idle_timeout{60'000};
   std::chrono::milliseconds handler_timeout{30'000};
   std::uint64_t max_connections = 4096;
+  // Connections one client address may hold (0: no limit); addresses or networks exempt.
+  std::uint64_t max_connections_per_client = 1024;
+  std::vector<std::string> trusted_clients;
   // Called after each response is written (status code); for metrics.
   std::function<void(int)> on_response;
+  // Called when the server closes or refuses a connection to protect the others: "shed" (an
+  // idle one closed to make room), "over_limit" (max_connections), "per_client".
+  std::function<void(const char*)> on_connection_refused;
 };
 
 // An HTTP/1.1 server on Boost.Beast: one coroutine per connection, keep-alive, bounded header
-// and body sizes, timeouts on every read, "Expect: 100-continue", and answers it writes itself
-// for malformed requests (400), oversized ones (413, 431) and handlers that never answer (503).
+// and body sizes, "Expect: 100-continue", and answers it writes itself for malformed requests
+// (400), oversized ones (413, 431), transfer codings other than chunked (501) and handlers that
+// never answer (503). Slow clients are bounded: a connection waits for a request at most
+// idle_timeout, and a request must arrive whole within read_timeout of its first byte. One
+// client address holds at most max_connections_per_client connections; near max_connections
+// the oldest idle keep-alive connections are closed first to make room.
 class http_server {
  public:
   http_server(boost::asio::io_context& io, http_server_options options, http_handler handler);

@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
 
+#include "net/client_limiter.hpp"
 #include "net/http.hpp"
 
 namespace petrel {
@@ -43,11 +44,47 @@ bool is_malformed(const beast::error_code& ec) {
          ec != http::error::partial_message;
 }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 struct connection {
-  explicit connection(tcp::socket socket) : stream(std::move(socket)) {}
+  connection(tcp::socket socket, std::string remote_address)
+      : stream(std::move(socket)), remote(std::move(remote_address)) {}
   beast::tcp_stream stream;
-  bool busy = false;  // a request is being read, handled or answered
+  std::string remote;  // the client's address ("" if unknown)
+  // Read from the accept loop too (shedding, stop): atomics.
+  std::atomic<bool> busy{false};         // a request is being read, handled or answered
+  std::atomic<std::int64_t> idle_since{0};  // steady ms when it began waiting for a request
+  std::atomic<bool> shedding{false};     // chosen to be closed to make room
 };
+
+// RFC 9112 6.1: "chunked" is the only transfer coding a server must understand, and the only
+// one Petrel does. "" when the field is acceptable, else the reason, with its status.
+std::pair<int, std::string> check_transfer_encoding(std::string_view value, bool has_length) {
+  if (has_length)
+    return {400, "both Transfer-Encoding and Content-Length are present (RFC 9112 6.3)"};
+  int chunked = 0;
+  std::size_t start = 0;
+  while (start <= value.size()) {
+    auto end = value.find(',', start);
+    if (end == std::string_view::npos) end = value.size();
+    auto coding = value.substr(start, end - start);
+    while (!coding.empty() && (coding.front() == ' ' || coding.front() == '\t')) coding.remove_prefix(1);
+    while (!coding.empty() && (coding.back() == ' ' || coding.back() == '\t')) coding.remove_suffix(1);
+    if (!coding.empty()) {
+      if (!beast::iequals(coding, "chunked"))
+        return {501, "the transfer coding \"" + std::string(coding.substr(0, 64)) +
+                         "\" is not implemented (only chunked is)"};
+      ++chunked;
+    }
+    start = end + 1;
+  }
+  if (chunked != 1) return {400, "Transfer-Encoding must name chunked once"};
+  return {0, {}};
+}
 
 std::string problem_body(int status, std::string_view slug, std::string_view title,
                          std::string_view detail) {
@@ -71,6 +108,7 @@ http_response problem(int status, std::string_view title, std::string_view detai
     case 413: slug = "payload-too-large"; break;
     case 431: slug = "headers-too-large"; break;
     case 500: slug = "internal"; break;
+    case 501: slug = "not-implemented"; break;
     case 503: slug = "unavailable"; break;
     default: break;
   }
@@ -103,7 +141,8 @@ struct dispatch_state {
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
   impl(asio::io_context& io_context, http_server_options o, http_handler h)
-      : io(io_context), options(std::move(o)), handler(std::move(h)), acceptor(io_context) {}
+      : io(io_context), options(std::move(o)), handler(std::move(h)), acceptor(io_context),
+        per_client(options.max_connections_per_client, options.trusted_clients) {}
 
   asio::io_context& io;
   http_server_options options;
@@ -114,6 +153,37 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   std::mutex mutex;  // guards connections
   std::unordered_map<std::uint64_t, std::weak_ptr<connection>> connections;
   std::uint64_t next_connection_id = 0;
+  client_limiter per_client;
+
+  // Near the connection limit (the last 1/16 of it), each new connection closes the longest
+  // idle keep-alive connection: clients that hold a slot without using it go first.
+  std::size_t shed_threshold() const {
+    auto max = options.max_connections;
+    return static_cast<std::size_t>(max - max / 16);
+  }
+  // Closes the connection idle the longest; false when none is idle.
+  bool shed_oldest_idle() {
+    std::shared_ptr<connection> victim;
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      std::int64_t oldest = 0;
+      for (auto& [id, weak] : connections) {
+        auto c = weak.lock();
+        if (!c || c->busy || c->shedding) continue;
+        auto since = c->idle_since.load();
+        if (!victim || since < oldest) {
+          victim = std::move(c);
+          oldest = since;
+        }
+      }
+      if (!victim) return false;
+      victim->shedding = true;
+    }
+    asio::post(victim->stream.get_executor(), [victim] {
+      if (!victim->busy) victim->stream.socket().close();  // wakes its read, which ends it
+    });
+    return true;
+  }
 
   template <class Token>
   auto async_dispatch(http_request request, Token&& token) {
@@ -168,6 +238,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     res.body() = r.body;
     res.keep_alive(keep_alive);
     res.prepare_payload();
+    // A response has its own deadline (a client must read it in time).
     conn.stream.expires_after(options.read_timeout);
     auto [ec, n] = co_await http::async_write(conn.stream, res, use_tuple);
     (void)n;
@@ -192,23 +263,29 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 
   asio::awaitable<void> session(std::shared_ptr<connection> conn, std::uint64_t id) {
-    std::string remote;
-    {
-      beast::error_code ec;
-      auto ep = conn->stream.socket().remote_endpoint(ec);
-      if (!ec) remote = ep.address().to_string();
-    }
+    const auto& remote = conn->remote;
     beast::flat_buffer buffer;
     for (;;) {
       if (stopping) break;
       http::request_parser<http::string_body> parser;
       parser.header_limit(static_cast<std::uint32_t>(options.max_header_bytes));
       parser.body_limit(options.max_body_bytes);
-      conn->busy = false;
-      conn->stream.expires_after(options.idle_timeout);
+      // Idle: waiting for the first byte of a request, at most idle_timeout.
+      if (buffer.size() == 0) {
+        conn->idle_since = steady_ms();
+        conn->busy = false;
+        if (conn->shedding) break;
+        conn->stream.expires_after(options.idle_timeout);
+        auto [ec, n] = co_await conn->stream.async_read_some(buffer.prepare(4096), use_tuple);
+        if (ec) break;  // closed by the peer, idle too long, or shed
+        buffer.commit(n);
+      }
+      // From the first byte on, the whole request (header and body) has read_timeout: a client
+      // trickling a byte at a time cannot hold the connection longer.
+      conn->busy = true;
+      conn->stream.expires_after(options.read_timeout);
       auto [ec, n] = co_await http::async_read_header(conn->stream, buffer, parser, use_tuple);
       (void)n;
-      conn->busy = true;
       if (ec) {
         if (ec == http::error::body_limit) {  // a Content-Length over the limit
           co_await write_response(*conn, problem(413, "Content Too Large",
@@ -239,6 +316,17 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                                 version, false);
         break;
       }
+      if (auto te = header.find(http::field::transfer_encoding); te != header.end()) {
+        auto [status, reason] = check_transfer_encoding(
+            te->value(), header.find(http::field::content_length) != header.end());
+        if (status != 0) {
+          co_await write_response(*conn,
+                                  problem(status, status == 501 ? "Not Implemented" : "Bad Request",
+                                          reason),
+                                  version, false);
+          break;
+        }
+      }
       if (beast::iequals(header[http::field::expect], "100-continue")) {
         http::response<http::empty_body> go_on{http::status::continue_, version};
         auto [wec, wn] = co_await http::async_write(conn->stream, go_on, use_tuple);
@@ -246,7 +334,6 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         if (wec) break;
       }
       if (!parser.is_done()) {
-        conn->stream.expires_after(options.read_timeout);
         auto [rec, rn] = co_await http::async_read(conn->stream, buffer, parser, use_tuple);
         (void)rn;
         if (rec == http::error::body_limit) {
@@ -277,7 +364,26 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       std::lock_guard<std::mutex> lock(mutex);
       connections.erase(id);
     }
+    per_client.release(remote);
     --connection_count;
+  }
+
+  void notify(const char* what) {
+    if (options.on_connection_refused) options.on_connection_refused(what);
+  }
+
+  // Answers a connection that is not admitted, and closes it.
+  void refuse(tcp::socket socket, std::string detail) {
+    auto conn = std::make_shared<connection>(std::move(socket), std::string());
+    auto self = shared_from_this();
+    asio::co_spawn(
+        conn->stream.get_executor(),
+        [self, conn, detail = std::move(detail)]() -> asio::awaitable<void> {
+          co_await self->write_response(*conn, problem(503, "Service Unavailable", detail), 11,
+                                        false);
+          co_await self->linger_close(*conn);
+        },
+        asio::detached);
   }
 
   asio::awaitable<void> accept_loop() {
@@ -288,22 +394,33 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         spdlog::warn("http.accept_failed server={} error=\"{}\"", options.name, ec.message());
         continue;
       }
-      if (connection_count >= options.max_connections) {
-        // Over the bound: refuse politely and close, rather than queueing without limit.
-        auto conn = std::make_shared<connection>(std::move(socket));
-        auto self = shared_from_this();
-        asio::co_spawn(
-            conn->stream.get_executor(),
-            [self, conn]() -> asio::awaitable<void> {
-              co_await self->write_response(*conn, problem(503, "Service Unavailable",
-                                                           "too many open connections"),
-                                            11, false);
-              co_await self->linger_close(*conn);
-            },
-            asio::detached);
+      std::string remote;
+      {
+        beast::error_code rec;
+        auto ep = socket.remote_endpoint(rec);
+        if (!rec) remote = ep.address().to_string();
+      }
+      bool room = connection_count < options.max_connections;
+      if (connection_count >= shed_threshold()) {
+        // Near the bound: make room by closing the longest idle connection; over it with no
+        // idle one to close, refuse politely rather than queue without limit.
+        if (shed_oldest_idle()) {
+          room = true;
+          notify("shed");
+        }
+      }
+      if (!room) {
+        notify("over_limit");
+        refuse(std::move(socket), "too many open connections");
         continue;
       }
-      auto conn = std::make_shared<connection>(std::move(socket));
+      if (!per_client.acquire(remote)) {
+        notify("per_client");
+        refuse(std::move(socket), "too many open connections from " + remote + " (at most " +
+                                      std::to_string(per_client.per_client()) + ")");
+        continue;
+      }
+      auto conn = std::make_shared<connection>(std::move(socket), remote);
       std::uint64_t id;
       {
         std::lock_guard<std::mutex> lock(mutex);

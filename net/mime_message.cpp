@@ -203,12 +203,17 @@ parsed<raw_message> prepare_raw_message(std::string_view bytes, const std::strin
   std::string* current = nullptr;  // value being unfolded, for the fields we keep
   std::size_t pos = 0, line_number = 0, header_count = 0;
   bool ended = false;
+  // Bcc fields (with their continuation lines) are cut from what is sent: the recipients of
+  // the envelope must not learn of each other (RFC 5322 3.6.3 leaves it to the sender).
+  std::vector<std::pair<std::size_t, std::size_t>> bcc_ranges;
+  bool in_bcc = false;
   while (pos < content.size()) {
     auto eol = content.find("\r\n", pos);
     if (eol == std::string::npos) eol = content.size();
     std::string_view line(content.data() + pos, eol - pos);
+    auto line_start = pos;
     ++line_number;
-    pos = eol + 2;
+    pos = std::min(eol + 2, content.size());
     if (line.empty()) {
       ended = true;
       break;
@@ -217,8 +222,10 @@ parsed<raw_message> prepare_raw_message(std::string_view bytes, const std::strin
       if (header_count == 0)
         return result::failure("line 1 starts with white space: not a header field");
       if (current) *current += std::string(line);
+      if (in_bcc) bcc_ranges.back().second = pos;
       continue;
     }
+    in_bcc = false;
     auto colon = line.find(':');
     if (colon == std::string_view::npos || !is_valid_header_name(line.substr(0, colon))) {
       if (header_count == 0)
@@ -244,6 +251,9 @@ parsed<raw_message> prepare_raw_message(std::string_view bytes, const std::strin
     } else if (name == "subject") {
       out.subject = value;
       current = &out.subject;
+    } else if (name == "bcc") {
+      in_bcc = true;
+      bcc_ranges.emplace_back(line_start, pos);
     }
   }
   if (header_count == 0) return result::failure("the message has no header fields");
@@ -258,6 +268,9 @@ parsed<raw_message> prepare_raw_message(std::string_view bytes, const std::strin
   trim(out.message_id_header);
   trim(out.subject);
   trim(out.from_header);
+
+  for (auto it = bcc_ranges.rbegin(); it != bcc_ranges.rend(); ++it)
+    content.erase(it->first, it->second - it->first);
 
   std::string added;
   if (!has_message_id) {

@@ -56,8 +56,8 @@ struct raw_message {
 };
 
 // Checks that bytes are an RFC 5322 message (header fields, then an optional body), that no
-// line exceeds 998 octets and no NUL is present; turns bare LF/CR into CRLF; adds Message-ID
-// (with message_id, "id@domain") and Date when absent.
+// line exceeds 998 octets and no NUL is present; turns bare LF/CR into CRLF; removes Bcc
+// fields; adds Message-ID (with message_id, "id@domain") and Date when absent.
 parsed<raw_message> prepare_raw_message(std::string_view bytes, const std::string& message_id,
                                         std::int64_t date_ms);
 

@@ -20,6 +20,8 @@
 #include <boost/asio/write.hpp>
 #include <spdlog/spdlog.h>
 
+#include "net/client_limiter.hpp"
+
 namespace petrel {
 
 namespace asio = boost::asio;
@@ -102,7 +104,8 @@ struct reply_state {
 struct smtp_server::impl : std::enable_shared_from_this<impl> {
   impl(asio::io_context& io_context, smtp_server_options o, smtp_mail_handler h)
       : io(io_context), options(std::move(o)), handler(std::move(h)), acceptor(io_context),
-        budget(options.max_messages_per_second) {
+        budget(options.max_messages_per_second),
+        per_client(options.max_connections_per_client, options.trusted_clients) {
     for (auto& d : options.accept_domains) d = lower(d);
   }
 
@@ -111,6 +114,7 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
   smtp_mail_handler handler;
   tcp::acceptor acceptor;
   message_budget budget;
+  client_limiter per_client;
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connection_count{0};
 
@@ -333,20 +337,38 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
         spdlog::warn("smtp_in.accept_failed error=\"{}\"", ec.message());
         continue;
       }
-      if (connection_count >= options.max_connections) {
+      std::string peer;
+      {
+        boost::system::error_code pec;
+        auto ep = socket.remote_endpoint(pec);
+        if (!pec) peer = ep.address().to_string();
+      }
+      auto refuse = [&](std::string text) {
         auto s = std::make_shared<tcp::socket>(std::move(socket));
-        static const std::string busy = "421 4.3.2 too many connections; try again later\r\n";
-        asio::async_write(*s, asio::buffer(busy), [s](const boost::system::error_code&, std::size_t) {
-          boost::system::error_code ignored;
-          s->close(ignored);
-        });
+        auto answer = std::make_shared<std::string>(std::move(text));
+        asio::async_write(*s, asio::buffer(*answer),
+                          [s, answer](const boost::system::error_code&, std::size_t) {
+                            boost::system::error_code ignored;
+                            s->close(ignored);
+                          });
+      };
+      if (connection_count >= options.max_connections) {
+        refuse("421 4.3.2 too many connections; try again later\r\n");
+        continue;
+      }
+      // One peer cannot hold every slot (RFC 5321 4.5.3.2 lets a server limit what it serves).
+      if (!per_client.acquire(peer)) {
+        spdlog::warn("smtp_in.refused peer={} reason=per_client_limit limit={}", peer,
+                     options.max_connections_per_client);
+        refuse("421 4.7.0 too many connections from your address; try again later\r\n");
         continue;
       }
       ++connection_count;
       auto self = shared_from_this();
       auto ex = socket.get_executor();
       asio::co_spawn(ex, session(std::move(socket)),
-                     [self](std::exception_ptr e) {
+                     [self, peer](std::exception_ptr e) {
+                       self->per_client.release(peer);
                        --self->connection_count;
                        if (!e) return;
                        try {

@@ -29,6 +29,8 @@ struct smtp_server_options {
   std::uint64_t max_message_bytes = 10 * 1024 * 1024;
   std::uint32_t max_recipients = 50;
   std::uint32_t max_connections = 200;
+  std::uint32_t max_connections_per_client = 20;  // per peer address; 0: no limit
+  std::vector<std::string> trusted_clients;       // addresses or networks exempt from it
   double max_messages_per_second = 100;  // all peers together; over it: 451 4.7.1
   std::chrono::milliseconds command_timeout{300'000};
   std::chrono::milliseconds handler_timeout{60'000};  // past it: 451, the peer retries

@@ -82,6 +82,8 @@ enum stmt : int {
   delete_webhook,
   select_event_stats,
   rotate_webhook,
+  upsert_node_value,
+  select_node_value,
   stmt_count
 };
 
@@ -197,6 +199,9 @@ constexpr std::array<const char*, stmt_count> statements = {
     "WHERE e.tenant_id = $1 AND e.created_at >= $2::bigint AND e.created_at < $3::bigint "
     "AND ($5 = '' OR m.campaign = $5) GROUP BY b, e.type, hard ORDER BY b",
     "UPDATE webhooks SET secret = $1, previous_secret = $2, previous_until = $3 WHERE id = $4",
+    "INSERT INTO node_state (name, value, updated_at) VALUES ($1, $2, $3) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    "SELECT value FROM node_state WHERE name = $1",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -710,6 +715,14 @@ class pg_store final : public store {
     return out;
   }
 
+  std::optional<std::string> node_value(const std::string& name) override {
+    params p;
+    p.text(name);
+    auto r = run(select_node_value, p);
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return text_at(r, 0, 0);
+  }
+
   std::vector<std::pair<std::string, std::int64_t>> load_warmup_starts() override {
     params none;
     auto r = run(select_warmup_starts, none);
@@ -1104,6 +1117,19 @@ class pg_store final : public store {
   void run_op(const set_egress_usage_op& op) {
     auto p = usage_params(op.usage);
     run_checked(upsert_usage, p);
+  }
+  params node_value_params(const set_node_value_op& op) {
+    params p;
+    p.text(op.name).text(op.value).integer(op.at_ms);
+    return p;
+  }
+  void send_op(const set_node_value_op& op) {
+    auto p = node_value_params(op);
+    send(upsert_node_value, p);
+  }
+  void run_op(const set_node_value_op& op) {
+    auto p = node_value_params(op);
+    run_checked(upsert_node_value, p);
   }
   void send_op(const set_warmup_start_op& op) {
     auto p = warmup_params(op);

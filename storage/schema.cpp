@@ -184,6 +184,48 @@ const std::vector<migration>& schema_migrations() {
            "ALTER TABLE webhooks ADD COLUMN previous_secret TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE webhooks ADD COLUMN previous_until BIGINT NOT NULL DEFAULT 0",
        }},
+      {7,
+       "node state: small named values of a node's life (first start completed, ...)",
+       {
+           R"(CREATE TABLE node_state (
+                name TEXT PRIMARY KEY,
+                value TEXT NOT NULL,
+                updated_at BIGINT NOT NULL))",
+       }},
+      {8,
+       "sender domains: a claim per tenant (the first to verify owns the domain)",
+       {
+           // SQLite cannot drop a column's UNIQUE: rebuild both tables (dkim_keys refers to
+           // sender_domains); RENAME rewrites the reference to the new table's name.
+           R"({sqlite}CREATE TABLE sender_domains_v8 (
+                id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                domain TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                verified INTEGER NOT NULL DEFAULT 0,
+                checked_at BIGINT NOT NULL DEFAULT 0,
+                status TEXT NOT NULL DEFAULT '{}'))",
+           "{sqlite}INSERT INTO sender_domains_v8 SELECT id, tenant_id, domain, created_at, verified, "
+           "checked_at, status FROM sender_domains",
+           R"({sqlite}CREATE TABLE dkim_keys_v8 (
+                id TEXT PRIMARY KEY,
+                domain_id TEXT NOT NULL REFERENCES sender_domains_v8(id),
+                selector TEXT NOT NULL,
+                algorithm TEXT NOT NULL,
+                private_key TEXT NOT NULL,
+                public_key TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                state TEXT NOT NULL))",
+           "{sqlite}INSERT INTO dkim_keys_v8 SELECT id, domain_id, selector, algorithm, private_key, "
+           "public_key, created_at, state FROM dkim_keys",
+           "{sqlite}DROP TABLE dkim_keys",
+           "{sqlite}DROP TABLE sender_domains",
+           "{sqlite}ALTER TABLE sender_domains_v8 RENAME TO sender_domains",
+           "{sqlite}ALTER TABLE dkim_keys_v8 RENAME TO dkim_keys",
+           "{sqlite}CREATE UNIQUE INDEX dkim_keys_selector ON dkim_keys(domain_id, selector)",
+           "{postgresql}ALTER TABLE sender_domains DROP CONSTRAINT IF EXISTS sender_domains_domain_key",
+           "CREATE UNIQUE INDEX sender_domains_claim ON sender_domains(tenant_id, domain)",
+       }},
   };
   return all;
 }

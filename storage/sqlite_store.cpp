@@ -574,6 +574,13 @@ class sqlite_store final : public store {
     return out;
   }
 
+  std::optional<std::string> node_value(const std::string& name) override {
+    auto q = prepare("SELECT value FROM node_state WHERE name = ?");
+    q.bind(1, std::string_view(name));
+    if (!q.step()) return std::nullopt;
+    return q.text(0);
+  }
+
   std::vector<std::pair<std::string, std::int64_t>> load_warmup_starts() override {
     auto q = prepare("SELECT name, warmup_started_at FROM egress_sources ORDER BY name");
     std::vector<std::pair<std::string, std::int64_t>> out;
@@ -955,6 +962,14 @@ class sqlite_store final : public store {
         .bind(2, std::string_view(u.period))
         .bind(3, u.period_start_ms)
         .bind(4, static_cast<std::int64_t>(u.count));
+    q.run();
+  }
+
+  void apply_op(const set_node_value_op& op) {
+    auto q = prepare(
+        "INSERT INTO node_state (name, value, updated_at) VALUES (?1, ?2, ?3) "
+        "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at");
+    q.bind(1, std::string_view(op.name)).bind(2, std::string_view(op.value)).bind(3, op.at_ms);
     q.run();
   }
 

@@ -115,6 +115,12 @@ struct rotate_webhook_op {
   std::string previous_secret;
   std::int64_t previous_until_ms = 0;
 };
+// A named value of the node's own state (node_state table): written, or replaced.
+struct set_node_value_op {
+  std::string name;
+  std::string value;
+  std::int64_t at_ms = 0;
+};
 struct revoke_api_key_op {
   id128 key_id;
   id128 tenant_id;
@@ -128,7 +134,7 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               set_soft_bounce_op, upsert_control_op, delete_control_op,
                               set_egress_usage_op, set_warmup_start_op, prune_events_op,
                               insert_webhook_op, update_webhook_op, delete_webhook_op,
-                              rotate_webhook_op>;
+                              rotate_webhook_op, set_node_value_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -205,6 +211,9 @@ class store {
 
   // Counts recipients per state, for readiness checks and tests.
   virtual std::uint64_t count_recipients(recipient_state state) = 0;
+
+  // A value of the node's state (set_node_value_op), if it was ever set.
+  virtual std::optional<std::string> node_value(const std::string& name) = 0;
 
   // A trivial query: throws store_error when the database is not usable.
   virtual void check() = 0;

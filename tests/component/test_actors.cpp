@@ -2,6 +2,9 @@
 // actors, the ingest bound, tenant rate limits and keys, and the root's rest-for-one restarts.
 #include <catch2/catch.hpp>
 
+#include <optional>
+#include <string_view>
+
 #include "actor_fixture.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
@@ -77,6 +80,35 @@ TEST_CASE_METHOD(actor_fixture, "domains are recovered from the store on start")
   CHECK(q.domain_actors == 2);
   CHECK(waiting_in(q, "one.example") == 2);
   CHECK(waiting_in(q, "two.example") == 1);
+  anon_send_exit(domains, caf::exit_reason::user_shutdown);
+  anon_send_exit(store, caf::exit_reason::user_shutdown);
+}
+
+TEST_CASE_METHOD(actor_fixture, "the domains are not ready until every recovered domain has loaded") {
+  auto t = make_tenant("t");
+  seed({insert_tenant_op{t, {}}, message_op(make_message(t.id, {"a@one.example", "b@one.example"})),
+        message_op(make_message(t.id, {"c@two.example"}))});
+  auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
+  auto domains = spawn_domains(*sys, nullptr, store, resolver_actor{}, egress_actor{}, settings);
+  // The store's reader answers the recovery's page of domains, but not yet the domains' loads.
+  auto is_reader = [](caf::resumable* job) {
+    auto* actor = dynamic_cast<caf::local_actor*>(job);
+    return actor && std::string_view(actor->name()) == "store_reader";
+  };
+  auto not_reader = [&](caf::resumable* job) { return !is_reader(job); };
+  sched->run_jobs_filtered(not_reader);
+  REQUIRE(sched->run_jobs_filtered(is_reader) >= 1);  // the page of domains (and start-up)
+  sched->run_jobs_filtered(not_reader);               // domain actors started, loads asked
+  auto answer = std::make_shared<std::optional<readiness>>();
+  sys->spawn([=](caf::event_based_actor* self) {
+    self->request(domains, caf::infinite, ready_atom::value).then([=](readiness& r) { *answer = r; });
+  });
+  sched->run_jobs_filtered(not_reader);
+  REQUIRE(answer->has_value());
+  CHECK_FALSE((*answer)->ready);
+  CHECK_THAT((*answer)->reason, Catch::Contains("0 domains loaded, 2 loading"));
+  sched->run();
+  CHECK(ask_ok<readiness>(domains, ready_atom::value).ready);
   anon_send_exit(domains, caf::exit_reason::user_shutdown);
   anon_send_exit(store, caf::exit_reason::user_shutdown);
 }

@@ -72,7 +72,8 @@ class Node:
             # Tests only talk to this machine: no DNS server listens on port 1, so lookups
             # fail fast (temporary) unless a test points dns.servers at its own server.
             "dns": {"servers": '["127.0.0.1:1"]'},
-            "delivery": {"port": "1", "retry_schedule": '["1h"]'},
+            # The test servers are on loopback, which delivery refuses by default.
+            "delivery": {"port": "1", "retry_schedule": '["1h"]', "allow_private_destinations": "true"},
         }
         # extra_config lines "section.key = value" override or add to the defaults above.
         for line in self.extra_config.strip().splitlines():
@@ -257,6 +258,23 @@ def wait_for(predicate, timeout=20, interval=0.05, what="condition"):
         if time.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def exchange(port, data, read_timeout=5, source="127.0.0.1"):
+    """Sends raw bytes (from a loopback source address), returns everything the server answered
+    until it closed (or timeout)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout, source_address=(source, 0)) as s:
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        return out
 
 
 def simple_message(**overrides):

@@ -219,10 +219,54 @@ def test_a_forged_verp_token_is_ignored(node, world):
     assert node.metric("petrel_inbound_forged_total") == 1
 
 
+def test_a_forged_dsn_cannot_bounce_or_suppress_a_co_recipient(node, world):
+    """Anyone who received a message knows its Message-ID and the other recipients' addresses;
+    with VERP on, that is not enough to bounce or suppress them."""
+    receipt = submit(node, to=["forger@example.test", "victim@example.test"])
+    settle(node, receipt["id"])
+    copy = delivered_copy(world, "forger@example.test")
+    original = base64.b64decode(copy["data_b64"])
+    # To postmaster of the VERP domain, naming the real Message-ID and the victim.
+    code, text = send_to_listener(node, "postmaster@" + VERP_DOMAIN, dsn(original, "victim@example.test"))
+    assert code == 250, text
+    # To the forger's own VERP address: the token names the forger's delivery, not the victim's.
+    code, text = send_to_listener(node, copy["mail_from"], dsn(original, "victim@example.test"))
+    assert code == 250, text
+    rs = recipients(node, receipt["id"])
+    assert rs["victim@example.test"]["status"] == "delivered"
+    assert [h["type"] for h in rs["victim@example.test"]["history"]] == ["accepted", "delivered"]
+    assert suppression(node, "victim@example.test") is None
+    assert rs["forger@example.test"]["status"] == "bounced"
+    assert node.metric("petrel_inbound_unverified_total") == 1
+    # A complaint naming the victim without a token changes nothing either.
+    code, _ = send_to_listener(node, FBL_ADDRESS, arf(original, "victim@example.test"),
+                               mail_from="feedback@isp.example.test")
+    assert code == 250
+    assert suppression(node, "victim@example.test") is None
+    assert node.metric("petrel_inbound_unverified_total") == 2
+
+
+def test_without_verp_reports_are_matched_by_message_id(make_node, world):
+    node = make_node(config(world, **{"bounces.verp_domain": '""'}))
+    receipt = submit(node, to=["plain@example.test"])
+    settle(node, receipt["id"])
+    copy = delivered_copy(world, "plain@example.test")
+    assert "@" + VERP_DOMAIN not in copy["mail_from"]
+    r = node.session.post(node.url("/v1/inbound"), data=dsn(base64.b64decode(copy["data_b64"]), "plain@example.test"),
+                          headers={"Authorization": f"Bearer {node.key}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    (outcome,) = r.json()["outcomes"]
+    assert outcome["email"] == "plain@example.test" and outcome["hard"] is True
+    assert recipients(node, receipt["id"])["plain@example.test"]["status"] == "bounced"
+
+
 def test_an_arf_report_records_a_complaint_and_suppresses(node, world):
     receipt = submit(node, to=["complainer@example.test", "quiet@example.test"])
     settle(node, receipt["id"])
-    original = base64.b64decode(delivered_copy(world, "complainer@example.test")["data_b64"])
+    copy = delivered_copy(world, "complainer@example.test")
+    # As stored in the mailbox: the receiving MTA wrote the envelope sender (our VERP address)
+    # into Return-Path, and the provider's report includes it.
+    original = f"Return-Path: <{copy['mail_from']}>\r\n".encode() + base64.b64decode(copy["data_b64"])
     code, text = send_to_listener(node, FBL_ADDRESS, arf(original, "complainer@example.test"),
                                   mail_from="feedback@isp.example.test")
     assert code == 250, text
@@ -351,10 +395,11 @@ def test_inbound_api_and_soft_bounce_streak(node, world):
     copies = [m for m in world["sink"].messages() if "full@example.test" in m["rcpt_to"]]
     assert len(copies) == 2
     for copy in copies:
-        # Found without VERP: by the Message-ID of the returned message.
+        # The tenant's own mail server took the bounce: ?to= gives the envelope recipient (the
+        # VERP address), without which no report is trusted while VERP is on.
         report = dsn(base64.b64decode(copy["data_b64"]), "full@example.test", status="5.2.2",
                      diagnostic="smtp; 552 5.2.2 <{r}>: Mailbox full, over quota")
-        r = node.session.post(node.url("/v1/inbound"), data=report,
+        r = node.session.post(node.url("/v1/inbound"), data=report, params={"to": copy["mail_from"]},
                               headers={**auth, "Content-Type": "message/rfc822"}, timeout=10)
         assert r.status_code == 200, r.text
         body = r.json()
@@ -368,7 +413,7 @@ def test_inbound_api_and_soft_bounce_streak(node, world):
     # Another tenant's key cannot attach reports to this tenant's messages.
     _, stranger_key = node.create_tenant("stranger")
     report = dsn(base64.b64decode(copies[0]["data_b64"]), "full@example.test")
-    r = node.session.post(node.url("/v1/inbound"), data=report,
+    r = node.session.post(node.url("/v1/inbound"), data=report, params={"to": copies[0]["mail_from"]},
                           headers={"Authorization": f"Bearer {stranger_key}"}, timeout=10)
     assert r.status_code == 200 and r.json()["outcomes"] == []
     # The admin listener takes reports for any tenant.

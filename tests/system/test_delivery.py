@@ -66,6 +66,7 @@ def world(tmp_path_factory):
     mx("slow.test", (10, "mxslow.test"))
     mx("small.test", (10, "mxsmall.test"))
     mx("helo.test", (10, "mxhelo.test"))
+    mx("xn--bcher-kva.test", (10, "mx1.example.test"))  # bücher.test
     records.append({"name": "nullmx.test", "type": "MX", "preference": 0, "exchange": "."})
     dns = DnsServer(work, {"records": records, "servfail": ["servfail.test"]}).start()
     servers.append(dns)
@@ -364,3 +365,43 @@ def test_8bit_raw_messages_use_8bitmime_and_utf8_addresses_use_smtputf8(node, wo
     assert settle(node, utf8["id"])["jürgen@example.test"]["status"] == "delivered"
     (got,) = sink_messages(world["main"], "jürgen@example.test")
     assert "SMTPUTF8" in got["mail_params"]
+
+
+def test_idn_domains_are_routed_and_sent_as_a_labels(node, world):
+    receipt = submit(node, to=["user@bücher.test", "zwsp@BÜCHER.test\u200b", "same@xn--bcher-kva.test"])
+    emails = [r["email"] for r in receipt["recipients"]]
+    assert emails == ["user@xn--bcher-kva.test", "zwsp@xn--bcher-kva.test", "same@xn--bcher-kva.test"]
+    rs = settle(node, receipt["id"])
+    assert {r["status"] for r in rs.values()} == {"delivered"}
+    (got,) = sink_messages(world["main"], "user@xn--bcher-kva.test")
+    assert sorted(got["rcpt_to"]) == ["same@xn--bcher-kva.test", "user@xn--bcher-kva.test", "zwsp@xn--bcher-kva.test"]
+    assert all(a.isascii() for a in got["rcpt_to"])
+    assert "SMTPUTF8" not in got["mail_params"]  # an ASCII envelope needs no SMTPUTF8
+    r = node.submit(node.key, {"from": "a@sender.test", "to": ["a@\u2665.test"], "text": "t"})
+    assert r.status_code == 400 and r.json()["field"] == "to[0]", r.text
+
+
+def test_loopback_and_private_destinations_are_refused_unless_allowed(make_node, world):
+    node = make_node(delivery_config(world, **{"delivery.allow_private_destinations": "false"}))
+    receipt = submit(node, to=["lit@[127.0.0.2]", "user@example.test"])
+    rs = settle(node, receipt["id"])
+    for address in ("lit@[127.0.0.2]", "user@example.test"):
+        r = rs[address]
+        assert r["status"] == "bounced", r
+        event = r["history"][-1]
+        assert event["data"]["category"] == "bad_domain"
+        assert "allow_private_destinations" in r["last_reply"]
+    assert sink_messages(world["main"], "user@example.test") == []
+    assert sink_messages(world["main"], "lit@[127.0.0.2]") == []
+
+
+def test_raw_messages_are_sent_without_their_bcc_header(node, world):
+    raw = (b"From: a@sender.test\r\nTo: shown@example.test\r\nBcc: hidden@example.test,\r\n"
+           b" also-hidden@example.test\r\nSubject: bcc\r\n\r\nbody\r\n")
+    receipt = submit(node, raw=base64.b64encode(raw).decode(),
+                     envelope={"from": "a@sender.test", "to": ["shown@example.test", "hidden@example.test"]})
+    settle(node, receipt["id"])
+    (got,) = sink_messages(world["main"], "hidden@example.test")
+    data = base64.b64decode(got["data_b64"])
+    assert b"Bcc" not in data and b"hidden@" not in data
+    assert b"To: shown@example.test\r\nSubject: bcc\r\n" in data

@@ -197,24 +197,63 @@ def test_messages_are_signed_and_verify_with_dkimpy_and_opendkim(node, world):
     assert not all(dkim.DKIM(resigned_header).verify(idx=i, dnsfunc=dnsfunc(world)) for i in range(2))
 
 
-def test_other_domains_are_not_signed_and_not_claimable(node, world):
-    api(node, "POST", "/v1/domains", json={"domain": "mine.test"})
-    other_key = node.create_tenant("other")[1]
-    r = node.session.post(node.url("/v1/domains"), json={"domain": "mine.test"},
-                          headers={"Authorization": f"Bearer {other_key}"}, timeout=30)
-    assert r.status_code == 409
-    assert node.session.get(node.url("/v1/domains/mine.test"), headers={"Authorization": f"Bearer {other_key}"},
-                            timeout=30).status_code == 404
-    # The other tenant's mail from mine.test is delivered unsigned.
-    r = node.session.post(node.url("/v1/messages"), json={"from": "x@mine.test", "to": ["c@rcpt.test"], "text": "t"},
-                          headers={"Authorization": f"Bearer {other_key}"}, timeout=30)
-    assert r.status_code == 202
+def deliver_as(node, world, key, sender, rcpt):
+    """Submits with a tenant's key and returns the copy the SMTP server received."""
+    r = node.session.post(node.url("/v1/messages"), json={"from": sender, "to": [rcpt], "text": "t"},
+                          headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    assert r.status_code == 202, r.text
     message_id = r.json()["id"]
     wait_for(lambda: node.session.get(node.url(f"/v1/messages/{message_id}"), timeout=30,
-                                      headers={"Authorization": f"Bearer {other_key}"}).json()["recipients"][0]["status"] in FINAL,
+                                      headers={"Authorization": f"Bearer {key}"}).json()["recipients"][0]["status"] in FINAL,
              what="delivery")
-    (got,) = [m for m in world["smtp"].messages() if "c@rcpt.test" in m["rcpt_to"]]
-    assert "DKIM-Signature" not in got["data"]
+    (got,) = [m for m in world["smtp"].messages() if rcpt in m["rcpt_to"]]
+    return base64.b64decode(got["data_b64"])
+
+
+def selectors_of(message):
+    return sorted(line.split(b"s=", 1)[1].split(b";", 1)[0].decode()
+                  for line in message.replace(b"\r\n\t", b" ").replace(b"\r\n ", b" ").split(b"\r\n")
+                  if line.startswith(b"DKIM-Signature:"))
+
+
+def test_domain_claims_reveal_no_other_tenant_and_the_first_verified_claim_owns_the_domain(node, world):
+    mine = api(node, "POST", "/v1/domains", json={"domain": "mine.test", "selector": "mine"}).json()
+    other_key = node.create_tenant("other")[1]
+    other_auth = {"Authorization": f"Bearer {other_key}"}
+    # A second tenant's claim is answered like any claim: no 409 that tells the domain is taken.
+    r = node.session.post(node.url("/v1/domains"), json={"domain": "mine.test", "selector": "theirs"},
+                          headers=other_auth, timeout=30)
+    assert r.status_code == 201, r.text
+    theirs = r.json()
+    assert theirs["verified"] is False
+    assert [k["selector"] for k in theirs["keys"]] == ["theirs"]
+    # Each tenant sees its own claim and signs only with its own keys.
+    assert node.session.get(node.url("/v1/domains/mine.test"), headers=other_auth,
+                            timeout=30).json()["keys"][0]["selector"] == "theirs"
+    assert selectors_of(deliver_as(node, world, other_key, "x@mine.test", "c1@rcpt.test")) == ["theirs"]
+    # Registering twice within one tenant is a conflict about its own claim only.
+    assert api(node, "POST", "/v1/domains", json={"domain": "mine.test"}).status_code == 409
+
+    # The first tenant publishes its records and verifies: it owns mine.test now.
+    publish(world, mine)
+    assert api(node, "GET", "/v1/domains/mine.test").json()["verified"] is True
+    # The other tenant, even with its own records in DNS too, cannot verify the domain any
+    # more, and its mail from mine.test is no longer signed.
+    publish(world, mine, extra=[{"name": rec["name"], "type": "TXT", "text": rec["value"]}
+                                for rec in theirs["records"] if rec["purpose"] == "dkim"])
+    checked = node.session.get(node.url("/v1/domains/mine.test"), headers=other_auth, timeout=30).json()
+    assert checked["verified"] is False
+    assert "another account" in checked["status"]["conflict"]
+    assert selectors_of(deliver_as(node, world, other_key, "x@mine.test", "c2@rcpt.test")) == []
+    assert selectors_of(deliver_as(node, world, node.key, "x@mine.test", "c3@rcpt.test")) == ["mine"]
+
+
+@pytest.mark.parametrize("domain", ["gmail.com", "Outlook.com", "mail.yahoo.com", "unclaimable.test"])
+def test_public_mailbox_domains_cannot_be_claimed(make_node, world, domain):
+    node = make_node(config(world, **{"domains.unclaimable": '["unclaimable.test"]'}), raw_config=EGRESS)
+    r = api(node, "POST", "/v1/domains", json={"domain": domain})
+    assert r.status_code == 400, r.text
+    assert "public mailbox" in r.json()["detail"]
 
 
 def test_rotation_signs_with_the_new_key_and_keeps_the_old_published(node, world):

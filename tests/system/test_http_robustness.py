@@ -5,23 +5,7 @@ import time
 
 import requests
 
-from conftest import simple_message
-
-
-def exchange(port, data, read_timeout=5):
-    """Sends raw bytes, returns everything the server answered until it closed (or timeout)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as s:
-        s.sendall(data)
-        out = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                out += chunk
-        except socket.timeout:
-            pass
-        return out
+from conftest import exchange, simple_message
 
 
 def assert_healthy(node):

@@ -178,3 +178,26 @@ warmup = [{site = "*.google.com", day = 3, per_day = 50}, {site = "*.google.com"
   REQUIRE(bad.errors.size() == 1);
   CHECK_THAT(bad.errors[0].reason, Catch::Contains("increasing day order"));
 }
+
+TEST_CASE("connection limits per client: trusted networks are checked addresses") {
+  auto ok = load_config_text(R"(
+[http]
+max_connections_per_client = 16
+trusted_clients = ["10.0.0.0/8", "::1", "192.0.2.7"]
+[bounces]
+max_connections_per_client = 3
+[delivery]
+allow_private_destinations = true
+)",
+                             "limits.toml");
+  REQUIRE(ok.errors.empty());
+  CHECK(ok.value.http.max_connections_per_client == 16);
+  CHECK(ok.value.http.trusted_clients.size() == 3);
+  CHECK(ok.value.bounces.max_connections_per_client == 3);
+  CHECK(ok.value.delivery.allow_private_destinations);
+  CHECK_FALSE(config{}.delivery.allow_private_destinations);  // refused unless asked for
+  auto bad = load_config_text("[http]\ntrusted_clients = [\"10.0.0.0/40\", \"lb.example\"]\n", "bad.toml");
+  REQUIRE(bad.errors.size() == 1);
+  CHECK(bad.errors[0].key == "http.trusted_clients");
+  CHECK_THAT(bad.errors[0].reason, Catch::Contains("prefix length"));
+}

@@ -113,3 +113,33 @@ TEST_CASE("the UTF-8 check rejects overlong forms, surrogates and truncation") {
   CHECK_FALSE(is_clean_utf8(std::string("\xF4\x90\x80\x80")));  // past U+10FFFF
   CHECK_FALSE(is_clean_utf8(std::string("\x7F")));
 }
+
+TEST_CASE("one mailbox has one canonical spelling: quotes, escapes, domain case and U-labels") {
+  auto canonical = [](const char* text) {
+    auto c = canonical_address(text);
+    REQUIRE(c);
+    return c.value();
+  };
+  CHECK(canonical("\"victim\"@Example.NET") == "victim@example.net");
+  CHECK(canonical("victim@example.net") == "victim@example.net");
+  CHECK(canonical("\"first.last\"@example.net") == "first.last@example.net");
+  CHECK(canonical("\"a\\b\"@example.net") == "ab@example.net");  // a quoted-pair is its character
+  // Content that needs quoting stays quoted, with only the escapes it needs.
+  CHECK(canonical("\"john smith\"@example.net") == "\"john smith\"@example.net");
+  CHECK(canonical("\"a\\ b\"@example.net") == "\"a b\"@example.net");
+  CHECK(canonical("\"a..b\"@example.net") == "\"a..b\"@example.net");
+  CHECK(canonical("\"a\\\"b\"@example.net") == "\"a\\\"b\"@example.net");
+  // The domain in its A-label form; a UTS #46 ignored character (U+200B) disappears.
+  CHECK(canonical("User@Bücher.Example") == "User@xn--bcher-kva.example");
+  CHECK(canonical("user@bücher.example\xE2\x80\x8B") == "user@xn--bcher-kva.example");
+  // The local part keeps its case (RFC 5321 2.4) and its UTF-8 (it needs SMTPUTF8).
+  CHECK(canonical("Jürgen@example.net") == "Jürgen@example.net");
+  CHECK_FALSE(canonical_address("nobody"));
+}
+
+TEST_CASE("internationalized domains that IDNA 2008 does not allow are refused") {
+  for (const char* bad : {"a@\xE2\x99\xA5.example",            // U+2665 BLACK HEART SUIT
+                          "a@xn--zz.example",                   // not valid Punycode
+                          "a@b\xC3\xBC\xE2\x80\x8D" "cher.example"})  // U+200D outside its context
+    CHECK_FALSE(parse_address(bad));
+}

@@ -247,3 +247,21 @@ TEST_CASE("a headers-only raw message ends with a line break") {
   REQUIRE(raw);
   CHECK(raw->content.substr(raw->content.size() - 2) == "\r\n");
 }
+
+TEST_CASE("raw messages lose their Bcc fields, folded ones too, and keep everything else") {
+  auto raw = prepare_raw_message(
+      "From: a@example.com\r\nBcc: hidden@example.net,\r\n other@example.net\r\nTo: b@example.com\r\n"
+      "BCC: again@example.net\r\nSubject: s\r\n\r\nBcc: in the body stays\r\n",
+      "ID@example.com", 1'700'000'000'000);
+  REQUIRE(raw);
+  CHECK(raw->content.find("hidden@") == std::string::npos);
+  CHECK(raw->content.find("other@") == std::string::npos);
+  CHECK(raw->content.find("again@") == std::string::npos);
+  CHECK(raw->content.find("From: a@example.com\r\nTo: b@example.com\r\nSubject: s\r\n\r\n"
+                          "Bcc: in the body stays\r\n") != std::string::npos);
+  auto last = prepare_raw_message("From: a@example.com\r\nBcc: x@example.net\r\n", "ID@example.com",
+                                  1'700'000'000'000);
+  REQUIRE(last);
+  CHECK(last->content.find("Bcc") == std::string::npos);
+  CHECK(last->content.find("From: a@example.com\r\n") != std::string::npos);
+}

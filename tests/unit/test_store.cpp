@@ -475,3 +475,48 @@ TEST_CASE("store: webhooks start at the newest event and keep their state", "[st
   CHECK(s->apply({delete_webhook_op{t.id, w.id}}) == std::vector<std::string>{""});
   CHECK(s->load_webhooks().empty());
 }
+
+TEST_CASE("store: node values are set, replaced and read back", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  CHECK_FALSE(s->node_value("first_start_completed_at"));
+  CHECK(s->apply({set_node_value_op{"first_start_completed_at", "1", 1}}) == std::vector<std::string>{""});
+  CHECK(s->apply({set_node_value_op{"first_start_completed_at", "2", 2}}) == std::vector<std::string>{""});
+  CHECK(s->node_value("first_start_completed_at") == std::optional<std::string>("2"));
+}
+
+TEST_CASE("store: several tenants may claim one sender domain, each tenant once", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto a = make_tenant("a");
+  auto b = make_tenant("b");
+  REQUIRE(s->apply({insert_tenant_op{a, {}}, insert_tenant_op{b, {}}}) == std::vector<std::string>{"", ""});
+  auto claim = [](const id128& tenant, const std::string& selector) {
+    sender_domain_record d;
+    d.id = new_id();
+    d.tenant_id = tenant;
+    d.domain = "shared.example";
+    d.created_at_ms = 1;
+    dkim_key_record k;
+    k.id = new_id();
+    k.domain_id = d.id;
+    k.selector = selector;
+    k.algorithm = "rsa-sha256";
+    k.private_key = "pem";
+    k.public_key = "pub";
+    k.created_at_ms = 1;
+    k.state = "active";
+    d.keys.push_back(k);
+    return insert_sender_domain_op{d};
+  };
+  auto results = s->apply({claim(a.id, "sa"), claim(b.id, "sb"), claim(a.id, "sa2")});
+  CHECK(results[0].empty());
+  CHECK(results[1].empty());
+  CHECK_FALSE(results[2].empty());  // the same tenant twice
+  auto domains = s->load_sender_domains();
+  REQUIRE(domains.size() == 2);
+  for (const auto& d : domains) {
+    REQUIRE(d.keys.size() == 1);
+    CHECK(d.keys[0].selector == (d.tenant_id == a.id ? "sa" : "sb"));
+  }
+}

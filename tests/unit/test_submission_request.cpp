@@ -117,7 +117,7 @@ TEST_CASE("bodies that are not JSON objects are refused") {
   rejected_for("[1,2]", "", "must be a JSON object");
   rejected_for("\"text\"", "", "must be a JSON object");
   std::string deep(100, '[');
-  rejected_for(R"({"metadata":)" + deep, "", "not valid JSON");
+  rejected_for(R"({"metadata":)" + deep, "", "nested deeper than 32 levels");
 }
 
 TEST_CASE("each missing or malformed field is named") {
@@ -225,4 +225,77 @@ TEST_CASE("base64 decoding accepts both alphabets and line breaks") {
   CHECK_FALSE(decode_base64("aGVsbG8*", out));
   CHECK_FALSE(decode_base64("aGV=sbG8", out));
   CHECK_FALSE(decode_base64("a", out));
+}
+
+TEST_CASE("a body of a million bad recipients gets one error, found before any is validated") {
+  std::string body = R"({"from":"app@example.com","text":"t","to":[)";
+  for (int i = 0; i < 1'000'000; ++i) body += i ? ",1" : "1";
+  body += "]}";
+  auto s = settings();
+  s.max_json_values = 2'000'000;
+  auto r = reject(body, s);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].field == "to");
+  CHECK_THAT(r.errors[0].detail, Catch::Contains("got 1000000"));
+}
+
+TEST_CASE("a body past the value bound is refused while parsing") {
+  std::string body = R"({"from":"app@example.com","text":"t","to":"a@example.net","metadata":{"a":[)";
+  for (int i = 0; i < 5000; ++i) body += i ? ",0" : "0";
+  body += "]}}";
+  auto s = settings();
+  s.max_json_values = 1000;
+  auto r = reject(body, s);
+  REQUIRE(r.errors.size() == 1);
+  CHECK_THAT(r.errors[0].detail, Catch::Contains("more than 1000 values"));
+  CHECK(r.errors[0].field.rfind("metadata.a[", 0) == 0);
+}
+
+TEST_CASE("the error list is bounded: the first 20 and a count of the rest") {
+  auto s = settings();
+  s.max_recipients = 100;
+  std::string body = R"({"from":"app@example.com","text":"t","to":[)";
+  for (int i = 0; i < 50; ++i) body += std::string(i ? "," : "") + "\"bad" + std::to_string(i) + "\"";
+  body += "]}";
+  auto r = reject(body, s);
+  REQUIRE(r.errors.size() == 21);
+  CHECK(r.errors[0].field == "to[0]");
+  CHECK(r.errors[19].field == "to[19]");
+  CHECK(r.errors[20].field == "");
+  CHECK(r.errors[20].detail == "and 30 more errors not listed");
+}
+
+TEST_CASE("numbers that do not round-trip and duplicate keys are refused, naming where") {
+  rejected_for(R"({"from":"a@example.com","to":"b@example.net","text":"t","metadata":{"n":1e999}})",
+               "metadata.n", "not a finite");
+  rejected_for(R"({"from":"a@example.com","to":"b@example.net","text":"t","metadata":{"n":-1e400}})",
+               "metadata.n", "not a finite");
+  rejected_for(R"({"from":"a@example.com","to":"b@example.net","text":"t","metadata":{"big":123456789012345678901234}})",
+               "metadata.big", "beyond 64 bits");
+  rejected_for(R"({"from":"a@example.com","to":"b@example.net","text":"t","metadata":{"k":1,"k":2}})",
+               "metadata.k", "appears twice");
+  rejected_for(R"({"from":"a@example.com","from":"b@example.com","to":"b@example.net","text":"t"})",
+               "from", "appears twice");
+  rejected_for(R"({"from":"a@example.com","to":["b@example.net",{"email":"c@example.net","email":"d@example.net"}],"text":"t"})",
+               "to[1].email", "appears twice");
+  // Keys that differ only by an escape are the same key.
+  rejected_for(R"({"from":"a@example.com","to":"b@example.net","text":"t","metadata":{"k":1,"\u006b":2}})",
+               "metadata.k", "appears twice");
+  // Ordinary numbers are kept as given.
+  auto m = accept(R"({"from":"a@example.com","to":"b@example.net","text":"t",
+                      "metadata":{"i":-9223372036854775808,"u":18446744073709551615,"d":0.1,"e":1e300}})");
+  CHECK(m.metadata_json == R"({"i":-9223372036854775808,"u":18446744073709551615,"d":1E-1,"e":1E300})");
+}
+
+TEST_CASE("recipients are stored in canonical form: A-label domains, unquoted where allowed") {
+  auto m = accept(R"({"from":"app@bücher.example","to":["user@bücher.example","\"victim\"@Example.net",
+                      "victim@example.net","x@xn--bcher-kva.example","x@BÜCHER.example"],"text":"t"})");
+  REQUIRE(m.recipients.size() == 3);
+  CHECK(m.recipients[0].address == "user@xn--bcher-kva.example");
+  CHECK(m.recipients[0].domain == "xn--bcher-kva.example");
+  CHECK(m.recipients[1].address == "victim@example.net");
+  CHECK(m.recipients[2].address == "x@xn--bcher-kva.example");
+  CHECK(m.mail_from == "app@xn--bcher-kva.example");
+  rejected_for(R"({"from":"a@example.com","to":"a@\u2665.example","text":"t"})", "to",
+               "internationalized domain is invalid");
 }

@@ -29,6 +29,17 @@ TEST_CASE("webhook URLs: https with a host, a port, a path; nothing else", "[web
                           "https://x .example/", "https://[::1/", "https://ex\\ample.com/", "hooks.example.com"})
     CHECK_FALSE(parse_webhook_url(bad, true));
   CHECK_FALSE(parse_webhook_url("https://x.example/" + std::string(2000, 'a'), false));
+  // Numeric spellings a permissive resolver turns into 127.0.0.1 are refused at registration.
+  for (const char* numeric : {"https://2130706433/", "https://0x7f000001/", "https://127.1/",
+                              "https://0177.0.0.1/", "https://127.0.1/", "https://1.0x7f/",
+                              "https://017700000001:8443/x"}) {
+    auto u = parse_webhook_url(numeric, false);
+    CHECK_FALSE(u);
+    if (!u) CHECK_THAT(u.error(), Catch::Contains("numeric"));
+  }
+  CHECK(parse_webhook_url("https://127.0.0.1/", false));  // a real literal: the address check decides
+  CHECK(parse_webhook_url("https://1password.example/", false));
+  CHECK(parse_webhook_url("https://0x.example/", false));
 }
 
 TEST_CASE("webhook addresses: only the public internet", "[webhooks]") {
