@@ -74,6 +74,11 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
                     rp.deliver(make_error(petrel_errc::invalid, detail));
                     return;
                   }
+                  if (code == petrel_errc::overloaded) {  // the store refuses for now (low space)
+                    core().submissions_rejected_overload.inc();
+                    rp.deliver(std::move(e));
+                    return;
+                  }
                   spdlog::warn("ingest.store_failed message={} error=\"{}\"",
                                receipt.message_id.str(), self->system().render(e));
                   rp.deliver(make_error(petrel_errc::store_failed,

@@ -230,6 +230,8 @@ struct store_state {
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
   std::uint64_t injected_failures = 0;  // fault injection: commits still to fail
+  std::uint64_t min_free_bytes = 0;  // storage.min_free_space
+  std::string low_space;  // why new messages are refused now ("" when there is room)
   // The outcome of the latest commit, for readiness: its error ("" = it worked) and when.
   std::string last_commit_error;
   std::chrono::steady_clock::time_point last_commit_at{};
@@ -243,6 +245,18 @@ const store_reader_actor& reader(store_pointer self) {
   return st.readers[st.next_reader++ % st.readers.size()];
 }
 
+// Checks the free space of the store's file system; "" when there is enough (or the backend
+// cannot tell), else why new messages are refused.
+std::string check_space(store_state& st, store& db) {
+  if (st.min_free_bytes == 0) return {};
+  auto free = db.free_bytes();
+  if (!free || *free >= st.min_free_bytes) return {};
+  constexpr std::uint64_t mib = 1024 * 1024;
+  return "the store's file system has " + std::to_string(*free / mib) +
+         " MiB free, below storage.min_free_space (" + std::to_string(st.min_free_bytes / mib) +
+         " MiB): new messages are refused until space is freed";
+}
+
 void commit_pending(store_pointer self) {
   auto& st = self->state;
   st.commit_scheduled = false;
@@ -253,6 +267,31 @@ void commit_pending(store_pointer self) {
   st.promises.clear();
   auto started = std::chrono::steady_clock::now();
   try {
+    // Low on space: new messages wait (503), so that what is already accepted can still record
+    // its deliveries.
+    auto low = check_space(st, st.db.get());
+    if (low != st.low_space) {
+      if (low.empty()) spdlog::info("store.space_recovered");
+      else spdlog::error("store.low_space reason=\"{}\"", low);
+      st.low_space = low;
+    }
+    if (!low.empty()) {
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < ops.size(); ++i) {
+        if (std::holds_alternative<insert_message_op>(ops[i])) {
+          promises[i].deliver(make_error(petrel_errc::overloaded, low, 5000));
+          continue;
+        }
+        if (kept != i) {
+          ops[kept] = std::move(ops[i]);
+          promises[kept] = std::move(promises[i]);
+        }
+        ++kept;
+      }
+      ops.resize(kept);
+      promises.erase(promises.begin() + static_cast<std::ptrdiff_t>(kept), promises.end());
+      if (ops.empty()) return;
+    }
     if (st.injected_failures > 0) {
       --st.injected_failures;
       throw store_error("fault injection: commit failed on purpose");
@@ -300,11 +339,12 @@ caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, writ
 store_actor::behavior_type store_behavior(store_pointer self, store_factory open,
                                           std::shared_ptr<std::unique_ptr<store>> opened,
                                           std::uint64_t batch_max, std::uint64_t readers,
-                                          bool detached) {
+                                          std::uint64_t min_free_bytes, bool detached) {
   install_logging_handlers(self, "store");
   auto& st = self->state;
   st.db = connection(open, std::move(*opened), true);
   st.batch_max = batch_max;
+  st.min_free_bytes = min_free_bytes;
   for (std::uint64_t i = 0; i < std::max<std::uint64_t>(readers, 1); ++i)
     st.readers.push_back(detached ? self->spawn<caf::detached + caf::linked>(reader_behavior, open)
                                   : self->spawn<caf::linked>(reader_behavior, open));
@@ -425,15 +465,21 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, std::move(domain));
       },
       [=](ready_atom) -> caf::result<readiness> {
-        // Ready means commits work now. A recent commit tells; else a probe write does (a
-        // read alone succeeds on a full disk or a read-only file system).
+        // Ready means commits work now: there is room for new messages, and the last commit
+        // (within a few seconds) worked, else a probe write does (a read alone succeeds on a
+        // full disk or a read-only file system).
         auto& s = self->state;
         auto now = std::chrono::steady_clock::now();
+        try {
+          s.low_space = check_space(s, s.db.get());
+        } catch (const store_error&) {
+          // reported by the probe below
+        }
+        if (!s.low_space.empty()) return readiness{false, s.low_space};
         if (s.injected_failures > 0) {
           s.last_commit_error = "fault injection: commits fail on purpose";
           s.last_commit_at = now;
-        } else if (now - s.last_commit_at > readiness_probe_interval ||
-                   !s.last_commit_error.empty()) {
+        } else if (now - s.last_commit_at > readiness_probe_interval) {
           try {
             s.db.get().apply({set_node_value_op{"ready_probe", std::to_string(unix_now_ms()),
                                                 unix_now_ms()}});
@@ -471,17 +517,18 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
   auto batch_max = settings.storage.batch_max_operations;
   auto readers = settings.storage.read_connections;
   auto detached = settings.store_detached;
+  auto min_free = settings.storage.min_free_space;
   if (detached) {
     if (parent)
       return parent->spawn<caf::detached + caf::linked>(store_behavior, std::move(open), holder,
-                                                        batch_max, readers, detached);
-    return sys.spawn<caf::detached>(store_behavior, std::move(open), holder, batch_max, readers,
+                                                        batch_max, readers, min_free, detached);
+    return sys.spawn<caf::detached>(store_behavior, std::move(open), holder, batch_max, readers, min_free,
                                     detached);
   }
   if (parent)
-    return parent->spawn<caf::linked>(store_behavior, std::move(open), holder, batch_max, readers,
+    return parent->spawn<caf::linked>(store_behavior, std::move(open), holder, batch_max, readers, min_free,
                                       detached);
-  return sys.spawn(store_behavior, std::move(open), holder, batch_max, readers, detached);
+  return sys.spawn(store_behavior, std::move(open), holder, batch_max, readers, min_free, detached);
 }
 
 }  // namespace petrel

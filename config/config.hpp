@@ -169,6 +169,9 @@ struct storage_settings {
   std::uint64_t read_connections = 2;  // reader actors, each with its own connection
   std::uint64_t max_pending_writes = 20000;   // beyond this, submissions get 503 + Retry-After
   std::chrono::milliseconds request_timeout = 20s;  // an actor's wait for the store
+  // Below this much free space on the SQLite file system, new messages are refused (503)
+  // while deliveries' state changes go on, and the node is not ready (Postfix: queue_minfree).
+  std::uint64_t min_free_space = 64ull * 1024 * 1024;
 };
 
 struct submission_settings {

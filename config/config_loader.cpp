@@ -570,6 +570,7 @@ void read_all(reader& r, config& c) {
     s.size("read_connections", c.storage.read_connections, 1, 64);
     s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
     s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
+    s.size("min_free_space", c.storage.min_free_space, 0, 1000 * 1000 * gib);
     auto& url = c.storage.url;
     if (!url.empty() && url.rfind("sqlite:", 0) != 0 && url.rfind("postgresql://", 0) != 0 &&
         url.rfind("postgres://", 0) != 0)

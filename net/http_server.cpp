@@ -1,5 +1,7 @@
 // The HTTP/1.1 server (see http.hpp): Boost.Beast with C++20 coroutines. The only translation
 // unit that includes Beast's HTTP headers for serving.
+#include <malloc.h>
+
 #include <array>
 #include <atomic>
 #include <mutex>
@@ -36,6 +38,8 @@ std::string_view http_request::header(std::string_view lower_name) const {
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+// Requests at least this large trim the allocator afterwards (see session()).
+constexpr std::size_t large_body_bytes = 1024 * 1024;
 
 // A parse error of the request itself (as opposed to the peer closing or a timeout).
 bool is_malformed(const beast::error_code& ec) {
@@ -354,9 +358,14 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       }
       bool keep_alive = parser.get().keep_alive();
       auto request = convert(parser.release(), remote);
+      bool large = request.body.size() >= large_body_bytes;
       auto response = co_await async_dispatch(std::move(request), asio::use_awaitable);
       keep_alive = keep_alive && !stopping;
       co_await write_response(*conn, response, version, keep_alive);
+      // A large body (and what parsing it cost) is freed by now; hand the memory back to the
+      // system instead of leaving it in the allocator's arenas (glibc keeps freed memory of
+      // each thread's arena).
+      if (large) ::malloc_trim(0);
       if (!keep_alive) break;
     }
     co_await linger_close(*conn);

@@ -2,6 +2,7 @@
 #include "storage/sqlite_store.hpp"
 
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 
 #include <chrono>
 #include <deque>
@@ -605,6 +606,12 @@ class sqlite_store final : public store {
   void check() override {
     auto q = prepare("SELECT 1");
     q.step();
+  }
+
+  std::optional<std::uint64_t> free_bytes() override {
+    struct statvfs fs {};
+    if (::statvfs(path_.c_str(), &fs) != 0) return std::nullopt;
+    return static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
   }
 
  private:

@@ -215,6 +215,10 @@ class store {
   // A value of the node's state (set_node_value_op), if it was ever set.
   virtual std::optional<std::string> node_value(const std::string& name) = 0;
 
+  // Free bytes on the file system holding the database, when the backend can tell (SQLite);
+  // nullopt otherwise (a PostgreSQL server's disk is its operator's to watch).
+  virtual std::optional<std::uint64_t> free_bytes() { return std::nullopt; }
+
   // A trivial query: throws store_error when the database is not usable.
   virtual void check() = 0;
 };
