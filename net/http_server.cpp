@@ -56,7 +56,7 @@ std::int64_t steady_ms() {
 
 struct connection {
   connection(tcp::socket socket, std::string remote_address)
-      : stream(std::move(socket)), remote(std::move(remote_address)) {}
+      : stream(std::move(socket)), remote(std::move(remote_address)), idle_since(steady_ms()) {}
   beast::tcp_stream stream;
   std::string remote;  // the client's address ("" if unknown)
   // Read from the accept loop too (shedding, stop): atomics.
