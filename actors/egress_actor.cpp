@@ -164,6 +164,7 @@ egress_actor::behavior_type source_behavior(source_pointer self,
         return rp;
       },
       [=](caf::tick_atom) {},
+      [=](shutdown_atom) { return caf::ok_atom::value; },  // the supervisor keeps the counters
   };
 }
 
@@ -276,28 +277,38 @@ void load_usage(egress_pointer self) {
           });
 }
 
-void flush_budget(egress_pointer self, const std::string& key, warmup_budget& budget, std::int64_t now) {
+// The usage rows of a budget that changed since they were last written.
+void changed_usage(egress_pointer self, const std::string& key, warmup_budget& budget,
+                   std::int64_t now, std::vector<egress_usage_record>& out) {
   auto& st = self->state;
   auto v = budget.view(now);
   if (!v.active) return;
   auto& last = st.stored[key];
   if (last.first == v.used_today && last.second == v.used_this_hour) return;
   last = {v.used_today, v.used_this_hour};
-  auto write = [&](const char* period, std::int64_t start, std::uint64_t count) {
-    self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
-                  write_request{set_egress_usage_op{{key, period, start, count}}})
-        .then([](caf::ok_atom) {}, [](caf::error&) {});
-  };
-  write("day", v.day_start_ms, v.used_today);
-  write("hour", now - now % hour_ms, v.used_this_hour);
+  out.push_back({key, "day", v.day_start_ms, v.used_today});
+  out.push_back({key, "hour", now - now % hour_ms, v.used_this_hour});
 }
 
-void flush_usage(egress_pointer self) {
+// Writes the counters that changed; `done` (if any) runs once every write is answered.
+void flush_usage(egress_pointer self, std::function<void()> done = nullptr) {
+  auto& st = self->state;
   auto now = unix_now_ms();
-  for (auto& [name, gate] : self->state.gates) {
-    flush_budget(self, name, gate->warmup(), now);
-    for (auto& site : gate->site_warmups()) flush_budget(self, usage_key(name, site.pattern), *site.budget, now);
+  std::vector<egress_usage_record> rows;
+  for (auto& [name, gate] : st.gates) {
+    changed_usage(self, name, gate->warmup(), now, rows);
+    for (auto& site : gate->site_warmups())
+      changed_usage(self, usage_key(name, site.pattern), *site.budget, now, rows);
   }
+  auto left = std::make_shared<std::size_t>(rows.size());
+  auto answered = [left, done] {
+    if (--*left == 0 && done) done();
+  };
+  if (rows.empty() && done) done();
+  for (auto& row : rows)
+    self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+                  write_request{set_egress_usage_op{std::move(row)}})
+        .then([answered](caf::ok_atom) { answered(); }, [answered](caf::error&) { answered(); });
 }
 
 egress_actor::behavior_type egress_behavior(egress_pointer self,
@@ -395,6 +406,12 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
       [=](caf::tick_atom) {
         flush_usage(self);
         self->delayed_send(self, usage_flush_interval, caf::tick_atom::value);
+      },
+      [=](shutdown_atom) -> caf::result<caf::ok_atom> {
+        // What was counted since the last tick would otherwise be lost by a clean stop.
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        flush_usage(self, [rp]() mutable { rp.deliver(caf::ok_atom::value); });
+        return rp;
       },
   };
 }

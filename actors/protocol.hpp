@@ -645,7 +645,9 @@ using egress_actor = caf::typed_actor<
     // Admin: the sources with their warm-up, budget, rate and sites.
     caf::replies_to<egress_atom>::with<std::vector<source_stats>>,
     // Timer: store the warm-up counters.
-    caf::reacts_to<caf::tick_atom>>;
+    caf::reacts_to<caf::tick_atom>,
+    // Clean stop: store the warm-up counters now. -> ok once they are committed
+    caf::replies_to<shutdown_atom>::with<caf::ok_atom>>;
 
 // The sender domains: each tenant's domains, their DKIM keys (generated or imported, parsed
 // once) and DNS verification. Publishes the signing table the signers read, and re-verifies

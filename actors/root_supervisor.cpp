@@ -224,19 +224,34 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
       [=](shutdown_atom) -> caf::result<caf::ok_atom> {
         auto& s = self->state;
         s.shutting_down = true;
-        stop_from(self, resolver_child, caf::exit_reason::user_shutdown);
         auto rp = self->make_response_promise<caf::ok_atom>();
-        self->request(s.current.store, s.settings.storage.request_timeout, shutdown_atom::value)
-            .then(
-                [=](caf::ok_atom) mutable {
-                  rp.deliver(caf::ok_atom::value);
-                  self->quit();
-                },
-                [=](caf::error& e) mutable {
-                  spdlog::error("root.store_shutdown_failed error=\"{}\"", self->system().render(e));
-                  rp.deliver(caf::ok_atom::value);
-                  self->quit();
-                });
+        // Children stop, then the store commits what is pending and closes.
+        auto stop_all = [=]() mutable {
+          auto& now = self->state;
+          stop_from(self, resolver_child, caf::exit_reason::user_shutdown);
+          self->request(now.current.store, now.settings.storage.request_timeout, shutdown_atom::value)
+              .then(
+                  [=](caf::ok_atom) mutable {
+                    rp.deliver(caf::ok_atom::value);
+                    self->quit();
+                  },
+                  [=](caf::error& e) mutable {
+                    spdlog::error("root.store_shutdown_failed error=\"{}\"", self->system().render(e));
+                    rp.deliver(caf::ok_atom::value);
+                    self->quit();
+                  });
+        };
+        // First the warm-up counters counted since the egress supervisor's last tick.
+        if (!s.current.egress) {
+          stop_all();
+          return rp;
+        }
+        self->request(s.current.egress, s.settings.storage.request_timeout, shutdown_atom::value)
+            .then([=](caf::ok_atom) mutable { stop_all(); },
+                  [=](caf::error& e) mutable {
+                    spdlog::warn("root.usage_not_flushed error=\"{}\"", self->system().render(e));
+                    stop_all();
+                  });
         return rp;
       },
   };

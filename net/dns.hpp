@@ -54,6 +54,12 @@ struct dns_settings {
   bool prefer_ipv6 = false;  // put IPv6 addresses first
 };
 
+// The A and AAAA answers of one host as one: the addresses of both (the preferred family
+// first) with the shorter TTL of those found; else temporary when either failed for now; else
+// the negative answer, remembered for the shorter of the two negative TTLs.
+address_lookup combine_address_lookups(const address_lookup& v4, const address_lookup& v6,
+                                       bool prefer_v6);
+
 // Reads TTLs from a raw DNS answer: the smallest TTL of the answer records of `type`, or, when
 // there are none, the negative-caching TTL of the SOA in the authority section (min of its TTL
 // and MINIMUM). Returns fallback when the message has neither or is malformed.

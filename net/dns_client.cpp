@@ -74,6 +74,32 @@ constexpr std::uint32_t default_negative_ttl = 60;
 
 }  // namespace
 
+address_lookup combine_address_lookups(const address_lookup& a, const address_lookup& b,
+                                       bool prefer_v6) {
+  address_lookup out;
+  const auto& first = prefer_v6 ? b : a;
+  const auto& second = prefer_v6 ? a : b;
+  out.addresses = first.addresses;
+  out.addresses.insert(out.addresses.end(), second.addresses.begin(), second.addresses.end());
+  if (!out.addresses.empty()) {
+    out.outcome = dns_outcome::found;
+    bool any = false;
+    for (const auto* r : {&a, &b})
+      if (r->outcome == dns_outcome::found && (!any || r->ttl < out.ttl)) {
+        out.ttl = r->ttl;
+        any = true;
+      }
+  } else if (a.outcome == dns_outcome::temporary || b.outcome == dns_outcome::temporary) {
+    out.outcome = dns_outcome::temporary;
+    out.error = a.outcome == dns_outcome::temporary ? a.error : b.error;
+  } else {
+    // Both negative: the A answer says whether the name exists; remembered for the shorter TTL.
+    out.outcome = a.outcome == dns_outcome::no_domain ? dns_outcome::no_domain : dns_outcome::no_records;
+    out.ttl = std::min(a.ttl, b.ttl);
+  }
+  return out;
+}
+
 std::uint32_t dns_answer_ttl(const unsigned char* m, std::size_t len, int type,
                              std::uint32_t fallback) {
   if (!m || len < 12) return fallback;
@@ -307,33 +333,11 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
     auto state = std::make_shared<pending>();
     state->remaining = settings.ipv6 ? 2 : 1;
     auto prefer_v6 = settings.prefer_ipv6;
-    auto finish = [state, done, prefer_v6] {
+    auto ipv6 = settings.ipv6;
+    auto finish = [state, done, prefer_v6, ipv6] {
       if (--state->remaining > 0) return;
-      auto& a = state->v4;
-      auto& b = state->v6;
-      address_lookup out;
-      auto& first = prefer_v6 ? b : a;
-      auto& second = prefer_v6 ? a : b;
-      out.addresses = first.addresses;
-      out.addresses.insert(out.addresses.end(), second.addresses.begin(), second.addresses.end());
-      if (!out.addresses.empty()) {
-        out.outcome = dns_outcome::found;
-        std::uint32_t ttl = 0;
-        bool any = false;
-        for (auto* r : {&a, &b})
-          if (r->outcome == dns_outcome::found && (!any || r->ttl < ttl)) {
-            ttl = r->ttl;
-            any = true;
-          }
-        out.ttl = ttl;
-      } else if (a.outcome == dns_outcome::temporary || b.outcome == dns_outcome::temporary) {
-        out.outcome = dns_outcome::temporary;
-        out.error = a.outcome == dns_outcome::temporary ? a.error : b.error;
-      } else {
-        out.outcome = a.outcome == dns_outcome::no_domain ? dns_outcome::no_domain : dns_outcome::no_records;
-        out.ttl = a.ttl;
-      }
-      done(std::move(out));
+      if (!ipv6) return done(std::move(state->v4));
+      done(combine_address_lookups(state->v4, state->v6, prefer_v6));
     };
     query(host, ns_t_a, [state, finish](int status, const unsigned char* answer, int length) {
       auto& out = state->v4;
@@ -386,6 +390,9 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
         if (out.addresses.empty()) out.outcome = dns_outcome::no_records;
       } else if (out.outcome == dns_outcome::temporary) {
         out.error = failure(status);
+      } else {
+        out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(std::max(length, 0)), ns_t_aaaa,
+                                 default_negative_ttl);
       }
       finish();
     });

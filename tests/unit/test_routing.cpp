@@ -153,3 +153,28 @@ TEST_CASE("site limits come from the first policy whose glob matches an MX host"
   CHECK(o.connection_limit == 10);
   CHECK(o.max_deliveries_per_connection == 7);
 }
+
+TEST_CASE("A and AAAA answers combine: addresses of both, the shorter TTL, negatives remembered") {
+  address_lookup v4{dns_outcome::found, {"192.0.2.1"}, 300, ""};
+  address_lookup v6{dns_outcome::found, {"2001:db8::1"}, 60, ""};
+  auto both = combine_address_lookups(v4, v6, false);
+  CHECK(both.outcome == dns_outcome::found);
+  CHECK(both.addresses == std::vector<std::string>{"192.0.2.1", "2001:db8::1"});
+  CHECK(both.ttl == 60);
+  CHECK(combine_address_lookups(v4, v6, true).addresses.front() == "2001:db8::1");
+  // A negative AAAA answer does not shorten a found A's TTL.
+  address_lookup no_v6{dns_outcome::no_records, {}, 30, ""};
+  CHECK(combine_address_lookups(v4, no_v6, false).ttl == 300);
+  // Both negative: remembered for the shorter negative TTL, whichever family gave it (the AAAA
+  // branch's TTL was left at 0 before, and only the A branch's counted).
+  address_lookup no_v4{dns_outcome::no_records, {}, 900, ""};
+  auto none = combine_address_lookups(no_v4, no_v6, false);
+  CHECK(none.outcome == dns_outcome::no_records);
+  CHECK(none.ttl == 30);
+  address_lookup nx{dns_outcome::no_domain, {}, 120, ""};
+  CHECK(combine_address_lookups(nx, no_v6, false).outcome == dns_outcome::no_domain);
+  address_lookup later{dns_outcome::temporary, {}, 0, "timeout"};
+  auto temporary = combine_address_lookups(no_v4, later, false);
+  CHECK(temporary.outcome == dns_outcome::temporary);
+  CHECK(temporary.error == "timeout");
+}
