@@ -20,6 +20,7 @@
 #include "actors/metrics.hpp"
 #include "actors/recipient_token.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 #include "net/bounce.hpp"
 #include "net/bounce_parser.hpp"
 
@@ -366,10 +367,7 @@ bounces_actor::behavior_type bounces_behavior(bounces_pointer self, store_actor 
 
 bounces_actor spawn_bounces(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             tenants_actor tenants, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(bounces_behavior, std::move(store), std::move(tenants),
-                                      settings);
-  return sys.spawn(bounces_behavior, std::move(store), std::move(tenants), settings);
+  return spawn_child(sys, parent, bounces_behavior, std::move(store), std::move(tenants), settings);
 }
 
 }  // namespace petrel

@@ -11,6 +11,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -227,11 +228,8 @@ controls_actor::behavior_type controls_behavior(controls_pointer self, store_act
 controls_actor spawn_controls(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                               domains_actor domains, egress_actor egress,
                               const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(controls_behavior, std::move(store), std::move(domains),
-                                      std::move(egress), settings);
-  return sys.spawn(controls_behavior, std::move(store), std::move(domains), std::move(egress),
-                   settings);
+  return spawn_child(sys, parent, controls_behavior,
+                     std::move(store), std::move(domains), std::move(egress), settings);
 }
 
 }  // namespace petrel

@@ -33,6 +33,7 @@
 #include "actors/rate_limiter.hpp"
 #include "actors/retry_schedule.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 #include "net/bounce.hpp"
 #include "net/mta_sts.hpp"
 
@@ -1033,12 +1034,8 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
                           store_actor store, resolver_actor resolver, egress_actor egress,
                           domains_actor supervisor, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(domain_behavior, std::move(domain), std::move(store),
-                                      std::move(resolver), std::move(egress), std::move(supervisor),
-                                      settings);
-  return sys.spawn(domain_behavior, std::move(domain), std::move(store), std::move(resolver),
-                   std::move(egress), std::move(supervisor), settings);
+  return spawn_child(sys, parent, domain_behavior,
+                     std::move(domain), std::move(store), std::move(resolver), std::move(egress), std::move(supervisor), settings);
 }
 
 }  // namespace petrel

@@ -11,6 +11,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -286,11 +287,8 @@ restart_limits restart_limits_from(const actor_settings& a) {
 domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             resolver_actor resolver, egress_actor egress,
                             const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(domains_behavior, std::move(store), std::move(resolver),
-                                      std::move(egress), settings);
-  return sys.spawn(domains_behavior, std::move(store), std::move(resolver), std::move(egress),
-                   settings);
+  return spawn_child(sys, parent, domains_behavior,
+                     std::move(store), std::move(resolver), std::move(egress), settings);
 }
 
 }  // namespace petrel

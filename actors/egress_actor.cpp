@@ -13,6 +13,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -421,9 +422,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
 egress_actor spawn_egress(caf::actor_system& sys, caf::local_actor* parent,
                           std::shared_ptr<delivery_runtime> runtime, store_actor store,
                           const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(egress_behavior, std::move(runtime), std::move(store), settings);
-  return sys.spawn(egress_behavior, std::move(runtime), std::move(store), settings);
+  return spawn_child(sys, parent, egress_behavior, std::move(runtime), std::move(store), settings);
 }
 
 }  // namespace petrel

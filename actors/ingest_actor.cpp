@@ -7,6 +7,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -93,10 +94,7 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
 
 ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           domains_actor domains, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(ingest_behavior, std::move(store), std::move(domains),
-                                      settings);
-  return sys.spawn(ingest_behavior, std::move(store), std::move(domains), settings);
+  return spawn_child(sys, parent, ingest_behavior, std::move(store), std::move(domains), settings);
 }
 
 }  // namespace petrel

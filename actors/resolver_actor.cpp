@@ -15,6 +15,7 @@
 #include "actors/metrics.hpp"
 #include "actors/route_cache.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 #include "net/ip_policy.hpp"
 
 namespace petrel {
@@ -329,10 +330,7 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
                               const mta_sts_config& sts, bool allow_private) {
-  if (parent)
-    return parent->spawn<caf::linked>(resolver_behavior, std::move(runtime), dns, sts,
-                                      allow_private);
-  return sys.spawn(resolver_behavior, std::move(runtime), dns, sts, allow_private);
+  return spawn_child(sys, parent, resolver_behavior, std::move(runtime), dns, sts, allow_private);
 }
 
 }  // namespace petrel

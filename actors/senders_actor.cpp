@@ -18,6 +18,7 @@
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 #include "net/email_address.hpp"
 #include "net/secret_box.hpp"
 
@@ -436,14 +437,9 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
 senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
   // Detached: key generation takes a noticeable time and must not hold a shared worker.
-  if (settings.store_detached) {
-    if (parent)
-      return parent->spawn<caf::detached + caf::linked>(senders_behavior, std::move(store),
-                                                        std::move(runtime), settings);
-    return sys.spawn<caf::detached>(senders_behavior, std::move(store), std::move(runtime), settings);
-  }
-  if (parent) return parent->spawn<caf::linked>(senders_behavior, std::move(store), std::move(runtime), settings);
-  return sys.spawn(senders_behavior, std::move(store), std::move(runtime), settings);
+  auto where = settings.store_detached ? runs_on::own_thread : runs_on::scheduler;
+  return spawn_child(sys, parent, where, senders_behavior, std::move(store), std::move(runtime),
+                     settings);
 }
 
 }  // namespace petrel

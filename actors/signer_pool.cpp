@@ -9,6 +9,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -96,8 +97,7 @@ signer_actor::behavior_type pool_behavior(pool_pointer self, ingest_actor ingest
 
 signer_actor spawn_signers(caf::actor_system& sys, caf::local_actor* parent, ingest_actor ingest,
                            const node_settings& settings) {
-  if (parent) return parent->spawn<caf::linked>(pool_behavior, std::move(ingest), settings);
-  return sys.spawn(pool_behavior, std::move(ingest), settings);
+  return spawn_child(sys, parent, pool_behavior, std::move(ingest), settings);
 }
 
 }  // namespace petrel

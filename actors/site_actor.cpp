@@ -27,6 +27,7 @@
 #include "actors/recipient_token.hpp"
 #include "actors/response_rules.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -678,12 +679,8 @@ site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
                       std::shared_ptr<delivery_runtime> runtime, store_actor store,
                       egress_source source, std::shared_ptr<source_gate> gate, route initial,
                       site_limits limits, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(site_behavior, std::move(runtime), std::move(store),
-                                      std::move(source), std::move(gate), std::move(initial),
-                                      limits, settings);
-  return sys.spawn(site_behavior, std::move(runtime), std::move(store), std::move(source),
-                   std::move(gate), std::move(initial), limits, settings);
+  return spawn_child(sys, parent, site_behavior,
+                     std::move(runtime), std::move(store), std::move(source), std::move(gate), std::move(initial), limits, settings);
 }
 
 }  // namespace petrel

@@ -10,6 +10,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -346,8 +347,9 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
   st.batch_max = batch_max;
   st.min_free_bytes = min_free_bytes;
   for (std::uint64_t i = 0; i < std::max<std::uint64_t>(readers, 1); ++i)
-    st.readers.push_back(detached ? self->spawn<caf::detached + caf::linked>(reader_behavior, open)
-                                  : self->spawn<caf::linked>(reader_behavior, open));
+    st.readers.push_back(spawn_child(self->system(), self,
+                                     detached ? runs_on::own_thread : runs_on::scheduler,
+                                     reader_behavior, open));
   return {
       [=](persist_atom, message_record& m) -> caf::result<caf::ok_atom> {
         event_record accepted;
@@ -518,17 +520,9 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
   auto readers = settings.storage.read_connections;
   auto detached = settings.store_detached;
   auto min_free = settings.storage.min_free_space;
-  if (detached) {
-    if (parent)
-      return parent->spawn<caf::detached + caf::linked>(store_behavior, std::move(open), holder,
-                                                        batch_max, readers, min_free, detached);
-    return sys.spawn<caf::detached>(store_behavior, std::move(open), holder, batch_max, readers, min_free,
-                                    detached);
-  }
-  if (parent)
-    return parent->spawn<caf::linked>(store_behavior, std::move(open), holder, batch_max, readers, min_free,
-                                      detached);
-  return sys.spawn(store_behavior, std::move(open), holder, batch_max, readers, min_free, detached);
+  return spawn_child(sys, parent, detached ? runs_on::own_thread : runs_on::scheduler,
+                     store_behavior, std::move(open), holder, batch_max, readers, min_free,
+                     detached);
 }
 
 }  // namespace petrel

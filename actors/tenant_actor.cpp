@@ -21,6 +21,7 @@
 #include "actors/metrics.hpp"
 #include "actors/rate_limiter.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -336,11 +337,8 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
 
 tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tenant_record record,
                           store_actor store, signer_actor signers, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(tenant_behavior, std::move(record), std::move(store),
-                                      std::move(signers), settings);
-  return sys.spawn(tenant_behavior, std::move(record), std::move(store), std::move(signers),
-                   settings);
+  return spawn_child(sys, parent, tenant_behavior,
+                     std::move(record), std::move(store), std::move(signers), settings);
 }
 
 }  // namespace petrel

@@ -11,6 +11,7 @@
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
+#include "actors/spawn.hpp"
 
 namespace petrel {
 
@@ -338,10 +339,7 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
 
 tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             signer_actor signers, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(tenants_behavior, std::move(store), std::move(signers),
-                                      settings);
-  return sys.spawn(tenants_behavior, std::move(store), std::move(signers), settings);
+  return spawn_child(sys, parent, tenants_behavior, std::move(store), std::move(signers), settings);
 }
 
 }  // namespace petrel

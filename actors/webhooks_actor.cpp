@@ -16,6 +16,7 @@
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/webhook_support.hpp"
+#include "actors/spawn.hpp"
 #include "net/secret_box.hpp"
 
 namespace petrel {
@@ -289,6 +290,8 @@ struct events_state {
   node_settings settings;
   std::map<id128, webhook_actor> endpoints;
   std::map<id128, id128> tenant_of;
+  // Restart intensity and backoff per endpoint, as every supervisor has (restart_policy.hpp).
+  std::map<id128, restart_policy> restarts;
   static inline const char* name = "events";
 };
 
@@ -339,11 +342,21 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
     auto& st = self->state;
     for (auto it = st.endpoints.begin(); it != st.endpoints.end(); ++it)
       if (it->second.address() == msg.source) {
-        spdlog::warn("events.endpoint_down webhook={} reason=\"{}\"", it->first.str(),
-                     self->system().render(msg.reason));
-        st.tenant_of.erase(it->first);
+        auto id = it->first;
+        st.tenant_of.erase(id);
         st.endpoints.erase(it);
-        self->delayed_send(self, 1s, recover_atom::value);
+        if (!msg.reason) return;  // deleted
+        auto& policy = st.restarts.try_emplace(id, restart_limits_from(st.settings.actors)).first->second;
+        auto delay = policy.on_failure(std::chrono::steady_clock::now());
+        core().actor_restarts.inc();
+        if (delay.count() < 0) {
+          spdlog::error("events.giving_up webhook={} reason=\"restart intensity exceeded\"", id.str());
+          self->quit(make_error(petrel_errc::unavailable, "webhook endpoint " + id.str() + " keeps crashing"));
+          return;
+        }
+        spdlog::warn("events.endpoint_down webhook={} reason=\"{}\" restart_in_ms={}", id.str(),
+                     self->system().render(msg.reason), delay.count());
+        self->delayed_send(self, delay, recover_atom::value);
         return;
       }
     if (msg.reason) self->quit(msg.reason);  // from the parent
@@ -447,6 +460,7 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
                     st.endpoints.erase(e);
                   }
                   st.tenant_of.erase(id);
+                  st.restarts.erase(id);
                   spdlog::info("webhook.deleted webhook={}", id.str());
                   rp.deliver(caf::ok_atom::value);
                 },
@@ -490,9 +504,7 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
 
 events_actor spawn_events(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
-  if (parent)
-    return parent->spawn<caf::linked>(events_behavior, std::move(store), std::move(runtime), settings);
-  return sys.spawn(events_behavior, std::move(store), std::move(runtime), settings);
+  return spawn_child(sys, parent, events_behavior, std::move(store), std::move(runtime), settings);
 }
 
 }  // namespace petrel
