@@ -899,39 +899,58 @@ class pg_store final : public store {
     return p;
   }
 
-  void send_op(const insert_message_op& op) {
+  // Each write operation is written once, as emit(op, out): out(statement, params, expects_row)
+  // either pipelines the statement (send: the fast path, one round trip per batch) or runs it
+  // alone (run_checked: the replay, one savepoint per operation, after a batch failed).
+  template <class Op>
+  void send_op(const Op& op) {
+    emit(op, [this](stmt s, params& p, const char* expects_row = nullptr) { send(s, p, expects_row); });
+  }
+  template <class Op>
+  void run_op(const Op& op) {
+    emit(op, [this](stmt s, params& p, const char* expects_row = nullptr) {
+      run_checked(s, p, expects_row);
+    });
+  }
+
+  template <class Out>
+  void emit(const insert_message_op& op, Out&& out) {
     auto p = message_params(op.message);
-    send(insert_message, p);
+    out(insert_message, p);
     for (const auto& r : op.message.recipients) {
       auto rp = recipient_params(op.message, r);
-      send(insert_recipient, rp);
+      out(insert_recipient, rp);
     }
     auto ep = event_params(op.accepted);
-    send(insert_event, ep);
+    out(insert_event, ep);
     for (const auto& e : op.events) {
       auto xp = event_params(e);
-      send(insert_event, xp);
+      out(insert_event, xp);
     }
   }
-  void send_op(const insert_tenant_op& op) {
+  template <class Out>
+  void emit(const insert_tenant_op& op, Out&& out) {
     auto p = tenant_params(op.tenant);
-    send(insert_tenant, p);
+    out(insert_tenant, p);
     for (const auto& k : op.keys) {
       auto kp = key_params(k);
-      send(insert_key, kp);
+      out(insert_key, kp);
     }
   }
-  void send_op(const update_tenant_op& op) {
+  template <class Out>
+  void emit(const update_tenant_op& op, Out&& out) {
     auto p = tenant_update_params(op.tenant);
-    send(update_tenant, p, "no such tenant");
+    out(update_tenant, p, "no such tenant");
   }
-  void send_op(const insert_api_key_op& op) {
+  template <class Out>
+  void emit(const insert_api_key_op& op, Out&& out) {
     auto p = key_params(op.key);
-    send(insert_key, p);
+    out(insert_key, p);
   }
-  void send_op(const revoke_api_key_op& op) {
+  template <class Out>
+  void emit(const revoke_api_key_op& op, Out&& out) {
     auto p = revoke_params(op);
-    send(revoke_key, p, "no such active key for this tenant");
+    out(revoke_key, p, "no such active key for this tenant");
   }
   params domain_params(const sender_domain_record& d) {
     params p;
@@ -961,66 +980,42 @@ class pg_store final : public store {
     return p;
   }
 
-  void send_op(const insert_sender_domain_op& op) {
+  template <class Out>
+  void emit(const insert_sender_domain_op& op, Out&& out) {
     auto p = domain_params(op.domain);
-    send(insert_sender_domain, p);
+    out(insert_sender_domain, p);
     for (const auto& k : op.domain.keys) {
       auto kp = dkim_key_params(k);
-      send(insert_dkim_key, kp);
+      out(insert_dkim_key, kp);
     }
   }
-  void send_op(const update_sender_domain_op& op) {
+  template <class Out>
+  void emit(const update_sender_domain_op& op, Out&& out) {
     auto p = domain_update_params(op);
-    send(update_sender_domain, p, "no such sender domain");
+    out(update_sender_domain, p, "no such sender domain");
   }
-  void send_op(const insert_dkim_key_op& op) {
+  template <class Out>
+  void emit(const insert_dkim_key_op& op, Out&& out) {
     auto p = dkim_key_params(op.key);
-    send(insert_dkim_key, p);
+    out(insert_dkim_key, p);
   }
-  void send_op(const update_dkim_key_op& op) {
+  template <class Out>
+  void emit(const update_dkim_key_op& op, Out&& out) {
     auto p = key_state_params(op);
-    send(update_dkim_key, p, "no such key");
+    out(update_dkim_key, p, "no such key");
   }
-  void send_op(const delete_sender_domain_op& op) {
+  template <class Out>
+  void emit(const delete_sender_domain_op& op, Out&& out) {
     auto k = id_param(op.domain_id);
-    send(delete_dkim_keys, k);
+    out(delete_dkim_keys, k);
     auto p = id_param(op.domain_id);
-    send(delete_sender_domain, p, "no such sender domain");
-  }
-  void run_op(const insert_sender_domain_op& op) {
-    auto p = domain_params(op.domain);
-    run_checked(insert_sender_domain, p);
-    for (const auto& k : op.domain.keys) {
-      auto kp = dkim_key_params(k);
-      run_checked(insert_dkim_key, kp);
-    }
-  }
-  void run_op(const update_sender_domain_op& op) {
-    auto p = domain_update_params(op);
-    run_checked(update_sender_domain, p, "no such sender domain");
-  }
-  void run_op(const insert_dkim_key_op& op) {
-    auto p = dkim_key_params(op.key);
-    run_checked(insert_dkim_key, p);
-  }
-  void run_op(const update_dkim_key_op& op) {
-    auto p = key_state_params(op);
-    run_checked(update_dkim_key, p, "no such key");
-  }
-  void run_op(const delete_sender_domain_op& op) {
-    auto k = id_param(op.domain_id);
-    run_checked(delete_dkim_keys, k);
-    auto p = id_param(op.domain_id);
-    run_checked(delete_sender_domain, p, "no such sender domain");
+    out(delete_sender_domain, p, "no such sender domain");
   }
 
-  void send_op(const append_event_op& op) {
+  template <class Out>
+  void emit(const append_event_op& op, Out&& out) {
     auto p = event_params(op.event);
-    send(insert_event, p);
-  }
-  void run_op(const append_event_op& op) {
-    auto p = event_params(op.event);
-    run_checked(insert_event, p);
+    out(insert_event, p);
   }
 
   params suppression_params(const suppression_record& r) {
@@ -1039,38 +1034,24 @@ class pg_store final : public store {
     p.id(op.tenant_id).text(op.address).integer(op.count).integer(op.first_at_ms);
     return p;
   }
-  void send_op(const upsert_suppression_op& op) {
+  template <class Out>
+  void emit(const upsert_suppression_op& op, Out&& out) {
     auto p = suppression_params(op.suppression);
-    send(upsert_suppression, p);
+    out(upsert_suppression, p);
   }
-  void run_op(const upsert_suppression_op& op) {
-    auto p = suppression_params(op.suppression);
-    run_checked(upsert_suppression, p);
-  }
-  void send_op(const delete_suppression_op& op) {
+  template <class Out>
+  void emit(const delete_suppression_op& op, Out&& out) {
     auto p = address_params(op.tenant_id, op.address);
-    send(delete_suppression, p, "no such suppression");
+    out(delete_suppression, p, "no such suppression");
   }
-  void run_op(const delete_suppression_op& op) {
-    auto p = address_params(op.tenant_id, op.address);
-    run_checked(delete_suppression, p, "no such suppression");
-  }
-  void send_op(const set_soft_bounce_op& op) {
+  template <class Out>
+  void emit(const set_soft_bounce_op& op, Out&& out) {
     if (op.count == 0) {
       auto p = address_params(op.tenant_id, op.address);
-      send(delete_soft_bounce, p);
+      out(delete_soft_bounce, p);
     } else {
       auto p = soft_bounce_params(op);
-      send(upsert_soft_bounce, p);
-    }
-  }
-  void run_op(const set_soft_bounce_op& op) {
-    if (op.count == 0) {
-      auto p = address_params(op.tenant_id, op.address);
-      run_checked(delete_soft_bounce, p);
-    } else {
-      auto p = soft_bounce_params(op);
-      run_checked(upsert_soft_bounce, p);
+      out(upsert_soft_bounce, p);
     }
   }
 
@@ -1094,50 +1075,35 @@ class pg_store final : public store {
     p.text(op.source).integer(op.started_at_ms);
     return p;
   }
-  void send_op(const upsert_control_op& op) {
+  template <class Out>
+  void emit(const upsert_control_op& op, Out&& out) {
     auto p = control_params(op.control);
-    send(upsert_control, p);
+    out(upsert_control, p);
   }
-  void run_op(const upsert_control_op& op) {
-    auto p = control_params(op.control);
-    run_checked(upsert_control, p);
-  }
-  void send_op(const delete_control_op& op) {
+  template <class Out>
+  void emit(const delete_control_op& op, Out&& out) {
     auto p = pair_params(op.kind, op.target);
-    send(delete_control, p, "no such suspension");
+    out(delete_control, p, "no such suspension");
   }
-  void run_op(const delete_control_op& op) {
-    auto p = pair_params(op.kind, op.target);
-    run_checked(delete_control, p, "no such suspension");
-  }
-  void send_op(const set_egress_usage_op& op) {
+  template <class Out>
+  void emit(const set_egress_usage_op& op, Out&& out) {
     auto p = usage_params(op.usage);
-    send(upsert_usage, p);
-  }
-  void run_op(const set_egress_usage_op& op) {
-    auto p = usage_params(op.usage);
-    run_checked(upsert_usage, p);
+    out(upsert_usage, p);
   }
   params node_value_params(const set_node_value_op& op) {
     params p;
     p.text(op.name).text(op.value).integer(op.at_ms);
     return p;
   }
-  void send_op(const set_node_value_op& op) {
+  template <class Out>
+  void emit(const set_node_value_op& op, Out&& out) {
     auto p = node_value_params(op);
-    send(upsert_node_value, p);
+    out(upsert_node_value, p);
   }
-  void run_op(const set_node_value_op& op) {
-    auto p = node_value_params(op);
-    run_checked(upsert_node_value, p);
-  }
-  void send_op(const set_warmup_start_op& op) {
+  template <class Out>
+  void emit(const set_warmup_start_op& op, Out&& out) {
     auto p = warmup_params(op);
-    send(insert_warmup_start, p);
-  }
-  void run_op(const set_warmup_start_op& op) {
-    auto p = warmup_params(op);
-    run_checked(insert_warmup_start, p);
+    out(insert_warmup_start, p);
   }
 
   params prune_params(const prune_events_op& op) {
@@ -1163,58 +1129,44 @@ class pg_store final : public store {
     p.id(op.webhook_id).id(op.tenant_id);
     return p;
   }
-  void send_op(const prune_events_op& op) {
+  template <class Out>
+  void emit(const prune_events_op& op, Out&& out) {
     auto p = prune_params(op);
-    send(prune_events, p);
+    out(prune_events, p);
   }
-  void run_op(const prune_events_op& op) {
-    auto p = prune_params(op);
-    run_checked(prune_events, p);
-  }
-  void send_op(const insert_webhook_op& op) {
+  template <class Out>
+  void emit(const insert_webhook_op& op, Out&& out) {
     auto p = webhook_insert_params(op.webhook);
-    send(insert_webhook, p);
+    out(insert_webhook, p);
   }
-  void run_op(const insert_webhook_op& op) {
-    auto p = webhook_insert_params(op.webhook);
-    run_checked(insert_webhook, p);
-  }
-  void send_op(const update_webhook_op& op) {
+  template <class Out>
+  void emit(const update_webhook_op& op, Out&& out) {
     auto p = webhook_update_params(op.webhook);
-    send(update_webhook, p, "no such webhook");
-  }
-  void run_op(const update_webhook_op& op) {
-    auto p = webhook_update_params(op.webhook);
-    run_checked(update_webhook, p, "no such webhook");
+    out(update_webhook, p, "no such webhook");
   }
   params rotate_params(const rotate_webhook_op& op) {
     params p;
     p.text(op.secret).text(op.previous_secret).integer(op.previous_until_ms).id(op.webhook_id);
     return p;
   }
-  void send_op(const rotate_webhook_op& op) {
+  template <class Out>
+  void emit(const rotate_webhook_op& op, Out&& out) {
     auto p = rotate_params(op);
-    send(rotate_webhook, p, "no such webhook");
+    out(rotate_webhook, p, "no such webhook");
   }
-  void run_op(const rotate_webhook_op& op) {
-    auto p = rotate_params(op);
-    run_checked(rotate_webhook, p, "no such webhook");
-  }
-  void send_op(const delete_webhook_op& op) {
+  template <class Out>
+  void emit(const delete_webhook_op& op, Out&& out) {
     auto p = webhook_delete_params(op);
-    send(delete_webhook, p, "no such webhook");
-  }
-  void run_op(const delete_webhook_op& op) {
-    auto p = webhook_delete_params(op);
-    run_checked(delete_webhook, p, "no such webhook");
+    out(delete_webhook, p, "no such webhook");
   }
 
-  void send_op(const update_recipients_op& op) {
+  template <class Out>
+  void emit(const update_recipients_op& op, Out&& out) {
     for (const auto& u : op.updates) {
       auto p = update_params(u);
-      send(update_recipient, p);
+      out(update_recipient, p);
       auto ep = event_params(u.event);
-      send(insert_event, ep);
+      out(insert_event, ep);
     }
   }
 
@@ -1223,48 +1175,6 @@ class pg_store final : public store {
   void run_checked(stmt s, params& p, const char* expects_row = nullptr) {
     auto r = run(s, p);
     if (expects_row && std::strcmp(PQcmdTuples(r.get()), "0") == 0) throw operation_error(expects_row);
-  }
-  void run_op(const insert_message_op& op) {
-    auto p = message_params(op.message);
-    run_checked(insert_message, p);
-    for (const auto& r : op.message.recipients) {
-      auto rp = recipient_params(op.message, r);
-      run_checked(insert_recipient, rp);
-    }
-    auto ep = event_params(op.accepted);
-    run_checked(insert_event, ep);
-    for (const auto& e : op.events) {
-      auto xp = event_params(e);
-      run_checked(insert_event, xp);
-    }
-  }
-  void run_op(const insert_tenant_op& op) {
-    auto p = tenant_params(op.tenant);
-    run_checked(insert_tenant, p);
-    for (const auto& k : op.keys) {
-      auto kp = key_params(k);
-      run_checked(insert_key, kp);
-    }
-  }
-  void run_op(const update_tenant_op& op) {
-    auto p = tenant_update_params(op.tenant);
-    run_checked(update_tenant, p, "no such tenant");
-  }
-  void run_op(const insert_api_key_op& op) {
-    auto p = key_params(op.key);
-    run_checked(insert_key, p);
-  }
-  void run_op(const revoke_api_key_op& op) {
-    auto p = revoke_params(op);
-    run_checked(revoke_key, p, "no such active key for this tenant");
-  }
-  void run_op(const update_recipients_op& op) {
-    for (const auto& u : op.updates) {
-      auto p = update_params(u);
-      run_checked(update_recipient, p);
-      auto ep = event_params(u.event);
-      run_checked(insert_event, ep);
-    }
   }
 
   static std::vector<suppression_record> read_suppressions(const result_ptr& r,
