@@ -18,11 +18,11 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
-#include "actors/recipient_token.hpp"
+#include "net/mail/recipient_token.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
-#include "net/bounce.hpp"
-#include "net/bounce_parser.hpp"
+#include "net/mail/bounce.hpp"
+#include "net/mail/bounce_parser.hpp"
 
 namespace petrel {
 

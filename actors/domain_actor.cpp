@@ -28,14 +28,14 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/delivery_log.hpp"
-#include "actors/fair_queue.hpp"
+#include "actors/policy/fair_queue.hpp"
 #include "actors/metrics.hpp"
-#include "actors/rate_limiter.hpp"
-#include "actors/retry_schedule.hpp"
+#include "actors/policy/rate_limiter.hpp"
+#include "actors/policy/retry_schedule.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
-#include "net/bounce.hpp"
-#include "net/mta_sts.hpp"
+#include "net/mail/bounce.hpp"
+#include "net/mail/mta_sts.hpp"
 
 namespace petrel {
 

@@ -11,7 +11,7 @@
 
 #include "actors/services.hpp"
 #include "net/https_client.hpp"
-#include "net/mta_sts.hpp"
+#include "net/mail/mta_sts.hpp"
 
 namespace petrel {
 

@@ -13,7 +13,7 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
-#include "actors/route_cache.hpp"
+#include "actors/policy/route_cache.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 #include "net/ip_policy.hpp"

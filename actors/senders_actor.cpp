@@ -19,7 +19,7 @@
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
-#include "net/email_address.hpp"
+#include "net/mail/email_address.hpp"
 #include "net/secret_box.hpp"
 
 namespace petrel {

@@ -9,10 +9,10 @@
 #include <memory>
 
 #include "actors/protocol.hpp"
-#include "actors/restart_policy.hpp"
-#include "actors/shaping.hpp"
+#include "actors/policy/restart_policy.hpp"
+#include "actors/policy/shaping.hpp"
 #include "config/config.hpp"
-#include "net/dkim.hpp"
+#include "net/mail/dkim.hpp"
 
 namespace boost::asio {
 class io_context;

@@ -21,11 +21,11 @@
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
-#include "actors/concurrency_control.hpp"
+#include "actors/policy/concurrency_control.hpp"
 #include "actors/metrics.hpp"
-#include "actors/rate_limiter.hpp"
-#include "actors/recipient_token.hpp"
-#include "actors/response_rules.hpp"
+#include "actors/policy/rate_limiter.hpp"
+#include "net/mail/recipient_token.hpp"
+#include "actors/policy/response_rules.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 

@@ -19,7 +19,7 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
-#include "actors/rate_limiter.hpp"
+#include "actors/policy/rate_limiter.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <thread>
 
-#include "net/base64.hpp"
+#include "net/mail/base64.hpp"
 
 namespace petrel::cli {
 

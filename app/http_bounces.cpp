@@ -10,12 +10,12 @@
 #include <caf/all.hpp>
 
 #include "actors/api_key.hpp"
-#include "actors/recipient_token.hpp"
+#include "net/mail/recipient_token.hpp"
 #include "app/actor_bridge.hpp"
 #include "app/http_api.hpp"
 #include "app/http_common.hpp"
 #include "app/problem.hpp"
-#include "net/email_address.hpp"
+#include "net/mail/email_address.hpp"
 
 namespace petrel {
 

@@ -5,9 +5,9 @@
 
 #include <set>
 
-#include "net/email_address.hpp"
+#include "net/mail/email_address.hpp"
 #include "net/json_input.hpp"
-#include "net/mime_message.hpp"
+#include "net/mail/mime_message.hpp"
 #include "storage/ids.hpp"
 
 namespace petrel {

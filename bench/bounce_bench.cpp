@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "config/shipped_rules.hpp"
-#include "net/bounce.hpp"
-#include "net/bounce_parser.hpp"
+#include "net/mail/bounce.hpp"
+#include "net/mail/bounce_parser.hpp"
 
 using namespace petrel;
 

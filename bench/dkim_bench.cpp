@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <string>
 
-#include "net/dkim.hpp"
+#include "net/mail/dkim.hpp"
 
 using namespace petrel;
 

@@ -1,7 +1,7 @@
 // AES-256-GCM sealing of stored secrets (see secret_box.hpp).
 #include "net/secret_box.hpp"
 
-#include "net/base64.hpp"
+#include "net/mail/base64.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>

@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "net/bounce_parser.hpp"
+#include "net/mail/bounce_parser.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   auto report = petrel::parse_bounce(std::string_view(reinterpret_cast<const char*>(data), size));

@@ -8,7 +8,7 @@
 #include <iterator>
 #include <sstream>
 
-#include "net/dkim.hpp"
+#include "net/mail/dkim.hpp"
 
 int main(int argc, char** argv) {
   if (argc < 4 || (argc - 2) % 2 != 0) {

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "config/bounce_rules.hpp"
-#include "net/bounce.hpp"
+#include "net/mail/bounce.hpp"
 
 using namespace petrel;
 

@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "config/bounce_rules.hpp"
-#include "net/bounce.hpp"
-#include "net/bounce_parser.hpp"
+#include "net/mail/bounce.hpp"
+#include "net/mail/bounce_parser.hpp"
 
 using namespace petrel;
 namespace fs = std::filesystem;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "net/bounce_parser.hpp"
+#include "net/mail/bounce_parser.hpp"
 
 using namespace petrel;
 namespace fs = std::filesystem;

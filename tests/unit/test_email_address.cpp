@@ -1,7 +1,7 @@
 // Address parsing: RFC 5321 mailboxes, display names, IDN domains and the limits.
 #include <catch2/catch.hpp>
 
-#include "net/email_address.hpp"
+#include "net/mail/email_address.hpp"
 
 using namespace petrel;
 

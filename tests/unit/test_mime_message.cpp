@@ -4,7 +4,7 @@
 
 #include <gmime/gmime.h>
 
-#include "net/mime_message.hpp"
+#include "net/mail/mime_message.hpp"
 
 using namespace petrel;
 

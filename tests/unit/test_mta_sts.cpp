@@ -1,7 +1,7 @@
 // MTA-STS (RFC 8461) parsing and MX pattern matching.
 #include <catch2/catch.hpp>
 
-#include "net/mta_sts.hpp"
+#include "net/mail/mta_sts.hpp"
 
 using namespace petrel;
 

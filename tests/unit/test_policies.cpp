@@ -4,8 +4,8 @@
 #include <set>
 
 #include "actors/api_key.hpp"
-#include "actors/rate_limiter.hpp"
-#include "actors/restart_policy.hpp"
+#include "actors/policy/rate_limiter.hpp"
+#include "actors/policy/restart_policy.hpp"
 
 using namespace petrel;
 using namespace std::chrono_literals;

@@ -1,7 +1,7 @@
 // Signed recipient tokens: VERP envelope senders and unsubscribe links.
 #include <catch2/catch.hpp>
 
-#include "actors/recipient_token.hpp"
+#include "net/mail/recipient_token.hpp"
 
 using namespace petrel;
 

@@ -4,8 +4,8 @@
 
 #include <set>
 
-#include "actors/retry_schedule.hpp"
-#include "actors/route_cache.hpp"
+#include "actors/policy/retry_schedule.hpp"
+#include "actors/policy/route_cache.hpp"
 #include "actors/services.hpp"
 #include "net/dns.hpp"
 #include "net/mx.hpp"

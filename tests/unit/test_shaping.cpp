@@ -2,11 +2,11 @@
 // of tenants, warm-up budgets, adaptive concurrency, response rules, controls and pools.
 #include <catch2/catch.hpp>
 
-#include "actors/concurrency_control.hpp"
-#include "actors/fair_queue.hpp"
-#include "actors/response_rules.hpp"
-#include "actors/shaping.hpp"
-#include "actors/warmup.hpp"
+#include "actors/policy/concurrency_control.hpp"
+#include "actors/policy/fair_queue.hpp"
+#include "actors/policy/response_rules.hpp"
+#include "actors/policy/shaping.hpp"
+#include "actors/policy/warmup.hpp"
 
 using namespace petrel;
 

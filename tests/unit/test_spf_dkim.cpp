@@ -9,7 +9,7 @@
 #include <map>
 #include <set>
 
-#include "net/dkim.hpp"
+#include "net/mail/dkim.hpp"
 #include "net/secret_box.hpp"
 #include "net/spf.hpp"
 

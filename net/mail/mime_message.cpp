@@ -1,5 +1,5 @@
 // Message building with GMime and raw message normalization (see mime_message.hpp).
-#include "net/mime_message.hpp"
+#include "net/mail/mime_message.hpp"
 
 #include <gmime/gmime.h>
 

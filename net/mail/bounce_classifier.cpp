@@ -1,6 +1,6 @@
 // The bounce classifier (see bounce.hpp): ordered rules matched by reply code, enhanced code
 // prefix, regex and provider glob, then a built-in fallback by RFC 3463 code.
-#include "net/bounce.hpp"
+#include "net/mail/bounce.hpp"
 
 #include <fnmatch.h>
 

@@ -1,7 +1,7 @@
 // Bounce, feedback report and auto-reply parsing (see bounce_parser.hpp). GMime splits the MIME
 // structure; the report fields (RFC 3464, RFC 5965) and the human-readable text of
 // non-standard bounces are read by the plain code below, each step bounded.
-#include "net/bounce_parser.hpp"
+#include "net/mail/bounce_parser.hpp"
 
 #include <gmime/gmime.h>
 
@@ -14,8 +14,8 @@
 #include <memory>
 #include <optional>
 
-#include "net/bounce.hpp"
-#include "net/mime_message.hpp"
+#include "net/mail/bounce.hpp"
+#include "net/mail/mime_message.hpp"
 
 namespace petrel {
 

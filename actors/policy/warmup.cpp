@@ -1,5 +1,5 @@
 // IP warm-up budgets (see warmup.hpp).
-#include "actors/warmup.hpp"
+#include "actors/policy/warmup.hpp"
 
 namespace petrel {
 

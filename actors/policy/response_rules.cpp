@@ -1,5 +1,5 @@
 // Response rules (see response_rules.hpp).
-#include "actors/response_rules.hpp"
+#include "actors/policy/response_rules.hpp"
 
 #include <fnmatch.h>
 

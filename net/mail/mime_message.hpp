@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "config/units.hpp"
-#include "net/email_address.hpp"
+#include "net/mail/email_address.hpp"
 
 namespace petrel {
 

@@ -1,5 +1,5 @@
 // Signed recipient tokens (see recipient_token.hpp).
-#include "actors/recipient_token.hpp"
+#include "net/mail/recipient_token.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

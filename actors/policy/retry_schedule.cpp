@@ -1,5 +1,5 @@
 // Retry delays with jitter and expiry (see retry_schedule.hpp).
-#include "actors/retry_schedule.hpp"
+#include "actors/policy/retry_schedule.hpp"
 
 #include <algorithm>
 

@@ -1,5 +1,5 @@
 // MTA-STS parsing and matching (see mta_sts.hpp).
-#include "net/mta_sts.hpp"
+#include "net/mail/mta_sts.hpp"
 
 #include <algorithm>
 

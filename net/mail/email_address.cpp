@@ -1,5 +1,5 @@
 // Address parsing and normalization (see email_address.hpp).
-#include "net/email_address.hpp"
+#include "net/mail/email_address.hpp"
 
 #include <arpa/inet.h>
 #include <idn2.h>

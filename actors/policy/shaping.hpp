@@ -12,9 +12,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "actors/published.hpp"
-#include "actors/rate_limiter.hpp"
-#include "actors/warmup.hpp"
+#include "actors/policy/published.hpp"
+#include "actors/policy/rate_limiter.hpp"
+#include "actors/policy/warmup.hpp"
 #include "config/config.hpp"
 #include "storage/records.hpp"
 

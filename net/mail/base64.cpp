@@ -1,5 +1,5 @@
 // Base64 encoding with OpenSSL (see base64.hpp).
-#include "net/base64.hpp"
+#include "net/mail/base64.hpp"
 
 #include <openssl/evp.h>
 

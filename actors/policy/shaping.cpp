@@ -1,5 +1,5 @@
 // Shared traffic-shaping state (see shaping.hpp).
-#include "actors/shaping.hpp"
+#include "actors/policy/shaping.hpp"
 
 #include <fnmatch.h>
 

@@ -1,7 +1,7 @@
 // DKIM signing (see dkim.hpp).
-#include "net/dkim.hpp"
+#include "net/mail/dkim.hpp"
 
-#include "net/base64.hpp"
+#include "net/mail/base64.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>

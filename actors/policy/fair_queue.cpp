@@ -1,5 +1,5 @@
 // Fair service of due recipients (see fair_queue.hpp).
-#include "actors/fair_queue.hpp"
+#include "actors/policy/fair_queue.hpp"
 
 #include <algorithm>
 
