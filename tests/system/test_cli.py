@@ -7,6 +7,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -80,6 +81,16 @@ def test_send_status_and_events(node):
     assert b"Raw body." in node.content(out.split()[1])
 
 
+def readline_within(stream, seconds):
+    """The next line of a child's output, or a failure after `seconds` (never blocks forever)."""
+    lines = []
+    reader = threading.Thread(target=lambda: lines.append(stream.readline()), daemon=True)
+    reader.start()
+    reader.join(seconds)
+    assert lines, f"no line within {seconds} s"
+    return lines[0]
+
+
 def test_events_follow_prints_new_events_as_they_happen(node):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETREL_")}
     env.update({"PETREL_URL": node.url(""), "PETREL_API_KEY": node.key, "HOME": str(node.dir)})
@@ -89,7 +100,7 @@ def test_events_follow_prints_new_events_as_they_happen(node):
         time.sleep(0.5)
         message = ok(petrel(node, "send", "--from", "app@sender.test", "--to", "f@example.test", "--subject", "f",
                             "--text", "x")).split()[1]
-        line = follower.stdout.readline()
+        line = readline_within(follower.stdout, 20)
         assert json.loads(line)["message"] == message
     finally:
         follower.send_signal(signal.SIGINT)

@@ -332,8 +332,9 @@ def test_delivered_recipients_are_not_sent_again_after_kill_minus_9(make_node, w
     for message_id in ids:
         settle(node, message_id)
     node.kill9()
-    node.start()
-    time.sleep(1.5)
+    node.start()  # ready: recovery is complete, every waiting recipient is known
+    totals = node.admin("GET", "/admin/queues").json()["totals"]
+    assert totals["queued"] + totals["deferred"] + totals["in_flight"] == 0  # nothing left to send
     got = [m for m in world["main"].messages() if m["rcpt_to"][0].startswith("once")]
     assert len(got) == 10
 
