@@ -18,6 +18,7 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
+#include "actors/policy/attempt_outcome.hpp"
 #include "net/mail/recipient_token.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
@@ -55,11 +56,6 @@ std::string trim(std::string s) {
 }
 
 bool same_address(const std::string& a, const std::string& b) { return lower(a) == lower(b); }
-
-bool listed(const std::vector<std::string>& names, bounce_category c) {
-  auto name = to_string(c);
-  return std::find(names.begin(), names.end(), name) != names.end();
-}
 
 // Everything one inbound message leads to, committed before the answer.
 struct processing {
@@ -152,10 +148,10 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "bounced",
                     std::string(to_string(c.category)), c.hard, false};
   const auto& b = st.settings.bounces;
-  if (c.hard && listed(b.suppress_categories, c.category)) {
+  if (c.hard && category_listed(b.suppress_categories, c.category)) {
     suppress(self, p, r, "hard_bounce", event);
     o.suppressed = true;
-  } else if (!c.hard && listed(b.streak_categories, c.category)) {
+  } else if (!c.hard && category_listed(b.streak_categories, c.category)) {
     self->send(st.tenants, bounce_atom::value, r.tenant_id, r.recipient_id,
                suppression_key(r.address, r.domain), event.id.str());
   }

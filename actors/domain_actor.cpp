@@ -32,6 +32,7 @@
 #include "actors/metrics.hpp"
 #include "actors/policy/rate_limiter.hpp"
 #include "actors/policy/retry_schedule.hpp"
+#include "actors/policy/attempt_outcome.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 #include "net/mail/bounce.hpp"
@@ -220,11 +221,6 @@ std::string reply_line(const recipient_result& r) {
   return out;
 }
 
-bool listed(const std::vector<std::string>& names, bounce_category c) {
-  auto name = to_string(c);
-  return std::find(names.begin(), names.end(), name) != names.end();
-}
-
 // The classification of a failed attempt (network errors have no reply code).
 classification classify_failure(domain_pointer self, const recipient_result& r,
                                 const attempt_details* where) {
@@ -240,9 +236,9 @@ void learn(domain_pointer self, const recipient_update& u, const recipient_resul
            const classification& c) {
   auto& st = self->state;
   const auto& b = st.settings.bounces;
-  bool suppress = u.state == recipient_state::bounced && c.hard && listed(b.suppress_categories, c.category);
+  bool suppress = u.state == recipient_state::bounced && c.hard && category_listed(b.suppress_categories, c.category);
   bool streak = !c.hard && (u.state == recipient_state::bounced || u.state == recipient_state::expired) &&
-                listed(b.streak_categories, c.category);
+                category_listed(b.streak_categories, c.category);
   if ((!suppress && !streak) || !st.settings.directory) return;
   auto tenants = st.settings.directory->get()->tenants;
   if (!tenants) return;
@@ -293,40 +289,25 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   u.event.recipient_id = id;
   u.event.at_ms = now;
   u.last_reply = reply_line(r);
-  if (r.suppressed) {
+  auto decided = decide_attempt_outcome(
+      attempt_facts{r.code, r.suppressed, r.expired, r.force_bounce, w.attempts},
+      [&] { return classify_failure(self, r, where); },
+      [&](std::uint32_t attempts) {
+        return st.schedule.next_attempt_ms(id.time_ms(), now, attempts, random01(self));
+      },
+      st.settings.bounces.retry_5xx_categories);
+  u.state = decided.state;
+  u.attempts = decided.attempts;
+  if (u.state == recipient_state::suppressed) {
     // Suppressed after it was queued: final, not attempted.
-    u.state = recipient_state::suppressed;
-    u.attempts = w.attempts;
     u.event.type = "suppressed";
     u.event.data_json = "{\"stage\":\"delivery\",\"attempt\":" + std::to_string(w.attempts) + "}";
     outcome_counter("suppressed").inc();
     core().count_outcome("suppressed", st.domain, w.tenant_id.str(), nullptr);
     return u;
   }
-  std::int64_t next = 0;
-  std::optional<classification> failure;
-  if (r.expired) {
-    u.state = recipient_state::expired;
-    u.attempts = w.attempts;
-    failure = classification{bounce_category::expired, false, "4.4.7", -1};
-  } else {
-    u.attempts = w.attempts + 1;
-    if (r.code >= 200 && r.code < 300) {
-      u.state = recipient_state::delivered;
-    } else {
-      failure = classify_failure(self, r, where);
-      // 5xx is final, unless its category is one operators retry (throttling sent as 5xx);
-      // a response rule may make any failure final.
-      if (r.force_bounce ||
-          (r.code >= 500 && !listed(st.settings.bounces.retry_5xx_categories, failure->category))) {
-        u.state = recipient_state::bounced;
-      } else {
-        next = st.schedule.next_attempt_ms(id.time_ms(), now, u.attempts, random01(self));
-        u.state = next ? recipient_state::deferred : recipient_state::expired;
-        if (!next) failure = classification{bounce_category::expired, false, "4.4.7", -1};
-      }
-    }
-  }
+  auto next = decided.next_attempt_at_ms;
+  const auto& failure = decided.failure;
   u.next_attempt_at_ms = next;
   u.event.type = std::string(to_string(u.state));
   u.event.data_json = event_data(u.attempts, &r, where, next,

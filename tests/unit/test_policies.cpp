@@ -1,9 +1,11 @@
-// Plain policies the actors apply: GCRA rate limiting, restart intensity and backoff, API keys.
+// Plain policies the actors apply: the outcome of an attempt, GCRA rate limiting, restart
+// intensity and backoff, API keys.
 #include <catch2/catch.hpp>
 
 #include <set>
 
 #include "actors/api_key.hpp"
+#include "actors/policy/attempt_outcome.hpp"
 #include "actors/policy/rate_limiter.hpp"
 #include "actors/policy/restart_policy.hpp"
 
@@ -82,4 +84,58 @@ TEST_CASE("API keys are random, well-formed, and hashed") {
   CHECK_FALSE(constant_time_equal("same", "sane"));
   CHECK_FALSE(constant_time_equal("same", "samey"));
   CHECK(random_hex(32).size() == 64);
+}
+
+TEST_CASE("an attempt's result decides the recipient's state") {
+  const std::vector<std::string> retried = {"rate_limited"};
+  auto classified = [](bounce_category c, bool hard) {
+    return [=] { return classification{c, hard, hard ? "5.1.1" : "4.2.1", -1}; };
+  };
+  auto schedule = [](std::uint32_t attempts) -> std::int64_t { return attempts < 3 ? 1000 * attempts : 0; };
+  auto never = []() -> classification { FAIL("a delivered or unattempted recipient is not classified"); return {}; };
+
+  auto delivered = decide_attempt_outcome({250, false, false, false, 0}, never, schedule, retried);
+  CHECK(delivered.state == recipient_state::delivered);
+  CHECK(delivered.attempts == 1);
+  CHECK_FALSE(delivered.failure);
+
+  auto deferred = decide_attempt_outcome({451, false, false, false, 1},
+                                         classified(bounce_category::rate_limited, false), schedule, retried);
+  CHECK(deferred.state == recipient_state::deferred);
+  CHECK(deferred.attempts == 2);
+  CHECK(deferred.next_attempt_at_ms == 2000);
+  CHECK(deferred.failure->category == bounce_category::rate_limited);
+
+  // The schedule's max_age is past: expired, with 4.4.7.
+  auto late = decide_attempt_outcome({451, false, false, false, 2},
+                                     classified(bounce_category::other, false), schedule, retried);
+  CHECK(late.state == recipient_state::expired);
+  CHECK(late.failure->enhanced == "4.4.7");
+
+  auto bounced = decide_attempt_outcome({550, false, false, false, 0},
+                                        classified(bounce_category::invalid_recipient, true), schedule, retried);
+  CHECK(bounced.state == recipient_state::bounced);
+  CHECK(bounced.failure->hard);
+
+  // Throttling sent as 5xx is retried when operators list its category.
+  auto throttled = decide_attempt_outcome({550, false, false, false, 0},
+                                          classified(bounce_category::rate_limited, false), schedule, retried);
+  CHECK(throttled.state == recipient_state::deferred);
+
+  // A response rule makes a 4xx final; no reply at all (network) is retried.
+  CHECK(decide_attempt_outcome({421, false, false, true, 0}, classified(bounce_category::spam_block, false),
+                               schedule, retried)
+            .state == recipient_state::bounced);
+  CHECK(decide_attempt_outcome({0, false, false, false, 0}, classified(bounce_category::network, false),
+                               schedule, retried)
+            .state == recipient_state::deferred);
+
+  // Not attempted: suppressed meanwhile, or past max_age before it could be; attempts unchanged.
+  auto suppressed = decide_attempt_outcome({0, true, false, false, 2}, never, schedule, retried);
+  CHECK(suppressed.state == recipient_state::suppressed);
+  CHECK(suppressed.attempts == 2);
+  auto expired = decide_attempt_outcome({0, false, true, false, 2}, never, schedule, retried);
+  CHECK(expired.state == recipient_state::expired);
+  CHECK(expired.attempts == 2);
+  CHECK(expired.failure->category == bounce_category::expired);
 }
