@@ -33,6 +33,12 @@ struct signing_entry {
   bool verified = false;
   std::vector<std::shared_ptr<const dkim_signer>> signers;
 };
+// Puts one DKIM-Signature per key of the entry (dual signing: RSA and Ed25519) in front of the
+// message, each over the message's own bytes, which stay as they are; counted in
+// petrel_dkim_signatures_total. Used at submission (signer pool) and, for bulk messages whose
+// List-Unsubscribe is added per recipient, at delivery (site actor).
+void add_dkim_signatures(const signing_entry& entry, std::string& message);
+
 // By signing_key(domain, tenant): a tenant signs only with the keys of its own claim.
 using signing_table = std::unordered_map<std::string, signing_entry>;
 inline std::string signing_key(const std::string& domain, const id128& tenant) {

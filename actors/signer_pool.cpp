@@ -13,6 +13,17 @@
 
 namespace petrel {
 
+void add_dkim_signatures(const signing_entry& entry, std::string& message) {
+  static auto& signed_messages = metrics().get_counter("petrel_dkim_signatures_total",
+                                                       "DKIM signatures added to messages");
+  if (entry.signers.empty()) return;
+  std::string signatures;
+  auto now = unix_now_ms() / 1000;
+  for (const auto& signer : entry.signers) signatures += signer->sign(message, now);
+  signed_messages.inc(entry.signers.size());
+  message.insert(0, signatures);
+}
+
 namespace {
 
 struct worker_state {
@@ -34,8 +45,6 @@ signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor in
   self->state.ingest = std::move(ingest);
   self->state.signing = std::move(signing);
   self->state.require_verified = require_verified;
-  static auto& signed_messages = metrics().get_counter("petrel_dkim_signatures_total",
-                                                       "DKIM signatures added to messages");
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& st = self->state;
@@ -51,13 +60,7 @@ signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor in
         // there, over those fields too (RFC 8058).
         bool at_delivery = m.bulk && st.bulk_signed_at_delivery;
         if (ours && !it->second.signers.empty() && !at_delivery) {
-          // One signature per key (dual signing: RSA and Ed25519), each over the original
-          // message, put in front of it; the message's own bytes stay as they are.
-          std::string signatures;
-          auto now = unix_now_ms() / 1000;
-          for (const auto& signer : it->second.signers) signatures += signer->sign(m.content, now);
-          signed_messages.inc(it->second.signers.size());
-          m.content.insert(0, signatures);
+          add_dkim_signatures(it->second, m.content);
           m.size = m.content.size();
         }
         return self->delegate(st.ingest, submit_atom::value, std::move(m));

@@ -461,12 +461,7 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content& content) 
     // submission for that reason (see signer_pool.cpp).
     auto table = st.settings.signing->get();
     auto it = table->find(signing_key(content.from_domain, content.tenant_id));
-    if (it != table->end()) {
-      std::string signatures;
-      auto now = unix_now_ms() / 1000;
-      for (const auto& signer : it->second.signers) signatures += signer->sign(out, now);
-      out.insert(0, signatures);
-    }
+    if (it != table->end()) add_dkim_signatures(it->second, out);
     work.content = std::make_shared<const std::string>(std::move(out));
   } else {
     work.content = std::make_shared<const std::string>(std::move(content.content));
