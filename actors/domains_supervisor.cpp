@@ -12,6 +12,7 @@
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
+#include "actors/supervision.hpp"
 
 namespace petrel {
 
@@ -147,17 +148,8 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor 
       return;
     }
     c->second.handle = nullptr;
-    core().actor_restarts.inc();
-    auto delay = c->second.policy.on_failure(std::chrono::steady_clock::now());
-    if (delay.count() < 0) {
-      spdlog::error("domains.giving_up domain={} reason=\"restart intensity exceeded\"", domain);
-      self->quit(make_error(petrel_errc::unavailable,
-                            "domain actor " + domain + " keeps crashing"));
-      return;
-    }
-    spdlog::warn("domains.child_crashed domain={} reason=\"{}\" restart_in_ms={}", domain,
-                 self->system().render(msg.reason), delay.count());
-    self->delayed_send(self, delay, restart_atom::value, domain);
+    restart_child(self, c->second.policy, "domains", "domain", domain, msg.reason,
+                  restart_atom::value, domain);
   });
   recover_page(self, "");
   return {

@@ -14,6 +14,7 @@
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
+#include "actors/supervision.hpp"
 
 namespace petrel {
 
@@ -343,15 +344,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
     auto& child = s.children[name];
     child.handle = nullptr;
     if (!msg.reason) return;
-    core().actor_restarts.inc();
-    auto delay = child.policy.on_failure(std::chrono::steady_clock::now());
-    if (delay.count() < 0) {
-      spdlog::error("egress.giving_up source={} reason=\"restart intensity exceeded\"", name);
-      self->quit(make_error(petrel_errc::unavailable, "egress actor " + name + " keeps crashing"));
-      return;
-    }
-    spdlog::warn("egress.source_crashed source={} restart_in_ms={}", name, delay.count());
-    self->delayed_send(self, delay, restart_atom::value, name);
+    restart_child(self, child.policy, "egress", "source", name, msg.reason, restart_atom::value, name);
   });
   return {
       [=](site_atom, const std::string& source, route& r) -> caf::result<site_actor> {

@@ -12,6 +12,7 @@
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
+#include "actors/supervision.hpp"
 
 namespace petrel {
 
@@ -182,17 +183,9 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
     if (entry == st.tenants.end()) return;
     entry->second.handle = nullptr;
     if (!msg.reason) return;
-    core().actor_restarts.inc();
-    auto delay = entry->second.policy.on_failure(std::chrono::steady_clock::now());
-    if (delay.count() < 0) {
-      spdlog::error("tenants.giving_up tenant={} reason=\"restart intensity exceeded\"", id.str());
-      self->quit(make_error(petrel_errc::unavailable, "tenant actor keeps crashing"));
-      return;
-    }
-    entry->second.restarting = true;
-    spdlog::warn("tenants.child_crashed tenant={} reason=\"{}\" restart_in_ms={}", id.str(),
-                 self->system().render(msg.reason), delay.count());
-    self->delayed_send(self, delay, restart_atom::value, id);
+    if (restart_child(self, entry->second.policy, "tenants", "tenant", id.str(), msg.reason,
+                      restart_atom::value, id))
+      entry->second.restarting = true;
   });
   load(self);
   return {

@@ -17,6 +17,7 @@
 #include "actors/services.hpp"
 #include "actors/webhook_support.hpp"
 #include "actors/spawn.hpp"
+#include "actors/supervision.hpp"
 #include "net/secret_box.hpp"
 
 namespace petrel {
@@ -337,7 +338,7 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
   st.store = std::move(store);
   st.runtime = std::move(runtime);
   st.settings = std::move(settings);
-  // An endpoint that crashed is started again from its stored state (a second later).
+  // An endpoint that crashed is started again from its stored state, after its backoff.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& st = self->state;
     for (auto it = st.endpoints.begin(); it != st.endpoints.end(); ++it)
@@ -347,16 +348,7 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
         st.endpoints.erase(it);
         if (!msg.reason) return;  // deleted
         auto& policy = st.restarts.try_emplace(id, restart_limits_from(st.settings.actors)).first->second;
-        auto delay = policy.on_failure(std::chrono::steady_clock::now());
-        core().actor_restarts.inc();
-        if (delay.count() < 0) {
-          spdlog::error("events.giving_up webhook={} reason=\"restart intensity exceeded\"", id.str());
-          self->quit(make_error(petrel_errc::unavailable, "webhook endpoint " + id.str() + " keeps crashing"));
-          return;
-        }
-        spdlog::warn("events.endpoint_down webhook={} reason=\"{}\" restart_in_ms={}", id.str(),
-                     self->system().render(msg.reason), delay.count());
-        self->delayed_send(self, delay, recover_atom::value);
+        restart_child(self, policy, "events", "webhook", id.str(), msg.reason, recover_atom::value);
         return;
       }
     if (msg.reason) self->quit(msg.reason);  // from the parent
