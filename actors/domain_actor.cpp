@@ -33,6 +33,7 @@
 #include "actors/policy/rate_limiter.hpp"
 #include "actors/policy/retry_schedule.hpp"
 #include "actors/policy/attempt_outcome.hpp"
+#include "actors/policy/source_choice.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 #include "net/mail/bounce.hpp"
@@ -388,15 +389,9 @@ std::size_t max_per_job(domain_pointer self) {
 // Whether a lane takes work now: not blocked by its site, not suspended by a control.
 bool lane_open(domain_pointer self, const std::string& source, const lane& l, std::int64_t now,
                const control_snapshot& controls) {
-  if (!l.blocked.empty() && (l.blocked_until_ms == 0 || l.blocked_until_ms > now)) return false;
-  if (controls.active("source", source, now)) return false;
-  if (self->state.current_route && !controls.empty()) {
-    auto base = self->state.current_route->site;
-    if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
-    if (controls.active("site", base, now) || controls.active("source_site", source + "/" + base, now))
-      return false;
-  }
-  return true;
+  const auto& route = self->state.current_route;
+  return lane_takes_work(source, !l.blocked.empty(), l.blocked_until_ms,
+                         route ? route->site : std::string(), controls, now);
 }
 
 // The source for a recipient of `pool`: by weight among those that take work now; when none
@@ -409,29 +404,12 @@ std::string choose_source(domain_pointer self, const std::string& pool, const st
   if (it == pools.end() || it->second.empty()) return std::string();
   auto now = unix_now_ms();
   auto controls = st.settings.controls->get();
-  std::vector<const pool_source*> open;
-  std::uint64_t total = 0;
-  for (const auto& member : it->second) {
-    if (member.source == avoid) continue;
-    auto l = st.lanes.find(member.source);
-    if (l != st.lanes.end() && !lane_open(self, member.source, l->second, now, *controls)) continue;
-    if (l == st.lanes.end() && controls->active("source", member.source, now)) continue;
-    open.push_back(&member);
-    total += member.weight;
-  }
-  if (open.empty()) {
-    if (!avoid.empty()) return avoid;
-    for (const auto& member : it->second) {
-      open.push_back(&member);
-      total += member.weight;
-    }
-  }
-  auto pick = static_cast<std::uint64_t>(random01(self) * static_cast<double>(total));
-  for (const auto* member : open) {
-    if (pick < member->weight) return member->source;
-    pick -= member->weight;
-  }
-  return open.back()->source;
+  auto open = [&](const std::string& source) {
+    auto l = st.lanes.find(source);
+    if (l == st.lanes.end()) return !controls->active("source", source, now);
+    return lane_open(self, source, l->second, now, *controls);
+  };
+  return petrel::choose_source(it->second, open, avoid, random01(self));
 }
 
 void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,

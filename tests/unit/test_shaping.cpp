@@ -6,6 +6,7 @@
 #include "actors/policy/fair_queue.hpp"
 #include "actors/policy/response_rules.hpp"
 #include "actors/policy/shaping.hpp"
+#include "actors/policy/source_choice.hpp"
 #include "actors/policy/warmup.hpp"
 
 using namespace petrel;
@@ -248,4 +249,35 @@ TEST_CASE("controls and pools", "[shaping]") {
   pools = pools_from(egress, {"a", "b"});
   CHECK(pools.at("bulk").at(0).weight == 3);
   CHECK(pools.at("default").size() == 2);
+}
+
+TEST_CASE("a lane takes work unless its site blocked it or a control suspends it") {
+  control_snapshot none;
+  CHECK(lane_takes_work("a", false, 0, "mx.example", none, 1000));
+  CHECK_FALSE(lane_takes_work("a", true, 0, "mx.example", none, 1000));   // until unblocked
+  CHECK_FALSE(lane_takes_work("a", true, 2000, "mx.example", none, 1000));
+  CHECK(lane_takes_work("a", true, 900, "mx.example", none, 1000));       // the block is over
+  control_snapshot controls({{"source", "a", 0, "ops", 1}, {"site", "mx.example", 0, "ops", 1},
+                             {"source_site", "b/other.example", 0, "ops", 1}});
+  CHECK_FALSE(lane_takes_work("a", false, 0, "", controls, 1000));
+  CHECK_FALSE(lane_takes_work("b", false, 0, "mx.example#mta-sts", controls, 1000));  // suffix ignored
+  CHECK_FALSE(lane_takes_work("b", false, 0, "other.example", controls, 1000));
+  CHECK(lane_takes_work("c", false, 0, "other.example", controls, 1000));
+  CHECK(lane_takes_work("b", false, 0, "", controls, 1000));  // no route yet: no site controls
+}
+
+TEST_CASE("a source is chosen by weight among the open ones, else the avoided one waits") {
+  std::vector<pool_source> pool = {{"a", 1}, {"b", 3}};
+  auto all_open = [](const std::string&) { return true; };
+  CHECK(choose_source(pool, all_open, "", 0.0) == "a");
+  CHECK(choose_source(pool, all_open, "", 0.24) == "a");
+  CHECK(choose_source(pool, all_open, "", 0.25) == "b");
+  CHECK(choose_source(pool, all_open, "", 0.99) == "b");
+  CHECK(choose_source(pool, all_open, "b", 0.99) == "a");  // the source that just failed is left out
+  auto only_a = [](const std::string& s) { return s == "a"; };
+  CHECK(choose_source(pool, only_a, "", 0.9) == "a");
+  auto none = [](const std::string&) { return false; };
+  CHECK(choose_source(pool, none, "b", 0.1) == "b");       // nothing open: keep waiting in its lane
+  CHECK(choose_source(pool, none, "", 0.9) == "b");        // by weight among all
+  CHECK(choose_source({}, all_open, "", 0.5).empty());
 }
