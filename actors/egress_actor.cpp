@@ -76,9 +76,9 @@ struct source_state {
   static inline const char* name = "egress";
 };
 
-using source_pointer = egress_actor::stateful_pointer<source_state>;
+using source_pointer = egress_source_actor::stateful_pointer<source_state>;
 
-egress_actor::behavior_type source_behavior(source_pointer self,
+egress_source_actor::behavior_type source_behavior(source_pointer self,
                                             std::shared_ptr<delivery_runtime> runtime,
                                             store_actor store, egress_source source,
                                             std::shared_ptr<source_gate> gate,
@@ -121,7 +121,6 @@ egress_actor::behavior_type source_behavior(source_pointer self,
         s.by_address.emplace(site.address(), site_name);
         return site;
       },
-      [=](restart_atom, const std::string&) {},
       [=](controls_atom) {
         for (auto& [name, site] : self->state.sites) self->send(site, controls_atom::value);
       },
@@ -165,15 +164,13 @@ egress_actor::behavior_type source_behavior(source_pointer self,
         }
         return rp;
       },
-      [=](caf::tick_atom) {},
-      [=](shutdown_atom) { return caf::ok_atom::value; },  // the supervisor keeps the counters
   };
 }
 
 // -- egress supervisor -----------------------------------------------------------------------
 
 struct egress_child {
-  egress_actor handle;
+  egress_source_actor handle;
   restart_policy policy;
 };
 

@@ -624,6 +624,15 @@ using site_actor = caf::typed_actor<
     // Timer: a rate or budget wait is over (generation).
     caf::reacts_to<wake_atom, std::uint64_t>>;
 
+// One egress source (IP + EHLO name), under the egress supervisor: parent of its site actors.
+using egress_source_actor = caf::typed_actor<
+    // (source name, route) -> the site actor for that route, started on demand.
+    caf::replies_to<site_atom, std::string, route>::with<site_actor>,
+    // Controls changed: tell every site.
+    caf::reacts_to<controls_atom>,
+    // Admin: this source with its warm-up, budget, rate and sites.
+    caf::replies_to<egress_atom>::with<std::vector<source_stats>>>;
+
 // The egress supervisor: one egress actor per configured source (IP + EHLO name), each the
 // parent of its site actors.
 using egress_actor = caf::typed_actor<
