@@ -3,7 +3,6 @@
 // demand when a domain asks for its site. A crashed site actor is forgotten (domains monitor
 // their site and ask again, which starts a fresh one); a crashed egress actor is restarted by
 // the supervisor with backoff and bounded intensity.
-#include <fnmatch.h>
 
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -17,39 +16,6 @@
 #include "actors/supervision.hpp"
 
 namespace petrel {
-
-const site_policy* site_policy_for(const delivery_settings& d, const route& r) {
-  for (const auto& policy : d.sites)
-    for (const auto& host : r.hosts)
-      if (fnmatch(policy.match.c_str(), host.name.c_str(), FNM_CASEFOLD) == 0) return &policy;
-  return nullptr;
-}
-
-site_limits site_limits_for(const delivery_settings& d, const route& r) {
-  site_limits limits;
-  limits.connection_limit = d.connection_limit;
-  limits.max_deliveries_per_connection = d.max_deliveries_per_connection;
-  limits.tls = parse_tls_mode(d.tls).value_or(tls_mode::opportunistic);
-  limits.verify_certificate = d.verify_certificate;
-  limits.message_rate = d.message_rate.per_second;
-  limits.connection_rate = d.connection_rate.per_second;
-  if (const auto* policy = site_policy_for(d, r)) {  // the first matching policy wins
-    if (policy->connection_limit) limits.connection_limit = policy->connection_limit;
-    if (policy->message_rate.per_second > 0) limits.message_rate = policy->message_rate.per_second;
-    if (policy->connection_rate.per_second > 0) limits.connection_rate = policy->connection_rate.per_second;
-    if (policy->max_deliveries_per_connection)
-      limits.max_deliveries_per_connection = policy->max_deliveries_per_connection;
-    if (auto mode = parse_tls_mode(policy->tls)) limits.tls = *mode;
-    if (policy->verify_certificate >= 0) limits.verify_certificate = policy->verify_certificate == 1;
-  }
-  if (r.sts_enforced) {
-    // MTA-STS enforce (RFC 8461 4.2): TLS with a certificate valid for the MX host, or nothing.
-    limits.tls = tls_mode::required;
-    limits.verify_certificate = true;
-  }
-  limits.ready_queue = d.ready_queue ? d.ready_queue : 2 * limits.connection_limit;
-  return limits;
-}
 
 std::vector<egress_source> egress_sources_from(const config& cfg, const std::string& hostname) {
   auto ehlo = cfg.delivery.ehlo_name.empty() ? hostname : cfg.delivery.ehlo_name;

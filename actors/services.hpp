@@ -10,6 +10,7 @@
 
 #include "actors/protocol.hpp"
 #include "actors/policy/restart_policy.hpp"
+#include "actors/policy/site_limits.hpp"
 #include "actors/policy/shaping.hpp"
 #include "config/config.hpp"
 #include "net/mail/dkim.hpp"
@@ -78,19 +79,19 @@ struct delivery_runtime {
   std::string hostname;  // default EHLO name
 };
 
-// The limits and TLS policy a site actor applies (defaults, overridden per site pattern).
-struct site_limits {
-  std::uint32_t connection_limit = 10;
-  std::uint32_t max_deliveries_per_connection = 100;
-  std::uint32_t ready_queue = 20;
-  double message_rate = 0;     // per second; 0 unlimited
-  double connection_rate = 0;  // new connections per second; 0 unlimited
-  tls_mode tls = tls_mode::opportunistic;
-  bool verify_certificate = false;
-};
-site_limits site_limits_for(const delivery_settings& d, const route& r);
-// The first [[delivery.sites]] entry whose glob matches one of the route's MX hosts, or null.
-const site_policy* site_policy_for(const delivery_settings& d, const route& r);
+// The limits a site actor applies, for a route's MX hosts (actors/policy/site_limits.hpp).
+inline std::vector<std::string> mx_host_names(const route& r) {
+  std::vector<std::string> names;
+  names.reserve(r.hosts.size());
+  for (const auto& h : r.hosts) names.push_back(h.name);
+  return names;
+}
+inline site_limits site_limits_for(const delivery_settings& d, const route& r) {
+  return site_limits_for(d, mx_host_names(r), r.sts_enforced);
+}
+inline const site_policy* site_policy_for(const delivery_settings& d, const route& r) {
+  return site_policy_for(d, mx_host_names(r));
+}
 
 // An egress source as the site actors use it.
 struct egress_source {

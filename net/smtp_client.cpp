@@ -20,22 +20,6 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 
-std::string_view to_string(tls_mode m) {
-  switch (m) {
-    case tls_mode::disabled: return "disabled";
-    case tls_mode::opportunistic: return "opportunistic";
-    case tls_mode::required: return "required";
-  }
-  return "unknown";
-}
-
-std::optional<tls_mode> parse_tls_mode(std::string_view text) {
-  if (text == "disabled") return tls_mode::disabled;
-  if (text == "opportunistic") return tls_mode::opportunistic;
-  if (text == "required") return tls_mode::required;
-  return std::nullopt;
-}
-
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
