@@ -9,16 +9,14 @@
 
 #include <caf/scheduled_actor.hpp>
 
+#include "actors/policy/event_data.hpp"  // rfc3339
+
 namespace petrel {
 
 // Unexpected messages are logged and dropped; exceptions are logged with their what() and
 // end the actor with that text as exit reason (its supervisor decides what happens next).
 void install_logging_handlers(caf::scheduled_actor* self, const char* actor_name);
 
-// A JSON string literal (with quotes) for text that may hold anything.
-std::string json_string(std::string_view text);
-// RFC 3339 UTC with milliseconds: 2026-11-29T01:25:53.426Z.
-std::string rfc3339(std::int64_t unix_ms);
 
 inline bool has_non_ascii(std::string_view s) {
   for (char c : s)

@@ -17,6 +17,7 @@
 #include <memory>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/event_data.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/attempt_outcome.hpp"
 #include "net/mail/recipient_token.hpp"
@@ -124,15 +125,9 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
     c = st.settings.classifier->classify(failed.reply_code, failed.status, failed.diagnostic,
                                          failed.remote_mta, failed.command);
   // A failure notice is final for that message whatever its class: its MTA gave up.
-  std::string data = "{\"async\":true,\"category\":" + json_string(to_string(c.category)) +
-                     ",\"hard\":" + (c.hard ? "true" : "false");
-  if (!c.enhanced.empty()) data += ",\"enhanced_code\":" + json_string(c.enhanced);
-  if (failed.reply_code) data += ",\"smtp_code\":" + std::to_string(failed.reply_code);
-  if (!failed.diagnostic.empty()) data += ",\"diagnostic\":" + json_string(failed.diagnostic);
-  if (!failed.remote_mta.empty()) data += ",\"remote_mta\":" + json_string(failed.remote_mta);
-  if (!report.reporting_mta.empty()) data += ",\"reporting_mta\":" + json_string(report.reporting_mta);
-  data += ",\"origin\":" + json_string(origin) + "}";
-  auto event = make_event(r, "bounced", std::move(data));
+  auto event = make_event(r, "bounced",
+                          event_data::async_bounce({&c, failed.reply_code, failed.diagnostic,
+                                                    failed.remote_mta, report.reporting_mta, origin}));
   if (r.state == recipient_state::delivered) {
     // Accepted downstream, failed later: the recipient is bounced after all.
     recipient_update u;
@@ -165,10 +160,7 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
 void record_complaint(bounces_pointer self, processing_ptr p, const recipient_lookup& r,
                       const bounce_report& report, const std::string& origin) {
   auto type = report.feedback_type.empty() ? std::string("abuse") : lower(report.feedback_type);
-  std::string data = "{\"feedback_type\":" + json_string(type);
-  if (!report.reporting_mta.empty()) data += ",\"reporting_mta\":" + json_string(report.reporting_mta);
-  data += ",\"origin\":" + json_string(origin) + "}";
-  auto event = make_event(r, "complained", std::move(data));
+  auto event = make_event(r, "complained", event_data::complained(type, report.reporting_mta, origin));
   tracked(self, p, self->state.store, record_atom::value, event);
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "complained", type, false, false};
   if (type != "not-spam") {
@@ -332,7 +324,7 @@ caf::result<caf::ok_atom> on_unsubscribe(bounces_pointer self, id128 recipient) 
               else
                 rp.deliver(caf::ok_atom::value);
             };
-            auto event = make_event(found.front(), "unsubscribed", "{\"method\":\"one-click\"}");
+            auto event = make_event(found.front(), "unsubscribed", event_data::unsubscribed_one_click());
             tracked(self, p, self->state.store, record_atom::value, event);
             suppress(self, p, found.front(), "unsubscribe", event);
             metrics().get_counter("petrel_unsubscribes_total", "One-click unsubscribes").inc();

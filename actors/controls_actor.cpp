@@ -9,6 +9,7 @@
 #include <map>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/event_data.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
@@ -57,14 +58,6 @@ void arm(controls_pointer self) {
   self->delayed_send(self, std::chrono::milliseconds(delay), caf::tick_atom::value);
 }
 
-std::string action_data(const std::string& action, const control_record& c, const std::string& by) {
-  std::string out = "{\"action\":" + json_string(action) + ",\"kind\":" + json_string(c.kind) +
-                    ",\"target\":" + json_string(c.target);
-  if (c.until_ms) out += ",\"until\":" + json_string(rfc3339(c.until_ms));
-  if (!c.reason.empty()) out += ",\"reason\":" + json_string(c.reason);
-  return out + ",\"by\":" + json_string(by) + "}";
-}
-
 // The admin_action event of a change (the tenant's, when a tenant is its target).
 event_record action_event(const std::string& action, const control_record& c, const std::string& by) {
   event_record e;
@@ -73,7 +66,7 @@ event_record action_event(const std::string& action, const control_record& c, co
     if (auto t = id128::parse(c.target)) e.tenant_id = *t;
   e.type = "admin_action";
   e.at_ms = unix_now_ms();
-  e.data_json = action_data(action, c, by);
+  e.data_json = event_data::admin_action(action, c.kind, c.target, c.until_ms, c.reason, by);
   return e;
 }
 

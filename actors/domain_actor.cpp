@@ -27,6 +27,7 @@
 #include <map>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/event_data.hpp"
 #include "actors/delivery_log.hpp"
 #include "actors/policy/fair_queue.hpp"
 #include "actors/metrics.hpp"
@@ -182,36 +183,30 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
             });
 }
 
-std::string event_data(std::uint32_t attempt, const recipient_result* r,
-                       const attempt_details* where, std::int64_t next_attempt_ms,
-                       const std::string& reason, const classification* failure) {
-  std::string out = "{\"attempt\":" + std::to_string(attempt);
-  if (failure) {
-    out += ",\"category\":" + json_string(to_string(failure->category));
-    out += std::string(",\"hard\":") + (failure->hard ? "true" : "false");
-    if (!failure->enhanced.empty() && (!r || r->enhanced.empty()))
-      out += ",\"inferred_enhanced_code\":" + json_string(failure->enhanced);
-  }
+std::string attempt_data(std::uint32_t attempt, const recipient_result* r,
+                         const attempt_details* where, std::int64_t next_attempt_ms,
+                         const std::string& reason, const classification* failure) {
+  event_data::attempt_facts a;
+  a.attempt = attempt;
+  a.failure = failure;
   if (r && r->code) {
-    out += ",\"smtp_code\":" + std::to_string(r->code);
-    if (!r->enhanced.empty()) out += ",\"enhanced_code\":" + json_string(r->enhanced);
-    out += ",\"reply\":" + json_string(r->reply);
-  } else if (!reason.empty()) {
-    out += ",\"error\":" + json_string(reason);
+    a.smtp_code = r->code;
+    a.enhanced_code = r->enhanced;
+    a.reply = r->reply;
+  } else {
+    a.error = reason;
   }
-  if (where && !where->mx_host.empty()) {
-    out += ",\"mx_host\":" + json_string(where->mx_host);
-    out += ",\"mx_ip\":" + json_string(where->mx_address);
-    out += ",\"source\":" + json_string(where->source);
-    out += ",\"source_ip\":" + json_string(where->source_address);
-    out += std::string(",\"tls\":") + (where->tls ? "true" : "false");
-    if (where->tls) {
-      out += ",\"tls_version\":" + json_string(where->tls_version);
-      out += ",\"tls_cipher\":" + json_string(where->tls_cipher);
-    }
+  if (where) {
+    a.mx_host = where->mx_host;
+    a.mx_ip = where->mx_address;
+    a.source = where->source;
+    a.source_ip = where->source_address;
+    a.tls = where->tls;
+    a.tls_version = where->tls_version;
+    a.tls_cipher = where->tls_cipher;
   }
-  if (next_attempt_ms > 0) out += ",\"next_attempt_at\":" + json_string(rfc3339(next_attempt_ms));
-  return out + "}";
+  a.next_attempt_at_ms = next_attempt_ms;
+  return event_data::attempt(a);
 }
 
 std::string reply_line(const recipient_result& r) {
@@ -270,12 +265,7 @@ void learn(domain_pointer self, const recipient_update& u, const recipient_resul
 void log_attempt(domain_pointer self, const recipient_update& u, const std::string& address) {
   const auto& log = self->state.settings.attempts_log;
   if (!log) return;
-  const auto& e = u.event;
-  log->write("{\"at\":" + json_string(rfc3339(e.at_ms)) + ",\"type\":" + json_string(e.type) +
-             ",\"tenant\":" + json_string(e.tenant_id.str()) + ",\"message\":" + json_string(e.message_id.str()) +
-             ",\"recipient\":" + json_string(e.recipient_id.str()) + ",\"domain\":" +
-             json_string(self->state.domain) + ",\"email\":" + (address.empty() ? "null" : json_string(address)) +
-             ",\"event\":" + json_string(e.id.str()) + ",\"data\":" + e.data_json + "}");
+  log->write(event_data::delivery_log_line(u.event, self->state.domain, address));
 }
 
 recipient_update settle(domain_pointer self, const id128& id, waiting_recipient& w,
@@ -302,7 +292,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   if (u.state == recipient_state::suppressed) {
     // Suppressed after it was queued: final, not attempted.
     u.event.type = "suppressed";
-    u.event.data_json = "{\"stage\":\"delivery\",\"attempt\":" + std::to_string(w.attempts) + "}";
+    u.event.data_json = event_data::suppressed_at_delivery(w.attempts);
     outcome_counter("suppressed").inc();
     core().count_outcome("suppressed", st.domain, w.tenant_id.str(), nullptr);
     return u;
@@ -311,7 +301,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   const auto& failure = decided.failure;
   u.next_attempt_at_ms = next;
   u.event.type = std::string(to_string(u.state));
-  u.event.data_json = event_data(u.attempts, &r, where, next,
+  u.event.data_json = attempt_data(u.attempts, &r, where, next,
                                  u.state == recipient_state::expired && !r.expired
                                      ? "past max_age after: " + u.last_reply
                                      : (r.code ? std::string() : r.reply),
@@ -811,8 +801,7 @@ std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string
     u.event.recipient_id = id;
     u.event.type = "cancelled";
     u.event.at_ms = now;
-    u.event.data_json = "{\"by\":\"admin\"" +
-                        (reason.empty() ? std::string() : ",\"reason\":" + json_string(reason)) + "}";
+    u.event.data_json = event_data::cancelled("admin", reason);
     core().count_outcome("cancelled", st.domain, w.tenant_id.str(), nullptr);
     updates.push_back(std::move(u));
     forget(self, id);

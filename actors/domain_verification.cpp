@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json.hpp>
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -17,6 +18,7 @@
 namespace petrel {
 
 namespace asio = boost::asio;
+namespace json = boost::json;
 
 namespace {
 
@@ -77,8 +79,7 @@ asio::awaitable<domain_check> run_checks(std::shared_ptr<dns_client> dns, sender
                                          std::vector<std::string> ips, domains_config cfg) {
   client_dns resolver(dns);
   bool verified = true;
-  std::string report = "{\"dkim\":[";
-  bool first = true;
+  json::array dkim;
   for (const auto& k : d.keys) {
     if (k.state == "retired") continue;
     auto name = k.selector + "._domainkey." + d.domain;
@@ -95,14 +96,11 @@ asio::awaitable<domain_check> run_checks(std::shared_ptr<dns_client> dns, sender
       }
     }
     if (k.state == "active" && status != "ok") verified = false;
-    report += std::string(first ? "" : ",") + "{\"selector\":" + json_string(k.selector) +
-              ",\"name\":" + json_string(name) + ",\"state\":" + json_string(k.state) +
-              ",\"status\":" + json_string(status) + "}";
-    first = false;
+    dkim.push_back(json::object{{"selector", k.selector}, {"name", name}, {"state", k.state}, {"status", status}});
   }
-  report += "],\"spf\":{";
+  json::object spf;
   if (ips.empty()) {
-    report += "\"status\":\"not_checked\",\"detail\":\"no egress source address is configured\"";
+    spf = {{"status", "not_checked"}, {"detail", "no egress source address is configured"}};
   } else {
     std::string worst = "pass", detail;
     for (const auto& ip : ips) {
@@ -113,27 +111,30 @@ asio::awaitable<domain_check> run_checks(std::shared_ptr<dns_client> dns, sender
         verified = false;
       }
     }
-    report += "\"status\":" + json_string(worst);
-    if (!detail.empty()) report += ",\"detail\":" + json_string(detail);
+    spf["status"] = worst;
+    if (!detail.empty()) spf["detail"] = detail;
   }
-  report += "},\"dmarc\":{";
-  auto dmarc = co_await resolver.txt("_dmarc." + d.domain);
+  auto dmarc_txt = co_await resolver.txt("_dmarc." + d.domain);
   std::string policy;
-  for (const auto& r : dmarc.records)
+  for (const auto& r : dmarc_txt.records)
     if (r.rfind("v=DMARC1", 0) == 0) policy = tag_value(r, "p");
-  report += policy.empty() ? "\"status\":\"missing\"" : "\"status\":\"present\",\"policy\":" + json_string(policy);
-  report += "},\"return_path\":{";
+  json::object dmarc{{"status", policy.empty() ? "missing" : "present"}};
+  if (!policy.empty()) dmarc["policy"] = policy;
+  json::object return_path;
   if (cfg.bounce_mx_host.empty()) {
-    report += "\"status\":\"not_configured\"";
+    return_path["status"] = "not_configured";
   } else {
     auto name = cfg.return_path_label + "." + d.domain;
     auto mx = co_await resolver.mx(name);
     bool aligned = false;
     for (const auto& r : mx.records)
       if (normalize_host(r.host) == normalize_host(cfg.bounce_mx_host)) aligned = true;
-    report += "\"status\":" + std::string(aligned ? "\"aligned\"" : "\"missing\"") + ",\"domain\":" + json_string(name);
+    return_path = {{"status", aligned ? "aligned" : "missing"}, {"domain", name}};
   }
-  report += "},\"verified\":" + std::string(verified ? "true" : "false") + "}";
+  auto report = json::serialize(json::object{{"dkim", std::move(dkim)}, {"spf", std::move(spf)},
+                                             {"dmarc", std::move(dmarc)},
+                                             {"return_path", std::move(return_path)},
+                                             {"verified", verified}});
   co_return domain_check{verified, report};
 }
 

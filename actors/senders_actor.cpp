@@ -15,6 +15,7 @@
 #include <map>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/event_data.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
@@ -229,7 +230,7 @@ void on_checked(senders_pointer self, const std::string& key, const domain_check
     e.tenant_id = d.tenant_id;
     e.type = "domain_verification_failed";
     e.at_ms = d.checked_at_ms;
-    e.data_json = "{\"domain\":" + json_string(domain) + ",\"status\":" + d.status_json + "}";
+    e.data_json = event_data::domain_verification_failed(domain, d.status_json);
     self->request(st.store, st.settings.storage.request_timeout, record_atom::value, e)
         .then([](caf::ok_atom) {}, [](caf::error&) {});
   }

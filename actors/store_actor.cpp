@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/event_data.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
@@ -358,7 +359,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         accepted.message_id = m.id;
         accepted.type = "accepted";
         accepted.at_ms = m.created_at_ms;
-        accepted.data_json = "{\"recipients\":" + std::to_string(m.recipients.size()) + "}";
+        accepted.data_json = event_data::accepted(m.recipients.size());
         // Recipients suppressed at submission are final at once, each with its event.
         std::vector<event_record> events;
         for (const auto& r : m.recipients) {
@@ -370,7 +371,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
           e.recipient_id = r.id;
           e.type = "suppressed";
           e.at_ms = m.created_at_ms;
-          e.data_json = "{\"stage\":\"submission\",\"reason\":" + json_string(r.last_reply) + "}";
+          e.data_json = event_data::suppressed_at_submission(r.last_reply);
           events.push_back(std::move(e));
         }
         return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted), std::move(events)});

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/event_data.hpp"
 #include "app/actor_bridge.hpp"
 #include "app/http_api.hpp"
 #include "app/http_common.hpp"
@@ -274,10 +275,7 @@ void http_api::admin_shaping_action(const std::string& kind_path, const std::str
   e.tenant_id = tenant;
   e.type = "admin_action";
   e.at_ms = unix_now_ms();
-  e.data_json = "{\"action\":" + json_string(action) + ",\"kind\":" + json_string(kind) +
-                ",\"target\":" + json_string(key.empty() ? "*" : key) +
-                (reason.empty() ? std::string() : ",\"reason\":" + json_string(reason)) +
-                ",\"by\":\"admin\"}";
+  e.data_json = event_data::admin_action(action, kind, key.empty() ? "*" : key, 0, reason, "admin");
   auto store = s->store;
   auto done = [=, &sys](std::uint64_t& n) {
     ask<caf::ok_atom>(

@@ -1,0 +1,72 @@
+// The "data" object of every event type (docs/events.md; docs/schemas/event.schema.json), built
+// in one place with Boost.JSON so that what the store keeps, the events API serves and webhooks
+// post is valid JSON of the documented shape whatever the texts inside hold. The unit tests
+// validate every builder's output against the schema. Also the delivery log's line and the
+// RFC 3339 timestamps events use.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "net/mail/bounce.hpp"
+#include "storage/records.hpp"
+
+namespace petrel {
+
+// RFC 3339 UTC with milliseconds: 2026-11-29T01:25:53.426Z.
+std::string rfc3339(std::int64_t unix_ms);
+
+namespace event_data {
+
+// One delivery attempt (delivered, deferred, bounced, expired).
+struct attempt_facts {
+  std::uint32_t attempt = 0;
+  const classification* failure = nullptr;  // failures only: category, hard, inferred code
+  int smtp_code = 0;                         // 0: no reply (then `error` says why)
+  std::string_view enhanced_code;
+  std::string_view reply;
+  std::string_view error;
+  std::string_view mx_host;  // empty: no connection was made
+  std::string_view mx_ip;
+  std::string_view source;
+  std::string_view source_ip;
+  bool tls = false;
+  std::string_view tls_version;
+  std::string_view tls_cipher;
+  std::int64_t next_attempt_at_ms = 0;  // deferred only
+};
+std::string attempt(const attempt_facts& a);
+
+// An asynchronous bounce: a DSN or a provider notification after the message was accepted.
+struct async_bounce_facts {
+  const classification* reading = nullptr;
+  int smtp_code = 0;
+  std::string_view diagnostic;
+  std::string_view remote_mta;
+  std::string_view reporting_mta;
+  std::string_view origin;  // how it came in: "dsn", "arf", "ses", ...
+};
+std::string async_bounce(const async_bounce_facts& b);
+
+std::string accepted(std::size_t recipients);
+std::string suppressed_at_submission(std::string_view reason);
+std::string suppressed_at_delivery(std::uint32_t attempt);
+std::string complained(std::string_view feedback_type, std::string_view reporting_mta,
+                       std::string_view origin);
+std::string unsubscribed_one_click();
+std::string cancelled(std::string_view by, std::string_view reason);
+// until_ms 0: no end time.
+std::string admin_action(std::string_view action, std::string_view kind, std::string_view target,
+                         std::int64_t until_ms, std::string_view reason, std::string_view by);
+// status_json: the verification report (an object); anything else is kept as {"raw": text}.
+std::string domain_verification_failed(std::string_view domain, std::string_view status_json);
+
+// One line of the delivery log (log.delivery_log): the attempt's event with its domain and
+// address; the event's data is embedded as the object it is.
+std::string delivery_log_line(const event_record& e, std::string_view domain,
+                              std::string_view address);
+
+}  // namespace event_data
+}  // namespace petrel
