@@ -78,7 +78,7 @@ using processing_ptr = std::shared_ptr<processing>;
 template <class Handle, class... Ts>
 void tracked(bounces_pointer self, processing_ptr p, const Handle& to, Ts&&... xs) {
   ++p->writes_left;
-  self->request(to, self->state.settings.storage.request_timeout, std::forward<Ts>(xs)...)
+  self->request(to, self->state.settings.config->storage.request_timeout, std::forward<Ts>(xs)...)
       .then(
           [p](caf::ok_atom) {
             --p->writes_left;
@@ -121,8 +121,8 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
                    const std::string& origin) {
   auto& st = self->state;
   classification c{bounce_category::other, failed.status.rfind('5', 0) == 0, failed.status, -1};
-  if (st.settings.classifier)
-    c = st.settings.classifier->classify(failed.reply_code, failed.status, failed.diagnostic,
+  if (st.settings.config->classifier)
+    c = st.settings.config->classifier->classify(failed.reply_code, failed.status, failed.diagnostic,
                                          failed.remote_mta, failed.command);
   // A failure notice is final for that message whatever its class: its MTA gave up.
   auto event = make_event(r, "bounced",
@@ -142,7 +142,7 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
   }
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "bounced",
                     std::string(to_string(c.category)), c.hard, false};
-  const auto& b = st.settings.bounces;
+  const auto& b = st.settings.config->bounces;
   if (c.hard && category_listed(b.suppress_categories, c.category)) {
     suppress(self, p, r, "hard_bounce", event);
     o.suppressed = true;
@@ -247,8 +247,8 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
   // recipient the report was sent to, else the Return-Path of the returned message. The HMAC
   // says we made the name, and it names one recipient: whoever received a message can at most
   // report on their own delivery.
-  const auto& domain = st.settings.bounces.verp_domain;
-  if (!domain.empty() && !st.settings.bounce_secret.empty()) {
+  const auto& domain = st.settings.config->bounces.verp_domain;
+  if (!domain.empty() && !st.settings.config->bounce_secret.empty()) {
     std::vector<std::string> candidates = m.envelope_to;
     if (auto rp = report->original_headers.find("return-path"); rp != report->original_headers.end()) {
       auto path = trim(rp->second);
@@ -261,13 +261,13 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
       if (at == std::string::npos || lower(to.substr(at + 1)) != domain) continue;
       auto local = lower(to.substr(0, at));
       if (local.rfind("b-", 0) != 0) continue;
-      auto recipient = read_verp_address(st.settings.bounce_secret, to, domain);
+      auto recipient = read_verp_address(st.settings.config->bounce_secret, to, domain);
       if (!recipient) {
         spdlog::warn("bounces.forged_verp to={} origin=\"{}\"", to, m.origin);
         metrics().get_counter("petrel_inbound_forged_total", "Inbound reports with a forged VERP token").inc();
         return done("the VERP token is forged or damaged: ignored");
       }
-      self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+      self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
                     recipient_query{*recipient, {}})
           .then([=](std::vector<recipient_lookup>& found) mutable {
                   apply(self, p, *report, std::move(found), true, m);
@@ -280,7 +280,7 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
       return promise;
     }
   }
-  if (!domain.empty() && !st.settings.bounce_secret.empty()) {
+  if (!domain.empty() && !st.settings.config->bounce_secret.empty()) {
     // A Message-ID and an address are known to every recipient of the message: not enough to
     // bounce or suppress anyone. Counted and logged, nothing changes.
     spdlog::info("bounces.unverified kind={} message_id=\"{}\" origin=\"{}\"", p->result.kind,
@@ -293,7 +293,7 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
   }
   auto message_id = trim(report->original_message_id);
   if (message_id.empty()) return done("the report names no message (no VERP token, no Message-ID)");
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
                 recipient_query{{}, message_id})
       .then([=](std::vector<recipient_lookup>& found) mutable {
               apply(self, p, *report, std::move(found), false, m);
@@ -309,7 +309,7 @@ caf::result<inbound_result> on_inbound(bounces_pointer self, inbound_message& m)
 caf::result<caf::ok_atom> on_unsubscribe(bounces_pointer self, id128 recipient) {
   auto& st = self->state;
   auto rp = self->make_response_promise<caf::ok_atom>();
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
                 recipient_query{recipient, {}})
       .then(
           [=](std::vector<recipient_lookup>& found) mutable {

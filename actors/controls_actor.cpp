@@ -41,7 +41,7 @@ void publish(controls_pointer self) {
   auto& st = self->state;
   std::vector<control_record> all;
   for (const auto& [key, c] : st.controls) all.push_back(c);
-  st.settings.controls->set(std::make_shared<const control_snapshot>(std::move(all)));
+  st.settings.shared.controls->set(std::make_shared<const control_snapshot>(std::move(all)));
   self->send(st.domains, controls_atom::value);
   self->send(st.egress, controls_atom::value);
   metrics().get_gauge("petrel_controls", "Suspensions in force").set(static_cast<double>(st.controls.size()));
@@ -76,7 +76,7 @@ void persist(controls_pointer self, std::vector<write_op> ops, Done done) {
   auto left = std::make_shared<std::size_t>(ops.size());
   auto failure = std::make_shared<caf::error>();
   for (auto& op : ops) {
-    self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+    self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value,
                   write_request{std::move(op)})
         .then(
             [=](caf::ok_atom) mutable {
@@ -122,7 +122,7 @@ caf::result<control_record> suspend(controls_pointer self, control_record c, con
 
 void load(controls_pointer self) {
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, controls_atom::value)
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, controls_atom::value)
       .then(
           [=](std::vector<control_record>& all) {
             auto& s = self->state;

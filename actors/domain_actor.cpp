@@ -141,7 +141,7 @@ void add(domain_pointer self, const queued_recipient& r) {
   st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
   count_waiting(st, r.state, 1);
   ++(*st.backlog)[r.tenant_id];
-  st.settings.backlog->add(r.tenant_id, 1);
+  st.settings.shared.backlog->add(r.tenant_id, 1);
 }
 
 void forget(domain_pointer self, const id128& id) {
@@ -153,14 +153,14 @@ void forget(domain_pointer self, const id128& id) {
   st.waiting.erase(it);
   auto b = st.backlog->find(tenant);
   if (b != st.backlog->end() && --b->second == 0) st.backlog->erase(b);
-  st.settings.backlog->add(tenant, -1);
+  st.settings.shared.backlog->add(tenant, -1);
 }
 
 void arm_idle_timer(domain_pointer self) {
   auto& st = self->state;
   ++st.idle_generation;
   if (st.waiting.empty() && st.loaded)
-    self->delayed_send(self, st.settings.actors.domain_idle_timeout, caf::tick_atom::value,
+    self->delayed_send(self, st.settings.config->actors.domain_idle_timeout, caf::tick_atom::value,
                        st.idle_generation);
 }
 
@@ -168,7 +168,7 @@ void arm_idle_timer(domain_pointer self) {
 void commit(domain_pointer self, std::vector<recipient_update> updates, std::int32_t attempt = 0) {
   if (updates.empty()) return;
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, record_atom::value, updates)
+  self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates)
       .then([](caf::ok_atom) {},
             [=](caf::error& e) mutable {
               if (attempt >= store_retries) {
@@ -220,7 +220,7 @@ std::string reply_line(const recipient_result& r) {
 // The classification of a failed attempt (network errors have no reply code).
 classification classify_failure(domain_pointer self, const recipient_result& r,
                                 const attempt_details* where) {
-  const auto& classifier = self->state.settings.classifier;
+  const auto& classifier = self->state.settings.config->classifier;
   if (!classifier) return classification{bounce_category::other, r.code >= 500, r.enhanced, -1};
   return classifier->classify(r.code, r.enhanced, r.reply, where ? where->mx_host : std::string());
 }
@@ -231,12 +231,12 @@ classification classify_failure(domain_pointer self, const recipient_result& r,
 void learn(domain_pointer self, const recipient_update& u, const recipient_result& r,
            const classification& c) {
   auto& st = self->state;
-  const auto& b = st.settings.bounces;
+  const auto& b = st.settings.config->bounces;
   bool suppress = u.state == recipient_state::bounced && c.hard && category_listed(b.suppress_categories, c.category);
   bool streak = !c.hard && (u.state == recipient_state::bounced || u.state == recipient_state::expired) &&
                 category_listed(b.streak_categories, c.category);
-  if ((!suppress && !streak) || !st.settings.directory) return;
-  auto tenants = st.settings.directory->get()->tenants;
+  if ((!suppress && !streak) || !st.settings.shared.directory) return;
+  auto tenants = st.settings.shared.directory->get()->tenants;
   if (!tenants) return;
   auto key = r.address.empty() ? std::string() : suppression_key(r.address, st.domain);
   if (suppress) {
@@ -247,7 +247,7 @@ void learn(domain_pointer self, const recipient_update& u, const recipient_resul
     rec.reason = "hard_bounce";
     rec.source_event = u.event.id.str();
     rec.created_at_ms = u.event.at_ms;
-    self->request(tenants, st.settings.storage.request_timeout, suppress_atom::value,
+    self->request(tenants, st.settings.config->storage.request_timeout, suppress_atom::value,
                   u.event.tenant_id, std::vector<suppression_record>{std::move(rec)})
         .then([](caf::ok_atom) {},
               [=](caf::error& e) {
@@ -263,7 +263,7 @@ void learn(domain_pointer self, const recipient_update& u, const recipient_resul
 // Applies one attempt's result to a recipient: the update to commit, and the memory change.
 // One line of the delivery log (log.delivery_log): the attempt's event with its domain and address.
 void log_attempt(domain_pointer self, const recipient_update& u, const std::string& address) {
-  const auto& log = self->state.settings.attempts_log;
+  const auto& log = self->state.settings.shared.attempts_log;
   if (!log) return;
   log->write(event_data::delivery_log_line(u.event, self->state.domain, address));
 }
@@ -286,7 +286,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
       [&](std::uint32_t attempts) {
         return st.schedule.next_attempt_ms(id.time_ms(), now, attempts, random01(self));
       },
-      st.settings.bounces.retry_5xx_categories);
+      st.settings.config->bounces.retry_5xx_categories);
   u.state = decided.state;
   u.attempts = decided.attempts;
   if (u.state == recipient_state::suppressed) {
@@ -368,10 +368,10 @@ void schedule_wake(domain_pointer self) {
 
 std::size_t max_per_job(domain_pointer self) {
   auto& st = self->state;
-  auto max = std::max<std::uint32_t>(st.settings.delivery.max_recipients_per_transaction, 1);
+  auto max = std::max<std::uint32_t>(st.settings.config->delivery.max_recipients_per_transaction, 1);
   // VERP and per-recipient unsubscribe links need one recipient per transaction.
-  const auto& b = st.settings.bounces;
-  if (!st.settings.bounce_secret.empty() && (!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()))
+  const auto& b = st.settings.config->bounces;
+  if (!st.settings.config->bounce_secret.empty() && (!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()))
     max = 1;
   return max;
 }
@@ -388,12 +388,12 @@ bool lane_open(domain_pointer self, const std::string& source, const lane& l, st
 // does, by weight among all (it waits in that lane).
 std::string choose_source(domain_pointer self, const std::string& pool, const std::string& avoid = {}) {
   auto& st = self->state;
-  const auto& pools = *st.settings.pools;
-  auto it = pools.find(pool.empty() ? st.settings.egress.default_pool : pool);
+  const auto& pools = *st.settings.config->pools;
+  auto it = pools.find(pool.empty() ? st.settings.config->egress.default_pool : pool);
   if (it == pools.end()) it = pools.find("default");
   if (it == pools.end() || it->second.empty()) return std::string();
   auto now = unix_now_ms();
-  auto controls = st.settings.controls->get();
+  auto controls = st.settings.shared.controls->get();
   auto open = [&](const std::string& source) {
     auto l = st.lanes.find(source);
     if (l == st.lanes.end()) return !controls->active("source", source, now);
@@ -408,7 +408,7 @@ void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
   auto source = choose_source(self, w.pool, avoid);
   w.ready = true;
   st.lanes[source].queue.push(id, w.message_id, w.tenant_id, w.priority,
-                              st.settings.weights->weight(w.tenant_id));
+                              st.settings.shared.weights->weight(w.tenant_id));
 }
 
 // Empties one lane: its recipients are no longer ready; appended to ids for settling.
@@ -439,7 +439,7 @@ void ask_site(domain_pointer self, const std::string& source) {
   auto& l = st.lanes[source];
   if (l.asking || !st.current_route) return;
   l.asking = true;
-  self->request(st.egress, st.settings.storage.request_timeout, site_atom::value, source,
+  self->request(st.egress, st.settings.config->storage.request_timeout, site_atom::value, source,
                 *st.current_route)
       .then(
           [=](site_actor& site) {
@@ -477,7 +477,7 @@ counter& sts_counter(const char* event) {
 bool apply_mta_sts(domain_pointer self, route& r) {
   auto& st = self->state;
   if (r.sts_mode.empty()) return true;
-  if (const auto* policy = site_policy_for(st.settings.delivery, r); policy && policy->mta_sts == 0)
+  if (const auto* policy = site_policy_for(st.settings.config->delivery, r); policy && policy->mta_sts == 0)
     return true;  // turned off for this site
   std::vector<mx_host> matching;
   for (const auto& h : r.hosts)
@@ -506,7 +506,7 @@ void resolve(domain_pointer self) {
   auto& st = self->state;
   if (st.resolving) return;
   st.resolving = true;
-  self->request(st.resolver, st.settings.storage.request_timeout, resolve_atom::value, st.domain)
+  self->request(st.resolver, st.settings.config->storage.request_timeout, resolve_atom::value, st.domain)
       .then(
           [=](route& r) {
             auto& s = self->state;
@@ -550,7 +550,7 @@ void resolve(domain_pointer self) {
 
 void process(domain_pointer self) {
   auto& st = self->state;
-  if (!st.settings.deliver || !st.loaded) return;
+  if (!st.settings.config->deliver || !st.loaded) return;
   auto now = unix_now_ms();
   // Move what is due from the heap into the lanes; expire what is past max_age.
   std::vector<id128> expired;
@@ -568,7 +568,7 @@ void process(domain_pointer self) {
     make_ready(self, id, it->second);
   }
   if (!expired.empty()) settle_all(self, expired, 0, "not delivered within max_age", true);
-  auto controls = st.settings.controls->get();
+  auto controls = st.settings.shared.controls->get();
   if (auto* c = controls->find("domain", st.domain, now)) {
     st.waiting_for = "suspended";
     if (c->until_ms) {
@@ -633,7 +633,7 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   auto max_age = st.schedule.max_age().count();
   auto now = unix_now_ms();
   auto steady = std::chrono::steady_clock::now();
-  auto controls = st.settings.controls->get();
+  auto controls = st.settings.shared.controls->get();
   std::string base = st.current_route ? st.current_route->site : std::string();
   if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
   std::chrono::nanoseconds tenant_wait{0};
@@ -836,7 +836,7 @@ domain_queue_stats domain_stats(domain_pointer self) {
   for (const auto& [t, n] : tenants) out.tenants.push_back({t.str(), n});
   std::sort(out.tenants.begin(), out.tenants.end(),
             [](const auto& a, const auto& b) { return a.waiting > b.waiting; });
-  auto controls = s.settings.controls->get();
+  auto controls = s.settings.shared.controls->get();
   std::string binding;
   for (const auto& [source, l] : s.lanes) {
     lane_stats ls;
@@ -876,7 +876,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
   st.egress = std::move(egress);
   st.supervisor = std::move(supervisor);
   st.settings = std::move(settings);
-  const auto& d = st.settings.delivery;
+  const auto& d = st.settings.config->delivery;
   st.schedule = retry_schedule(d.retry_schedule, d.retry_jitter, d.max_age);
   for (const auto& policy : d.domains)  // the first matching [[delivery.domains]] applies
     if (fnmatch(policy.match.c_str(), st.domain.c_str(), FNM_CASEFOLD) == 0) {
@@ -887,7 +887,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
     }
   core().domain_actors.add(1);
   self->attach_functor([counted = st.counted, backlog = st.backlog,
-                        shared = st.settings.backlog](const caf::error&) {
+                        shared = st.settings.shared.backlog](const caf::error&) {
     core().recipients_queued.add(-(*counted)[0]);
     core().recipients_deferred.add(-(*counted)[1]);
     core().recipients_waiting.add(-((*counted)[0] + (*counted)[1]));
@@ -896,7 +896,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
   });
   self->set_down_handler([=](caf::down_msg& msg) { on_site_down(self, msg.source); });
   // Recovery: everything the store holds as waiting for this domain.
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, st.domain)
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, st.domain)
       .then(
           [=](std::vector<queued_recipient>& recipients) {
             for (const auto& r : recipients) add(self, r);

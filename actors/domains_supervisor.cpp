@@ -49,7 +49,7 @@ using domains_pointer = domains_actor::stateful_pointer<domains_state>;
 
 domain_actor start_child(domains_pointer self, const std::string& domain) {
   auto& st = self->state;
-  auto& c = st.children.try_emplace(domain, child{domain_actor{}, restart_policy(restart_limits_from(st.settings.actors)), 0})
+  auto& c = st.children.try_emplace(domain, child{domain_actor{}, restart_policy(restart_limits_from(st.settings.config->actors)), 0})
                 .first->second;
   c.handle = spawn_domain(self->system(), self, domain, st.store, st.resolver, st.egress,
                           caf::actor_cast<domains_actor>(self), st.settings);
@@ -69,7 +69,7 @@ domain_actor child_for(domains_pointer self, const std::string& domain) {
 
 void recover_page(domains_pointer self, std::string after) {
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, domains_atom::value, after,
+  self->request(st.store, st.settings.config->storage.request_timeout, domains_atom::value, after,
                 recovery_page)
       .then(
           [=](std::vector<std::string>& domains) {

@@ -79,7 +79,7 @@ egress_source_actor::behavior_type source_behavior(source_pointer self,
           self->send(it->second, route_atom::value, r);
           return it->second;
         }
-        auto limits = site_limits_for(s.settings.delivery, r);
+        auto limits = site_limits_for(s.settings.config->delivery, r);
         auto site_name = r.site;
         auto site = spawn_site(self->system(), self, s.runtime, s.store, s.source, s.gate,
                                std::move(r), limits, s.settings);
@@ -108,7 +108,7 @@ egress_source_actor::behavior_type source_behavior(source_pointer self,
           auto v = site.budget->view(now);
           out.site_warmups.push_back({site.pattern, v.day, v.per_day, v.per_hour, v.used_today, v.used_this_hour});
         }
-        for (const auto& src : s.settings.egress.sources)
+        for (const auto& src : s.settings.config->egress.sources)
           if (src.name == s.source.name) out.message_rate = src.message_rate.per_second;
         auto rp = self->make_response_promise<std::vector<source_stats>>();
         if (s.sites.empty()) {
@@ -160,7 +160,7 @@ constexpr std::chrono::seconds usage_flush_interval{5};
 constexpr std::int64_t hour_ms = 3'600'000;
 
 double rate_of(const node_settings& settings, const std::string& source) {
-  for (const auto& src : settings.egress.sources)
+  for (const auto& src : settings.config->egress.sources)
     if (src.name == source) return src.message_rate.per_second;
   return 0;
 }
@@ -169,7 +169,7 @@ double rate_of(const node_settings& settings, const std::string& source) {
 std::vector<warmup_step> warmup_of(const node_settings& settings, const std::string& source,
                                    const std::string& site = {}) {
   std::vector<warmup_step> out;
-  for (const auto& src : settings.egress.sources)
+  for (const auto& src : settings.config->egress.sources)
     if (src.name == source)
       for (const auto& w : src.warmup)
         if (w.site == site) out.push_back({w.day, w.per_day, w.per_hour});
@@ -181,7 +181,7 @@ std::shared_ptr<source_gate> make_gate(const node_settings& settings, const std:
   auto now = unix_now_ms();
   auto gate = std::make_shared<source_gate>(rate_of(settings, source), warmup_of(settings, source), now);
   std::vector<std::string> patterns;
-  for (const auto& src : settings.egress.sources)
+  for (const auto& src : settings.config->egress.sources)
     if (src.name == source)
       for (const auto& w : src.warmup)
         if (!w.site.empty() && std::find(patterns.begin(), patterns.end(), w.site) == patterns.end())
@@ -205,7 +205,7 @@ void start_source(egress_pointer self, const egress_source& source) {
 // start written now.
 void load_usage(egress_pointer self) {
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, egress_atom::value)
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, egress_atom::value)
       .then(
           [=](egress_state& saved) {
             auto& s = self->state;
@@ -223,7 +223,7 @@ void load_usage(egress_pointer self) {
                 gate->warmup().set_started(it->second);
                 for (auto& site : gate->site_warmups()) site.budget->set_started(it->second);
               } else {
-                self->request(s.store, s.settings.storage.request_timeout, persist_atom::value,
+                self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value,
                               write_request{set_warmup_start_op{name, now}})
                     .then([](caf::ok_atom) {}, [](caf::error&) {});
               }
@@ -271,7 +271,7 @@ void flush_usage(egress_pointer self, std::function<void()> done = nullptr) {
   };
   if (rows.empty() && done) done();
   for (auto& row : rows)
-    self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+    self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value,
                   write_request{set_egress_usage_op{std::move(row)}})
         .then([answered](caf::ok_atom) { answered(); }, [answered](caf::error&) { answered(); });
 }
@@ -285,12 +285,12 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
   st.store = std::move(store);
   st.settings = std::move(settings);
   // Gates outlive restarts of their egress actor: a crash must not reset a warm-up budget.
-  for (const auto& source : st.settings.sources)
+  for (const auto& source : st.settings.config->sources)
     st.gates[source.name] = make_gate(st.settings, source.name);
   load_usage(self);
   self->delayed_send(self, usage_flush_interval, caf::tick_atom::value);
-  for (const auto& source : st.settings.sources) {
-    st.children[source.name].policy = restart_policy(restart_limits_from(st.settings.actors));
+  for (const auto& source : st.settings.config->sources) {
+    st.children[source.name].policy = restart_policy(restart_limits_from(st.settings.config->actors));
     start_source(self, source);
     spdlog::info("egress.source name={} address={} ehlo={}", source.name,
                  source.address.empty() ? "(any)" : source.address, source.ehlo_name);
@@ -312,9 +312,9 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
   return {
       [=](site_atom, const std::string& source, route& r) -> caf::result<site_actor> {
         auto& s = self->state;
-        if (s.settings.sources.empty())
+        if (s.settings.config->sources.empty())
           return make_error(petrel_errc::unavailable, "no egress source is configured");
-        auto it = source.empty() ? s.children.find(s.settings.sources.front().name)
+        auto it = source.empty() ? s.children.find(s.settings.config->sources.front().name)
                                  : s.children.find(source);
         if (it == s.children.end())
           return make_error(petrel_errc::invalid, "no egress source named " + source);
@@ -324,7 +324,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
       },
       [=](restart_atom, const std::string& name) {
         auto& s = self->state;
-        for (const auto& src : s.settings.sources)
+        for (const auto& src : s.settings.config->sources)
           if (src.name == name && !s.children[name].handle) start_source(self, src);
       },
       [=](controls_atom) {

@@ -32,8 +32,8 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
   auto& st = self->state;
   st.store = std::move(store);
   st.domains = std::move(domains);
-  st.max_in_flight = settings.storage.max_pending_writes;
-  st.store_timeout = settings.storage.request_timeout;
+  st.max_in_flight = settings.config->storage.max_pending_writes;
+  st.store_timeout = settings.config->storage.request_timeout;
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& s = self->state;

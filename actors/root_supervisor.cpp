@@ -87,8 +87,8 @@ void start_from(root_pointer self, std::uint64_t first) {
         break;
       }
       case resolver_child:
-        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.dns, st.settings.mta_sts,
-                                         st.settings.delivery.allow_private_destinations);
+        st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.config->dns, st.settings.config->mta_sts,
+                                         st.settings.config->delivery.allow_private_destinations);
         break;
       case egress_child:
         st.current.egress = spawn_egress(sys, self, st.runtime, st.current.store, st.settings);
@@ -161,8 +161,8 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
   st.first_store = std::move(first_store);
   st.settings = std::move(settings);
   st.directory = std::move(directory);
-  st.settings.directory = st.directory;
-  st.policy = restart_policy(restart_limits_from(st.settings.actors));
+  st.settings.shared.directory = st.directory;
+  st.policy = restart_policy(restart_limits_from(st.settings.config->actors));
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
     auto it = s.by_address.find(msg.source);
@@ -229,7 +229,7 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
         auto stop_all = [=]() mutable {
           auto& now = self->state;
           stop_from(self, resolver_child, caf::exit_reason::user_shutdown);
-          self->request(now.current.store, now.settings.storage.request_timeout, shutdown_atom::value)
+          self->request(now.current.store, now.settings.config->storage.request_timeout, shutdown_atom::value)
               .then(
                   [=](caf::ok_atom) mutable {
                     rp.deliver(caf::ok_atom::value);
@@ -246,7 +246,7 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
           stop_all();
           return rp;
         }
-        self->request(s.current.egress, s.settings.storage.request_timeout, shutdown_atom::value)
+        self->request(s.current.egress, s.settings.config->storage.request_timeout, shutdown_atom::value)
             .then([=](caf::ok_atom) mutable { stop_all(); },
                   [=](caf::error& e) mutable {
                     spdlog::warn("root.usage_not_flushed error=\"{}\"", self->system().render(e));

@@ -85,7 +85,7 @@ const sender_domain_record* verified_claim(senders_pointer self, const std::stri
 
 std::vector<std::string> egress_addresses(const node_settings& s) {
   std::vector<std::string> out;
-  for (const auto& source : s.sources)
+  for (const auto& source : s.config->sources)
     if (!source.address.empty()) out.push_back(source.address);
   return out;
 }
@@ -96,7 +96,7 @@ std::shared_ptr<const dkim_signer> signer_for(senders_pointer self, const std::s
   auto& st = self->state;
   auto key = k.id.str();
   if (auto it = st.signers.find(key); it != st.signers.end()) return it->second;
-  auto pem = open_secret(st.settings.key_encryption_key, k.private_key);
+  auto pem = open_secret(st.settings.config->key_encryption_key, k.private_key);
   if (!pem) {
     spdlog::error("senders.key_unusable domain={} selector={} error=\"{}\"", domain, k.selector, pem.error());
     return nullptr;
@@ -124,11 +124,11 @@ void publish(senders_pointer self) {
         if (auto s = signer_for(self, d.domain, k)) entry.signers.push_back(std::move(s));
     table->emplace(signing_key(d.domain, d.tenant_id), std::move(entry));
   }
-  self->state.settings.signing->set(std::move(table));
+  self->state.settings.shared.signing->set(std::move(table));
 }
 
 sender_domain_view view(senders_pointer self, const sender_domain_record& d) {
-  const auto& cfg = self->state.settings.domains;
+  const auto& cfg = self->state.settings.config->domains;
   sender_domain_view out;
   out.domain = d;
   for (auto& k : out.domain.keys) k.private_key.clear();  // never leaves Petrel
@@ -162,7 +162,7 @@ parsed<dkim_key_record> make_key(senders_pointer self, const id128& domain_id,
                                  const std::string& domain, dkim_algorithm algorithm,
                                  std::string selector, std::string pem) {
   auto& st = self->state;
-  if (pem.empty()) pem = generate_dkim_key(algorithm, st.settings.dkim.rsa_bits);
+  if (pem.empty()) pem = generate_dkim_key(algorithm, st.settings.config->dkim.rsa_bits);
   if (selector.empty()) selector = new_selector(algorithm);
   auto signer = dkim_signer::from_pem(domain, selector, pem);
   if (!signer) return parsed<dkim_key_record>::failure(signer.error());
@@ -171,7 +171,7 @@ parsed<dkim_key_record> make_key(senders_pointer self, const id128& domain_id,
   k.domain_id = domain_id;
   k.selector = selector;
   k.algorithm = std::string(to_string(signer.value()->algorithm()));
-  k.private_key = st.settings.key_encryption_key.empty() ? pem : seal_secret(st.settings.key_encryption_key, pem);
+  k.private_key = st.settings.config->key_encryption_key.empty() ? pem : seal_secret(st.settings.config->key_encryption_key, pem);
   k.public_key = signer.value()->public_key_base64();
   k.created_at_ms = unix_now_ms();
   k.state = "active";
@@ -192,7 +192,7 @@ void verify(senders_pointer self, const std::string& key) {
   auto it = st.domains.find(key);
   if (it == st.domains.end() || !st.runtime || !st.runtime->dns) return;
   start_domain_verification(st.runtime, caf::actor_cast<senders_actor>(self), it->second, key,
-                            egress_addresses(st.settings), st.settings.domains);
+                            egress_addresses(st.settings), st.settings.config->domains);
 }
 
 void on_checked(senders_pointer self, const std::string& key, const domain_check& check) {
@@ -218,7 +218,7 @@ void on_checked(senders_pointer self, const std::string& key, const domain_check
                      "operator to transfer it\"}";
   }
   publish(self);
-  self->request(st.store, st.settings.storage.request_timeout, verify_atom::value, d.id, d.verified,
+  self->request(st.store, st.settings.config->storage.request_timeout, verify_atom::value, d.id, d.verified,
                 d.checked_at_ms, d.status_json)
       .then([](caf::ok_atom) {}, [domain](caf::error&) {
         spdlog::warn("senders.status_not_stored domain={}", domain);
@@ -231,7 +231,7 @@ void on_checked(senders_pointer self, const std::string& key, const domain_check
     e.type = "domain_verification_failed";
     e.at_ms = d.checked_at_ms;
     e.data_json = event_data::domain_verification_failed(domain, d.status_json);
-    self->request(st.store, st.settings.storage.request_timeout, record_atom::value, e)
+    self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, e)
         .then([](caf::ok_atom) {}, [](caf::error&) {});
   }
   auto v = view(self, d);
@@ -246,7 +246,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
   st.store = std::move(store);
   st.runtime = std::move(runtime);
   st.settings = std::move(settings);
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, sender_atom::value)
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, sender_atom::value)
       .then(
           [=](std::vector<sender_domain_record>& domains) {
             for (auto& d : domains) {
@@ -256,7 +256,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
             self->state.loaded = true;
             publish(self);
             spdlog::info("senders.loaded domains={}", self->state.domains.size());
-            self->delayed_send(self, self->state.settings.domains.verify_interval, caf::tick_atom::value);
+            self->delayed_send(self, self->state.settings.config->domains.verify_interval, caf::tick_atom::value);
           },
           [=](caf::error& e) {
             spdlog::error("senders.load_failed error=\"{}\"", self->system().render(e));
@@ -270,7 +270,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         if (!checked || checked->ascii_domain.front() == '[')
           return make_error(petrel_errc::invalid, "domain: not a valid domain name");
         auto name = checked->ascii_domain;
-        if (is_public_mailbox_domain(name, s.settings.domains.unclaimable))
+        if (is_public_mailbox_domain(name, s.settings.config->domains.unclaimable))
           return make_error(petrel_errc::invalid,
                             "domain: " + name + " is a public mailbox provider's domain; send from "
                             "a domain of your own");
@@ -292,7 +292,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
           if (!k) return make_error(petrel_errc::invalid, "dkim.private_key: " + k.error());
           d.keys.push_back(std::move(k.value()));
         } else {
-          auto algorithms = request.algorithms.empty() ? s.settings.dkim.algorithms : request.algorithms;
+          auto algorithms = request.algorithms.empty() ? s.settings.config->dkim.algorithms : request.algorithms;
           for (const auto& a : algorithms) {
             auto algorithm = a == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
             auto k = make_key(self, d.id, name, algorithm, algorithms.size() == 1 ? request.selector : "", "");
@@ -301,7 +301,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
           }
         }
         auto rp = self->make_response_promise<sender_domain_view>();
-        self->request(s.store, s.settings.storage.request_timeout, persist_atom::value, d)
+        self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, d)
             .then(
                 [=](caf::ok_atom) mutable {
                   auto& current = self->state.domains[claim_key(d.domain, d.tenant_id)];
@@ -371,10 +371,10 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
           rp.deliver(view(self, *current));
         };
         for (const auto& k : fresh)
-          self->request(s.store, s.settings.storage.request_timeout, persist_atom::value, k)
+          self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, k)
               .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
         for (const auto& id : old)
-          self->request(s.store, s.settings.storage.request_timeout, record_atom::value, id, std::string("published"))
+          self->request(s.store, s.settings.config->storage.request_timeout, record_atom::value, id, std::string("published"))
               .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
         return rp;
       },
@@ -387,7 +387,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         if (key == d->keys.end()) return make_error(petrel_errc::not_found, "no such key");
         auto id = key->id;
         auto rp = self->make_response_promise<sender_domain_view>();
-        self->request(self->state.store, self->state.settings.storage.request_timeout, record_atom::value, id,
+        self->request(self->state.store, self->state.settings.config->storage.request_timeout, record_atom::value, id,
                       std::string("retired"))
             .then(
                 [=](caf::ok_atom) mutable {
@@ -409,7 +409,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         if (!d) return not_found();
         auto id = d->id;
         auto rp = self->make_response_promise<caf::ok_atom>();
-        self->request(self->state.store, self->state.settings.storage.request_timeout, caf::delete_atom::value, id)
+        self->request(self->state.store, self->state.settings.config->storage.request_timeout, caf::delete_atom::value, id)
             .then(
                 [=](caf::ok_atom) mutable {
                   self->state.domains.erase(claim_key(domain, tenant));
@@ -428,7 +428,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
             self->state.checks[key];  // a check under way, without anyone waiting
             verify(self, key);
           }
-        self->delayed_send(self, self->state.settings.domains.verify_interval, caf::tick_atom::value);
+        self->delayed_send(self, self->state.settings.config->domains.verify_interval, caf::tick_atom::value);
       },
   };
 }
@@ -438,7 +438,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
 senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
   // Detached: key generation takes a noticeable time and must not hold a shared worker.
-  auto where = settings.store_detached ? runs_on::own_thread : runs_on::scheduler;
+  auto where = settings.config->store_detached ? runs_on::own_thread : runs_on::scheduler;
   return spawn_child(sys, parent, where, senders_behavior, std::move(store), std::move(runtime),
                      settings);
 }

@@ -104,7 +104,10 @@ std::vector<egress_source> egress_sources_from(const config& cfg, const std::str
 // Opens a store; called again when the store actor is restarted after a crash.
 using store_factory = std::function<std::unique_ptr<store>()>;
 
-struct node_settings {
+// The node's configuration as the actors see it: built once at start by the composition root
+// (app/server.cpp) and never changed afterwards. One instance, shared by every actor through
+// node_settings::config (a pointer to const), not a copy per actor.
+struct node_config {
   storage_settings storage;
   tenant_settings tenants;
   actor_settings actors;
@@ -113,30 +116,54 @@ struct node_settings {
   std::vector<egress_source> sources;
   egress_settings egress;
   shaping_settings shaping;
-  // Pools (fixed at start) and the controls in force (republished by the controls actor).
   std::shared_ptr<const pool_table> pools = std::make_shared<pool_table>();
-  std::shared_ptr<control_directory> controls = std::make_shared<control_directory>();
-  std::shared_ptr<weight_directory> weights = std::make_shared<weight_directory>();
-  std::shared_ptr<backlog_counter> backlog = std::make_shared<backlog_counter>();
   dkim_config dkim;
   domains_config domains;
   mta_sts_config mta_sts;
   bounces_config bounces;
-  std::shared_ptr<delivery_log> attempts_log;  // log.delivery_log, or null
   events_config events;
   webhooks_config webhooks;
-  // Classifies every failure (shipped rules + the operator's); set by the composition root.
+  // Classifies every failure (the operator's rules, then the shipped ones).
   std::shared_ptr<const bounce_classifier> classifier;
   std::string bounce_secret;  // HMAC key of VERP tokens and unsubscribe links; may be empty
   // Response rules (compiled once; may be empty).
   std::shared_ptr<const response_rules> responses;
-  // The current actors, for the few that must reach a service started after them (domain
-  // actors -> tenants for suppressions, sites -> controls). Set by the root.
-  std::shared_ptr<const service_directory> directory;
   std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)
-  std::shared_ptr<signing_directory> signing = std::make_shared<signing_directory>();
   bool store_detached = true;  // false under CAF's deterministic test scheduler
   bool deliver = true;         // false: recipients stay queued (component tests without I/O)
+};
+
+// The state that more than one actor (or an actor and another thread) shares. Everything else
+// an actor knows is its own and changes only by messages. Each component has one writer; readers
+// take a snapshot or an atomic count and never wait on the writer. docs/architecture.md
+// ("Shared runtime components") says for each why it is shared and what it becomes in a cluster.
+struct shared_components {
+  // The suspensions in force. Writer: the controls actor, after the change is stored.
+  // Readers: domain and site actors (before each hand-out and connection), HTTP handlers.
+  std::shared_ptr<control_directory> controls = std::make_shared<control_directory>();
+  // Each tenant's weight in the fair rotation. Writer: the tenants supervisor (on load and on
+  // tenant changes). Readers: domain actors, when they enqueue a recipient.
+  std::shared_ptr<weight_directory> weights = std::make_shared<weight_directory>();
+  // Recipients waiting, per tenant and in total. Writers: domain actors (+1 on enqueue, -1 when
+  // final or handed to another node). Readers: tenant actors (shaping.max_waiting_* admission).
+  std::shared_ptr<backlog_counter> backlog = std::make_shared<backlog_counter>();
+  // Sender domains' DKIM keys by signing_key(domain, tenant). Writer: the senders actor.
+  // Readers: signer workers (at submission) and site actors (per-recipient List-Unsubscribe).
+  std::shared_ptr<signing_directory> signing = std::make_shared<signing_directory>();
+  // log.delivery_log, or null. Writers: domain actors (one line per attempt, serialized by its
+  // mutex) and the signal handler (reopen on SIGHUP).
+  std::shared_ptr<delivery_log> attempts_log;
+  // The current actor handles. Writer: the root supervisor, after every (re)start. Readers: the
+  // actors that must reach a service started after them (domain actors -> tenants, sites ->
+  // controls) and the HTTP handlers.
+  std::shared_ptr<const service_directory> directory;
+};
+
+// What every actor is given: the configuration (shared, immutable) and the shared components.
+// Copying it copies pointers only.
+struct node_settings {
+  std::shared_ptr<const node_config> config = std::make_shared<const node_config>();
+  shared_components shared;
 };
 
 restart_limits restart_limits_from(const actor_settings& a);

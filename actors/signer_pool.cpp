@@ -80,13 +80,13 @@ using pool_pointer = signer_actor::stateful_pointer<pool_state>;
 signer_actor::behavior_type pool_behavior(pool_pointer self, ingest_actor ingest,
                                           node_settings settings) {
   install_logging_handlers(self, "signers");
-  auto n = settings.dkim.signers > 0
-               ? settings.dkim.signers
+  auto n = settings.config->dkim.signers > 0
+               ? settings.config->dkim.signers
                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i)
     self->state.workers.push_back(self->spawn<caf::linked>(
-        worker_behavior, ingest, settings.signing, settings.dkim.require_verified_domain,
-        !settings.bounces.unsubscribe_base_url.empty() && !settings.bounce_secret.empty()));
+        worker_behavior, ingest, settings.shared.signing, settings.config->dkim.require_verified_domain,
+        !settings.config->bounces.unsubscribe_base_url.empty() && !settings.config->bounce_secret.empty()));
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& st = self->state;

@@ -208,7 +208,7 @@ void grant(site_pointer self) {
 
 session_plan plan_for(site_pointer self) {
   auto& st = self->state;
-  const auto& d = st.settings.delivery;
+  const auto& d = st.settings.config->delivery;
   session_plan plan;
   for (const auto& host : st.current_route.hosts)
     for (const auto& address : host.addresses)
@@ -232,7 +232,7 @@ session_plan plan_for(site_pointer self) {
 std::optional<delivery_work> take_ready(site_pointer self) {
   auto& st = self->state;
   auto now = unix_now_ms();
-  auto controls = st.settings.controls->get();
+  auto controls = st.settings.shared.controls->get();
   if (auto* c = site_control(self, *controls, now)) {
     // Suspended: nothing leaves; what waits here goes back to be sent another way or later.
     announce(self, "suspended (" + c->kind + ")" + (c->reason.empty() ? "" : ": " + c->reason), c->until_ms);
@@ -374,15 +374,15 @@ void learn_from(site_pointer self, const delivery_job& job, job_outcome& outcome
           c.until_ms = d.until_ms;
           c.reason = "response rule " + d.rule + ": " + std::to_string(r.code) + " " +
                      r.reply.substr(0, 200);
-          if (st.settings.directory)
-            if (auto controls = st.settings.directory->get()->controls)
+          if (st.settings.shared.directory)
+            if (auto controls = st.settings.shared.directory->get()->controls)
               self->send(controls, suspend_atom::value, std::move(c), d.rule);
           break;
         }
       }
     }
   }
-  if (st.settings.delivery.adaptive_concurrency) {
+  if (st.settings.config->delivery.adaptive_concurrency) {
     if (overload) {
       st.concurrency.on_overload();
       metrics().get_counter("petrel_site_concurrency_decreases_total",
@@ -417,7 +417,7 @@ bool has_header(const std::string& content, std::string_view name) {
 // recipient is left to send to (the outcome is sent already).
 bool prepare(site_pointer self, delivery_work& work, delivery_content& content) {
   auto& st = self->state;
-  const auto& b = st.settings.bounces;
+  const auto& b = st.settings.config->bounces;
   std::vector<id128> ids;
   std::vector<std::string> addresses;
   for (std::size_t i = 0; i < content.addresses.size() && i < work.job.recipient_ids.size(); ++i) {
@@ -447,19 +447,19 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content& content) 
     if (has_non_ascii(a.substr(0, a.rfind('@')))) work.needs_smtputf8 = true;
   bool single = work.job.recipient_ids.size() == 1;
   const auto& recipient = work.job.recipient_ids.front();
-  if (single && !b.verp_domain.empty() && !st.settings.bounce_secret.empty())
-    work.mail_from = verp_address(st.settings.bounce_secret, recipient, b.verp_domain);
+  if (single && !b.verp_domain.empty() && !st.settings.config->bounce_secret.empty())
+    work.mail_from = verp_address(st.settings.config->bounce_secret, recipient, b.verp_domain);
   else
     work.mail_from = std::move(content.mail_from);
   if (single && content.bulk && !b.unsubscribe_base_url.empty() &&
-      !st.settings.bounce_secret.empty() && !has_header(content.content, "list-unsubscribe:")) {
-    auto token = make_recipient_token(st.settings.bounce_secret, token_purpose::unsubscribe, recipient);
+      !st.settings.config->bounce_secret.empty() && !has_header(content.content, "list-unsubscribe:")) {
+    auto token = make_recipient_token(st.settings.config->bounce_secret, token_purpose::unsubscribe, recipient);
     std::string fields = "List-Unsubscribe: <" + b.unsubscribe_base_url + "/u/" + token +
                          ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
     std::string out = fields + content.content;
     // RFC 8058: the signature must cover both fields; the message was left unsigned at
     // submission for that reason (see signer_pool.cpp).
-    auto table = st.settings.signing->get();
+    auto table = st.settings.shared.signing->get();
     auto it = table->find(signing_key(content.from_domain, content.tenant_id));
     if (it != table->end()) add_dkim_signatures(it->second, out);
     work.content = std::make_shared<const std::string>(std::move(out));
@@ -475,7 +475,7 @@ void load(site_pointer self, delivery_job job) {
   auto message_id = job.message_id;
   auto recipients = job.recipient_ids;
   st.loading.emplace(local, std::move(job));
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value, message_id,
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, message_id,
                 recipients)
       .then(
           [=](delivery_content& content) {
@@ -518,7 +518,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
   st.settings = std::move(settings);
   st.concurrency.configure(limits.connection_limit);
   configure_rates(self, 1);
-  if (st.settings.responses && !st.settings.responses->empty()) st.responses.emplace(st.settings.responses);
+  if (st.settings.config->responses && !st.settings.config->responses->empty()) st.responses.emplace(st.settings.config->responses);
   spdlog::debug("site.started source={} site={} connection_limit={}", st.source.name,
                 st.current_route.site, st.limits.connection_limit);
   self->set_down_handler([=](caf::down_msg& msg) {
@@ -592,11 +592,11 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         auto it = s.sessions.find(session);
         if (it == s.sessions.end()) return;
         site_counter("connect_failed").inc();
-        if (s.settings.delivery.adaptive_concurrency) s.concurrency.on_overload();
+        if (s.settings.config->delivery.adaptive_concurrency) s.concurrency.on_overload();
         if (s.current_route.sts_enforced) sts_tls_counter("failure").inc();
         if (it->second.current) fail_job(self, *it->second.current, reason, false);
         s.sessions.erase(it);
-        const auto delay = s.settings.delivery.site_failure_delay;
+        const auto delay = s.settings.config->delivery.site_failure_delay;
         if (delay.count() > 0) {
           s.down_until_ms = unix_now_ms() + delay.count();
           s.down_reason = reason;
@@ -620,7 +620,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         }
         it->second.parked = std::move(completion);
         auto generation = ++it->second.park_generation;
-        self->delayed_send(self, s.settings.delivery.idle_timeout, caf::tick_atom::value,
+        self->delayed_send(self, s.settings.config->delivery.idle_timeout, caf::tick_atom::value,
                            (session << 16) | (generation & 0xFFFF));
       },
       [=](caf::tick_atom, std::uint64_t key) {

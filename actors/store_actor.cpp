@@ -517,10 +517,10 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
   // The connection travels in a shared_ptr: CAF copies spawn arguments.
   // An empty holder makes the actor open the store itself, on its own thread (restarts).
   auto holder = std::make_shared<std::unique_ptr<store>>(std::move(opened));
-  auto batch_max = settings.storage.batch_max_operations;
-  auto readers = settings.storage.read_connections;
-  auto detached = settings.store_detached;
-  auto min_free = settings.storage.min_free_space;
+  auto batch_max = settings.config->storage.batch_max_operations;
+  auto readers = settings.config->storage.read_connections;
+  auto detached = settings.config->store_detached;
+  auto min_free = settings.config->storage.min_free_space;
   return spawn_child(sys, parent, detached ? runs_on::own_thread : runs_on::scheduler,
                      store_behavior, std::move(open), holder, batch_max, readers, min_free,
                      detached);

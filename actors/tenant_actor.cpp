@@ -108,7 +108,7 @@ void mark_suppressed(tenant_pointer self, message_record& m) {
 
 void load(tenant_pointer self) {
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
                 suppress_atom::value, st.record.id)
       .then(
           [=](suppression_snapshot& snapshot) {
@@ -146,7 +146,7 @@ void load(tenant_pointer self) {
 template <class Done>
 void write(tenant_pointer self, write_op op, Done done) {
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, persist_atom::value,
+  self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value,
                 write_request{std::move(op)})
       .then([=](caf::ok_atom) mutable { done(caf::error{}); },
             [=](caf::error& e) mutable { done(e); });
@@ -193,7 +193,7 @@ caf::result<caf::ok_atom> add_suppressions(tenant_pointer self,
 // A final soft failure: counted within the window; at the threshold, a suppression for a time.
 void soft_bounce(tenant_pointer self, const std::string& key, const std::string& event_id) {
   auto& st = self->state;
-  const auto& b = st.settings.bounces;
+  const auto& b = st.settings.config->bounces;
   if (b.soft_bounce_streak == 0) return;
   auto now = unix_now_ms();
   if (suppressed(self, key, now)) return;
@@ -232,7 +232,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
   st.store = std::move(store);
   st.signers = std::move(signers);
   st.settings = std::move(settings);
-  configure(self, st.settings.tenants);
+  configure(self, st.settings.config->tenants);
   load(self);
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
@@ -248,14 +248,14 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
         }
         m.tenant_id = s.record.id;
         // Backpressure: past the bounds of waiting recipients, refuse now rather than grow.
-        const auto& sh = s.settings.shaping;
+        const auto& sh = s.settings.config->shaping;
         auto n = static_cast<std::int64_t>(m.recipients.size());
-        if (s.settings.backlog->total() + n > static_cast<std::int64_t>(sh.max_waiting_recipients)) {
+        if (s.settings.shared.backlog->total() + n > static_cast<std::int64_t>(sh.max_waiting_recipients)) {
           core().submissions_rejected_overload.inc();
           return make_error(petrel_errc::overloaded,
                             "too many recipients are waiting for delivery; retry later", 5000);
         }
-        if (s.settings.backlog->of(s.record.id) + n > static_cast<std::int64_t>(sh.max_waiting_per_tenant)) {
+        if (s.settings.shared.backlog->of(s.record.id) + n > static_cast<std::int64_t>(sh.max_waiting_per_tenant)) {
           core().submissions_rejected_rate.inc();
           return make_error(petrel_errc::rate_limited,
                             "tenant " + s.record.name + " has too many recipients waiting for delivery",
@@ -264,7 +264,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
         // The pool: the campaign's, else the tenant's, else the default.
         std::string pool = s.record.pool;
         if (!m.campaign.empty())
-          for (const auto& [campaign, p] : s.settings.egress.campaign_pools)
+          for (const auto& [campaign, p] : s.settings.config->egress.campaign_pools)
             if (campaign == m.campaign) pool = p;
         for (auto& r : m.recipients) {
           r.pool = pool;
@@ -287,7 +287,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
       },
       [=](tenant_atom, tenant_record& updated) {
         self->state.record = std::move(updated);
-        configure(self, self->state.settings.tenants);
+        configure(self, self->state.settings.config->tenants);
       },
       [=](suppress_atom, std::vector<suppression_record>& records) -> caf::result<caf::ok_atom> {
         return add_suppressions(self, std::move(records));
@@ -317,7 +317,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
         if (!key.empty()) return soft_bounce(self, key, event_id);
         // Not known where the failure happened (expiry): the store knows the address.
         auto& s = self->state;
-        self->request(s.store, s.settings.storage.request_timeout, load_atom::value,
+        self->request(s.store, s.settings.config->storage.request_timeout, load_atom::value,
                       recipient_query{recipient, {}})
             .then(
                 [=](std::vector<recipient_lookup>& found) {

@@ -78,7 +78,7 @@ void publish_weights(tenants_pointer self) {
   auto table = std::make_shared<weight_directory::table>();
   for (const auto& [id, entry] : self->state.tenants)
     if (entry.record.weight > 1) (*table)[id] = entry.record.weight;
-  self->state.settings.weights->set(std::move(table));
+  self->state.settings.shared.weights->set(std::move(table));
 }
 
 std::string check_tenant_name(const std::string& name) {
@@ -117,7 +117,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
   out.key.api_key = generate_api_key();
   out.key.key = new_key_record(out.tenant.id, out.key.api_key);
   auto rp = self->make_response_promise<created_tenant>();
-  self->request(st.store, st.settings.storage.request_timeout, persist_atom::value, out.tenant,
+  self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value, out.tenant,
                 out.key.key)
       .then(
           [=](caf::ok_atom) mutable {
@@ -125,7 +125,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
             auto& entry = s.tenants[out.tenant.id];
             entry.record = out.tenant;
             entry.keys.push_back(out.key.key);
-            entry.policy = restart_policy(restart_limits_from(s.settings.actors));
+            entry.policy = restart_policy(restart_limits_from(s.settings.config->actors));
             s.key_owner[out.key.key.key_hash] = out.tenant.id;
             spdlog::info("tenants.created tenant={} name={} key_prefix={}", out.tenant.id.str(),
                          out.tenant.name, out.key.key.prefix);
@@ -137,7 +137,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
 
 void load(tenants_pointer self) {
   auto& st = self->state;
-  self->request(st.store, st.settings.storage.request_timeout, load_atom::value,
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
                 tenant_atom::value)
       .then(
           [=](std::vector<tenant_record>& tenants, std::vector<api_key_record>& keys) {
@@ -145,7 +145,7 @@ void load(tenants_pointer self) {
             for (auto& t : tenants) {
               auto& entry = s.tenants[t.id];
               entry.record = std::move(t);
-              entry.policy = restart_policy(restart_limits_from(s.settings.actors));
+              entry.policy = restart_policy(restart_limits_from(s.settings.config->actors));
             }
             for (auto& k : keys) {
               auto it = s.tenants.find(k.tenant_id);
@@ -225,7 +225,7 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
         out.api_key = generate_api_key();
         out.key = new_key_record(tenant_id, out.api_key);
         auto rp = self->make_response_promise<issued_key>();
-        self->request(st.store, st.settings.storage.request_timeout, persist_atom::value, out.key)
+        self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value, out.key)
             .then(
                 [=](caf::ok_atom) mutable {
                   auto& s = self->state;
@@ -263,7 +263,7 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
         if (patch.set_pool) updated.pool = patch.pool;
         if (patch.set_weight) updated.weight = patch.weight;
         auto rp = self->make_response_promise<tenant_record>();
-        self->request(st.store, st.settings.storage.request_timeout, caf::update_atom::value, updated)
+        self->request(st.store, st.settings.config->storage.request_timeout, caf::update_atom::value, updated)
             .then(
                 [=](caf::ok_atom) mutable {
                   auto& s = self->state;

@@ -302,7 +302,7 @@ void start_endpoint(events_pointer self, webhook_record rec) {
   auto& st = self->state;
   for (auto* secret : {&rec.secret, &rec.previous_secret}) {
     if (secret->empty() || !is_sealed(*secret)) continue;
-    auto open = open_secret(st.settings.key_encryption_key, *secret);
+    auto open = open_secret(st.settings.config->key_encryption_key, *secret);
     if (!open) {
       spdlog::error("webhook.secret_unreadable webhook={} error=\"{}\"", rec.id.str(), open.error());
       return;
@@ -312,7 +312,7 @@ void start_endpoint(events_pointer self, webhook_record rec) {
   auto id = rec.id;
   st.tenant_of[id] = rec.tenant_id;
   auto handle = self->spawn<caf::linked>(webhook_behavior, std::move(rec), st.store, st.runtime,
-                                         st.settings.webhooks, st.settings.key_encryption_key);
+                                         st.settings.config->webhooks, st.settings.config->key_encryption_key);
   st.endpoints[id] = handle;
 }
 
@@ -347,24 +347,24 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
         st.tenant_of.erase(id);
         st.endpoints.erase(it);
         if (!msg.reason) return;  // deleted
-        auto& policy = st.restarts.try_emplace(id, restart_limits_from(st.settings.actors)).first->second;
+        auto& policy = st.restarts.try_emplace(id, restart_limits_from(st.settings.config->actors)).first->second;
         restart_child(self, policy, "events", "webhook", id.str(), msg.reason, recover_atom::value);
         return;
       }
     if (msg.reason) self->quit(msg.reason);  // from the parent
   });
-  if (st.settings.webhooks.enabled && st.runtime) load_endpoints(self);
+  if (st.settings.config->webhooks.enabled && st.runtime) load_endpoints(self);
   self->send(self, caf::tick_atom::value);
   return {
       [=](create_atom, webhook_record& rec) -> caf::result<webhook_status> {
         auto& st = self->state;
-        if (!st.settings.webhooks.enabled || !st.runtime)
+        if (!st.settings.config->webhooks.enabled || !st.runtime)
           return make_error(petrel_errc::unavailable, "webhooks are disabled on this node");
         std::uint64_t mine = 0;
         for (const auto& [id, tenant] : st.tenant_of) mine += tenant == rec.tenant_id;
-        if (mine >= st.settings.webhooks.max_per_tenant)
+        if (mine >= st.settings.config->webhooks.max_per_tenant)
           return make_error(petrel_errc::conflict, "a tenant has at most " +
-                                                       std::to_string(st.settings.webhooks.max_per_tenant) +
+                                                       std::to_string(st.settings.config->webhooks.max_per_tenant) +
                                                        " webhooks");
         rec.id = new_id();
         rec.created_at_ms = unix_now_ms();
@@ -372,8 +372,8 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
         if (rec.secret.empty()) rec.secret = random_secret();
         auto clear_secret = rec.secret;
         auto stored = rec;
-        if (!st.settings.key_encryption_key.empty())
-          stored.secret = seal_secret(st.settings.key_encryption_key, rec.secret);
+        if (!st.settings.config->key_encryption_key.empty())
+          stored.secret = seal_secret(st.settings.config->key_encryption_key, rec.secret);
         auto rp = self->make_response_promise<webhook_status>();
         write_request w;
         w.op = insert_webhook_op{stored};
@@ -476,18 +476,18 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
       },
       [=](recover_atom) {
         // Endpoints that are not running (crashed, or the first load failed) start again.
-        if (self->state.settings.webhooks.enabled && self->state.runtime) load_endpoints(self);
+        if (self->state.settings.config->webhooks.enabled && self->state.runtime) load_endpoints(self);
       },
       [=](caf::tick_atom) {
         auto& st = self->state;
         write_request w;
-        w.op = prune_events_op{unix_now_ms() - st.settings.events.retention.count(), st.settings.events.prune_batch};
+        w.op = prune_events_op{unix_now_ms() - st.settings.config->events.retention.count(), st.settings.config->events.prune_batch};
         self->request(st.store, 60s, persist_atom::value, std::move(w))
             .then([](caf::ok_atom) {},
                   [self](caf::error& e) {
                     spdlog::warn("events.prune_failed error=\"{}\"", self->system().render(e));
                   });
-        self->delayed_send(self, st.settings.events.prune_interval, caf::tick_atom::value);
+        self->delayed_send(self, st.settings.config->events.prune_interval, caf::tick_atom::value);
       },
   };
 }

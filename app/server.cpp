@@ -103,6 +103,267 @@ void print_first_tenant(const created_tenant& t, const config& cfg) {
   std::fflush(stdout);
 }
 
+// The store, opened and migrated before anything else starts (fail fast), with the admin token.
+struct opened_store {
+  store_factory open;
+  std::unique_ptr<store> first;
+  std::string admin_token;
+  bool first_start_done = false;
+};
+
+opened_store open_node_store(const config& cfg) {
+  store_options options;
+  options.sqlite_synchronous = cfg.storage.sqlite_synchronous;
+  options.busy_timeout_ms = static_cast<int>(cfg.storage.busy_timeout.count());
+  auto url = cfg.storage_url();
+  opened_store s;
+  s.open = [url, options] { return open_store(url, options); };
+  s.first = s.open();
+  s.first->migrate();
+  spdlog::info("store.ready store={} schema_version={}", s.first->describe(), s.first->schema_version());
+  s.admin_token = load_admin_token(cfg, *s.first);
+  s.first_start_done = s.first->node_value(first_start_key).has_value();
+  return s;
+}
+
+// What delivery runs on besides the actors: DNS and the TLS contexts on the I/O context.
+std::shared_ptr<delivery_runtime> make_delivery_runtime(const config& cfg, boost::asio::io_context& io) {
+  auto runtime = std::make_shared<delivery_runtime>();
+  runtime->io = &io;
+  runtime->hostname = local_hostname();
+  dns_settings dns;
+  dns.servers = cfg.dns.servers;
+  dns.timeout = cfg.dns.timeout;
+  dns.tries = cfg.dns.tries;
+  dns.ipv6 = cfg.dns.ipv6;
+  dns.prefer_ipv6 = cfg.dns.prefer_ipv6;
+  runtime->dns = std::make_shared<dns_client>(io, dns);
+  runtime->tls = make_smtp_tls_context(cfg.delivery.ca_file);
+  runtime->https_tls = make_smtp_tls_context(cfg.mta_sts.ca_file);
+  runtime->webhook_tls = make_smtp_tls_context(cfg.webhooks.ca_file);
+  return runtime;
+}
+
+// The actors' view of the configuration (immutable from here on) and the shared components
+// the composition root creates (the delivery log; the others start empty).
+node_settings node_settings_from(const config& cfg, const delivery_runtime& runtime) {
+  auto c = std::make_shared<node_config>();
+  c->storage = cfg.storage;
+  c->tenants = cfg.tenants;
+  c->actors = cfg.actors;
+  c->dns = cfg.dns;
+  c->delivery = cfg.delivery;
+  c->sources = egress_sources_from(cfg, runtime.hostname);
+  c->egress = cfg.egress;
+  c->shaping = cfg.shaping;
+  std::vector<std::string> names;
+  for (const auto& src : c->sources) names.push_back(src.name);
+  c->pools = std::make_shared<const pool_table>(pools_from(cfg.egress, names));
+  c->dkim = cfg.dkim;
+  c->mta_sts = cfg.mta_sts;
+  c->domains = cfg.domains;
+  if (!cfg.dkim.key_encryption_key_file.empty()) {
+    auto key = load_secret_key(cfg.dkim.key_encryption_key_file);
+    if (!key) throw std::runtime_error("dkim.key_encryption_key_file: " + key.error());
+    c->key_encryption_key = key.value();
+  }
+  c->bounces = cfg.bounces;
+  c->events = cfg.events;
+  c->webhooks = cfg.webhooks;
+  // Bounce classification: the operator's rules first, then the shipped ones.
+  std::vector<bounce_rule> rules;
+  if (!cfg.bounces.rules_file.empty()) {
+    auto own = load_bounce_rules(cfg.bounces.rules_file);
+    if (!own) throw std::runtime_error("bounces.rules_file: " + own.error());
+    rules = std::move(own.value());
+  }
+  auto shipped = load_bounce_rules_text(shipped_bounce_rules_text(), "(shipped bounce rules)");
+  if (!shipped) throw std::runtime_error(shipped.error());
+  rules.insert(rules.end(), shipped.value().begin(), shipped.value().end());
+  c->classifier = std::make_shared<const bounce_classifier>(std::move(rules));
+  c->responses = std::make_shared<const response_rules>(cfg.shaping.rules);
+  if (!cfg.bounces.secret_file.empty()) c->bounce_secret = read_secret_file(cfg.bounces.secret_file);
+  node_settings settings;
+  settings.config = std::move(c);
+  if (!cfg.log.delivery_log.empty()) {
+    try {
+      settings.shared.attempts_log = std::make_shared<delivery_log>(cfg.log.delivery_log);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("log.delivery_log: ") + e.what());
+    }
+  }
+  return settings;
+}
+
+// bootstrap.create_tenant: tenants load asynchronously; ask until they have (a few seconds at most).
+void create_first_tenant(caf::scoped_actor& self, const service_directory& directory, const config& cfg) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    bool done = false;
+    self->request(directory.get()->tenants, std::chrono::seconds(5), bootstrap_atom::value,
+                  cfg.bootstrap.tenant_name)
+        .receive(
+            [&](created_tenant& t) {
+              done = true;
+              if (!t.tenant.id.empty()) print_first_tenant(t, cfg);
+            },
+            [&](caf::error&) {});
+    if (done) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+http_server_options http_options(const config& cfg, const std::string& name, const listen_address& listen) {
+  http_server_options o;
+  o.name = name;
+  o.listen = listen;
+  o.max_body_bytes = cfg.http.max_body_bytes;
+  o.max_header_bytes = cfg.http.max_header_bytes;
+  o.read_timeout = cfg.http.read_timeout;
+  o.idle_timeout = cfg.http.idle_timeout;
+  o.handler_timeout = cfg.http.handler_timeout;
+  o.max_connections = cfg.http.max_connections;
+  o.max_connections_per_client = cfg.http.max_connections_per_client;
+  o.trusted_clients = cfg.http.trusted_clients;
+  o.on_response = [name](int status) { core().http_requests(name, status).inc(); };
+  o.on_connection_refused = [name](const char* reason) {
+    metrics()
+        .get_counter("petrel_http_connections_refused_total",
+                     "Connections closed or refused to protect the others, by listener and "
+                     "reason (shed: idle one closed to make room; over_limit; per_client)",
+                     {{"listener", name}, {"reason", reason}})
+        .inc();
+  };
+  return o;
+}
+
+// The inbound SMTP listener for bounces and feedback reports: each mail goes to the bounces actor.
+std::unique_ptr<smtp_server> make_bounce_server(boost::asio::io_context& io, caf::actor_system& sys,
+                                                const config& cfg, const std::string& hostname,
+                                                const std::shared_ptr<service_directory>& directory) {
+  smtp_server_options o;
+  o.listen = cfg.bounces.listen;
+  o.hostname = cfg.bounces.hostname.empty() ? hostname : cfg.bounces.hostname;
+  o.accept_domains = cfg.bounces.accept_domains;
+  if (!cfg.bounces.verp_domain.empty()) o.accept_domains.push_back(cfg.bounces.verp_domain);
+  o.max_message_bytes = cfg.bounces.max_message_bytes;
+  o.max_recipients = cfg.bounces.max_recipients;
+  o.max_connections = cfg.bounces.max_connections;
+  o.max_connections_per_client = cfg.bounces.max_connections_per_client;
+  o.trusted_clients = cfg.bounces.trusted_clients;
+  o.max_messages_per_second = cfg.bounces.max_rate.per_second;
+  o.command_timeout = cfg.bounces.command_timeout;
+  o.handler_timeout = cfg.storage.request_timeout * 2;
+  auto timeout = o.handler_timeout;
+  return std::make_unique<smtp_server>(
+      // A weak reference: handlers the I/O context still holds at exit must not keep actors.
+      io, o, [&sys, weak = std::weak_ptr<service_directory>(directory), timeout](
+                 received_mail&& mail, smtp_reply_fn reply) {
+        auto directory = weak.lock();
+        if (!directory) return reply(421, "4.3.0 shutting down");
+        inbound_message m;
+        m.envelope_from = std::move(mail.mail_from);
+        m.envelope_to = std::move(mail.rcpt_to);
+        m.content = std::move(mail.content);
+        m.origin = "smtp " + mail.peer;
+        ask<inbound_result>(
+            sys, directory->get()->bounces, timeout,
+            [reply](inbound_result& r) {
+              std::string text = "2.0.0 ok: " + r.kind;
+              if (!r.outcomes.empty()) text += ", " + std::to_string(r.outcomes.size()) + " recorded";
+              reply(250, text);
+            },
+            [reply](caf::error&) { reply(451, "4.3.0 could not be processed now; try again later"); },
+            inbound_atom::value, std::move(m));
+      });
+}
+
+// The node's listeners: the API, the admin API and (when configured) the bounce SMTP listener.
+struct listeners {
+  std::unique_ptr<http_server> api;
+  std::unique_ptr<http_server> admin;
+  std::unique_ptr<smtp_server> bounces;
+
+  void start(const config& cfg) {
+    api->start();
+    admin->start();
+    if (bounces) {
+      bounces->start();
+      spdlog::info("smtp.listening listener=bounces address={}:{}", cfg.bounces.listen.host, bounces->port());
+    }
+    spdlog::info("http.listening listener=api address={}:{}", cfg.http.listen.host, api->port());
+    spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host, admin->port());
+  }
+
+  // Stops accepting; lets requests in progress finish within the grace period.
+  void stop_and_drain(std::chrono::milliseconds grace) {
+    api->stop();
+    admin->stop();
+    if (bounces) bounces->stop();
+    auto deadline = std::chrono::steady_clock::now() + grace;
+    while ((api->open_connections() > 0 || admin->open_connections() > 0) &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+
+  void reset() {
+    bounces.reset();
+    api.reset();
+    admin.reset();
+  }
+};
+
+listeners make_listeners(boost::asio::io_context& io, caf::actor_system& sys, const config& cfg,
+                         http_api& api, const delivery_runtime& runtime,
+                         const std::shared_ptr<service_directory>& directory) {
+  listeners l;
+  l.api = std::make_unique<http_server>(
+      io, http_options(cfg, "api", cfg.http.listen),
+      [&api](http_request&& r, http_responder respond) { api.public_request(std::move(r), std::move(respond)); });
+  l.admin = std::make_unique<http_server>(
+      io, http_options(cfg, "admin", cfg.admin.listen),
+      [&api](http_request&& r, http_responder respond) { api.admin_request(std::move(r), std::move(respond)); });
+  if (cfg.bounces.listen_enabled) l.bounces = make_bounce_server(io, sys, cfg, runtime.hostname, directory);
+  return l;
+}
+
+// From now on an empty token file is an error, not a first start (load_admin_token).
+void record_first_start(caf::scoped_actor& self, const service_directory& directory, const config& cfg) {
+  auto now = unix_now_ms();
+  self->request(directory.get()->store, cfg.storage.request_timeout, persist_atom::value,
+                write_request{set_node_value_op{first_start_key, std::to_string(now), now}})
+      .receive([](caf::ok_atom) { spdlog::info("petrel.first_start_completed"); },
+               [&self](caf::error& e) {
+                 spdlog::warn("petrel.first_start_unrecorded error=\"{}\"", self->system().render(e));
+               });
+}
+
+// SIGHUP: reopen the delivery log (after the operator moved it away to rotate it).
+void reopen_delivery_log(const std::shared_ptr<delivery_log>& log) {
+  if (!log) return;
+  auto error = log->reopen();
+  if (error.empty())
+    spdlog::info("log.reopened file={}", log->path());
+  else
+    spdlog::error("log.reopen_failed file={} error=\"{}\" action=\"writing to the old file\"", log->path(), error);
+}
+
+// Waits until every actor has ended (they no longer touch the runtime after that); a shutdown
+// that does not finish within 10 s is reported and cut short.
+void await_actors_or_exit(caf::actor_system& sys, int exit_code) {
+  std::promise<void> done;
+  auto all_done = done.get_future();
+  std::thread waiter([&sys, &done] {
+    sys.await_all_actors_done();
+    done.set_value();
+  });
+  if (all_done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    spdlog::error("petrel.shutdown_stuck running_actors={}", sys.registry().running());
+    spdlog::default_logger()->flush();
+    std::_Exit(exit_code == 0 ? 1 : exit_code);
+  }
+  waiter.join();
+}
+
 }  // namespace
 
 int run_server(const config& cfg) {
@@ -110,43 +371,18 @@ int run_server(const config& cfg) {
   spdlog::info("petrel.starting config={} store={}", cfg.source, cfg.storage_url());
   mime_init();
 
-  store_options options;
-  options.sqlite_synchronous = cfg.storage.sqlite_synchronous;
-  options.busy_timeout_ms = static_cast<int>(cfg.storage.busy_timeout.count());
-  auto url = cfg.storage_url();
-  store_factory open = [url, options] { return open_store(url, options); };
-  std::unique_ptr<store> first;
-  std::string admin_token;
-  bool first_start_done = false;
-  try {
-    first = open();
-    first->migrate();
-    spdlog::info("store.ready store={} schema_version={}", first->describe(), first->schema_version());
-    admin_token = load_admin_token(cfg, *first);
-    first_start_done = first->node_value(first_start_key).has_value();
-  } catch (const std::exception& e) {
-    spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
-    return 1;
-  }
-
-  // The I/O context carries the HTTP listeners, DNS and the SMTP sessions.
-  // Held by pointer so that it can be torn down before the actor system (see the end).
+  // 1. Settings and the runtime: the store (fail fast), DNS, TLS, the actors' configuration.
+  //    The I/O context carries the HTTP listeners, DNS and the SMTP sessions; it is held by
+  //    pointer so that it can be torn down before the actor system (see the end).
   auto io_holder = std::make_unique<boost::asio::io_context>(cfg.io.threads);
   auto& io = *io_holder;
-  auto runtime = std::make_shared<delivery_runtime>();
-  runtime->io = &io;
-  runtime->hostname = local_hostname();
+  opened_store db;
+  std::shared_ptr<delivery_runtime> runtime;
+  node_settings settings;
   try {
-    dns_settings dns;
-    dns.servers = cfg.dns.servers;
-    dns.timeout = cfg.dns.timeout;
-    dns.tries = cfg.dns.tries;
-    dns.ipv6 = cfg.dns.ipv6;
-    dns.prefer_ipv6 = cfg.dns.prefer_ipv6;
-    runtime->dns = std::make_shared<dns_client>(io, dns);
-    runtime->tls = make_smtp_tls_context(cfg.delivery.ca_file);
-    runtime->https_tls = make_smtp_tls_context(cfg.mta_sts.ca_file);
-    runtime->webhook_tls = make_smtp_tls_context(cfg.webhooks.ca_file);
+    db = open_node_store(cfg);
+    runtime = make_delivery_runtime(cfg, io);
+    settings = node_settings_from(cfg, *runtime);
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
     return 1;
@@ -167,62 +403,9 @@ int run_server(const config& cfg) {
     std::call_once(*stop_once, [&] { stop_promise.set_value(code); });
   };
 
+  // 2. The actors.
   auto directory = std::make_shared<service_directory>();
-  node_settings settings;
-  settings.storage = cfg.storage;
-  settings.tenants = cfg.tenants;
-  settings.actors = cfg.actors;
-  settings.dns = cfg.dns;
-  settings.delivery = cfg.delivery;
-  settings.sources = egress_sources_from(cfg, runtime->hostname);
-  settings.egress = cfg.egress;
-  settings.shaping = cfg.shaping;
-  {
-    std::vector<std::string> names;
-    for (const auto& src : settings.sources) names.push_back(src.name);
-    settings.pools = std::make_shared<const pool_table>(pools_from(cfg.egress, names));
-  }
-  settings.dkim = cfg.dkim;
-  settings.mta_sts = cfg.mta_sts;
-  settings.domains = cfg.domains;
-  if (!cfg.dkim.key_encryption_key_file.empty()) {
-    auto key = load_secret_key(cfg.dkim.key_encryption_key_file);
-    if (!key) {
-      spdlog::critical("petrel.start_failed error=\"dkim.key_encryption_key_file: {}\"", key.error());
-      return 1;
-    }
-    settings.key_encryption_key = key.value();
-  }
-  settings.bounces = cfg.bounces;
-  settings.events = cfg.events;
-  if (!cfg.log.delivery_log.empty()) {
-    try {
-      settings.attempts_log = std::make_shared<delivery_log>(cfg.log.delivery_log);
-    } catch (const std::exception& e) {
-      spdlog::critical("petrel.start_failed error=\"log.delivery_log: {}\"", e.what());
-      return 1;
-    }
-  }
-  settings.webhooks = cfg.webhooks;
-  try {
-    // Bounce classification: the operator's rules first, then the shipped ones.
-    std::vector<bounce_rule> rules;
-    if (!cfg.bounces.rules_file.empty()) {
-      auto own = load_bounce_rules(cfg.bounces.rules_file);
-      if (!own) throw std::runtime_error("bounces.rules_file: " + own.error());
-      rules = std::move(own.value());
-    }
-    auto shipped = load_bounce_rules_text(shipped_bounce_rules_text(), "(shipped bounce rules)");
-    if (!shipped) throw std::runtime_error(shipped.error());
-    rules.insert(rules.end(), shipped.value().begin(), shipped.value().end());
-    settings.classifier = std::make_shared<const bounce_classifier>(std::move(rules));
-    settings.responses = std::make_shared<const response_rules>(cfg.shaping.rules);
-    if (!cfg.bounces.secret_file.empty()) settings.bounce_secret = read_secret_file(cfg.bounces.secret_file);
-  } catch (const std::exception& e) {
-    spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
-    return 1;
-  }
-  auto root = spawn_root(sys, open, std::move(first), settings, directory, runtime);
+  auto root = spawn_root(sys, db.open, std::move(db.first), settings, directory, runtime);
   caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
       [request_stop](const caf::error& reason) {
         if (reason) {
@@ -230,129 +413,23 @@ int run_server(const config& cfg) {
           request_stop(1);
         }
       });
-
   std::optional<caf::scoped_actor> self_holder;  // reset before waiting for the actors
   self_holder.emplace(sys);
   auto& self = *self_holder;
-  if (cfg.bootstrap.create_tenant) {
-    // Tenants load asynchronously; ask until they have (a few seconds at most).
-    for (int attempt = 0; attempt < 100; ++attempt) {
-      bool done = false;
-      self->request(directory->get()->tenants, std::chrono::seconds(5), bootstrap_atom::value,
-                    cfg.bootstrap.tenant_name)
-          .receive(
-              [&](created_tenant& t) {
-                done = true;
-                if (!t.tenant.id.empty()) print_first_tenant(t, cfg);
-              },
-              [&](caf::error&) {});
-      if (done) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
+  if (cfg.bootstrap.create_tenant) create_first_tenant(self, *directory, cfg);
 
-  http_api api(sys, directory, cfg, admin_token, settings.bounce_secret);
-  auto make_options = [&cfg](const std::string& name, const listen_address& listen) {
-    http_server_options o;
-    o.name = name;
-    o.listen = listen;
-    o.max_body_bytes = cfg.http.max_body_bytes;
-    o.max_header_bytes = cfg.http.max_header_bytes;
-    o.read_timeout = cfg.http.read_timeout;
-    o.idle_timeout = cfg.http.idle_timeout;
-    o.handler_timeout = cfg.http.handler_timeout;
-    o.max_connections = cfg.http.max_connections;
-    o.max_connections_per_client = cfg.http.max_connections_per_client;
-    o.trusted_clients = cfg.http.trusted_clients;
-    o.on_response = [name](int status) { core().http_requests(name, status).inc(); };
-    o.on_connection_refused = [name](const char* reason) {
-      metrics()
-          .get_counter("petrel_http_connections_refused_total",
-                       "Connections closed or refused to protect the others, by listener and "
-                       "reason (shed: idle one closed to make room; over_limit; per_client)",
-                       {{"listener", name}, {"reason", reason}})
-          .inc();
-    };
-    return o;
-  };
-  auto public_server = std::make_unique<http_server>(
-      io, make_options("api", cfg.http.listen), [&api](http_request&& r, http_responder respond) {
-        api.public_request(std::move(r), std::move(respond));
-      });
-  auto admin_server = std::make_unique<http_server>(
-      io, make_options("admin", cfg.admin.listen), [&api](http_request&& r, http_responder respond) {
-        api.admin_request(std::move(r), std::move(respond));
-      });
-  // The inbound SMTP listener for bounces and feedback reports (when configured).
-  std::unique_ptr<smtp_server> bounce_server;
-  if (cfg.bounces.listen_enabled) {
-    smtp_server_options o;
-    o.listen = cfg.bounces.listen;
-    o.hostname = cfg.bounces.hostname.empty() ? runtime->hostname : cfg.bounces.hostname;
-    o.accept_domains = cfg.bounces.accept_domains;
-    if (!cfg.bounces.verp_domain.empty()) o.accept_domains.push_back(cfg.bounces.verp_domain);
-    o.max_message_bytes = cfg.bounces.max_message_bytes;
-    o.max_recipients = cfg.bounces.max_recipients;
-    o.max_connections = cfg.bounces.max_connections;
-    o.max_connections_per_client = cfg.bounces.max_connections_per_client;
-    o.trusted_clients = cfg.bounces.trusted_clients;
-    o.max_messages_per_second = cfg.bounces.max_rate.per_second;
-    o.command_timeout = cfg.bounces.command_timeout;
-    o.handler_timeout = cfg.storage.request_timeout * 2;
-    auto timeout = o.handler_timeout;
-    bounce_server = std::make_unique<smtp_server>(
-        // A weak reference: handlers the I/O context still holds at exit must not keep actors.
-        io, o, [&sys, weak = std::weak_ptr<service_directory>(directory), timeout](
-                   received_mail&& mail, smtp_reply_fn reply) {
-          auto directory = weak.lock();
-          if (!directory) return reply(421, "4.3.0 shutting down");
-          inbound_message m;
-          m.envelope_from = std::move(mail.mail_from);
-          m.envelope_to = std::move(mail.rcpt_to);
-          m.content = std::move(mail.content);
-          m.origin = "smtp " + mail.peer;
-          ask<inbound_result>(
-              sys, directory->get()->bounces, timeout,
-              [reply](inbound_result& r) {
-                std::string text = "2.0.0 ok: " + r.kind;
-                if (!r.outcomes.empty()) text += ", " + std::to_string(r.outcomes.size()) + " recorded";
-                reply(250, text);
-              },
-              [reply](caf::error&) { reply(451, "4.3.0 could not be processed now; try again later"); },
-              inbound_atom::value, std::move(m));
-        });
-  }
+  // 3. The listeners.
+  http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
+  auto servers = make_listeners(io, sys, cfg, api, *runtime, directory);
   int exit_code = 0;
   try {
-    public_server->start();
-    admin_server->start();
-    if (bounce_server) {
-      bounce_server->start();
-      spdlog::info("smtp.listening listener=bounces address={}:{}", cfg.bounces.listen.host,
-                   bounce_server->port());
-    }
+    servers.start(cfg);
+    if (!db.first_start_done) record_first_start(self, *directory, cfg);
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
     exit_code = 1;
     request_stop(1);
   }
-  if (exit_code == 0) {
-    spdlog::info("http.listening listener=api address={}:{}", cfg.http.listen.host,
-                 public_server->port());
-    spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host,
-                 admin_server->port());
-    if (!first_start_done) {
-      // From now on an empty token file is an error, not a first start (load_admin_token).
-      auto now = unix_now_ms();
-      self->request(directory->get()->store, cfg.storage.request_timeout, persist_atom::value,
-                    write_request{set_node_value_op{first_start_key, std::to_string(now), now}})
-          .receive([](caf::ok_atom) { spdlog::info("petrel.first_start_completed"); },
-                   [&sys](caf::error& e) {
-                     spdlog::warn("petrel.first_start_unrecorded error=\"{}\"", sys.render(e));
-                   });
-    }
-  }
-
   auto signals = std::make_unique<boost::asio::signal_set>(io, SIGINT, SIGTERM);
   signals->async_wait([&](const boost::system::error_code& ec, int signal) {
     if (!ec) {
@@ -360,19 +437,11 @@ int run_server(const config& cfg) {
       request_stop(0);
     }
   });
-  // SIGHUP: reopen the delivery log (after the operator moved it away to rotate it).
   auto hangups = std::make_unique<boost::asio::signal_set>(io, SIGHUP);
   std::function<void(const boost::system::error_code&, int)> on_hangup =
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        if (settings.attempts_log) {
-          auto error = settings.attempts_log->reopen();
-          if (error.empty())
-            spdlog::info("log.reopened file={}", settings.attempts_log->path());
-          else
-            spdlog::error("log.reopen_failed file={} error=\"{}\" action=\"writing to the old file\"",
-                          settings.attempts_log->path(), error);
-        }
+        reopen_delivery_log(settings.shared.attempts_log);
         hangups->async_wait(on_hangup);
       };
   hangups->async_wait(on_hangup);
@@ -381,55 +450,32 @@ int run_server(const config& cfg) {
 
   exit_code = stop_future.get();
 
-  // 1. Stop accepting; let requests in progress finish within the grace period.
-  public_server->stop();
-  admin_server->stop();
-  if (bounce_server) bounce_server->stop();
-  auto deadline = std::chrono::steady_clock::now() + cfg.http.shutdown_grace;
-  while ((public_server->open_connections() > 0 || admin_server->open_connections() > 0) &&
-         std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  // 2. Stop the actors; the store commits what is pending before it closes.
+  // 4. Shutdown. Listeners stop accepting and drain; then the actors stop, the store
+  //    committing what is pending before it closes.
+  servers.stop_and_drain(cfg.http.shutdown_grace);
   self->request(root, cfg.storage.request_timeout + std::chrono::seconds(5), shutdown_atom::value)
       .receive([](caf::ok_atom) {},
                [](caf::error& e) {
                  spdlog::error("petrel.shutdown_incomplete error=\"{}\"", caf::to_string(e));
                });
   self->send_exit(root, caf::exit_reason::user_shutdown);
-  // 3. Stop DNS and the I/O threads (SMTP sessions still open are cut; their recipients stay
-  //    waiting in the store and are tried again after the next start).
+  // DNS and the I/O threads stop (SMTP sessions still open are cut; their recipients stay
+  // waiting in the store and are tried again after the next start).
   runtime->dns->shutdown();
   signals->cancel();
   hangups->cancel();
   io.stop();
   for (auto& t : threads) t.join();
-  // 4. Wait until every actor has ended (they no longer touch the runtime after that); a
-  //    shutdown that does not finish within 10 s is reported and cut short.
   self_holder.reset();
-  {
-    std::promise<void> done;
-    auto all_done = done.get_future();
-    std::thread waiter([&sys, &done] {
-      sys.await_all_actors_done();
-      done.set_value();
-    });
-    if (all_done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
-      spdlog::error("petrel.shutdown_stuck running_actors={}", sys.registry().running());
-      spdlog::default_logger()->flush();
-      std::_Exit(exit_code == 0 ? 1 : exit_code);
-    }
-    waiter.join();
-  }
-  // 5. Tear down the I/O side while the actor system still exists: the handlers the I/O
-  //    context still holds (SMTP sessions cut by the stop, with their actor handles) must not
-  //    drop the last reference to an actor after ~actor_system. Everything that owns Asio
-  //    objects goes before the context itself.
+  await_actors_or_exit(sys, exit_code);
+  // The I/O side is torn down while the actor system still exists: the handlers the I/O
+  // context still holds (SMTP sessions cut by the stop, with their actor handles) must not drop
+  // the last reference to an actor after ~actor_system. Everything that owns Asio objects goes
+  // before the context itself.
   signals.reset();
   hangups.reset();
   on_hangup = nullptr;
-  bounce_server.reset();
-  public_server.reset();
-  admin_server.reset();
+  servers.reset();
   runtime->dns.reset();
   io_holder.reset();
   spdlog::info("petrel.stopped exit_code={}", exit_code);

@@ -18,6 +18,8 @@ struct actor_fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   caf::scheduler::test_coordinator* sched = nullptr;
+  // The configuration the actors get (tests change it before they spawn an actor).
+  std::shared_ptr<node_config> config = std::make_shared<node_config>();
   node_settings settings;
   std::vector<caf::actor> watchers;
 
@@ -26,11 +28,12 @@ struct actor_fixture {
     register_types(cfg);
     sys = std::make_unique<caf::actor_system>(cfg);
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
-    settings.store_detached = false;
-    settings.deliver = false;  // no DNS or SMTP here: recipients stay queued
-    settings.actors.restart_backoff = std::chrono::milliseconds(100);
-    settings.actors.restart_backoff_max = std::chrono::milliseconds(1000);
-    settings.actors.restart_window = std::chrono::seconds(60);
+    settings.config = config;
+    config->store_detached = false;
+    config->deliver = false;  // no DNS or SMTP here: recipients stay queued
+    config->actors.restart_backoff = std::chrono::milliseconds(100);
+    config->actors.restart_backoff_max = std::chrono::milliseconds(1000);
+    config->actors.restart_window = std::chrono::seconds(60);
     auto s = open_store(url, store_options{});
     s->migrate();
   }

@@ -142,7 +142,7 @@ TEST_CASE_METHOD(actor_fixture, "a crashed domain actor is restarted after its b
 }
 
 TEST_CASE_METHOD(actor_fixture, "past its restart intensity the domains supervisor fails") {
-  settings.actors.max_restarts = 2;
+  config->actors.max_restarts = 2;
   auto t = make_tenant("t");
   seed({insert_tenant_op{t, {}}, message_op(make_message(t.id, {"a@flaky.example"}))});
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
@@ -163,7 +163,7 @@ TEST_CASE_METHOD(actor_fixture, "past its restart intensity the domains supervis
 }
 
 TEST_CASE_METHOD(actor_fixture, "ingest refuses submissions past its bound on writes in flight") {
-  settings.storage.max_pending_writes = 2;
+  config->storage.max_pending_writes = 2;
   auto t = make_tenant("t");
   seed({insert_tenant_op{t, {}}});
   auto store = spawn_store(*sys, nullptr, factory(), nullptr, settings);
@@ -191,8 +191,8 @@ TEST_CASE_METHOD(actor_fixture, "ingest refuses submissions past its bound on wr
 }
 
 TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoked keys stop working") {
-  settings.tenants.default_rate = rate{1, "1/s"};
-  settings.tenants.default_burst = 2;
+  config->tenants.default_rate = rate{1, "1/s"};
+  config->tenants.default_burst = 2;
   submission_chain chain(*this);
   auto& tenants = chain.tenants;
 
@@ -236,8 +236,8 @@ TEST_CASE_METHOD(actor_fixture, "tenants: keys authenticate, rates limit, revoke
 }
 
 TEST_CASE_METHOD(actor_fixture, "backpressure: past the waiting bounds submissions are refused until the backlog shrinks") {
-  settings.shaping.max_waiting_recipients = 3;
-  settings.shaping.max_waiting_per_tenant = 2;
+  config->shaping.max_waiting_recipients = 3;
+  config->shaping.max_waiting_per_tenant = 2;
   submission_chain chain(*this);
   auto& domains = chain.domains;
   auto& tenants = chain.tenants;
@@ -263,17 +263,17 @@ TEST_CASE_METHOD(actor_fixture, "backpressure: past the waiting bounds submissio
   // ... while b still gets in, up to the node's bound of 3; then everyone gets 503.
   CHECK(std::holds_alternative<submit_receipt>(submit(b, "y1@one.example")));
   CHECK(refused_with(submit(b, "y2@two.example")) == petrel_errc::overloaded);
-  CHECK(settings.backlog->total() == 3);
-  CHECK(settings.backlog->of(a.tenant.id) == 2);
+  CHECK(settings.shared.backlog->total() == 3);
+  CHECK(settings.shared.backlog->of(a.tenant.id) == 2);
   // Refused submissions left nothing behind.
   CHECK(open_store(url, {})->count_recipients(recipient_state::queued) == 3);
   // The backlog shrinks (here: an operator cancels one.example's queue) and credit returns.
   CHECK(ask_ok<std::uint64_t>(domains, cancel_atom::value, std::string("one.example"), id128{},
                               std::string("test")) == 2);
-  CHECK(settings.backlog->total() == 1);
+  CHECK(settings.shared.backlog->total() == 1);
   CHECK(std::holds_alternative<submit_receipt>(submit(a, "x3@one.example")));
   CHECK(std::holds_alternative<submit_receipt>(submit(b, "y2@two.example")));
-  CHECK(settings.backlog->total() == 3);
+  CHECK(settings.shared.backlog->total() == 3);
   chain.stop();
 }
 
