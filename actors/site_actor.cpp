@@ -21,10 +21,10 @@
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/message_preparation.hpp"
 #include "actors/policy/concurrency_control.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/rate_limiter.hpp"
-#include "net/mail/recipient_token.hpp"
 #include "actors/policy/response_rules.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
@@ -62,6 +62,7 @@ struct site_state {
   route current_route;
   site_limits limits;
   node_settings settings;
+  preparation_settings preparation;  // from settings: VERP, unsubscribe links
   std::deque<delivery_work> ready;
   std::unordered_map<std::uint64_t, delivery_job> loading;
   std::uint64_t next_load = 0;
@@ -393,79 +394,41 @@ void learn_from(site_pointer self, const delivery_job& job, job_outcome& outcome
   }
 }
 
-// Whether the message's header block has a field of this name (lower case, with the colon).
-bool has_header(const std::string& content, std::string_view name) {
-  std::size_t pos = 0;
-  while (pos < content.size()) {
-    auto end = content.find("\r\n", pos);
-    if (end == std::string::npos) end = content.size();
-    if (end == pos) return false;  // the empty line: end of the header
-    if (end - pos >= name.size()) {
-      bool same = true;
-      for (std::size_t i = 0; i < name.size() && same; ++i)
-        same = std::tolower(static_cast<unsigned char>(content[pos + i])) == name[i];
-      if (same) return true;
-    }
-    pos = end + 2;
-  }
-  return false;
-}
-
-// Turns loaded content into work: drops recipients suppressed since they were queued (their
-// results travel with the job's outcome), sets the VERP envelope sender, and gives bulk
-// messages their List-Unsubscribe fields, signed (DKIM) for this recipient. False when no
-// recipient is left to send to (the outcome is sent already).
-bool prepare(site_pointer self, delivery_work& work, delivery_content& content) {
+// Turns loaded content into work (actors/policy/message_preparation): recipients suppressed
+// since they were queued travel with the job's outcome; VERP; List-Unsubscribe, then signed
+// (DKIM) for this recipient. False when no recipient is left to send to (the outcome is sent).
+bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
   auto& st = self->state;
-  const auto& b = st.settings.config->bounces;
-  std::vector<id128> ids;
-  std::vector<std::string> addresses;
-  for (std::size_t i = 0; i < content.addresses.size() && i < work.job.recipient_ids.size(); ++i) {
-    if (i < content.suppressed.size() && content.suppressed[i]) {
-      recipient_result r;
-      r.recipient_id = work.job.recipient_ids[i];
-      r.suppressed = true;
-      r.address = content.addresses[i];
-      r.reply = "the address is suppressed";
-      work.skipped.push_back(std::move(r));
-      site_counter("suppressed").inc();
-    } else {
-      ids.push_back(work.job.recipient_ids[i]);
-      addresses.push_back(std::move(content.addresses[i]));
-    }
+  auto tenant = content.tenant_id;
+  auto from_domain = std::move(content.from_domain);
+  auto p = prepare_message(st.preparation, std::move(work.job.recipient_ids), std::move(content));
+  for (auto& s : p.suppressed) {
+    recipient_result r;
+    r.recipient_id = s.recipient_id;
+    r.suppressed = true;
+    r.address = std::move(s.address);
+    r.reply = "the address is suppressed";
+    work.skipped.push_back(std::move(r));
+    site_counter("suppressed").inc();
   }
-  if (ids.empty()) {
+  if (p.recipient_ids.empty()) {
     job_outcome outcome;
     outcome.recipients = std::move(work.skipped);
     send_outcome(self, work.job, std::move(outcome));
     return false;
   }
-  work.job.recipient_ids = std::move(ids);
-  work.addresses = std::move(addresses);
-  work.needs_smtputf8 = has_non_ascii(content.mail_from);
-  for (const auto& a : work.addresses)
-    if (has_non_ascii(a.substr(0, a.rfind('@')))) work.needs_smtputf8 = true;
-  bool single = work.job.recipient_ids.size() == 1;
-  const auto& recipient = work.job.recipient_ids.front();
-  if (single && !b.verp_domain.empty() && !st.settings.config->bounce_secret.empty())
-    work.mail_from = verp_address(st.settings.config->bounce_secret, recipient, b.verp_domain);
-  else
-    work.mail_from = std::move(content.mail_from);
-  if (single && content.bulk && !b.unsubscribe_base_url.empty() &&
-      !st.settings.config->bounce_secret.empty() && !has_header(content.content, "list-unsubscribe:")) {
-    auto token = make_recipient_token(st.settings.config->bounce_secret, token_purpose::unsubscribe, recipient);
-    std::string fields = "List-Unsubscribe: <" + b.unsubscribe_base_url + "/u/" + token +
-                         ">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n";
-    std::string out = fields + content.content;
+  work.job.recipient_ids = std::move(p.recipient_ids);
+  work.addresses = std::move(p.addresses);
+  work.needs_smtputf8 = p.needs_smtputf8;
+  work.mail_from = std::move(p.mail_from);
+  if (p.unsubscribe_added) {
     // RFC 8058: the signature must cover both fields; the message was left unsigned at
     // submission for that reason (see signer_pool.cpp).
     auto table = st.settings.shared.signing->get();
-    auto it = table->find(signing_key(content.from_domain, content.tenant_id));
-    if (it != table->end()) add_dkim_signatures(it->second, out);
-    work.content = std::make_shared<const std::string>(std::move(out));
-  } else {
-    work.content = std::make_shared<const std::string>(std::move(content.content));
+    auto it = table->find(signing_key(from_domain, tenant));
+    if (it != table->end()) add_dkim_signatures(it->second, p.content);
   }
+  work.content = std::make_shared<const std::string>(std::move(p.content));
   return true;
 }
 
@@ -485,7 +448,7 @@ void load(site_pointer self, delivery_job job) {
             delivery_work work;
             work.job = std::move(it->second);
             s.loading.erase(it);
-            if (!prepare(self, work, content)) {
+            if (!prepare(self, work, std::move(content))) {
               grant(self);
               return;
             }
@@ -516,6 +479,8 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
   st.current_route = std::move(initial);
   st.limits = limits;
   st.settings = std::move(settings);
+  const auto& cfg = *st.settings.config;
+  st.preparation = {cfg.bounces.verp_domain, cfg.bounce_secret, cfg.bounces.unsubscribe_base_url};
   st.concurrency.configure(limits.connection_limit);
   configure_rates(self, 1);
   if (st.settings.config->responses && !st.settings.config->responses->empty()) st.responses.emplace(st.settings.config->responses);
