@@ -320,398 +320,459 @@ void section::finish() {
 
 constexpr std::uint64_t kib = 1024, mib = 1024 * kib, gib = 1024 * mib;
 
+// [log]
+void read_log(reader& r, config& c) {
+  auto s = r.open("log");
+  s.choice("level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
+  s.choice("format", c.log.format, {"text", "json"});
+  s.string("delivery_log", c.log.delivery_log);
+  s.finish();
+}
+
+// [http]
+void read_http(reader& r, config& c) {
+  auto s = r.open("http");
+  s.listen("listen", c.http.listen);
+  s.size("max_body_bytes", c.http.max_body_bytes, 1 * kib, 1 * gib);
+  s.size("max_header_bytes", c.http.max_header_bytes, 1 * kib, 1 * mib);
+  s.duration("read_timeout", c.http.read_timeout, 100ms, 1h);
+  s.duration("idle_timeout", c.http.idle_timeout, 100ms, 1h);
+  s.duration("handler_timeout", c.http.handler_timeout, 100ms, 10min);
+  s.size("max_connections", c.http.max_connections, 1, 1'000'000);
+  s.size("max_connections_per_client", c.http.max_connections_per_client, 0, 1'000'000);
+  s.network_list("trusted_clients", c.http.trusted_clients);
+  s.duration("shutdown_grace", c.http.shutdown_grace, 0ms, 10min);
+  s.finish();
+}
+
+// [io]
+void read_io(reader& r, config& c) {
+  auto s = r.open("io");
+  s.integer("threads", c.io.threads, 1, 64);
+  s.finish();
+}
+
+// [dns]
+void read_dns(reader& r, config& c) {
+  auto s = r.open("dns");
+  s.string_list("servers", c.dns.servers);
+  s.duration("timeout", c.dns.timeout, 10ms, 60s);
+  s.integer("tries", c.dns.tries, 1, 10);
+  s.boolean("ipv6", c.dns.ipv6);
+  s.boolean("prefer_ipv6", c.dns.prefer_ipv6);
+  s.size("cache_size", c.dns.cache_size, 1, 100'000'000);
+  s.size("negative_cache_size", c.dns.negative_cache_size, 1, 100'000'000);
+  s.duration("min_ttl", c.dns.min_ttl, 0ms, 24h);
+  s.duration("max_ttl", c.dns.max_ttl, 1s, 7 * 24h);
+  s.duration("temporary_failure_ttl", c.dns.temporary_failure_ttl, 0ms, 1h);
+  for (std::size_t i = 0; i < c.dns.servers.size(); ++i) {
+    const auto& server = c.dns.servers[i];
+    auto colon = server.rfind(':');
+    auto host = server.find('.') != std::string::npos && colon != std::string::npos
+                    ? server.substr(0, colon)
+                    : server;
+    if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF.:[]") != std::string::npos)
+      s.problem("servers", "\"" + server + "\" is not an IP address with an optional :port");
+  }
+  s.finish();
+}
+
+// [delivery]
+void read_delivery(reader& r, config& c) {
+  auto s = r.open("delivery");
+  auto& d = c.delivery;
+  s.string("ehlo_name", d.ehlo_name, 253);
+  s.integer("port", d.port, 1, 65535);
+  s.integer("connection_limit", d.connection_limit, 1, 10000);
+  s.integer("max_deliveries_per_connection", d.max_deliveries_per_connection, 1, 1'000'000);
+  s.integer("max_recipients_per_transaction", d.max_recipients_per_transaction, 1, 1000);
+  s.integer("ready_queue", d.ready_queue, 0, 1'000'000);
+  s.choice("tls", d.tls, {"disabled", "opportunistic", "required"});
+  s.boolean("allow_private_destinations", d.allow_private_destinations);
+  s.boolean("verify_certificate", d.verify_certificate);
+  s.string("ca_file", d.ca_file);
+  s.duration("connect_timeout", d.connect_timeout, 10ms, 10min);
+  s.duration("greeting_timeout", d.greeting_timeout, 10ms, 30min);
+  s.duration("command_timeout", d.command_timeout, 10ms, 30min);
+  s.duration("data_timeout", d.data_timeout, 10ms, 30min);
+  s.duration("data_block_timeout", d.data_block_timeout, 10ms, 30min);
+  s.duration("data_done_timeout", d.data_done_timeout, 10ms, 60min);
+  s.duration("idle_timeout", d.idle_timeout, 0ms, 10min);
+  s.duration_list("retry_schedule", d.retry_schedule, 100ms, 7 * 24h);
+  s.real("retry_jitter", d.retry_jitter, 0, 1);
+  s.duration("max_age", d.max_age, 1s, 30 * 24h);
+  s.duration("site_failure_delay", d.site_failure_delay, 0ms, 24h);
+  s.rate_value("message_rate", d.message_rate);
+  s.rate_value("connection_rate", d.connection_rate);
+  s.boolean("adaptive_concurrency", d.adaptive_concurrency);
+  for (auto& t : s.tables("domains")) {
+    domain_policy p;
+    t.string("match", p.match, 253);
+    t.rate_value("message_rate", p.message_rate);
+    t.rate_value("tenant_rate", p.tenant_rate);
+    if (p.match.empty()) t.problem("match", "required: a glob on domain names, e.g. \"yahoo.*\"");
+    t.finish();
+    d.domains.push_back(std::move(p));
+  }
+  for (auto& t : s.tables("sites")) {
+    site_policy p;
+    t.string("match", p.match, 253);
+    t.integer("connection_limit", p.connection_limit, 1, 10000);
+    t.integer("max_deliveries_per_connection", p.max_deliveries_per_connection, 1, 1'000'000);
+    t.rate_value("message_rate", p.message_rate);
+    t.rate_value("connection_rate", p.connection_rate);
+    t.choice("tls", p.tls, {"disabled", "opportunistic", "required"});
+    if (t.has("mta_sts")) {
+      bool sts = true;
+      t.boolean("mta_sts", sts);
+      p.mta_sts = sts ? 1 : 0;
+    }
+    if (t.has("verify_certificate")) {
+      bool verify = false;
+      t.boolean("verify_certificate", verify);
+      p.verify_certificate = verify ? 1 : 0;
+    }
+    if (p.match.empty()) t.problem("match", "required: a glob on MX host names, e.g. \"*.example.com\"");
+    t.finish();
+    d.sites.push_back(std::move(p));
+  }
+  s.finish();
+}
+
+// [egress]
+void read_egress(reader& r, config& c) {
+  auto s = r.open("egress");
+  std::set<std::string> names;
+  for (auto& t : s.tables("sources")) {
+    egress_source_config e;
+    t.string("name", e.name, 64);
+    t.string("address", e.address, 64);
+    t.string("ehlo_name", e.ehlo_name, 253);
+    if (e.name.empty()) t.problem("name", "required");
+    else if (!names.insert(e.name).second) t.problem("name", "\"" + e.name + "\" is used twice");
+    if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
+      t.problem("address", "\"" + e.address + "\" is not an IP address");
+    t.rate_value("message_rate", e.message_rate);
+    std::map<std::string, std::uint32_t> last_day;  // per site pattern ("" the source's own)
+    for (auto& w : t.tables("warmup")) {
+      warmup_step_config step;
+      w.string("site", step.site, 253);
+      w.integer("day", step.day, 1, 3650);
+      w.size("per_day", step.per_day, 0, 1'000'000'000);
+      w.size("per_hour", step.per_hour, 0, 1'000'000'000);
+      if (step.day <= last_day[step.site])
+        w.problem("day", "steps must be in increasing day order (per site)");
+      last_day[step.site] = step.day;
+      w.finish();
+      e.warmup.push_back(step);
+    }
+    t.finish();
+    c.egress.sources.push_back(std::move(e));
+  }
+  if (c.egress.sources.empty()) names.insert("default");  // the implicit source
+  std::set<std::string> pool_names;
+  for (auto& t : s.tables("pools")) {
+    egress_pool_config pool;
+    t.string("name", pool.name, 64);
+    if (pool.name.empty()) t.problem("name", "required");
+    else if (!pool_names.insert(pool.name).second) t.problem("name", "\"" + pool.name + "\" is used twice");
+    for (auto& m : t.tables("sources")) {
+      pool_member member;
+      m.string("source", member.source, 64);
+      m.integer("weight", member.weight, 1, 1000);
+      if (!names.count(member.source))
+        m.problem("source", "\"" + member.source + "\" is not a source of [[egress.sources]]");
+      m.finish();
+      pool.sources.push_back(std::move(member));
+    }
+    if (pool.sources.empty()) t.problem("sources", "at least one {source = \"...\", weight = n}");
+    t.finish();
+    c.egress.pools.push_back(std::move(pool));
+  }
+  s.string("default_pool", c.egress.default_pool, 64);
+  if (c.egress.default_pool != "default" && !pool_names.count(c.egress.default_pool))
+    s.problem("default_pool", "no pool named \"" + c.egress.default_pool + "\"");
+  for (auto& t : s.tables("campaign_pools")) {
+    std::string campaign, pool;
+    t.string("campaign", campaign, 128);
+    t.string("pool", pool, 64);
+    if (campaign.empty()) t.problem("campaign", "required");
+    if (pool != "default" && !pool_names.count(pool)) t.problem("pool", "no pool named \"" + pool + "\"");
+    t.finish();
+    c.egress.campaign_pools.emplace_back(campaign, pool);
+  }
+  s.finish();
+}
+
+// [shaping]
+void read_shaping(reader& r, config& c) {
+  auto s = r.open("shaping");
+  auto& sh = c.shaping;
+  s.size("max_waiting_recipients", sh.max_waiting_recipients, 1, 1'000'000'000);
+  s.size("max_waiting_per_tenant", sh.max_waiting_per_tenant, 1, 1'000'000'000);
+  for (auto& t : s.tables("rules")) {
+    response_rule_config rule;
+    t.string("name", rule.name, 128);
+    t.integer("reply_code", rule.reply_code, 0, 599);
+    t.string("enhanced", rule.enhanced, 16);
+    t.string("pattern", rule.pattern, 1000);
+    t.string("provider", rule.provider, 253);
+    t.integer("threshold", rule.threshold, 1, 100000);
+    t.duration("window", rule.window, 1s, 24h);
+    t.choice("action", rule.action, {"suspend_site", "suspend_tenant", "throttle", "bounce"});
+    t.duration("duration", rule.duration, 1s, 7 * 24h);
+    t.real("factor", rule.factor, 0.01, 1);
+    if (rule.action.empty()) t.problem("action", "required: suspend_site, suspend_tenant, throttle or bounce");
+    if (rule.reply_code != 0 && rule.reply_code != 4 && rule.reply_code != 5 &&
+        (rule.reply_code < 200 || rule.reply_code > 599))
+      t.problem("reply_code", "0 (any), 4 or 5 (a class), or a reply code like 421");
+    if (!rule.pattern.empty()) {
+      try {
+        std::regex check(rule.pattern, std::regex::ECMAScript | std::regex::icase);
+      } catch (const std::regex_error& e) {
+        t.problem("pattern", std::string("not a valid regular expression: ") + e.what());
+      }
+    }
+    if (rule.name.empty()) rule.name = "rule " + std::to_string(sh.rules.size() + 1);
+    t.finish();
+    sh.rules.push_back(std::move(rule));
+  }
+  s.finish();
+}
+
+// [events]
+void read_events(reader& r, config& c) {
+  auto s = r.open("events");
+  s.duration("retention", c.events.retention, 1s, 3650 * 24h);
+  s.duration("prune_interval", c.events.prune_interval, 1s, 24h);
+  s.size("prune_batch", c.events.prune_batch, 1, 1'000'000);
+  s.finish();
+}
+
+// [webhooks]
+void read_webhooks(reader& r, config& c) {
+  auto s = r.open("webhooks");
+  auto& w = c.webhooks;
+  s.boolean("enabled", w.enabled);
+  s.size("batch_size", w.batch_size, 1, 1000);
+  s.duration("max_delay", w.max_delay, 10ms, 10min);
+  s.duration("timeout", w.timeout, 100ms, 5min);
+  s.duration_list("retry_schedule", w.retry_schedule, 100ms, 7 * 24h);
+  s.size("max_pending", w.max_pending, 1, 1'000'000'000);
+  s.duration("pause_after", w.pause_after, 1s, 30 * 24h);
+  s.size("max_per_tenant", w.max_per_tenant, 1, 1000);
+  s.duration("rotation_overlap", w.rotation_overlap, 0ms, 30 * 24h);
+  s.boolean("allow_private_networks", w.allow_private_networks);
+  s.boolean("require_https", w.require_https);
+  s.string("ca_file", w.ca_file);
+  s.finish();
+}
+
+// [admin]
+void read_admin(reader& r, config& c) {
+  auto s = r.open("admin");
+  s.listen("listen", c.admin.listen);
+  s.string("token", c.admin.token, 512);
+  s.string("token_file", c.admin.token_file);
+  if (!c.admin.token.empty() && c.admin.token.size() < 16)
+    s.problem("token", "must be at least 16 characters long");
+  s.finish();
+}
+
+// [storage]
+void read_storage(reader& r, config& c) {
+  auto s = r.open("storage");
+  s.string("data_dir", c.storage.data_dir);
+  s.string("url", c.storage.url);
+  s.choice("sqlite_synchronous", c.storage.sqlite_synchronous, {"full", "normal"});
+  s.duration("busy_timeout", c.storage.busy_timeout, 0ms, 10min);
+  s.size("batch_max_operations", c.storage.batch_max_operations, 1, 1'000'000);
+  s.size("read_connections", c.storage.read_connections, 1, 64);
+  s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
+  s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
+  s.size("min_free_space", c.storage.min_free_space, 0, 1000 * 1000 * gib);
+  auto& url = c.storage.url;
+  if (!url.empty() && url.rfind("sqlite:", 0) != 0 && url.rfind("postgresql://", 0) != 0 &&
+      url.rfind("postgres://", 0) != 0)
+    s.problem("url", "unsupported store \"" + url +
+                         "\" (use sqlite:<path> or postgresql://user@host:port/database)");
+  if (c.storage.data_dir.empty()) s.problem("data_dir", "must not be empty");
+  s.finish();
+}
+
+// [submission]
+void read_submission(reader& r, config& c) {
+  auto s = r.open("submission");
+  s.size("max_recipients", c.submission.max_recipients, 1, 100'000);
+  s.size("max_message_bytes", c.submission.max_message_bytes, 1 * kib, 1 * gib);
+  s.size("max_metadata_bytes", c.submission.max_metadata_bytes, 0, 1 * mib);
+  s.size("max_tags", c.submission.max_tags, 0, 1000);
+  s.size("max_tag_length", c.submission.max_tag_length, 1, 1024);
+  s.size("max_headers", c.submission.max_headers, 0, 1000);
+  s.size("max_subject_length", c.submission.max_subject_length, 1, 100'000);
+  s.size("max_json_values", c.submission.max_json_values, 100, 10'000'000);
+  s.string("message_id_domain", c.submission.message_id_domain, 253);
+  s.boolean("campaigns_are_bulk", c.submission.campaigns_are_bulk);
+  s.finish();
+}
+
+// [tenants]
+void read_tenants(reader& r, config& c) {
+  auto s = r.open("tenants");
+  s.rate_value("default_rate", c.tenants.default_rate);
+  s.integer("default_burst", c.tenants.default_burst, 1, 10'000'000);
+  s.finish();
+}
+
+// [bootstrap]
+void read_bootstrap(reader& r, config& c) {
+  auto s = r.open("bootstrap");
+  s.boolean("create_tenant", c.bootstrap.create_tenant);
+  s.string("tenant_name", c.bootstrap.tenant_name, 128);
+  if (c.bootstrap.tenant_name.empty()) s.problem("tenant_name", "must not be empty");
+  s.finish();
+}
+
+// [actors]
+void read_actors(reader& r, config& c) {
+  auto s = r.open("actors");
+  s.integer("threads", c.actors.threads, 0, 256);
+  s.integer("max_restarts", c.actors.max_restarts, 0, 1000);
+  s.duration("restart_window", c.actors.restart_window, 1ms, 24h);
+  s.duration("restart_backoff", c.actors.restart_backoff, 0ms, 10min);
+  s.duration("restart_backoff_max", c.actors.restart_backoff_max, 0ms, 1h);
+  s.duration("domain_idle_timeout", c.actors.domain_idle_timeout, 1s, 24h);
+  s.finish();
+}
+
+// [dkim]
+void read_dkim(reader& r, config& c) {
+  auto s = r.open("dkim");
+  s.string_list("algorithms", c.dkim.algorithms);
+  s.integer("rsa_bits", c.dkim.rsa_bits, 1024, 4096);
+  s.string("key_encryption_key_file", c.dkim.key_encryption_key_file);
+  s.boolean("require_verified_domain", c.dkim.require_verified_domain);
+  s.integer("signers", c.dkim.signers, 0, 64);
+  if (c.dkim.algorithms.empty()) s.problem("algorithms", "at least one of rsa-sha256, ed25519-sha256");
+  for (const auto& a : c.dkim.algorithms)
+    if (a != "rsa-sha256" && a != "ed25519-sha256")
+      s.problem("algorithms", "\"" + a + "\" is not one of rsa-sha256, ed25519-sha256");
+  s.finish();
+}
+
+// [domains]
+void read_domains(reader& r, config& c) {
+  auto s = r.open("domains");
+  s.duration("verify_interval", c.domains.verify_interval, 1s, 7 * 24h);
+  s.string("spf_include", c.domains.spf_include, 253);
+  s.string("dmarc_rua", c.domains.dmarc_rua, 253);
+  s.string("bounce_mx_host", c.domains.bounce_mx_host, 253);
+  s.string("return_path_label", c.domains.return_path_label, 63);
+  s.string_list("unclaimable", c.domains.unclaimable);
+  for (auto& d : c.domains.unclaimable)
+    for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  s.finish();
+}
+
+// [mta_sts]
+void read_mta_sts(reader& r, config& c) {
+  auto s = r.open("mta_sts");
+  s.boolean("enabled", c.mta_sts.enabled);
+  s.integer("port", c.mta_sts.port, 1, 65535);
+  s.string("ca_file", c.mta_sts.ca_file);
+  s.duration("timeout", c.mta_sts.timeout, 100ms, 5min);
+  s.size("cache_size", c.mta_sts.cache_size, 1, 100'000'000);
+  s.finish();
+}
+
+// [bounces]
+void read_bounces(reader& r, config& c) {
+  auto s = r.open("bounces");
+  auto& b = c.bounces;
+  s.string("rules_file", b.rules_file);
+  s.string_list("suppress_categories", b.suppress_categories);
+  s.string_list("retry_5xx_categories", b.retry_5xx_categories);
+  s.string_list("streak_categories", b.streak_categories);
+  for (auto* list : {&b.suppress_categories, &b.retry_5xx_categories, &b.streak_categories}) {
+    const char* key = list == &b.suppress_categories     ? "suppress_categories"
+                      : list == &b.retry_5xx_categories ? "retry_5xx_categories"
+                                                        : "streak_categories";
+    for (const auto& name : *list)
+      if (name == "none" || std::find(bounce_category_names.begin(), bounce_category_names.end(),
+                                      name) == bounce_category_names.end())
+        s.problem(key, "\"" + name + "\" is not a bounce category (see docs/bounces.md)");
+  }
+  s.integer("soft_bounce_streak", b.soft_bounce_streak, 0, 1000);
+  s.duration("soft_bounce_window", b.soft_bounce_window, 1min, 365 * 24h);
+  s.duration("soft_bounce_suppress_for", b.soft_bounce_suppress_for, 1min, 3650 * 24h);
+  s.string("verp_domain", b.verp_domain, 253);
+  for (auto& ch : b.verp_domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  s.string("secret_file", b.secret_file);
+  std::string listen;
+  s.string("listen", listen, 300);
+  if (!listen.empty()) {
+    auto p = parse_listen_address(listen);
+    if (!p) {
+      s.problem("listen", p.error());
+    } else {
+      b.listen = *p;
+      b.listen_enabled = true;
+    }
+  }
+  s.string_list("accept_domains", b.accept_domains);
+  for (auto& d : b.accept_domains)
+    for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  s.string("hostname", b.hostname, 253);
+  s.size("max_message_bytes", b.max_message_bytes, 1 * kib, 1 * gib);
+  s.integer("max_connections", b.max_connections, 1, 100'000);
+  s.integer("max_connections_per_client", b.max_connections_per_client, 0, 100'000);
+  s.network_list("trusted_clients", b.trusted_clients);
+  s.integer("max_recipients", b.max_recipients, 1, 10'000);
+  s.rate_value("max_rate", b.max_rate);
+  s.duration("command_timeout", b.command_timeout, 1s, 1h);
+  s.string("unsubscribe_base_url", b.unsubscribe_base_url, 2000);
+  while (!b.unsubscribe_base_url.empty() && b.unsubscribe_base_url.back() == '/')
+    b.unsubscribe_base_url.pop_back();
+  if (!b.unsubscribe_base_url.empty() && b.unsubscribe_base_url.rfind("https://", 0) != 0 &&
+      b.unsubscribe_base_url.rfind("http://", 0) != 0)
+    s.problem("unsubscribe_base_url", "must start with https:// (or http://)");
+  if ((!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()) && b.secret_file.empty())
+    s.problem(b.verp_domain.empty() ? "unsubscribe_base_url" : "verp_domain",
+              "needs secret_file: the key that signs VERP tokens and unsubscribe links");
+  if (b.listen_enabled && b.verp_domain.empty() && b.accept_domains.empty())
+    s.problem("listen", "the listener needs verp_domain or accept_domains to accept mail for");
+  s.finish();
+}
+
+// [debug]
+void read_debug(reader& r, config& c) {
+  auto s = r.open("debug");
+  s.boolean("fault_injection", c.debug.fault_injection);
+  s.finish();
+}
+
+// Every section in turn, then the keys and sections nobody knows.
 void read_all(reader& r, config& c) {
-  {
-    auto s = r.open("log");
-    s.choice("level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
-    s.choice("format", c.log.format, {"text", "json"});
-    s.string("delivery_log", c.log.delivery_log);
-    s.finish();
-  }
-  {
-    auto s = r.open("http");
-    s.listen("listen", c.http.listen);
-    s.size("max_body_bytes", c.http.max_body_bytes, 1 * kib, 1 * gib);
-    s.size("max_header_bytes", c.http.max_header_bytes, 1 * kib, 1 * mib);
-    s.duration("read_timeout", c.http.read_timeout, 100ms, 1h);
-    s.duration("idle_timeout", c.http.idle_timeout, 100ms, 1h);
-    s.duration("handler_timeout", c.http.handler_timeout, 100ms, 10min);
-    s.size("max_connections", c.http.max_connections, 1, 1'000'000);
-    s.size("max_connections_per_client", c.http.max_connections_per_client, 0, 1'000'000);
-    s.network_list("trusted_clients", c.http.trusted_clients);
-    s.duration("shutdown_grace", c.http.shutdown_grace, 0ms, 10min);
-    s.finish();
-  }
-  {
-    auto s = r.open("io");
-    s.integer("threads", c.io.threads, 1, 64);
-    s.finish();
-  }
-  {
-    auto s = r.open("dns");
-    s.string_list("servers", c.dns.servers);
-    s.duration("timeout", c.dns.timeout, 10ms, 60s);
-    s.integer("tries", c.dns.tries, 1, 10);
-    s.boolean("ipv6", c.dns.ipv6);
-    s.boolean("prefer_ipv6", c.dns.prefer_ipv6);
-    s.size("cache_size", c.dns.cache_size, 1, 100'000'000);
-    s.size("negative_cache_size", c.dns.negative_cache_size, 1, 100'000'000);
-    s.duration("min_ttl", c.dns.min_ttl, 0ms, 24h);
-    s.duration("max_ttl", c.dns.max_ttl, 1s, 7 * 24h);
-    s.duration("temporary_failure_ttl", c.dns.temporary_failure_ttl, 0ms, 1h);
-    for (std::size_t i = 0; i < c.dns.servers.size(); ++i) {
-      const auto& server = c.dns.servers[i];
-      auto colon = server.rfind(':');
-      auto host = server.find('.') != std::string::npos && colon != std::string::npos
-                      ? server.substr(0, colon)
-                      : server;
-      if (host.empty() || host.find_first_not_of("0123456789abcdefABCDEF.:[]") != std::string::npos)
-        s.problem("servers", "\"" + server + "\" is not an IP address with an optional :port");
-    }
-    s.finish();
-  }
-  {
-    auto s = r.open("delivery");
-    auto& d = c.delivery;
-    s.string("ehlo_name", d.ehlo_name, 253);
-    s.integer("port", d.port, 1, 65535);
-    s.integer("connection_limit", d.connection_limit, 1, 10000);
-    s.integer("max_deliveries_per_connection", d.max_deliveries_per_connection, 1, 1'000'000);
-    s.integer("max_recipients_per_transaction", d.max_recipients_per_transaction, 1, 1000);
-    s.integer("ready_queue", d.ready_queue, 0, 1'000'000);
-    s.choice("tls", d.tls, {"disabled", "opportunistic", "required"});
-    s.boolean("allow_private_destinations", d.allow_private_destinations);
-    s.boolean("verify_certificate", d.verify_certificate);
-    s.string("ca_file", d.ca_file);
-    s.duration("connect_timeout", d.connect_timeout, 10ms, 10min);
-    s.duration("greeting_timeout", d.greeting_timeout, 10ms, 30min);
-    s.duration("command_timeout", d.command_timeout, 10ms, 30min);
-    s.duration("data_timeout", d.data_timeout, 10ms, 30min);
-    s.duration("data_block_timeout", d.data_block_timeout, 10ms, 30min);
-    s.duration("data_done_timeout", d.data_done_timeout, 10ms, 60min);
-    s.duration("idle_timeout", d.idle_timeout, 0ms, 10min);
-    s.duration_list("retry_schedule", d.retry_schedule, 100ms, 7 * 24h);
-    s.real("retry_jitter", d.retry_jitter, 0, 1);
-    s.duration("max_age", d.max_age, 1s, 30 * 24h);
-    s.duration("site_failure_delay", d.site_failure_delay, 0ms, 24h);
-    s.rate_value("message_rate", d.message_rate);
-    s.rate_value("connection_rate", d.connection_rate);
-    s.boolean("adaptive_concurrency", d.adaptive_concurrency);
-    for (auto& t : s.tables("domains")) {
-      domain_policy p;
-      t.string("match", p.match, 253);
-      t.rate_value("message_rate", p.message_rate);
-      t.rate_value("tenant_rate", p.tenant_rate);
-      if (p.match.empty()) t.problem("match", "required: a glob on domain names, e.g. \"yahoo.*\"");
-      t.finish();
-      d.domains.push_back(std::move(p));
-    }
-    for (auto& t : s.tables("sites")) {
-      site_policy p;
-      t.string("match", p.match, 253);
-      t.integer("connection_limit", p.connection_limit, 1, 10000);
-      t.integer("max_deliveries_per_connection", p.max_deliveries_per_connection, 1, 1'000'000);
-      t.rate_value("message_rate", p.message_rate);
-      t.rate_value("connection_rate", p.connection_rate);
-      t.choice("tls", p.tls, {"disabled", "opportunistic", "required"});
-      if (t.has("mta_sts")) {
-        bool sts = true;
-        t.boolean("mta_sts", sts);
-        p.mta_sts = sts ? 1 : 0;
-      }
-      if (t.has("verify_certificate")) {
-        bool verify = false;
-        t.boolean("verify_certificate", verify);
-        p.verify_certificate = verify ? 1 : 0;
-      }
-      if (p.match.empty()) t.problem("match", "required: a glob on MX host names, e.g. \"*.example.com\"");
-      t.finish();
-      d.sites.push_back(std::move(p));
-    }
-    s.finish();
-  }
-  {
-    auto s = r.open("egress");
-    std::set<std::string> names;
-    for (auto& t : s.tables("sources")) {
-      egress_source_config e;
-      t.string("name", e.name, 64);
-      t.string("address", e.address, 64);
-      t.string("ehlo_name", e.ehlo_name, 253);
-      if (e.name.empty()) t.problem("name", "required");
-      else if (!names.insert(e.name).second) t.problem("name", "\"" + e.name + "\" is used twice");
-      if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
-        t.problem("address", "\"" + e.address + "\" is not an IP address");
-      t.rate_value("message_rate", e.message_rate);
-      std::map<std::string, std::uint32_t> last_day;  // per site pattern ("" the source's own)
-      for (auto& w : t.tables("warmup")) {
-        warmup_step_config step;
-        w.string("site", step.site, 253);
-        w.integer("day", step.day, 1, 3650);
-        w.size("per_day", step.per_day, 0, 1'000'000'000);
-        w.size("per_hour", step.per_hour, 0, 1'000'000'000);
-        if (step.day <= last_day[step.site])
-          w.problem("day", "steps must be in increasing day order (per site)");
-        last_day[step.site] = step.day;
-        w.finish();
-        e.warmup.push_back(step);
-      }
-      t.finish();
-      c.egress.sources.push_back(std::move(e));
-    }
-    if (c.egress.sources.empty()) names.insert("default");  // the implicit source
-    std::set<std::string> pool_names;
-    for (auto& t : s.tables("pools")) {
-      egress_pool_config pool;
-      t.string("name", pool.name, 64);
-      if (pool.name.empty()) t.problem("name", "required");
-      else if (!pool_names.insert(pool.name).second) t.problem("name", "\"" + pool.name + "\" is used twice");
-      for (auto& m : t.tables("sources")) {
-        pool_member member;
-        m.string("source", member.source, 64);
-        m.integer("weight", member.weight, 1, 1000);
-        if (!names.count(member.source))
-          m.problem("source", "\"" + member.source + "\" is not a source of [[egress.sources]]");
-        m.finish();
-        pool.sources.push_back(std::move(member));
-      }
-      if (pool.sources.empty()) t.problem("sources", "at least one {source = \"...\", weight = n}");
-      t.finish();
-      c.egress.pools.push_back(std::move(pool));
-    }
-    s.string("default_pool", c.egress.default_pool, 64);
-    if (c.egress.default_pool != "default" && !pool_names.count(c.egress.default_pool))
-      s.problem("default_pool", "no pool named \"" + c.egress.default_pool + "\"");
-    for (auto& t : s.tables("campaign_pools")) {
-      std::string campaign, pool;
-      t.string("campaign", campaign, 128);
-      t.string("pool", pool, 64);
-      if (campaign.empty()) t.problem("campaign", "required");
-      if (pool != "default" && !pool_names.count(pool)) t.problem("pool", "no pool named \"" + pool + "\"");
-      t.finish();
-      c.egress.campaign_pools.emplace_back(campaign, pool);
-    }
-    s.finish();
-  }
-  {
-    auto s = r.open("shaping");
-    auto& sh = c.shaping;
-    s.size("max_waiting_recipients", sh.max_waiting_recipients, 1, 1'000'000'000);
-    s.size("max_waiting_per_tenant", sh.max_waiting_per_tenant, 1, 1'000'000'000);
-    for (auto& t : s.tables("rules")) {
-      response_rule_config rule;
-      t.string("name", rule.name, 128);
-      t.integer("reply_code", rule.reply_code, 0, 599);
-      t.string("enhanced", rule.enhanced, 16);
-      t.string("pattern", rule.pattern, 1000);
-      t.string("provider", rule.provider, 253);
-      t.integer("threshold", rule.threshold, 1, 100000);
-      t.duration("window", rule.window, 1s, 24h);
-      t.choice("action", rule.action, {"suspend_site", "suspend_tenant", "throttle", "bounce"});
-      t.duration("duration", rule.duration, 1s, 7 * 24h);
-      t.real("factor", rule.factor, 0.01, 1);
-      if (rule.action.empty()) t.problem("action", "required: suspend_site, suspend_tenant, throttle or bounce");
-      if (rule.reply_code != 0 && rule.reply_code != 4 && rule.reply_code != 5 &&
-          (rule.reply_code < 200 || rule.reply_code > 599))
-        t.problem("reply_code", "0 (any), 4 or 5 (a class), or a reply code like 421");
-      if (!rule.pattern.empty()) {
-        try {
-          std::regex check(rule.pattern, std::regex::ECMAScript | std::regex::icase);
-        } catch (const std::regex_error& e) {
-          t.problem("pattern", std::string("not a valid regular expression: ") + e.what());
-        }
-      }
-      if (rule.name.empty()) rule.name = "rule " + std::to_string(sh.rules.size() + 1);
-      t.finish();
-      sh.rules.push_back(std::move(rule));
-    }
-    s.finish();
-  }
-  {
-    auto s = r.open("events");
-    s.duration("retention", c.events.retention, 1s, 3650 * 24h);
-    s.duration("prune_interval", c.events.prune_interval, 1s, 24h);
-    s.size("prune_batch", c.events.prune_batch, 1, 1'000'000);
-    s.finish();
-  }
-  {
-    auto s = r.open("webhooks");
-    auto& w = c.webhooks;
-    s.boolean("enabled", w.enabled);
-    s.size("batch_size", w.batch_size, 1, 1000);
-    s.duration("max_delay", w.max_delay, 10ms, 10min);
-    s.duration("timeout", w.timeout, 100ms, 5min);
-    s.duration_list("retry_schedule", w.retry_schedule, 100ms, 7 * 24h);
-    s.size("max_pending", w.max_pending, 1, 1'000'000'000);
-    s.duration("pause_after", w.pause_after, 1s, 30 * 24h);
-    s.size("max_per_tenant", w.max_per_tenant, 1, 1000);
-    s.duration("rotation_overlap", w.rotation_overlap, 0ms, 30 * 24h);
-    s.boolean("allow_private_networks", w.allow_private_networks);
-    s.boolean("require_https", w.require_https);
-    s.string("ca_file", w.ca_file);
-    s.finish();
-  }
-  {
-    auto s = r.open("admin");
-    s.listen("listen", c.admin.listen);
-    s.string("token", c.admin.token, 512);
-    s.string("token_file", c.admin.token_file);
-    if (!c.admin.token.empty() && c.admin.token.size() < 16)
-      s.problem("token", "must be at least 16 characters long");
-    s.finish();
-  }
-  {
-    auto s = r.open("storage");
-    s.string("data_dir", c.storage.data_dir);
-    s.string("url", c.storage.url);
-    s.choice("sqlite_synchronous", c.storage.sqlite_synchronous, {"full", "normal"});
-    s.duration("busy_timeout", c.storage.busy_timeout, 0ms, 10min);
-    s.size("batch_max_operations", c.storage.batch_max_operations, 1, 1'000'000);
-    s.size("read_connections", c.storage.read_connections, 1, 64);
-    s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
-    s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
-    s.size("min_free_space", c.storage.min_free_space, 0, 1000 * 1000 * gib);
-    auto& url = c.storage.url;
-    if (!url.empty() && url.rfind("sqlite:", 0) != 0 && url.rfind("postgresql://", 0) != 0 &&
-        url.rfind("postgres://", 0) != 0)
-      s.problem("url", "unsupported store \"" + url +
-                           "\" (use sqlite:<path> or postgresql://user@host:port/database)");
-    if (c.storage.data_dir.empty()) s.problem("data_dir", "must not be empty");
-    s.finish();
-  }
-  {
-    auto s = r.open("submission");
-    s.size("max_recipients", c.submission.max_recipients, 1, 100'000);
-    s.size("max_message_bytes", c.submission.max_message_bytes, 1 * kib, 1 * gib);
-    s.size("max_metadata_bytes", c.submission.max_metadata_bytes, 0, 1 * mib);
-    s.size("max_tags", c.submission.max_tags, 0, 1000);
-    s.size("max_tag_length", c.submission.max_tag_length, 1, 1024);
-    s.size("max_headers", c.submission.max_headers, 0, 1000);
-    s.size("max_subject_length", c.submission.max_subject_length, 1, 100'000);
-    s.size("max_json_values", c.submission.max_json_values, 100, 10'000'000);
-    s.string("message_id_domain", c.submission.message_id_domain, 253);
-    s.boolean("campaigns_are_bulk", c.submission.campaigns_are_bulk);
-    s.finish();
-  }
-  {
-    auto s = r.open("tenants");
-    s.rate_value("default_rate", c.tenants.default_rate);
-    s.integer("default_burst", c.tenants.default_burst, 1, 10'000'000);
-    s.finish();
-  }
-  {
-    auto s = r.open("bootstrap");
-    s.boolean("create_tenant", c.bootstrap.create_tenant);
-    s.string("tenant_name", c.bootstrap.tenant_name, 128);
-    if (c.bootstrap.tenant_name.empty()) s.problem("tenant_name", "must not be empty");
-    s.finish();
-  }
-  {
-    auto s = r.open("actors");
-    s.integer("threads", c.actors.threads, 0, 256);
-    s.integer("max_restarts", c.actors.max_restarts, 0, 1000);
-    s.duration("restart_window", c.actors.restart_window, 1ms, 24h);
-    s.duration("restart_backoff", c.actors.restart_backoff, 0ms, 10min);
-    s.duration("restart_backoff_max", c.actors.restart_backoff_max, 0ms, 1h);
-    s.duration("domain_idle_timeout", c.actors.domain_idle_timeout, 1s, 24h);
-    s.finish();
-  }
-  {
-    auto s = r.open("dkim");
-    s.string_list("algorithms", c.dkim.algorithms);
-    s.integer("rsa_bits", c.dkim.rsa_bits, 1024, 4096);
-    s.string("key_encryption_key_file", c.dkim.key_encryption_key_file);
-    s.boolean("require_verified_domain", c.dkim.require_verified_domain);
-    s.integer("signers", c.dkim.signers, 0, 64);
-    if (c.dkim.algorithms.empty()) s.problem("algorithms", "at least one of rsa-sha256, ed25519-sha256");
-    for (const auto& a : c.dkim.algorithms)
-      if (a != "rsa-sha256" && a != "ed25519-sha256")
-        s.problem("algorithms", "\"" + a + "\" is not one of rsa-sha256, ed25519-sha256");
-    s.finish();
-  }
-  {
-    auto s = r.open("domains");
-    s.duration("verify_interval", c.domains.verify_interval, 1s, 7 * 24h);
-    s.string("spf_include", c.domains.spf_include, 253);
-    s.string("dmarc_rua", c.domains.dmarc_rua, 253);
-    s.string("bounce_mx_host", c.domains.bounce_mx_host, 253);
-    s.string("return_path_label", c.domains.return_path_label, 63);
-    s.string_list("unclaimable", c.domains.unclaimable);
-    for (auto& d : c.domains.unclaimable)
-      for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    s.finish();
-  }
-  {
-    auto s = r.open("mta_sts");
-    s.boolean("enabled", c.mta_sts.enabled);
-    s.integer("port", c.mta_sts.port, 1, 65535);
-    s.string("ca_file", c.mta_sts.ca_file);
-    s.duration("timeout", c.mta_sts.timeout, 100ms, 5min);
-    s.size("cache_size", c.mta_sts.cache_size, 1, 100'000'000);
-    s.finish();
-  }
-  {
-    auto s = r.open("bounces");
-    auto& b = c.bounces;
-    s.string("rules_file", b.rules_file);
-    s.string_list("suppress_categories", b.suppress_categories);
-    s.string_list("retry_5xx_categories", b.retry_5xx_categories);
-    s.string_list("streak_categories", b.streak_categories);
-    for (auto* list : {&b.suppress_categories, &b.retry_5xx_categories, &b.streak_categories}) {
-      const char* key = list == &b.suppress_categories     ? "suppress_categories"
-                        : list == &b.retry_5xx_categories ? "retry_5xx_categories"
-                                                          : "streak_categories";
-      for (const auto& name : *list)
-        if (name == "none" || std::find(bounce_category_names.begin(), bounce_category_names.end(),
-                                        name) == bounce_category_names.end())
-          s.problem(key, "\"" + name + "\" is not a bounce category (see docs/bounces.md)");
-    }
-    s.integer("soft_bounce_streak", b.soft_bounce_streak, 0, 1000);
-    s.duration("soft_bounce_window", b.soft_bounce_window, 1min, 365 * 24h);
-    s.duration("soft_bounce_suppress_for", b.soft_bounce_suppress_for, 1min, 3650 * 24h);
-    s.string("verp_domain", b.verp_domain, 253);
-    for (auto& ch : b.verp_domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    s.string("secret_file", b.secret_file);
-    std::string listen;
-    s.string("listen", listen, 300);
-    if (!listen.empty()) {
-      auto p = parse_listen_address(listen);
-      if (!p) {
-        s.problem("listen", p.error());
-      } else {
-        b.listen = *p;
-        b.listen_enabled = true;
-      }
-    }
-    s.string_list("accept_domains", b.accept_domains);
-    for (auto& d : b.accept_domains)
-      for (auto& ch : d) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    s.string("hostname", b.hostname, 253);
-    s.size("max_message_bytes", b.max_message_bytes, 1 * kib, 1 * gib);
-    s.integer("max_connections", b.max_connections, 1, 100'000);
-    s.integer("max_connections_per_client", b.max_connections_per_client, 0, 100'000);
-    s.network_list("trusted_clients", b.trusted_clients);
-    s.integer("max_recipients", b.max_recipients, 1, 10'000);
-    s.rate_value("max_rate", b.max_rate);
-    s.duration("command_timeout", b.command_timeout, 1s, 1h);
-    s.string("unsubscribe_base_url", b.unsubscribe_base_url, 2000);
-    while (!b.unsubscribe_base_url.empty() && b.unsubscribe_base_url.back() == '/')
-      b.unsubscribe_base_url.pop_back();
-    if (!b.unsubscribe_base_url.empty() && b.unsubscribe_base_url.rfind("https://", 0) != 0 &&
-        b.unsubscribe_base_url.rfind("http://", 0) != 0)
-      s.problem("unsubscribe_base_url", "must start with https:// (or http://)");
-    if ((!b.verp_domain.empty() || !b.unsubscribe_base_url.empty()) && b.secret_file.empty())
-      s.problem(b.verp_domain.empty() ? "unsubscribe_base_url" : "verp_domain",
-                "needs secret_file: the key that signs VERP tokens and unsubscribe links");
-    if (b.listen_enabled && b.verp_domain.empty() && b.accept_domains.empty())
-      s.problem("listen", "the listener needs verp_domain or accept_domains to accept mail for");
-    s.finish();
-  }
-  {
-    auto s = r.open("debug");
-    s.boolean("fault_injection", c.debug.fault_injection);
-    s.finish();
-  }
+  read_log(r, c);
+  read_http(r, c);
+  read_io(r, c);
+  read_dns(r, c);
+  read_delivery(r, c);
+  read_egress(r, c);
+  read_shaping(r, c);
+  read_events(r, c);
+  read_webhooks(r, c);
+  read_admin(r, c);
+  read_storage(r, c);
+  read_submission(r, c);
+  read_tenants(r, c);
+  read_bootstrap(r, c);
+  read_actors(r, c);
+  read_dkim(r, c);
+  read_domains(r, c);
+  read_mta_sts(r, c);
+  read_bounces(r, c);
+  read_debug(r, c);
   r.finish();
 }
 
