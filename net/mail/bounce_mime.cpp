@@ -4,6 +4,8 @@
 
 #include <gmime/gmime.h>
 
+#include "net/mail/gobject_ptr.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -19,15 +21,6 @@ namespace petrel::bounce_reading {
 // MIME structure, read with GMime.
 
 namespace {
-
-struct gobject_deleter {
-  void operator()(void* p) const {
-    if (p) g_object_unref(p);
-  }
-};
-
-template <class T>
-using gptr = std::unique_ptr<T, gobject_deleter>;
 
 fields header_fields_of(GMimeObject* object) {
   fields out;

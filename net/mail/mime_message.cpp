@@ -3,6 +3,8 @@
 
 #include <gmime/gmime.h>
 
+#include "net/mail/gobject_ptr.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -13,14 +15,6 @@
 namespace petrel {
 
 namespace {
-
-struct gobject_deleter {
-  void operator()(void* p) const {
-    if (p) g_object_unref(p);
-  }
-};
-template <class T>
-using gptr = std::unique_ptr<T, gobject_deleter>;
 
 std::string lower(std::string_view s) {
   std::string out(s);
