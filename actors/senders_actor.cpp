@@ -238,6 +238,154 @@ void on_checked(senders_pointer self, const std::string& key, const domain_check
   for (auto& p : pending) p.deliver(v);
 }
 
+// A tenant claims a sender domain: checked, keys made (or imported), stored, then published.
+caf::result<sender_domain_view> create_domain(senders_pointer self, id128 tenant, new_sender_domain& request) {
+  auto& s = self->state;
+  if (!s.loaded) return make_error(petrel_errc::unavailable, "sender domains are loading", 1000);
+  auto checked = parse_address("postmaster@" + request.domain);
+  if (!checked || checked->ascii_domain.front() == '[')
+    return make_error(petrel_errc::invalid, "domain: not a valid domain name");
+  auto name = checked->ascii_domain;
+  if (is_public_mailbox_domain(name, s.settings.config->domains.unclaimable))
+    return make_error(petrel_errc::invalid,
+                      "domain: " + name + " is a public mailbox provider's domain; send from "
+                      "a domain of your own");
+  // Only this tenant's own claims are looked at: whether another tenant has the domain
+  // is not told (it can never verify while another claim is verified).
+  if (owned(self, tenant, name))
+    return make_error(petrel_errc::conflict,
+                      "the domain " + name + " is registered already by this account");
+  sender_domain_record d;
+  d.id = new_id();
+  d.tenant_id = tenant;
+  d.domain = name;
+  d.created_at_ms = unix_now_ms();
+  if (!request.private_key_pem.empty()) {
+    if (request.selector.empty())
+      return make_error(petrel_errc::invalid, "dkim.selector: required with an imported key");
+    auto k = make_key(self, d.id, name, dkim_algorithm::rsa_sha256, request.selector,
+                      request.private_key_pem);
+    if (!k) return make_error(petrel_errc::invalid, "dkim.private_key: " + k.error());
+    d.keys.push_back(std::move(k.value()));
+  } else {
+    auto algorithms = request.algorithms.empty() ? s.settings.config->dkim.algorithms : request.algorithms;
+    for (const auto& a : algorithms) {
+      auto algorithm = a == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
+      auto k = make_key(self, d.id, name, algorithm, algorithms.size() == 1 ? request.selector : "", "");
+      if (!k) return make_error(petrel_errc::invalid, k.error());
+      d.keys.push_back(std::move(k.value()));
+    }
+  }
+  auto rp = self->make_response_promise<sender_domain_view>();
+  self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, d)
+      .then(
+          [=](caf::ok_atom) mutable {
+            auto& current = self->state.domains[claim_key(d.domain, d.tenant_id)];
+            current = d;
+            publish(self);
+            spdlog::info("senders.created domain={} tenant={} keys={}", d.domain, d.tenant_id.str(), d.keys.size());
+            rp.deliver(view(self, current));
+          },
+          [=](caf::error& e) mutable { rp.deliver(e); });
+  return rp;
+}
+
+// New keys for every active one; the old ones step back to "published" (still in DNS, not signing).
+caf::result<sender_domain_view> rotate_keys(senders_pointer self, id128 tenant, const std::string& domain) {
+  auto* d = owned(self, tenant, domain);
+  if (!d) return not_found();
+  std::vector<dkim_key_record> fresh;
+  std::vector<id128> old;
+  for (const auto& k : d->keys) {
+    if (k.state != "active") continue;
+    auto algorithm = k.algorithm == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
+    auto n = make_key(self, d->id, domain, algorithm, "", "");
+    if (!n) return make_error(petrel_errc::invalid, n.error());
+    fresh.push_back(std::move(n.value()));
+    old.push_back(k.id);
+  }
+  if (fresh.empty()) {
+    auto n = make_key(self, d->id, domain, dkim_algorithm::rsa_sha256, "", "");
+    if (!n) return make_error(petrel_errc::invalid, n.error());
+    fresh.push_back(std::move(n.value()));
+  }
+  auto& s = self->state;
+  // New keys first, then the old ones step back to "published" (still in DNS, not signing).
+  auto rp = self->make_response_promise<sender_domain_view>();
+  auto remaining = std::make_shared<std::size_t>(fresh.size() + old.size());
+  auto failed = std::make_shared<bool>(false);
+  auto done = [=]() mutable {
+    if (--*remaining > 0) return;
+    auto* current = owned(self, tenant, domain);
+    if (!current) {
+      rp.deliver(not_found());
+      return;
+    }
+    if (*failed) {
+      rp.deliver(make_error(petrel_errc::store_failed, "the new keys could not be stored", 1000));
+      return;
+    }
+    for (auto& k : current->keys)
+      for (const auto& id : old)
+        if (k.id == id) k.state = "published";
+    for (const auto& k : fresh) current->keys.push_back(k);
+    publish(self);
+    spdlog::info("senders.rotated domain={} new_keys={}", domain, fresh.size());
+    rp.deliver(view(self, *current));
+  };
+  for (const auto& k : fresh)
+    self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, k)
+        .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
+  for (const auto& id : old)
+    self->request(s.store, s.settings.config->storage.request_timeout, record_atom::value, id, std::string("published"))
+        .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
+  return rp;
+}
+
+// A key leaves DNS and signing for good.
+caf::result<sender_domain_view> retire_key(senders_pointer self, id128 tenant, const std::string& domain, const std::string& selector) {
+  auto* d = owned(self, tenant, domain);
+  if (!d) return not_found();
+  auto key = std::find_if(d->keys.begin(), d->keys.end(),
+                          [&](const auto& k) { return k.selector == selector && k.state != "retired"; });
+  if (key == d->keys.end()) return make_error(petrel_errc::not_found, "no such key");
+  auto id = key->id;
+  auto rp = self->make_response_promise<sender_domain_view>();
+  self->request(self->state.store, self->state.settings.config->storage.request_timeout, record_atom::value, id,
+                std::string("retired"))
+      .then(
+          [=](caf::ok_atom) mutable {
+            auto* current = owned(self, tenant, domain);
+            if (!current) {
+              rp.deliver(not_found());
+              return;
+            }
+            for (auto& k : current->keys)
+              if (k.id == id) k.state = "retired";
+            publish(self);
+            rp.deliver(view(self, *current));
+          },
+          [=](caf::error& e) mutable { rp.deliver(e); });
+  return rp;
+}
+
+// The claim and its keys are deleted (store first).
+caf::result<caf::ok_atom> delete_domain(senders_pointer self, id128 tenant, const std::string& domain) {
+  auto* d = owned(self, tenant, domain);
+  if (!d) return not_found();
+  auto id = d->id;
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  self->request(self->state.store, self->state.settings.config->storage.request_timeout, caf::delete_atom::value, id)
+      .then(
+          [=](caf::ok_atom) mutable {
+            self->state.domains.erase(claim_key(domain, tenant));
+            publish(self);
+            rp.deliver(caf::ok_atom::value);
+          },
+          [=](caf::error& e) mutable { rp.deliver(e); });
+  return rp;
+}
+
 senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor store,
                                               std::shared_ptr<delivery_runtime> runtime,
                                               node_settings settings) {
@@ -264,54 +412,7 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
           });
   return {
       [=](create_atom, id128 tenant, new_sender_domain& request) -> caf::result<sender_domain_view> {
-        auto& s = self->state;
-        if (!s.loaded) return make_error(petrel_errc::unavailable, "sender domains are loading", 1000);
-        auto checked = parse_address("postmaster@" + request.domain);
-        if (!checked || checked->ascii_domain.front() == '[')
-          return make_error(petrel_errc::invalid, "domain: not a valid domain name");
-        auto name = checked->ascii_domain;
-        if (is_public_mailbox_domain(name, s.settings.config->domains.unclaimable))
-          return make_error(petrel_errc::invalid,
-                            "domain: " + name + " is a public mailbox provider's domain; send from "
-                            "a domain of your own");
-        // Only this tenant's own claims are looked at: whether another tenant has the domain
-        // is not told (it can never verify while another claim is verified).
-        if (owned(self, tenant, name))
-          return make_error(petrel_errc::conflict,
-                            "the domain " + name + " is registered already by this account");
-        sender_domain_record d;
-        d.id = new_id();
-        d.tenant_id = tenant;
-        d.domain = name;
-        d.created_at_ms = unix_now_ms();
-        if (!request.private_key_pem.empty()) {
-          if (request.selector.empty())
-            return make_error(petrel_errc::invalid, "dkim.selector: required with an imported key");
-          auto k = make_key(self, d.id, name, dkim_algorithm::rsa_sha256, request.selector,
-                            request.private_key_pem);
-          if (!k) return make_error(petrel_errc::invalid, "dkim.private_key: " + k.error());
-          d.keys.push_back(std::move(k.value()));
-        } else {
-          auto algorithms = request.algorithms.empty() ? s.settings.config->dkim.algorithms : request.algorithms;
-          for (const auto& a : algorithms) {
-            auto algorithm = a == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
-            auto k = make_key(self, d.id, name, algorithm, algorithms.size() == 1 ? request.selector : "", "");
-            if (!k) return make_error(petrel_errc::invalid, k.error());
-            d.keys.push_back(std::move(k.value()));
-          }
-        }
-        auto rp = self->make_response_promise<sender_domain_view>();
-        self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, d)
-            .then(
-                [=](caf::ok_atom) mutable {
-                  auto& current = self->state.domains[claim_key(d.domain, d.tenant_id)];
-                  current = d;
-                  publish(self);
-                  spdlog::info("senders.created domain={} tenant={} keys={}", d.domain, d.tenant_id.str(), d.keys.size());
-                  rp.deliver(view(self, current));
-                },
-                [=](caf::error& e) mutable { rp.deliver(e); });
-        return rp;
+        return create_domain(self, tenant, request);
       },
       [=](list_atom, id128 tenant) {
         std::vector<sender_domain_view> out;
@@ -329,95 +430,13 @@ senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor 
         return rp;
       },
       [=](rotate_atom, id128 tenant, const std::string& domain) -> caf::result<sender_domain_view> {
-        auto* d = owned(self, tenant, domain);
-        if (!d) return not_found();
-        std::vector<dkim_key_record> fresh;
-        std::vector<id128> old;
-        for (const auto& k : d->keys) {
-          if (k.state != "active") continue;
-          auto algorithm = k.algorithm == "ed25519-sha256" ? dkim_algorithm::ed25519_sha256 : dkim_algorithm::rsa_sha256;
-          auto n = make_key(self, d->id, domain, algorithm, "", "");
-          if (!n) return make_error(petrel_errc::invalid, n.error());
-          fresh.push_back(std::move(n.value()));
-          old.push_back(k.id);
-        }
-        if (fresh.empty()) {
-          auto n = make_key(self, d->id, domain, dkim_algorithm::rsa_sha256, "", "");
-          if (!n) return make_error(petrel_errc::invalid, n.error());
-          fresh.push_back(std::move(n.value()));
-        }
-        auto& s = self->state;
-        // New keys first, then the old ones step back to "published" (still in DNS, not signing).
-        auto rp = self->make_response_promise<sender_domain_view>();
-        auto remaining = std::make_shared<std::size_t>(fresh.size() + old.size());
-        auto failed = std::make_shared<bool>(false);
-        auto done = [=]() mutable {
-          if (--*remaining > 0) return;
-          auto* current = owned(self, tenant, domain);
-          if (!current) {
-            rp.deliver(not_found());
-            return;
-          }
-          if (*failed) {
-            rp.deliver(make_error(petrel_errc::store_failed, "the new keys could not be stored", 1000));
-            return;
-          }
-          for (auto& k : current->keys)
-            for (const auto& id : old)
-              if (k.id == id) k.state = "published";
-          for (const auto& k : fresh) current->keys.push_back(k);
-          publish(self);
-          spdlog::info("senders.rotated domain={} new_keys={}", domain, fresh.size());
-          rp.deliver(view(self, *current));
-        };
-        for (const auto& k : fresh)
-          self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, k)
-              .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
-        for (const auto& id : old)
-          self->request(s.store, s.settings.config->storage.request_timeout, record_atom::value, id, std::string("published"))
-              .then([=](caf::ok_atom) mutable { done(); }, [=](caf::error&) mutable { *failed = true; done(); });
-        return rp;
+        return rotate_keys(self, tenant, domain);
       },
-      [=](retire_atom, id128 tenant, const std::string& domain,
-          const std::string& selector) -> caf::result<sender_domain_view> {
-        auto* d = owned(self, tenant, domain);
-        if (!d) return not_found();
-        auto key = std::find_if(d->keys.begin(), d->keys.end(),
-                                [&](const auto& k) { return k.selector == selector && k.state != "retired"; });
-        if (key == d->keys.end()) return make_error(petrel_errc::not_found, "no such key");
-        auto id = key->id;
-        auto rp = self->make_response_promise<sender_domain_view>();
-        self->request(self->state.store, self->state.settings.config->storage.request_timeout, record_atom::value, id,
-                      std::string("retired"))
-            .then(
-                [=](caf::ok_atom) mutable {
-                  auto* current = owned(self, tenant, domain);
-                  if (!current) {
-            rp.deliver(not_found());
-            return;
-          }
-                  for (auto& k : current->keys)
-                    if (k.id == id) k.state = "retired";
-                  publish(self);
-                  rp.deliver(view(self, *current));
-                },
-                [=](caf::error& e) mutable { rp.deliver(e); });
-        return rp;
+      [=](retire_atom, id128 tenant, const std::string& domain, const std::string& selector) -> caf::result<sender_domain_view> {
+        return retire_key(self, tenant, domain, selector);
       },
       [=](caf::delete_atom, id128 tenant, const std::string& domain) -> caf::result<caf::ok_atom> {
-        auto* d = owned(self, tenant, domain);
-        if (!d) return not_found();
-        auto id = d->id;
-        auto rp = self->make_response_promise<caf::ok_atom>();
-        self->request(self->state.store, self->state.settings.config->storage.request_timeout, caf::delete_atom::value, id)
-            .then(
-                [=](caf::ok_atom) mutable {
-                  self->state.domains.erase(claim_key(domain, tenant));
-                  publish(self);
-                  rp.deliver(caf::ok_atom::value);
-                },
-                [=](caf::error& e) mutable { rp.deliver(e); });
-        return rp;
+        return delete_domain(self, tenant, domain);
       },
       [=](verify_atom, const std::string& domain, const domain_check& check) {
         on_checked(self, domain, check);

@@ -466,6 +466,103 @@ void load(site_pointer self, delivery_job job) {
           });
 }
 
+// A domain wants this many jobs: remembered in arrival order, credit granted as the site can send.
+void on_demand(site_pointer self, std::uint64_t count) {
+  auto& s = self->state;
+  auto sender = self->current_sender();
+  if (!sender) return;
+  auto addr = caf::actor_cast<caf::actor_addr>(sender);
+  if (!s.credit_held.count(addr)) {
+    s.credit_held[addr] = 0;
+    self->monitor(addr);
+  }
+  if (!s.wanted.count(addr)) s.demand_order.push_back(addr);
+  s.wanted[addr] = count;
+  grant(self);
+}
+
+// Jobs against granted credit: expired, failed while the site is down, given back while blocked, else loaded.
+void on_jobs(site_pointer self, std::uint64_t granted, std::vector<delivery_job>& jobs) {
+  auto& s = self->state;
+  s.credit_out -= std::min(s.credit_out, granted);
+  if (auto sender = self->current_sender()) {
+    auto& held = s.credit_held[caf::actor_cast<caf::actor_addr>(sender)];
+    held -= std::min(held, granted);
+  }
+  auto now = unix_now_ms();
+  for (auto& job : jobs) {
+    if (job.expires_at_ms <= now)
+      fail_job(self, job, "expired before a connection was available", true);
+    else if (is_down(self))
+      fail_job(self, job, s.down_reason, false);
+    else if (!s.blocked.empty())
+      give_back(self, job);
+    else
+      load(self, std::move(job));
+  }
+  grant(self);
+}
+
+// A session could not connect: its job fails (retried later), concurrency backs off, and the site may go down for site_failure_delay.
+void on_connect_failed(site_pointer self, std::uint64_t session, const std::string& reason) {
+  auto& s = self->state;
+  auto it = s.sessions.find(session);
+  if (it == s.sessions.end()) return;
+  site_counter("connect_failed").inc();
+  if (s.settings.config->delivery.adaptive_concurrency) s.concurrency.on_overload();
+  if (s.current_route.sts_enforced) sts_tls_counter("failure").inc();
+  if (it->second.current) fail_job(self, *it->second.current, reason, false);
+  s.sessions.erase(it);
+  const auto delay = s.settings.config->delivery.site_failure_delay;
+  if (delay.count() > 0) {
+    s.down_until_ms = unix_now_ms() + delay.count();
+    s.down_reason = reason;
+    spdlog::warn("site.down source={} site={} for_ms={} reason=\"{}\"", s.source.name,
+                 s.current_route.site, delay.count(), reason);
+  }
+  dispatch(self);
+}
+
+// A session asks for its next job: given one ready, else parked until one is (or until idle_timeout).
+void on_next(site_pointer self, std::uint64_t session, work_completion& completion) {
+  auto& s = self->state;
+  auto it = s.sessions.find(session);
+  if (it == s.sessions.end() || is_down(self)) {
+    completion.fn(std::nullopt);
+    return;
+  }
+  if (auto work = take_ready(self)) {
+    it->second.current = work->job;
+    completion.fn(std::move(work));
+    grant(self);
+    return;
+  }
+  it->second.parked = std::move(completion);
+  auto generation = ++it->second.park_generation;
+  self->delayed_send(self, s.settings.config->delivery.idle_timeout, caf::tick_atom::value,
+                     (session << 16) | (generation & 0xFFFF));
+}
+
+site_stats stats_of(site_pointer self) {
+  auto& s = self->state;
+  auto now = unix_now_ms();
+  site_stats out;
+  out.source = s.source.name;
+  out.site = s.current_route.site;
+  out.sessions = s.sessions.size();
+  out.connection_limit = connection_limit_now(self, now);
+  out.max_connection_limit = s.limits.connection_limit;
+  out.ready = s.ready.size();
+  out.loading = s.loading.size();
+  out.credit_out = s.credit_out;
+  out.waiting_for = is_down(self) ? "down: " + s.down_reason
+                    : !s.blocked.empty() ? s.blocked
+                                         : (s.ready.empty() ? std::string() : s.waiting_for);
+  out.blocked_until_ms = s.blocked_until_ms;
+  out.message_rate = s.limits.message_rate * throttle(self, now);
+  return out;
+}
+
 site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<delivery_runtime> runtime,
                                         store_actor store, egress_source source,
                                         std::shared_ptr<source_gate> gate, route initial,
@@ -497,38 +594,9 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
     grant(self);
   });
   return {
-      [=](demand_atom, std::uint64_t count) {
-        auto& s = self->state;
-        auto sender = self->current_sender();
-        if (!sender) return;
-        auto addr = caf::actor_cast<caf::actor_addr>(sender);
-        if (!s.credit_held.count(addr)) {
-          s.credit_held[addr] = 0;
-          self->monitor(addr);
-        }
-        if (!s.wanted.count(addr)) s.demand_order.push_back(addr);
-        s.wanted[addr] = count;
-        grant(self);
-      },
+      [=](demand_atom, std::uint64_t count) { on_demand(self, count); },
       [=](jobs_atom, std::uint64_t granted, std::vector<delivery_job>& jobs) {
-        auto& s = self->state;
-        s.credit_out -= std::min(s.credit_out, granted);
-        if (auto sender = self->current_sender()) {
-          auto& held = s.credit_held[caf::actor_cast<caf::actor_addr>(sender)];
-          held -= std::min(held, granted);
-        }
-        auto now = unix_now_ms();
-        for (auto& job : jobs) {
-          if (job.expires_at_ms <= now)
-            fail_job(self, job, "expired before a connection was available", true);
-          else if (is_down(self))
-            fail_job(self, job, s.down_reason, false);
-          else if (!s.blocked.empty())
-            give_back(self, job);
-          else
-            load(self, std::move(job));
-        }
-        grant(self);
+        on_jobs(self, granted, jobs);
       },
       [=](route_atom, route& r) {
         if (r.status == route_status::ok && !r.hosts.empty()) self->state.current_route = std::move(r);
@@ -553,40 +621,10 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         dispatch(self);
       },
       [=](connfail_atom, std::uint64_t session, const std::string& reason) {
-        auto& s = self->state;
-        auto it = s.sessions.find(session);
-        if (it == s.sessions.end()) return;
-        site_counter("connect_failed").inc();
-        if (s.settings.config->delivery.adaptive_concurrency) s.concurrency.on_overload();
-        if (s.current_route.sts_enforced) sts_tls_counter("failure").inc();
-        if (it->second.current) fail_job(self, *it->second.current, reason, false);
-        s.sessions.erase(it);
-        const auto delay = s.settings.config->delivery.site_failure_delay;
-        if (delay.count() > 0) {
-          s.down_until_ms = unix_now_ms() + delay.count();
-          s.down_reason = reason;
-          spdlog::warn("site.down source={} site={} for_ms={} reason=\"{}\"", s.source.name,
-                       s.current_route.site, delay.count(), reason);
-        }
-        dispatch(self);
+        on_connect_failed(self, session, reason);
       },
       [=](next_atom, std::uint64_t session, work_completion& completion) {
-        auto& s = self->state;
-        auto it = s.sessions.find(session);
-        if (it == s.sessions.end() || is_down(self)) {
-          completion.fn(std::nullopt);
-          return;
-        }
-        if (auto work = take_ready(self)) {
-          it->second.current = work->job;
-          completion.fn(std::move(work));
-          grant(self);
-          return;
-        }
-        it->second.parked = std::move(completion);
-        auto generation = ++it->second.park_generation;
-        self->delayed_send(self, s.settings.config->delivery.idle_timeout, caf::tick_atom::value,
-                           (session << 16) | (generation & 0xFFFF));
+        on_next(self, session, completion);
       },
       [=](caf::tick_atom, std::uint64_t key) {
         auto& s = self->state;
@@ -597,25 +635,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
         it->second.parked.reset();
         completion.fn(std::nullopt);  // idle too long: the session says QUIT
       },
-      [=](stats_atom) {
-        auto& s = self->state;
-        auto now = unix_now_ms();
-        site_stats out;
-        out.source = s.source.name;
-        out.site = s.current_route.site;
-        out.sessions = s.sessions.size();
-        out.connection_limit = connection_limit_now(self, now);
-        out.max_connection_limit = s.limits.connection_limit;
-        out.ready = s.ready.size();
-        out.loading = s.loading.size();
-        out.credit_out = s.credit_out;
-        out.waiting_for = is_down(self) ? "down: " + s.down_reason
-                          : !s.blocked.empty() ? s.blocked
-                                               : (s.ready.empty() ? std::string() : s.waiting_for);
-        out.blocked_until_ms = s.blocked_until_ms;
-        out.message_rate = s.limits.message_rate * throttle(self, now);
-        return out;
-      },
+      [=](stats_atom) { return stats_of(self); },
       [=](controls_atom) { dispatch(self); },
       [=](wake_atom, std::uint64_t generation) {
         auto& s = self->state;

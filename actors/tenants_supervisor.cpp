@@ -164,6 +164,78 @@ void load(tenants_pointer self) {
           });
 }
 
+// A new API key for a tenant: stored first, honoured from then on; the key itself is shown once.
+caf::result<issued_key> create_key(tenants_pointer self, id128 tenant_id) {
+  auto& st = self->state;
+  if (!st.loaded) return unavailable("tenants are still loading");
+  if (!st.tenants.count(tenant_id))
+    return make_error(petrel_errc::not_found, "no such tenant");
+  issued_key out;
+  out.api_key = generate_api_key();
+  out.key = new_key_record(tenant_id, out.api_key);
+  auto rp = self->make_response_promise<issued_key>();
+  self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value, out.key)
+      .then(
+          [=](caf::ok_atom) mutable {
+            auto& s = self->state;
+            auto it = s.tenants.find(tenant_id);
+            if (it != s.tenants.end()) it->second.keys.push_back(out.key);
+            s.key_owner[out.key.key_hash] = tenant_id;
+            spdlog::info("tenants.key_created tenant={} key={} prefix={}", tenant_id.str(),
+                         out.key.id.str(), out.key.prefix);
+            rp.deliver(std::move(out));
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+// A key stops being honoured at once; the store makes it permanent.
+caf::result<caf::ok_atom> revoke_key(tenants_pointer self, id128 tenant_id, id128 key_id) {
+  auto& st = self->state;
+  auto it = st.tenants.find(tenant_id);
+  if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
+  auto& keys = it->second.keys;
+  auto key = std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return k.id == key_id; });
+  if (key == keys.end()) return make_error(petrel_errc::not_found, "no such active key");
+  // Stop honouring the key at once; the store makes it permanent.
+  st.key_owner.erase(key->key_hash);
+  keys.erase(key);
+  spdlog::info("tenants.key_revoked tenant={} key={}", tenant_id.str(), key_id.str());
+  return self->delegate(st.store, revoke_atom::value, key_id, tenant_id);
+}
+
+// A tenant's rate, burst, suspension, pool or weight changes: stored, then its actor told.
+caf::result<tenant_record> update_tenant(tenants_pointer self, id128 tenant_id, const tenant_patch& patch) {
+  auto& st = self->state;
+  auto it = st.tenants.find(tenant_id);
+  if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
+  auto updated = it->second.record;
+  if (patch.set_rate) updated.rate_per_second = patch.rate_per_second;
+  if (patch.set_burst) updated.burst = patch.burst;
+  if (patch.set_suspended) updated.suspended = patch.suspended;
+  if (patch.set_pool) updated.pool = patch.pool;
+  if (patch.set_weight) updated.weight = patch.weight;
+  auto rp = self->make_response_promise<tenant_record>();
+  self->request(st.store, st.settings.config->storage.request_timeout, caf::update_atom::value, updated)
+      .then(
+          [=](caf::ok_atom) mutable {
+            auto& s = self->state;
+            auto entry = s.tenants.find(tenant_id);
+            if (entry != s.tenants.end()) {
+              entry->second.record = updated;
+              if (entry->second.handle)
+                self->send(entry->second.handle, tenant_atom::value, updated);
+            }
+            publish_weights(self);
+            spdlog::info("tenants.updated tenant={} rate_per_second={} burst={} suspended={}",
+                         tenant_id.str(), updated.rate_per_second, updated.burst,
+                         updated.suspended);
+            rp.deliver(updated);
+          },
+          [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
 tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor store,
                                               signer_actor signers, node_settings settings) {
   install_logging_handlers(self, "tenants");
@@ -217,70 +289,13 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
         return create_tenant(self, request);
       },
       [=](create_atom, key_atom, id128 tenant_id) -> caf::result<issued_key> {
-        auto& st = self->state;
-        if (!st.loaded) return unavailable("tenants are still loading");
-        if (!st.tenants.count(tenant_id))
-          return make_error(petrel_errc::not_found, "no such tenant");
-        issued_key out;
-        out.api_key = generate_api_key();
-        out.key = new_key_record(tenant_id, out.api_key);
-        auto rp = self->make_response_promise<issued_key>();
-        self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value, out.key)
-            .then(
-                [=](caf::ok_atom) mutable {
-                  auto& s = self->state;
-                  auto it = s.tenants.find(tenant_id);
-                  if (it != s.tenants.end()) it->second.keys.push_back(out.key);
-                  s.key_owner[out.key.key_hash] = tenant_id;
-                  spdlog::info("tenants.key_created tenant={} key={} prefix={}", tenant_id.str(),
-                               out.key.id.str(), out.key.prefix);
-                  rp.deliver(std::move(out));
-                },
-                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
-        return rp;
+        return create_key(self, tenant_id);
       },
       [=](revoke_atom, id128 tenant_id, id128 key_id) -> caf::result<caf::ok_atom> {
-        auto& st = self->state;
-        auto it = st.tenants.find(tenant_id);
-        if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
-        auto& keys = it->second.keys;
-        auto key = std::find_if(keys.begin(), keys.end(), [&](const auto& k) { return k.id == key_id; });
-        if (key == keys.end()) return make_error(petrel_errc::not_found, "no such active key");
-        // Stop honouring the key at once; the store makes it permanent.
-        st.key_owner.erase(key->key_hash);
-        keys.erase(key);
-        spdlog::info("tenants.key_revoked tenant={} key={}", tenant_id.str(), key_id.str());
-        return self->delegate(st.store, revoke_atom::value, key_id, tenant_id);
+        return revoke_key(self, tenant_id, key_id);
       },
       [=](caf::update_atom, id128 tenant_id, const tenant_patch& patch) -> caf::result<tenant_record> {
-        auto& st = self->state;
-        auto it = st.tenants.find(tenant_id);
-        if (it == st.tenants.end()) return make_error(petrel_errc::not_found, "no such tenant");
-        auto updated = it->second.record;
-        if (patch.set_rate) updated.rate_per_second = patch.rate_per_second;
-        if (patch.set_burst) updated.burst = patch.burst;
-        if (patch.set_suspended) updated.suspended = patch.suspended;
-        if (patch.set_pool) updated.pool = patch.pool;
-        if (patch.set_weight) updated.weight = patch.weight;
-        auto rp = self->make_response_promise<tenant_record>();
-        self->request(st.store, st.settings.config->storage.request_timeout, caf::update_atom::value, updated)
-            .then(
-                [=](caf::ok_atom) mutable {
-                  auto& s = self->state;
-                  auto entry = s.tenants.find(tenant_id);
-                  if (entry != s.tenants.end()) {
-                    entry->second.record = updated;
-                    if (entry->second.handle)
-                      self->send(entry->second.handle, tenant_atom::value, updated);
-                  }
-                  publish_weights(self);
-                  spdlog::info("tenants.updated tenant={} rate_per_second={} burst={} suspended={}",
-                               tenant_id.str(), updated.rate_per_second, updated.burst,
-                               updated.suspended);
-                  rp.deliver(updated);
-                },
-                [=](caf::error& e) mutable { rp.deliver(std::move(e)); });
-        return rp;
+        return update_tenant(self, tenant_id, patch);
       },
       [=](list_atom) {
         std::vector<tenant_summary> out;

@@ -331,6 +331,119 @@ void load_endpoints(events_pointer self) {
           });
 }
 
+// Whether the endpoint exists and is the tenant's (another tenant's is "not found" too).
+bool owns(const events_state& st, const id128& tenant, const id128& id) {
+  auto t = st.tenant_of.find(id);
+  return t != st.tenant_of.end() && t->second == tenant;
+}
+
+// A tenant's new endpoint: stored (with its secret sealed when a key is configured), read back for its cursor, then started.
+caf::result<webhook_status> create_webhook(events_pointer self, webhook_record& rec) {
+  auto& st = self->state;
+  if (!st.settings.config->webhooks.enabled || !st.runtime)
+    return make_error(petrel_errc::unavailable, "webhooks are disabled on this node");
+  std::uint64_t mine = 0;
+  for (const auto& [id, tenant] : st.tenant_of) mine += tenant == rec.tenant_id;
+  if (mine >= st.settings.config->webhooks.max_per_tenant)
+    return make_error(petrel_errc::conflict, "a tenant has at most " +
+                                                 std::to_string(st.settings.config->webhooks.max_per_tenant) +
+                                                 " webhooks");
+  rec.id = new_id();
+  rec.created_at_ms = unix_now_ms();
+  rec.state = "active";
+  if (rec.secret.empty()) rec.secret = random_secret();
+  auto clear_secret = rec.secret;
+  auto stored = rec;
+  if (!st.settings.config->key_encryption_key.empty())
+    stored.secret = seal_secret(st.settings.config->key_encryption_key, rec.secret);
+  auto rp = self->make_response_promise<webhook_status>();
+  write_request w;
+  w.op = insert_webhook_op{stored};
+  self->request(st.store, 30s, persist_atom::value, std::move(w))
+      .then(
+          [self, rp, id = rec.id, clear_secret](caf::ok_atom) mutable {
+            // Read back: the store set its cursor to the newest event.
+            self->request(self->state.store, 30s, load_atom::value, webhook_atom::value)
+                .then(
+                    [self, rp, id, clear_secret](std::vector<webhook_record>& all) mutable {
+                      for (auto& w : all) {
+                        if (w.id != id) continue;
+                        spdlog::info("webhook.created webhook={} tenant={} url=\"{}\"", id.str(),
+                                     w.tenant_id.str(), w.url);
+                        webhook_status out;
+                        out.record = w;
+                        out.record.secret = clear_secret;
+                        out.next_attempt_ms = unix_now_ms();
+                        start_endpoint(self, std::move(w));
+                        rp.deliver(std::move(out));
+                        return;
+                      }
+                      rp.deliver(make_error(petrel_errc::store_failed, "the new webhook was not found"));
+                    },
+                    [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+          },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+// The status of each of a tenant's endpoints, asked of the endpoint actors.
+caf::result<std::vector<webhook_status>> list_webhooks(events_pointer self, id128 tenant) {
+  auto& st = self->state;
+  std::vector<webhook_actor> mine;
+  for (const auto& [id, t] : st.tenant_of)
+    if (t == tenant) mine.push_back(st.endpoints[id]);
+  auto rp = self->make_response_promise<std::vector<webhook_status>>();
+  if (mine.empty()) {
+    rp.deliver(std::vector<webhook_status>{});
+    return rp;
+  }
+  auto collected = std::make_shared<std::vector<webhook_status>>();
+  auto left = std::make_shared<std::size_t>(mine.size());
+  for (const auto& h : mine)
+    self->request(h, 10s, stats_atom::value)
+        .then(
+            [rp, collected, left](webhook_status& s) mutable {
+              collected->push_back(std::move(s));
+              if (--*left == 0) {
+                std::sort(collected->begin(), collected->end(),
+                          [](const auto& a, const auto& b) { return a.record.id < b.record.id; });
+                rp.deliver(std::move(*collected));
+              }
+            },
+            [rp, left](caf::error& e) mutable {
+              if (*left != 0) {
+                *left = 0;
+                rp.deliver(std::move(e));
+              }
+            });
+  return rp;
+}
+
+// An endpoint is deleted from the store, then stopped.
+caf::result<caf::ok_atom> delete_webhook(events_pointer self, id128 tenant, id128 id) {
+  auto& st = self->state;
+  if (!owns(st, tenant, id)) return make_error(petrel_errc::not_found, "no such webhook");
+  auto rp = self->make_response_promise<caf::ok_atom>();
+  write_request w;
+  w.op = delete_webhook_op{tenant, id};
+  self->request(st.store, 30s, persist_atom::value, std::move(w))
+      .then(
+          [self, rp, id](caf::ok_atom) mutable {
+            auto& st = self->state;
+            if (auto e = st.endpoints.find(id); e != st.endpoints.end()) {
+              self->unlink_from(e->second);
+              self->send_exit(e->second, caf::exit_reason::user_shutdown);
+              st.endpoints.erase(e);
+            }
+            st.tenant_of.erase(id);
+            st.restarts.erase(id);
+            spdlog::info("webhook.deleted webhook={}", id.str());
+            rp.deliver(caf::ok_atom::value);
+          },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
 events_actor::behavior_type events_behavior(events_pointer self, store_actor store,
                                             std::shared_ptr<delivery_runtime> runtime, node_settings settings) {
   install_logging_handlers(self, "events");
@@ -357,120 +470,22 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
   self->send(self, caf::tick_atom::value);
   return {
       [=](create_atom, webhook_record& rec) -> caf::result<webhook_status> {
-        auto& st = self->state;
-        if (!st.settings.config->webhooks.enabled || !st.runtime)
-          return make_error(petrel_errc::unavailable, "webhooks are disabled on this node");
-        std::uint64_t mine = 0;
-        for (const auto& [id, tenant] : st.tenant_of) mine += tenant == rec.tenant_id;
-        if (mine >= st.settings.config->webhooks.max_per_tenant)
-          return make_error(petrel_errc::conflict, "a tenant has at most " +
-                                                       std::to_string(st.settings.config->webhooks.max_per_tenant) +
-                                                       " webhooks");
-        rec.id = new_id();
-        rec.created_at_ms = unix_now_ms();
-        rec.state = "active";
-        if (rec.secret.empty()) rec.secret = random_secret();
-        auto clear_secret = rec.secret;
-        auto stored = rec;
-        if (!st.settings.config->key_encryption_key.empty())
-          stored.secret = seal_secret(st.settings.config->key_encryption_key, rec.secret);
-        auto rp = self->make_response_promise<webhook_status>();
-        write_request w;
-        w.op = insert_webhook_op{stored};
-        self->request(st.store, 30s, persist_atom::value, std::move(w))
-            .then(
-                [self, rp, id = rec.id, clear_secret](caf::ok_atom) mutable {
-                  // Read back: the store set its cursor to the newest event.
-                  self->request(self->state.store, 30s, load_atom::value, webhook_atom::value)
-                      .then(
-                          [self, rp, id, clear_secret](std::vector<webhook_record>& all) mutable {
-                            for (auto& w : all) {
-                              if (w.id != id) continue;
-                              spdlog::info("webhook.created webhook={} tenant={} url=\"{}\"", id.str(),
-                                           w.tenant_id.str(), w.url);
-                              webhook_status out;
-                              out.record = w;
-                              out.record.secret = clear_secret;
-                              out.next_attempt_ms = unix_now_ms();
-                              start_endpoint(self, std::move(w));
-                              rp.deliver(std::move(out));
-                              return;
-                            }
-                            rp.deliver(make_error(petrel_errc::store_failed, "the new webhook was not found"));
-                          },
-                          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
-                },
-                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
-        return rp;
+        return create_webhook(self, rec);
       },
       [=](list_atom, id128 tenant) -> caf::result<std::vector<webhook_status>> {
-        auto& st = self->state;
-        std::vector<webhook_actor> mine;
-        for (const auto& [id, t] : st.tenant_of)
-          if (t == tenant) mine.push_back(st.endpoints[id]);
-        auto rp = self->make_response_promise<std::vector<webhook_status>>();
-        if (mine.empty()) {
-          rp.deliver(std::vector<webhook_status>{});
-          return rp;
-        }
-        auto collected = std::make_shared<std::vector<webhook_status>>();
-        auto left = std::make_shared<std::size_t>(mine.size());
-        for (const auto& h : mine)
-          self->request(h, 10s, stats_atom::value)
-              .then(
-                  [rp, collected, left](webhook_status& s) mutable {
-                    collected->push_back(std::move(s));
-                    if (--*left == 0) {
-                      std::sort(collected->begin(), collected->end(),
-                                [](const auto& a, const auto& b) { return a.record.id < b.record.id; });
-                      rp.deliver(std::move(*collected));
-                    }
-                  },
-                  [rp, left](caf::error& e) mutable {
-                    if (*left != 0) {
-                      *left = 0;
-                      rp.deliver(std::move(e));
-                    }
-                  });
-        return rp;
+        return list_webhooks(self, tenant);
       },
       [=](caf::delete_atom, id128 tenant, id128 id) -> caf::result<caf::ok_atom> {
-        auto& st = self->state;
-        auto t = st.tenant_of.find(id);
-        if (t == st.tenant_of.end() || t->second != tenant)
-          return make_error(petrel_errc::not_found, "no such webhook");
-        auto rp = self->make_response_promise<caf::ok_atom>();
-        write_request w;
-        w.op = delete_webhook_op{tenant, id};
-        self->request(st.store, 30s, persist_atom::value, std::move(w))
-            .then(
-                [self, rp, id](caf::ok_atom) mutable {
-                  auto& st = self->state;
-                  if (auto e = st.endpoints.find(id); e != st.endpoints.end()) {
-                    self->unlink_from(e->second);
-                    self->send_exit(e->second, caf::exit_reason::user_shutdown);
-                    st.endpoints.erase(e);
-                  }
-                  st.tenant_of.erase(id);
-                  st.restarts.erase(id);
-                  spdlog::info("webhook.deleted webhook={}", id.str());
-                  rp.deliver(caf::ok_atom::value);
-                },
-                [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
-        return rp;
+        return delete_webhook(self, tenant, id);
       },
       [=](resume_atom, id128 tenant, id128 id) -> caf::result<webhook_status> {
         auto& st = self->state;
-        auto t = st.tenant_of.find(id);
-        if (t == st.tenant_of.end() || t->second != tenant)
-          return make_error(petrel_errc::not_found, "no such webhook");
+        if (!owns(st, tenant, id)) return make_error(petrel_errc::not_found, "no such webhook");
         return self->delegate(st.endpoints[id], resume_atom::value);
       },
       [=](rotate_atom, id128 tenant, id128 id, std::string& secret) -> caf::result<webhook_status> {
         auto& st = self->state;
-        auto t = st.tenant_of.find(id);
-        if (t == st.tenant_of.end() || t->second != tenant)
-          return make_error(petrel_errc::not_found, "no such webhook");
+        if (!owns(st, tenant, id)) return make_error(petrel_errc::not_found, "no such webhook");
         if (secret.empty()) secret = random_secret();
         return self->delegate(st.endpoints[id], rotate_atom::value, std::move(secret));
       },
