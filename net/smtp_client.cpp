@@ -291,47 +291,198 @@ asio::awaitable<std::unique_ptr<smtp_connection>> smtp_connection::open(
   co_return nullptr;
 }
 
+namespace {
+
+// Recipients accepted by RCPT, in a transaction that then did not complete: their outcome is
+// unknown to the server's side, so none is reported (they are tried again).
+void forget_accepted(smtp_transaction_result& result) {
+  for (auto& r : result.recipients)
+    if (r && r->positive()) r.reset();
+}
+
+void answer_all(smtp_transaction_result& result, const smtp_reply& reply) {
+  for (auto& r : result.recipients) r = reply;
+}
+
+}  // namespace
+
+// What the envelope phase ended with: MAIL's and DATA's replies and how many RCPTs were taken.
+// `done`: the transaction is over already (result says how).
+struct smtp_connection::envelope_outcome {
+  std::optional<smtp_reply> mail;
+  std::optional<smtp_reply> data;
+  std::size_t accepted = 0;
+  bool done = false;
+};
+
+// RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order.
+asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelope_pipelined(
+    const std::string& mail, const std::vector<std::string>& rcpts, smtp_transaction_result& result) {
+  auto& c = *impl_;
+  const auto& timeouts = c.settings.timeouts;
+  envelope_outcome out;
+  std::string error;
+  std::string batch = mail;
+  for (const auto& r : rcpts) batch += r;
+  batch += "DATA\r\n";
+  out.done = true;
+  if (!co_await c.write(batch, timeouts.command, "sending the envelope", error)) {
+    result.error = error;
+    co_return out;
+  }
+  out.mail = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
+  if (!out.mail) {
+    result.error = error;
+    co_return out;
+  }
+  for (std::size_t i = 0; i < rcpts.size(); ++i) {
+    auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
+    if (!reply) {
+      result.error = error;
+      if (!out.mail->positive()) answer_all(result, *out.mail);
+      co_return out;
+    }
+    result.recipients[i] = out.mail->positive() ? *reply : *out.mail;
+    if (out.mail->positive() && reply->positive()) ++out.accepted;
+  }
+  out.data = co_await c.read_reply(timeouts.data_init, "after DATA", error);
+  if (!out.data) {
+    result.error = error;
+    forget_accepted(result);  // accepted, but the transaction did not complete
+    co_return out;
+  }
+  if (out.data->code == 354 && out.accepted == 0) {
+    // No recipient, yet the server wants the body: end it empty and forget the transaction.
+    if (co_await c.write(".\r\n", timeouts.data_block, "ending an empty DATA", error))
+      co_await c.read_reply(timeouts.data_done, "after an empty DATA", error);
+    c.needs_rset = true;
+    co_return out;
+  }
+  out.done = false;
+  co_return out;
+}
+
+// One command at a time, each reply awaited (servers without PIPELINING).
+asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelope_serial(
+    const std::string& mail, const std::vector<std::string>& rcpts, smtp_transaction_result& result) {
+  auto& c = *impl_;
+  const auto& timeouts = c.settings.timeouts;
+  envelope_outcome out;
+  std::string error;
+  out.done = true;
+  if (!co_await c.write(mail, timeouts.command, "sending MAIL FROM", error)) {
+    result.error = error;
+    co_return out;
+  }
+  out.mail = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
+  if (!out.mail) {
+    result.error = error;
+    co_return out;
+  }
+  if (!out.mail->positive()) {
+    answer_all(result, *out.mail);
+    c.needs_rset = true;
+    co_return out;
+  }
+  for (std::size_t i = 0; i < rcpts.size(); ++i) {
+    if (!co_await c.write(rcpts[i], timeouts.command, "sending RCPT TO", error)) {
+      result.error = error;
+      co_return out;
+    }
+    auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
+    if (!reply) {
+      result.error = error;
+      co_return out;
+    }
+    result.recipients[i] = *reply;
+    if (reply->positive()) ++out.accepted;
+    if (!c.usable) break;  // 421: the server is leaving
+  }
+  if (out.accepted == 0 || !c.usable) {
+    c.needs_rset = true;
+    forget_accepted(result);
+    if (!c.usable && result.error.empty()) result.error = "the server closed the transaction (421)";
+    co_return out;
+  }
+  if (!co_await c.write("DATA\r\n", timeouts.command, "sending DATA", error)) {
+    result.error = error;
+    forget_accepted(result);
+    co_return out;
+  }
+  out.data = co_await c.read_reply(timeouts.data_init, "after DATA", error);
+  if (!out.data) {
+    result.error = error;
+    forget_accepted(result);
+    co_return out;
+  }
+  out.done = false;
+  co_return out;
+}
+
+// RSET after an earlier transaction that did not complete. False: the connection cannot go on.
+asio::awaitable<bool> smtp_connection::reset_if_needed(smtp_transaction_result& result) {
+  auto& c = *impl_;
+  if (!c.needs_rset) co_return true;
+  std::string error;
+  if (!co_await c.write("RSET\r\n", c.settings.timeouts.command, "sending RSET", error)) {
+    result.error = error;
+    co_return false;
+  }
+  auto reply = co_await c.read_reply(c.settings.timeouts.command, "after RSET", error);
+  if (!reply || !reply->positive()) {
+    c.usable = false;
+    result.error = reply ? "RSET refused: " + reply->to_string() : error;
+    co_return false;
+  }
+  c.needs_rset = false;
+  co_return true;
+}
+
+// The message after a 354, and the final reply: it is every accepted recipient's outcome.
+asio::awaitable<void> smtp_connection::send_content(const std::string& content, smtp_transaction_result& result) {
+  auto& c = *impl_;
+  const auto& timeouts = c.settings.timeouts;
+  std::string error;
+  auto payload = prepare_smtp_data(content);
+  if (!co_await c.write(payload, timeouts.data_block, "sending the message", error)) {
+    result.error = error;
+    forget_accepted(result);
+    co_return;
+  }
+  auto final_reply = co_await c.read_reply(timeouts.data_done, "after the message", error);
+  for (auto& r : result.recipients) {
+    if (!r || !r->positive()) continue;
+    if (final_reply)
+      r = *final_reply;
+    else
+      r.reset();  // unknown whether it was taken: deferred, may be delivered twice (RFC 1047)
+  }
+  if (!final_reply) result.error = error;
+}
+
 asio::awaitable<smtp_transaction_result> smtp_connection::send(const smtp_transaction& t) {
   auto& c = *impl_;
   smtp_transaction_result result;
-  const auto n = t.rcpt_to.size();
-  result.recipients.resize(n);
+  result.recipients.resize(t.rcpt_to.size());
   auto finish = [&]() -> smtp_transaction_result {
     result.connection_usable = c.usable;
     return std::move(result);
-  };
-  auto all = [&](const smtp_reply& reply) {
-    for (auto& r : result.recipients) r = reply;
   };
   if (!c.usable) {
     result.error = "the connection is no longer usable";
     co_return finish();
   }
-  std::string error;
-  const auto& timeouts = c.settings.timeouts;
-  if (c.needs_rset) {
-    if (!co_await c.write("RSET\r\n", timeouts.command, "sending RSET", error)) {
-      result.error = error;
-      co_return finish();
-    }
-    auto reply = co_await c.read_reply(timeouts.command, "after RSET", error);
-    if (!reply || !reply->positive()) {
-      c.usable = false;
-      result.error = reply ? "RSET refused: " + reply->to_string() : error;
-      co_return finish();
-    }
-    c.needs_rset = false;
-  }
+  if (!co_await reset_if_needed(result)) co_return finish();
   const auto& content = *t.content;
   if (c.info.size_limit > 0 && content.size() > c.info.size_limit) {
-    all(synthesized(552, "5.3.4",
-                    "message of " + std::to_string(content.size()) +
-                        " octets exceeds the server's SIZE limit of " +
-                        std::to_string(c.info.size_limit)));
+    answer_all(result, synthesized(552, "5.3.4",
+                                   "message of " + std::to_string(content.size()) +
+                                       " octets exceeds the server's SIZE limit of " +
+                                       std::to_string(c.info.size_limit)));
     co_return finish();
   }
   if (t.needs_smtputf8 && !c.info.smtputf8) {
-    all(synthesized(553, "5.6.7", "the recipient's server does not support SMTPUTF8 (RFC 6531 3.5)"));
+    answer_all(result, synthesized(553, "5.6.7", "the recipient's server does not support SMTPUTF8 (RFC 6531 3.5)"));
     co_return finish();
   }
 
@@ -343,127 +494,29 @@ asio::awaitable<smtp_transaction_result> smtp_connection::send(const smtp_transa
   std::vector<std::string> rcpts;
   for (const auto& r : t.rcpt_to) rcpts.push_back("RCPT TO:<" + r + ">\r\n");
 
-  std::optional<smtp_reply> mail_reply, data_reply;
-  std::size_t accepted = 0;
-  if (c.info.pipelining) {
-    // RFC 2920: MAIL, every RCPT and DATA in one write, then the replies in order.
-    std::string batch = mail;
-    for (const auto& r : rcpts) batch += r;
-    batch += "DATA\r\n";
-    if (!co_await c.write(batch, timeouts.command, "sending the envelope", error)) {
-      result.error = error;
-      co_return finish();
-    }
-    mail_reply = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
-    if (!mail_reply) {
-      result.error = error;
-      co_return finish();
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
-      if (!reply) {
-        result.error = error;
-        if (!mail_reply->positive()) all(*mail_reply);
-        co_return finish();
-      }
-      result.recipients[i] = mail_reply->positive() ? *reply : *mail_reply;
-      if (mail_reply->positive() && reply->positive()) ++accepted;
-    }
-    data_reply = co_await c.read_reply(timeouts.data_init, "after DATA", error);
-    if (!data_reply) {
-      result.error = error;
-      for (auto& r : result.recipients)
-        if (r && r->positive()) r.reset();  // accepted, but the transaction did not complete
-      co_return finish();
-    }
-    if (data_reply->code == 354 && accepted == 0) {
-      // No recipient, yet the server wants the body: end it empty and forget the transaction.
-      if (co_await c.write(".\r\n", timeouts.data_block, "ending an empty DATA", error))
-        co_await c.read_reply(timeouts.data_done, "after an empty DATA", error);
-      c.needs_rset = true;
-      co_return finish();
-    }
-  } else {
-    if (!co_await c.write(mail, timeouts.command, "sending MAIL FROM", error)) {
-      result.error = error;
-      co_return finish();
-    }
-    mail_reply = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
-    if (!mail_reply) {
-      result.error = error;
-      co_return finish();
-    }
-    if (!mail_reply->positive()) {
-      all(*mail_reply);
-      c.needs_rset = true;
-      co_return finish();
-    }
-    for (std::size_t i = 0; i < n; ++i) {
-      if (!co_await c.write(rcpts[i], timeouts.command, "sending RCPT TO", error)) {
-        result.error = error;
-        co_return finish();
-      }
-      auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
-      if (!reply) {
-        result.error = error;
-        co_return finish();
-      }
-      result.recipients[i] = *reply;
-      if (reply->positive()) ++accepted;
-      if (!c.usable) break;  // 421: the server is leaving
-    }
-    if (accepted == 0 || !c.usable) {
-      c.needs_rset = true;
-      for (auto& r : result.recipients)
-        if (r && r->positive()) r.reset();
-      if (!c.usable && result.error.empty()) result.error = "the server closed the transaction (421)";
-      co_return finish();
-    }
-    if (!co_await c.write("DATA\r\n", timeouts.command, "sending DATA", error)) {
-      result.error = error;
-      for (auto& r : result.recipients)
-        if (r && r->positive()) r.reset();
-      co_return finish();
-    }
-    data_reply = co_await c.read_reply(timeouts.data_init, "after DATA", error);
-    if (!data_reply) {
-      result.error = error;
-      for (auto& r : result.recipients)
-        if (r && r->positive()) r.reset();
-      co_return finish();
-    }
-  }
-  if (!mail_reply->positive()) {
-    all(*mail_reply);
+  // (Not a conditional expression: GCC 12 miscompiles co_await inside ?:.)
+  envelope_outcome envelope;
+  if (c.info.pipelining)
+    envelope = co_await send_envelope_pipelined(mail, rcpts, result);
+  else
+    envelope = co_await send_envelope_serial(mail, rcpts, result);
+  if (envelope.done) co_return finish();
+  if (!envelope.mail->positive()) {
+    answer_all(result, *envelope.mail);
     c.needs_rset = true;
     co_return finish();
   }
-  if (accepted == 0) {
+  if (envelope.accepted == 0) {
     c.needs_rset = true;
     co_return finish();
   }
-  if (data_reply->code != 354) {
+  if (envelope.data->code != 354) {
     for (auto& r : result.recipients)
-      if (r && r->positive()) r = *data_reply;
+      if (r && r->positive()) r = *envelope.data;
     c.needs_rset = true;
     co_return finish();
   }
-  auto payload = prepare_smtp_data(content);
-  if (!co_await c.write(payload, timeouts.data_block, "sending the message", error)) {
-    result.error = error;
-    for (auto& r : result.recipients)
-      if (r && r->positive()) r.reset();
-    co_return finish();
-  }
-  auto final_reply = co_await c.read_reply(timeouts.data_done, "after the message", error);
-  for (auto& r : result.recipients) {
-    if (!r || !r->positive()) continue;
-    if (final_reply)
-      r = *final_reply;
-    else
-      r.reset();  // unknown whether it was taken: deferred, may be delivered twice (RFC 1047)
-  }
-  if (!final_reply) result.error = error;
+  co_await send_content(content, result);
   co_return finish();
 }
 

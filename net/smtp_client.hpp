@@ -109,6 +109,19 @@ class smtp_connection {
 
  private:
   explicit smtp_connection(std::unique_ptr<impl> i);
+
+  // The phases of send(): RSET after an unfinished transaction, the envelope (pipelined or
+  // one command at a time) up to DATA's reply, and the content with its final reply.
+  struct envelope_outcome;
+  boost::asio::awaitable<bool> reset_if_needed(smtp_transaction_result& result);
+  boost::asio::awaitable<envelope_outcome> send_envelope_pipelined(const std::string& mail,
+                                                                   const std::vector<std::string>& rcpts,
+                                                                   smtp_transaction_result& result);
+  boost::asio::awaitable<envelope_outcome> send_envelope_serial(const std::string& mail,
+                                                                const std::vector<std::string>& rcpts,
+                                                                smtp_transaction_result& result);
+  boost::asio::awaitable<void> send_content(const std::string& content, smtp_transaction_result& result);
+
   std::unique_ptr<impl> impl_;
 };
 
