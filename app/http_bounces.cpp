@@ -52,6 +52,90 @@ http_response html(int status, const std::string& title, const std::string& body
   return r;
 }
 
+// The body of POST /v1/suppressions: {"suppressions": [{...}, ...]} or one {...}. An error
+// response when it is not valid.
+std::optional<http_response> read_suppression_additions(const http_request& request,
+                                                        std::vector<suppression_record>& additions) {
+  json::value doc;
+  if (auto bad = read_json_object(request, doc)) return bad;
+  std::vector<field_error> errors;
+  std::vector<const json::object*> items;
+  const auto& o = doc.get_object();
+  if (const auto* list_value = o.if_contains("suppressions")) {
+    if (o.size() != 1 || !list_value->is_array())
+      errors.push_back({"suppressions", "must be the only field, an array of objects"});
+    else
+      for (const auto& item : list_value->get_array()) {
+        if (item.is_object()) items.push_back(&item.get_object());
+        else errors.push_back({"suppressions", "each entry must be an object"});
+      }
+  } else {
+    items.push_back(&o);
+  }
+  if (items.empty() && errors.empty()) errors.push_back({"suppressions", "at least one entry"});
+  if (items.size() > max_suppressions_per_request)
+    errors.push_back({"suppressions", "at most " + std::to_string(max_suppressions_per_request) +
+                                          " per request"});
+  auto now = now_ms();
+  for (std::size_t i = 0; i < items.size() && errors.size() < 20; ++i) {
+    auto prefix = items.size() == 1 && !o.if_contains("suppressions")
+                      ? std::string()
+                      : "suppressions[" + std::to_string(i) + "].";
+    suppression_record r;
+    r.reason = "manual";
+    r.created_at_ms = now;
+    bool has_email = false;
+    for (const auto& kv : *items[i]) {
+      std::string k(kv.key());
+      const auto& v = kv.value();
+      if (k == "email" && v.is_string()) {
+        auto parsed_key = address_key(std::string_view(v.get_string()));
+        if (!parsed_key) errors.push_back({prefix + "email", parsed_key.error()});
+        else r.address = parsed_key.value();
+        has_email = true;
+      } else if (k == "reason" && v.is_string()) {
+        r.reason = std::string(v.get_string());
+        if (std::find(manual_reasons.begin(), manual_reasons.end(), r.reason) == manual_reasons.end())
+          errors.push_back({prefix + "reason", "one of manual, hard_bounce, complaint, unsubscribe"});
+      } else if (k == "expires_in" && v.is_string()) {
+        auto d = parse_duration(std::string_view(v.get_string()));
+        if (!d || d.value().count() <= 0)
+          errors.push_back({prefix + "expires_in", "a positive duration like \"30d\""});
+        else
+          r.expires_at_ms = now + d.value().count();
+      } else {
+        errors.push_back({prefix + k, "unknown field, or not of its type (email, reason, expires_in)"});
+      }
+    }
+    if (!has_email) errors.push_back({prefix + "email", "required, an address"});
+    additions.push_back(std::move(r));
+  }
+  if (!errors.empty()) return invalid_request(errors);
+  return std::nullopt;
+}
+
+// The query of GET /v1/suppressions (reason, after, limit). An error response when it is not valid.
+std::optional<http_response> read_suppression_query(const http_request& request, suppression_query& query) {
+  std::optional<http_response> invalid;
+  query.reason = query_parameter(request.query, "reason");
+  query.after = query_parameter(request.query, "after");
+  auto limit = query_parameter(request.query, "limit");
+  if (!limit.empty()) {
+    char* end = nullptr;
+    auto n = std::strtoull(limit.c_str(), &end, 10);
+    if (*end != '\0' || n == 0 || n > max_page)
+      invalid = problem(400, "invalid-request", "Bad Request",
+                        "limit: a number from 1 to " + std::to_string(max_page));
+    else
+      query.limit = n;
+  }
+  if (!query.reason.empty() && query.reason != "soft_bounce_streak" &&
+      std::find(manual_reasons.begin(), manual_reasons.end(), query.reason) == manual_reasons.end())
+    invalid = problem(400, "invalid-request", "Bad Request",
+                      "reason: one of manual, hard_bounce, complaint, unsubscribe, soft_bounce_streak");
+  return invalid;
+}
+
 }  // namespace
 
 void http_api::suppressions(http_request&& request, const std::vector<std::string>& parts,
@@ -83,85 +167,10 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
   std::vector<suppression_record> additions;
   std::optional<http_response> invalid;
   suppression_query query;
-  if (op == add) {
-    json::value doc;
-    std::vector<field_error> errors;
-    if (auto bad = read_json_object(request, doc)) {
-      invalid = std::move(*bad);
-    } else {
-      // {"suppressions": [{...}, ...]} or one {...}.
-      std::vector<const json::object*> items;
-      const auto& o = doc.get_object();
-      if (const auto* list_value = o.if_contains("suppressions")) {
-        if (o.size() != 1 || !list_value->is_array())
-          errors.push_back({"suppressions", "must be the only field, an array of objects"});
-        else
-          for (const auto& item : list_value->get_array()) {
-            if (item.is_object()) items.push_back(&item.get_object());
-            else errors.push_back({"suppressions", "each entry must be an object"});
-          }
-      } else {
-        items.push_back(&o);
-      }
-      if (items.empty() && errors.empty()) errors.push_back({"suppressions", "at least one entry"});
-      if (items.size() > max_suppressions_per_request)
-        errors.push_back({"suppressions", "at most " + std::to_string(max_suppressions_per_request) +
-                                              " per request"});
-      auto now = now_ms();
-      for (std::size_t i = 0; i < items.size() && errors.size() < 20; ++i) {
-        auto prefix = items.size() == 1 && !o.if_contains("suppressions")
-                          ? std::string()
-                          : "suppressions[" + std::to_string(i) + "].";
-        suppression_record r;
-        r.reason = "manual";
-        r.created_at_ms = now;
-        bool has_email = false;
-        for (const auto& kv : *items[i]) {
-          std::string k(kv.key());
-          const auto& v = kv.value();
-          if (k == "email" && v.is_string()) {
-            auto parsed_key = address_key(std::string_view(v.get_string()));
-            if (!parsed_key) errors.push_back({prefix + "email", parsed_key.error()});
-            else r.address = parsed_key.value();
-            has_email = true;
-          } else if (k == "reason" && v.is_string()) {
-            r.reason = std::string(v.get_string());
-            if (std::find(manual_reasons.begin(), manual_reasons.end(), r.reason) == manual_reasons.end())
-              errors.push_back({prefix + "reason", "one of manual, hard_bounce, complaint, unsubscribe"});
-          } else if (k == "expires_in" && v.is_string()) {
-            auto d = parse_duration(std::string_view(v.get_string()));
-            if (!d || d.value().count() <= 0)
-              errors.push_back({prefix + "expires_in", "a positive duration like \"30d\""});
-            else
-              r.expires_at_ms = now + d.value().count();
-          } else {
-            errors.push_back({prefix + k, "unknown field, or not of its type (email, reason, expires_in)"});
-          }
-        }
-        if (!has_email) errors.push_back({prefix + "email", "required, an address"});
-        additions.push_back(std::move(r));
-      }
-      if (!errors.empty())
-        invalid = invalid_request(errors);
-    }
-  } else if (op == list) {
-    query.reason = query_parameter(request.query, "reason");
-    query.after = query_parameter(request.query, "after");
-    auto limit = query_parameter(request.query, "limit");
-    if (!limit.empty()) {
-      char* end = nullptr;
-      auto n = std::strtoull(limit.c_str(), &end, 10);
-      if (*end != '\0' || n == 0 || n > max_page)
-        invalid = problem(400, "invalid-request", "Bad Request",
-                          "limit: a number from 1 to " + std::to_string(max_page));
-      else
-        query.limit = n;
-    }
-    if (!query.reason.empty() && query.reason != "soft_bounce_streak" &&
-        std::find(manual_reasons.begin(), manual_reasons.end(), query.reason) == manual_reasons.end())
-      invalid = problem(400, "invalid-request", "Bad Request",
-                        "reason: one of manual, hard_bounce, complaint, unsubscribe, soft_bounce_streak");
-  }
+  if (op == add)
+    invalid = read_suppression_additions(request, additions);
+  else if (op == list)
+    invalid = read_suppression_query(request, query);
 
   auto s = directory_->get();
   auto& sys = sys_;

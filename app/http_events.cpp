@@ -146,6 +146,76 @@ json::value webhook_json(const webhook_status& s, bool with_secret) {
   return o;
 }
 
+// A webhook secret given by the client: 16 to 200 characters.
+void check_secret(const std::string& secret, std::vector<field_error>& errors) {
+  if (secret.size() < 16 || secret.size() > 200)
+    errors.push_back({"secret", "16 to 200 characters (leave it out and Petrel makes one)"});
+}
+
+// The body of POST /v1/webhooks/{id}/rotate: an optional {"secret": ...}.
+std::optional<http_response> read_webhook_rotation(const http_request& request, webhook_record& out) {
+  json::value doc;
+  if (auto bad = read_json_object(request, doc)) return bad;
+  std::vector<field_error> errors;
+  for (const auto& kv : doc.get_object()) {
+    if (kv.key() == "secret" && kv.value().is_string()) {
+      out.secret = std::string(kv.value().get_string());
+      check_secret(out.secret, errors);
+    } else {
+      errors.push_back({std::string(kv.key()), "unknown field, or not of its type (secret)"});
+    }
+  }
+  if (!errors.empty()) return invalid_request(errors);
+  return std::nullopt;
+}
+
+// Where a webhook may post: a valid URL (https unless allowed otherwise) on the public internet
+// unless private networks are allowed. Names are checked again when they are resolved.
+void check_webhook_url(std::string_view text, const webhooks_config& cfg, std::vector<field_error>& errors) {
+  auto url = parse_webhook_url(text, !cfg.require_https);
+  if (!url)
+    errors.push_back({"url", url.error()});
+  else if (!cfg.allow_private_networks && is_ip_literal(url->host) && !is_public_address(url->host))
+    errors.push_back({"url", "the address is not on the public internet"});
+  else if (!cfg.allow_private_networks && (url->host == "localhost" || url->host.ends_with(".localhost")))
+    errors.push_back({"url", "localhost is not on the public internet"});
+}
+
+// The body of POST /v1/webhooks: url, events, secret.
+std::optional<http_response> read_webhook_creation(const http_request& request, const webhooks_config& cfg,
+                                                   webhook_record& out) {
+  json::value doc;
+  if (auto bad = read_json_object(request, doc)) return bad;
+  std::vector<field_error> errors;
+  bool has_url = false;
+  for (const auto& kv : doc.get_object()) {
+    std::string k(kv.key());
+    const auto& v = kv.value();
+    if (k == "url" && v.is_string()) {
+      has_url = true;
+      check_webhook_url(std::string_view(v.get_string()), cfg, errors);
+      out.url = std::string(v.get_string());
+    } else if (k == "events" && v.is_array()) {
+      std::vector<std::string> list;
+      for (const auto& t : v.get_array())
+        if (t.is_string()) list.emplace_back(t.get_string());
+        else errors.push_back({"events", "must be an array of event type names"});
+      std::string error;
+      out.event_types = check_types(list, error);
+      if (!error.empty()) errors.push_back({"events", error});
+      else if (list.empty()) errors.push_back({"events", "leave it out for every type, or name at least one"});
+    } else if (k == "secret" && v.is_string()) {
+      out.secret = std::string(v.get_string());
+      check_secret(out.secret, errors);
+    } else {
+      errors.push_back({k, "unknown field, or not of its type (url, events, secret)"});
+    }
+  }
+  if (!has_url) errors.push_back({"url", "required, an https:// URL"});
+  if (!errors.empty()) return invalid_request(errors);
+  return std::nullopt;
+}
+
 }  // namespace
 
 void http_api::events(http_request&& request, http_responder respond) {
@@ -326,69 +396,10 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
   }
   webhook_record creation;
   std::optional<http_response> invalid;
-  if (op == rotate && !request.body.empty()) {
-    json::value doc;
-    if (auto bad = read_json_object(request, doc)) {
-      invalid = std::move(*bad);
-    } else {
-      std::vector<field_error> errors;
-      for (const auto& kv : doc.get_object()) {
-        if (kv.key() == "secret" && kv.value().is_string()) {
-          creation.secret = std::string(kv.value().get_string());
-          if (creation.secret.size() < 16 || creation.secret.size() > 200)
-            errors.push_back({"secret", "16 to 200 characters (leave it out and Petrel makes one)"});
-        } else {
-          errors.push_back({std::string(kv.key()), "unknown field, or not of its type (secret)"});
-        }
-      }
-      if (!errors.empty()) invalid = invalid_request(errors);
-    }
-  }
-  if (op == create) {
-    json::value doc;
-    std::vector<field_error> errors;
-    if (auto bad = read_json_object(request, doc)) {
-      invalid = std::move(*bad);
-    } else {
-      bool has_url = false;
-      for (const auto& kv : doc.get_object()) {
-        std::string k(kv.key());
-        const auto& v = kv.value();
-        if (k == "url" && v.is_string()) {
-          has_url = true;
-          auto url = parse_webhook_url(std::string_view(v.get_string()), !cfg_.webhooks.require_https);
-          if (!url) {
-            errors.push_back({"url", url.error()});
-          } else if (!cfg_.webhooks.allow_private_networks && is_ip_literal(url->host) &&
-                     !is_public_address(url->host)) {
-            errors.push_back({"url", "the address is not on the public internet"});
-          } else if (!cfg_.webhooks.allow_private_networks && (url->host == "localhost" ||
-                                                               url->host.ends_with(".localhost"))) {
-            errors.push_back({"url", "localhost is not on the public internet"});
-          }
-          creation.url = std::string(v.get_string());
-        } else if (k == "events" && v.is_array()) {
-          std::vector<std::string> list;
-          for (const auto& t : v.get_array())
-            if (t.is_string()) list.emplace_back(t.get_string());
-            else errors.push_back({"events", "must be an array of event type names"});
-          std::string error;
-          creation.event_types = check_types(list, error);
-          if (!error.empty()) errors.push_back({"events", error});
-          else if (list.empty()) errors.push_back({"events", "leave it out for every type, or name at least one"});
-        } else if (k == "secret" && v.is_string()) {
-          creation.secret = std::string(v.get_string());
-          if (creation.secret.size() < 16 || creation.secret.size() > 200)
-            errors.push_back({"secret", "16 to 200 characters (leave it out and Petrel makes one)"});
-        } else {
-          errors.push_back({k, "unknown field, or not of its type (url, events, secret)"});
-        }
-      }
-      if (!has_url) errors.push_back({"url", "required, an https:// URL"});
-      if (!errors.empty())
-        invalid = invalid_request(errors);
-    }
-  }
+  if (op == rotate && !request.body.empty())
+    invalid = read_webhook_rotation(request, creation);
+  else if (op == create)
+    invalid = read_webhook_creation(request, cfg_.webhooks, creation);
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
