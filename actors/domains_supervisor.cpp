@@ -123,6 +123,89 @@ caf::result<T> fan_out(domains_pointer self, const std::string& domain, Send sen
   return rp;
 }
 
+// Recipients accepted (or recovered): grouped by domain, one batch to each domain actor (started on demand).
+void route_recipients(domains_pointer self, std::vector<queued_recipient>& recipients) {
+  // Group by domain, then one message per domain actor.
+  std::sort(recipients.begin(), recipients.end(),
+            [](const auto& a, const auto& b) { return a.domain < b.domain; });
+  std::size_t i = 0;
+  while (i < recipients.size()) {
+    std::size_t j = i;
+    while (j < recipients.size() && recipients[j].domain == recipients[i].domain) ++j;
+    const auto& domain = recipients[i].domain;
+    auto handle = child_for(self, domain);
+    if (handle) {
+      auto& c = self->state.children[domain];
+      std::vector<queued_recipient> batch(
+          std::make_move_iterator(recipients.begin() + static_cast<std::ptrdiff_t>(i)),
+          std::make_move_iterator(recipients.begin() + static_cast<std::ptrdiff_t>(j)));
+      self->send(handle, enqueue_atom::value, ++c.batches_sent, std::move(batch));
+    }
+    i = j;
+  }
+}
+
+// Every domain actor's queue, asked of each; a domain that crashed or retired meanwhile is left out.
+caf::result<queue_summary> queue_summary_of(domains_pointer self) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<queue_summary>();
+  auto summary = std::make_shared<queue_summary>();
+  auto remaining = std::make_shared<std::size_t>(0);
+  for (auto& [domain, c] : st.children) {
+    if (c.handle)
+      ++*remaining;
+    else
+      ++summary->restarting;
+  }
+  summary->domain_actors = *remaining;
+  auto finish = [summary, rp]() mutable {
+    std::sort(summary->domains.begin(), summary->domains.end(),
+              [](const auto& a, const auto& b) { return a.domain < b.domain; });
+    rp.deliver(std::move(*summary));
+  };
+  if (*remaining == 0) {
+    finish();
+    return rp;
+  }
+  for (auto& [domain, c] : st.children) {
+    if (!c.handle) continue;
+    self->request(c.handle, std::chrono::seconds(5), stats_atom::value)
+        .then(
+            [=](domain_queue_stats& s) mutable {
+              summary->domains.push_back(std::move(s));
+              if (--*remaining == 0) finish();
+            },
+            [=](caf::error&) mutable {
+              // A domain that crashed or retired meanwhile is left out of this view.
+              if (--*remaining == 0) finish();
+            });
+  }
+  return rp;
+}
+
+// A child ended: retired normally (forgotten), or crashed (restarted by the supervision helper).
+// Any other exit message is from the parent going away: followed.
+void on_child_exit(domains_pointer self, caf::exit_msg& msg) {
+  auto& st = self->state;
+  auto it = st.by_address.find(msg.source);
+  if (it == st.by_address.end()) {
+    // Not a child: our parent is going away; follow it.
+    if (msg.reason) self->quit(msg.reason);
+    return;
+  }
+  auto domain = it->second;
+  st.by_address.erase(it);
+  auto c = st.children.find(domain);
+  if (c == st.children.end()) return;
+  if (!msg.reason) {  // retired normally
+    st.children.erase(c);
+    return;
+  }
+  c->second.handle = nullptr;
+  restart_child(self, c->second.policy, "domains", "domain", domain, msg.reason,
+                restart_atom::value, domain);
+}
+
 domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor store,
                                               resolver_actor resolver, egress_actor egress,
                                               node_settings settings) {
@@ -131,84 +214,13 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor 
   self->state.resolver = std::move(resolver);
   self->state.egress = std::move(egress);
   self->state.settings = std::move(settings);
-  self->set_exit_handler([=](caf::exit_msg& msg) {
-    auto& st = self->state;
-    auto it = st.by_address.find(msg.source);
-    if (it == st.by_address.end()) {
-      // Not a child: our parent is going away; follow it.
-      if (msg.reason) self->quit(msg.reason);
-      return;
-    }
-    auto domain = it->second;
-    st.by_address.erase(it);
-    auto c = st.children.find(domain);
-    if (c == st.children.end()) return;
-    if (!msg.reason) {  // retired normally
-      st.children.erase(c);
-      return;
-    }
-    c->second.handle = nullptr;
-    restart_child(self, c->second.policy, "domains", "domain", domain, msg.reason,
-                  restart_atom::value, domain);
-  });
+  self->set_exit_handler([=](caf::exit_msg& msg) { on_child_exit(self, msg); });
   recover_page(self, "");
   return {
       [=](enqueue_atom, std::vector<queued_recipient>& recipients) {
-        // Group by domain, then one message per domain actor.
-        std::sort(recipients.begin(), recipients.end(),
-                  [](const auto& a, const auto& b) { return a.domain < b.domain; });
-        std::size_t i = 0;
-        while (i < recipients.size()) {
-          std::size_t j = i;
-          while (j < recipients.size() && recipients[j].domain == recipients[i].domain) ++j;
-          const auto& domain = recipients[i].domain;
-          auto handle = child_for(self, domain);
-          if (handle) {
-            auto& c = self->state.children[domain];
-            std::vector<queued_recipient> batch(
-                std::make_move_iterator(recipients.begin() + static_cast<std::ptrdiff_t>(i)),
-                std::make_move_iterator(recipients.begin() + static_cast<std::ptrdiff_t>(j)));
-            self->send(handle, enqueue_atom::value, ++c.batches_sent, std::move(batch));
-          }
-          i = j;
-        }
+        route_recipients(self, recipients);
       },
-      [=](stats_atom) -> caf::result<queue_summary> {
-        auto& st = self->state;
-        auto rp = self->make_response_promise<queue_summary>();
-        auto summary = std::make_shared<queue_summary>();
-        auto remaining = std::make_shared<std::size_t>(0);
-        for (auto& [domain, c] : st.children) {
-          if (c.handle)
-            ++*remaining;
-          else
-            ++summary->restarting;
-        }
-        summary->domain_actors = *remaining;
-        auto finish = [summary, rp]() mutable {
-          std::sort(summary->domains.begin(), summary->domains.end(),
-                    [](const auto& a, const auto& b) { return a.domain < b.domain; });
-          rp.deliver(std::move(*summary));
-        };
-        if (*remaining == 0) {
-          finish();
-          return rp;
-        }
-        for (auto& [domain, c] : st.children) {
-          if (!c.handle) continue;
-          self->request(c.handle, std::chrono::seconds(5), stats_atom::value)
-              .then(
-                  [=](domain_queue_stats& s) mutable {
-                    summary->domains.push_back(std::move(s));
-                    if (--*remaining == 0) finish();
-                  },
-                  [=](caf::error&) mutable {
-                    // A domain that crashed or retired meanwhile is left out of this view.
-                    if (--*remaining == 0) finish();
-                  });
-        }
-        return rp;
-      },
+      [=](stats_atom) -> caf::result<queue_summary> { return queue_summary_of(self); },
       [=](crash_atom, const std::string& domain) {
         auto it = self->state.children.find(domain);
         if (it == self->state.children.end() || !it->second.handle) return false;

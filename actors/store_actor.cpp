@@ -338,6 +338,62 @@ caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, writ
   return rp;
 }
 
+// A new message with its accepted event, and a suppressed event for each recipient suppressed at submission (final at once).
+caf::result<caf::ok_atom> persist_message(store_pointer self, message_record& m) {
+  event_record accepted;
+  accepted.id = new_id();
+  accepted.tenant_id = m.tenant_id;
+  accepted.message_id = m.id;
+  accepted.type = "accepted";
+  accepted.at_ms = m.created_at_ms;
+  accepted.data_json = event_data::accepted(m.recipients.size());
+  // Recipients suppressed at submission are final at once, each with its event.
+  std::vector<event_record> events;
+  for (const auto& r : m.recipients) {
+    if (r.state != recipient_state::suppressed) continue;
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = m.tenant_id;
+    e.message_id = m.id;
+    e.recipient_id = r.id;
+    e.type = "suppressed";
+    e.at_ms = m.created_at_ms;
+    e.data_json = event_data::suppressed_at_submission(r.last_reply);
+    events.push_back(std::move(e));
+  }
+  return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted), std::move(events)});
+}
+
+// Ready means commits work now: there is room for new messages, and the last commit (within a
+// few seconds) worked, else a probe write does (a read alone succeeds on a full disk or a
+// read-only file system).
+caf::result<readiness> readiness_of(store_pointer self) {
+  auto& s = self->state;
+  auto now = std::chrono::steady_clock::now();
+  try {
+    s.low_space = check_space(s, s.db.get());
+  } catch (const store_error&) {
+    // reported by the probe below
+  }
+  if (!s.low_space.empty()) return readiness{false, s.low_space};
+  if (s.injected_failures > 0) {
+    s.last_commit_error = "fault injection: commits fail on purpose";
+    s.last_commit_at = now;
+  } else if (now - s.last_commit_at > readiness_probe_interval) {
+    try {
+      s.db.get().apply({set_node_value_op{"ready_probe", std::to_string(unix_now_ms()),
+                                          unix_now_ms()}});
+      s.last_commit_error.clear();
+    } catch (const store_error& e) {
+      s.last_commit_error = e.what();
+      s.db.check_after_failure();
+    }
+    s.last_commit_at = now;
+  }
+  if (s.last_commit_error.empty()) return readiness{true, ""};
+  return readiness{false, "the store cannot commit: " + s.last_commit_error};
+}
+
 store_actor::behavior_type store_behavior(store_pointer self, store_factory open,
                                           std::shared_ptr<std::unique_ptr<store>> opened,
                                           std::uint64_t batch_max, std::uint64_t readers,
@@ -353,28 +409,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
                                      reader_behavior, open));
   return {
       [=](persist_atom, message_record& m) -> caf::result<caf::ok_atom> {
-        event_record accepted;
-        accepted.id = new_id();
-        accepted.tenant_id = m.tenant_id;
-        accepted.message_id = m.id;
-        accepted.type = "accepted";
-        accepted.at_ms = m.created_at_ms;
-        accepted.data_json = event_data::accepted(m.recipients.size());
-        // Recipients suppressed at submission are final at once, each with its event.
-        std::vector<event_record> events;
-        for (const auto& r : m.recipients) {
-          if (r.state != recipient_state::suppressed) continue;
-          event_record e;
-          e.id = new_id();
-          e.tenant_id = m.tenant_id;
-          e.message_id = m.id;
-          e.recipient_id = r.id;
-          e.type = "suppressed";
-          e.at_ms = m.created_at_ms;
-          e.data_json = event_data::suppressed_at_submission(r.last_reply);
-          events.push_back(std::move(e));
-        }
-        return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted), std::move(events)});
+        return persist_message(self, m);
       },
       [=](persist_atom, tenant_record& t, api_key_record& k) -> caf::result<caf::ok_atom> {
         return enqueue_write(self, insert_tenant_op{std::move(t), {std::move(k)}});
@@ -467,35 +502,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
       [=](load_atom, std::string& domain) -> caf::result<std::vector<queued_recipient>> {
         return self->delegate(reader(self), load_atom::value, std::move(domain));
       },
-      [=](ready_atom) -> caf::result<readiness> {
-        // Ready means commits work now: there is room for new messages, and the last commit
-        // (within a few seconds) worked, else a probe write does (a read alone succeeds on a
-        // full disk or a read-only file system).
-        auto& s = self->state;
-        auto now = std::chrono::steady_clock::now();
-        try {
-          s.low_space = check_space(s, s.db.get());
-        } catch (const store_error&) {
-          // reported by the probe below
-        }
-        if (!s.low_space.empty()) return readiness{false, s.low_space};
-        if (s.injected_failures > 0) {
-          s.last_commit_error = "fault injection: commits fail on purpose";
-          s.last_commit_at = now;
-        } else if (now - s.last_commit_at > readiness_probe_interval) {
-          try {
-            s.db.get().apply({set_node_value_op{"ready_probe", std::to_string(unix_now_ms()),
-                                                unix_now_ms()}});
-            s.last_commit_error.clear();
-          } catch (const store_error& e) {
-            s.last_commit_error = e.what();
-            s.db.check_after_failure();
-          }
-          s.last_commit_at = now;
-        }
-        if (s.last_commit_error.empty()) return readiness{true, ""};
-        return readiness{false, "the store cannot commit: " + s.last_commit_error};
-      },
+      [=](ready_atom) -> caf::result<readiness> { return readiness_of(self); },
       [=](commit_atom) { commit_pending(self); },
       [=](shutdown_atom) -> caf::result<caf::ok_atom> {
         commit_pending(self);
