@@ -617,14 +617,16 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   auto& st = self->state;
   auto granting = caf::actor_cast<site_actor>(self->current_sender());
   if (!granting) return;
-  std::string source;
+  // The lane of that site ("" is a valid source name: the default source).
+  std::optional<std::string> found;
   for (auto& [name, l] : st.lanes)
-    if (l.site == granting) source = name;
-  if (source.empty()) {
+    if (l.site == granting) found = name;
+  if (!found) {
     // Credit from a site this domain no longer uses (its route changed): give it back.
     self->send(granting, jobs_atom::value, credit, std::vector<delivery_job>{});
     return;
   }
+  const auto& source = *found;
   auto& l = st.lanes[source];
   l.demand_sent = false;
   std::vector<delivery_job> jobs;

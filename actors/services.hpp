@@ -68,6 +68,30 @@ struct services {
 
 class service_directory : public published<services> {};
 
+// How a site wants its SMTP session run: where to connect, from where, with what limits.
+struct session_plan {
+  std::vector<std::pair<std::string, std::string>> targets;  // (MX host, address) in order
+  std::string source_name;
+  std::string site_name;  // for the per-site session gauge
+  std::string bind_address;
+  std::string ehlo_name;
+  std::uint16_t port = 25;
+  tls_mode tls = tls_mode::opportunistic;
+  bool verify_certificate = false;
+  std::uint32_t max_deliveries = 100;
+  std::chrono::milliseconds idle_timeout{5000};
+  delivery_settings timeouts;  // the *_timeout fields
+};
+
+struct delivery_runtime;
+// Starts one SMTP session for a site actor, with its first job. The session reports back to the
+// site by message (outcome, next, closed, connfail: the site_actor interface).
+using session_entry = std::function<void(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
+                                         std::uint64_t session_id, session_plan plan, delivery_work first)>;
+// The real one: a session on the I/O threads (actors/site_session.cpp).
+void start_smtp_session(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
+                        std::uint64_t session_id, session_plan plan, delivery_work first);
+
 // What delivery runs on besides the actors: the I/O context (SMTP sessions), the DNS client
 // and the TLS context. Made by the composition root, shared by the delivery actors.
 struct delivery_runtime {
@@ -77,6 +101,8 @@ struct delivery_runtime {
   std::shared_ptr<boost::asio::ssl::context> https_tls;  // MTA-STS policy fetches (verified)
   std::shared_ptr<boost::asio::ssl::context> webhook_tls;  // webhook POSTs (verified; webhooks.ca_file)
   std::string hostname;  // default EHLO name
+  // How sites start SMTP sessions: start_smtp_session, or a scripted session in component tests.
+  session_entry start_session = start_smtp_session;
 };
 
 // The limits a site actor applies, for a route's MX hosts (actors/policy/site_limits.hpp).
@@ -233,24 +259,6 @@ void start_domain_verification(const std::shared_ptr<delivery_runtime>& runtime,
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
                           store_actor store, resolver_actor resolver, egress_actor egress,
                           domains_actor supervisor, const node_settings& settings);
-
-// Starts one SMTP session on the I/O threads for a site actor, with its first job
-// (actors/site_session.cpp). The session reports back to the site by message.
-struct session_plan {
-  std::vector<std::pair<std::string, std::string>> targets;  // (MX host, address) in order
-  std::string source_name;
-  std::string site_name;  // for the per-site session gauge
-  std::string bind_address;
-  std::string ehlo_name;
-  std::uint16_t port = 25;
-  tls_mode tls = tls_mode::opportunistic;
-  bool verify_certificate = false;
-  std::uint32_t max_deliveries = 100;
-  std::chrono::milliseconds idle_timeout{5000};
-  delivery_settings timeouts;  // the *_timeout fields
-};
-void start_smtp_session(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
-                        std::uint64_t session_id, session_plan plan, delivery_work first);
 
 // The root: starts store, domains, ingest and tenants in that order, keeps the directory
 // current. `opened` is the store main() already opened and migrated (fail fast at start).

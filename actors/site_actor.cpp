@@ -328,7 +328,7 @@ void dispatch(site_pointer self) {
     if (!work) break;
     auto id = ++st.next_session;
     st.sessions[id].current = work->job;
-    start_smtp_session(st.runtime, caf::actor_cast<site_actor>(self), id, plan_for(self),
+    st.runtime->start_session(st.runtime, caf::actor_cast<site_actor>(self), id, plan_for(self),
                        std::move(*work));
   }
   grant(self);
