@@ -94,10 +94,13 @@ def readline_within(stream, seconds):
 def test_events_follow_prints_new_events_as_they_happen(node):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PETREL_")}
     env.update({"PETREL_URL": node.url(""), "PETREL_API_KEY": node.key, "HOME": str(node.dir)})
+    polls = node.metric("petrel_http_requests_total", {"listener": "api", "code": "200"})
     follower = subprocess.Popen([PETREL_BIN, "events", "--follow", "--json", "--type", "delivered"],
                                 stdout=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(0.5)
+        # The follower has read where the events end (its first page) before the message is sent.
+        wait_for(lambda: node.metric("petrel_http_requests_total", {"listener": "api", "code": "200"}) > polls,
+                 what="the follower's first page")
         message = ok(petrel(node, "send", "--from", "app@sender.test", "--to", "f@example.test", "--subject", "f",
                             "--text", "x")).split()[1]
         line = readline_within(follower.stdout, 20)

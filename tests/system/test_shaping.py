@@ -300,13 +300,16 @@ duration = "1h"
     (control,) = node.admin("GET", "/admin/controls").json()["controls"]
     assert control["target"] == "default/example.test" or control["target"].startswith("default/")
     assert "deferrals" in control["reason"] and control["until"] is not None
-    # Nothing more is tried through that source while the suspension holds.
-    time.sleep(1.5)  # sessions of the attempts before the suspension end (idle_timeout 1 s)
+    # Nothing more is tried through that source while the suspension holds: once the sessions
+    # of the attempts before it have ended, recipients that are due again wait behind it.
+    wait_for(lambda: all(site["sessions"] == 0
+                         for source in node.admin("GET", "/admin/egress").json()["sources"]
+                         for site in source["sites"]),
+             what="the sessions of the attempts before the suspension to end")
     connections = world["sink"].stats()["connections_total"]
-    time.sleep(2.5)  # past two more retry periods
-    assert world["sink"].stats()["connections_total"] == connections
-    detail = node.admin("GET", "/admin/queues/example.test").json()
-    assert detail["lanes"][0]["blocked"], detail
+    detail = wait_for(lambda: (lambda d: d if d["lanes"] and d["lanes"][0]["blocked"] and d["due"] >= 1 else None)(
+        node.admin("GET", "/admin/queues/example.test").json()), what="recipients due behind the suspension")
+    assert world["sink"].stats()["connections_total"] == connections, detail
 
 
 def test_refused_connections_halve_the_connection_limit_and_deliveries_raise_it(make_node, world):
