@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <caf/scheduled_actor.hpp>
 
@@ -16,6 +17,14 @@ namespace petrel {
 // Unexpected messages are logged and dropped; exceptions are logged with their what() and
 // end the actor with that text as exit reason (its supervisor decides what happens next).
 void install_logging_handlers(caf::scheduled_actor* self, const char* actor_name);
+
+// How every actor's behaviour begins: the logging handlers, under the name its state gives
+// (the name CAF reports too), and a reference to its state.
+template <class Pointer>
+auto& start_actor(Pointer self) {
+  install_logging_handlers(self, std::remove_reference_t<decltype(self->state)>::name);
+  return self->state;
+}
 
 
 inline bool has_non_ascii(std::string_view s) {

@@ -337,10 +337,10 @@ caf::result<caf::ok_atom> on_unsubscribe(bounces_pointer self, id128 recipient) 
 
 bounces_actor::behavior_type bounces_behavior(bounces_pointer self, store_actor store,
                                               tenants_actor tenants, node_settings settings) {
-  install_logging_handlers(self, "bounces");
-  self->state.store = std::move(store);
-  self->state.tenants = std::move(tenants);
-  self->state.settings = std::move(settings);
+  auto& st = start_actor(self);
+  st.store = std::move(store);
+  st.tenants = std::move(tenants);
+  st.settings = std::move(settings);
   return {
       [=](inbound_atom, inbound_message& m) -> caf::result<inbound_result> {
         return on_inbound(self, m);

@@ -140,8 +140,7 @@ void load(controls_pointer self) {
 controls_actor::behavior_type controls_behavior(controls_pointer self, store_actor store,
                                                 domains_actor domains, egress_actor egress,
                                                 node_settings settings) {
-  install_logging_handlers(self, "controls");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.store = std::move(store);
   st.domains = std::move(domains);
   st.egress = std::move(egress);

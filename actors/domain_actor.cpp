@@ -870,8 +870,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, std::string dom
                                             store_actor store, resolver_actor resolver,
                                             egress_actor egress, domains_actor supervisor,
                                             node_settings settings) {
-  install_logging_handlers(self, "domain");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.domain = std::move(domain);
   st.store = std::move(store);
   st.resolver = std::move(resolver);

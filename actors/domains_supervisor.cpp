@@ -209,11 +209,11 @@ void on_child_exit(domains_pointer self, caf::exit_msg& msg) {
 domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor store,
                                               resolver_actor resolver, egress_actor egress,
                                               node_settings settings) {
-  install_logging_handlers(self, "domains");
-  self->state.store = std::move(store);
-  self->state.resolver = std::move(resolver);
-  self->state.egress = std::move(egress);
-  self->state.settings = std::move(settings);
+  auto& st = start_actor(self);
+  st.store = std::move(store);
+  st.resolver = std::move(resolver);
+  st.egress = std::move(egress);
+  st.settings = std::move(settings);
   self->set_exit_handler([=](caf::exit_msg& msg) { on_child_exit(self, msg); });
   recover_page(self, "");
   return {

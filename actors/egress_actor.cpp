@@ -49,8 +49,7 @@ egress_source_actor::behavior_type source_behavior(source_pointer self,
                                             store_actor store, egress_source source,
                                             std::shared_ptr<source_gate> gate,
                                             node_settings settings) {
-  install_logging_handlers(self, "egress");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.runtime = std::move(runtime);
   st.store = std::move(store);
   st.source = std::move(source);
@@ -279,8 +278,7 @@ void flush_usage(egress_pointer self, std::function<void()> done = nullptr) {
 egress_actor::behavior_type egress_behavior(egress_pointer self,
                                             std::shared_ptr<delivery_runtime> runtime,
                                             store_actor store, node_settings settings) {
-  install_logging_handlers(self, "egress_supervisor");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.runtime = std::move(runtime);
   st.store = std::move(store);
   st.settings = std::move(settings);

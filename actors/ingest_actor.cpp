@@ -28,8 +28,7 @@ using ingest_pointer = ingest_actor::stateful_pointer<ingest_state>;
 
 ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor store,
                                             domains_actor domains, node_settings settings) {
-  install_logging_handlers(self, "ingest");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.store = std::move(store);
   st.domains = std::move(domains);
   st.max_in_flight = settings.config->storage.max_pending_writes;

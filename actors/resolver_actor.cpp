@@ -223,8 +223,7 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                                 std::shared_ptr<delivery_runtime> runtime,
                                                 dns_config settings, mta_sts_config sts,
                                                 bool allow_private) {
-  install_logging_handlers(self, "resolver");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.allow_private = allow_private;
   st.runtime = std::move(runtime);
   st.settings = settings;

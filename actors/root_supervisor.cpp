@@ -154,8 +154,7 @@ root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
                                         node_settings settings,
                                         std::shared_ptr<service_directory> directory,
                                         std::shared_ptr<delivery_runtime> runtime) {
-  install_logging_handlers(self, "root");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.runtime = std::move(runtime);
   st.open = std::move(open);
   st.first_store = std::move(first_store);

@@ -389,8 +389,7 @@ caf::result<caf::ok_atom> delete_domain(senders_pointer self, id128 tenant, cons
 senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor store,
                                               std::shared_ptr<delivery_runtime> runtime,
                                               node_settings settings) {
-  install_logging_handlers(self, "senders");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.store = std::move(store);
   st.runtime = std::move(runtime);
   st.settings = std::move(settings);

@@ -40,11 +40,11 @@ using worker_pointer = signer_actor::stateful_pointer<worker_state>;
 signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor ingest,
                                             std::shared_ptr<signing_directory> signing,
                                             bool require_verified, bool bulk_signed_at_delivery) {
-  install_logging_handlers(self, "signer");
-  self->state.bulk_signed_at_delivery = bulk_signed_at_delivery;
-  self->state.ingest = std::move(ingest);
-  self->state.signing = std::move(signing);
-  self->state.require_verified = require_verified;
+  auto& st = start_actor(self);
+  st.bulk_signed_at_delivery = bulk_signed_at_delivery;
+  st.ingest = std::move(ingest);
+  st.signing = std::move(signing);
+  st.require_verified = require_verified;
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& st = self->state;
@@ -79,7 +79,7 @@ using pool_pointer = signer_actor::stateful_pointer<pool_state>;
 
 signer_actor::behavior_type pool_behavior(pool_pointer self, ingest_actor ingest,
                                           node_settings settings) {
-  install_logging_handlers(self, "signers");
+  start_actor(self);
   auto n = settings.config->dkim.signers > 0
                ? settings.config->dkim.signers
                : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));

@@ -567,8 +567,7 @@ site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<deliv
                                         store_actor store, egress_source source,
                                         std::shared_ptr<source_gate> gate, route initial,
                                         site_limits limits, node_settings settings) {
-  install_logging_handlers(self, "site");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.runtime = std::move(runtime);
   st.store = std::move(store);
   st.source = std::move(source);

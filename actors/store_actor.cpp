@@ -96,8 +96,8 @@ struct reader_state {
 using reader_pointer = store_reader_actor::stateful_pointer<reader_state>;
 
 store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_factory open) {
-  install_logging_handlers(self, "store_reader");
-  self->state.db = connection(std::move(open), nullptr, false);
+  auto& st = start_actor(self);
+  st.db = connection(std::move(open), nullptr, false);
   return {
       [=](load_atom, tenant_atom)
           -> caf::result<std::vector<tenant_record>, std::vector<api_key_record>> {
@@ -398,8 +398,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
                                           std::shared_ptr<std::unique_ptr<store>> opened,
                                           std::uint64_t batch_max, std::uint64_t readers,
                                           std::uint64_t min_free_bytes, bool detached) {
-  install_logging_handlers(self, "store");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.db = connection(open, std::move(*opened), true);
   st.batch_max = batch_max;
   st.min_free_bytes = min_free_bytes;

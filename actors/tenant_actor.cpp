@@ -226,8 +226,7 @@ void soft_bounce(tenant_pointer self, const std::string& key, const std::string&
 tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record record,
                                             store_actor store, signer_actor signers,
                                             node_settings settings) {
-  install_logging_handlers(self, "tenant");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.record = std::move(record);
   st.store = std::move(store);
   st.signers = std::move(signers);

@@ -238,10 +238,10 @@ caf::result<tenant_record> update_tenant(tenants_pointer self, id128 tenant_id, 
 
 tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor store,
                                               signer_actor signers, node_settings settings) {
-  install_logging_handlers(self, "tenants");
-  self->state.store = std::move(store);
-  self->state.signers = std::move(signers);
-  self->state.settings = std::move(settings);
+  auto& st = start_actor(self);
+  st.store = std::move(store);
+  st.signers = std::move(signers);
+  st.settings = std::move(settings);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
     auto it = st.by_address.find(msg.source);

@@ -209,8 +209,7 @@ void on_failure(webhook_pointer self, const std::string& error) {
 webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_record rec, store_actor store,
                                               std::shared_ptr<delivery_runtime> runtime,
                                               webhooks_config cfg, std::string key_encryption_key) {
-  install_logging_handlers(self, "webhook");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.rec = std::move(rec);
   st.store = std::move(store);
   st.runtime = std::move(runtime);
@@ -446,8 +445,7 @@ caf::result<caf::ok_atom> delete_webhook(events_pointer self, id128 tenant, id12
 
 events_actor::behavior_type events_behavior(events_pointer self, store_actor store,
                                             std::shared_ptr<delivery_runtime> runtime, node_settings settings) {
-  install_logging_handlers(self, "events");
-  auto& st = self->state;
+  auto& st = start_actor(self);
   st.store = std::move(store);
   st.runtime = std::move(runtime);
   st.settings = std::move(settings);
