@@ -12,6 +12,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <mutex>
+#include <type_traits>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -340,62 +341,51 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
       done(combine_address_lookups(state->v4, state->v6, prefer_v6));
     };
     query(host, ns_t_a, [state, finish](int status, const unsigned char* answer, int length) {
-      auto& out = state->v4;
-      out.outcome = outcome_of(status);
-      if (out.outcome == dns_outcome::found) {
-        ares_addrttl ttls[64];
-        int count = 64;
-        hostent* he = nullptr;
-        if (ares_parse_a_reply(answer, length, &he, ttls, &count) == ARES_SUCCESS) {
-          bool first = true;
-          for (int i = 0; i < count; ++i) {
-            char text[INET_ADDRSTRLEN];
-            inet_ntop(AF_INET, &ttls[i].ipaddr, text, sizeof text);
-            out.addresses.push_back(text);
-            auto ttl = static_cast<std::uint32_t>(std::max(ttls[i].ttl, 0));
-            if (first || ttl < out.ttl) out.ttl = ttl;
-            first = false;
-          }
-          if (he) ares_free_hostent(he);
-        }
-        if (out.addresses.empty()) out.outcome = dns_outcome::no_records;
-      } else if (out.outcome == dns_outcome::temporary) {
-        out.error = failure(status);
-      } else {
-        out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(std::max(length, 0)), ns_t_a,
-                                 default_negative_ttl);
-      }
+      read_addresses<ares_addrttl, INET_ADDRSTRLEN>(status, answer, length, ns_t_a, state->v4);
       finish();
     });
     if (!settings.ipv6) return;
     query(host, ns_t_aaaa, [state, finish](int status, const unsigned char* answer, int length) {
-      auto& out = state->v6;
-      out.outcome = outcome_of(status);
-      if (out.outcome == dns_outcome::found) {
-        ares_addr6ttl ttls[64];
-        int count = 64;
-        hostent* he = nullptr;
-        if (ares_parse_aaaa_reply(answer, length, &he, ttls, &count) == ARES_SUCCESS) {
-          bool first = true;
-          for (int i = 0; i < count; ++i) {
-            char text[INET6_ADDRSTRLEN];
-            inet_ntop(AF_INET6, &ttls[i].ip6addr, text, sizeof text);
-            out.addresses.push_back(text);
-            auto ttl = static_cast<std::uint32_t>(std::max(ttls[i].ttl, 0));
-            if (first || ttl < out.ttl) out.ttl = ttl;
-            first = false;
-          }
-          if (he) ares_free_hostent(he);
-        }
-        if (out.addresses.empty()) out.outcome = dns_outcome::no_records;
-      } else if (out.outcome == dns_outcome::temporary) {
-        out.error = failure(status);
-      } else {
-        out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(std::max(length, 0)), ns_t_aaaa,
-                                 default_negative_ttl);
-      }
+      read_addresses<ares_addr6ttl, INET6_ADDRSTRLEN>(status, answer, length, ns_t_aaaa, state->v6);
       finish();
     });
+  }
+
+  // One A or AAAA answer: its addresses with the smallest of their TTLs; for a negative answer,
+  // the TTL the zone gives negative answers (RFC 2308), for either type alike.
+  template <class Ttl, std::size_t TextSize>
+  static void read_addresses(int status, const unsigned char* answer, int length, int type, address_lookup& out) {
+    out.outcome = outcome_of(status);
+    if (out.outcome == dns_outcome::found) {
+      Ttl ttls[64];
+      int count = 64;
+      hostent* he = nullptr;
+      int parsed = 0;
+      if constexpr (std::is_same_v<Ttl, ares_addrttl>)
+        parsed = ares_parse_a_reply(answer, length, &he, ttls, &count);
+      else
+        parsed = ares_parse_aaaa_reply(answer, length, &he, ttls, &count);
+      if (parsed == ARES_SUCCESS) {
+        bool first = true;
+        for (int i = 0; i < count; ++i) {
+          char text[TextSize];
+          if constexpr (std::is_same_v<Ttl, ares_addrttl>)
+            inet_ntop(AF_INET, &ttls[i].ipaddr, text, sizeof text);
+          else
+            inet_ntop(AF_INET6, &ttls[i].ip6addr, text, sizeof text);
+          out.addresses.push_back(text);
+          auto ttl = static_cast<std::uint32_t>(std::max(ttls[i].ttl, 0));
+          if (first || ttl < out.ttl) out.ttl = ttl;
+          first = false;
+        }
+        if (he) ares_free_hostent(he);
+      }
+      if (out.addresses.empty()) out.outcome = dns_outcome::no_records;
+    } else if (out.outcome == dns_outcome::temporary) {
+      out.error = failure(status);
+    } else {
+      out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(std::max(length, 0)), type, default_negative_ttl);
+    }
   }
 
   asio::strand<asio::io_context::executor_type> strand;

@@ -114,7 +114,8 @@ asio::awaitable<https_response> https_get(asio::any_io_executor executor, asio::
   in.target = std::move(target);
   in.timeout = timeout;
   in.max_body = max_body;
-  co_return co_await http_call(executor, &tls, std::move(in));
+  auto result = co_await http_call(executor, &tls, std::move(in));
+  co_return result;
 }
 
 }  // namespace petrel

@@ -138,6 +138,16 @@ struct smtp_connection::impl {
     co_return true;
   }
 
+  // Sends a command (or a pipelined batch) and reads one reply; nothing when either failed
+  // (`error` says why). The reply is read within `timeout` as well. A view, not a string: GCC 12
+  // ends temporaries bound to a coroutine's reference parameters too early.
+  asio::awaitable<std::optional<smtp_reply>> command(std::string_view text, std::chrono::milliseconds timeout,
+                                                     const char* sending, const char* after, std::string& error) {
+    if (!co_await write(text, timeout, sending, error)) co_return std::nullopt;
+    auto reply = co_await read_reply(timeout, after, error);
+    co_return reply;
+  }
+
   void read_extensions(const smtp_reply& ehlo) {
     info.esmtp = true;
     info.pipelining = info.eightbitmime = info.smtputf8 = info.starttls = false;
@@ -213,7 +223,8 @@ struct smtp_connection::impl {
     info.tls = true;
     info.tls_version = SSL_get_version(stream.native_handle());
     info.tls_cipher = SSL_get_cipher_name(stream.native_handle());
-    co_return co_await hello();  // RFC 3207 4.2: forget what was learned before TLS
+    auto greeting_error = co_await hello();  // RFC 3207 4.2: forget what was learned before TLS
+    co_return greeting_error;
   }
 
   // Connect, greeting, EHLO, STARTTLS. Empty string: ready for transactions.
@@ -326,11 +337,7 @@ asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelop
   for (const auto& r : rcpts) batch += r;
   batch += "DATA\r\n";
   out.done = true;
-  if (!co_await c.write(batch, timeouts.command, "sending the envelope", error)) {
-    result.error = error;
-    co_return out;
-  }
-  out.mail = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
+  out.mail = co_await c.command(batch, timeouts.command, "sending the envelope", "after MAIL FROM", error);
   if (!out.mail) {
     result.error = error;
     co_return out;
@@ -370,11 +377,7 @@ asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelop
   envelope_outcome out;
   std::string error;
   out.done = true;
-  if (!co_await c.write(mail, timeouts.command, "sending MAIL FROM", error)) {
-    result.error = error;
-    co_return out;
-  }
-  out.mail = co_await c.read_reply(timeouts.command, "after MAIL FROM", error);
+  out.mail = co_await c.command(mail, timeouts.command, "sending MAIL FROM", "after MAIL FROM", error);
   if (!out.mail) {
     result.error = error;
     co_return out;
@@ -385,11 +388,7 @@ asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelop
     co_return out;
   }
   for (std::size_t i = 0; i < rcpts.size(); ++i) {
-    if (!co_await c.write(rcpts[i], timeouts.command, "sending RCPT TO", error)) {
-      result.error = error;
-      co_return out;
-    }
-    auto reply = co_await c.read_reply(timeouts.command, "after RCPT TO", error);
+    auto reply = co_await c.command(rcpts[i], timeouts.command, "sending RCPT TO", "after RCPT TO", error);
     if (!reply) {
       result.error = error;
       co_return out;
@@ -404,12 +403,7 @@ asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelop
     if (!c.usable && result.error.empty()) result.error = "the server closed the transaction (421)";
     co_return out;
   }
-  if (!co_await c.write("DATA\r\n", timeouts.command, "sending DATA", error)) {
-    result.error = error;
-    forget_accepted(result);
-    co_return out;
-  }
-  out.data = co_await c.read_reply(timeouts.data_init, "after DATA", error);
+  out.data = co_await c.command("DATA\r\n", timeouts.data_init, "sending DATA", "after DATA", error);
   if (!out.data) {
     result.error = error;
     forget_accepted(result);
@@ -424,11 +418,7 @@ asio::awaitable<bool> smtp_connection::reset_if_needed(smtp_transaction_result& 
   auto& c = *impl_;
   if (!c.needs_rset) co_return true;
   std::string error;
-  if (!co_await c.write("RSET\r\n", c.settings.timeouts.command, "sending RSET", error)) {
-    result.error = error;
-    co_return false;
-  }
-  auto reply = co_await c.read_reply(c.settings.timeouts.command, "after RSET", error);
+  auto reply = co_await c.command("RSET\r\n", c.settings.timeouts.command, "sending RSET", "after RSET", error);
   if (!reply || !reply->positive()) {
     c.usable = false;
     result.error = reply ? "RSET refused: " + reply->to_string() : error;
