@@ -206,27 +206,22 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
   }
 
   void arm(const std::shared_ptr<watch>& w, int fd) {
+    if (w->want_read && !w->reading) wait_on(w, fd, asio::posix::stream_descriptor::wait_read, &watch::reading);
+    if (w->want_write && !w->writing) wait_on(w, fd, asio::posix::stream_descriptor::wait_write, &watch::writing);
+  }
+
+  // Waits until the socket is readable or writable, then lets c-ares process it that way.
+  void wait_on(const std::shared_ptr<watch>& w, int fd, asio::posix::stream_descriptor::wait_type type,
+               bool watch::*busy) {
     auto self = shared_from_this();
-    if (w->want_read && !w->reading) {
-      w->reading = true;
-      w->descriptor.async_wait(asio::posix::stream_descriptor::wait_read,
-                               [self, w, fd](boost::system::error_code ec) {
-                                 w->reading = false;
-                                 if (ec || !w->active || !self->channel) return;
-                                 ares_process_fd(self->channel, fd, ARES_SOCKET_BAD);
-                                 self->after_process(fd);
-                               });
-    }
-    if (w->want_write && !w->writing) {
-      w->writing = true;
-      w->descriptor.async_wait(asio::posix::stream_descriptor::wait_write,
-                               [self, w, fd](boost::system::error_code ec) {
-                                 w->writing = false;
-                                 if (ec || !w->active || !self->channel) return;
-                                 ares_process_fd(self->channel, ARES_SOCKET_BAD, fd);
-                                 self->after_process(fd);
-                               });
-    }
+    (*w).*busy = true;
+    w->descriptor.async_wait(type, [self, w, fd, type, busy](boost::system::error_code ec) {
+      (*w).*busy = false;
+      if (ec || !w->active || !self->channel) return;
+      bool readable = type == asio::posix::stream_descriptor::wait_read;
+      ares_process_fd(self->channel, readable ? fd : ARES_SOCKET_BAD, readable ? ARES_SOCKET_BAD : fd);
+      self->after_process(fd);
+    });
   }
 
   // After c-ares ran: re-arm the socket if it is still wanted, and the timeout timer.

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 from servers import DnsServer, SmtpServer, make_self_signed_cert  # noqa: E402
 
+from conftest import delivery_config as shared_delivery_config  # noqa: E402
 from conftest import recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
 
 
@@ -78,23 +79,18 @@ def world(tmp_path_factory):
 
 
 def delivery_config(world, **overrides):
+    """The shared delivery config with this file's shorter timeouts."""
     values = {
-        "dns.servers": f'["127.0.0.1:{world["dns"].port}"]',
         "dns.temporary_failure_ttl": '"200ms"',
-        "delivery.port": str(world["port"]),
-        "delivery.retry_schedule": '["1s"]',
-        "delivery.retry_jitter": "0",
         "delivery.max_age": '"1h"',
         "delivery.idle_timeout": '"2s"',
         "delivery.site_failure_delay": '"500ms"',
         "delivery.connect_timeout": '"2s"',
         "delivery.greeting_timeout": '"5s"',
         "delivery.command_timeout": '"5s"',
-        "tenants.default_rate": '"100000/s"',
-        "tenants.default_burst": "100000",
+        **overrides,
     }
-    values.update(overrides)
-    return "\n".join(f"{k} = {v}" for k, v in values.items())
+    return shared_delivery_config(world["dns"].port, world["port"], **values)
 
 
 SITE_POLICIES = """

@@ -14,7 +14,7 @@ from dnslib import DNSRecord, QTYPE
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
 from servers import DnsServer, SmtpServer  # noqa: E402
 
-from conftest import wait_for  # noqa: E402
+from conftest import delivery_config, wait_for  # noqa: E402
 
 OPENDKIM_VERIFY = str(pathlib.Path(os.environ.get("PETREL_BIN", "build/app/petrel")).resolve()
                       .parents[1] / "tests" / "opendkim_verify")
@@ -36,17 +36,8 @@ def world(tmp_path_factory):
 
 
 def config(world, **extra):
-    values = {
-        "dns.servers": f'["127.0.0.1:{world["dns"].port}"]',
-        "delivery.port": str(world["smtp"].port),
-        "delivery.retry_schedule": '["1s"]',
-        "domains.bounce_mx_host": '"bounce.petrel.test"',
-        "domains.dmarc_rua": '"dmarc@petrel.test"',
-        "tenants.default_rate": '"100000/s"',
-        "tenants.default_burst": "100000",
-    }
-    values.update(extra)
-    return "\n".join(f"{k} = {v}" for k, v in values.items())
+    values = {"domains.bounce_mx_host": '"bounce.petrel.test"', "domains.dmarc_rua": '"dmarc@petrel.test"', **extra}
+    return delivery_config(world["dns"].port, world["smtp"].port, **values)
 
 
 EGRESS = """

@@ -83,6 +83,16 @@ def wait_delivered(node, ids, key=None, timeout=30):
     wait_for(done, timeout=timeout, what="deliveries")
 
 
+def assert_budget_kept_over_a_clean_stop(node, world, n, prefix):
+    """A clean stop stores the warm-up counters (no wait for the 5-second flush): after a restart
+    the spent budget stays spent, and n more messages all go through the other source."""
+    assert node.stop() == 0
+    node.start()
+    more = submit_many(node, n, prefix)
+    wait_delivered(node, more)
+    assert {m["peer"] for m in received(world, prefix + "-")} == {OTHER}
+
+
 def test_a_site_rate_limit_holds(make_node, world):
     node = make_node(config(world), raw_config="""
 [[delivery.sites]]
@@ -148,12 +158,7 @@ def test_warmup_overflow_goes_to_the_other_source_and_the_budget_survives_a_rest
     assert egress["warm"]["warmup"]["used_today"] == 5 and egress["warm"]["warmup"]["per_day"] == 5
     assert egress["warm"]["warmup"]["day"] == 1
     assert egress["other"]["warmup"] is None
-    # A clean stop stores the counters (no wait for the 5-second flush).
-    assert node.stop() == 0
-    node.start()
-    more = submit_many(node, 4, "warmagain")
-    wait_delivered(node, more)
-    assert {m["peer"] for m in received(world, "warmagain-")} == {OTHER}
+    assert_budget_kept_over_a_clean_stop(node, world, 4, "warmagain")
 
 
 def test_a_per_site_warmup_budget_holds_at_that_site_only_and_survives_a_restart(make_node, world):
@@ -182,12 +187,7 @@ default_pool = "warm-first"
     assert warm["warmup"] is None  # no budget of the source's own
     assert warm["site_warmups"] == [{"site": "mx1.*.test", "day": 1, "per_day": 3, "per_hour": None,
                                      "used_today": 3, "used_this_hour": 3}]
-    # A clean stop stores the counters (no wait for the 5-second flush).
-    assert node.stop() == 0
-    node.start()
-    more = submit_many(node, 3, "sitewarmagain")
-    wait_delivered(node, more)
-    assert {m["peer"] for m in received(world, "sitewarmagain-")} == {OTHER}
+    assert_budget_kept_over_a_clean_stop(node, world, 3, "sitewarmagain")
 
 
 def test_weighted_pool_selection_and_tenant_pools(make_node, world):
