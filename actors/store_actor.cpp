@@ -340,28 +340,7 @@ caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, writ
 
 // A new message with its accepted event, and a suppressed event for each recipient suppressed at submission (final at once).
 caf::result<caf::ok_atom> persist_message(store_pointer self, message_record& m) {
-  event_record accepted;
-  accepted.id = new_id();
-  accepted.tenant_id = m.tenant_id;
-  accepted.message_id = m.id;
-  accepted.type = "accepted";
-  accepted.at_ms = m.created_at_ms;
-  accepted.data_json = event_data::accepted(m.recipients.size());
-  // Recipients suppressed at submission are final at once, each with its event.
-  std::vector<event_record> events;
-  for (const auto& r : m.recipients) {
-    if (r.state != recipient_state::suppressed) continue;
-    event_record e;
-    e.id = new_id();
-    e.tenant_id = m.tenant_id;
-    e.message_id = m.id;
-    e.recipient_id = r.id;
-    e.type = "suppressed";
-    e.at_ms = m.created_at_ms;
-    e.data_json = event_data::suppressed_at_submission(r.last_reply);
-    events.push_back(std::move(e));
-  }
-  return enqueue_write(self, insert_message_op{std::move(m), std::move(accepted), std::move(events)});
+  return enqueue_write(self, event_data::submission(std::move(m)));
 }
 
 // Ready means commits work now: there is room for new messages, and the last commit (within a

@@ -1,5 +1,6 @@
 // PostgreSQL implementation of the store interface (see pg_store.hpp and store.hpp).
 #include "storage/pg_store.hpp"
+#include "storage/backend_support.hpp"
 
 #include <libpq-fe.h>
 
@@ -17,16 +18,8 @@ namespace {
 // An arbitrary constant naming Petrel's migration lock (pg_advisory_lock takes a bigint).
 constexpr long long migration_lock_key = 7374657007LL;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-class operation_error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using storage_detail::now_ms;
+using storage_detail::operation_error;
 
 // Every statement, prepared at connect under its index.
 enum stmt : int {

@@ -1,5 +1,6 @@
 // SQLite implementation of the store interface (see store.hpp and sqlite_store.hpp).
 #include "storage/sqlite_store.hpp"
+#include "storage/backend_support.hpp"
 
 #include <sqlite3.h>
 #include <sys/statvfs.h>
@@ -16,17 +17,8 @@ namespace petrel {
 
 namespace {
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// A failure of one write operation that leaves the transaction usable (a constraint).
-class operation_error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using storage_detail::now_ms;
+using storage_detail::operation_error;
 
 // A prepared statement borrowed from the cache; reset and unbound when the borrow ends.
 class statement {

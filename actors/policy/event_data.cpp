@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "storage/ids.hpp"
+
 namespace petrel {
 
 namespace json = boost::json;
@@ -126,6 +128,27 @@ std::string domain_verification_failed(std::string_view domain, std::string_view
   else
     o["status"] = json::object{{"raw", status_json}};
   return text(o);
+}
+
+insert_message_op submission(message_record m) {
+  auto make = [&m](std::string type, std::string data) {
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = m.tenant_id;
+    e.message_id = m.id;
+    e.type = std::move(type);
+    e.at_ms = m.created_at_ms;
+    e.data_json = std::move(data);
+    return e;
+  };
+  auto accepted_event = make("accepted", accepted(m.recipients.size()));
+  std::vector<event_record> events;
+  for (const auto& r : m.recipients) {
+    if (r.state != recipient_state::suppressed) continue;
+    events.push_back(make("suppressed", suppressed_at_submission(r.last_reply)));
+    events.back().recipient_id = r.id;
+  }
+  return insert_message_op{std::move(m), std::move(accepted_event), std::move(events)};
 }
 
 std::string delivery_log_line(const event_record& e, std::string_view domain,

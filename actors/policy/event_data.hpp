@@ -12,6 +12,7 @@
 
 #include "net/mail/bounce.hpp"
 #include "storage/records.hpp"
+#include "storage/store.hpp"
 
 namespace petrel {
 
@@ -62,6 +63,10 @@ std::string admin_action(std::string_view action, std::string_view kind, std::st
                          std::int64_t until_ms, std::string_view reason, std::string_view by);
 // status_json: the verification report (an object); anything else is kept as {"raw": text}.
 std::string domain_verification_failed(std::string_view domain, std::string_view status_json);
+
+// A new message as the store writes it: the message, its accepted event, and a suppressed event
+// for each recipient suppressed at submission (final at once).
+insert_message_op submission(message_record m);
 
 // One line of the delivery log (log.delivery_log): the attempt's event with its domain and
 // address; the event's data is embedded as the object it is.

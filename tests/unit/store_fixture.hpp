@@ -5,6 +5,7 @@
 #include <random>
 #include <string>
 
+#include "actors/policy/event_data.hpp"
 #include "storage/ids.hpp"
 #include "storage/store.hpp"
 
@@ -56,15 +57,7 @@ inline message_record make_message(const id128& tenant, std::vector<std::string>
   return m;
 }
 
-inline insert_message_op message_op(message_record m) {
-  event_record e;
-  e.id = new_id();
-  e.tenant_id = m.tenant_id;
-  e.message_id = m.id;
-  e.type = "accepted";
-  e.at_ms = m.created_at_ms;
-  e.data_json = "{}";
-  return insert_message_op{std::move(m), std::move(e), {}};
-}
+// The write a submission makes (with its events), as the store actor makes it.
+inline insert_message_op message_op(message_record m) { return event_data::submission(std::move(m)); }
 
 }  // namespace petrel::testing

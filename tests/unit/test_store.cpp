@@ -330,16 +330,9 @@ TEST_CASE("store: recipients suppressed at submission get their events", "[store
   auto t = make_tenant("t");
   auto m = make_message(t.id, {"a@g.example"});
   m.recipients[0].state = recipient_state::suppressed;
-  auto op = message_op(m);
-  event_record e;
-  e.id = new_id();
-  e.tenant_id = t.id;
-  e.message_id = m.id;
-  e.recipient_id = m.recipients[0].id;
-  e.type = "suppressed";
-  e.at_ms = 2000;
-  e.data_json = "{}";
-  op.events.push_back(e);
+  auto op = message_op(m);  // with the accepted event and the recipient's suppressed event
+  REQUIRE(op.events.size() == 1);
+  CHECK(op.events[0].recipient_id == m.recipients[0].id);
   s->apply({insert_tenant_op{t, {}}, op});
   auto found = s->find_message(t.id, m.id);
   REQUIRE(found);
