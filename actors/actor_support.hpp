@@ -19,7 +19,9 @@ namespace petrel {
 void install_logging_handlers(caf::scheduled_actor* self, const char* actor_name);
 
 // How every actor's behaviour begins: the logging handlers, under the name its state gives
-// (the name CAF reports too), and a reference to its state.
+// (the name CAF reports too), and a reference to its state. An actor's state derives from a
+// `<name>_start` struct (what it is given when it starts: its spawn arguments), which the
+// behaviour assigns in one statement: `static_cast<site_start&>(st) = std::move(start);`.
 template <class Pointer>
 auto& start_actor(Pointer self) {
   install_logging_handlers(self, std::remove_reference_t<decltype(self->state)>::name);

@@ -30,11 +30,15 @@ namespace petrel {
 
 namespace {
 
-struct bounces_state {
-  bounces_state() = default;
+// What the bounces actor is given when it starts (its spawn arguments).
+struct bounces_start {
   store_actor store;
   tenants_actor tenants;
   node_settings settings;
+};
+
+struct bounces_state : bounces_start {
+  bounces_state() = default;
   static inline const char* name = "bounces";
 };
 
@@ -335,12 +339,9 @@ caf::result<caf::ok_atom> on_unsubscribe(bounces_pointer self, id128 recipient) 
   return rp;
 }
 
-bounces_actor::behavior_type bounces_behavior(bounces_pointer self, store_actor store,
-                                              tenants_actor tenants, node_settings settings) {
+bounces_actor::behavior_type bounces_behavior(bounces_pointer self, bounces_start start) {
   auto& st = start_actor(self);
-  st.store = std::move(store);
-  st.tenants = std::move(tenants);
-  st.settings = std::move(settings);
+  static_cast<bounces_start&>(st) = std::move(start);
   return {
       [=](inbound_atom, inbound_message& m) -> caf::result<inbound_result> {
         return on_inbound(self, m);
@@ -355,7 +356,8 @@ bounces_actor::behavior_type bounces_behavior(bounces_pointer self, store_actor 
 
 bounces_actor spawn_bounces(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             tenants_actor tenants, const node_settings& settings) {
-  return spawn_child(sys, parent, bounces_behavior, std::move(store), std::move(tenants), settings);
+  return spawn_child(sys, parent, bounces_behavior,
+                     bounces_start{std::move(store), std::move(tenants), settings});
 }
 
 }  // namespace petrel

@@ -18,12 +18,16 @@ namespace petrel {
 
 namespace {
 
-struct controls_state {
-  controls_state() = default;
+// What the controls actor is given when it starts (its spawn arguments).
+struct controls_start {
   store_actor store;
   domains_actor domains;
   egress_actor egress;
   node_settings settings;
+};
+
+struct controls_state : controls_start {
+  controls_state() = default;
   std::map<std::pair<std::string, std::string>, control_record> controls;
   std::uint64_t timer_generation = 0;
   static inline const char* name = "controls";
@@ -137,14 +141,9 @@ void load(controls_pointer self) {
           });
 }
 
-controls_actor::behavior_type controls_behavior(controls_pointer self, store_actor store,
-                                                domains_actor domains, egress_actor egress,
-                                                node_settings settings) {
+controls_actor::behavior_type controls_behavior(controls_pointer self, controls_start start) {
   auto& st = start_actor(self);
-  st.store = std::move(store);
-  st.domains = std::move(domains);
-  st.egress = std::move(egress);
-  st.settings = std::move(settings);
+  static_cast<controls_start&>(st) = std::move(start);
   load(self);
   return {
       [=](suspend_atom, control_record& c) -> caf::result<control_record> {
@@ -221,7 +220,8 @@ controls_actor spawn_controls(caf::actor_system& sys, caf::local_actor* parent, 
                               domains_actor domains, egress_actor egress,
                               const node_settings& settings) {
   return spawn_child(sys, parent, controls_behavior,
-                     std::move(store), std::move(domains), std::move(egress), settings);
+                     controls_start{std::move(store), std::move(domains), std::move(egress),
+                                    settings});
 }
 
 }  // namespace petrel

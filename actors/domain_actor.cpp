@@ -72,14 +72,18 @@ using heap_entry = std::pair<std::int64_t, id128>;
 // How many times a failed commit of outcomes is retried, one second apart.
 constexpr std::int32_t store_retries = 60;
 
-struct domain_state {
-  domain_state() = default;
+// What the domain actor is given when it starts (its spawn arguments).
+struct domain_start {
   std::string domain;
   store_actor store;
   resolver_actor resolver;
   egress_actor egress;
   domains_actor supervisor;
   node_settings settings;
+};
+
+struct domain_state : domain_start {
+  domain_state() = default;
   retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
@@ -866,17 +870,9 @@ domain_queue_stats domain_stats(domain_pointer self) {
   return out;
 }
 
-domain_actor::behavior_type domain_behavior(domain_pointer self, std::string domain,
-                                            store_actor store, resolver_actor resolver,
-                                            egress_actor egress, domains_actor supervisor,
-                                            node_settings settings) {
+domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start start) {
   auto& st = start_actor(self);
-  st.domain = std::move(domain);
-  st.store = std::move(store);
-  st.resolver = std::move(resolver);
-  st.egress = std::move(egress);
-  st.supervisor = std::move(supervisor);
-  st.settings = std::move(settings);
+  static_cast<domain_start&>(st) = std::move(start);
   const auto& d = st.settings.config->delivery;
   st.schedule = retry_schedule(d.retry_schedule, d.retry_jitter, d.max_age);
   for (const auto& policy : d.domains)  // the first matching [[delivery.domains]] applies
@@ -984,7 +980,8 @@ domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std:
                           store_actor store, resolver_actor resolver, egress_actor egress,
                           domains_actor supervisor, const node_settings& settings) {
   return spawn_child(sys, parent, domain_behavior,
-                     std::move(domain), std::move(store), std::move(resolver), std::move(egress), std::move(supervisor), settings);
+                     domain_start{std::move(domain), std::move(store), std::move(resolver),
+                                  std::move(egress), std::move(supervisor), settings});
 }
 
 }  // namespace petrel

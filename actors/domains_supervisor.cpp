@@ -27,13 +27,17 @@ struct child {
   std::uint64_t batches_sent = 0;
 };
 
-struct domains_state {
-  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
-  domains_state() = default;
+// What the domains actor is given when it starts (its spawn arguments).
+struct domains_start {
   store_actor store;
   resolver_actor resolver;
   egress_actor egress;
   node_settings settings;
+};
+
+struct domains_state : domains_start {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  domains_state() = default;
   std::unordered_map<std::string, child> children;
   std::unordered_map<caf::actor_addr, std::string> by_address;
   bool recovered = false;  // every page of domains read and their actors started
@@ -206,14 +210,9 @@ void on_child_exit(domains_pointer self, caf::exit_msg& msg) {
                 restart_atom::value, domain);
 }
 
-domains_actor::behavior_type domains_behavior(domains_pointer self, store_actor store,
-                                              resolver_actor resolver, egress_actor egress,
-                                              node_settings settings) {
+domains_actor::behavior_type domains_behavior(domains_pointer self, domains_start start) {
   auto& st = start_actor(self);
-  st.store = std::move(store);
-  st.resolver = std::move(resolver);
-  st.egress = std::move(egress);
-  st.settings = std::move(settings);
+  static_cast<domains_start&>(st) = std::move(start);
   self->set_exit_handler([=](caf::exit_msg& msg) { on_child_exit(self, msg); });
   recover_page(self, "");
   return {
@@ -292,7 +291,8 @@ domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, st
                             resolver_actor resolver, egress_actor egress,
                             const node_settings& settings) {
   return spawn_child(sys, parent, domains_behavior,
-                     std::move(store), std::move(resolver), std::move(egress), settings);
+                     domains_start{std::move(store), std::move(resolver), std::move(egress),
+                                   settings});
 }
 
 }  // namespace petrel

@@ -30,13 +30,17 @@ namespace {
 
 // -- egress actor (one source) ---------------------------------------------------------------
 
-struct source_state {
-  source_state() = default;
+// What the egress_source actor is given when it starts (its spawn arguments).
+struct source_start {
   std::shared_ptr<delivery_runtime> runtime;
   store_actor store;
   egress_source source;
   std::shared_ptr<source_gate> gate;
   node_settings settings;
+};
+
+struct source_state : source_start {
+  source_state() = default;
   std::unordered_map<std::string, site_actor> sites;  // by site name
   std::unordered_map<caf::actor_addr, std::string> by_address;
   static inline const char* name = "egress";
@@ -44,17 +48,9 @@ struct source_state {
 
 using source_pointer = egress_source_actor::stateful_pointer<source_state>;
 
-egress_source_actor::behavior_type source_behavior(source_pointer self,
-                                            std::shared_ptr<delivery_runtime> runtime,
-                                            store_actor store, egress_source source,
-                                            std::shared_ptr<source_gate> gate,
-                                            node_settings settings) {
+egress_source_actor::behavior_type source_behavior(source_pointer self, source_start start) {
   auto& st = start_actor(self);
-  st.runtime = std::move(runtime);
-  st.store = std::move(store);
-  st.source = std::move(source);
-  st.gate = std::move(gate);
-  st.settings = std::move(settings);
+  static_cast<source_start&>(st) = std::move(start);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
     auto it = s.by_address.find(msg.source);
@@ -139,11 +135,15 @@ struct egress_child {
   restart_policy policy;
 };
 
-struct supervisor_state {
-  supervisor_state() = default;
+// What the egress_supervisor actor is given when it starts (its spawn arguments).
+struct egress_start {
   std::shared_ptr<delivery_runtime> runtime;
   store_actor store;
   node_settings settings;
+};
+
+struct supervisor_state : egress_start {
+  supervisor_state() = default;
   std::unordered_map<std::string, egress_child> children;  // by source name
   std::unordered_map<caf::actor_addr, std::string> by_address;
   std::unordered_map<std::string, std::shared_ptr<source_gate>> gates;  // by source name
@@ -195,8 +195,9 @@ std::string usage_key(const std::string& source, const std::string& pattern) { r
 void start_source(egress_pointer self, const egress_source& source) {
   auto& st = self->state;
   auto& child = st.children[source.name];
-  child.handle = self->spawn<caf::linked>(source_behavior, st.runtime, st.store, source,
-                                          st.gates[source.name], st.settings);
+  child.handle = self->spawn<caf::linked>(source_behavior,
+                                          source_start{st.runtime, st.store, source,
+                                                       st.gates[source.name], st.settings});
   st.by_address[child.handle.address()] = source.name;
 }
 
@@ -275,13 +276,9 @@ void flush_usage(egress_pointer self, std::function<void()> done = nullptr) {
         .then([answered](caf::ok_atom) { answered(); }, [answered](caf::error&) { answered(); });
 }
 
-egress_actor::behavior_type egress_behavior(egress_pointer self,
-                                            std::shared_ptr<delivery_runtime> runtime,
-                                            store_actor store, node_settings settings) {
+egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start start) {
   auto& st = start_actor(self);
-  st.runtime = std::move(runtime);
-  st.store = std::move(store);
-  st.settings = std::move(settings);
+  static_cast<egress_start&>(st) = std::move(start);
   // Gates outlive restarts of their egress actor: a crash must not reset a warm-up budget.
   for (const auto& source : st.settings.config->sources)
     st.gates[source.name] = make_gate(st.settings, source.name);
@@ -376,7 +373,8 @@ egress_actor::behavior_type egress_behavior(egress_pointer self,
 egress_actor spawn_egress(caf::actor_system& sys, caf::local_actor* parent,
                           std::shared_ptr<delivery_runtime> runtime, store_actor store,
                           const node_settings& settings) {
-  return spawn_child(sys, parent, egress_behavior, std::move(runtime), std::move(store), settings);
+  return spawn_child(sys, parent, egress_behavior,
+                     egress_start{std::move(runtime), std::move(store), settings});
 }
 
 }  // namespace petrel

@@ -33,14 +33,18 @@ enum child_index : std::uint64_t {
 const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest",
                              "senders", "signers", "tenants", "bounces", "controls", "events"};
 
-struct root_state {
-  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
-  root_state() = default;
+// What the root actor is given when it starts (its spawn arguments).
+struct root_start {
   store_factory open;
   std::shared_ptr<std::unique_ptr<store>> first_store;
   node_settings settings;
   std::shared_ptr<service_directory> directory;
   std::shared_ptr<delivery_runtime> runtime;
+};
+
+struct root_state : root_start {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  root_state() = default;
   services current;
   std::unordered_map<caf::actor_addr, std::uint64_t> by_address;
   restart_policy policy;
@@ -149,17 +153,9 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
   }
 }
 
-root_actor::behavior_type root_behavior(root_pointer self, store_factory open,
-                                        std::shared_ptr<std::unique_ptr<store>> first_store,
-                                        node_settings settings,
-                                        std::shared_ptr<service_directory> directory,
-                                        std::shared_ptr<delivery_runtime> runtime) {
+root_actor::behavior_type root_behavior(root_pointer self, root_start start) {
   auto& st = start_actor(self);
-  st.runtime = std::move(runtime);
-  st.open = std::move(open);
-  st.first_store = std::move(first_store);
-  st.settings = std::move(settings);
-  st.directory = std::move(directory);
+  static_cast<root_start&>(st) = std::move(start);
   st.settings.shared.directory = st.directory;
   st.policy = restart_policy(restart_limits_from(st.settings.config->actors));
   self->set_exit_handler([=](caf::exit_msg& msg) {
@@ -262,8 +258,9 @@ root_actor spawn_root(caf::actor_system& sys, store_factory open, std::unique_pt
                       node_settings settings, std::shared_ptr<service_directory> directory,
                       std::shared_ptr<delivery_runtime> runtime) {
   auto holder = std::make_shared<std::unique_ptr<store>>(std::move(opened));
-  return sys.spawn(root_behavior, std::move(open), holder, std::move(settings),
-                   std::move(directory), std::move(runtime));
+  return sys.spawn(root_behavior,
+                   root_start{std::move(open), holder, std::move(settings), std::move(directory),
+                              std::move(runtime)});
 }
 
 }  // namespace petrel

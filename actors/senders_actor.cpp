@@ -31,11 +31,15 @@ struct pending_check {
   std::vector<caf::typed_response_promise<sender_domain_view>> waiting;
 };
 
-struct senders_state {
-  senders_state() = default;
+// What the senders actor is given when it starts (its spawn arguments).
+struct senders_start {
   store_actor store;
   std::shared_ptr<delivery_runtime> runtime;
   node_settings settings;
+};
+
+struct senders_state : senders_start {
+  senders_state() = default;
   std::map<std::string, sender_domain_record> domains;  // by claim_key; keys as stored
   std::map<std::string, std::shared_ptr<const dkim_signer>> signers;  // by key id
   std::map<std::string, pending_check> checks;  // verifications under way, by claim_key
@@ -386,13 +390,9 @@ caf::result<caf::ok_atom> delete_domain(senders_pointer self, id128 tenant, cons
   return rp;
 }
 
-senders_actor::behavior_type senders_behavior(senders_pointer self, store_actor store,
-                                              std::shared_ptr<delivery_runtime> runtime,
-                                              node_settings settings) {
+senders_actor::behavior_type senders_behavior(senders_pointer self, senders_start start) {
   auto& st = start_actor(self);
-  st.store = std::move(store);
-  st.runtime = std::move(runtime);
-  st.settings = std::move(settings);
+  static_cast<senders_start&>(st) = std::move(start);
   self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, sender_atom::value)
       .then(
           [=](std::vector<sender_domain_record>& domains) {
@@ -457,8 +457,8 @@ senders_actor spawn_senders(caf::actor_system& sys, caf::local_actor* parent, st
                             std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
   // Detached: key generation takes a noticeable time and must not hold a shared worker.
   auto where = settings.config->store_detached ? runs_on::own_thread : runs_on::scheduler;
-  return spawn_child(sys, parent, where, senders_behavior, std::move(store), std::move(runtime),
-                     settings);
+  return spawn_child(sys, parent, where, senders_behavior,
+                     senders_start{std::move(store), std::move(runtime), settings});
 }
 
 }  // namespace petrel

@@ -42,12 +42,19 @@ struct session_entry {
   std::uint64_t park_generation = 0;
 };
 
-struct site_state {
-  site_state() = default;
+// What a site actor is given when it starts (its spawn arguments).
+struct site_start {
   std::shared_ptr<delivery_runtime> runtime;
   store_actor store;
   egress_source source;
   std::shared_ptr<source_gate> gate;
+  route current_route;
+  site_limits limits;
+  node_settings settings;
+};
+
+struct site_state : site_start {
+  site_state() = default;
   rate_limiter message_limiter;
   rate_limiter connection_limiter;
   concurrency_control concurrency;
@@ -59,9 +66,6 @@ struct site_state {
   std::string waiting_for;  // what held the last dispatch back (admin view)
   std::uint64_t wake_generation = 0;
   std::int64_t wake_at_ms = 0;
-  route current_route;
-  site_limits limits;
-  node_settings settings;
   preparation_settings preparation;  // from settings: VERP, unsubscribe links
   std::deque<delivery_work> ready;
   std::unordered_map<std::uint64_t, delivery_job> loading;
@@ -563,21 +567,12 @@ site_stats stats_of(site_pointer self) {
   return out;
 }
 
-site_actor::behavior_type site_behavior(site_pointer self, std::shared_ptr<delivery_runtime> runtime,
-                                        store_actor store, egress_source source,
-                                        std::shared_ptr<source_gate> gate, route initial,
-                                        site_limits limits, node_settings settings) {
+site_actor::behavior_type site_behavior(site_pointer self, site_start start) {
   auto& st = start_actor(self);
-  st.runtime = std::move(runtime);
-  st.store = std::move(store);
-  st.source = std::move(source);
-  st.gate = std::move(gate);
-  st.current_route = std::move(initial);
-  st.limits = limits;
-  st.settings = std::move(settings);
+  static_cast<site_start&>(st) = std::move(start);
   const auto& cfg = *st.settings.config;
   st.preparation = {cfg.bounces.verp_domain, cfg.bounce_secret, cfg.bounces.unsubscribe_base_url};
-  st.concurrency.configure(limits.connection_limit);
+  st.concurrency.configure(st.limits.connection_limit);
   configure_rates(self, 1);
   if (st.settings.config->responses && !st.settings.config->responses->empty()) st.responses.emplace(st.settings.config->responses);
   spdlog::debug("site.started source={} site={} connection_limit={}", st.source.name,
@@ -659,7 +654,8 @@ site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
                       egress_source source, std::shared_ptr<source_gate> gate, route initial,
                       site_limits limits, const node_settings& settings) {
   return spawn_child(sys, parent, site_behavior,
-                     std::move(runtime), std::move(store), std::move(source), std::move(gate), std::move(initial), limits, settings);
+                     site_start{std::move(runtime), std::move(store), std::move(source), std::move(gate),
+                                std::move(initial), limits, settings});
 }
 
 }  // namespace petrel

@@ -45,14 +45,18 @@ struct pending_submission {
 // Submissions held while the suppression list loads; past this, 503 at once.
 constexpr std::size_t max_pending_submissions = 10'000;
 
-struct tenant_state {
-  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
-  tenant_state() = default;
+// What the tenant actor is given when it starts (its spawn arguments).
+struct tenant_start {
   tenant_record record;
   store_actor store;
   signer_actor signers;
-  rate_limiter limiter;
   node_settings settings;
+};
+
+struct tenant_state : tenant_start {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  tenant_state() = default;
+  rate_limiter limiter;
   bool loaded = false;
   std::chrono::milliseconds load_backoff{500};
   std::unordered_map<std::string, suppression_entry> suppressions;  // by suppression_key
@@ -223,14 +227,9 @@ void soft_bounce(tenant_pointer self, const std::string& key, const std::string&
         });
 }
 
-tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record record,
-                                            store_actor store, signer_actor signers,
-                                            node_settings settings) {
+tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start start) {
   auto& st = start_actor(self);
-  st.record = std::move(record);
-  st.store = std::move(store);
-  st.signers = std::move(signers);
-  st.settings = std::move(settings);
+  static_cast<tenant_start&>(st) = std::move(start);
   configure(self, st.settings.config->tenants);
   load(self);
   return {
@@ -337,7 +336,8 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_record r
 tenant_actor spawn_tenant(caf::actor_system& sys, caf::local_actor* parent, tenant_record record,
                           store_actor store, signer_actor signers, const node_settings& settings) {
   return spawn_child(sys, parent, tenant_behavior,
-                     std::move(record), std::move(store), std::move(signers), settings);
+                     tenant_start{std::move(record), std::move(store), std::move(signers),
+                                  settings});
 }
 
 }  // namespace petrel

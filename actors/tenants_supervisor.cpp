@@ -26,12 +26,16 @@ struct tenant_entry {
   restart_policy policy;
 };
 
-struct tenants_state {
-  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
-  tenants_state() = default;
+// What the tenants actor is given when it starts (its spawn arguments).
+struct tenants_start {
   store_actor store;
   signer_actor signers;
   node_settings settings;
+};
+
+struct tenants_state : tenants_start {
+  // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
+  tenants_state() = default;
   std::map<id128, tenant_entry> tenants;
   std::unordered_map<std::string, id128> key_owner;  // key hash -> tenant id
   std::unordered_map<caf::actor_addr, id128> by_address;
@@ -236,12 +240,9 @@ caf::result<tenant_record> update_tenant(tenants_pointer self, id128 tenant_id, 
   return rp;
 }
 
-tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor store,
-                                              signer_actor signers, node_settings settings) {
+tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_start start) {
   auto& st = start_actor(self);
-  st.store = std::move(store);
-  st.signers = std::move(signers);
-  st.settings = std::move(settings);
+  static_cast<tenants_start&>(st) = std::move(start);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
     auto it = st.by_address.find(msg.source);
@@ -347,7 +348,8 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, store_actor 
 
 tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             signer_actor signers, const node_settings& settings) {
-  return spawn_child(sys, parent, tenants_behavior, std::move(store), std::move(signers), settings);
+  return spawn_child(sys, parent, tenants_behavior,
+                     tenants_start{std::move(store), std::move(signers), settings});
 }
 
 }  // namespace petrel

@@ -46,13 +46,17 @@ std::string random_secret() { return "whsec_" + random_hex(24); }
 
 // -- one endpoint --------------------------------------------------------------------------
 
-struct webhook_state {
-  webhook_state() = default;
+// What the webhook actor is given when it starts (its spawn arguments).
+struct webhook_start {
   webhook_record rec;  // the secret in clear
   store_actor store;
   std::shared_ptr<delivery_runtime> runtime;
   webhooks_config cfg;
   std::string key_encryption_key;  // seals secrets at rest, when set
+};
+
+struct webhook_state : webhook_start {
+  webhook_state() = default;
   std::uint64_t generation = 0;  // of the one timer or POST that counts
   bool busy = false;             // a read or a POST is in flight
   std::vector<event_view> batch;
@@ -206,15 +210,9 @@ void on_failure(webhook_pointer self, const std::string& error) {
           });
 }
 
-webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_record rec, store_actor store,
-                                              std::shared_ptr<delivery_runtime> runtime,
-                                              webhooks_config cfg, std::string key_encryption_key) {
+webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_start start) {
   auto& st = start_actor(self);
-  st.rec = std::move(rec);
-  st.store = std::move(store);
-  st.runtime = std::move(runtime);
-  st.cfg = std::move(cfg);
-  st.key_encryption_key = std::move(key_encryption_key);
+  static_cast<webhook_start&>(st) = std::move(start);
   if (st.rec.state == "active") schedule(self, 0ms);
   return {
       [=](stats_atom) -> webhook_status { return status_of(self->state); },
@@ -283,11 +281,15 @@ webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_reco
 
 // -- the keeper ----------------------------------------------------------------------------
 
-struct events_state {
-  events_state() = default;
+// What the events actor is given when it starts (its spawn arguments).
+struct events_start {
   store_actor store;
   std::shared_ptr<delivery_runtime> runtime;
   node_settings settings;
+};
+
+struct events_state : events_start {
+  events_state() = default;
   std::map<id128, webhook_actor> endpoints;
   std::map<id128, id128> tenant_of;
   // Restart intensity and backoff per endpoint, as every supervisor has (restart_policy.hpp).
@@ -310,8 +312,10 @@ void start_endpoint(events_pointer self, webhook_record rec) {
   }
   auto id = rec.id;
   st.tenant_of[id] = rec.tenant_id;
-  auto handle = self->spawn<caf::linked>(webhook_behavior, std::move(rec), st.store, st.runtime,
-                                         st.settings.config->webhooks, st.settings.config->key_encryption_key);
+  auto handle = self->spawn<caf::linked>(webhook_behavior,
+                                         webhook_start{std::move(rec), st.store, st.runtime,
+                                                       st.settings.config->webhooks,
+                                                       st.settings.config->key_encryption_key});
   st.endpoints[id] = handle;
 }
 
@@ -443,12 +447,9 @@ caf::result<caf::ok_atom> delete_webhook(events_pointer self, id128 tenant, id12
   return rp;
 }
 
-events_actor::behavior_type events_behavior(events_pointer self, store_actor store,
-                                            std::shared_ptr<delivery_runtime> runtime, node_settings settings) {
+events_actor::behavior_type events_behavior(events_pointer self, events_start start) {
   auto& st = start_actor(self);
-  st.store = std::move(store);
-  st.runtime = std::move(runtime);
-  st.settings = std::move(settings);
+  static_cast<events_start&>(st) = std::move(start);
   // An endpoint that crashed is started again from its stored state, after its backoff.
   self->set_exit_handler([self](caf::exit_msg& msg) {
     auto& st = self->state;
@@ -509,7 +510,8 @@ events_actor::behavior_type events_behavior(events_pointer self, store_actor sto
 
 events_actor spawn_events(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           std::shared_ptr<delivery_runtime> runtime, const node_settings& settings) {
-  return spawn_child(sys, parent, events_behavior, std::move(store), std::move(runtime), settings);
+  return spawn_child(sys, parent, events_behavior,
+                     events_start{std::move(store), std::move(runtime), settings});
 }
 
 }  // namespace petrel
