@@ -20,7 +20,9 @@ import socket
 import struct
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from control_http import JsonHandler  # noqa: E402
 
 from dnslib import AAAA, CNAME, EDNS0, MX, QTYPE, RCODE, RR, SOA, TXT, A, DNSError, DNSLabel
 from dnslib.server import DNSHandler, DNSLogger, DNSServer
@@ -33,7 +35,6 @@ MAX_CNAME_CHAIN = 8
 TCP_IDLE_SECONDS = 30
 EDNS_UDP_PAYLOAD = 1232
 PORT_ATTEMPTS = 20
-CONTROL_BODY_LIMIT = 1 << 20
 ZONE_CHECK_INTERVAL = 1.0
 SHUTDOWN_POLL = 0.05
 
@@ -293,19 +294,8 @@ class ZoneFileWatcher(threading.Thread):
                 print(f"zone reload failed: {error}", file=sys.stderr, flush=True)
 
 
-class ControlHandler(BaseHTTPRequestHandler):
+class ControlHandler(JsonHandler):
     """GET /stats, POST /zone, POST /reset."""
-
-    def log_message(self, format, *args):
-        pass
-
-    def send_json(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     def do_GET(self):
         if self.path == "/stats":
@@ -320,10 +310,7 @@ class ControlHandler(BaseHTTPRequestHandler):
             self.send_json(200, {"ok": True})
         elif self.path == "/zone":
             try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > CONTROL_BODY_LIMIT:
-                    raise ValueError("body too large")
-                resolver.zone = Zone.from_json(json.loads(self.rfile.read(length) or b"null"))
+                resolver.zone = Zone.from_json(self.read_json())
             except ValueError as error:
                 self.send_json(400, {"error": str(error)})
                 return

@@ -28,7 +28,9 @@ import sys
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from control_http import JsonHandler  # noqa: E402
 
 COMMAND_LINE_LIMIT = 4096
 READ_CHUNK = 65536
@@ -37,7 +39,6 @@ MAX_ERRORS = 20            # a client this confused is closed rather than answer
 MAX_TRANSCRIPT = 500       # commands kept per connection record
 STALL_DATA_SECONDS = 3600
 TLS_HANDSHAKE_TIMEOUT = 10
-CONTROL_BODY_LIMIT = 1 << 20
 
 # Checked in this order, so "tempfail-N-" is seen before the plain "tempfail" prefix.
 TEMPFAIL_COUNTED = re.compile(r"tempfail-(\d+)-")
@@ -615,25 +616,8 @@ class SmtpApp:
         return {"ok": True}
 
 
-class ControlHandler(BaseHTTPRequestHandler):
+class ControlHandler(JsonHandler):
     """GET /messages, GET /stats, POST /reset, POST /config."""
-
-    def log_message(self, format, *args):
-        pass
-
-    def send_json(self, status, payload):
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def read_json(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > CONTROL_BODY_LIMIT:
-            raise ValueError("body too large")
-        return json.loads(self.rfile.read(length) or b"null")
 
     def do_GET(self):
         app = self.server.app

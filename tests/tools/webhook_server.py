@@ -22,7 +22,9 @@ import ssl
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
+
+from control_http import JsonHandler  # noqa: E402
 
 BODY_LIMIT = 16 << 20
 
@@ -44,11 +46,8 @@ def parse_address(text):
     return host.strip("[]"), int(port)
 
 
-class ReceiverHandler(BaseHTTPRequestHandler):
+class ReceiverHandler(JsonHandler):
     protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -70,24 +69,12 @@ class ReceiverHandler(BaseHTTPRequestHandler):
             time.sleep(float(config.get("delay", 1)))
         status = int(config.get("status", 500)) if mode == "status" else 200
         payload = b'{"ok": true}' if status == 200 else b'{"error": "scripted"}'
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.send_body(status, payload)
 
 
-class ControlHandler(BaseHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
+class ControlHandler(JsonHandler):
     def answer(self, value, status=200):
-        data = json.dumps(value).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, value)
 
     def do_GET(self):
         if self.path == "/requests":
