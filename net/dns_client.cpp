@@ -101,6 +101,27 @@ address_lookup combine_address_lookups(const address_lookup& a, const address_lo
   return out;
 }
 
+namespace {
+
+// Walks `count` resource records from pos, calling visit(type, ttl, rdata position, rdata
+// length) for each; false when the message is malformed.
+template <class Visit>
+bool walk_records(const unsigned char* m, std::size_t len, std::size_t& pos, std::size_t count, Visit visit) {
+  for (std::size_t i = 0; i < count; ++i) {
+    if (!skip_name(m, len, pos) || pos + 10 > len) return false;
+    auto rtype = read16(m + pos);
+    auto ttl = read32(m + pos + 4);
+    auto rdlength = read16(m + pos + 8);
+    pos += 10;
+    if (pos + rdlength > len) return false;
+    visit(rtype, ttl, pos, rdlength);
+    pos += rdlength;
+  }
+  return true;
+}
+
+}  // namespace
+
 std::uint32_t dns_answer_ttl(const unsigned char* m, std::size_t len, int type,
                              std::uint32_t fallback) {
   if (!m || len < 12) return fallback;
@@ -116,32 +137,20 @@ std::uint32_t dns_answer_ttl(const unsigned char* m, std::size_t len, int type,
     if (!found || ttl < best) best = ttl;
     found = true;
   };
-  for (std::size_t i = 0; i < an; ++i) {
-    if (!skip_name(m, len, pos) || pos + 10 > len) return fallback;
-    auto rtype = read16(m + pos);
-    auto ttl = read32(m + pos + 4);
-    auto rdlength = read16(m + pos + 8);
-    pos += 10;
-    if (pos + rdlength > len) return fallback;
+  // The records of the asked type in the answer; else the SOA's negative TTL (RFC 2308 5).
+  bool whole = walk_records(m, len, pos, an, [&](int rtype, std::uint32_t ttl, std::size_t, std::size_t) {
     if (rtype == type) consider(ttl);
-    pos += rdlength;
-  }
+  });
+  if (!whole) return fallback;
   if (found) return best;
-  for (std::size_t i = 0; i < ns; ++i) {
-    if (!skip_name(m, len, pos) || pos + 10 > len) return fallback;
-    auto rtype = read16(m + pos);
-    auto ttl = read32(m + pos + 4);
-    auto rdlength = read16(m + pos + 8);
-    pos += 10;
-    if (pos + rdlength > len) return fallback;
-    if (rtype == ns_t_soa) {
-      // RDATA: MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM (5 x 32 bit).
-      std::size_t p = pos;
-      if (skip_name(m, len, p) && skip_name(m, len, p) && p + 20 <= pos + rdlength)
-        consider(std::min(ttl, read32(m + p + 16)));
-    }
-    pos += rdlength;
-  }
+  whole = walk_records(m, len, pos, ns, [&](int rtype, std::uint32_t ttl, std::size_t rdata, std::size_t rdlength) {
+    if (rtype != ns_t_soa) return;
+    // RDATA: MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM (5 x 32 bit).
+    std::size_t p = rdata;
+    if (skip_name(m, len, p) && skip_name(m, len, p) && p + 20 <= rdata + rdlength)
+      consider(std::min(ttl, read32(m + p + 16)));
+  });
+  if (!whole) return fallback;
   return found ? best : fallback;
 }
 
