@@ -191,14 +191,9 @@ caf::result<queue_summary> queue_summary_of(domains_pointer self) {
 // Any other exit message is from the parent going away: followed.
 void on_child_exit(domains_pointer self, caf::exit_msg& msg) {
   auto& st = self->state;
-  auto it = st.by_address.find(msg.source);
-  if (it == st.by_address.end()) {
-    // Not a child: our parent is going away; follow it.
-    if (msg.reason) self->quit(msg.reason);
-    return;
-  }
-  auto domain = it->second;
-  st.by_address.erase(it);
+  auto exited = exited_child(self, st.by_address, msg);
+  if (!exited) return;
+  const auto& domain = *exited;
   auto c = st.children.find(domain);
   if (c == st.children.end()) return;
   if (!msg.reason) {  // retired normally

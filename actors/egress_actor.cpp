@@ -292,13 +292,9 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
   }
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
-    auto it = s.by_address.find(msg.source);
-    if (it == s.by_address.end()) {
-      if (msg.reason) self->quit(msg.reason);
-      return;
-    }
-    auto name = it->second;
-    s.by_address.erase(it);
+    auto exited = exited_child(self, s.by_address, msg);
+    if (!exited) return;
+    const auto& name = *exited;
     auto& child = s.children[name];
     child.handle = nullptr;
     if (!msg.reason) return;

@@ -9,7 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "actors/metrics.hpp"
@@ -36,6 +38,22 @@ bool restart_child(Self* self, restart_policy& policy, const char* supervisor, c
                self->system().render(reason), delay.count());
   self->delayed_send(self, delay, std::forward<Restart>(restart)...);
   return true;
+}
+
+// Which child an exit message is about, taken out of the supervisor's index of children by
+// address. Nothing when it is not one of them: then the parent is going away, and the
+// supervisor follows it (quits with its reason).
+template <class Self, class Key>
+std::optional<Key> exited_child(Self* self, std::unordered_map<caf::actor_addr, Key>& by_address,
+                                const caf::exit_msg& msg) {
+  auto it = by_address.find(msg.source);
+  if (it == by_address.end()) {
+    if (msg.reason) self->quit(msg.reason);
+    return std::nullopt;
+  }
+  auto key = std::move(it->second);
+  by_address.erase(it);
+  return key;
 }
 
 }  // namespace petrel

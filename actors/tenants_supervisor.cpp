@@ -245,13 +245,9 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_star
   static_cast<tenants_start&>(st) = std::move(start);
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& st = self->state;
-    auto it = st.by_address.find(msg.source);
-    if (it == st.by_address.end()) {
-      if (msg.reason) self->quit(msg.reason);
-      return;
-    }
-    auto id = it->second;
-    st.by_address.erase(it);
+    auto exited = exited_child(self, st.by_address, msg);
+    if (!exited) return;
+    auto id = *exited;
     auto entry = st.tenants.find(id);
     if (entry == st.tenants.end()) return;
     entry->second.handle = nullptr;
