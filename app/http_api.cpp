@@ -270,11 +270,7 @@ void http_api::sender_domains(http_request&& request, const std::vector<std::str
           case remove:
             return ask<caf::ok_atom>(
                 sys, senders, timeout,
-                [respond](caf::ok_atom) {
-                  http_response r;
-                  r.status = 204;
-                  respond(std::move(r));
-                },
+                answered_empty(respond),
                 fail, caf::delete_atom::value, tenant, domain);
         }
       },
@@ -593,12 +589,7 @@ void http_api::admin_revoke_key(const std::string& tenant_id, const std::string&
   auto& sys = sys_;
   ask<caf::ok_atom>(
       sys_, s->tenants, cfg_.http.handler_timeout,
-      [respond](caf::ok_atom) {
-        http_response r;
-        r.status = 204;
-        r.content_type = "application/json";
-        respond(std::move(r));
-      },
+      answered_empty(respond),
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, revoke_atom::value,
       *tenant, *key);
 }

@@ -221,11 +221,7 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
           case remove:
             return ask<caf::ok_atom>(
                 sys, s->tenants, timeout,
-                [respond](caf::ok_atom) {
-                  http_response r;
-                  r.status = 204;
-                  respond(std::move(r));
-                },
+                answered_empty(respond),
                 fail, caf::delete_atom::value, suppress_atom::value, who.tenant_id, address);
         }
       },

@@ -32,6 +32,12 @@ http_response json_response(int status, const json::value& v) {
   return r;
 }
 
+http_response no_content() {
+  http_response r;
+  r.status = 204;
+  return r;
+}
+
 json::value parse_or(const std::string& text, json::value fallback) {
   boost::system::error_code ec;
   auto v = json::parse(text, ec);

@@ -16,6 +16,12 @@ std::int64_t now_ms();
 // RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
 boost::json::value timestamp(std::int64_t ms);
 http_response json_response(int status, const boost::json::value& v);
+// 204 No Content; `answered_empty(respond)` is the handler of a request whose success says
+// nothing more (an ok_atom).
+http_response no_content();
+inline auto answered_empty(http_responder respond) {
+  return [respond](auto&&...) { respond(no_content()); };
+}
 boost::json::value parse_or(const std::string& text, boost::json::value fallback);
 std::vector<std::string> split_path(const std::string& path);
 http_response method_not_allowed(const std::string& allowed);

@@ -435,11 +435,7 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
           case remove:
             return ask<caf::ok_atom>(
                 sys, s->events, timeout,
-                [respond](caf::ok_atom) {
-                  http_response r;
-                  r.status = 204;
-                  respond(std::move(r));
-                },
+                answered_empty(respond),
                 fail, caf::delete_atom::value, tenant, id);
           case resume:
             return ask<webhook_status>(

@@ -259,11 +259,7 @@ void http_api::admin_shaping_action(const std::string& kind_path, const std::str
   if (action == "resume") {
     return ask<caf::ok_atom>(
         sys_, s->controls, timeout,
-        [respond](caf::ok_atom) {
-          http_response r;
-          r.status = 204;
-          respond(std::move(r));
-        },
+        answered_empty(respond),
         fail, resume_atom::value, kind, key);
   }
   if ((action == "bounce" && kind != "domain" && kind != "tenant") ||
