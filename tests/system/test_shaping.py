@@ -36,17 +36,19 @@ def config(world, **overrides):
     return delivery_config(world["dns"].port, world["port"], **overrides)
 
 
-SOURCES = f"""
+def warm_first(warmup):
+    """Two sources, "warm" with this warm-up schedule and "other", and a default pool that uses
+    the warm one first whenever it is open, so that its budget is what decides."""
+    return f"""
 [[egress.sources]]
 name = "warm"
 address = "{WARM}"
-warmup = [{{day = 1, per_day = 5}}]
+warmup = [{warmup}]
 
 [[egress.sources]]
 name = "other"
 address = "{OTHER}"
 
-# The warm source first whenever it is open, so that its budget is what decides.
 [[egress.pools]]
 name = "warm-first"
 sources = [{{source = "warm", weight = 1000}}, {{source = "other", weight = 1}}]
@@ -54,6 +56,9 @@ sources = [{{source = "warm", weight = 1000}}, {{source = "other", weight = 1}}]
 [egress]
 default_pool = "warm-first"
 """
+
+
+SOURCES = warm_first("{day = 1, per_day = 5}")
 
 
 def received(world, tag):
@@ -162,23 +167,7 @@ def test_warmup_overflow_goes_to_the_other_source_and_the_budget_survives_a_rest
 
 
 def test_a_per_site_warmup_budget_holds_at_that_site_only_and_survives_a_restart(make_node, world):
-    node = make_node(config(world), raw_config=f"""
-[[egress.sources]]
-name = "warm"
-address = "{WARM}"
-warmup = [{{site = "mx1.*.test", day = 1, per_day = 3}}]
-
-[[egress.sources]]
-name = "other"
-address = "{OTHER}"
-
-[[egress.pools]]
-name = "warm-first"
-sources = [{{source = "warm", weight = 1000}}, {{source = "other", weight = 1}}]
-
-[egress]
-default_pool = "warm-first"
-""")
+    node = make_node(config(world), raw_config=warm_first('{site = "mx1.*.test", day = 1, per_day = 3}'))
     ids = submit_many(node, 10, "sitewarm")
     wait_delivered(node, ids)
     peers = [m["peer"] for m in received(world, "sitewarm-")]

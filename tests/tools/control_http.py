@@ -1,4 +1,6 @@
-"""What the test servers' HTTP sides share: a quiet handler that answers and reads JSON."""
+"""What the test servers share: a quiet HTTP handler that answers and reads JSON (their control
+sides), and HOST:PORT arguments."""
+import argparse
 import json
 from http.server import BaseHTTPRequestHandler
 
@@ -24,3 +26,11 @@ class JsonHandler(BaseHTTPRequestHandler):
         if length > CONTROL_BODY_LIMIT:
             raise ValueError("body too large")
         return json.loads(self.rfile.read(length) or b"null")
+
+
+def parse_address(text):
+    """'127.0.0.2:25' or '[::1]:25' -> (host, port)."""
+    host, separator, port = text.rpartition(":")
+    if not separator or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]"), int(port)

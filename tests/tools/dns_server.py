@@ -22,7 +22,7 @@ import sys
 import threading
 from http.server import ThreadingHTTPServer
 
-from control_http import JsonHandler  # noqa: E402
+from control_http import JsonHandler, parse_address  # noqa: E402
 
 from dnslib import AAAA, CNAME, EDNS0, MX, QTYPE, RCODE, RR, SOA, TXT, A, DNSError, DNSLabel
 from dnslib.server import DNSHandler, DNSLogger, DNSServer
@@ -318,13 +318,6 @@ class ControlHandler(JsonHandler):
         else:
             self.send_json(404, {"error": "not found"})
 
-
-def parse_address(text):
-    """'127.0.0.1:53' -> ('127.0.0.1', 53)."""
-    host, separator, port = text.rpartition(":")
-    if not separator or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def write_ready_file(path, payload):

@@ -30,7 +30,7 @@ import time
 import traceback
 from http.server import ThreadingHTTPServer
 
-from control_http import JsonHandler  # noqa: E402
+from control_http import JsonHandler, parse_address  # noqa: E402
 
 COMMAND_LINE_LIMIT = 4096
 READ_CHUNK = 65536
@@ -640,13 +640,6 @@ class ControlHandler(JsonHandler):
         else:
             self.send_json(404, {"error": "not found"})
 
-
-def parse_address(text):
-    """'127.0.0.2:25' or '[::1]:25' -> (host, port)."""
-    host, separator, port = text.rpartition(":")
-    if not separator or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 def format_address(host, port):

@@ -24,7 +24,7 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from control_http import JsonHandler  # noqa: E402
+from control_http import JsonHandler, parse_address  # noqa: E402
 
 BODY_LIMIT = 16 << 20
 
@@ -38,12 +38,6 @@ class State:
 
 STATE = State()
 
-
-def parse_address(text):
-    host, separator, port = text.rpartition(":")
-    if not separator or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
-    return host.strip("[]"), int(port)
 
 
 class ReceiverHandler(JsonHandler):
