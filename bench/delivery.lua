@@ -1,9 +1,12 @@
--- wrk script for bench/delivery.sh: POST /v1/messages, one recipient per message, recipients
--- spread evenly over the 1,000 domains d0..d999.bench.test that the benchmark's DNS serves.
--- Environment: PETREL_KEY (API key), MESSAGE_BYTES (size of the text body, default 1024).
+-- wrk script for bench/delivery.sh and bench/submit.sh: POST /v1/messages, one recipient per
+-- message, recipients spread evenly over 1,000 domains d0..d999.<DOMAIN_SUFFIX> (bench.test:
+-- the ones the delivery benchmark's DNS serves).
+-- Environment: PETREL_KEY (API key), MESSAGE_BYTES (size of the text body, default 1024),
+-- DOMAIN_SUFFIX (default bench.test).
 local counter = 0
 local thread_id = 0
 local domains = 1000
+local suffix = os.getenv("DOMAIN_SUFFIX") or "bench.test"
 
 -- JSON-safe filler text of exactly `bytes` octets.
 local function body_text(bytes)
@@ -28,7 +31,7 @@ end
 function request()
   counter = counter + 1
   -- Consecutive requests go to different domains (and so to all four sinks in turn).
-  local domain = "d" .. ((counter + thread_id * 500) % domains) .. ".bench.test"
+  local domain = "d" .. ((counter + thread_id * 500) % domains) .. "." .. suffix
   local body = '{"from":"Bench <bench@bench.test>","to":["user' .. thread_id .. '.' .. counter ..
       '@' .. domain .. '"],"subject":"Delivery benchmark ' .. counter .. '","text":"' .. text .. '"}'
   return wrk.format(nil, nil, nil, body)

@@ -60,8 +60,8 @@ key=$(curl -sf "http://127.0.0.1:$admin_port/admin/tenants" -H "Authorization: B
 echo "petrel $(git rev-parse --short HEAD 2>/dev/null || echo '?'): $(nproc) cores," \
      "wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, io.threads=$HTTP_THREADS," \
      "store=${STORE_URL:-sqlite} synchronous=$SYNCHRONOUS"
-PETREL_KEY=$key wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-  -s bench/submit.lua "http://127.0.0.1:$api_port/v1/messages" | tee "$work/wrk.txt"
+PETREL_KEY=$key DOMAIN_SUFFIX=bench.example wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+  -s bench/delivery.lua "http://127.0.0.1:$api_port/v1/messages" | tee "$work/wrk.txt"
 
 metrics=$(curl -sf "http://127.0.0.1:$admin_port/metrics")
 metric() { echo "$metrics" | awk -v n="$1" '$1 == n { print $2 }'; }
