@@ -70,13 +70,14 @@ std::size_t weakest(const literal_set& set) {
   return set.empty() ? 0 : out;
 }
 
-// Splits at the '|' that are outside groups and classes.
-std::vector<std::string_view> top_level_branches(std::string_view pattern) {
-  std::vector<std::string_view> out;
+// Walks a pattern from `from`, skipping escapes and bracket classes: `step(i, c, depth)` sees
+// every other character with the group depth after it ('(' counts already, ')' no longer);
+// the walk stops when `step` returns false. Returns where it stopped, or npos at the end.
+template <class Step>
+std::size_t walk_pattern(std::string_view pattern, std::size_t from, Step step) {
   int depth = 0;
   bool in_class = false;
-  std::size_t start = 0;
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
+  for (std::size_t i = from; i < pattern.size(); ++i) {
     char c = pattern[i];
     if (c == '\\') {
       ++i;
@@ -84,15 +85,26 @@ std::vector<std::string_view> top_level_branches(std::string_view pattern) {
       if (c == ']') in_class = false;
     } else if (c == '[') {
       in_class = true;
-    } else if (c == '(') {
-      ++depth;
-    } else if (c == ')') {
-      --depth;
-    } else if (c == '|' && depth == 0) {
+    } else {
+      if (c == '(') ++depth;
+      if (c == ')') --depth;
+      if (!step(i, c, depth)) return i;
+    }
+  }
+  return std::string_view::npos;
+}
+
+// Splits at the '|' that are outside groups and classes.
+std::vector<std::string_view> top_level_branches(std::string_view pattern) {
+  std::vector<std::string_view> out;
+  std::size_t start = 0;
+  walk_pattern(pattern, 0, [&](std::size_t i, char c, int depth) {
+    if (c == '|' && depth == 0) {
       out.push_back(pattern.substr(start, i - start));
       start = i + 1;
     }
-  }
+    return true;
+  });
   out.push_back(pattern.substr(start));
   return out;
 }
@@ -101,23 +113,7 @@ std::optional<literal_set> alternation_requirement(std::string_view pattern, int
 
 // The index of the ')' closing the group opened at open, or npos.
 std::size_t group_end(std::string_view pattern, std::size_t open) {
-  int depth = 0;
-  bool in_class = false;
-  for (std::size_t i = open; i < pattern.size(); ++i) {
-    char c = pattern[i];
-    if (c == '\\') {
-      ++i;
-    } else if (in_class) {
-      if (c == ']') in_class = false;
-    } else if (c == '[') {
-      in_class = true;
-    } else if (c == '(') {
-      ++depth;
-    } else if (c == ')' && --depth == 0) {
-      return i;
-    }
-  }
-  return std::string_view::npos;
+  return walk_pattern(pattern, open, [](std::size_t, char c, int depth) { return !(c == ')' && depth == 0); });
 }
 
 std::size_t class_end(std::string_view pattern, std::size_t open) {
