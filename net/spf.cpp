@@ -30,6 +30,23 @@ constexpr int max_lookups = 10;  // RFC 7208 4.6.4
 constexpr int max_void_lookups = 2;
 constexpr std::size_t max_mx_hosts = 10;
 
+// After a mechanism's lookup: a DNS error is a temperror, and one void lookup too many a
+// permerror (RFC 7208 4.6.4); true when `out` is then the result.
+bool lookup_ends_evaluation(dns_outcome outcome, bool empty, const std::string& what, int& voids,
+                            spf_evaluation& out) {
+  if (outcome == dns_outcome::temporary) {
+    out.result = spf_result::temperror;
+    out.explanation = "DNS error for " + what;
+    return true;
+  }
+  if (empty && ++voids > max_void_lookups) {
+    out.result = spf_result::permerror;
+    out.explanation = "more than 2 void lookups";
+    return true;
+  }
+  return false;
+}
+
 struct address {
   int family = 0;  // AF_INET or AF_INET6
   std::array<unsigned char, 16> bytes{};
@@ -192,32 +209,14 @@ struct evaluator {
         }
         if (mechanism == "mx") {
           auto mx = co_await dns.mx(target);
-          if (mx.outcome == dns_outcome::temporary) {
-            out.result = spf_result::temperror;
-            out.explanation = "DNS error for MX " + target;
-            co_return out;
-          }
-          if (mx.records.empty() && ++voids > max_void_lookups) {
-            out.result = spf_result::permerror;
-            out.explanation = "more than 2 void lookups";
-            co_return out;
-          }
+          if (lookup_ends_evaluation(mx.outcome, mx.records.empty(), "MX " + target, voids, out)) co_return out;
           for (std::size_t i = 0; i < mx.records.size() && i < max_mx_hosts && !matched; ++i) {
             auto a = co_await dns.addresses(mx.records[i].host);
             matched = matches_any(a.addresses, v4, v6);
           }
         } else {
           auto a = co_await dns.addresses(target);
-          if (a.outcome == dns_outcome::temporary) {
-            out.result = spf_result::temperror;
-            out.explanation = "DNS error for " + target;
-            co_return out;
-          }
-          if (a.addresses.empty() && ++voids > max_void_lookups) {
-            out.result = spf_result::permerror;
-            out.explanation = "more than 2 void lookups";
-            co_return out;
-          }
+          if (lookup_ends_evaluation(a.outcome, a.addresses.empty(), target, voids, out)) co_return out;
           matched = mechanism == "exists" ? !a.addresses.empty() : matches_any(a.addresses, v4, v6);
         }
       } else if (mechanism == "include") {
