@@ -124,6 +124,11 @@ http_response problem(int status, std::string_view title, std::string_view detai
   return r;
 }
 
+http_response body_too_large(std::uint64_t max_body_bytes) {
+  return problem(413, "Content Too Large",
+                 "the request body exceeds " + std::to_string(max_body_bytes) + " bytes");
+}
+
 // Completion of one handler call: whichever comes first, the responder or the timeout,
 // resumes the session; the other is ignored. Both run on the session's strand.
 template <class Handler>
@@ -313,11 +318,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
       auto& header = parser.get();
       auto version = header.version();
       if (auto length = parser.content_length(); length && *length > options.max_body_bytes) {
-        co_await write_response(*conn, problem(413, "Content Too Large",
-                                               "the request body exceeds " +
-                                                   std::to_string(options.max_body_bytes) +
-                                                   " bytes"),
-                                version, false);
+        co_await write_response(*conn, body_too_large(options.max_body_bytes), version, false);
         break;
       }
       if (auto te = header.find(http::field::transfer_encoding); te != header.end()) {
@@ -341,11 +342,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         auto [rec, rn] = co_await http::async_read(conn->stream, buffer, parser, use_tuple);
         (void)rn;
         if (rec == http::error::body_limit) {
-          co_await write_response(*conn, problem(413, "Content Too Large",
-                                                 "the request body exceeds " +
-                                                     std::to_string(options.max_body_bytes) +
-                                                     " bytes"),
-                                  version, false);
+          co_await write_response(*conn, body_too_large(options.max_body_bytes), version, false);
           break;
         }
         if (rec) {
