@@ -226,6 +226,20 @@ const std::vector<migration>& schema_migrations() {
            "{postgresql}ALTER TABLE sender_domains DROP CONSTRAINT IF EXISTS sender_domains_domain_key",
            "CREATE UNIQUE INDEX sender_domains_claim ON sender_domains(tenant_id, domain)",
        }},
+      {9,
+       "cluster coordination (PostgreSQL only): node leases, partition owners with epochs",
+       {
+           R"({postgresql}CREATE TABLE nodes (
+                name TEXT PRIMARY KEY,
+                advertise TEXT NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+                lease_until TIMESTAMPTZ NOT NULL))",
+           R"({postgresql}CREATE TABLE partitions (
+                id INTEGER PRIMARY KEY,
+                owner TEXT,
+                epoch BIGINT NOT NULL DEFAULT 0,
+                lease_until TIMESTAMPTZ NOT NULL DEFAULT '-infinity'))",
+       }},
   };
   return all;
 }

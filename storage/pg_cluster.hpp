@@ -1,0 +1,57 @@
+// Cluster coordination on PostgreSQL (issue 14, docs/architecture.md "Next"): node leases and
+// partition owners with epochs. Every decision about time is the database's (clock_timestamp()),
+// never a node's clock. A claim succeeds only on a partition that is free or whose lease has
+// expired, and raises its epoch, which fences the previous owner: its renewals return nothing,
+// and writes that carry the old epoch can be refused. Its own connection, blocking: used by one
+// detached actor.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+struct pg_conn;  // libpq's PGconn
+
+namespace petrel {
+
+struct cluster_partition {
+  std::uint32_t id = 0;
+  std::string owner;  // "" when none
+  std::int64_t epoch = 0;
+  bool lease_valid = false;
+};
+
+class cluster_store {
+ public:
+  // A PostgreSQL URL (postgresql://...); anything else is refused: a cluster needs PostgreSQL.
+  explicit cluster_store(const std::string& url);
+  ~cluster_store();
+  cluster_store(const cluster_store&) = delete;
+  cluster_store& operator=(const cluster_store&) = delete;
+
+  // Registers the node or renews its lease (now + lease, by the database's clock).
+  void renew_node(const std::string& name, const std::string& advertise, std::chrono::milliseconds lease);
+  // The nodes whose lease has not expired, by name.
+  std::vector<std::string> live_nodes();
+  // Makes sure partitions 0..count-1 exist (free when new).
+  void ensure_partitions(std::uint32_t count);
+  std::vector<cluster_partition> partitions();
+  // The new epoch when the partition was free or its lease expired; nothing when another node
+  // holds it.
+  std::optional<std::int64_t> claim(std::uint32_t id, const std::string& node, std::chrono::milliseconds lease);
+  // Renews the partitions the node holds in the epochs it knows; returns those still held. One
+  // missing from the answer is lost: its work must stop at once.
+  std::vector<std::pair<std::uint32_t, std::int64_t>> renew(const std::string& node,
+                                                            const std::vector<std::pair<std::uint32_t, std::int64_t>>& held,
+                                                            std::chrono::milliseconds lease);
+  // Gives a partition up (handover); false when the node no longer held it in that epoch.
+  bool release(std::uint32_t id, const std::string& node, std::int64_t epoch);
+
+ private:
+  pg_conn* conn_ = nullptr;
+};
+
+}  // namespace petrel

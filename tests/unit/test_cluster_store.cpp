@@ -1,0 +1,64 @@
+// Cluster coordination on a real PostgreSQL (storage/pg_cluster): node leases and partition
+// claims judged by the database's clock, epochs that fence an owner whose lease expired.
+// Runs in the PostgreSQL store suite (PETREL_TEST_BACKENDS=postgresql); SQLite has no cluster.
+#include <catch2/catch.hpp>
+
+#include <thread>
+
+#include "storage/pg_cluster.hpp"
+#include "test_database.hpp"
+
+using namespace petrel;
+using namespace petrel::testing;
+using namespace std::chrono_literals;
+
+TEST_CASE("a cluster needs the PostgreSQL store") {
+  CHECK_THROWS_WITH(cluster_store("sqlite:/tmp/x.db"), Catch::Contains("needs the PostgreSQL store"));
+}
+
+TEST_CASE("store: node leases and partition claims with fencing epochs", "[store]") {
+  auto backend = GENERATE(from_range(test_backends()));
+  if (backend != "postgresql") return;  // cluster coordination exists on PostgreSQL only
+  test_database db(backend);
+  open_store(db.url(), store_options{})->migrate();
+  cluster_store a(db.url()), b(db.url());
+
+  a.renew_node("node-a", "127.0.0.1:7001", 10s);
+  b.renew_node("node-b", "127.0.0.1:7002", 300ms);
+  CHECK(a.live_nodes() == std::vector<std::string>{"node-a", "node-b"});
+
+  a.ensure_partitions(4);
+  a.ensure_partitions(4);  // idempotent
+  auto parts = a.partitions();
+  REQUIRE(parts.size() == 4);
+  CHECK(parts[0].owner.empty());
+  CHECK_FALSE(parts[0].lease_valid);
+
+  // A free partition: claimed once, epoch 1; the other node's claim is refused meanwhile.
+  auto epoch = b.claim(0, "node-b", 300ms);
+  REQUIRE(epoch);
+  CHECK(*epoch == 1);
+  CHECK_FALSE(a.claim(0, "node-a", 10s));
+  CHECK(b.renew("node-b", {{0, 1}}, 300ms) == std::vector<std::pair<std::uint32_t, std::int64_t>>{{0, 1}});
+
+  // node-b stops renewing: its node lease and its partition's lease expire by the database's clock.
+  std::this_thread::sleep_for(400ms);
+  CHECK(a.live_nodes() == std::vector<std::string>{"node-a"});
+  auto taken = a.claim(0, "node-a", 10s);
+  REQUIRE(taken);
+  CHECK(*taken == 2);  // a new epoch fences the old owner
+  // node-b wakes up: its renewal in epoch 1 returns nothing (lost), and so does a release.
+  CHECK(b.renew("node-b", {{0, 1}}, 300ms).empty());
+  CHECK_FALSE(b.release(0, "node-b", 1));
+  auto now = a.partitions();
+  CHECK(now[0].owner == "node-a");
+  CHECK(now[0].epoch == 2);
+  CHECK(now[0].lease_valid);
+
+  // A handover: released by its owner, claimable at once by another, in a new epoch.
+  CHECK(a.release(0, "node-a", 2));
+  b.renew_node("node-b", "127.0.0.1:7002", 10s);
+  auto again = b.claim(0, "node-b", 10s);
+  REQUIRE(again);
+  CHECK(*again == 3);
+}
