@@ -9,6 +9,7 @@
 
 #include <unordered_map>
 
+#include "actors/actor_start.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
@@ -31,11 +32,7 @@ namespace {
 // -- egress actor (one source) ---------------------------------------------------------------
 
 // What the egress_source actor is given when it starts (its spawn arguments).
-struct source_start {
-  std::shared_ptr<delivery_runtime> runtime;
-  store_actor store;
-  egress_source source;
-  std::shared_ptr<source_gate> gate;
+struct source_start : source_path {
   node_settings settings;
 };
 
@@ -136,11 +133,7 @@ struct egress_child {
 };
 
 // What the egress_supervisor actor is given when it starts (its spawn arguments).
-struct egress_start {
-  std::shared_ptr<delivery_runtime> runtime;
-  store_actor store;
-  node_settings settings;
-};
+using egress_start = io_actor_start;
 
 struct supervisor_state : egress_start {
   supervisor_state() = default;
@@ -196,8 +189,8 @@ void start_source(egress_pointer self, const egress_source& source) {
   auto& st = self->state;
   auto& child = st.children[source.name];
   child.handle = self->spawn<caf::linked>(source_behavior,
-                                          source_start{st.runtime, st.store, source,
-                                                       st.gates[source.name], st.settings});
+                                          source_start{{st.runtime, st.store, source, st.gates[source.name]},
+                                                       st.settings});
   st.by_address[child.handle.address()] = source.name;
 }
 
@@ -370,7 +363,7 @@ egress_actor spawn_egress(caf::actor_system& sys, caf::local_actor* parent,
                           std::shared_ptr<delivery_runtime> runtime, store_actor store,
                           const node_settings& settings) {
   return spawn_child(sys, parent, egress_behavior,
-                     egress_start{std::move(runtime), std::move(store), settings});
+                     egress_start{std::move(store), std::move(runtime), settings});
 }
 
 }  // namespace petrel

@@ -14,6 +14,7 @@
 
 #include <map>
 
+#include "actors/actor_start.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/policy/event_data.hpp"
 #include "actors/api_key.hpp"
@@ -32,11 +33,7 @@ struct pending_check {
 };
 
 // What the senders actor is given when it starts (its spawn arguments).
-struct senders_start {
-  store_actor store;
-  std::shared_ptr<delivery_runtime> runtime;
-  node_settings settings;
-};
+using senders_start = io_actor_start;
 
 struct senders_state : senders_start {
   senders_state() = default;

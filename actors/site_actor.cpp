@@ -20,6 +20,7 @@
 #include <deque>
 #include <unordered_map>
 
+#include "actors/actor_start.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/policy/message_preparation.hpp"
 #include "actors/policy/concurrency_control.hpp"
@@ -43,11 +44,7 @@ struct session_entry {
 };
 
 // What a site actor is given when it starts (its spawn arguments).
-struct site_start {
-  std::shared_ptr<delivery_runtime> runtime;
-  store_actor store;
-  egress_source source;
-  std::shared_ptr<source_gate> gate;
+struct site_start : source_path {
   route current_route;
   site_limits limits;
   node_settings settings;
@@ -654,7 +651,7 @@ site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
                       egress_source source, std::shared_ptr<source_gate> gate, route initial,
                       site_limits limits, const node_settings& settings) {
   return spawn_child(sys, parent, site_behavior,
-                     site_start{std::move(runtime), std::move(store), std::move(source), std::move(gate),
+                     site_start{{std::move(runtime), std::move(store), std::move(source), std::move(gate)},
                                 std::move(initial), limits, settings});
 }
 

@@ -11,6 +11,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/actor_start.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
@@ -282,11 +283,7 @@ webhook_actor::behavior_type webhook_behavior(webhook_pointer self, webhook_star
 // -- the keeper ----------------------------------------------------------------------------
 
 // What the events actor is given when it starts (its spawn arguments).
-struct events_start {
-  store_actor store;
-  std::shared_ptr<delivery_runtime> runtime;
-  node_settings settings;
-};
+using events_start = io_actor_start;
 
 struct events_state : events_start {
   events_state() = default;
