@@ -10,11 +10,15 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+from servers import DnsServer, SmtpServer  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # PETREL_TEST_STORE=postgresql runs the nodes on PostgreSQL: each node gets a database of its
@@ -325,3 +329,13 @@ def delivery_config(dns_port, smtp_port, **overrides):
     }
     values.update(overrides)
     return "\n".join(f"{k} = {v}" for k, v in values.items())
+
+
+def one_mx_world(work, *domains):
+    """A sink SMTP server on 127.0.0.2 that is the one MX (mx1.example.test) of example.test and
+    of `domains`, with the DNS server that says so. Returns (sink, dns); the caller stops both."""
+    sink = SmtpServer(work, listen=["127.0.0.2:0"]).start()
+    records = [{"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"}]
+    for domain in ("example.test",) + domains:
+        records.append({"name": domain, "type": "MX", "preference": 10, "exchange": "mx1.example.test"})
+    return sink, DnsServer(work, {"records": records}).start()

@@ -4,20 +4,16 @@ through the HTTP API and real SMTP clients (smtplib)."""
 import base64
 import email
 import email.policy
-import pathlib
 import re
 import smtplib
-import sys
 import time
 import urllib.parse
 
 import pytest
 import requests
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import DnsServer, SmtpServer  # noqa: E402
 
-from conftest import delivery_config, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
+from conftest import delivery_config, one_mx_world, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
 
 VERP_DOMAIN = "bounces.petrel.test"
 FBL_ADDRESS = "fbl@fbl.petrel.test"
@@ -27,12 +23,7 @@ BOUNCE_LISTENING = re.compile(r"smtp\.listening listener=bounces address=[^ ]+:(
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     work = tmp_path_factory.mktemp("bounce-world")
-    sink = SmtpServer(work, listen=["127.0.0.2:0"]).start()
-    records = [
-        {"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"},
-        {"name": "example.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"},
-    ]
-    dns = DnsServer(work, {"records": records}).start()
+    sink, dns = one_mx_world(work)
     secret = work / "bounce.secret"
     secret.write_text("0123456789abcdef0123456789abcdef-test-secret\n")
     yield {"sink": sink, "dns": dns, "port": sink.port, "secret": secret}

@@ -1,17 +1,13 @@
 """Traffic shaping end to end: the real petrel binary delivering to a scripted SMTP server that
 records when each message arrived and from which source address; egress sources bound to
 127.0.0.20 and 127.0.0.21."""
-import pathlib
-import sys
 import time
 
 import pytest
 import requests
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import DnsServer, SmtpServer  # noqa: E402
 
-from conftest import delivery_config, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
+from conftest import delivery_config, one_mx_world, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
 
 WARM, OTHER = "127.0.0.20", "127.0.0.21"
 
@@ -19,13 +15,7 @@ WARM, OTHER = "127.0.0.20", "127.0.0.21"
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     work = tmp_path_factory.mktemp("shaping-world")
-    sink = SmtpServer(work, listen=["127.0.0.2:0"]).start()
-    records = [
-        {"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"},
-        {"name": "example.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"},
-        {"name": "other.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"},
-    ]
-    dns = DnsServer(work, {"records": records}).start()
+    sink, dns = one_mx_world(work, "other.test")
     yield {"sink": sink, "dns": dns, "port": sink.port}
     sink.stop()
     dns.stop()

@@ -75,6 +75,14 @@ void check_wire_form(const std::string& content) {
   }
 }
 
+// The wire form of a spec's message, built and checked (CRLF only, short lines, 7-bit, ...).
+std::string built_and_checked(const message_spec& spec) {
+  auto built = build_message(spec);
+  REQUIRE(built);
+  check_wire_form(built->content);
+  return built->content;
+}
+
 }  // namespace
 
 TEST_CASE("a plain text message has the structural headers and its body") {
@@ -117,10 +125,7 @@ TEST_CASE("UTF-8 subject, names and bodies are encoded and decode back") {
 TEST_CASE("text and html become multipart/alternative, plain first") {
   auto spec = basic_spec();
   spec.html = "<p>Hi <b>there</b></p>";
-  auto built = build_message(spec);
-  REQUIRE(built);
-  check_wire_form(built->content);
-  parsed_message p(built->content);
+  parsed_message p(built_and_checked(spec));
   auto* body = g_mime_message_get_mime_part(p.message);
   REQUIRE(GMIME_IS_MULTIPART(body));
   CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(body), "multipart", "alternative"));
@@ -148,20 +153,14 @@ TEST_CASE("a body line longer than 998 octets is transfer-encoded, not cut") {
   auto spec = basic_spec();
   std::string long_line(5000, 'x');
   spec.text = long_line + "\nend\n";
-  auto built = build_message(spec);
-  REQUIRE(built);
-  check_wire_form(built->content);
-  parsed_message p(built->content);
+  parsed_message p(built_and_checked(spec));
   CHECK(part_text(g_mime_message_get_mime_part(p.message)) == long_line + "\nend\n");
 }
 
 TEST_CASE("lines with leading dots and CRLF in the input survive") {
   auto spec = basic_spec();
   spec.text = ".\r\n..two dots\r\n.\r\nlast";
-  auto built = build_message(spec);
-  REQUIRE(built);
-  check_wire_form(built->content);
-  parsed_message p(built->content);
+  parsed_message p(built_and_checked(spec));
   // GMime ends the last line with a line break, as a MIME body line should.
   CHECK(part_text(g_mime_message_get_mime_part(p.message)) == ".\n..two dots\n.\nlast\n");
 }
