@@ -119,6 +119,12 @@ def sink_messages(server, rcpt):
     return [m for m in server.messages() if rcpt in m["rcpt_to"]]
 
 
+
+def deferred(node, message_id, address):
+    """The recipient once it has been deferred (its first attempt failed temporarily)."""
+    return wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
+        recipients(node, message_id)[address]), what=f"a deferral of {address}")
+
 def test_delivered_content_is_exactly_what_was_stored(node, world):
     text = ".\n..two leading dots\n.one dot\nend with CRLF.CRLF next:\n.\nÜmlaut and emoji 😀\n"
     receipt = submit(node, to=["Jürgen <content@example.test>"], subject="Grüße – check",
@@ -206,8 +212,7 @@ def test_a_domain_without_mx_is_delivered_to_its_address(node, world):
 
 def test_dns_servfail_defers_then_delivers_when_dns_recovers(node, world):
     receipt = submit(node, to=["later@servfail.test"])
-    r = wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
-        recipients(node, receipt["id"])["later@servfail.test"]), what="a deferral")
+    r = deferred(node, receipt["id"], "later@servfail.test")
     assert "SERVFAIL" in r["last_reply"] or "DNS" in r["last_reply"], r["last_reply"]
     zone = {"records": world["records"] + [
         {"name": "servfail.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"}]}
@@ -240,8 +245,7 @@ def test_starttls_is_used_when_offered(node, world):
 
 def test_required_tls_refuses_a_plaintext_server(node, world):
     receipt = submit(node, to=["never@plain.test"])
-    r = wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
-        recipients(node, receipt["id"])["never@plain.test"]), what="a deferral")
+    r = deferred(node, receipt["id"], "never@plain.test")
     assert "TLS is required" in r["last_reply"]
     assert sink_messages(world["main"], "never@plain.test") == []
 
@@ -293,8 +297,7 @@ def test_helo_fallback(node, world):
 
 def test_dropped_connections_defer(node, world):
     receipt = submit(node, to=["drop-rcpt-a@example.test"])
-    r = wait_for(lambda: (lambda x: x if x["status"] == "deferred" else None)(
-        recipients(node, receipt["id"])["drop-rcpt-a@example.test"]), what="a deferral")
+    r = deferred(node, receipt["id"], "drop-rcpt-a@example.test")
     assert "error" in r["history"][-1]["data"], r["history"][-1]
 
 
