@@ -75,61 +75,50 @@ def suppression(node, address):
     return r.json() if r.status_code == 200 else None
 
 
+def multipart_report(headers: str, report_type: str, human: str, report: str, original: bytes) -> bytes:
+    """A multipart/report (RFC 6522): the human-readable part, the report, and the returned
+    message's header fields."""
+    headers_only = original.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    boundary = f"{report_type}-boundary-42"
+    return (
+        f"{headers}MIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type={report_type}; boundary="{boundary}"\r\n'
+        "\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Type: text/plain\r\n\r\n{human}\r\n\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Type: message/{report_type}\r\n\r\n{report}\r\n"
+        f"--{boundary}\r\n"
+        f"Content-Type: text/rfc822-headers\r\n\r\n{headers_only}\r\n\r\n"
+        f"--{boundary}--\r\n").encode()
+
+
 def dsn(original: bytes, recipient: str, status="5.1.1",
         diagnostic="smtp; 550 5.1.1 <{r}>: Recipient address rejected: User unknown",
         action="failed") -> bytes:
     """An RFC 3464 delivery status notification returning `original`."""
-    headers_only = original.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-    boundary = "dsn-boundary-42"
-    return (
-        "From: MAILER-DAEMON@mx1.example.test\r\n"
-        f"To: whoever\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        "MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n'
-        "\r\n"
-        f"--{boundary}\r\n"
-        "Content-Type: text/plain\r\n\r\n"
-        "I'm sorry to have to inform you that your message could not be delivered.\r\n\r\n"
-        f"--{boundary}\r\n"
-        "Content-Type: message/delivery-status\r\n\r\n"
+    return multipart_report(
+        "From: MAILER-DAEMON@mx1.example.test\r\nTo: whoever\r\nSubject: Undelivered Mail Returned to Sender\r\n",
+        "delivery-status",
+        "I'm sorry to have to inform you that your message could not be delivered.",
         "Reporting-MTA: dns; mx1.example.test\r\n\r\n"
         f"Final-Recipient: rfc822; {recipient}\r\n"
         f"Action: {action}\r\n"
         f"Status: {status}\r\n"
         "Remote-MTA: dns; mailstore.example.test\r\n"
-        f"Diagnostic-Code: {diagnostic.format(r=recipient)}\r\n\r\n"
-        f"--{boundary}\r\n"
-        "Content-Type: text/rfc822-headers\r\n\r\n"
-        f"{headers_only}\r\n\r\n"
-        f"--{boundary}--\r\n").encode()
+        f"Diagnostic-Code: {diagnostic.format(r=recipient)}\r\n",
+        original)
 
 
 def arf(original: bytes, recipient: str) -> bytes:
     """An RFC 5965 abuse report about `original`."""
-    headers_only = original.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-    boundary = "arf-boundary-7"
-    return (
-        "From: feedback@isp.example.test\r\n"
-        f"To: {FBL_ADDRESS}\r\n"
-        "Subject: FW: Test\r\n"
-        "MIME-Version: 1.0\r\n"
-        f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"\r\n'
-        "\r\n"
-        f"--{boundary}\r\n"
-        "Content-Type: text/plain\r\n\r\n"
-        "This is an email abuse report for an email message received from IP 127.0.0.1.\r\n\r\n"
-        f"--{boundary}\r\n"
-        "Content-Type: message/feedback-report\r\n\r\n"
-        "Feedback-Type: abuse\r\n"
-        "User-Agent: SomeGenerator/1.0\r\n"
-        "Version: 1\r\n"
-        f"Original-Rcpt-To: {recipient}\r\n"
-        "Source-IP: 127.0.0.1\r\n\r\n"
-        f"--{boundary}\r\n"
-        "Content-Type: text/rfc822-headers\r\n\r\n"
-        f"{headers_only}\r\n\r\n"
-        f"--{boundary}--\r\n").encode()
+    return multipart_report(
+        f"From: feedback@isp.example.test\r\nTo: {FBL_ADDRESS}\r\nSubject: FW: Test\r\n",
+        "feedback-report",
+        "This is an email abuse report for an email message received from IP 127.0.0.1.",
+        "Feedback-Type: abuse\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
+        f"Original-Rcpt-To: {recipient}\r\nSource-IP: 127.0.0.1\r\n",
+        original)
 
 
 def send_to_listener(node, rcpt, message: bytes, mail_from=""):
