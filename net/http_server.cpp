@@ -21,6 +21,7 @@
 
 #include "net/client_limiter.hpp"
 #include "net/http.hpp"
+#include "net/timed_completion.hpp"
 
 namespace petrel {
 
@@ -129,22 +130,9 @@ http_response body_too_large(std::uint64_t max_body_bytes) {
                  "the request body exceeds " + std::to_string(max_body_bytes) + " bytes");
 }
 
-// Completion of one handler call: whichever comes first, the responder or the timeout,
-// resumes the session; the other is ignored. Both run on the session's strand.
+// Completion of one handler call (net/timed_completion.hpp).
 template <class Handler>
-struct dispatch_state {
-  dispatch_state(Handler h, asio::any_io_executor ex) : handler(std::move(h)), timer(ex) {}
-  void complete(http_response response) {
-    if (done) return;
-    done = true;
-    timer.cancel();
-    auto h = std::move(handler);
-    std::move(h)(std::move(response));
-  }
-  Handler handler;
-  asio::steady_timer timer;
-  bool done = false;
-};
+using dispatch_state = timed_completion<Handler>;
 
 }  // namespace
 

@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "net/client_limiter.hpp"
+#include "net/timed_completion.hpp"
 
 namespace petrel {
 
@@ -85,19 +86,7 @@ class message_budget {
 };
 
 template <class Handler>
-struct reply_state {
-  reply_state(Handler h, asio::any_io_executor ex) : handler(std::move(h)), timer(ex) {}
-  void complete(int code, std::string text) {
-    if (done) return;
-    done = true;
-    timer.cancel();
-    auto h = std::move(handler);
-    std::move(h)(code, std::move(text));
-  }
-  Handler handler;
-  asio::steady_timer timer;
-  bool done = false;
-};
+using reply_state = timed_completion<Handler>;
 
 }  // namespace
 
