@@ -169,9 +169,14 @@ constexpr std::array<const char*, stmt_count> statements = {
     "AND ($3 = '' OR e.type = ANY(string_to_array($3, ','))) "
     "AND ($4 = '' OR e.message_id = $4) AND ($5 = '' OR r.address = $5) "
     "AND ($6 = '' OR m.campaign = $6) AND e.created_at >= $7::bigint AND ($8::bigint = 0 OR e.created_at < $8::bigint) "
+    // The visibility horizon: sequence numbers are taken at insert, so an event of a transaction
+    // still running may get a smaller one than an event already committed. Only events of
+    // transactions older than every running one are returned; a cursor never passes a late one.
+    "AND e.xid < pg_snapshot_xmin(pg_current_snapshot()) "
     "ORDER BY e.seq LIMIT $9",
     "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE tenant_id = $1 AND seq > $2 "
-    "AND ($3 = '' OR type = ANY(string_to_array($3, ','))) LIMIT $4) AS pending",
+    "AND ($3 = '' OR type = ANY(string_to_array($3, ','))) "
+    "AND xid < pg_snapshot_xmin(pg_current_snapshot()) LIMIT $4) AS pending",
     "SELECT id, tenant_id, url, event_types, secret, created_at, state, paused_reason, cursor, "
     "last_success_at, last_error, last_error_at, failures, failing_since, delivered, previous_secret, "
     "previous_until FROM webhooks ORDER BY id",

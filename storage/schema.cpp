@@ -240,6 +240,12 @@ const std::vector<migration>& schema_migrations() {
                 epoch BIGINT NOT NULL DEFAULT 0,
                 lease_until TIMESTAMPTZ NOT NULL DEFAULT '-infinity'))",
        }},
+      {10,
+       "events: the writing transaction (PostgreSQL), so that readers never pass an event that "
+       "commits late",
+       {
+           "{postgresql}ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
+       }},
   };
   return all;
 }

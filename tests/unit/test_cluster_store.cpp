@@ -62,3 +62,52 @@ TEST_CASE("store: node leases and partition claims with fencing epochs", "[store
   REQUIRE(again);
   CHECK(*again == 3);
 }
+
+TEST_CASE("store: a reader never passes an event whose transaction commits late", "[store]") {
+  auto backend = GENERATE(from_range(test_backends()));
+  if (backend != "postgresql") return;  // one writer connection on SQLite: commits are in order
+  test_database db(backend);
+  auto s = open_store(db.url(), store_options{});
+  s->migrate();
+  auto t = make_tenant("t");
+  s->apply({insert_tenant_op{t, {}}, message_op(make_message(t.id, {"a@late.example"}))});
+  event_query q;
+  q.tenant_id = t.id;
+  auto first = s->list_events(q);
+  REQUIRE(first.size() == 1);  // accepted
+  auto cursor = first.back().seq;
+
+  // Another writer (another node) inserts an event and keeps its transaction open: its
+  // sequence number is taken now, smaller than the next one.
+  PGconn* other = PQconnectdb(db.url().c_str());
+  REQUIRE(PQstatus(other) == CONNECTION_OK);
+  auto exec = [&](const std::string& sql) {
+    PGresult* r = PQexec(other, sql.c_str());
+    auto status = PQresultStatus(r);
+    std::string error = PQresultErrorMessage(r);
+    PQclear(r);
+    INFO(error);
+    REQUIRE((status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK));
+  };
+  auto late_id = new_id();
+  exec("BEGIN");
+  exec("INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) VALUES ('" +
+       late_id.str() + "', '" + t.id.str() + "', '', '', 'complained', 1, '{}')");
+  // This node commits a later event meanwhile.
+  event_record later;
+  later.id = new_id();
+  later.tenant_id = t.id;
+  later.type = "unsubscribed";
+  later.at_ms = 2;
+  later.data_json = "{}";
+  s->apply({append_event_op{later}});
+
+  q.after_seq = cursor;
+  CHECK(s->list_events(q).empty());  // the later event waits behind the open transaction
+  exec("COMMIT");
+  PQfinish(other);
+  auto page = s->list_events(q);
+  REQUIRE(page.size() == 2);  // both, in sequence order: nothing was skipped
+  CHECK(page[0].event.id == late_id);
+  CHECK(page[1].event.id == later.id);
+}
