@@ -80,6 +80,15 @@ def all_events(node, key, **params):
             return out
 
 
+def visible_events(node, key, count, **params):
+    """Every event of the query once at least `count` are visible. An event is listed once its
+    transaction and every older one have ended (on PostgreSQL, transactions of other databases
+    of the same cluster count too: xids are cluster-wide), so right after a message settles its
+    last event may take a moment to appear."""
+    return wait_for(lambda: (lambda ev: ev if len(ev) >= count else None)(all_events(node, key, **params)),
+                    what=f"{count} visible events")
+
+
 def create_webhook(node, key, **body):
     r = node.session.post(node.url("/v1/webhooks"), json=body, headers={"Authorization": f"Bearer {key}"},
                           timeout=30)
@@ -114,7 +123,7 @@ def test_events_are_paged_filtered_and_kept_per_tenant(make_node, world):
     ids += send(node, 2, "other")
     for i in ids:
         settle_message(node, i)
-    events = all_events(node, node.key)
+    events = visible_events(node, node.key, 10)
     assert len(events) == 10  # accepted + delivered per message
     assert len({e["id"] for e in events}) == 10
     delivered = [e for e in events if e["type"] == "delivered"]
@@ -148,9 +157,9 @@ def test_failures_have_their_documented_events(make_node, world):
     bounced = submit_ok(node, to=["permfail-y@example.test"])["id"]
     settle_message(node, deferred)
     settle_message(node, bounced)
-    types = [e["type"] for e in all_events(node, node.key, message=deferred)]
+    types = [e["type"] for e in visible_events(node, node.key, 3, message=deferred)]
     assert types == ["accepted", "deferred", "delivered"]
-    (b,) = all_events(node, node.key, message=bounced, type="bounced")
+    (b,) = visible_events(node, node.key, 1, message=bounced, type="bounced")
     assert b["data"]["smtp_code"] == 550 and b["data"]["hard"] is True and b["data"]["category"]
     (d,) = all_events(node, node.key, message=deferred, type="deferred")
     assert d["data"]["smtp_code"] == 451 and d["data"]["next_attempt_at"]
@@ -388,7 +397,7 @@ def test_events_past_the_retention_are_pruned(make_node, world):
     first = send(node, 2, "old")
     for i in first:
         settle_message(node, i)
-    assert len(all_events(node, node.key)) == 4
+    assert len(visible_events(node, node.key, 4)) == 4
     # Pruned once older than 2 s; the newest event of the store always stays (positions are
     # never reused).
     wait_for(lambda: len(all_events(node, node.key)) <= 1, timeout=15, what="pruning")
