@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <map>
 #include <unordered_map>
 
 #include "actors/actor_start.hpp"
@@ -67,6 +68,11 @@ struct site_state : site_start {
   std::deque<delivery_work> ready;
   std::unordered_map<std::uint64_t, delivery_job> loading;
   std::uint64_t next_load = 0;
+  // Loads finish in any order (the store has several readers), but jobs are sent in the order
+  // the domains handed them out (priority, fair rotation): a load that finished early waits here
+  // for the ones before it (nothing: that load's job was dropped or failed).
+  std::map<std::uint64_t, std::optional<delivery_work>> finished_loads;
+  std::uint64_t next_in_order = 1;
   std::uint64_t credit_out = 0;
   std::deque<caf::actor_addr> demand_order;
   std::unordered_map<caf::actor_addr, std::uint64_t> wanted;
@@ -190,7 +196,7 @@ void grant(site_pointer self) {
   auto& st = self->state;
   if (!st.blocked.empty()) return;  // suspended or out of budget: no new work
   auto capacity = std::max<std::uint64_t>(st.limits.ready_queue, 1);
-  auto in_system = st.ready.size() + st.loading.size() + st.credit_out;
+  auto in_system = st.ready.size() + st.loading.size() + st.finished_loads.size() + st.credit_out;
   while (in_system < capacity && !st.demand_order.empty()) {
     auto domain = st.demand_order.front();
     st.demand_order.pop_front();
@@ -433,6 +439,18 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
   return true;
 }
 
+// A load has finished: its work (or nothing) takes its place in hand-out order, and what is
+// complete from the front moves to the ready queue.
+void finish_load(site_pointer self, std::uint64_t local, std::optional<delivery_work> work) {
+  auto& st = self->state;
+  st.finished_loads.emplace(local, std::move(work));
+  while (!st.finished_loads.empty() && st.finished_loads.begin()->first == st.next_in_order) {
+    auto front = st.finished_loads.extract(st.finished_loads.begin());
+    if (front.mapped()) st.ready.push_back(std::move(*front.mapped()));
+    ++st.next_in_order;
+  }
+}
+
 void load(site_pointer self, delivery_job job) {
   auto& st = self->state;
   auto local = ++st.next_load;
@@ -450,10 +468,12 @@ void load(site_pointer self, delivery_job job) {
             work.job = std::move(it->second);
             s.loading.erase(it);
             if (!prepare(self, work, std::move(content))) {
+              finish_load(self, local, std::nullopt);
+              dispatch(self);
               grant(self);
               return;
             }
-            s.ready.push_back(std::move(work));
+            finish_load(self, local, std::move(work));
             dispatch(self);
           },
           [=](caf::error& e) {
@@ -463,6 +483,8 @@ void load(site_pointer self, delivery_job job) {
             auto job = std::move(it->second);
             s.loading.erase(it);
             fail_job(self, job, "the message could not be loaded: " + self->system().render(e), false);
+            finish_load(self, local, std::nullopt);
+            dispatch(self);
             grant(self);
           });
 }
@@ -554,7 +576,7 @@ site_stats stats_of(site_pointer self) {
   out.connection_limit = connection_limit_now(self, now);
   out.max_connection_limit = s.limits.connection_limit;
   out.ready = s.ready.size();
-  out.loading = s.loading.size();
+  out.loading = s.loading.size() + s.finished_loads.size();
   out.credit_out = s.credit_out;
   out.waiting_for = is_down(self) ? "down: " + s.down_reason
                     : !s.blocked.empty() ? s.blocked
