@@ -443,6 +443,11 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
 // complete from the front moves to the ready queue.
 void finish_load(site_pointer self, std::uint64_t local, std::optional<delivery_work> work) {
   auto& st = self->state;
+  if (local == st.next_in_order && st.finished_loads.empty()) {  // the usual case: in order
+    if (work) st.ready.push_back(std::move(*work));
+    ++st.next_in_order;
+    return;
+  }
   st.finished_loads.emplace(local, std::move(work));
   while (!st.finished_loads.empty() && st.finished_loads.begin()->first == st.next_in_order) {
     auto front = st.finished_loads.extract(st.finished_loads.begin());

@@ -3,19 +3,10 @@
 
 #include <cctype>
 
+#include "net/mail/email_address.hpp"
 #include "net/mail/recipient_token.hpp"
 
 namespace petrel {
-
-namespace {
-
-bool has_non_ascii(std::string_view s) {
-  for (char c : s)
-    if (static_cast<unsigned char>(c) >= 0x80) return true;
-  return false;
-}
-
-}  // namespace
 
 bool has_header(std::string_view message, std::string_view name) {
   std::size_t pos = 0;

@@ -24,10 +24,6 @@ std::string lower_ascii(std::string_view s) {
   return out;
 }
 
-bool has_non_ascii(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
-}
-
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 
 // Checks a dot-atom or quoted-string local part.
@@ -175,6 +171,10 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+bool has_non_ascii(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
 
 bool mailbox::needs_smtputf8() const { return has_non_ascii(local_part); }
 
