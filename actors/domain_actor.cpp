@@ -21,6 +21,7 @@
 #include <queue>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <fnmatch.h>
 
@@ -80,6 +81,7 @@ struct domain_start {
   egress_actor egress;
   domains_actor supervisor;
   node_settings settings;
+  partition_grant claim;  // cluster: the domain's partition in the epoch held (epoch 0: none)
 };
 
 struct domain_state : domain_start {
@@ -106,6 +108,13 @@ struct domain_state : domain_start {
   std::uint64_t last_batch = 0;       // highest batch number seen from the supervisor
   std::uint64_t idle_generation = 0;  // bumped by every change; stale idle timers are ignored
   bool loaded = false;
+  // Recipients settled (final) whose commit is not confirmed yet, and, while a repair load
+  // is out, every recipient settled since it was sent: that load may have read them before
+  // their commit, as still waiting, and must not bring them back.
+  std::unordered_set<id128, id128_hash> unconfirmed;
+  std::optional<std::unordered_set<id128, id128_hash>> repair_excluded;
+  std::uint32_t commits_in_flight = 0;  // sent to the store, or waiting to be sent again
+  bool draining = false;  // cluster handover: no new attempts; quit when nothing is in flight
   std::mt19937_64 rng{std::random_device{}()};
   // What this actor added to the recipients_waiting gauge; taken back when it exits.
   std::shared_ptr<std::array<std::int64_t, 2>> counted = std::make_shared<std::array<std::int64_t, 2>>();  // queued, deferred
@@ -169,19 +178,58 @@ void arm_idle_timer(domain_pointer self) {
 }
 
 // Commits updates; a failing store is retried (once a second) rather than the outcome dropped.
+// A draining actor (cluster handover) quits once its jobs are back and its outcomes durable:
+// then the next owner loads exactly what this one left.
+void finish_drain_if_done(domain_pointer self) {
+  auto& st = self->state;
+  if (!st.draining || !st.jobs.empty() || st.commits_in_flight > 0) return;
+  spdlog::info("domain.handed_over domain={} partition={} waiting={}", st.domain, st.claim.partition,
+               st.waiting.size());
+  self->quit();
+}
+
+// In a cluster every update carries the partition's epoch: the store refuses it once another
+// node has claimed the partition, and then this actor stops (the new owner has the domain).
 void commit(domain_pointer self, std::vector<recipient_update> updates, std::int32_t attempt = 0) {
   if (updates.empty()) return;
   auto& st = self->state;
+  for (auto& u : updates) {
+    u.partition = st.claim.partition;
+    u.epoch = st.claim.epoch;
+    if (is_final(u.state)) {
+      st.unconfirmed.insert(u.recipient_id);
+      if (st.repair_excluded) st.repair_excluded->insert(u.recipient_id);
+    }
+  }
+  ++st.commits_in_flight;
   self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates)
-      .then([](caf::ok_atom) {},
+      .then([=](caf::ok_atom) {
+              --self->state.commits_in_flight;
+              for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
+              finish_drain_if_done(self);
+            },
             [=](caf::error& e) mutable {
+              --self->state.commits_in_flight;
+              petrel_errc code{};
+              std::string detail;
+              std::int64_t retry_after = 0;
+              if (read_error(e, code, detail, retry_after) && detail == fenced_write) {
+                spdlog::warn("domain.fenced domain={} partition={} epoch={}: another node holds "
+                             "the partition now; stopping",
+                             self->state.domain, self->state.claim.partition, self->state.claim.epoch);
+                self->quit();
+                return;
+              }
               if (attempt >= store_retries) {
+                for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
+                finish_drain_if_done(self);
                 spdlog::error("domain.outcomes_lost domain={} count={} error=\"{}\"",
                               self->state.domain, updates.size(), self->system().render(e));
                 return;
               }
               spdlog::warn("domain.commit_failed domain={} count={} retry_in_ms=1000 error=\"{}\"",
                            self->state.domain, updates.size(), self->system().render(e));
+              ++self->state.commits_in_flight;  // until the retry sends them again
               self->delayed_send(self, std::chrono::seconds(1), record_atom::value,
                                  std::move(updates), attempt + 1);
             });
@@ -663,6 +711,14 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   if (controls->active("domain", st.domain, now)) {
     st.waiting_for = "suspended";
     credit = 0;
+  } else if (st.draining) {
+    st.waiting_for = "handing over to another node";
+    credit = 0;
+  } else if (!st.settings.shared.leases->holds(st.claim.partition, st.claim.epoch,
+                                                partition_leases::now_ms())) {
+    // Cluster: no attempt starts without a safe margin left on the partition's lease.
+    st.waiting_for = "partition lease";
+    credit = 0;
   }
   while (jobs.size() < credit && !l.queue.empty()) {
     auto wait = st.limiter.try_acquire(steady);
@@ -693,6 +749,8 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
     job.domain = st.domain;
     job.expires_at_ms = next->message.time_ms() + max_age;
     job.owner = owner;
+    job.partition = st.claim.partition;
+    job.epoch = st.claim.epoch;
     for (const auto& id : next->recipients) {
       auto it = st.waiting.find(id);
       if (it == st.waiting.end() || !it->second.ready) continue;  // settled meanwhile
@@ -746,6 +804,7 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
   st.job_site.erase(outcome.job_id);
   commit(self, std::move(updates));
   process(self);
+  finish_drain_if_done(self);
 }
 
 // A site went away: the fate of its jobs is unknown; they are due again (at-least-once).
@@ -893,7 +952,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
   });
   self->set_down_handler([=](caf::down_msg& msg) { on_site_down(self, msg.source); });
   // Recovery: everything the store holds as waiting for this domain.
-  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, st.domain)
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, st.domain, false)
       .then(
           [=](std::vector<queued_recipient>& recipients) {
             for (const auto& r : recipients) add(self, r);
@@ -940,6 +999,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
       [=](credit_atom, std::uint64_t credit) { on_credit(self, credit); },
       [=](outcome_atom, job_outcome& outcome) { on_outcome(self, outcome); },
       [=](record_atom, std::vector<recipient_update>& updates, std::int32_t attempt) {
+        --self->state.commits_in_flight;
         commit(self, std::move(updates), attempt);
       },
       [=](controls_atom) { process(self); },
@@ -971,6 +1031,38 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
         process(self);
         return n;
       },
+      [=](drain_atom) {
+        self->state.draining = true;
+        finish_drain_if_done(self);
+      },
+      [=](recover_atom) {
+        auto& s = self->state;
+        if (!s.loaded || s.repair_excluded) return;  // the first load, or a repair, is out
+        s.repair_excluded.emplace(s.unconfirmed);
+        self->request(s.store, s.settings.config->storage.request_timeout, load_atom::value,
+                      s.domain, true)
+            .then(
+                [=](std::vector<queued_recipient>& recipients) {
+                  auto& s = self->state;
+                  std::size_t added = 0;
+                  for (const auto& r : recipients) {
+                    if (s.repair_excluded->count(r.recipient_id) || s.unconfirmed.count(r.recipient_id) ||
+                        s.waiting.count(r.recipient_id))
+                      continue;
+                    add(self, r);
+                    ++added;
+                  }
+                  s.repair_excluded.reset();
+                  if (added == 0) return;
+                  spdlog::info("domain.repaired domain={} recipients={}", s.domain, added);
+                  process(self);
+                },
+                [=](caf::error& e) {
+                  self->state.repair_excluded.reset();
+                  spdlog::warn("domain.repair_failed domain={} error=\"{}\"", self->state.domain,
+                               self->system().render(e));
+                });
+      },
   };
 }
 
@@ -978,10 +1070,11 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
 
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
                           store_actor store, resolver_actor resolver, egress_actor egress,
-                          domains_actor supervisor, const node_settings& settings) {
+                          domains_actor supervisor, const node_settings& settings,
+                          partition_grant claim) {
   return spawn_child(sys, parent, domain_behavior,
                      domain_start{std::move(domain), std::move(store), std::move(resolver),
-                                  std::move(egress), std::move(supervisor), settings});
+                                  std::move(egress), std::move(supervisor), settings, claim});
 }
 
 }  // namespace petrel

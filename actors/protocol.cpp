@@ -112,6 +112,13 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<webhook_record>>("std::vector<petrel::webhook_record>");
   cfg.add_message_type<webhook_status>("petrel::webhook_status");
   cfg.add_message_type<std::vector<webhook_status>>("std::vector<petrel::webhook_status>");
+  cfg.add_message_type<partition_grant>("petrel::partition_grant");
+  cfg.add_message_type<std::vector<partition_grant>>("std::vector<petrel::partition_grant>");
+  cfg.add_message_type<cluster_member>("petrel::cluster_member");
+  cfg.add_message_type<std::vector<cluster_member>>("std::vector<petrel::cluster_member>");
+  cfg.add_message_type<cluster_partition_view>("petrel::cluster_partition_view");
+  cfg.add_message_type<std::vector<cluster_partition_view>>("std::vector<petrel::cluster_partition_view>");
+  cfg.add_message_type<cluster_view>("petrel::cluster_view");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

@@ -11,7 +11,9 @@
 //                        ├─ tenants   supervisor + API-key directory ─ tenant[id]
 //                        ├─ bounces   inbound bounces and feedback reports, unsubscribes
 //                        ├─ controls  suspensions (operators, response rules), published
-//                        └─ events    event retention ─ webhook[endpoint]: signed batches
+//                        ├─ events    event retention ─ webhook[endpoint]: signed batches
+//                        └─ cluster   (cluster mode, detached) leases and partitions on
+//                                     PostgreSQL; tells domains which partitions are held
 //
 // The root restarts a crashed child and every child started after it (rest-for-one), since
 // later children hold handles of earlier ones. The domains, tenants, egress and events
@@ -107,6 +109,9 @@ using egress_atom = caf::atom_constant<caf::atom("egress")>;
 using webhook_atom = caf::atom_constant<caf::atom("webhook")>;
 using pending_atom = caf::atom_constant<caf::atom("pending")>;
 using post_atom = caf::atom_constant<caf::atom("post")>;
+using partition_atom = caf::atom_constant<caf::atom("partition")>;
+using drain_atom = caf::atom_constant<caf::atom("drain")>;
+using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -275,6 +280,43 @@ struct queue_summary {
   std::uint64_t restarting = 0;  // domain actors waiting to be restarted
 };
 
+// -- cluster -------------------------------------------------------------------------------
+
+// A partition this node holds, in the epoch it claimed it with.
+struct partition_grant {
+  std::uint32_t partition = 0;
+  std::int64_t epoch = 0;
+};
+
+// A member of the cluster as the partitions table and the nodes table show it.
+struct cluster_member {
+  std::string name;
+  std::string advertise;
+  bool live = false;
+  std::int64_t lease_left_ms = 0;  // negative: expired that long ago
+  std::uint64_t partitions = 0;    // held with a valid lease
+};
+
+struct cluster_partition_view {
+  std::uint32_t id = 0;
+  std::string owner;
+  std::int64_t epoch = 0;
+  bool lease_valid = false;
+};
+
+// GET /admin/cluster: what this node's cluster actor saw in its last round.
+struct cluster_view {
+  bool enabled = false;
+  std::string node;
+  bool draining = false;
+  std::uint32_t partition_count = 0;
+  std::vector<cluster_member> members;
+  std::vector<cluster_partition_view> partitions;
+  std::int64_t last_round_at_ms = 0;   // unix ms
+  std::int64_t round_duration_ms = 0;  // the last round's time in PostgreSQL
+  std::string error;                   // the last round's failure ("" when it worked)
+};
+
 // -- delivery ------------------------------------------------------------------------------
 
 // One MX host of a route, with its addresses in the order to try.
@@ -323,6 +365,10 @@ struct delivery_job {
   std::vector<id128> recipient_ids;
   std::int64_t expires_at_ms = 0;  // created + max_age: past it, the job expires unsent
   caf::actor_addr owner;           // the domain actor that gets the outcome
+  // Cluster: the domain's partition and the epoch its owner holds (0: no cluster). The session
+  // sends the final dot only while this node still holds it (partition_leases).
+  std::uint32_t partition = 0;
+  std::int64_t epoch = 0;
 };
 
 // What happened to one recipient in one attempt.
@@ -474,8 +520,8 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<message_atom, id128, id128>::with<message_details>,
     // Domains with waiting recipients, after the given one, at most n. -> sorted names
     caf::replies_to<domains_atom, std::string, std::uint64_t>::with<std::vector<std::string>>,
-    // The waiting recipients of one domain.
-    caf::replies_to<load_atom, std::string>::with<std::vector<queued_recipient>>,
+    // The waiting recipients of one domain (true: only those never attempted).
+    caf::replies_to<load_atom, std::string, bool>::with<std::vector<queued_recipient>>,
     // (message id, recipient ids) -> what their delivery needs, or not_found.
     caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>,
     // Every sender domain with its keys.
@@ -560,7 +606,13 @@ using domain_actor = caf::typed_actor<
     // Admin: cancel waiting recipients (of this tenant; empty: all) -> how many
     caf::replies_to<cancel_atom, id128, std::string>::with<std::uint64_t>,
     // Admin: make every deferred recipient due now -> how many
-    caf::replies_to<flush_atom>::with<std::uint64_t>>;
+    caf::replies_to<flush_atom>::with<std::uint64_t>,
+    // Cluster repair: load the never-attempted recipients of the domain again and add those
+    // this actor was not told about (another node accepted them).
+    caf::reacts_to<recover_atom>,
+    // Cluster handover: start no more attempts; quit once every job in flight is back and
+    // every outcome committed.
+    caf::reacts_to<drain_atom>>;
 
 // The domains supervisor: routes recipients to domain actors (spawning them on demand),
 // restarts crashed ones with backoff, retires idle ones, and on start recovers every domain
@@ -587,7 +639,15 @@ using domains_actor = caf::typed_actor<
     // Admin: cancel waiting recipients of a domain ("" all domains) and/or a tenant -> count
     caf::replies_to<cancel_atom, std::string, id128, std::string>::with<std::uint64_t>,
     // Admin: flush a domain ("" all) -> count made due
-    caf::replies_to<flush_atom, std::string>::with<std::uint64_t>>;
+    caf::replies_to<flush_atom, std::string>::with<std::uint64_t>,
+    // Cluster: every partition this node holds now (from the cluster actor after each round).
+    // Domains of partitions no longer held stop at once; those of new ones are recovered.
+    caf::reacts_to<partition_atom, std::vector<partition_grant>>,
+    // Timer (cluster): look for waiting recipients of held partitions nobody announced.
+    caf::reacts_to<recover_atom, std::uint64_t>,
+    // Cluster handover of a partition: its domain actors drain (see domain_actor). -> ok once
+    // every one has finished
+    caf::replies_to<drain_atom, std::uint32_t>::with<caf::ok_atom>>;
 
 // The resolver: MX and address lookups with TTL caches (positive and negative, bounded), and
 // concurrent lookups of one domain merged into one.
@@ -776,6 +836,18 @@ using events_actor = caf::typed_actor<
     caf::reacts_to<caf::tick_atom>,
     // Timer: start the endpoints that are not running (after a crash or a failed load).
     caf::reacts_to<recover_atom>>;
+
+// The cluster actor (cluster mode only; detached: it talks to PostgreSQL): renews this node's
+// lease and its partitions', balances partitions with the other live nodes, publishes what it
+// holds (partition_leases) and tells the domains supervisor.
+using cluster_actor = caf::typed_actor<
+    // Timer: one lease round.
+    caf::reacts_to<caf::tick_atom>,
+    // Admin: the last round's view.
+    caf::replies_to<cluster_atom>::with<cluster_view>,
+    // Drain (SIGTERM, POST /admin/cluster/drain): leave the membership, hand every partition
+    // over after its attempts in flight finish. -> ok once none is held
+    caf::replies_to<drain_atom>::with<caf::ok_atom>>;
 
 // The root supervisor (see the top of this file).
 using root_actor = caf::typed_actor<

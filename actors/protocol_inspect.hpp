@@ -12,6 +12,24 @@ typename Inspector::result_type inspect(Inspector& f, id128& x) {
   return f(caf::meta::type_name("id128"), x.hi, x.lo);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, partition_grant& x) {
+  return f(caf::meta::type_name("partition_grant"), x.partition, x.epoch);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_member& x) {
+  return f(caf::meta::type_name("cluster_member"), x.name, x.advertise, x.live, x.lease_left_ms,
+           x.partitions);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_partition_view& x) {
+  return f(caf::meta::type_name("cluster_partition_view"), x.id, x.owner, x.epoch, x.lease_valid);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cluster_view& x) {
+  return f(caf::meta::type_name("cluster_view"), x.enabled, x.node, x.draining, x.partition_count,
+           x.members, x.partitions, x.last_round_at_ms, x.round_duration_ms, x.error);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_record& x) {
   return f(caf::meta::type_name("tenant_record"), x.id, x.name, x.rate_per_second, x.burst,
            x.suspended, x.created_at_ms, x.pool, x.weight);
@@ -117,7 +135,7 @@ typename Inspector::result_type inspect(Inspector& f, sts_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_update& x) {
   return f(caf::meta::type_name("recipient_update"), x.recipient_id, x.state, x.attempts,
-           x.next_attempt_at_ms, x.last_reply, x.event);
+           x.next_attempt_at_ms, x.last_reply, x.event, x.partition, x.epoch);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_content& x) {
@@ -168,7 +186,7 @@ typename Inspector::result_type inspect(Inspector& f, inbound_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
   return f(caf::meta::type_name("delivery_job"), x.job_id, x.message_id, x.tenant_id, x.domain,
-           x.recipient_ids, x.expires_at_ms, x.owner);
+           x.recipient_ids, x.expires_at_ms, x.owner, x.partition, x.epoch);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {

@@ -28,10 +28,11 @@ enum child_index : std::uint64_t {
   bounces_child,
   controls_child,
   events_child,
+  cluster_child,  // cluster mode only
   child_count
 };
-const char* child_names[] = {"store", "resolver", "egress", "domains", "ingest",
-                             "senders", "signers", "tenants", "bounces", "controls", "events"};
+const char* child_names[] = {"store",   "resolver", "egress",   "domains", "ingest", "senders",
+                             "signers", "tenants",  "bounces", "controls", "events", "cluster"};
 
 // What the root actor is given when it starts (its spawn arguments).
 struct root_start {
@@ -68,7 +69,8 @@ caf::actor_addr address_of(root_pointer self, std::uint64_t index) {
     case tenants_child: return c.tenants.address();
     case bounces_child: return c.bounces.address();
     case controls_child: return c.controls.address();
-    default: return c.events.address();
+    case events_child: return c.events.address();
+    default: return c.cluster.address();
   }
 }
 
@@ -126,8 +128,12 @@ void start_from(root_pointer self, std::uint64_t first) {
       case events_child:
         st.current.events = spawn_events(sys, self, st.current.store, st.runtime, st.settings);
         break;
+      case cluster_child:
+        if (st.settings.config->cluster.enabled)
+          st.current.cluster = spawn_cluster(sys, self, st.current.domains, st.settings);
+        break;
     }
-    st.by_address[address_of(self, i)] = i;
+    if (auto addr = address_of(self, i)) st.by_address[addr] = i;
   }
   publish(self);
 }
@@ -136,7 +142,7 @@ void start_from(root_pointer self, std::uint64_t first) {
 void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) {
   for (std::uint64_t i = child_count; i-- > first;) {
     auto addr = address_of(self, i);
-    self->state.by_address.erase(addr);
+    if (addr) self->state.by_address.erase(addr);  // (null: the cluster actor of a single node)
     switch (i) {
       case store_child: self->send_exit(self->state.current.store, reason); break;
       case resolver_child: self->send_exit(self->state.current.resolver, reason); break;
@@ -149,6 +155,9 @@ void stop_from(root_pointer self, std::uint64_t first, caf::exit_reason reason) 
       case bounces_child: self->send_exit(self->state.current.bounces, reason); break;
       case controls_child: self->send_exit(self->state.current.controls, reason); break;
       case events_child: self->send_exit(self->state.current.events, reason); break;
+      case cluster_child:
+        if (self->state.current.cluster) self->send_exit(self->state.current.cluster, reason);
+        break;
     }
   }
 }

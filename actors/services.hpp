@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "actors/protocol.hpp"
+#include "actors/policy/partition_leases.hpp"
 #include "actors/policy/restart_policy.hpp"
 #include "actors/policy/site_limits.hpp"
 #include "actors/policy/shaping.hpp"
@@ -63,6 +64,7 @@ struct services {
   bounces_actor bounces;
   controls_actor controls;
   events_actor events;
+  cluster_actor cluster;  // null without a cluster
   root_actor root;
 };
 
@@ -81,6 +83,8 @@ struct session_plan {
   std::uint32_t max_deliveries = 100;
   std::chrono::milliseconds idle_timeout{5000};
   delivery_settings timeouts;  // the *_timeout fields
+  // Cluster: the final dot of a job is sent only while its partition is held (null: always).
+  std::shared_ptr<const partition_leases> leases;
 };
 
 struct delivery_runtime;
@@ -149,6 +153,7 @@ struct node_config {
   bounces_config bounces;
   events_config events;
   webhooks_config webhooks;
+  cluster_settings cluster;
   // Classifies every failure (the operator's rules, then the shipped ones).
   std::shared_ptr<const bounce_classifier> classifier;
   std::string bounce_secret;  // HMAC key of VERP tokens and unsubscribe links; may be empty
@@ -183,6 +188,10 @@ struct shared_components {
   // actors that must reach a service started after them (domain actors -> tenants, sites ->
   // controls) and the HTTP handlers.
   std::shared_ptr<const service_directory> directory;
+  // Cluster: the partitions this node holds, in which epoch and until when (empty without a
+  // cluster). Writer: the cluster actor. Readers: domain actors (before handing out jobs) and
+  // SMTP sessions (before the final dot).
+  std::shared_ptr<partition_leases> leases = std::make_shared<partition_leases>();
 };
 
 // What every actor is given: the configuration (shared, immutable) and the shared components.
@@ -214,6 +223,9 @@ site_actor spawn_site(caf::actor_system& sys, caf::local_actor* parent,
                       site_limits limits, const node_settings& settings);
 domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                             resolver_actor resolver, egress_actor egress,
+                            const node_settings& settings);
+// Cluster mode only: leases and partitions on PostgreSQL (actors/cluster_actor.cpp).
+cluster_actor spawn_cluster(caf::actor_system& sys, caf::local_actor* parent, domains_actor domains,
                             const node_settings& settings);
 ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           domains_actor domains, const node_settings& settings);
@@ -258,7 +270,8 @@ void start_domain_verification(const std::shared_ptr<delivery_runtime>& runtime,
                                std::vector<std::string> egress_addresses, domains_config config);
 domain_actor spawn_domain(caf::actor_system& sys, caf::local_actor* parent, std::string domain,
                           store_actor store, resolver_actor resolver, egress_actor egress,
-                          domains_actor supervisor, const node_settings& settings);
+                          domains_actor supervisor, const node_settings& settings,
+                          partition_grant claim = {});
 
 // The root: starts store, domains, ingest and tenants in that order, keeps the directory
 // current. `opened` is the store main() already opened and migrated (fail fast at start).

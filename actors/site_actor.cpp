@@ -231,6 +231,7 @@ session_plan plan_for(site_pointer self) {
   plan.max_deliveries = st.limits.max_deliveries_per_connection;
   plan.idle_timeout = d.idle_timeout;
   plan.timeouts = d;
+  if (st.settings.shared.leases->clustered()) plan.leases = st.settings.shared.leases;
   return plan;
 }
 

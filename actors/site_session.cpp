@@ -139,7 +139,20 @@ asio::awaitable<void> run_session(std::shared_ptr<delivery_runtime> runtime, sit
     t.rcpt_to = work->addresses;
     t.content = work->content;
     t.needs_smtputf8 = work->needs_smtputf8;
-    auto result = co_await connection->send(t);
+    if (plan.leases && work->job.epoch != 0) {
+      t.may_finish = [leases = plan.leases, p = work->job.partition, e = work->job.epoch] {
+        return leases->holds(p, e, partition_leases::now_ms());
+      };
+      t.abort_reason = "this node lost the domain's partition before the final dot (cluster fencing)";
+    }
+    // Cluster: a job whose partition this node no longer holds is not started at all.
+    smtp_transaction_result result;
+    if (t.may_finish && !t.may_finish()) {
+      result.recipients.resize(t.rcpt_to.size());
+      result.error = t.abort_reason;
+    } else {
+      result = co_await connection->send(t);
+    }
     caf::anon_send(site, outcome_atom::value, id, make_outcome(*work, result, info));
     ++count;
     if (!connection->usable()) {

@@ -125,10 +125,11 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return db.pending_domains(after, limit);
                             });
       },
-      [=](load_atom, const std::string& domain) -> caf::result<std::vector<queued_recipient>> {
+      [=](load_atom, const std::string& domain,
+          bool queued_only) -> caf::result<std::vector<queued_recipient>> {
         return guarded_read(self->state.db, "pending_of_domain",
                             [&](store& db) -> caf::result<std::vector<queued_recipient>> {
-                              return db.pending_recipients_of_domain(domain);
+                              return db.pending_recipients_of_domain(domain, queued_only);
                             });
       },
       [=](load_atom, sender_atom) -> caf::result<std::vector<sender_domain_record>> {
@@ -477,8 +478,9 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
           std::uint64_t limit) -> caf::result<std::vector<std::string>> {
         return self->delegate(reader(self), domains_atom::value, std::move(after), limit);
       },
-      [=](load_atom, std::string& domain) -> caf::result<std::vector<queued_recipient>> {
-        return self->delegate(reader(self), load_atom::value, std::move(domain));
+      [=](load_atom, std::string& domain,
+          bool queued_only) -> caf::result<std::vector<queued_recipient>> {
+        return self->delegate(reader(self), load_atom::value, std::move(domain), queued_only);
       },
       [=](ready_atom) -> caf::result<readiness> { return readiness_of(self); },
       [=](commit_atom) { commit_pending(self); },

@@ -38,6 +38,7 @@
 #include "net/secret_box.hpp"
 #include "net/smtp_client.hpp"
 #include "storage/atomic_file.hpp"
+#include "storage/pg_cluster.hpp"
 
 namespace petrel {
 
@@ -111,6 +112,24 @@ struct opened_store {
   bool first_start_done = false;
 };
 
+// Cluster mode: the partitions exist, and the cluster agrees with this node on their number
+// (a domain's partition is a hash modulo that number: every node must use the same).
+void check_cluster(const config& cfg) {
+  cluster_store cluster(cfg.storage_url());
+  auto count = cluster.ensure_partitions(cfg.cluster.partitions);
+  if (count != cfg.cluster.partitions)
+    throw std::runtime_error("cluster.partitions is " + std::to_string(cfg.cluster.partitions) +
+                             " but the cluster in this database has " + std::to_string(count) +
+                             " partitions: every node must use the same number");
+  for (const auto& m : cluster.members())
+    if (m.name == cfg.cluster.node_name && m.lease_left_ms > 0)
+      spdlog::warn("cluster.name_in_use node={} lease_left_ms={}: another process with this "
+                   "node name may still run; its partitions are renewed by this one from now on",
+                   m.name, m.lease_left_ms);
+  spdlog::info("cluster.joining node={} advertise={} partitions={}", cfg.cluster.node_name,
+               cfg.cluster.advertise, count);
+}
+
 opened_store open_node_store(const config& cfg) {
   store_options options;
   options.sqlite_synchronous = cfg.storage.sqlite_synchronous;
@@ -123,6 +142,7 @@ opened_store open_node_store(const config& cfg) {
   spdlog::info("store.ready store={} schema_version={}", s.first->describe(), s.first->schema_version());
   s.admin_token = load_admin_token(cfg, *s.first);
   s.first_start_done = s.first->node_value(first_start_key).has_value();
+  if (cfg.cluster.enabled) check_cluster(cfg);
   return s;
 }
 
@@ -170,6 +190,7 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   c->bounces = cfg.bounces;
   c->events = cfg.events;
   c->webhooks = cfg.webhooks;
+  c->cluster = cfg.cluster;
   // Bounce classification: the operator's rules first, then the shipped ones.
   std::vector<bounce_rule> rules;
   if (!cfg.bounces.rules_file.empty()) {
@@ -185,6 +206,7 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   if (!cfg.bounces.secret_file.empty()) c->bounce_secret = read_secret_file(cfg.bounces.secret_file);
   node_settings settings;
   settings.config = std::move(c);
+  if (cfg.cluster.enabled) settings.shared.leases = std::make_shared<partition_leases>(cfg.cluster.partitions);
   if (!cfg.log.delivery_log.empty()) {
     try {
       settings.shared.attempts_log = std::make_shared<delivery_log>(cfg.log.delivery_log);
@@ -453,6 +475,16 @@ int run_server(const config& cfg) {
   // 4. Shutdown. Listeners stop accepting and drain; then the actors stop, the store
   //    committing what is pending before it closes.
   servers.stop_and_drain(cfg.http.shutdown_grace);
+  if (auto cluster = directory->get()->cluster) {
+    // Cluster: hand every partition over once its attempts in flight have finished, so the
+    // other nodes go on from what this one committed.
+    auto wait = cfg.cluster.drain_timeout + cfg.cluster.lease + std::chrono::seconds(5);
+    self->request(cluster, wait, drain_atom::value)
+        .receive([](caf::ok_atom) { spdlog::info("cluster.drained"); },
+                 [&self](caf::error& e) {
+                   spdlog::warn("cluster.drain_incomplete error=\"{}\"", self->system().render(e));
+                 });
+  }
   self->request(root, cfg.storage.request_timeout + std::chrono::seconds(5), shutdown_atom::value)
       .receive([](caf::ok_atom) {},
                [](caf::error& e) {

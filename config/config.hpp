@@ -290,6 +290,30 @@ struct webhooks_config {
   std::string ca_file;                  // trust store for https endpoints; "" the system's
 };
 
+// A cluster of nodes on one PostgreSQL (docs/cluster.md). Off: the node works alone.
+struct cluster_settings {
+  bool enabled = false;
+  std::string node_name;                       // unique in the cluster; required when enabled
+  listen_address listen{"127.0.0.1", 7946};   // node-to-node traffic
+  std::string advertise;                       // host:port the others connect to; "" = listen
+  std::chrono::milliseconds lease = 5s;        // a node or partition lease lasts this long ...
+  std::chrono::milliseconds renew_interval = 1s;  // ... and is renewed this often
+  // No attempt starts, and no final dot is sent, with less than this left of the lease.
+  std::chrono::milliseconds safe_margin = 1500ms;
+  std::uint32_t partitions = 64;  // fixed for the life of the cluster (all nodes the same)
+  std::uint64_t max_claims_per_round = 8;    // partitions moved per renewal, at most
+  std::uint64_t max_releases_per_round = 4;
+  // The owner of a partition looks for waiting recipients it was not told about this often.
+  std::chrono::milliseconds repair_interval = 10s;
+  std::chrono::milliseconds drain_timeout = 30s;  // in-flight attempts get this long to finish
+  // Mutual TLS between nodes: this node's certificate and key, and the CA that signs every
+  // node's certificate. Required unless insecure_private_network is set.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
+  bool insecure_private_network = false;
+};
+
 struct debug_settings {
   // Enables /admin/debug/crash, which crashes an actor on purpose (supervision tests).
   bool fault_injection = false;
@@ -316,6 +340,7 @@ struct config {
   shaping_settings shaping;
   events_config events;
   webhooks_config webhooks;
+  cluster_settings cluster;
   debug_settings debug;
 
   // The effective store URL (storage.url, or the SQLite file under data_dir).

@@ -2,6 +2,7 @@
 // range, rejects unknown keys (typos must not pass silently), and reports each error with
 // file, line, column and the dotted key.
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <map>
 #include <tuple>
@@ -744,6 +745,57 @@ void read_bounces(reader& r, config& c) {
   s.finish();
 }
 
+// [cluster]
+void read_cluster(reader& r, config& c) {
+  auto s = r.open("cluster");
+  auto& k = c.cluster;
+  s.boolean("enabled", k.enabled);
+  s.string("node_name", k.node_name, 64);
+  s.listen("listen", k.listen);
+  s.string("advertise", k.advertise, 300);
+  s.duration("lease", k.lease, 1s, 10min);
+  s.duration("renew_interval", k.renew_interval, 100ms, 1min);
+  s.duration("safe_margin", k.safe_margin, 100ms, 5min);
+  s.integer("partitions", k.partitions, 1, 65536);
+  s.size("max_claims_per_round", k.max_claims_per_round, 1, 65536);
+  s.size("max_releases_per_round", k.max_releases_per_round, 1, 65536);
+  s.duration("repair_interval", k.repair_interval, 100ms, 1h);
+  s.duration("drain_timeout", k.drain_timeout, 0ms, 1h);
+  s.string("tls_cert_file", k.tls_cert_file);
+  s.string("tls_key_file", k.tls_key_file);
+  s.string("tls_ca_file", k.tls_ca_file);
+  s.boolean("insecure_private_network", k.insecure_private_network);
+  if (k.enabled) {
+    if (k.node_name.empty())
+      s.problem("node_name", "required with enabled = true: a name unique in the cluster");
+    for (char ch : k.node_name)
+      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_' && ch != '.') {
+        s.problem("node_name", "letters, digits, '-', '_' and '.' only");
+        break;
+      }
+    auto url = c.storage_url();
+    if (url.rfind("postgresql://", 0) != 0 && url.rfind("postgres://", 0) != 0)
+      s.problem("enabled", "a cluster needs the PostgreSQL store: set storage.url to "
+                           "postgresql://... (this node uses " + url + ")");
+    if (k.renew_interval * 2 > k.lease)
+      s.problem("renew_interval", "at most half of lease, so that one late renewal does not lose it");
+    if (k.safe_margin + k.renew_interval >= k.lease)
+      s.problem("safe_margin", "safe_margin + renew_interval must be less than lease");
+    bool tls = !k.tls_cert_file.empty() || !k.tls_key_file.empty() || !k.tls_ca_file.empty();
+    if (tls && (k.tls_cert_file.empty() || k.tls_key_file.empty() || k.tls_ca_file.empty()))
+      s.problem("tls_ca_file", "mutual TLS needs tls_cert_file, tls_key_file and tls_ca_file");
+    if (!tls && !k.insecure_private_network)
+      s.problem("tls_cert_file", "node links carry mail: set tls_cert_file, tls_key_file and "
+                                 "tls_ca_file, or insecure_private_network = true on a trusted "
+                                 "network");
+    if (k.advertise.empty())
+      k.advertise = k.listen.to_string();
+    else if (auto a = parse_listen_address(k.advertise); !a || a->port == 0)
+      s.problem("advertise", "host:port that the other nodes can connect to");
+  }
+  s.finish();
+}
+
 // [debug]
 void read_debug(reader& r, config& c) {
   auto s = r.open("debug");
@@ -772,6 +824,7 @@ void read_all(reader& r, config& c) {
   read_domains(r, c);
   read_mta_sts(r, c);
   read_bounces(r, c);
+  read_cluster(r, c);
   read_debug(r, c);
   r.finish();
 }

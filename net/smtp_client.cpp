@@ -429,12 +429,31 @@ asio::awaitable<bool> smtp_connection::reset_if_needed(smtp_transaction_result& 
 }
 
 // The message after a 354, and the final reply: it is every accepted recipient's outcome.
-asio::awaitable<void> smtp_connection::send_content(const std::string& content, smtp_transaction_result& result) {
+// With t.may_finish, the payload goes out without its final dot, which is sent only if the
+// check still passes once the rest is written; if not, the connection is closed instead (a
+// server discards a message whose DATA never ended, RFC 5321 4.1.1.4).
+asio::awaitable<void> smtp_connection::send_content(const smtp_transaction& t, smtp_transaction_result& result) {
   auto& c = *impl_;
   const auto& timeouts = c.settings.timeouts;
   std::string error;
-  auto payload = prepare_smtp_data(content);
-  if (!co_await c.write(payload, timeouts.data_block, "sending the message", error)) {
+  auto payload = prepare_smtp_data(*t.content);
+  if (t.may_finish) {
+    payload.resize(payload.size() - 3);  // ".\r\n"
+    bool written = co_await c.write(payload, timeouts.data_block, "sending the message", error);
+    if (written && !t.may_finish()) {
+      c.usable = false;
+      c.close();
+      result.error = t.abort_reason;
+      forget_accepted(result);
+      co_return;
+    }
+    if (written) written = co_await c.write(".\r\n", timeouts.data_block, "ending the message", error);
+    if (!written) {
+      result.error = error;
+      forget_accepted(result);
+      co_return;
+    }
+  } else if (!co_await c.write(payload, timeouts.data_block, "sending the message", error)) {
     result.error = error;
     forget_accepted(result);
     co_return;
@@ -506,7 +525,7 @@ asio::awaitable<smtp_transaction_result> smtp_connection::send(const smtp_transa
     c.needs_rset = true;
     co_return finish();
   }
-  co_await send_content(content, result);
+  co_await send_content(t, result);
   co_return finish();
 }
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,6 +72,10 @@ struct smtp_transaction {
   std::vector<std::string> rcpt_to;
   std::shared_ptr<const std::string> content;  // RFC 5322 message
   bool needs_smtputf8 = false;
+  // Asked right before the final dot (cluster fencing): false ends the connection without
+  // it, so the server discards the message, and every recipient gets `abort_reason`.
+  std::function<bool()> may_finish;
+  std::string abort_reason = "the transaction was abandoned before the final dot";
 };
 
 // The outcome of one transaction. A reply for every recipient that got one; recipients after
@@ -120,7 +125,7 @@ class smtp_connection {
   boost::asio::awaitable<envelope_outcome> send_envelope_serial(const std::string& mail,
                                                                 const std::vector<std::string>& rcpts,
                                                                 smtp_transaction_result& result);
-  boost::asio::awaitable<void> send_content(const std::string& content, smtp_transaction_result& result);
+  boost::asio::awaitable<void> send_content(const smtp_transaction& t, smtp_transaction_result& result);
 
   std::unique_ptr<impl> impl_;
 };

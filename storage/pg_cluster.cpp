@@ -27,7 +27,18 @@ std::string array_literal(const std::vector<T>& values) {
   return out.str();
 }
 
+// Every statement of this connection gives up after this long: a lease round must end (and
+// fail) rather than hang on a lock or a server that stopped answering.
+constexpr const char* statement_timeout = "SET statement_timeout = '3s'";
+
 result_ptr run(PGconn* conn, const char* sql, const std::vector<std::string>& values) {
+  // A connection lost since the last round is opened again first (blocking, connect_timeout).
+  if (PQstatus(conn) != CONNECTION_OK) {
+    PQreset(conn);
+    if (PQstatus(conn) != CONNECTION_OK)
+      throw store_error(std::string("cluster store: cannot reconnect: ") + PQerrorMessage(conn));
+    result_ptr set(PQexec(conn, statement_timeout), &PQclear);
+  }
   std::vector<const char*> params;
   for (const auto& v : values) params.push_back(v.c_str());
   result_ptr r(PQexecParams(conn, sql, static_cast<int>(params.size()), nullptr, params.data(), nullptr, nullptr, 0),
@@ -52,6 +63,7 @@ cluster_store::cluster_store(const std::string& url) {
     throw store_error("cluster store: cannot connect to PostgreSQL: " + error);
   }
   conn_ = c;
+  result_ptr set(PQexec(conn_, statement_timeout), &PQclear);
 }
 
 cluster_store::~cluster_store() {
@@ -74,10 +86,28 @@ std::vector<std::string> cluster_store::live_nodes() {
   return out;
 }
 
-void cluster_store::ensure_partitions(std::uint32_t count) {
+std::vector<cluster_store::member> cluster_store::members() {
+  auto r = run(conn_,
+               "SELECT name, advertise, CASE WHEN lease_until = '-infinity' THEN -1 ELSE "
+               "(extract(epoch FROM (lease_until - clock_timestamp())) * 1000)::bigint END "
+               "FROM nodes ORDER BY name",
+               {});
+  std::vector<member> out;
+  for (int i = 0; i < PQntuples(r.get()); ++i)
+    out.push_back({PQgetvalue(r.get(), i, 0), PQgetvalue(r.get(), i, 1), std::stoll(PQgetvalue(r.get(), i, 2))});
+  return out;
+}
+
+std::uint32_t cluster_store::ensure_partitions(std::uint32_t count) {
   run(conn_,
       "INSERT INTO partitions (id) SELECT generate_series(0, $1::int - 1) ON CONFLICT (id) DO NOTHING",
       {std::to_string(count)});
+  auto r = run(conn_, "SELECT count(*) FROM partitions", {});
+  return static_cast<std::uint32_t>(std::stoul(PQgetvalue(r.get(), 0, 0)));
+}
+
+void cluster_store::leave(const std::string& name) {
+  run(conn_, "UPDATE nodes SET lease_until = '-infinity' WHERE name = $1", {name});
 }
 
 std::vector<cluster_partition> cluster_store::partitions() {

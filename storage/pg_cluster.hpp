@@ -36,8 +36,18 @@ class cluster_store {
   void renew_node(const std::string& name, const std::string& advertise, std::chrono::milliseconds lease);
   // The nodes whose lease has not expired, by name.
   std::vector<std::string> live_nodes();
-  // Makes sure partitions 0..count-1 exist (free when new).
-  void ensure_partitions(std::uint32_t count);
+  struct member {
+    std::string name;
+    std::string advertise;
+    std::int64_t lease_left_ms = 0;  // negative: expired that long ago
+  };
+  // Every registered node, live or not, by name.
+  std::vector<member> members();
+  // Makes sure partitions 0..count-1 exist (free when new); returns how many the cluster has
+  // (more than count when another node was configured with more).
+  std::uint32_t ensure_partitions(std::uint32_t count);
+  // Ends the node's lease now (a clean exit, after its partitions are released).
+  void leave(const std::string& name);
   std::vector<cluster_partition> partitions();
   // The new epoch when the partition was free or its lease expired; nothing when another node
   // holds it.

@@ -77,6 +77,8 @@ enum stmt : int {
   rotate_webhook,
   upsert_node_value,
   select_node_value,
+  update_recipient_fenced,
+  insert_event_fenced,
   stmt_count
 };
 
@@ -110,7 +112,9 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT DISTINCT domain FROM recipients WHERE state IN ('queued', 'deferred') "
     "AND domain > $1 ORDER BY domain LIMIT $2",
     "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
-    "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 ORDER BY domain, id",
+    // (the first IN matches the partial index recipients_waiting)
+    "FROM recipients WHERE state IN ('queued', 'deferred') AND state IN ('queued', $2) "
+    "AND domain = $1 ORDER BY domain, id",
     "SELECT mail_from, content, tenant_id, bulk::text, from_domain FROM messages WHERE id = $1",
     "SELECT id, address, domain FROM recipients WHERE message_id = $1",
     "SELECT COUNT(*) FROM recipients WHERE state = $1",
@@ -200,6 +204,15 @@ constexpr std::array<const char*, stmt_count> statements = {
     "INSERT INTO node_state (name, value, updated_at) VALUES ($1, $2, $3) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
     "SELECT value FROM node_state WHERE name = $1",
+    // Fenced (cluster): written only while the partition is in the writer's epoch. FOR SHARE
+    // holds the partition row until this transaction ends, so a claim (which raises the epoch)
+    // waits for it, and the new owner loads the recipients after these writes, never before.
+    "UPDATE recipients SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
+    "last_reply = $5 WHERE id = $6 AND EXISTS (SELECT 1 FROM partitions "
+    "WHERE id = $7::integer AND epoch = $8::bigint FOR SHARE)",
+    "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
+    "SELECT $1,$2,$3,$4,$5,$6,$7 WHERE EXISTS (SELECT 1 FROM partitions "
+    "WHERE id = $8::integer AND epoch = $9::bigint FOR SHARE)",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -524,9 +537,10 @@ class pg_store final : public store {
     return out;
   }
 
-  std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain) override {
+  std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain,
+                                                             bool queued_only) override {
     params p;
-    p.text(domain);
+    p.text(domain).text(queued_only ? "queued" : "deferred");
     auto r = run(select_pending_of_domain, p);
     std::vector<queued_recipient> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
@@ -1162,9 +1176,18 @@ class pg_store final : public store {
   void emit(const update_recipients_op& op, Out&& out) {
     for (const auto& u : op.updates) {
       auto p = update_params(u);
-      out(update_recipient, p);
       auto ep = event_params(u.event);
-      out(insert_event, ep);
+      if (u.epoch == 0) {
+        out(update_recipient, p);
+        out(insert_event, ep);
+        continue;
+      }
+      // A fenced update that finds no row was refused: this operation fails alone (its event
+      // is not written either), and its writer learns that the partition is lost.
+      p.integer(u.partition).integer(u.epoch);
+      ep.integer(u.partition).integer(u.epoch);
+      out(update_recipient_fenced, p, fenced_write);
+      out(insert_event_fenced, ep);
     }
   }
 

@@ -177,7 +177,14 @@ struct recipient_update {
   std::int64_t next_attempt_at_ms = 0;
   std::string last_reply;
   event_record event;  // its at_ms is the update's time
+  // Fencing (cluster): written only while the recipient's partition is held in this epoch;
+  // epoch 0 writes unconditionally (a single node, and writes that are not delivery's).
+  std::uint32_t partition = 0;
+  std::int64_t epoch = 0;
 };
+
+// The reason a store gives for a fenced write it refused (see recipient_update).
+inline constexpr const char* fenced_write = "fenced: the partition is no longer held in this epoch";
 
 // What a delivery needs from the store: envelope sender, addresses, the message.
 struct delivery_content {

@@ -354,11 +354,14 @@ class sqlite_store final : public store {
     return out;
   }
 
-  std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain) override {
+  std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain,
+                                                             bool queued_only) override {
     auto q = prepare(
         "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
-        "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 ORDER BY domain, id");
+        "FROM recipients WHERE state IN ('queued', 'deferred') AND state IN ('queued', ?2) "
+        "AND domain = ?1 ORDER BY domain, id");  // (the first IN matches the partial index)
     q.bind(1, std::string_view(domain));
+    q.bind(2, std::string_view(queued_only ? "queued" : "deferred"));
     return read_queued(q);
   }
 

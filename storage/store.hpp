@@ -169,8 +169,9 @@ class store {
   // Domains that have waiting recipients, sorted, after `after`, at most limit of them.
   virtual std::vector<std::string> pending_domains(const std::string& after,
                                                    std::size_t limit) = 0;
-  virtual std::vector<queued_recipient> pending_recipients_of_domain(
-      const std::string& domain) = 0;
+  // With queued_only, only those never attempted (what another node may have added since).
+  virtual std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain,
+                                                                     bool queued_only = false) = 0;
 
   // The envelope sender, content and addresses for delivering these recipients of a message;
   // nullopt when the message or one of the recipients does not exist.

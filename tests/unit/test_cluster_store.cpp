@@ -63,6 +63,59 @@ TEST_CASE("store: node leases and partition claims with fencing epochs", "[store
   CHECK(*again == 3);
 }
 
+TEST_CASE("store: a recipient write in a stale epoch is refused, with its event", "[store]") {
+  auto backend = GENERATE(from_range(test_backends()));
+  if (backend != "postgresql") return;  // fencing needs the partitions table (PostgreSQL)
+  test_database db(backend);
+  auto s = open_store(db.url(), store_options{});
+  s->migrate();
+  cluster_store c(db.url());
+  c.ensure_partitions(2);
+  auto t = make_tenant("t");
+  auto m = make_message(t.id, {"a@fence.example", "b@fence.example"});
+  s->apply({insert_tenant_op{t, {}}, message_op(m)});
+  auto epoch = c.claim(1, "node-a", 10s);
+  REQUIRE(epoch);
+  auto update = [&](const recipient_record& r, recipient_state state, std::int64_t e) {
+    recipient_update u;
+    u.recipient_id = r.id;
+    u.state = state;
+    u.attempts = 1;
+    u.last_reply = "250 ok";
+    u.event.id = new_id();
+    u.event.tenant_id = t.id;
+    u.event.message_id = m.id;
+    u.event.recipient_id = r.id;
+    u.event.type = "delivered";
+    u.event.at_ms = 5000;
+    u.event.data_json = "{}";
+    u.partition = 1;
+    u.epoch = e;
+    return u;
+  };
+  // In the epoch held: written. Another node claims the partition (a new epoch): the old
+  // owner's next write fails alone, and neither the state nor its event is written; the other
+  // operation of the batch (unfenced) commits.
+  CHECK(s->apply({update_recipients_op{{update(m.recipients[0], recipient_state::delivered, *epoch)}}}) ==
+        std::vector<std::string>{""});
+  REQUIRE(c.release(1, "node-a", *epoch));
+  auto taken = c.claim(1, "node-b", 10s);
+  REQUIRE(taken);
+  auto results = s->apply({update_recipients_op{{update(m.recipients[1], recipient_state::delivered, *epoch)}},
+                           update_recipients_op{{update(m.recipients[1], recipient_state::deferred, 0)}}});
+  REQUIRE(results.size() == 2);
+  CHECK(results[0] == fenced_write);
+  CHECK(results[1].empty());
+  auto found = s->find_message(t.id, m.id);
+  REQUIRE(found);
+  CHECK(found->message.recipients[0].state == recipient_state::delivered);
+  CHECK(found->message.recipients[1].state == recipient_state::deferred);
+  CHECK(found->events.size() == 3);  // accepted, the first delivered, the unfenced one
+  // The new owner writes in its epoch.
+  CHECK(s->apply({update_recipients_op{{update(m.recipients[1], recipient_state::delivered, *taken)}}}) ==
+        std::vector<std::string>{""});
+}
+
 TEST_CASE("store: a reader never passes an event whose transaction commits late", "[store]") {
   auto backend = GENERATE(from_range(test_backends()));
   if (backend != "postgresql") return;  // one writer connection on SQLite: commits are in order

@@ -201,3 +201,55 @@ allow_private_destinations = true
   CHECK(bad.errors[0].key == "http.trusted_clients");
   CHECK_THAT(bad.errors[0].reason, Catch::Contains("prefix length"));
 }
+
+TEST_CASE("the cluster section: PostgreSQL, a node name, TLS or an explicit insecure network") {
+  auto ok = load_config_text(R"(
+[storage]
+url = "postgresql://petrel@db:5432/petrel"
+[cluster]
+enabled = true
+node_name = "mta-1"
+listen = "10.0.0.11:7946"
+lease = "4s"
+renew_interval = "1s"
+safe_margin = "1s"
+partitions = 128
+tls_cert_file = "/etc/petrel/node.pem"
+tls_key_file = "/etc/petrel/node.key"
+tls_ca_file = "/etc/petrel/ca.pem"
+)",
+                             "c.toml");
+  for (const auto& e : ok.errors) FAIL(e.to_string());
+  const auto& k = ok.value.cluster;
+  CHECK(k.enabled);
+  CHECK(k.partitions == 128);
+  CHECK(k.lease == 4s);
+  CHECK(k.advertise == "10.0.0.11:7946");  // defaults to listen
+  CHECK_FALSE(load_config_text("", "empty.toml").value.cluster.enabled);
+
+  auto errors_of = [](const char* text) {
+    std::string all;
+    for (const auto& e : load_config_text(text, "bad.toml").errors) all += e.to_string() + "\n";
+    return all;
+  };
+  // SQLite (the default store) cannot carry a cluster.
+  CHECK_THAT(errors_of("[cluster]\nenabled = true\nnode_name = \"a\"\ninsecure_private_network = true\n"),
+             Catch::Contains("cluster.enabled: a cluster needs the PostgreSQL store"));
+  auto pg = std::string("[storage]\nurl = \"postgresql://x@h/db\"\n[cluster]\nenabled = true\n");
+  CHECK_THAT(errors_of((pg + "insecure_private_network = true\n").c_str()),
+             Catch::Contains("cluster.node_name: required"));
+  CHECK_THAT(errors_of((pg + "node_name = \"a b\"\ninsecure_private_network = true\n").c_str()),
+             Catch::Contains("letters, digits"));
+  CHECK_THAT(errors_of((pg + "node_name = \"a\"\n").c_str()),
+             Catch::Contains("cluster.tls_cert_file: node links carry mail"));
+  CHECK_THAT(errors_of((pg + "node_name = \"a\"\ntls_cert_file = \"/x.pem\"\n").c_str()),
+             Catch::Contains("mutual TLS needs"));
+  CHECK_THAT(errors_of((pg + "node_name = \"a\"\ninsecure_private_network = true\nlease = \"2s\"\n"
+                             "renew_interval = \"1500ms\"\n").c_str()),
+             Catch::Contains("at most half of lease"));
+  CHECK_THAT(errors_of((pg + "node_name = \"a\"\ninsecure_private_network = true\nlease = \"3s\"\n"
+                             "renew_interval = \"1s\"\nsafe_margin = \"2s\"\n").c_str()),
+             Catch::Contains("safe_margin + renew_interval must be less than lease"));
+  CHECK_THAT(errors_of((pg + "node_name = \"a\"\ninsecure_private_network = true\nadvertise = \"nowhere\"\n").c_str()),
+             Catch::Contains("cluster.advertise"));
+}

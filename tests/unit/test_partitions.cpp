@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "actors/policy/partition_leases.hpp"
 #include "actors/policy/partitions.hpp"
 
 using namespace petrel;
@@ -101,4 +102,23 @@ TEST_CASE("when an owner's lease expires, its partitions go to their preferred s
   auto all_x = plan_partition_moves("x", state, live, 100, 100);
   auto all_y = plan_partition_moves("y", state, live, 100, 100);
   CHECK(all_x.claim.size() + all_y.claim.size() == 32);
+}
+
+TEST_CASE("partition leases: held in one epoch until a local deadline, revoked at once") {
+  partition_leases none;
+  CHECK_FALSE(none.clustered());
+  CHECK(none.holds(3, 0, 1'000'000));  // no cluster: every check passes
+
+  partition_leases leases(4);
+  CHECK(leases.clustered());
+  CHECK_FALSE(leases.holds(1, 1, 100));  // never granted
+  leases.grant(1, 7, 1000);
+  CHECK(leases.holds(1, 7, 999));
+  CHECK_FALSE(leases.holds(1, 7, 1000));  // the deadline itself is too late
+  CHECK_FALSE(leases.holds(1, 6, 500));   // an older epoch is fenced
+  CHECK(leases.epoch(1) == 7);
+  leases.revoke(1);
+  CHECK_FALSE(leases.holds(1, 7, 500));
+  CHECK(leases.epoch(1) == 0);
+  CHECK_FALSE(leases.holds(9, 1, 0));  // out of range
 }
