@@ -15,7 +15,15 @@
 // A round that fails (PostgreSQL unreachable, a statement timeout) changes nothing held: the
 // local deadlines run out by themselves, which stops delivery before another node can claim.
 // It blocks on PostgreSQL, so it runs on its own thread, with its own connection.
+//
+// It also keeps this node's links to the other live members (CAF's middleman, TLS when
+// configured): each member's node actor, connected asynchronously and monitored, and the
+// owner of every partition, so that the domains supervisor can announce recipients to their
+// owners (partition_routes). The node actor (node_endpoint below) is published by the
+// composition root on cluster.listen.
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/manager.hpp>
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -33,8 +41,14 @@ namespace {
 
 struct cluster_start {
   domains_actor domains;
+  controls_actor controls;
+  tenants_actor tenants;
+  events_actor events;
   node_settings settings;
 };
+
+// How often the changes other nodes announce are looked for (propagation within a second).
+constexpr auto change_poll = std::chrono::milliseconds(200);
 
 struct cluster_state : cluster_start {
   cluster_state() = default;
@@ -42,6 +56,15 @@ struct cluster_state : cluster_start {
   bool adopted = false;                    // partitions of an earlier run of this node read
   std::map<std::uint32_t, std::int64_t> held;  // partition -> epoch
   std::set<std::uint32_t> draining;            // held, being handed over
+  std::vector<partition_grant> published;      // what the actors were told last
+  // Links to the other members' node actors, by member name; and each partition's owner.
+  std::map<std::string, node_actor> links;
+  std::map<caf::actor_addr, std::string> link_names;
+  std::set<std::string> connecting;
+  // A member that could not be linked is tried again after a growing pause (1 s .. 60 s): a
+  // refused TLS handshake also disturbs the middleman's other connections.
+  std::map<std::string, std::pair<int, std::int64_t>> link_backoff;  // failures, next try (steady ms)
+  std::vector<std::string> owners;  // by partition, "" when none
   bool leaving = false;                        // drain requested: hand everything over
   std::vector<caf::typed_response_promise<caf::ok_atom>> left;  // answered once nothing is held
   cluster_view view;
@@ -63,8 +86,94 @@ void lose(cluster_state& st, std::uint32_t p, const char* why) {
   st.held.erase(p);
 }
 
+// The owners' node actors by partition, for the domains supervisor's announcements.
+void publish_routes(cluster_pointer self) {
+  auto& st = self->state;
+  partition_routes routes;
+  routes.owners.resize(st.owners.size());
+  for (std::size_t p = 0; p < st.owners.size(); ++p)
+    if (auto it = st.links.find(st.owners[p]); it != st.links.end()) routes.owners[p] = it->second;
+  self->send(st.domains, route_atom::value, std::move(routes));
+}
+
+void add_link(cluster_pointer self, const std::string& name, const node_actor& handle) {
+  auto& st = self->state;
+  if (auto old = st.links.find(name); old != st.links.end()) {
+    if (old->second == handle) return;
+    st.link_names.erase(old->second.address());
+    self->demonitor(old->second.address());
+  }
+  st.links[name] = handle;
+  st.link_names[handle.address()] = name;
+  self->monitor(handle);
+  spdlog::info("cluster.linked node={}", name);
+  publish_routes(self);
+}
+
+// Connects to every live member that is not linked yet (asynchronously: the middleman does
+// the connecting and answers with the remote node actor).
+void link_members(cluster_pointer self, const std::vector<cluster_store::member>& members) {
+  auto& st = self->state;
+  const auto& k = st.settings.config->cluster;
+  for (const auto& m : members) {
+    // One connection per pair: the node whose name sorts first dials (see node_actor).
+    if (m.lease_left_ms <= 0 || m.name <= k.node_name || st.links.count(m.name) || st.connecting.count(m.name))
+      continue;
+    if (auto b = st.link_backoff.find(m.name); b != st.link_backoff.end() && b->second.second > partition_leases::now_ms())
+      continue;
+    auto colon = m.advertise.rfind(':');
+    if (colon == std::string::npos) continue;
+    auto host = m.advertise.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+    std::uint16_t port = 0;
+    try {
+      port = static_cast<std::uint16_t>(std::stoul(m.advertise.substr(colon + 1)));
+    } catch (const std::exception&) {
+      continue;
+    }
+    if (port == 0) continue;
+    st.connecting.insert(m.name);
+    auto& sys = self->system();
+    auto mm = k.tls_cert_file.empty() ? sys.middleman().actor_handle() : sys.openssl_manager().actor_handle();
+    auto name = m.name;
+    self->request(mm, std::chrono::seconds(5), caf::connect_atom::value, host, port)
+        .then(
+            [self, name](caf::node_id&, caf::strong_actor_ptr& ptr, std::set<std::string>&) {
+              auto& st = self->state;
+              st.connecting.erase(name);
+              st.link_backoff.erase(name);
+              auto handle = caf::actor_cast<node_actor>(ptr);
+              if (!handle) return;
+              add_link(self, name, handle);
+              // Introduce this node over the new connection, so that the other side can send too.
+              if (st.settings.shared.endpoint)
+                self->send(handle, cluster_atom::value, st.settings.config->cluster.node_name,
+                           *st.settings.shared.endpoint);
+            },
+            [self, name](caf::error& e) {
+              auto& st = self->state;
+              st.connecting.erase(name);
+              auto& [failures, next_try] = st.link_backoff[name];
+              auto pause = std::min<std::int64_t>(60'000, 1000ll << std::min(failures, 6));
+              ++failures;
+              next_try = partition_leases::now_ms() + pause;
+              spdlog::warn("cluster.link_failed node={} error=\"{}\" retry_in_ms={}", name,
+                           self->system().render(e), pause);
+            });
+  }
+}
+
+// The domains supervisor hears every round; the events actor (webhook endpoints belong to
+// partitions too) when what is held changed.
 void publish_held(cluster_pointer self) {
-  self->send(self->state.domains, partition_atom::value, grants_of(self->state));
+  auto& st = self->state;
+  auto grants = grants_of(st);
+  bool changed = grants.size() != st.published.size();
+  for (std::size_t i = 0; !changed && i < grants.size(); ++i)
+    changed = grants[i].partition != st.published[i].partition || grants[i].epoch != st.published[i].epoch;
+  if (changed) self->send(st.events, recover_atom::value);
+  st.published = grants;
+  self->send(st.domains, partition_atom::value, std::move(grants));
 }
 
 // The end of a handover: the partition's domain actors are done (or the drain timed out).
@@ -171,6 +280,15 @@ void run_round(cluster_pointer self) {
       }
     }
 
+    link_members(self, members);
+    std::vector<std::string> owners(leases.count());
+    for (const auto& p : table)
+      if (p.id < owners.size() && p.lease_valid) owners[p.id] = p.owner;
+    if (owners != st.owners) {
+      st.owners = std::move(owners);
+      publish_routes(self);
+    }
+
     // The view for GET /admin/cluster, from what was read this round (claims included).
     cluster_view v;
     v.enabled = true;
@@ -209,14 +327,47 @@ void run_round(cluster_pointer self) {
   self->delayed_send(self, std::chrono::milliseconds(next), caf::tick_atom::value);
 }
 
+// Changes another node committed (pg_notify): the actors that keep them in memory reload.
+void poll_changes(cluster_pointer self) {
+  auto& st = self->state;
+  if (st.db) {
+    try {
+      for (const auto& kind : st.db->changes()) {
+        spdlog::debug("cluster.change kind={}", kind);
+        if (kind == "controls") self->send(st.controls, load_atom::value);
+        if (kind == "tenants") self->send(st.tenants, load_atom::value);
+        if (kind == "webhooks") self->send(st.events, recover_atom::value);
+      }
+    } catch (const std::exception& e) {
+      spdlog::debug("cluster.changes_unavailable error=\"{}\"", e.what());
+    }
+  }
+  self->delayed_send(self, change_poll, load_atom::value);
+}
+
 cluster_actor::behavior_type cluster_behavior(cluster_pointer self, cluster_start start) {
   auto& st = start_actor(self);
   static_cast<cluster_start&>(st) = std::move(start);
   st.view.enabled = true;
   st.view.node = st.settings.config->cluster.node_name;
+  self->set_down_handler([self](caf::down_msg& msg) {
+    auto& st = self->state;
+    auto it = st.link_names.find(msg.source);
+    if (it == st.link_names.end()) return;
+    spdlog::info("cluster.unlinked node={} reason=\"{}\"", it->second, self->system().render(msg.reason));
+    st.links.erase(it->second);
+    st.link_names.erase(it);
+    publish_routes(self);
+  });
   self->send(self, caf::tick_atom::value);
+  self->delayed_send(self, change_poll, load_atom::value);
   return {
       [=](caf::tick_atom) { run_round(self); },
+      [=](load_atom) { poll_changes(self); },
+      [=](cluster_atom, const std::string& name, caf::actor& endpoint) {
+        if (auto handle = caf::actor_cast<node_actor>(endpoint); handle && name != self->state.view.node)
+          add_link(self, name, handle);
+      },
       [=](cluster_atom) { return self->state.view; },
       [=](drain_atom) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
@@ -231,12 +382,34 @@ cluster_actor::behavior_type cluster_behavior(cluster_pointer self, cluster_star
   };
 }
 
+// A node's endpoint: announcements from the other nodes go to this node's domains supervisor
+// (which keeps those of partitions it holds).
+node_actor::behavior_type node_endpoint_behavior(node_actor::pointer self,
+                                                 std::shared_ptr<const service_directory> directory) {
+  return {
+      [self, directory](announce_atom, std::vector<queued_recipient>& recipients) {
+        auto s = directory->get();
+        if (s && s->domains) self->send(s->domains, enqueue_atom::value, std::move(recipients));
+      },
+      [self, directory](cluster_atom, std::string& name, caf::actor& endpoint) {
+        auto s = directory->get();
+        if (s && s->cluster) self->send(s->cluster, cluster_atom::value, std::move(name), std::move(endpoint));
+      },
+  };
+}
+
 }  // namespace
 
+node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory) {
+  return sys.spawn(node_endpoint_behavior, std::move(directory));
+}
+
 cluster_actor spawn_cluster(caf::actor_system& sys, caf::local_actor* parent, domains_actor domains,
+                            controls_actor controls, tenants_actor tenants, events_actor events,
                             const node_settings& settings) {
   return spawn_child(sys, parent, runs_on::own_thread, cluster_behavior,
-                     cluster_start{std::move(domains), settings});
+                     cluster_start{std::move(domains), std::move(controls), std::move(tenants),
+                                   std::move(events), settings});
 }
 
 }  // namespace petrel

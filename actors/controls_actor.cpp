@@ -124,20 +124,24 @@ caf::result<control_record> suspend(controls_pointer self, control_record c, con
   return rp;
 }
 
-void load(controls_pointer self) {
+// At start, and again (refresh) when another node of the cluster changed the controls: the
+// store's set replaces this node's.
+void load(controls_pointer self, bool refresh = false) {
   auto& st = self->state;
   self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, controls_atom::value)
       .then(
           [=](std::vector<control_record>& all) {
             auto& s = self->state;
+            if (refresh) s.controls.clear();
             for (auto& c : all) s.controls[{c.kind, c.target}] = std::move(c);
-            if (!s.controls.empty()) spdlog::info("controls.loaded count={}", s.controls.size());
+            if (!s.controls.empty() || refresh)
+              spdlog::info("controls.loaded count={}{}", s.controls.size(), refresh ? " (changed on another node)" : "");
             publish(self);
             arm(self);
           },
           [=](caf::error& e) {
             spdlog::error("controls.load_failed error=\"{}\"", self->system().render(e));
-            self->quit(e);  // the root restarts us
+            if (!refresh) self->quit(e);  // the root restarts us
           });
 }
 
@@ -186,6 +190,7 @@ controls_actor::behavior_type controls_behavior(controls_pointer self, controls_
                 });
         return rp;
       },
+      [=](load_atom) { load(self, true); },
       [=](list_atom) {
         std::vector<control_record> out;
         auto now = unix_now_ms();

@@ -26,6 +26,12 @@ namespace {
 // Domains fetched per recovery page.
 constexpr std::uint64_t recovery_page = 1000;
 
+counter& core_announced() {
+  static auto& c = metrics().get_counter("petrel_cluster_announced_total",
+                                         "Recipients announced to the node that owns their domain");
+  return c;
+}
+
 struct child {
   domain_actor handle;  // null while waiting for a restart
   restart_policy policy;
@@ -66,6 +72,7 @@ struct domains_state : domains_start {
     std::size_t remaining = 0;
   };
   std::unordered_map<std::uint32_t, drain> draining;
+  partition_routes routes;  // owners' node actors, for announcements
   static inline const char* name = "domains";
 };
 
@@ -195,6 +202,18 @@ caf::result<T> fan_out(domains_pointer self, const std::string& domain, Send sen
   return rp;
 }
 
+// Cluster: recipients of a domain whose partition another node holds go to that node's
+// endpoint (none while the partition is being handed over from here, or without a link).
+template <class It>
+void announce(domains_pointer self, const std::string& domain, It first, It last) {
+  auto& st = self->state;
+  auto p = partition_of(domain, st.settings.shared.leases->count());
+  if (st.held.count(p) || p >= st.routes.owners.size() || !st.routes.owners[p]) return;
+  self->send(st.routes.owners[p], announce_atom::value,
+             std::vector<queued_recipient>(std::make_move_iterator(first), std::make_move_iterator(last)));
+  core_announced().inc(static_cast<std::uint64_t>(last - first));
+}
+
 // Recipients accepted (or recovered): grouped by domain, one batch to each domain actor (started on demand).
 void route_recipients(domains_pointer self, std::vector<queued_recipient>& recipients) {
   // Group by domain, then one message per domain actor.
@@ -205,9 +224,15 @@ void route_recipients(domains_pointer self, std::vector<queued_recipient>& recip
     std::size_t j = i;
     while (j < recipients.size() && recipients[j].domain == recipients[i].domain) ++j;
     const auto& domain = recipients[i].domain;
-    // In a cluster, another node's domain (or one being handed over) is left to its owner,
-    // which finds the recipients in the store.
-    auto handle = claim_of(self, domain) ? child_for(self, domain) : domain_actor{};
+    // In a cluster, another node's domain is announced to its owner when this node has a
+    // link to it; either way the owner's repair scan would find the recipients in the store.
+    if (self->state.clustered && !claim_of(self, domain)) {
+      announce(self, domain, recipients.begin() + static_cast<std::ptrdiff_t>(i),
+               recipients.begin() + static_cast<std::ptrdiff_t>(j));
+      i = j;
+      continue;
+    }
+    auto handle = child_for(self, domain);
     if (handle) {
       auto& c = self->state.children[domain];
       std::vector<queued_recipient> batch(
@@ -404,6 +429,7 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, domains_star
         self->send(handle, retire_atom::value);
       },
       [=](partition_atom, const std::vector<partition_grant>& grants) { on_partitions(self, grants); },
+      [=](route_atom, partition_routes& routes) { self->state.routes = std::move(routes); },
       [=](drain_atom, std::uint32_t partition) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
         auto rp = self->make_response_promise<caf::ok_atom>();

@@ -112,6 +112,7 @@ using post_atom = caf::atom_constant<caf::atom("post")>;
 using partition_atom = caf::atom_constant<caf::atom("partition")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
+using announce_atom = caf::atom_constant<caf::atom("announce")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -302,6 +303,21 @@ struct cluster_partition_view {
   std::string owner;
   std::int64_t epoch = 0;
   bool lease_valid = false;
+};
+
+// A node's endpoint for the other nodes, published on cluster.listen through CAF's middleman
+// (TLS with mutual certificates unless the network is declared private): recipients another
+// node accepted, announced to the owner of their partition. Nothing depends on an announcement
+// arriving: the owner's repair scan finds what was lost.
+// One link per pair of nodes: the node whose name sorts first dials, then introduces itself
+// (its name and its own node actor) over that connection, so both sides can send.
+using node_actor = caf::typed_actor<caf::reacts_to<announce_atom, std::vector<queued_recipient>>,
+                                    caf::reacts_to<cluster_atom, std::string, caf::actor>>;
+
+// Where recipients of partitions held elsewhere are announced: the owner's node actor by
+// partition (null: not known or not linked). Local only (from the cluster actor to domains).
+struct partition_routes {
+  std::vector<node_actor> owners;
 };
 
 // GET /admin/cluster: what this node's cluster actor saw in its last round.
@@ -645,6 +661,8 @@ using domains_actor = caf::typed_actor<
     caf::reacts_to<partition_atom, std::vector<partition_grant>>,
     // Timer (cluster): look for waiting recipients of held partitions nobody announced.
     caf::reacts_to<recover_atom, std::uint64_t>,
+    // Cluster: where to announce recipients of partitions held by other nodes.
+    caf::reacts_to<route_atom, partition_routes>,
     // Cluster handover of a partition: its domain actors drain (see domain_actor). -> ok once
     // every one has finished
     caf::replies_to<drain_atom, std::uint32_t>::with<caf::ok_atom>>;
@@ -781,6 +799,9 @@ using tenants_actor = caf::typed_actor<
     caf::replies_to<bootstrap_atom, std::string>::with<created_tenant>,
     // Tenants loaded?
     caf::replies_to<ready_atom>::with<readiness>,
+    // Cluster: another node changed tenants or keys; load them again from the store (a key
+    // revoked there is refused here from then on).
+    caf::reacts_to<load_atom>,
     // Timer: restart a crashed tenant actor.
     caf::reacts_to<restart_atom, id128>,
     // To a tenant by id: suppress addresses; lift one; a soft bounce (see tenant_actor).
@@ -800,6 +821,8 @@ using controls_actor = caf::typed_actor<
     caf::reacts_to<suspend_atom, control_record, std::string>,
     // The controls in force.
     caf::replies_to<list_atom>::with<std::vector<control_record>>,
+    // Cluster: another node changed the controls; load them again from the store.
+    caf::reacts_to<load_atom>,
     // Timer: drop what has expired.
     caf::reacts_to<caf::tick_atom>>;
 
@@ -843,6 +866,10 @@ using events_actor = caf::typed_actor<
 using cluster_actor = caf::typed_actor<
     // Timer: one lease round.
     caf::reacts_to<caf::tick_atom>,
+    // Timer: look for changes other nodes made (controls, tenants, webhooks) and pass them on.
+    caf::reacts_to<load_atom>,
+    // Another node dialled this one and introduced itself: its name and node actor.
+    caf::reacts_to<cluster_atom, std::string, caf::actor>,
     // Admin: the last round's view.
     caf::replies_to<cluster_atom>::with<cluster_view>,
     // Drain (SIGTERM, POST /admin/cluster/drain): leave the membership, hand every partition
@@ -872,3 +899,4 @@ void register_types(caf::actor_system_config& cfg);
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::work_completion)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::write_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::partition_routes)

@@ -130,7 +130,8 @@ void start_from(root_pointer self, std::uint64_t first) {
         break;
       case cluster_child:
         if (st.settings.config->cluster.enabled)
-          st.current.cluster = spawn_cluster(sys, self, st.current.domains, st.settings);
+          st.current.cluster = spawn_cluster(sys, self, st.current.domains, st.current.controls,
+                                             st.current.tenants, st.current.events, st.settings);
         break;
     }
     if (auto addr = address_of(self, i)) st.by_address[addr] = i;

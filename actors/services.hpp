@@ -192,6 +192,9 @@ struct shared_components {
   // cluster). Writer: the cluster actor. Readers: domain actors (before handing out jobs) and
   // SMTP sessions (before the final dot).
   std::shared_ptr<partition_leases> leases = std::make_shared<partition_leases>();
+  // Cluster: this node's own node actor (published on cluster.listen), which the cluster actor
+  // introduces to the nodes it dials. Writer: the composition root, before the actors start.
+  std::shared_ptr<const caf::actor> endpoint;
 };
 
 // What every actor is given: the configuration (shared, immutable) and the shared components.
@@ -225,7 +228,12 @@ domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, st
                             resolver_actor resolver, egress_actor egress,
                             const node_settings& settings);
 // Cluster mode only: leases and partitions on PostgreSQL (actors/cluster_actor.cpp).
+// The node actor the other nodes announce recipients to (published on cluster.listen by the
+// composition root; actors/cluster_actor.cpp).
+node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory);
+// Changes that other nodes make reach this node's controls, tenants and events actors.
 cluster_actor spawn_cluster(caf::actor_system& sys, caf::local_actor* parent, domains_actor domains,
+                            controls_actor controls, tenants_actor tenants, events_actor events,
                             const node_settings& settings);
 ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           domains_actor domains, const node_settings& settings);

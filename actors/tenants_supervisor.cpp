@@ -139,7 +139,15 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
   return rp;
 }
 
-void load(tenants_pointer self) {
+bool same_settings(const tenant_record& a, const tenant_record& b) {
+  return a.rate_per_second == b.rate_per_second && a.burst == b.burst && a.suspended == b.suspended &&
+         a.pool == b.pool && a.weight == b.weight;
+}
+
+// At start, and again (refresh) when another node of the cluster changed tenants or keys: the
+// store's tenants and active keys replace this node's; a running tenant actor whose settings
+// changed is told.
+void load(tenants_pointer self, bool refresh = false) {
   auto& st = self->state;
   self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
                 tenant_atom::value)
@@ -147,10 +155,15 @@ void load(tenants_pointer self) {
           [=](std::vector<tenant_record>& tenants, std::vector<api_key_record>& keys) {
             auto& s = self->state;
             for (auto& t : tenants) {
-              auto& entry = s.tenants[t.id];
+              auto [it, added] = s.tenants.try_emplace(t.id);
+              auto& entry = it->second;
+              if (added) entry.policy = restart_policy(restart_limits_from(s.settings.config->actors));
+              bool changed = !added && !same_settings(entry.record, t);
               entry.record = std::move(t);
-              entry.policy = restart_policy(restart_limits_from(s.settings.config->actors));
+              entry.keys.clear();
+              if (changed && entry.handle) self->send(entry.handle, tenant_atom::value, entry.record);
             }
+            s.key_owner.clear();
             for (auto& k : keys) {
               auto it = s.tenants.find(k.tenant_id);
               if (it == s.tenants.end()) continue;
@@ -159,12 +172,12 @@ void load(tenants_pointer self) {
             }
             s.loaded = true;
             publish_weights(self);
-            spdlog::info("tenants.loaded tenants={} keys={}", s.tenants.size(),
-                         s.key_owner.size());
+            spdlog::info("tenants.loaded tenants={} keys={}{}", s.tenants.size(), s.key_owner.size(),
+                         refresh ? " (changed on another node)" : "");
           },
           [=](caf::error& e) {
             spdlog::error("tenants.load_failed error=\"{}\"", self->system().render(e));
-            self->quit(e);  // the root restarts us
+            if (!refresh) self->quit(e);  // the root restarts us
           });
 }
 
@@ -310,6 +323,7 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_star
         if (!self->state.tenants.empty()) return created_tenant{};
         return create_tenant(self, new_tenant{name, 0, 0});
       },
+      [=](load_atom) { load(self, true); },
       [=](ready_atom) {
         if (self->state.loaded) return readiness{true, ""};
         return readiness{false, "loading tenants"};

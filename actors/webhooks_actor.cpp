@@ -8,11 +8,21 @@
 // and other endpoints never wait for it. Past webhooks.max_pending events behind, or failing
 // for webhooks.pause_after, an endpoint is paused; its events stay in GET /v1/events and it
 // continues from its cursor when resumed.
+//
+// In a cluster each endpoint is posted by exactly one node: the owner of the partition its id
+// hashes to (the same partitions as destination domains, so ownership, failover and handover
+// come with them). Every node knows every endpoint (to list, rotate, resume or delete it); the
+// owner runs its actor, and when the owner changes, the new one continues from the persisted
+// cursor. A change made on another node (a new endpoint, a rotation, a resume, a deletion)
+// reaches the owner as a notification, and it reloads.
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "actors/actor_start.hpp"
 #include "actors/actor_support.hpp"
+#include "actors/policy/partitions.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
@@ -287,8 +297,10 @@ using events_start = io_actor_start;
 
 struct events_state : events_start {
   events_state() = default;
-  std::map<id128, webhook_actor> endpoints;
-  std::map<id128, id128> tenant_of;
+  std::map<id128, webhook_actor> endpoints;  // running here
+  std::map<id128, id128> tenant_of;          // every endpoint (all nodes')
+  std::map<id128, webhook_record> stored;    // as last read from the store (secrets sealed)
+  std::map<id128, webhook_record> started_with;  // the stored record each running one started from
   // Restart intensity and backoff per endpoint, as every supervisor has (restart_policy.hpp).
   std::map<id128, restart_policy> restarts;
   static inline const char* name = "events";
@@ -296,8 +308,35 @@ struct events_state : events_start {
 
 using events_pointer = events_actor::stateful_pointer<events_state>;
 
+// Whether this node posts the endpoint: always on a single node; in a cluster, when it holds
+// the partition of the endpoint's id.
+bool serves(const events_state& st, const id128& id) {
+  const auto& leases = *st.settings.shared.leases;
+  if (!leases.clustered()) return true;
+  return leases.epoch(partition_of(id.str(), leases.count())) != 0;
+}
+
+void stop_endpoint(events_pointer self, const id128& id) {
+  auto& st = self->state;
+  auto e = st.endpoints.find(id);
+  if (e == st.endpoints.end()) return;
+  self->unlink_from(e->second);
+  self->send_exit(e->second, caf::exit_reason::user_shutdown);
+  st.endpoints.erase(e);
+  st.started_with.erase(id);
+}
+
+bool same_delivery(const webhook_record& a, const webhook_record& b) {
+  return a.url == b.url && a.event_types == b.event_types && a.secret == b.secret &&
+         a.previous_secret == b.previous_secret && a.previous_until_ms == b.previous_until_ms;
+}
+
 void start_endpoint(events_pointer self, webhook_record rec) {
   auto& st = self->state;
+  st.stored[rec.id] = rec;
+  st.tenant_of[rec.id] = rec.tenant_id;
+  if (!serves(st, rec.id)) return;  // another node posts it
+  st.started_with[rec.id] = rec;
   for (auto* secret : {&rec.secret, &rec.previous_secret}) {
     if (secret->empty() || !is_sealed(*secret)) continue;
     auto open = open_secret(st.settings.config->key_encryption_key, *secret);
@@ -316,14 +355,52 @@ void start_endpoint(events_pointer self, webhook_record rec) {
   st.endpoints[id] = handle;
 }
 
-// Loads every webhook and starts those not running (at start, and after an endpoint crashed).
+// Loads every webhook and starts those this node posts that are not running (at start, after
+// an endpoint crashed, and in a cluster when partitions move or another node changed one):
+// those it no longer posts, or that were deleted, stop; one whose URL, types or secrets
+// changed starts again from the stored record; one resumed elsewhere is resumed.
 void load_endpoints(events_pointer self) {
   self->request(self->state.store, 30s, load_atom::value, webhook_atom::value)
       .then(
           [self](std::vector<webhook_record>& all) {
-            for (auto& w : all)
-              if (!self->state.endpoints.count(w.id)) start_endpoint(self, std::move(w));
-            spdlog::info("events.webhooks_loaded endpoints={}", self->state.endpoints.size());
+            auto& st = self->state;
+            std::set<id128> present;
+            for (auto& w : all) {
+              present.insert(w.id);
+              auto running = st.endpoints.find(w.id);
+              if (running != st.endpoints.end()) {
+                if (!serves(st, w.id)) {
+                  stop_endpoint(self, w.id);
+                } else if (!same_delivery(st.started_with[w.id], w)) {
+                  stop_endpoint(self, w.id);
+                } else {
+                  st.stored[w.id] = w;
+                  if (w.state == "active") {
+                    // Paused here but active in the store: resumed on another node.
+                    auto handle = running->second;
+                    self->request(handle, 10s, stats_atom::value)
+                        .then(
+                            [self, handle](webhook_status& s) {
+                              if (s.record.state == "paused") caf::anon_send(handle, resume_atom::value);
+                            },
+                            [](caf::error&) {});
+                  }
+                  continue;
+                }
+              }
+              start_endpoint(self, std::move(w));
+            }
+            for (auto it = st.tenant_of.begin(); it != st.tenant_of.end();) {
+              if (present.count(it->first)) {
+                ++it;
+                continue;
+              }
+              stop_endpoint(self, it->first);  // deleted (on another node)
+              st.stored.erase(it->first);
+              it = st.tenant_of.erase(it);
+            }
+            spdlog::info("events.webhooks_loaded endpoints={} posted_here={}", st.tenant_of.size(),
+                         st.endpoints.size());
           },
           [self](caf::error& e) {
             spdlog::warn("events.webhooks_load_failed error=\"{}\"; retrying", self->system().render(e));
@@ -387,17 +464,33 @@ caf::result<webhook_status> create_webhook(events_pointer self, webhook_record& 
 }
 
 // The status of each of a tenant's endpoints, asked of the endpoint actors.
+// An endpoint another node posts, as the store last showed it (no live schedule or backlog).
+webhook_status stored_status(const events_state& st, const id128& id) {
+  webhook_status out;
+  if (auto it = st.stored.find(id); it != st.stored.end()) out.record = it->second;
+  out.record.secret.clear();
+  out.record.previous_secret.clear();
+  return out;
+}
+
 caf::result<std::vector<webhook_status>> list_webhooks(events_pointer self, id128 tenant) {
   auto& st = self->state;
   std::vector<webhook_actor> mine;
-  for (const auto& [id, t] : st.tenant_of)
-    if (t == tenant) mine.push_back(st.endpoints[id]);
+  auto collected = std::make_shared<std::vector<webhook_status>>();
+  for (const auto& [id, t] : st.tenant_of) {
+    if (t != tenant) continue;
+    if (auto e = st.endpoints.find(id); e != st.endpoints.end())
+      mine.push_back(e->second);
+    else
+      collected->push_back(stored_status(st, id));
+  }
   auto rp = self->make_response_promise<std::vector<webhook_status>>();
   if (mine.empty()) {
-    rp.deliver(std::vector<webhook_status>{});
+    std::sort(collected->begin(), collected->end(),
+              [](const auto& a, const auto& b) { return a.record.id < b.record.id; });
+    rp.deliver(std::move(*collected));
     return rp;
   }
-  auto collected = std::make_shared<std::vector<webhook_status>>();
   auto left = std::make_shared<std::size_t>(mine.size());
   for (const auto& h : mine)
     self->request(h, 10s, stats_atom::value)
@@ -430,15 +523,55 @@ caf::result<caf::ok_atom> delete_webhook(events_pointer self, id128 tenant, id12
       .then(
           [self, rp, id](caf::ok_atom) mutable {
             auto& st = self->state;
-            if (auto e = st.endpoints.find(id); e != st.endpoints.end()) {
-              self->unlink_from(e->second);
-              self->send_exit(e->second, caf::exit_reason::user_shutdown);
-              st.endpoints.erase(e);
-            }
+            stop_endpoint(self, id);
             st.tenant_of.erase(id);
+            st.stored.erase(id);
             st.restarts.erase(id);
             spdlog::info("webhook.deleted webhook={}", id.str());
             rp.deliver(caf::ok_atom::value);
+          },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+// Cluster: an endpoint another node posts is changed in the store; its node follows (the
+// store notifies it) and restarts or resumes its actor.
+caf::result<webhook_status> resume_elsewhere(events_pointer self, id128 id) {
+  auto rp = self->make_response_promise<webhook_status>();
+  write_request w;
+  w.op = resume_webhook_op{id};
+  self->request(self->state.store, 30s, persist_atom::value, std::move(w))
+      .then(
+          [self, rp, id](caf::ok_atom) mutable {
+            auto out = stored_status(self->state, id);
+            out.record.state = "active";
+            out.record.paused_reason.clear();
+            out.record.failures = 0;
+            out.record.failing_since_ms = 0;
+            rp.deliver(std::move(out));
+          },
+          [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
+  return rp;
+}
+
+caf::result<webhook_status> rotate_elsewhere(events_pointer self, id128 id, std::string secret) {
+  auto& st = self->state;
+  auto rp = self->make_response_promise<webhook_status>();
+  auto stored = st.stored.find(id);
+  if (stored == st.stored.end()) return make_error(petrel_errc::not_found, "no such webhook");
+  const auto& kek = st.settings.config->key_encryption_key;
+  auto seal = [&](const std::string& s) { return kek.empty() || s.empty() || is_sealed(s) ? s : seal_secret(kek, s); };
+  auto until = unix_now_ms() + st.settings.config->webhooks.rotation_overlap.count();
+  write_request w;
+  w.op = rotate_webhook_op{id, seal(secret), stored->second.secret, until};  // stored: already sealed
+  self->request(st.store, 30s, persist_atom::value, std::move(w))
+      .then(
+          [self, rp, id, secret, until](caf::ok_atom) mutable {
+            auto out = stored_status(self->state, id);
+            out.record.secret = secret;
+            out.record.previous_until_ms = until;
+            spdlog::info("webhook.rotated webhook={} previous_until={} (posted by another node)", id.str(), until);
+            rp.deliver(std::move(out));
           },
           [rp](caf::error& e) mutable { rp.deliver(std::move(e)); });
   return rp;
@@ -477,13 +610,17 @@ events_actor::behavior_type events_behavior(events_pointer self, events_start st
       [=](resume_atom, id128 tenant, id128 id) -> caf::result<webhook_status> {
         auto& st = self->state;
         if (!owns(st, tenant, id)) return make_error(petrel_errc::not_found, "no such webhook");
-        return self->delegate(st.endpoints[id], resume_atom::value);
+        if (auto e = st.endpoints.find(id); e != st.endpoints.end())
+          return self->delegate(e->second, resume_atom::value);
+        return resume_elsewhere(self, id);
       },
       [=](rotate_atom, id128 tenant, id128 id, std::string& secret) -> caf::result<webhook_status> {
         auto& st = self->state;
         if (!owns(st, tenant, id)) return make_error(petrel_errc::not_found, "no such webhook");
         if (secret.empty()) secret = random_secret();
-        return self->delegate(st.endpoints[id], rotate_atom::value, std::move(secret));
+        if (auto e = st.endpoints.find(id); e != st.endpoints.end())
+          return self->delegate(e->second, rotate_atom::value, std::move(secret));
+        return rotate_elsewhere(self, id, std::move(secret));
       },
       [=](recover_atom) {
         // Endpoints that are not running (crashed, or the first load failed) start again.

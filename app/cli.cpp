@@ -373,6 +373,34 @@ int events(const command_line& c, const connection& conn) {
   }
 }
 
+// A cluster's members and partitions as this node sees them; `drain` makes the node leave.
+int cluster(const command_line& c, const connection& conn) {
+  json::value doc;
+  std::string raw;
+  auto code = request(conn, true, "GET", "/admin/cluster", "", doc, &raw);
+  return answer(c, code, raw, [&] {
+    const auto& o = doc.as_object();
+    if (!o.at("enabled").as_bool()) {
+      std::printf("not a cluster member ([cluster] enabled = false)\n");
+      return;
+    }
+    print_objects(o.at("members").as_array(), {"name", "advertise", "live", "lease_left_ms", "partitions"});
+    std::printf("node %s%s: %s partitions, last round %s (%s ms)%s%s\n", text_of(o.at("node")).c_str(),
+                o.at("draining").as_bool() ? " (draining)" : "", text_of(o.at("partition_count")).c_str(),
+                text_of(o.at("last_round_at")).c_str(), text_of(o.at("round_duration_ms")).c_str(),
+                o.at("error").is_null() ? "" : ", error: ", o.at("error").is_null() ? "" : text_of(o.at("error")).c_str());
+  });
+}
+
+int drain(const command_line& c, const connection& conn) {
+  json::value doc;
+  std::string raw;
+  auto code = request(conn, true, "POST", "/admin/cluster/drain", "", doc, &raw);
+  return answer(c, code, raw, [&] {
+    std::printf("node %s is handing its partitions over (see petrel cluster)\n", text_of(doc.at("node")).c_str());
+  });
+}
+
 int queues(const command_line& c, const connection& conn) {
   json::value doc;
   std::string raw;
@@ -565,6 +593,8 @@ const char* help_text =
     "  petrel suppressions list [--reason R] | add EMAIL... [--reason R] [--expires-in 30d] | remove EMAIL\n"
     "  petrel tenants list | create NAME [--rate 50/s] [--burst N] | keys list|add TENANT | keys revoke TENANT KEY\n"
     "  petrel domains list | add DOMAIN [--selector S] | verify DOMAIN\n"
+    "  petrel cluster                 cluster members, leases and partitions (admin)\n"
+    "  petrel drain                   this node hands its partitions over to the others (admin)\n"
     "\n"
     "Connection (flags, else environment, else the CLI config file, else defaults):\n"
     "  --url URL            tenant API (PETREL_URL; default http://127.0.0.1:8080)\n"
@@ -582,7 +612,8 @@ const char* help_text =
 
 bool is_command(const std::string& name) {
   static const std::vector<std::string> all = {"send",  "status", "events",       "queues",  "suspend", "resume",
-                                               "bounce", "flush", "suppressions", "tenants", "domains"};
+                                               "bounce", "flush", "suppressions", "tenants", "domains",
+                                               "cluster", "drain"};
   return std::find(all.begin(), all.end(), name) != all.end();
 }
 
@@ -603,6 +634,8 @@ int run(const std::vector<std::string>& args) {
     if (name == "suppressions") return suppressions(c, conn);
     if (name == "tenants") return tenants(c, conn);
     if (name == "domains") return domains(c, conn);
+    if (name == "cluster") return cluster(c, conn);
+    if (name == "drain") return drain(c, conn);
   } catch (const usage_error& e) {
     std::fprintf(stderr, "petrel %s: %s (see petrel %s --help)\n", name.c_str(), e.what(), name.c_str());
     return usage;

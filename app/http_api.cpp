@@ -400,6 +400,14 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return admin_egress(std::move(respond));
   }
+  if (parts.size() == 2 && parts[1] == "cluster") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_cluster(std::move(respond));
+  }
+  if (parts.size() == 3 && parts[1] == "cluster" && parts[2] == "drain") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return admin_cluster_drain(std::move(respond));
+  }
   if (parts.size() == 3 && parts[1] == "queues") {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return admin_domain_queue(percent_decode(parts[2]), std::move(respond));

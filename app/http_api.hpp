@@ -51,6 +51,9 @@ class http_api {
   void admin_controls(http_responder respond);
   void admin_egress(http_responder respond);
   void admin_domain_queue(const std::string& domain, http_responder respond);
+  // app/http_cluster.cpp
+  void admin_cluster(http_responder respond);
+  void admin_cluster_drain(http_responder respond);
   // app/http_bounces.cpp
   // Authenticates the request's API key, then calls `then` with the tenant; answers 401 (no or
   // unknown key) or 503 itself.

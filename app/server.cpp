@@ -10,6 +10,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <caf/all.hpp>
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -130,6 +133,48 @@ void check_cluster(const config& cfg) {
                cfg.cluster.advertise, count);
 }
 
+// Cluster TLS: the node's certificate, its key and the cluster CA load and match (checked at
+// start, since CAF only loads them when the first link is made).
+void check_cluster_tls(const cluster_settings& k) {
+  if (k.tls_cert_file.empty()) return;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_method()), &SSL_CTX_free);
+  if (!ctx) throw std::runtime_error("cluster TLS: cannot create an OpenSSL context");
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), k.tls_cert_file.c_str()) != 1)
+    throw std::runtime_error("cluster.tls_cert_file: cannot load a PEM certificate from " + k.tls_cert_file);
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), k.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    throw std::runtime_error("cluster.tls_key_file: cannot load a PEM private key from " + k.tls_key_file);
+  if (SSL_CTX_check_private_key(ctx.get()) != 1)
+    throw std::runtime_error("cluster.tls_key_file: the key does not match the certificate in " + k.tls_cert_file);
+  if (SSL_CTX_load_verify_locations(ctx.get(), k.tls_ca_file.c_str(), nullptr) != 1)
+    throw std::runtime_error("cluster.tls_ca_file: cannot load CA certificates from " + k.tls_ca_file);
+}
+
+// Cluster: CAF's middleman carries the node links, with heartbeats so that a hung peer is
+// noticed, and TLS with mutual certificate checks unless the network is declared private.
+void configure_node_links(caf::actor_system_config& caf_cfg, const cluster_settings& k) {
+  caf_cfg.load<caf::io::middleman>();
+  caf_cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(500)});
+  caf_cfg.set("middleman.connection-timeout", caf::timespan{k.lease});
+  if (k.tls_cert_file.empty()) return;
+  caf_cfg.load<caf::openssl::manager>();
+  caf_cfg.openssl_certificate = k.tls_cert_file;
+  caf_cfg.openssl_key = k.tls_key_file;
+  caf_cfg.openssl_cafile = k.tls_ca_file;
+}
+
+// Publishes this node's endpoint on cluster.listen; returns the advertised address (the bound
+// port when listen asked for port 0 and advertise was not set).
+std::string publish_node_endpoint(caf::actor_system& sys, const node_actor& endpoint, const cluster_settings& k) {
+  auto host = k.listen.host;
+  auto bound = k.tls_cert_file.empty() ? sys.middleman().publish(endpoint, k.listen.port, host.c_str(), true)
+                                       : caf::openssl::publish(endpoint, k.listen.port, host.c_str(), true);
+  if (!bound)
+    throw std::runtime_error("cluster.listen: cannot listen on " + k.listen.to_string() + ": " + sys.render(bound.error()));
+  spdlog::info("cluster.listening address={}:{} tls={}", host, *bound, !k.tls_cert_file.empty());
+  if (k.advertise == k.listen.to_string() && k.listen.port == 0) return host + ":" + std::to_string(*bound);
+  return k.advertise;
+}
+
 opened_store open_node_store(const config& cfg) {
   store_options options;
   options.sqlite_synchronous = cfg.storage.sqlite_synchronous;
@@ -142,7 +187,10 @@ opened_store open_node_store(const config& cfg) {
   spdlog::info("store.ready store={} schema_version={}", s.first->describe(), s.first->schema_version());
   s.admin_token = load_admin_token(cfg, *s.first);
   s.first_start_done = s.first->node_value(first_start_key).has_value();
-  if (cfg.cluster.enabled) check_cluster(cfg);
+  if (cfg.cluster.enabled) {
+    check_cluster_tls(cfg.cluster);
+    check_cluster(cfg);
+  }
   return s;
 }
 
@@ -415,6 +463,7 @@ int run_server(const config& cfg) {
                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   caf_cfg.set("scheduler.max-threads", workers);
   register_types(caf_cfg);
+  if (cfg.cluster.enabled) configure_node_links(caf_cfg, cfg.cluster);
   caf::actor_system sys{caf_cfg};
 
   // The process ends on a signal (exit 0) or when the actor tree gives up (exit 1).
@@ -427,6 +476,23 @@ int run_server(const config& cfg) {
 
   // 2. The actors.
   auto directory = std::make_shared<service_directory>();
+  node_actor endpoint;
+  if (cfg.cluster.enabled) {
+    endpoint = spawn_node_endpoint(sys, directory);
+    settings.shared.endpoint = std::make_shared<const caf::actor>(caf::actor_cast<caf::actor>(endpoint));
+    try {
+      auto advertise = publish_node_endpoint(sys, endpoint, cfg.cluster);
+      if (advertise != cfg.cluster.advertise) {
+        auto c = std::make_shared<node_config>(*settings.config);
+        c->cluster.advertise = advertise;
+        settings.config = std::move(c);
+      }
+    } catch (const std::exception& e) {
+      spdlog::critical("petrel.start_failed error=\"{}\"", e.what());
+      caf::anon_send_exit(endpoint, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+  }
   auto root = spawn_root(sys, db.open, std::move(db.first), settings, directory, runtime);
   caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
       [request_stop](const caf::error& reason) {
@@ -491,6 +557,7 @@ int run_server(const config& cfg) {
                  spdlog::error("petrel.shutdown_incomplete error=\"{}\"", caf::to_string(e));
                });
   self->send_exit(root, caf::exit_reason::user_shutdown);
+  if (endpoint) self->send_exit(endpoint, caf::exit_reason::user_shutdown);
   // DNS and the I/O threads stop (SMTP sessions still open are cut; their recipients stay
   // waiting in the store and are tried again after the next start).
   runtime->dns->shutdown();

@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <memory>
 #include <sstream>
 
@@ -104,6 +105,29 @@ std::uint32_t cluster_store::ensure_partitions(std::uint32_t count) {
       {std::to_string(count)});
   auto r = run(conn_, "SELECT count(*) FROM partitions", {});
   return static_cast<std::uint32_t>(std::stoul(PQgetvalue(r.get(), 0, 0)));
+}
+
+void cluster_store::listen() {
+  run(conn_, "LISTEN petrel_changes", {});
+  listen_pid_ = PQbackendPID(conn_);
+}
+
+std::vector<std::string> cluster_store::changes() {
+  std::vector<std::string> out;
+  if (listen_pid_ == 0 || PQstatus(conn_) != CONNECTION_OK || PQbackendPID(conn_) != listen_pid_) {
+    listen();  // (re)connects first when the connection was lost
+    return {"controls", "tenants", "webhooks"};
+  }
+  if (PQconsumeInput(conn_) != 1) {
+    listen_pid_ = 0;  // the connection broke: the next call starts over
+    return {};
+  }
+  while (PGnotify* n = PQnotifies(conn_)) {
+    std::string kind = n->extra ? n->extra : "";
+    PQfreemem(n);
+    if (std::find(out.begin(), out.end(), kind) == out.end()) out.push_back(std::move(kind));
+  }
+  return out;
 }
 
 void cluster_store::leave(const std::string& name) {

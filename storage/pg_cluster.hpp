@@ -48,6 +48,12 @@ class cluster_store {
   std::uint32_t ensure_partitions(std::uint32_t count);
   // Ends the node's lease now (a clean exit, after its partitions are released).
   void leave(const std::string& name);
+
+  // What changed in the shared state other nodes keep in memory ("controls", "tenants",
+  // "webhooks"), as the store announced it (pg_notify at commit), since the last call. Never
+  // blocks. After the connection was lost every kind is returned: changes may have been missed.
+  std::vector<std::string> changes();
+
   std::vector<cluster_partition> partitions();
   // The new epoch when the partition was free or its lease expired; nothing when another node
   // holds it.
@@ -61,7 +67,9 @@ class cluster_store {
   bool release(std::uint32_t id, const std::string& node, std::int64_t epoch);
 
  private:
+  void listen();
   pg_conn* conn_ = nullptr;
+  int listen_pid_ = 0;  // the server process that LISTENs for us (another after a reconnect)
 };
 
 }  // namespace petrel

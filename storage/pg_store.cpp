@@ -79,6 +79,8 @@ enum stmt : int {
   select_node_value,
   update_recipient_fenced,
   insert_event_fenced,
+  notify_change,
+  resume_webhook,
   stmt_count
 };
 
@@ -213,6 +215,11 @@ constexpr std::array<const char*, stmt_count> statements = {
     "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
     "SELECT $1,$2,$3,$4,$5,$6,$7 WHERE EXISTS (SELECT 1 FROM partitions "
     "WHERE id = $8::integer AND epoch = $9::bigint FOR SHARE)",
+    // Tells every listening node (cluster) what kind of shared state changed; delivered when
+    // the transaction commits, and not at all if it rolls back.
+    "SELECT pg_notify('petrel_changes', $1)",
+    "UPDATE webhooks SET state = 'active', paused_reason = '', failures = 0, failing_since = 0 "
+    "WHERE id = $1",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -925,6 +932,14 @@ class pg_store final : public store {
     });
   }
 
+  // Shared state other nodes keep in memory changed (see notify_change).
+  template <class Out>
+  void notify(const char* kind, Out& out) {
+    params p;
+    p.text(kind);
+    out(notify_change, p);
+  }
+
   template <class Out>
   void emit(const insert_message_op& op, Out&& out) {
     auto p = message_params(op.message);
@@ -948,21 +963,25 @@ class pg_store final : public store {
       auto kp = key_params(k);
       out(insert_key, kp);
     }
+    notify("tenants", out);
   }
   template <class Out>
   void emit(const update_tenant_op& op, Out&& out) {
     auto p = tenant_update_params(op.tenant);
     out(update_tenant, p, "no such tenant");
+    notify("tenants", out);
   }
   template <class Out>
   void emit(const insert_api_key_op& op, Out&& out) {
     auto p = key_params(op.key);
     out(insert_key, p);
+    notify("tenants", out);
   }
   template <class Out>
   void emit(const revoke_api_key_op& op, Out&& out) {
     auto p = revoke_params(op);
     out(revoke_key, p, "no such active key for this tenant");
+    notify("tenants", out);
   }
   params domain_params(const sender_domain_record& d) {
     params p;
@@ -1091,11 +1110,13 @@ class pg_store final : public store {
   void emit(const upsert_control_op& op, Out&& out) {
     auto p = control_params(op.control);
     out(upsert_control, p);
+    notify("controls", out);
   }
   template <class Out>
   void emit(const delete_control_op& op, Out&& out) {
     auto p = pair_params(op.kind, op.target);
     out(delete_control, p, "no such suspension");
+    notify("controls", out);
   }
   template <class Out>
   void emit(const set_egress_usage_op& op, Out&& out) {
@@ -1150,6 +1171,7 @@ class pg_store final : public store {
   void emit(const insert_webhook_op& op, Out&& out) {
     auto p = webhook_insert_params(op.webhook);
     out(insert_webhook, p);
+    notify("webhooks", out);
   }
   template <class Out>
   void emit(const update_webhook_op& op, Out&& out) {
@@ -1165,11 +1187,20 @@ class pg_store final : public store {
   void emit(const rotate_webhook_op& op, Out&& out) {
     auto p = rotate_params(op);
     out(rotate_webhook, p, "no such webhook");
+    notify("webhooks", out);
+  }
+  template <class Out>
+  void emit(const resume_webhook_op& op, Out&& out) {
+    params p;
+    p.id(op.webhook_id);
+    out(resume_webhook, p, "no such webhook");
+    notify("webhooks", out);
   }
   template <class Out>
   void emit(const delete_webhook_op& op, Out&& out) {
     auto p = webhook_delete_params(op);
     out(delete_webhook, p, "no such webhook");
+    notify("webhooks", out);
   }
 
   template <class Out>

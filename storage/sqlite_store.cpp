@@ -903,6 +903,14 @@ class sqlite_store final : public store {
     if (sqlite3_changes(db_) == 0) throw operation_error("no such webhook");
   }
 
+  void apply_op(const resume_webhook_op& op) {
+    auto q = prepare("UPDATE webhooks SET state = 'active', paused_reason = '', failures = 0, "
+                     "failing_since = 0 WHERE id = ?1");
+    q.bind(1, op.webhook_id);
+    q.run();
+    if (sqlite3_changes(db_) == 0) throw operation_error("no such webhook");
+  }
+
   void apply_op(const delete_webhook_op& op) {
     auto q = prepare("DELETE FROM webhooks WHERE id = ?1 AND tenant_id = ?2");
     q.bind(1, op.webhook_id).bind(2, op.tenant_id);

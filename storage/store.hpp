@@ -104,6 +104,11 @@ struct insert_webhook_op {
 struct update_webhook_op {
   webhook_record webhook;
 };
+// An operator resumes a paused endpoint (its state, not its cursor): written by whichever
+// node took the request; the node that posts the endpoint follows (cluster).
+struct resume_webhook_op {
+  id128 webhook_id;
+};
 struct delete_webhook_op {
   id128 tenant_id;
   id128 webhook_id;
@@ -134,7 +139,7 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               set_soft_bounce_op, upsert_control_op, delete_control_op,
                               set_egress_usage_op, set_warmup_start_op, prune_events_op,
                               insert_webhook_op, update_webhook_op, delete_webhook_op,
-                              rotate_webhook_op, set_node_value_op>;
+                              rotate_webhook_op, set_node_value_op, resume_webhook_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";

@@ -4,6 +4,8 @@ so the sink sees which node delivered each message; the test DNS server sends ev
 to the sink on 127.0.0.2. Short leases (2 s) keep the failover tests quick."""
 import datetime
 import os
+import pathlib
+import sys
 import signal
 import threading
 import time
@@ -11,7 +13,12 @@ import uuid
 
 import pytest
 
-from conftest import Node, delivery_config, one_mx_world, pg_admin_url, psql, simple_message, wait_for
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
+from servers import WebhookServer, make_ca, make_leaf  # noqa: E402
+
+import requests
+
+from conftest import ADMIN_TOKEN, Node, delivery_config, one_mx_world, pg_admin_url, psql, simple_message, wait_for
 
 pytestmark = pytest.mark.skipif(os.environ.get("PETREL_TEST_STORE") != "postgresql",
                                 reason="runs with PETREL_TEST_STORE=postgresql")
@@ -42,7 +49,7 @@ def database():
 
 
 class Cluster:
-    def __init__(self, tmp_path, world, url, size=3):
+    def __init__(self, tmp_path, world, url, size=3, node_overrides=None, **overrides):
         sink, dns = world
         self.sink, self.url, self.nodes = sink, url, []
         for i in range(size):
@@ -58,6 +65,13 @@ class Cluster:
                 "cluster.partitions": str(PARTITIONS),
                 "cluster.repair_interval": '"1s"',
                 "cluster.max_claims_per_round": str(PARTITIONS),
+                "webhooks.allow_private_networks": "true",
+                "webhooks.require_https": "false",
+                "webhooks.max_delay": '"200ms"',
+                "webhooks.retry_schedule": '["300ms"]',
+                "webhooks.timeout": '"2s"',
+                **overrides,
+                **((node_overrides or [{}] * size)[i]),
             })
             raw = f'[[egress.sources]]\nname = "{name}"\naddress = "{source_of(i)}"\n'
             node = Node(tmp_path / name, extra, raw)
@@ -116,6 +130,25 @@ def cluster(tmp_path, world, database):
     c = Cluster(tmp_path, world, database)
     yield c
     c.stop()
+
+
+def partition_of(text, count=PARTITIONS):
+    """actors/policy/partitions.cpp: FNV-1a, then the SplitMix64 finalizer, modulo count."""
+    mask = (1 << 64) - 1
+    h = 14695981039346656037
+    for byte in text.encode():
+        h = ((h ^ byte) * 1099511628211) & mask
+    h ^= h >> 30
+    h = (h * 0xbf58476d1ce4e5b9) & mask
+    h ^= h >> 27
+    h = (h * 0x94d049bb133111eb) & mask
+    h ^= h >> 31
+    return h % count
+
+
+def admin(node, method, path, **kw):
+    return requests.request(method, node.admin_url(path), headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                            timeout=10, **kw)
 
 
 def log_time(line):
@@ -260,3 +293,208 @@ def test_a_node_paused_past_its_lease_delivers_and_records_nothing_for_lost_part
                              f"AND data::json->>'source_ip' = '{source_of(2)}'")
     assert rows[0][0] == "0", "n3 recorded outcomes after waking, before rejoining"
     assert "cluster.partition_lost" in "\n".join(n3.stderr_lines)
+
+
+def test_admin_cluster_view_and_cli(cluster):
+    cluster.start()
+    view = admin(cluster.nodes[1], "GET", "/admin/cluster").json()
+    assert view["enabled"] is True and view["node"] == "n2"
+    assert view["partition_count"] == PARTITIONS
+    assert {m["name"] for m in view["members"] if m["live"]} == {"n1", "n2", "n3"}
+    assert sum(m["partitions"] for m in view["members"]) == PARTITIONS
+    assert all(p["owner"] in ("n1", "n2", "n3") and p["epoch"] >= 1 for p in view["partitions"])
+    import subprocess
+    from conftest import PETREL_BIN
+    out = subprocess.run([PETREL_BIN, "cluster", "--admin-url", f"http://127.0.0.1:{cluster.nodes[0].admin_port}",
+                          "--admin-token", ADMIN_TOKEN], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "n1" in out.stdout and "n3" in out.stdout and "partitions" in out.stdout
+
+
+def test_suspend_and_key_revocation_on_one_node_hold_on_the_others_within_a_second(cluster):
+    cluster.start()
+    n1, n2, n3 = cluster.nodes
+    domain = DOMAINS[5]
+    r = admin(n1, "POST", f"/admin/domains/{domain}/suspend", json={"reason": "test"})
+    assert r.status_code == 200, r.text
+    suspended_at = time.monotonic()
+    for node in (n2, n3):
+        wait_for(lambda: any(c["target"] == domain for c in admin(node, "GET", "/admin/controls").json()["controls"]),
+                 timeout=5, interval=0.02, what="the suspension on every node")
+    propagation = time.monotonic() - suspended_at
+    print(f"\nsuspension seen on every node after {propagation:.2f} s")
+    assert propagation <= 1.0
+    # Nothing for the suspended domain is delivered, whichever node accepted it.
+    for i in range(3):
+        cluster.submit(i, [f"held{i}@{domain}"])
+    cluster.submit(0, [f"free@{DOMAINS[6]}"])
+    cluster.sink.wait_for_messages(1, timeout=20)
+    time.sleep(2)
+    assert not any(domain in m["rcpt_to"][0] for m in cluster.sink.messages())
+    r = admin(n2, "POST", f"/admin/domains/{domain}/resume")
+    assert r.status_code == 204, r.text
+    cluster.sink.wait_for_messages(4, timeout=20)
+
+    # A key made on n1 works on n3 within a second; revoked on n1, n3 refuses it within a second.
+    tenants = admin(n1, "GET", "/admin/tenants").json()["tenants"]
+    tenant = tenants[0]["id"]
+    key = admin(n1, "POST", f"/admin/tenants/{tenant}/keys").json()
+    secret, key_id = key["api_key"], key["key"]["id"]
+    wait_for(lambda: n3.submit(secret, simple_message(to=[f"k@{DOMAINS[7]}"])).status_code == 202,
+             timeout=3, interval=0.05, what="the new key on n3")
+    assert admin(n1, "DELETE", f"/admin/tenants/{tenant}/keys/{key_id}").status_code in (200, 204)
+    revoked_at = time.monotonic()
+    wait_for(lambda: n3.submit(secret, simple_message(to=[f"k2@{DOMAINS[7]}"])).status_code == 401,
+             timeout=5, interval=0.02, what="the revoked key refused on n3")
+    refused_after = time.monotonic() - revoked_at
+    print(f"revoked key refused by another node after {refused_after:.2f} s")
+    assert refused_after <= 1.0
+
+
+def test_each_webhook_is_posted_by_one_node_and_continues_after_its_node_dies(cluster, tmp_path):
+    cluster.start()
+    hooks = WebhookServer(tmp_path / "hooks").start()
+    try:
+        r = cluster.nodes[0].session.post(cluster.nodes[0].url("/v1/webhooks"),
+                                          json={"url": f"http://127.0.0.1:{hooks.port}/hook"},
+                                          headers={"Authorization": f"Bearer {cluster.key}"})
+        assert r.status_code == 201, r.text
+        webhook_id = r.json()["id"]
+        owner = cluster.owners()[partition_of(webhook_id)][0]
+        owner_index = int(owner[1:]) - 1
+        for i in range(60):
+            cluster.submit(i % 3, [f"w{i}@{DOMAINS[i % len(DOMAINS)]}"])
+        # accepted + delivered for each: 120 events, each posted once, by one node.
+        wait_for(lambda: len(hooks.events()) >= 120, timeout=60, what="120 events posted")
+        time.sleep(1.5)
+        ids = [e["id"] for e in hooks.events()]
+        assert len(ids) == len(set(ids)), "an event was posted twice"
+        senders = {r["headers"].get("user-agent", "") for r in hooks.requests()}
+        assert senders  # (the posting node is not visible in the request; the count proves one poster)
+
+        # The posting node dies; another claims the webhook's partition and goes on from the
+        # persisted cursor.
+        cluster.nodes[owner_index].kill9()
+        survivors = [i for i in range(3) if i != owner_index]
+        for i in range(30):
+            cluster.submit(survivors[i % 2], [f"after{i}@{DOMAINS[i % len(DOMAINS)]}"])
+        wait_for(lambda: len({e["id"] for e in hooks.events()}) >= 180, timeout=60,
+                 what="the events after the failover posted")
+        ids = [e["id"] for e in hooks.events()]
+        repeated = len(ids) - len(set(ids))
+        print(f"\nwebhook failover: {len(set(ids))} events, {repeated} posted twice (the failover window)")
+        assert repeated <= 20
+    finally:
+        hooks.stop()
+
+
+def test_drain_hands_every_partition_over_and_rolling_restart_loses_nothing(cluster):
+    cluster.start()
+    stop, accepted = threading.Event(), []
+    thread = burst_in_background(cluster, stop, accepted, "r", [0, 1, 2])
+    try:
+        wait_for(lambda: len(accepted) > 60, timeout=30, what="the burst to start")
+        # POST /admin/cluster/drain: n2 leaves; the others hold everything.
+        r = admin(cluster.nodes[1], "POST", "/admin/cluster/drain")
+        assert r.status_code == 202, r.text
+        cluster.wait_balanced(names=["n1", "n3"], timeout=30)
+        # A rolling restart (SIGTERM: drain, then exit) of every node, one after another.
+        for node in cluster.nodes:
+            assert node.stop() == 0
+            node.start()
+            time.sleep(1)
+        cluster.wait_balanced(timeout=40)
+        count = len(accepted)
+        wait_for(lambda: len(accepted) > count + 60, timeout=30, what="submissions after the restarts")
+    finally:
+        stop.set()
+        thread.join()
+    wait_for(lambda: set(delivered_counts(cluster.sink)[0]) >= set(accepted), timeout=90,
+             what="every accepted recipient delivered")
+    time.sleep(1.5)
+    counts, _ = delivered_counts(cluster.sink)
+    duplicates = {r: n for r, n in counts.items() if n > 1}
+    print(f"\nrolling restart: accepted {len(accepted)}, duplicates {len(duplicates)}")
+    assert len(duplicates) <= 3, duplicates
+
+
+def test_recipients_accepted_on_another_node_are_announced_to_the_owner(tmp_path, world, database):
+    # No repair scan during the test: only announcements over the node links can bring a
+    # recipient accepted elsewhere to its owner.
+    cluster = Cluster(tmp_path, world, database, **{"cluster.repair_interval": '"1h"'})
+    try:
+        cluster.start()
+        wait_for(lambda: all("cluster.linked" in "\n".join(n.stderr_lines) for n in cluster.nodes), timeout=20,
+                 what="every node linked to the others")
+        started = time.monotonic()
+        expected = [f"a{i}@{DOMAINS[i % len(DOMAINS)]}" for i in range(90)]
+        for i, rcpt in enumerate(expected):
+            cluster.submit(i % 3, [rcpt])
+        cluster.sink.wait_for_messages(len(expected), timeout=30)
+        print(f"\n90 recipients on 3 nodes delivered by their owners in {time.monotonic() - started:.2f} s")
+        counts, _ = delivered_counts(cluster.sink)
+        assert sorted(counts) == sorted(expected)
+        announced = sum(n.metric("petrel_cluster_announced_total") or 0 for n in cluster.nodes)
+        assert announced > 0
+    finally:
+        cluster.stop()
+
+
+def tls_overrides(work, names, foreign=()):
+    """Per-node TLS settings: a certificate of the cluster CA for each name, of another CA for
+    the names in `foreign`."""
+    cas = {}
+    for label in ("cluster", "foreign"):
+        cas[label] = work / f"ca-{label}"
+        cas[label].mkdir()
+        make_ca(cas[label])
+    out = []
+    for name in names:
+        ca = cas["foreign" if name in foreign else "cluster"]
+        cert, key = make_leaf(ca, name, [f"{name}.cluster.test"])
+        out.append({"cluster.insecure_private_network": "false", "cluster.tls_cert_file": f'"{cert}"',
+                    "cluster.tls_key_file": f'"{key}"', "cluster.tls_ca_file": f'"{ca / "ca.pem"}"'})
+    return out
+
+
+def test_node_links_use_mutual_tls(tmp_path, world, database):
+    cluster = Cluster(tmp_path, world, database, node_overrides=tls_overrides(tmp_path, ["n1", "n2", "n3"]),
+                      **{"cluster.repair_interval": '"1h"'})
+    try:
+        cluster.start()
+        logs = lambda: ["\n".join(n.stderr_lines) for n in cluster.nodes]  # noqa: E731
+        wait_for(lambda: all(log.count("cluster.linked node=") >= 2 for log in logs()), timeout=20,
+                 what="every node linked to the two others over TLS")
+        assert all("tls=true" in log for log in logs())
+        # With the repair scan off, only announcements over the TLS links reach the owners.
+        expected = [f"t{i}@{DOMAINS[i % len(DOMAINS)]}" for i in range(30)]
+        for i, rcpt in enumerate(expected):
+            cluster.submit(i % 3, [rcpt])
+        cluster.sink.wait_for_messages(len(expected), timeout=20)
+        assert not any("cluster.unlinked" in log or "link_failed" in log for log in logs())
+    finally:
+        cluster.stop()
+
+
+def test_a_node_with_a_certificate_of_another_ca_is_not_linked(tmp_path, world, database):
+    cluster = Cluster(tmp_path, world, database,
+                      node_overrides=tls_overrides(tmp_path, ["n1", "n2", "n3"], foreign=["n3"]))
+    try:
+        cluster.start()
+        n1, n2, n3 = cluster.nodes
+        wait_for(lambda: "cluster.linked node=n2" in "\n".join(n1.stderr_lines), timeout=20,
+                 what="n1 linked to n2 over TLS")
+        for node in (n1, n2):
+            wait_for(lambda: "cluster.link_failed node=n3" in "\n".join(node.stderr_lines), timeout=20,
+                     what="n3 (another CA) refused")
+        assert "cluster.linked node=n3" not in "\n".join(n1.stderr_lines + n2.stderr_lines)
+        assert "cluster.linked" not in "\n".join(n3.stderr_lines)
+        # PostgreSQL stays the authority: n3 still delivers its partitions (the repair scan finds
+        # what the others accepted for it).
+        owners = cluster.owners()
+        target = next(d for d in DOMAINS if owners[partition_of(d)][0] == "n3")
+        cluster.submit(0, [f"foreign@{target}"])
+        messages = cluster.sink.wait_for_messages(1, timeout=20)
+        assert messages[0]["peer"] == source_of(2)
+    finally:
+        cluster.stop()

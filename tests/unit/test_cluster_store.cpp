@@ -24,7 +24,7 @@ TEST_CASE("store: node leases and partition claims with fencing epochs", "[store
   cluster_store a(db.url()), b(db.url());
 
   a.renew_node("node-a", "127.0.0.1:7001", 10s);
-  b.renew_node("node-b", "127.0.0.1:7002", 300ms);
+  b.renew_node("node-b", "127.0.0.1:7002", 1500ms);
   CHECK(a.live_nodes() == std::vector<std::string>{"node-a", "node-b"});
 
   a.ensure_partitions(4);
@@ -35,20 +35,20 @@ TEST_CASE("store: node leases and partition claims with fencing epochs", "[store
   CHECK_FALSE(parts[0].lease_valid);
 
   // A free partition: claimed once, epoch 1; the other node's claim is refused meanwhile.
-  auto epoch = b.claim(0, "node-b", 300ms);
+  auto epoch = b.claim(0, "node-b", 1500ms);
   REQUIRE(epoch);
   CHECK(*epoch == 1);
   CHECK_FALSE(a.claim(0, "node-a", 10s));
-  CHECK(b.renew("node-b", {{0, 1}}, 300ms) == std::vector<std::pair<std::uint32_t, std::int64_t>>{{0, 1}});
+  CHECK(b.renew("node-b", {{0, 1}}, 1500ms) == std::vector<std::pair<std::uint32_t, std::int64_t>>{{0, 1}});
 
   // node-b stops renewing: its node lease and its partition's lease expire by the database's clock.
-  std::this_thread::sleep_for(400ms);
+  std::this_thread::sleep_for(1700ms);
   CHECK(a.live_nodes() == std::vector<std::string>{"node-a"});
   auto taken = a.claim(0, "node-a", 10s);
   REQUIRE(taken);
   CHECK(*taken == 2);  // a new epoch fences the old owner
   // node-b wakes up: its renewal in epoch 1 returns nothing (lost), and so does a release.
-  CHECK(b.renew("node-b", {{0, 1}}, 300ms).empty());
+  CHECK(b.renew("node-b", {{0, 1}}, 1500ms).empty());
   CHECK_FALSE(b.release(0, "node-b", 1));
   auto now = a.partitions();
   CHECK(now[0].owner == "node-a");
