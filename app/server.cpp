@@ -398,6 +398,9 @@ listeners make_listeners(boost::asio::io_context& io, caf::actor_system& sys, co
 
 // From now on an empty token file is an error, not a first start (load_admin_token).
 void record_first_start(caf::scoped_actor& self, const service_directory& directory, const config& cfg) {
+  // The root publishes the store's handle once it has started its children: wait for it (it
+  // takes milliseconds; a request to a null handle fails with invalid_argument).
+  for (int i = 0; i < 200 && !directory.get()->store; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   auto now = unix_now_ms();
   self->request(directory.get()->store, cfg.storage.request_timeout, persist_atom::value,
                 write_request{set_node_value_op{first_start_key, std::to_string(now), now}})

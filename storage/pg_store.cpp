@@ -206,15 +206,17 @@ constexpr std::array<const char*, stmt_count> statements = {
     "INSERT INTO node_state (name, value, updated_at) VALUES ($1, $2, $3) "
     "ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
     "SELECT value FROM node_state WHERE name = $1",
-    // Fenced (cluster): written only while the partition is in the writer's epoch. FOR SHARE
-    // holds the partition row until this transaction ends, so a claim (which raises the epoch)
-    // waits for it, and the new owner loads the recipients after these writes, never before.
+    // Fenced (cluster): written only while the partition is in the writer's epoch. FOR KEY
+    // SHARE holds the partition row until this transaction ends against a change of its epoch
+    // (a key column: unique index partitions_epoch, migration 11), so a claim waits for it and
+    // the new owner loads the recipients after these writes, never before; lease renewals
+    // (no key column changes) do not wait, and cannot deadlock with a batch.
     "UPDATE recipients SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
     "last_reply = $5 WHERE id = $6 AND EXISTS (SELECT 1 FROM partitions "
-    "WHERE id = $7::integer AND epoch = $8::bigint FOR SHARE)",
+    "WHERE id = $7::integer AND epoch = $8::bigint FOR KEY SHARE)",
     "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
     "SELECT $1,$2,$3,$4,$5,$6,$7 WHERE EXISTS (SELECT 1 FROM partitions "
-    "WHERE id = $8::integer AND epoch = $9::bigint FOR SHARE)",
+    "WHERE id = $8::integer AND epoch = $9::bigint FOR KEY SHARE)",
     // Tells every listening node (cluster) what kind of shared state changed; delivered when
     // the transaction commits, and not at all if it rolls back.
     "SELECT pg_notify('petrel_changes', $1)",

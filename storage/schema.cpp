@@ -246,6 +246,12 @@ const std::vector<migration>& schema_migrations() {
        {
            "{postgresql}ALTER TABLE events ADD COLUMN xid xid8 NOT NULL DEFAULT pg_current_xact_id()",
        }},
+      {11,
+       "partitions: the epoch is a key column, so that fenced writes (FOR KEY SHARE) hold off "
+       "claims but not lease renewals",
+       {
+           "{postgresql}CREATE UNIQUE INDEX partitions_epoch ON partitions (id, epoch)",
+       }},
   };
   return all;
 }
