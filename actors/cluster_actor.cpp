@@ -280,6 +280,7 @@ void run_round(cluster_pointer self) {
       }
     }
 
+    st.settings.shared.live_nodes->store(static_cast<std::uint32_t>(std::max<std::size_t>(1, live.size())));
     link_members(self, members);
     std::vector<std::string> owners(leases.count());
     for (const auto& p : table)

@@ -195,6 +195,9 @@ struct shared_components {
   // Cluster: this node's own node actor (published on cluster.listen), which the cluster actor
   // introduces to the nodes it dials. Writer: the composition root, before the actors start.
   std::shared_ptr<const caf::actor> endpoint;
+  // Cluster: how many nodes are live (1 without a cluster). Writer: the cluster actor, every
+  // round. Readers: tenant actors, which admit their share of a tenant's rate (rate / live).
+  std::shared_ptr<std::atomic<std::uint32_t>> live_nodes = std::make_shared<std::atomic<std::uint32_t>>(1);
 };
 
 // What every actor is given: the configuration (shared, immutable) and the shared components.

@@ -57,6 +57,7 @@ struct tenant_state : tenant_start {
   // Not an aggregate: CAF would otherwise try to build it from the actor pointer (C++20).
   tenant_state() = default;
   rate_limiter limiter;
+  std::uint32_t share_of = 1;  // the live nodes the rate is shared with (cluster)
   bool loaded = false;
   std::chrono::milliseconds load_backoff{500};
   std::unordered_map<std::string, suppression_entry> suppressions;  // by suppression_key
@@ -78,11 +79,20 @@ counter& suppressions_added(const std::string& reason) {
                                "Addresses suppressed, by reason", {{"reason", reason}});
 }
 
+// The tenant's rate and burst; in a cluster this node's share of them (rate / live nodes): the
+// shares add up to the tenant's rate across the cluster when its requests are spread over the
+// nodes, as a load balancer spreads them (docs/cluster.md, "A tenant's rate").
 void configure(tenant_pointer self, const tenant_settings& defaults) {
-  auto& r = self->state.record;
+  auto& st = self->state;
+  auto& r = st.record;
   double rate = r.rate_per_second > 0 ? r.rate_per_second : defaults.default_rate.per_second;
   std::uint32_t burst = r.burst > 0 ? r.burst : defaults.default_burst;
-  self->state.limiter.configure(rate, burst);
+  st.share_of = std::max<std::uint32_t>(1, st.settings.shared.live_nodes->load());
+  if (st.share_of > 1) {
+    rate /= st.share_of;
+    burst = std::max<std::uint32_t>(1, (burst + st.share_of - 1) / st.share_of);
+  }
+  st.limiter.configure(rate, burst);
 }
 
 // The reason an address is suppressed now, or null.
@@ -237,6 +247,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start st
         auto& s = self->state;
         if (s.record.suspended)
           return make_error(petrel_errc::suspended, "tenant " + s.record.name + " is suspended");
+        if (s.settings.shared.live_nodes->load() != s.share_of) configure(self, s.settings.config->tenants);
         auto wait = s.limiter.try_acquire(std::chrono::steady_clock::now());
         if (wait.count() > 0) {
           core().submissions_rejected_rate.inc();
