@@ -281,7 +281,7 @@ void run_round(cluster_pointer self) {
     }
 
     st.settings.shared.live_nodes->store(static_cast<std::uint32_t>(std::max<std::size_t>(1, live.size())));
-    link_members(self, members);
+    if (!st.leaving) link_members(self, members);  // (a leaving node makes no new links)
     std::vector<std::string> owners(leases.count());
     for (const auto& p : table)
       if (p.id < owners.size() && p.lease_valid) owners[p.id] = p.owner;
@@ -386,14 +386,20 @@ cluster_actor::behavior_type cluster_behavior(cluster_pointer self, cluster_star
 // A node's endpoint: announcements from the other nodes go to this node's domains supervisor
 // (which keeps those of partitions it holds).
 node_actor::behavior_type node_endpoint_behavior(node_actor::pointer self,
-                                                 std::shared_ptr<const service_directory> directory) {
+                                                 std::weak_ptr<const service_directory> weak_directory) {
+  // A weak reference: the directory holds every actor's handle, and the endpoint must not keep
+  // them (detached ones included) alive past shutdown.
+  auto services_now = [weak_directory]() -> std::shared_ptr<const services> {
+    auto directory = weak_directory.lock();
+    return directory ? directory->get() : nullptr;
+  };
   return {
-      [self, directory](announce_atom, std::vector<queued_recipient>& recipients) {
-        auto s = directory->get();
+      [self, services_now](announce_atom, std::vector<queued_recipient>& recipients) {
+        auto s = services_now();
         if (s && s->domains) self->send(s->domains, enqueue_atom::value, std::move(recipients));
       },
-      [self, directory](cluster_atom, std::string& name, caf::actor& endpoint) {
-        auto s = directory->get();
+      [self, services_now](cluster_atom, std::string& name, caf::actor& endpoint) {
+        auto s = services_now();
         if (s && s->cluster) self->send(s->cluster, cluster_atom::value, std::move(name), std::move(endpoint));
       },
   };
@@ -402,7 +408,7 @@ node_actor::behavior_type node_endpoint_behavior(node_actor::pointer self,
 }  // namespace
 
 node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory) {
-  return sys.spawn(node_endpoint_behavior, std::move(directory));
+  return sys.spawn(node_endpoint_behavior, std::weak_ptr<const service_directory>(directory));
 }
 
 cluster_actor spawn_cluster(caf::actor_system& sys, caf::local_actor* parent, domains_actor domains,

@@ -570,6 +570,12 @@ int run_server(const config& cfg) {
   for (auto& t : threads) t.join();
   self_holder.reset();
   await_actors_or_exit(sys, exit_code);
+  // No handle may outlive the actor system: ~actor_system waits for every detached actor (the
+  // store, the cluster actor) to be destroyed, and the directory, the node endpoint (whose
+  // behaviour holds the directory) and the settings (which outlive `sys`) hold handles.
+  directory->set(std::make_shared<services>());
+  endpoint = node_actor{};
+  settings.shared.endpoint.reset();
   // The I/O side is torn down while the actor system still exists: the handlers the I/O
   // context still holds (SMTP sessions cut by the stop, with their actor handles) must not drop
   // the last reference to an actor after ~actor_system. Everything that owns Asio objects goes

@@ -551,3 +551,48 @@ def test_a_tenant_rate_and_a_domain_rate_hold_cluster_wide(tmp_path, world, data
         assert 18 <= domain_rate <= 22
     finally:
         cluster.stop()
+
+
+def test_a_reader_paging_events_while_three_nodes_write_sees_each_event_once(cluster):
+    cluster.start()
+    reader = cluster.nodes[1]
+    headers = {"Authorization": f"Bearer {cluster.key}"}
+
+    def page(after, limit=10):
+        r = reader.session.get(reader.url("/v1/events"), params={"after": after, "limit": limit},
+                               headers=headers, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    done = threading.Event()
+
+    def writer(i):
+        for k in range(60):
+            cluster.submit(i, [f"ev{i}-{k}@{DOMAINS[(i * 7 + k) % len(DOMAINS)]}"])
+
+    writers = [threading.Thread(target=writer, args=(i,)) for i in range(3)]
+    for t in writers:
+        t.start()
+    threading.Thread(target=lambda: ([t.join() for t in writers], done.set()), daemon=True).start()
+    # 180 messages: an accepted and a delivered event each, written by three nodes' stores.
+    seen, after = [], "0"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        p = page(after)
+        seen.extend(e["id"] for e in p["events"])
+        after = p["next"]
+        if done.is_set() and not p["more"] and len(seen) >= 360:
+            break
+        time.sleep(0.01)
+    for t in writers:
+        t.join()
+    assert len(seen) == len(set(seen)), "an event was returned twice"
+    every, after = [], "0"
+    while True:
+        p = page(after, limit=1000)
+        every.extend(e["id"] for e in p["events"])
+        after = p["next"]
+        if not p["more"]:
+            break
+    assert len(seen) == 360, f"{len(seen)} events seen by the pager"
+    assert set(seen) == set(every)
