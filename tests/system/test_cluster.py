@@ -507,13 +507,13 @@ def test_a_tenant_rate_and_a_domain_rate_hold_cluster_wide(tmp_path, world, data
     try:
         cluster.start()
         n1 = cluster.nodes[0]
-        created = admin(n1, "POST", "/admin/tenants", json={"name": "metered", "rate": "90/s", "burst": 3}).json()
+        created = admin(n1, "POST", "/admin/tenants", json={"name": "metered", "rate": "90/s", "burst": 15}).json()
         key = created["api_key"]
         wait_for(lambda: all(n.submit(key, simple_message(to=[f"probe@{DOMAINS[9]}"])).status_code == 202
                              for n in cluster.nodes), timeout=5, what="the new tenant on every node")
         time.sleep(1)  # the probes' tokens come back
         # Load on all three nodes at once, far above the rate, for 4 s.
-        accepted, stop = [0, 0, 0], threading.Event()
+        accepted, stop, lock = [0, 0, 0], threading.Event(), threading.Lock()
 
         def hammer(i):
             with requests.Session() as s:
@@ -521,8 +521,10 @@ def test_a_tenant_rate_and_a_domain_rate_hold_cluster_wide(tmp_path, world, data
                     r = s.post(cluster.nodes[i].url("/v1/messages"), json=simple_message(to=[f"m{i}@{DOMAINS[10]}"]),
                                headers={"Authorization": f"Bearer {key}"}, timeout=10)
                     if r.status_code == 202:
-                        accepted[i] += 1
-        threads = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(3)]
+                        with lock:
+                            accepted[i] += 1
+        # Three clients per node, so that the limiter, not a client's round trip, sets the pace.
+        threads = [threading.Thread(target=hammer, args=(i % 3,), daemon=True) for i in range(9)]
         started = time.monotonic()
         for t in threads:
             t.start()
@@ -533,7 +535,9 @@ def test_a_tenant_rate_and_a_domain_rate_hold_cluster_wide(tmp_path, world, data
         elapsed = time.monotonic() - started
         rate = sum(accepted) / elapsed
         print(f"\ntenant at 90/s on 3 nodes: {sum(accepted)} accepted in {elapsed:.2f} s = {rate:.1f}/s {accepted}")
-        assert 81 <= rate <= 99 + 9 / elapsed  # within 10 %, plus the bursts (3 per node)
+        # Within 10 %, plus the burst (15 in all: 5 per node, which also absorbs the lateness of
+        # requests that arrive a little after a cell frees up).
+        assert 81 <= rate <= 99 + 15 / elapsed
 
         # A domain's rate: whichever node accepts, its one owner paces it.
         for i in range(90):
