@@ -3,6 +3,7 @@
 // Runs in the PostgreSQL store suite (PETREL_TEST_BACKENDS=postgresql); SQLite has no cluster.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <thread>
 
 #include "storage/pg_cluster.hpp"
@@ -114,6 +115,42 @@ TEST_CASE("store: a recipient write in a stale epoch is refused, with its event"
   // The new owner writes in its epoch.
   CHECK(s->apply({update_recipients_op{{update(m.recipients[1], recipient_state::delivered, *taken)}}}) ==
         std::vector<std::string>{""});
+}
+
+TEST_CASE("store: changes other nodes keep in memory are announced when they commit", "[store]") {
+  auto backend = GENERATE(from_range(test_backends()));
+  if (backend != "postgresql") return;  // notifications are PostgreSQL's (a cluster needs it)
+  test_database db(backend);
+  auto s = open_store(db.url(), store_options{});
+  s->migrate();
+  cluster_store listener(db.url());
+  // The first call starts listening and reports every kind (anything may have been missed).
+  CHECK(listener.changes() == std::vector<std::string>{"controls", "tenants", "webhooks"});
+  auto wait_changes = [&] {
+    std::vector<std::string> got;
+    for (int i = 0; i < 200 && got.empty(); ++i) {
+      got = listener.changes();
+      if (got.empty()) std::this_thread::sleep_for(10ms);
+    }
+    return got;
+  };
+  CHECK(listener.changes().empty());
+  control_record c;
+  c.kind = "domain";
+  c.target = "example.net";
+  c.created_at_ms = 1;
+  CHECK(s->apply({upsert_control_op{c}}) == std::vector<std::string>{""});
+  CHECK(wait_changes() == std::vector<std::string>{"controls"});
+  auto t = make_tenant("n");
+  CHECK(s->apply({insert_tenant_op{t, {}}, delete_control_op{"domain", "example.net"}}) ==
+        std::vector<std::string>{"", ""});
+  auto both = wait_changes();
+  std::sort(both.begin(), both.end());
+  CHECK(both == std::vector<std::string>{"controls", "tenants"});  // one each, however many writes
+  // A message changes nothing other nodes hold: no notification.
+  s->apply({message_op(make_message(t.id, {"a@quiet.example"}))});
+  std::this_thread::sleep_for(100ms);
+  CHECK(listener.changes().empty());
 }
 
 TEST_CASE("store: a reader never passes an event whose transaction commits late", "[store]") {
