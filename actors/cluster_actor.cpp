@@ -145,10 +145,11 @@ void link_members(cluster_pointer self, const std::vector<cluster_store::member>
               auto handle = caf::actor_cast<node_actor>(ptr);
               if (!handle) return;
               add_link(self, name, handle);
-              // Introduce this node over the new connection, so that the other side can send too.
+              // Introduce this node over the new connection, so that the other side can send too
+              // (anonymously: the cluster actor itself is never exported to another node).
               if (st.settings.shared.endpoint)
-                self->send(handle, cluster_atom::value, st.settings.config->cluster.node_name,
-                           *st.settings.shared.endpoint);
+                caf::anon_send(handle, cluster_atom::value, st.settings.config->cluster.node_name,
+                               *st.settings.shared.endpoint);
             },
             [self, name](caf::error& e) {
               auto& st = self->state;

@@ -16,6 +16,7 @@
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -588,6 +589,15 @@ int run_server(const config& cfg) {
   io_holder.reset();
   spdlog::info("petrel.stopped exit_code={}", exit_code);
   spdlog::default_logger()->flush();
+  // ~actor_system (when `sys` goes out of scope) waits for the thread of every detached actor
+  // until its actor is destroyed. Everything is stopped, committed and flushed by now; should a
+  // reference still keep one alive (CAF's middleman may hold a local actor it has seen on a
+  // node link), the process ends after 10 s anyway, like the rest of the shutdown.
+  std::thread([exit_code] {
+    std::this_thread::sleep_for(std::chrono::seconds(10));
+    std::fprintf(stderr, "petrel: the actor system did not finish within 10 s after stopping; exiting\n");
+    std::_Exit(exit_code);
+  }).detach();
   return exit_code;
 }
 
