@@ -26,10 +26,12 @@
 #include <caf/openssl/manager.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
 #include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
 #include "actors/policy/partitions.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
@@ -41,11 +43,15 @@ namespace {
 
 struct cluster_start {
   domains_actor domains;
+  egress_actor egress;
   controls_actor controls;
   tenants_actor tenants;
   events_actor events;
   node_settings settings;
 };
+
+// How long a cluster-wide admin view waits for each member.
+constexpr auto gather_timeout = std::chrono::seconds(3);
 
 // How often the changes other nodes announce are looked for (propagation within a second).
 constexpr auto change_poll = std::chrono::milliseconds(200);
@@ -86,13 +92,16 @@ void lose(cluster_state& st, std::uint32_t p, const char* why) {
   st.held.erase(p);
 }
 
-// The owners' node actors by partition, for the domains supervisor's announcements.
+// The owners' node actors by partition, for the domains supervisor's announcements, and every
+// linked node's, for the egress supervisor's remote sources.
 void publish_routes(cluster_pointer self) {
   auto& st = self->state;
   partition_routes routes;
   routes.owners.resize(st.owners.size());
   for (std::size_t p = 0; p < st.owners.size(); ++p)
     if (auto it = st.links.find(st.owners[p]); it != st.links.end()) routes.owners[p] = it->second;
+  routes.nodes = st.links;
+  self->send(st.egress, route_atom::value, routes);
   self->send(st.domains, route_atom::value, std::move(routes));
 }
 
@@ -258,7 +267,14 @@ void run_round(cluster_pointer self) {
     for (const auto& [p, epoch] : still) leases.grant(p, epoch, deadline_from(renew_sent));
 
     auto members = st.db->members();
+    auto read_sent = partition_leases::now_ms();
     auto table = st.db->partitions();
+    // Other nodes' leases, for their jobs sent through this node's sources.
+    for (const auto& p : table)
+      if (p.owner != k.node_name && p.lease_valid)
+        leases.observe(p.id, p.epoch, read_sent + p.lease_left_ms - k.safe_margin.count());
+      else
+        leases.observe(p.id, 0, 0);
     std::vector<std::string> live;
     for (const auto& m : members)
       if (m.lease_left_ms > 0) live.push_back(m.name);
@@ -347,6 +363,45 @@ void poll_changes(cluster_pointer self) {
   self->delayed_send(self, change_poll, load_atom::value);
 }
 
+// A cluster-wide admin view: the same question to every live member's node actor (this node's
+// own endpoint included) at once; a member that is not linked or does not answer in time is
+// reported with the reason.
+template <class T, class Atom, class Fill>
+caf::result<std::vector<node_report>> gather(cluster_pointer self, Atom atom, Fill fill) {
+  auto& st = self->state;
+  std::vector<std::pair<std::string, node_actor>> targets;
+  if (st.settings.shared.endpoint)
+    targets.emplace_back(st.view.node, caf::actor_cast<node_actor>(*st.settings.shared.endpoint));
+  for (const auto& [name, handle] : st.links) targets.emplace_back(name, handle);
+  auto out = std::make_shared<std::vector<node_report>>();
+  for (const auto& m : st.view.members)
+    if (m.live && m.name != st.view.node && !st.links.count(m.name))
+      out->push_back(node_report{m.name, "not linked to " + st.view.node + " now", {}, {}, {}});
+  auto rp = self->make_response_promise<std::vector<node_report>>();
+  auto left = std::make_shared<std::size_t>(targets.size());
+  auto finish = [out, left, rp]() mutable {
+    if (--*left != 0) return;
+    std::sort(out->begin(), out->end(), [](const auto& a, const auto& b) { return a.node < b.node; });
+    rp.deliver(std::move(*out));
+  };
+  auto first = out->size();
+  out->resize(first + targets.size());
+  for (std::size_t i = 0; i < targets.size(); ++i) {
+    (*out)[first + i].node = targets[i].first;
+    self->request(targets[i].second, gather_timeout, atom)
+        .then([out, i = first + i, fill, finish](T& answer) mutable {
+                fill((*out)[i], answer);
+                finish();
+              },
+              [self, out, i = first + i, finish](caf::error& e) mutable {
+                (*out)[i].error = self->system().render(e);
+                finish();
+              });
+  }
+  if (targets.empty()) rp.deliver(std::move(*out));
+  return rp;
+}
+
 cluster_actor::behavior_type cluster_behavior(cluster_pointer self, cluster_start start) {
   auto& st = start_actor(self);
   static_cast<cluster_start&>(st) = std::move(start);
@@ -371,6 +426,18 @@ cluster_actor::behavior_type cluster_behavior(cluster_pointer self, cluster_star
           add_link(self, name, handle);
       },
       [=](cluster_atom) { return self->state.view; },
+      [=](stats_atom) {
+        return gather<queue_summary>(self, stats_atom::value,
+                                     [](node_report& r, queue_summary& q) { r.queues = std::move(q); });
+      },
+      [=](egress_atom) {
+        return gather<std::vector<source_stats>>(
+            self, egress_atom::value, [](node_report& r, std::vector<source_stats>& s) { r.sources = std::move(s); });
+      },
+      [=](metrics_atom) {
+        return gather<std::string>(self, metrics_atom::value,
+                                   [](node_report& r, std::string& text) { r.metrics = std::move(text); });
+      },
       [=](drain_atom) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
         auto rp = self->make_response_promise<caf::ok_atom>();
@@ -384,16 +451,17 @@ cluster_actor::behavior_type cluster_behavior(cluster_pointer self, cluster_star
   };
 }
 
-// A node's endpoint: announcements from the other nodes go to this node's domains supervisor
-// (which keeps those of partitions it holds).
+// A node's endpoint: what the other nodes ask of this one, passed to the actor that does it.
 node_actor::behavior_type node_endpoint_behavior(node_actor::pointer self,
-                                                 std::weak_ptr<const service_directory> weak_directory) {
+                                                 std::weak_ptr<const service_directory> weak_directory,
+                                                 std::shared_ptr<const node_config> config) {
   // A weak reference: the directory holds every actor's handle, and the endpoint must not keep
   // them (detached ones included) alive past shutdown.
   auto services_now = [weak_directory]() -> std::shared_ptr<const services> {
     auto directory = weak_directory.lock();
     return directory ? directory->get() : nullptr;
   };
+  auto unavailable = [] { return make_error(petrel_errc::unavailable, "this node is starting or stopping", 1000); };
   return {
       [self, services_now](announce_atom, std::vector<queued_recipient>& recipients) {
         auto s = services_now();
@@ -403,20 +471,45 @@ node_actor::behavior_type node_endpoint_behavior(node_actor::pointer self,
         auto s = services_now();
         if (s && s->cluster) self->send(s->cluster, cluster_atom::value, std::move(name), std::move(endpoint));
       },
+      [self, services_now, config, unavailable](site_atom, std::string& source,
+                                                route& r) -> caf::result<site_actor> {
+        // Only a source of this node: never passed on again (nodes that disagree about where a
+        // source is would otherwise send the request around).
+        bool local = false;
+        for (const auto& src : config->sources) local = local || src.name == source;
+        if (source.empty() || !local)
+          return make_error(petrel_errc::invalid, "egress source \"" + source + "\" is not on node " +
+                                                      config->cluster.node_name);
+        auto s = services_now();
+        if (!s || !s->egress) return unavailable();
+        return self->delegate(s->egress, site_atom::value, std::move(source), std::move(r));
+      },
+      [self, services_now, unavailable](stats_atom) -> caf::result<queue_summary> {
+        auto s = services_now();
+        if (!s || !s->domains) return unavailable();
+        return self->delegate(s->domains, stats_atom::value);
+      },
+      [self, services_now, unavailable](egress_atom) -> caf::result<std::vector<source_stats>> {
+        auto s = services_now();
+        if (!s || !s->egress) return unavailable();
+        return self->delegate(s->egress, egress_atom::value);
+      },
+      [](metrics_atom) { return metrics().render() + render_process_metrics(); },
   };
 }
 
 }  // namespace
 
-node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory) {
-  return sys.spawn(node_endpoint_behavior, std::weak_ptr<const service_directory>(directory));
+node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory,
+                               std::shared_ptr<const node_config> config) {
+  return sys.spawn(node_endpoint_behavior, std::weak_ptr<const service_directory>(directory), std::move(config));
 }
 
 cluster_actor spawn_cluster(caf::actor_system& sys, caf::local_actor* parent, domains_actor domains,
-                            controls_actor controls, tenants_actor tenants, events_actor events,
-                            const node_settings& settings) {
+                            egress_actor egress, controls_actor controls, tenants_actor tenants,
+                            events_actor events, const node_settings& settings) {
   return spawn_child(sys, parent, runs_on::own_thread, cluster_behavior,
-                     cluster_start{std::move(domains), std::move(controls), std::move(tenants),
+                     cluster_start{std::move(domains), std::move(egress), std::move(controls), std::move(tenants),
                                    std::move(events), settings});
 }
 

@@ -486,6 +486,10 @@ std::size_t ready_count(domain_pointer self) {
   return n;
 }
 
+// How long a lane whose site could not be had takes no work before it asks again.
+constexpr std::chrono::milliseconds no_site_pause{5000};
+constexpr std::string_view no_site_reason = "no egress path: ";
+
 void ask_site(domain_pointer self, const std::string& source) {
   auto& st = self->state;
   auto& l = st.lanes[source];
@@ -498,6 +502,10 @@ void ask_site(domain_pointer self, const std::string& source) {
             auto& s = self->state;
             auto& l = s.lanes[source];
             l.asking = false;
+            if (l.blocked.rfind(no_site_reason, 0) == 0) {
+              l.blocked.clear();
+              l.blocked_until_ms = 0;
+            }
             if (l.site != site) {
               // The old site stays monitored while it still runs jobs of ours.
               l.site = site;
@@ -512,10 +520,12 @@ void ask_site(domain_pointer self, const std::string& source) {
             l.asking = false;
             spdlog::warn("domain.no_site domain={} source={} error=\"{}\"", s.domain, source,
                          self->system().render(e));
-            std::vector<id128> ids;
-            take_ready(s, l, ids);
-            settle_all(self, ids, 0, "no egress path: " + self->system().render(e), false);
-            schedule_wake(self);
+            // The lane takes no work for a while (a restarting egress actor, another node's
+            // source while its node is not linked): its recipients go to the pool's other
+            // sources, or wait in it (not an attempt: nothing was tried), and it asks again.
+            l.blocked = std::string(no_site_reason) + self->system().render(e);
+            l.blocked_until_ms = unix_now_ms() + no_site_pause.count();
+            process(self);
           });
 }
 

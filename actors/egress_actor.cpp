@@ -7,6 +7,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <map>
 #include <unordered_map>
 
 #include "actors/actor_start.hpp"
@@ -22,9 +23,23 @@ std::vector<egress_source> egress_sources_from(const config& cfg, const std::str
   auto ehlo = cfg.delivery.ehlo_name.empty() ? hostname : cfg.delivery.ehlo_name;
   std::vector<egress_source> out;
   for (const auto& s : cfg.egress.sources)
-    out.push_back({s.name, s.address, s.ehlo_name.empty() ? ehlo : s.ehlo_name});
-  if (out.empty()) out.push_back({"default", "", ehlo});
+    if (s.node.empty() || s.node == cfg.cluster.node_name)
+      out.push_back({s.name, s.address, s.ehlo_name.empty() ? ehlo : s.ehlo_name});
+  if (cfg.egress.sources.empty()) out.push_back({"default", "", ehlo});
   return out;
+}
+
+std::vector<std::string> egress_source_names(const config& cfg) {
+  std::vector<std::string> out;
+  for (const auto& s : cfg.egress.sources) out.push_back(s.name);
+  if (out.empty()) out.push_back("default");
+  return out;
+}
+
+std::string remote_node_of(const egress_settings& egress, const std::string& self_node, const std::string& source) {
+  for (const auto& s : egress.sources)
+    if (s.name == source) return s.node == self_node ? std::string() : s.node;
+  return std::string();
 }
 
 namespace {
@@ -141,6 +156,7 @@ struct supervisor_state : egress_start {
   std::unordered_map<caf::actor_addr, std::string> by_address;
   std::unordered_map<std::string, std::shared_ptr<source_gate>> gates;  // by source name
   std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> stored;  // day, hour counts
+  std::map<std::string, node_actor> nodes;  // cluster: the linked nodes, for their sources
   static inline const char* name = "egress_supervisor";
 };
 
@@ -296,12 +312,23 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
   return {
       [=](site_atom, const std::string& source, route& r) -> caf::result<site_actor> {
         auto& s = self->state;
-        if (s.settings.config->sources.empty())
-          return make_error(petrel_errc::unavailable, "no egress source is configured");
+        if (source.empty() && s.settings.config->sources.empty())
+          return make_error(petrel_errc::unavailable, "no egress source is configured on this node");
         auto it = source.empty() ? s.children.find(s.settings.config->sources.front().name)
                                  : s.children.find(source);
-        if (it == s.children.end())
-          return make_error(petrel_errc::invalid, "no egress source named " + source);
+        if (it == s.children.end()) {
+          // Another node's source (cluster): its site actor is there; the domain actor runs the
+          // same demand/credit protocol with it over the node link.
+          const auto& k = s.settings.config->cluster;
+          auto node = remote_node_of(s.settings.config->egress, k.node_name, source);
+          if (!k.enabled || node.empty())
+            return make_error(petrel_errc::invalid, "no egress source named " + source);
+          auto link = s.nodes.find(node);
+          if (link == s.nodes.end() || !link->second)
+            return make_error(petrel_errc::unavailable,
+                              "egress source " + source + " is on node " + node + ", not linked now", 5000);
+          return self->delegate(link->second, site_atom::value, source, std::move(r));
+        }
         if (!it->second.handle)
           return make_error(petrel_errc::unavailable, "egress source " + source + " is restarting", 1000);
         return self->delegate(it->second.handle, site_atom::value, source, std::move(r));
@@ -315,6 +342,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
         for (auto& [name, child] : self->state.children)
           if (child.handle) self->send(child.handle, controls_atom::value);
       },
+      [=](route_atom, partition_routes& routes) { self->state.nodes = std::move(routes.nodes); },
       [=](egress_atom) -> caf::result<std::vector<source_stats>> {
         auto& s = self->state;
         auto rp = self->make_response_promise<std::vector<source_stats>>();

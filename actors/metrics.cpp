@@ -6,7 +6,10 @@
 
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <sstream>
+#include <string>
+#include <vector>
 
 namespace petrel {
 
@@ -224,6 +227,99 @@ void core_metrics::count_outcome(const std::string& outcome, const std::string& 
     r.get_counter("petrel_failures_total", "Failed attempts by outcome and classification",
                   {{"outcome", outcome}, {"category", category}})
         .inc();
+}
+
+namespace {
+
+// The family a sample line belongs to: its metric name, less a histogram's or summary's suffix
+// when that family was declared (name_bucket, name_sum, name_count).
+std::string family_of(const std::string& metric, const std::map<std::string, std::string>& types) {
+  for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+    std::string_view m(metric), x(suffix);
+    if (m.size() > x.size() && m.substr(m.size() - x.size()) == x) {
+      std::string base(m.substr(0, m.size() - x.size()));
+      if (types.count(base)) return base;
+    }
+  }
+  return metric;
+}
+
+std::string escape_label(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string merge_expositions(const std::vector<std::pair<std::string, std::string>>& nodes) {
+  struct family {
+    std::vector<std::string> header;  // HELP and TYPE lines
+    std::vector<std::string> samples;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, family> families;
+  std::map<std::string, std::string> types;  // family -> its TYPE line's kind
+  auto get = [&](const std::string& name) -> family& {
+    auto [it, added] = families.try_emplace(name);
+    if (added) order.push_back(name);
+    return it->second;
+  };
+  for (const auto& [node, text] : nodes) {
+    auto label = "node=\"" + escape_label(node) + "\"";
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+      auto end = text.find('\n', pos);
+      if (end == std::string::npos) end = text.size();
+      std::string line = text.substr(pos, end - pos);
+      pos = end + 1;
+      if (line.empty()) continue;
+      if (line[0] == '#') {
+        // "# HELP name ..." / "# TYPE name kind"; other comments are dropped.
+        std::istringstream in(line);
+        std::string hash, kind, name;
+        in >> hash >> kind >> name;
+        if ((kind != "HELP" && kind != "TYPE") || name.empty()) continue;
+        if (kind == "TYPE") {
+          std::string type;
+          in >> type;
+          types.emplace(name, type);
+        }
+        auto& f = get(name);
+        bool seen = false;
+        for (const auto& h : f.header) seen = seen || h.rfind("# " + kind + " ", 0) == 0;
+        if (!seen) f.header.push_back(line);
+        continue;
+      }
+      auto name_end = line.find_first_of("{ ");
+      if (name_end == std::string::npos) continue;
+      auto metric = line.substr(0, name_end);
+      std::string sample;
+      if (line[name_end] == '{') {
+        auto close = line.find('}', name_end);
+        if (close == std::string::npos) continue;
+        bool empty = close == name_end + 1;
+        sample = metric + "{" + label + (empty ? "" : ",") + line.substr(name_end + 1);
+      } else {
+        sample = metric + "{" + label + "}" + line.substr(name_end);
+      }
+      get(family_of(metric, types)).samples.push_back(std::move(sample));
+    }
+  }
+  std::ostringstream out;
+  for (const auto& name : order) {
+    const auto& f = families[name];
+    for (const auto& h : f.header) out << h << "\n";
+    for (const auto& s : f.samples) out << s << "\n";
+  }
+  return out.str();
 }
 
 }  // namespace petrel

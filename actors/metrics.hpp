@@ -124,4 +124,9 @@ core_metrics& core();
 // Adds process_resident_memory_bytes and process_open_fds, read from /proc now.
 std::string render_process_metrics();
 
+// Several nodes' expositions (node name, Prometheus text) as one: every sample gets a
+// node="<name>" label, and each metric family appears once (HELP and TYPE from the first node
+// that has it, then the samples of every node), as the text format requires.
+std::string merge_expositions(const std::vector<std::pair<std::string, std::string>>& nodes);
+
 }  // namespace petrel

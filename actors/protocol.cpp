@@ -119,6 +119,8 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<cluster_partition_view>("petrel::cluster_partition_view");
   cfg.add_message_type<std::vector<cluster_partition_view>>("std::vector<petrel::cluster_partition_view>");
   cfg.add_message_type<cluster_view>("petrel::cluster_view");
+  // A site actor's handle crosses node links (node_actor: a remote source's site).
+  cfg.add_message_type<site_actor>("petrel::site_actor");
   cfg.add_error_category(petrel_category,
                          [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = "petrel: " + to_string(static_cast<petrel_errc>(code));

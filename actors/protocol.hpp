@@ -33,6 +33,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,7 @@ using partition_atom = caf::atom_constant<caf::atom("partition")>;
 using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
+using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -305,19 +307,14 @@ struct cluster_partition_view {
   bool lease_valid = false;
 };
 
-// A node's endpoint for the other nodes, published on cluster.listen through CAF's middleman
-// (TLS with mutual certificates unless the network is declared private): recipients another
-// node accepted, announced to the owner of their partition. Nothing depends on an announcement
-// arriving: the owner's repair scan finds what was lost.
-// One link per pair of nodes: the node whose name sorts first dials, then introduces itself
-// (its name and its own node actor) over that connection, so both sides can send.
-using node_actor = caf::typed_actor<caf::reacts_to<announce_atom, std::vector<queued_recipient>>,
-                                    caf::reacts_to<cluster_atom, std::string, caf::actor>>;
-
-// Where recipients of partitions held elsewhere are announced: the owner's node actor by
-// partition (null: not known or not linked). Local only (from the cluster actor to domains).
-struct partition_routes {
-  std::vector<node_actor> owners;
+// One node's part of a cluster-wide admin view (local only: from the cluster actor to the
+// admin API): what the node answered over its link, or why it did not.
+struct node_report {
+  std::string node;
+  std::string error;  // "" when it answered
+  queue_summary queues;
+  std::vector<source_stats> sources;
+  std::string metrics;  // Prometheus text
 };
 
 // GET /admin/cluster: what this node's cluster actor saw in its last round.
@@ -594,6 +591,59 @@ using store_actor = store_reader_actor::extend<
     // Any other write (suppressions, soft-bounce streaks). -> ok after commit, or conflict
     caf::replies_to<persist_atom, write_request>::with<caf::ok_atom>>;
 
+// A site: the path from one egress source to one set of MX hosts. It runs at most
+// connection_limit SMTP sessions, hands each at most max_deliveries_per_connection jobs, and
+// grants credit so that no more jobs wait than its bounded ready queue holds.
+using site_actor = caf::typed_actor<
+    // A domain actor has n jobs due and wants credit for them.
+    caf::reacts_to<demand_atom, std::uint64_t>,
+    // A domain actor's jobs, sent against credit (fewer than granted returns the rest).
+    caf::reacts_to<jobs_atom, std::uint64_t, std::vector<delivery_job>>,
+    // The latest route (hosts may change with DNS).
+    caf::reacts_to<route_atom, route>,
+    // From sessions: a finished job; a session that ended; a session that could not connect.
+    caf::reacts_to<outcome_atom, std::uint64_t, job_outcome>,
+    caf::reacts_to<closed_atom, std::uint64_t, std::string>,
+    caf::reacts_to<connfail_atom, std::uint64_t, std::string>,
+    // From a session: give me the next job (or none, after the idle timeout).
+    caf::reacts_to<next_atom, std::uint64_t, work_completion>,
+    // Timers.
+    caf::reacts_to<caf::tick_atom, std::uint64_t>,
+    // Counts for the admin API.
+    caf::replies_to<stats_atom>::with<site_stats>,
+    // Controls changed: hold back or release work.
+    caf::reacts_to<controls_atom>,
+    // Timer: a rate or budget wait is over (generation).
+    caf::reacts_to<wake_atom, std::uint64_t>>;
+
+// A node's endpoint for the other nodes, published on cluster.listen through CAF's middleman
+// (TLS with mutual certificates unless the network is declared private). Every message type
+// here is registered on both sides (register_types).
+// One link per pair of nodes: the node whose name sorts first dials, then introduces itself
+// (its name and its own node actor) over that connection, so both sides can send.
+using node_actor = caf::typed_actor<
+    // Recipients another node accepted, announced to the owner of their partition. Nothing
+    // depends on an announcement arriving: the owner's repair scan finds what was lost.
+    caf::reacts_to<announce_atom, std::vector<queued_recipient>>,
+    // The dialling node introduces itself: its name and node actor.
+    caf::reacts_to<cluster_atom, std::string, caf::actor>,
+    // (source of this node, route) -> its site actor, for a domain owned by another node whose
+    // pool has this node's source: the owner then runs the demand/credit protocol with it.
+    caf::replies_to<site_atom, std::string, route>::with<site_actor>,
+    // Admin, cluster-wide views: this node's queues, egress and metrics (Prometheus text).
+    caf::replies_to<stats_atom>::with<queue_summary>,
+    caf::replies_to<egress_atom>::with<std::vector<source_stats>>,
+    caf::replies_to<metrics_atom>::with<std::string>>;
+
+// The other members as the cluster actor sees them (local only: from the cluster actor to the
+// domains supervisor and the egress supervisor): the owner's node actor by partition, for
+// announcements, and every linked node's by name, for remote sources (null / missing: not
+// known or not linked now).
+struct partition_routes {
+  std::vector<node_actor> owners;
+  std::map<std::string, node_actor> nodes;
+};
+
 // A destination domain: holds the schedule of its waiting recipients. Started on demand,
 // it loads its recipients from the store first, so a restart loses nothing.
 using domain_actor = caf::typed_actor<
@@ -677,31 +727,6 @@ using resolver_actor = caf::typed_actor<
     caf::reacts_to<address_atom, std::string, address_lookup>,
     caf::reacts_to<sts_atom, std::string, sts_result>>;
 
-// A site: the path from one egress source to one set of MX hosts. It runs at most
-// connection_limit SMTP sessions, hands each at most max_deliveries_per_connection jobs, and
-// grants credit so that no more jobs wait than its bounded ready queue holds.
-using site_actor = caf::typed_actor<
-    // A domain actor has n jobs due and wants credit for them.
-    caf::reacts_to<demand_atom, std::uint64_t>,
-    // A domain actor's jobs, sent against credit (fewer than granted returns the rest).
-    caf::reacts_to<jobs_atom, std::uint64_t, std::vector<delivery_job>>,
-    // The latest route (hosts may change with DNS).
-    caf::reacts_to<route_atom, route>,
-    // From sessions: a finished job; a session that ended; a session that could not connect.
-    caf::reacts_to<outcome_atom, std::uint64_t, job_outcome>,
-    caf::reacts_to<closed_atom, std::uint64_t, std::string>,
-    caf::reacts_to<connfail_atom, std::uint64_t, std::string>,
-    // From a session: give me the next job (or none, after the idle timeout).
-    caf::reacts_to<next_atom, std::uint64_t, work_completion>,
-    // Timers.
-    caf::reacts_to<caf::tick_atom, std::uint64_t>,
-    // Counts for the admin API.
-    caf::replies_to<stats_atom>::with<site_stats>,
-    // Controls changed: hold back or release work.
-    caf::reacts_to<controls_atom>,
-    // Timer: a rate or budget wait is over (generation).
-    caf::reacts_to<wake_atom, std::uint64_t>>;
-
 // One egress source (IP + EHLO name), under the egress supervisor: parent of its site actors.
 using egress_source_actor = caf::typed_actor<
     // (source name, route) -> the site actor for that route, started on demand.
@@ -720,6 +745,8 @@ using egress_actor = caf::typed_actor<
     caf::reacts_to<restart_atom, std::string>,
     // Controls changed: tell every site.
     caf::reacts_to<controls_atom>,
+    // Cluster: the linked nodes (a source of another node is asked for there).
+    caf::reacts_to<route_atom, partition_routes>,
     // Admin: the sources with their warm-up, budget, rate and sites.
     caf::replies_to<egress_atom>::with<std::vector<source_stats>>,
     // Timer: store the warm-up counters.
@@ -872,6 +899,11 @@ using cluster_actor = caf::typed_actor<
     caf::reacts_to<cluster_atom, std::string, caf::actor>,
     // Admin: the last round's view.
     caf::replies_to<cluster_atom>::with<cluster_view>,
+    // Admin, cluster-wide: every live member's queues, egress or metrics (this node's too),
+    // asked over the node links at once.
+    caf::replies_to<stats_atom>::with<std::vector<node_report>>,
+    caf::replies_to<egress_atom>::with<std::vector<node_report>>,
+    caf::replies_to<metrics_atom>::with<std::vector<node_report>>,
     // Drain (SIGTERM, POST /admin/cluster/drain): leave the membership, hand every partition
     // over after its attempts in flight finish. -> ok once none is held
     caf::replies_to<drain_atom>::with<caf::ok_atom>>;
@@ -900,3 +932,4 @@ void register_types(caf::actor_system_config& cfg);
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::work_completion)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::write_request)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(petrel::partition_routes)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::vector<petrel::node_report>)

@@ -130,7 +130,7 @@ void start_from(root_pointer self, std::uint64_t first) {
         break;
       case cluster_child:
         if (st.settings.config->cluster.enabled)
-          st.current.cluster = spawn_cluster(sys, self, st.current.domains, st.current.controls,
+          st.current.cluster = spawn_cluster(sys, self, st.current.domains, st.current.egress, st.current.controls,
                                              st.current.tenants, st.current.events, st.settings);
         break;
     }

@@ -129,7 +129,13 @@ struct egress_source {
   std::string address;
   std::string ehlo_name;
 };
+// The sources this node sends from: those without a node and those of this node (a cluster's
+// node_name); the implicit "default" when none is configured at all.
 std::vector<egress_source> egress_sources_from(const config& cfg, const std::string& hostname);
+// Every source name the pools may use, this node's and the other nodes'.
+std::vector<std::string> egress_source_names(const config& cfg);
+// The node that has a source, when it is another node's ("" when it is this node's or unknown).
+std::string remote_node_of(const egress_settings& egress, const std::string& self_node, const std::string& source);
 
 // Opens a store; called again when the store actor is restarted after a crash.
 using store_factory = std::function<std::unique_ptr<store>()>;
@@ -233,11 +239,12 @@ domains_actor spawn_domains(caf::actor_system& sys, caf::local_actor* parent, st
 // Cluster mode only: leases and partitions on PostgreSQL (actors/cluster_actor.cpp).
 // The node actor the other nodes announce recipients to (published on cluster.listen by the
 // composition root; actors/cluster_actor.cpp).
-node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory);
+node_actor spawn_node_endpoint(caf::actor_system& sys, std::shared_ptr<const service_directory> directory,
+                               std::shared_ptr<const node_config> config);
 // Changes that other nodes make reach this node's controls, tenants and events actors.
 cluster_actor spawn_cluster(caf::actor_system& sys, caf::local_actor* parent, domains_actor domains,
-                            controls_actor controls, tenants_actor tenants, events_actor events,
-                            const node_settings& settings);
+                            egress_actor egress, controls_actor controls, tenants_actor tenants,
+                            events_actor events, const node_settings& settings);
 ingest_actor spawn_ingest(caf::actor_system& sys, caf::local_actor* parent, store_actor store,
                           domains_actor domains, const node_settings& settings);
 tenants_actor spawn_tenants(caf::actor_system& sys, caf::local_actor* parent, store_actor store,

@@ -141,7 +141,7 @@ asio::awaitable<void> run_session(std::shared_ptr<delivery_runtime> runtime, sit
     t.needs_smtputf8 = work->needs_smtputf8;
     if (plan.leases && work->job.epoch != 0) {
       t.may_finish = [leases = plan.leases, p = work->job.partition, e = work->job.epoch] {
-        return leases->holds(p, e, partition_leases::now_ms());
+        return leases->in_force(p, e, partition_leases::now_ms());
       };
       t.abort_reason = "this node lost the domain's partition before the final dot (cluster fencing)";
     }

@@ -52,7 +52,7 @@ struct command_line {
   }
 };
 
-const std::vector<std::string> known_flags = {"json", "follow", "help"};
+const std::vector<std::string> known_flags = {"json", "follow", "help", "cluster"};
 
 command_line parse(const std::vector<std::string>& args, std::size_t from) {
   command_line c;
@@ -414,11 +414,18 @@ int queues(const command_line& c, const connection& conn) {
       print_objects(d.at("lanes").as_array(), {"source", "site", "due", "in_flight", "blocked", "blocked_until"});
     });
   }
-  auto code = request(conn, true, "GET", "/admin/queues", "", doc, &raw);
+  bool cluster = c.flag("cluster");
+  auto code = request(conn, true, "GET", cluster ? "/admin/queues?scope=cluster" : "/admin/queues", "", doc, &raw);
   return answer(c, code, raw, [&] {
     const auto& o = doc.as_object();
-    print_objects(o.at("domains").as_array(),
-                  {"domain", "queued", "deferred", "due", "in_flight", "oldest", "next_attempt", "waiting_for"});
+    std::vector<std::string> columns = {"domain", "queued", "deferred", "due", "in_flight", "oldest", "next_attempt", "waiting_for"};
+    if (cluster) columns.insert(columns.begin(), "node");
+    print_objects(o.at("domains").as_array(), columns);
+    if (cluster)
+      for (const auto& n : o.at("nodes").as_array())
+        if (!n.as_object().at("error").is_null())
+          std::printf("node %s did not answer: %s\n", text_of(n.as_object().at("node")).c_str(),
+                      text_of(n.as_object().at("error")).c_str());
     const auto& t = o.at("totals").as_object();
     std::printf("%s domains, %s queued, %s deferred, %s due, %s in flight\n", text_of(t.at("domains")).c_str(),
                 text_of(t.at("queued")).c_str(), text_of(t.at("deferred")).c_str(), text_of(t.at("due")).c_str(),
@@ -585,7 +592,7 @@ const char* help_text =
     "  petrel status MESSAGE-ID\n"
     "  petrel events [--type T,...] [--message ID] [--recipient EMAIL] [--campaign C]\n"
     "                [--since TIME] [--until TIME] [--limit N] [--follow]\n"
-    "  petrel queues [DOMAIN]\n"
+    "  petrel queues [DOMAIN] [--cluster]   --cluster: every member's domains (admin)\n"
     "  petrel suspend KIND NAME [--duration 30m] [--reason TEXT]   KIND: domain, site, tenant, source\n"
     "  petrel resume KIND NAME\n"
     "  petrel bounce domain|tenant NAME [--reason TEXT]\n"

@@ -364,6 +364,10 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     return public_request(std::move(request), std::move(respond));
   if (request.path == "/metrics") {
     if (method != "GET") return respond(method_not_allowed("GET"));
+    http_response bad;
+    auto scope = cluster_scope(request.query, bad);
+    if (!scope) return respond(std::move(bad));
+    if (*scope) return cluster_metrics(std::move(respond));
     http_response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics().render() + render_process_metrics();
@@ -374,9 +378,13 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
   auto token = bearer_token(request);
   if (token.empty() || !constant_time_equal(token, admin_token_))
     return respond(unauthorized("the admin token is required: Authorization: Bearer <token>"));
-  if (parts.size() == 2 && parts[1] == "queues") {
+  if (parts.size() == 2 && (parts[1] == "queues" || parts[1] == "egress")) {
     if (method != "GET") return respond(method_not_allowed("GET"));
-    return admin_queues(std::move(respond));
+    http_response bad;
+    auto scope = cluster_scope(request.query, bad);
+    if (!scope) return respond(std::move(bad));
+    if (parts[1] == "queues") return admin_queues(std::move(respond), *scope);
+    return admin_egress(std::move(respond), *scope);
   }
   if (parts.size() == 2 && parts[1] == "inbound") {
     if (method != "POST") return respond(method_not_allowed("POST"));
@@ -395,10 +403,6 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
   if (parts.size() == 2 && parts[1] == "controls") {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return admin_controls(std::move(respond));
-  }
-  if (parts.size() == 2 && parts[1] == "egress") {
-    if (method != "GET") return respond(method_not_allowed("GET"));
-    return admin_egress(std::move(respond));
   }
   if (parts.size() == 2 && parts[1] == "cluster") {
     if (method != "GET") return respond(method_not_allowed("GET"));

@@ -34,7 +34,6 @@ class http_api {
   void readiness(http_responder respond);
   void sender_domains(http_request&& request, const std::vector<std::string>& parts,
                       http_responder respond);
-  void admin_queues(http_responder respond);
   void admin_list_tenants(http_responder respond);
   void admin_create_tenant(const http_request& request, http_responder respond);
   void admin_update_tenant(const std::string& tenant_id, const http_request& request,
@@ -49,10 +48,14 @@ class http_api {
                             const std::string& action, const http_request& request,
                             http_responder respond);
   void admin_controls(http_responder respond);
-  void admin_egress(http_responder respond);
+  // cluster_scope: every member's, asked over the node links (?scope=cluster).
+  void admin_queues(http_responder respond, bool cluster_scope);
+  void admin_egress(http_responder respond, bool cluster_scope);
   void admin_domain_queue(const std::string& domain, http_responder respond);
   // app/http_cluster.cpp
   void admin_cluster(http_responder respond);
+  // GET /metrics?scope=cluster: every member's series with a node label.
+  void cluster_metrics(http_responder respond);
   void admin_cluster_drain(http_responder respond);
   // app/http_bounces.cpp
   // Authenticates the request's API key, then calls `then` with the tenant; answers 401 (no or

@@ -1,10 +1,13 @@
 // Admin routes of a cluster (docs/cluster.md, docs/api.md "Admin API"):
 //   GET  /admin/cluster         members, leases, partitions per node, epochs, the last round
 //   POST /admin/cluster/drain   this node leaves: hands its partitions over, keeps serving the API
+//   GET  /metrics?scope=cluster every member's series, each with a node label
+// (GET /admin/queues and /admin/egress take ?scope=cluster too: app/http_shaping.cpp.)
 #include <boost/json.hpp>
 #include <caf/all.hpp>
 
 #include "actors/actor_support.hpp"
+#include "actors/metrics.hpp"
 #include "app/actor_bridge.hpp"
 #include "app/http_api.hpp"
 #include "app/http_common.hpp"
@@ -53,10 +56,30 @@ void http_api::admin_cluster(http_responder respond) {
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, cluster_atom::value);
 }
 
+void http_api::cluster_metrics(http_responder respond) {
+  auto cluster = directory_->get()->cluster;
+  if (!cluster) return respond(not_a_cluster_member());
+  auto& sys = sys_;
+  ask<std::vector<node_report>>(
+      sys_, cluster, cfg_.http.handler_timeout,
+      [respond](std::vector<node_report>& reports) {
+        std::vector<std::pair<std::string, std::string>> texts;
+        std::string missing;
+        for (auto& r : reports) {
+          if (r.error.empty()) texts.emplace_back(r.node, std::move(r.metrics));
+          else missing += "# node " + r.node + " did not answer: " + r.error + "\n";
+        }
+        http_response out;
+        out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+        out.body = missing + merge_expositions(texts);
+        respond(std::move(out));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, metrics_atom::value);
+}
+
 void http_api::admin_cluster_drain(http_responder respond) {
   auto cluster = directory_->get()->cluster;
-  if (!cluster)
-    return respond(problem(409, "conflict", "Conflict", "this node is not a cluster member ([cluster] enabled = false)"));
+  if (!cluster) return respond(not_a_cluster_member());
   // The handover takes up to cluster.drain_timeout: it goes on after this answer, and
   // GET /admin/cluster shows it ("draining", partitions held).
   caf::anon_send(cluster, drain_atom::value);

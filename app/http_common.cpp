@@ -67,6 +67,18 @@ http_response not_found() {
   return problem(404, "not-found", "Not Found", "no such resource");
 }
 
+http_response not_a_cluster_member() {
+  return problem(409, "conflict", "Conflict", "this node is not a cluster member ([cluster] enabled = false)");
+}
+
+std::optional<bool> cluster_scope(const std::string& query, http_response& problem_out) {
+  auto scope = query_parameter(query, "scope");
+  if (scope.empty() || scope == "node") return false;
+  if (scope == "cluster") return true;
+  problem_out = invalid_request({{"scope", "\"node\" (this node, the default) or \"cluster\" (every member)"}});
+  return std::nullopt;
+}
+
 bool is_json(std::string_view content_type) {
   auto semicolon = content_type.find(';');
   auto base = content_type.substr(0, semicolon);

@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +27,11 @@ boost::json::value parse_or(const std::string& text, boost::json::value fallback
 std::vector<std::string> split_path(const std::string& path);
 http_response method_not_allowed(const std::string& allowed);
 http_response not_found();
+// 409 for a cluster-only request on a node without [cluster].
+http_response not_a_cluster_member();
+// The `scope` query parameter of the admin views: "node" (or absent) -> false, "cluster" ->
+// true; anything else -> a 400 naming it.
+std::optional<bool> cluster_scope(const std::string& query, http_response& problem_out);
 bool is_json(std::string_view content_type);
 // The bearer token of the Authorization header, or empty.
 std::string bearer_token(const http_request& request);

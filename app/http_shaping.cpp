@@ -133,49 +133,108 @@ bool read_action_body(const http_request& request, std::int64_t& until_ms, std::
 
 }  // namespace
 
-void http_api::admin_queues(http_responder respond) {
+namespace {
+
+// What /admin/queues shows, for one node or added up over several; `node` (cluster scope) is
+// set on every domain, site and source.
+struct queues_view {
+  json::array domains, sites, sources;
+  std::map<std::string, std::uint64_t> tenants;
+  std::uint64_t domain_count = 0, queued = 0, deferred = 0, due = 0, in_flight = 0;
+  std::uint64_t domain_actors = 0, restarting = 0;
+
+  void add(const queue_summary& q, const std::vector<source_stats>& egress, const std::string& node) {
+    auto tagged = [&](json::object o) {
+      if (!node.empty()) o["node"] = node;
+      return o;
+    };
+    for (const auto& d : q.domains) {
+      queued += d.queued;
+      deferred += d.deferred;
+      due += d.due;
+      in_flight += d.in_flight;
+      for (const auto& t : d.tenants) tenants[t.tenant] += t.waiting;
+      domains.push_back(tagged(domain_json(d, false)));
+    }
+    domain_count += q.domains.size();
+    domain_actors += q.domain_actors;
+    restarting += q.restarting;
+    for (const auto& src : egress) {
+      for (const auto& site : src.sites) sites.push_back(tagged(site_json(site)));
+      sources.push_back(tagged(source_json(src)));
+    }
+  }
+
+  json::object totals() const {
+    return json::object{{"domains", domain_count}, {"queued", queued}, {"deferred", deferred},
+                        {"due", due}, {"in_flight", in_flight}};
+  }
+
+  json::object to_json() && {
+    json::array tenant_list;
+    for (const auto& [t, n] : tenants) tenant_list.push_back(json::object{{"tenant", t}, {"waiting", n}});
+    auto t = totals();
+    return json::object{{"domains", std::move(domains)},   {"tenants", std::move(tenant_list)},
+                        {"sites", std::move(sites)},       {"sources", std::move(sources)},
+                        {"totals", std::move(t)},          {"domain_actors", domain_actors},
+                        {"restarting", restarting}};
+  }
+};
+
+// The members' answers as "nodes": [{node, error}], for a cluster-scope view.
+json::array nodes_json(const std::vector<node_report>& reports) {
+  json::array out;
+  for (const auto& r : reports)
+    out.push_back(json::object{{"node", r.node}, {"error", or_null(r.error)}});
+  return out;
+}
+
+}  // namespace
+
+void http_api::admin_queues(http_responder respond, bool cluster_scope) {
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
-  auto egress = s->egress;
   auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  if (cluster_scope) {
+    if (!s->cluster) return respond(not_a_cluster_member());
+    auto cluster = s->cluster;
+    // Queues and egress of every member, asked one after the other (each a fan-out).
+    return ask<std::vector<node_report>>(
+        sys_, cluster, timeout,
+        [=, &sys](std::vector<node_report>& queues) {
+          ask<std::vector<node_report>>(
+              sys, cluster, timeout,
+              [respond, queues](std::vector<node_report>& egress) {
+                queues_view view;
+                for (const auto& q : queues) {
+                  const std::vector<source_stats>* sources = nullptr;
+                  for (const auto& e : egress)
+                    if (e.node == q.node) sources = &e.sources;
+                  view.add(q.queues, sources ? *sources : std::vector<source_stats>{}, q.node);
+                }
+                auto nodes = nodes_json(queues);
+                auto body = std::move(view).to_json();
+                body["scope"] = "cluster";
+                body["nodes"] = std::move(nodes);
+                respond(json_response(200, std::move(body)));
+              },
+              fail, egress_atom::value);
+        },
+        fail, stats_atom::value);
+  }
+  auto egress = s->egress;
   ask<queue_summary>(
       sys_, s->domains, timeout,
       [=, &sys](queue_summary& q) {
         ask<std::vector<source_stats>>(
             sys, egress, timeout,
             [respond, q](std::vector<source_stats>& sources) {
-              json::array domains;
-              std::uint64_t queued = 0, deferred = 0, due = 0, in_flight = 0;
-              std::map<std::string, std::uint64_t> tenants;
-              for (const auto& d : q.domains) {
-                queued += d.queued;
-                deferred += d.deferred;
-                due += d.due;
-                in_flight += d.in_flight;
-                for (const auto& t : d.tenants) tenants[t.tenant] += t.waiting;
-                domains.push_back(domain_json(d, false));
-              }
-              json::array tenant_list, site_list, source_list;
-              for (const auto& [t, n] : tenants) tenant_list.push_back(json::object{{"tenant", t}, {"waiting", n}});
-              for (const auto& src : sources) {
-                for (const auto& site : src.sites) site_list.push_back(site_json(site));
-                source_list.push_back(source_json(src));
-              }
-              respond(json_response(
-                  200, json::object{{"domains", std::move(domains)},
-                                    {"tenants", std::move(tenant_list)},
-                                    {"sites", std::move(site_list)},
-                                    {"sources", std::move(source_list)},
-                                    {"totals", json::object{{"domains", q.domains.size()},
-                                                            {"queued", queued},
-                                                            {"deferred", deferred},
-                                                            {"due", due},
-                                                            {"in_flight", in_flight}}},
-                                    {"domain_actors", q.domain_actors},
-                                    {"restarting", q.restarting}}));
+              queues_view view;
+              view.add(q, sources, "");
+              respond(json_response(200, std::move(view).to_json()));
             },
-            [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, egress_atom::value);
+            fail, egress_atom::value);
       },
       fail, stats_atom::value);
 }
@@ -216,10 +275,29 @@ void http_api::admin_controls(http_responder respond) {
                               list_atom::value);
 }
 
-void http_api::admin_egress(http_responder respond) {
-  answer_list<source_stats>(sys_, directory_->get()->egress, cfg_.http.handler_timeout, "sources",
-                            [](const source_stats& s) { return source_json(s); }, std::move(respond),
-                            egress_atom::value);
+void http_api::admin_egress(http_responder respond, bool cluster_scope) {
+  auto s = directory_->get();
+  if (!cluster_scope)
+    return answer_list<source_stats>(sys_, s->egress, cfg_.http.handler_timeout, "sources",
+                                     [](const source_stats& x) { return source_json(x); }, std::move(respond),
+                                     egress_atom::value);
+  if (!s->cluster) return respond(not_a_cluster_member());
+  auto& sys = sys_;
+  ask<std::vector<node_report>>(
+      sys_, s->cluster, cfg_.http.handler_timeout,
+      [respond](std::vector<node_report>& reports) {
+        json::array sources;
+        for (const auto& r : reports)
+          for (const auto& src : r.sources) {
+            auto o = source_json(src);
+            o["node"] = r.node;
+            sources.push_back(std::move(o));
+          }
+        respond(json_response(200, json::object{{"scope", "cluster"},
+                                                 {"sources", std::move(sources)},
+                                                 {"nodes", nodes_json(reports)}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, egress_atom::value);
 }
 
 void http_api::admin_shaping_action(const std::string& kind_path, const std::string& target,

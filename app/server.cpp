@@ -225,9 +225,7 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   c->sources = egress_sources_from(cfg, runtime.hostname);
   c->egress = cfg.egress;
   c->shaping = cfg.shaping;
-  std::vector<std::string> names;
-  for (const auto& src : c->sources) names.push_back(src.name);
-  c->pools = std::make_shared<const pool_table>(pools_from(cfg.egress, names));
+  c->pools = std::make_shared<const pool_table>(pools_from(cfg.egress, egress_source_names(cfg)));
   c->dkim = cfg.dkim;
   c->mta_sts = cfg.mta_sts;
   c->domains = cfg.domains;
@@ -482,7 +480,7 @@ int run_server(const config& cfg) {
   auto directory = std::make_shared<service_directory>();
   node_actor endpoint;
   if (cfg.cluster.enabled) {
-    endpoint = spawn_node_endpoint(sys, directory);
+    endpoint = spawn_node_endpoint(sys, directory, settings.config);
     settings.shared.endpoint = std::make_shared<const caf::actor>(caf::actor_cast<caf::actor>(endpoint));
     try {
       auto advertise = publish_node_endpoint(sys, endpoint, cfg.cluster);

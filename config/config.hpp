@@ -114,6 +114,9 @@ struct egress_source_config {
   std::string ehlo_name;  // empty: delivery.ehlo_name
   rate message_rate;      // all sites of this source together; unset: unlimited
   std::vector<warmup_step_config> warmup;  // by day number; empty: no warm-up
+  // Cluster: the node that has this address ("" every node that lists the source). Domains
+  // owned elsewhere send through it over the node link (docs/cluster.md "Sources on nodes").
+  std::string node;
 };
 
 struct pool_member {

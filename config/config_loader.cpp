@@ -449,6 +449,10 @@ void read_egress(reader& r, config& c) {
     t.string("name", e.name, 64);
     t.string("address", e.address, 64);
     t.string("ehlo_name", e.ehlo_name, 253);
+    t.string("node", e.node, 64);
+    if (e.node.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+        std::string::npos)
+      t.problem("node", "a cluster.node_name: letters, digits, '-', '_' and '.' only");
     if (e.name.empty()) t.problem("name", "required");
     else if (!names.insert(e.name).second) t.problem("name", "\"" + e.name + "\" is used twice");
     if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
@@ -788,10 +792,21 @@ void read_cluster(reader& r, config& c) {
       s.problem("tls_cert_file", "node links carry mail: set tls_cert_file, tls_key_file and "
                                  "tls_ca_file, or insecure_private_network = true on a trusted "
                                  "network");
+    for (const auto& src : c.egress.sources)
+      if (src.node.empty() && !src.warmup.empty())
+        s.problem("enabled", "egress source \"" + src.name + "\" warms up: give it the node that has its "
+                             "address (node = \"...\"), or every node would count its budget");
     if (k.advertise.empty())
       k.advertise = k.listen.to_string();
     else if (auto a = parse_listen_address(k.advertise); !a || a->port == 0)
       s.problem("advertise", "host:port that the other nodes can connect to");
+  } else {
+    for (const auto& src : c.egress.sources)
+      if (!src.node.empty()) {
+        s.problem("enabled", "egress source \"" + src.name + "\" names node \"" + src.node +
+                                 "\": sources on other nodes need a cluster (enabled = true)");
+        break;
+      }
   }
   s.finish();
 }

@@ -136,12 +136,16 @@ void cluster_store::leave(const std::string& name) {
 
 std::vector<cluster_partition> cluster_store::partitions() {
   auto r = run(conn_,
-               "SELECT id, coalesce(owner, ''), epoch, lease_until > clock_timestamp() FROM partitions ORDER BY id",
+               "SELECT id, coalesce(owner, ''), epoch, lease_until > clock_timestamp(), "
+               "CASE WHEN lease_until > clock_timestamp() "
+               "THEN floor(extract(epoch FROM lease_until - clock_timestamp()) * 1000)::bigint ELSE 0 END "
+               "FROM partitions ORDER BY id",
                {});
   std::vector<cluster_partition> out;
   for (int i = 0; i < PQntuples(r.get()); ++i)
     out.push_back({static_cast<std::uint32_t>(std::stoul(PQgetvalue(r.get(), i, 0))), PQgetvalue(r.get(), i, 1),
-                   std::stoll(PQgetvalue(r.get(), i, 2)), PQgetvalue(r.get(), i, 3)[0] == 't'});
+                   std::stoll(PQgetvalue(r.get(), i, 2)), PQgetvalue(r.get(), i, 3)[0] == 't',
+                   std::stoll(PQgetvalue(r.get(), i, 4))});
   return out;
 }
 

@@ -22,6 +22,7 @@ struct cluster_partition {
   std::string owner;  // "" when none
   std::int64_t epoch = 0;
   bool lease_valid = false;
+  std::int64_t lease_left_ms = 0;  // by the database's clock when read (0 when not valid)
 };
 
 class cluster_store {

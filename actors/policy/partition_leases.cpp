@@ -22,6 +22,20 @@ bool partition_leases::holds(std::uint32_t partition, std::int64_t epoch, std::i
   return s.epoch != 0 && s.epoch == epoch && at_ms < s.until_ms;
 }
 
+void partition_leases::observe(std::uint32_t partition, std::int64_t epoch, std::int64_t until_ms) {
+  std::lock_guard lock(mutex_);
+  if (partition < seen_.size()) seen_[partition] = epoch == 0 ? slot{} : slot{epoch, until_ms};
+}
+
+bool partition_leases::in_force(std::uint32_t partition, std::int64_t epoch, std::int64_t at_ms) const {
+  if (slots_.empty()) return true;
+  if (holds(partition, epoch, at_ms)) return true;
+  std::lock_guard lock(mutex_);
+  if (partition >= seen_.size()) return false;
+  const auto& s = seen_[partition];
+  return s.epoch != 0 && s.epoch == epoch && at_ms < s.until_ms;
+}
+
 std::int64_t partition_leases::epoch(std::uint32_t partition) const {
   std::lock_guard lock(mutex_);
   return partition < slots_.size() ? slots_[partition].epoch : 0;

@@ -15,7 +15,7 @@ namespace petrel {
 
 class partition_leases {
  public:
-  explicit partition_leases(std::uint32_t count = 0) : slots_(count) {}
+  explicit partition_leases(std::uint32_t count = 0) : slots_(count), seen_(count) {}
 
   bool clustered() const { return !slots_.empty(); }
   std::uint32_t count() const { return static_cast<std::uint32_t>(slots_.size()); }
@@ -30,6 +30,15 @@ class partition_leases {
   // The epoch held now (0: none).
   std::int64_t epoch(std::uint32_t partition) const;
 
+  // Another node holds the partition in this epoch until at least `until_ms` (steady ms), as
+  // this node read it from the database (the time it sent the query + the lease left then −
+  // safe margin); epoch 0 forgets it. Jobs of that node sent through this node's sources are
+  // checked against it (docs/cluster.md "Sources on nodes").
+  void observe(std::uint32_t partition, std::int64_t epoch, std::int64_t until_ms);
+  // Whether work of this epoch may go on at `at_ms`: held here (holds) or, as far as this node
+  // knows, by the node that sent it. Always true without a cluster.
+  bool in_force(std::uint32_t partition, std::int64_t epoch, std::int64_t at_ms) const;
+
   // The steady clock these deadlines use, in milliseconds.
   static std::int64_t now_ms();
 
@@ -40,6 +49,7 @@ class partition_leases {
   };
   mutable std::mutex mutex_;
   std::vector<slot> slots_;
+  std::vector<slot> seen_;  // other nodes' leases
 };
 
 }  // namespace petrel

@@ -49,7 +49,8 @@ def database():
 
 
 class Cluster:
-    def __init__(self, tmp_path, world, url, size=3, node_overrides=None, raw_extra="", **overrides):
+    def __init__(self, tmp_path, world, url, size=3, node_overrides=None, raw_extra="", sources_raw=None,
+                 **overrides):
         sink, dns = world
         self.sink, self.url, self.nodes = sink, url, []
         for i in range(size):
@@ -73,7 +74,8 @@ class Cluster:
                 **overrides,
                 **((node_overrides or [{}] * size)[i]),
             })
-            raw = f'[[egress.sources]]\nname = "{name}"\naddress = "{source_of(i)}"\n' + raw_extra
+            own = f'[[egress.sources]]\nname = "{name}"\naddress = "{source_of(i)}"\n'
+            raw = (own if sources_raw is None else sources_raw) + raw_extra
             node = Node(tmp_path / name, extra, raw)
             node.store_url = url
             self.nodes.append(node)
@@ -600,3 +602,110 @@ def test_a_reader_paging_events_while_three_nodes_write_sees_each_event_once(clu
             break
     assert len(seen) == 360, f"{len(seen)} events seen by the pager"
     assert set(seen) == set(every)
+
+
+def sources_on_nodes(size, pool):
+    """Every node lists every node's source (each bound to its node's address, `node` naming
+    where it is) and a pool "spread" of (source, weight)."""
+    raw = "".join(f'[[egress.sources]]\nname = "n{i + 1}"\naddress = "{source_of(i)}"\nnode = "n{i + 1}"\n'
+                  for i in range(size))
+    members = ", ".join(f'{{source = "{s}", weight = {w}}}' for s, w in pool)
+    return raw + f'[[egress.pools]]\nname = "spread"\nsources = [{members}]\n'
+
+
+def test_a_pool_with_sources_on_two_nodes_delivers_through_both_in_its_weights(tmp_path, world, database):
+    """Pool "spread" = n1's source (weight 1) + n2's (weight 3). Every owner, n3 included (whose
+    own source is not in the pool), sends each recipient through one of them: to a remote source
+    over the node link, whose node loads the content from PostgreSQL. The cluster-wide admin
+    views on any node show every member's queues, sources and metrics."""
+    c = Cluster(tmp_path, world, database, sources_raw=sources_on_nodes(3, [("n1", 1), ("n2", 3)]),
+                **{"egress.default_pool": '"spread"'})
+    try:
+        c.start()
+        # A held-back domain, so that the queues have something to show.
+        held = DOMAINS[0]
+        r = admin(c.nodes[0], "POST", f"/admin/domains/{held}/suspend", json={"reason": "test"})
+        assert r.status_code == 200, r.text
+        for node in c.nodes:
+            wait_for(lambda: any(x["target"] == held for x in admin(node, "GET", "/admin/controls").json()["controls"]),
+                     timeout=5, what="the suspension on every node")
+        held_rcpts = [f"held{i}@{held}" for i in range(3)]
+        c.submit(1, held_rcpts)
+
+        expected = []
+        domains = DOMAINS[1:]
+        for i in range(400):
+            rcpt = f"p{i}@{domains[i % len(domains)]}"
+            c.submit(i % 3, [rcpt])
+            expected.append(rcpt)
+        c.sink.wait_for_messages(len(expected), timeout=90)
+        time.sleep(1.0)
+        counts, by_peer = delivered_counts(c.sink)
+        assert sorted(counts) == sorted(expected)
+        assert all(n == 1 for n in counts.values()), {r: n for r, n in counts.items() if n > 1}
+        # Only the pool's sources, in its weights (3 of 4 through n2; +-8 points is ~3.7 sd).
+        assert set(by_peer) == {source_of(0), source_of(1)}, by_peer
+        share = by_peer[source_of(1)] / len(expected)
+        print(f"pool n1:1 + n2:3 -> {by_peer} ({share:.1%} through n2)")
+        assert 0.67 <= share <= 0.83, by_peer
+        # Every owner sent through both, i.e. through a source of another node too.
+        owners = c.owners()
+        peers_by_owner = {}
+        for m in c.sink.messages():
+            domain = m["rcpt_to"][0].split("@")[1]
+            owner = owners[partition_of(domain)][0]
+            peers_by_owner.setdefault(owner, set()).add(m["peer"])
+        assert peers_by_owner == {f"n{i + 1}": {source_of(0), source_of(1)} for i in range(3)}, peers_by_owner
+
+        # Cluster-wide views, asked on a node that does not own the held domain.
+        held_owner = owners[partition_of(held)][0]
+        asked = next(n for i, n in enumerate(c.nodes) if f"n{i + 1}" != held_owner)
+        q = admin(asked, "GET", "/admin/queues?scope=cluster")
+        assert q.status_code == 200, q.text
+        body = q.json()
+        assert body["scope"] == "cluster"
+        assert [(n["node"], n["error"]) for n in body["nodes"]] == [("n1", None), ("n2", None), ("n3", None)]
+        rows = [d for d in body["domains"] if d["domain"] == held]
+        assert len(rows) == 1 and rows[0]["node"] == held_owner and rows[0]["queued"] == 3, rows
+        assert body["totals"]["queued"] >= 3
+        # The node's own view has only its own domains.
+        mine = admin(asked, "GET", "/admin/queues").json()
+        assert held not in [d["domain"] for d in mine["domains"]]
+        assert "node" not in (mine["domains"][0] if mine["domains"] else {})
+
+        e = admin(asked, "GET", "/admin/egress?scope=cluster")
+        assert e.status_code == 200, e.text
+        sources = {(s["node"], s["name"]) for s in e.json()["sources"]}
+        assert sources == {("n1", "n1"), ("n2", "n2"), ("n3", "n3")}, sources  # each where it is
+        used = {s["name"]: s for s in e.json()["sources"]}
+        assert used["n1"]["sites"] and used["n2"]["sites"] and not used["n3"]["sites"], used
+
+        m = requests.get(asked.admin_url("/metrics?scope=cluster"), timeout=10)
+        assert m.status_code == 200
+        text = m.text
+        for node in ("n1", "n2", "n3"):
+            assert f'node="{node}"' in text
+        types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+        assert len(types) == len(set(types)), "each family once"
+        assert requests.get(asked.admin_url("/metrics?scope=everywhere"), timeout=10).status_code == 400
+        assert admin(asked, "GET", "/admin/queues?scope=all").status_code == 400
+
+        # n2 dies: the others send everything through n1's source (its lane at n2 is closed while
+        # n2 is not linked), n2's partitions included once taken over; the views name n2 no more.
+        c.nodes[1].kill9()
+        c.wait_balanced(names=["n1", "n3"])
+        before = len(c.sink.messages())
+        later = []
+        for i in range(60):
+            rcpt = f"q{i}@{domains[i % len(domains)]}"
+            c.submit(0 if i % 2 else 2, [rcpt])
+            later.append(rcpt)
+        c.sink.wait_for_messages(before + len(later), timeout=60)
+        time.sleep(1.0)
+        fresh = c.sink.messages()[before:]
+        assert sorted(r for m in fresh for r in m["rcpt_to"]) == sorted(later)
+        assert {m["peer"] for m in fresh} == {source_of(0)}
+        nodes = admin(c.nodes[0], "GET", "/admin/queues?scope=cluster").json()["nodes"]
+        assert [n["node"] for n in nodes] == ["n1", "n3"], nodes
+    finally:
+        c.stop()

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "actors/services.hpp"
 #include "config/config.hpp"
 
 using namespace petrel;
@@ -252,4 +253,62 @@ tls_ca_file = "/etc/petrel/ca.pem"
              Catch::Contains("safe_margin + renew_interval must be less than lease"));
   CHECK_THAT(errors_of((pg + "node_name = \"a\"\ninsecure_private_network = true\nadvertise = \"nowhere\"\n").c_str()),
              Catch::Contains("cluster.advertise"));
+  // A source that warms up is counted by one node: it must say which.
+  CHECK_THAT(errors_of((pg + "node_name = \"a\"\ninsecure_private_network = true\n"
+                             "[[egress.sources]]\nname = \"ip\"\nwarmup = [{day = 1, per_day = 100}]\n").c_str()),
+             Catch::Contains("egress source \"ip\" warms up"));
+}
+
+TEST_CASE("egress sources on cluster nodes: each node sends from its own, pools see them all") {
+  auto loaded = load_config_text(R"(
+[storage]
+url = "postgresql://petrel@db:5432/petrel"
+[cluster]
+enabled = true
+node_name = "mta-1"
+insecure_private_network = true
+[[egress.sources]]
+name = "ip1"
+address = "192.0.2.1"
+node = "mta-1"
+[[egress.sources]]
+name = "ip2"
+address = "192.0.2.2"
+node = "mta-2"
+[[egress.sources]]
+name = "any"
+[[egress.pools]]
+name = "spread"
+sources = [{source = "ip1", weight = 1}, {source = "ip2", weight = 3}]
+)",
+                                 "c.toml");
+  for (const auto& e : loaded.errors) FAIL(e.to_string());
+  const auto& cfg = loaded.value;
+  std::vector<std::string> local;
+  for (const auto& s : egress_sources_from(cfg, "host.example")) local.push_back(s.name);
+  CHECK(local == std::vector<std::string>{"ip1", "any"});  // not mta-2's
+  CHECK(egress_source_names(cfg) == std::vector<std::string>{"ip1", "ip2", "any"});
+  CHECK(remote_node_of(cfg.egress, "mta-1", "ip2") == "mta-2");
+  CHECK(remote_node_of(cfg.egress, "mta-1", "ip1").empty());   // this node's
+  CHECK(remote_node_of(cfg.egress, "mta-1", "any").empty());   // every node's
+  CHECK(remote_node_of(cfg.egress, "mta-1", "nope").empty());  // unknown
+
+  // A node with none of its own sends only through the others' (no implicit default).
+  auto other = cfg;
+  other.cluster.node_name = "mta-3";
+  other.egress.sources.pop_back();
+  CHECK(egress_sources_from(other, "host.example").empty());
+  // Without any source configured, the implicit default remains.
+  CHECK(egress_sources_from(config{}, "host.example").size() == 1);
+
+  auto errors_of = [](const std::string& text) {
+    std::string all;
+    for (const auto& e : load_config_text(text, "bad.toml").errors) all += e.to_string() + "\n";
+    return all;
+  };
+  // A node name on a source needs a cluster, and is a node name.
+  CHECK_THAT(errors_of("[[egress.sources]]\nname = \"ip2\"\nnode = \"mta-2\"\n"),
+             Catch::Contains("cluster.enabled: egress source \"ip2\" names node \"mta-2\""));
+  CHECK_THAT(errors_of("[[egress.sources]]\nname = \"ip2\"\nnode = \"mta 2\"\n"),
+             Catch::Contains("letters, digits"));
 }

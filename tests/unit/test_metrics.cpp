@@ -50,3 +50,38 @@ TEST_CASE("label limiter: the first values to reach the threshold keep their lab
   for (int i = 0; i < 5; ++i) CHECK(l.label("c.example") == "other");  // no slot left
   CHECK(l.label("a.example") == "a.example");
 }
+
+TEST_CASE("several nodes' expositions merge into one: a node label, each family once") {
+  metrics_registry a, b;
+  a.get_counter("t_sent_total", "Sent", {{"domain", "x.example"}}).inc(2);
+  a.get_gauge("t_waiting", "Waiting").set(5);
+  auto& h = a.get_histogram("t_seconds", "Time", {1});
+  h.observe(0.5);
+  b.get_counter("t_sent_total", "Sent", {{"domain", "y.example"}}).inc(7);
+  b.get_histogram("t_seconds", "Time", {1}).observe(3);
+  auto merged = merge_expositions({{"n1", a.render()}, {"n2", b.render() + "t_plain 4\n"}});
+
+  auto count = [&](const std::string& needle) {
+    std::size_t n = 0;
+    for (auto pos = merged.find(needle); pos != std::string::npos; pos = merged.find(needle, pos + 1)) ++n;
+    return n;
+  };
+  CHECK(count("# TYPE t_sent_total counter\n") == 1);
+  CHECK(count("# HELP t_sent_total Sent\n") == 1);
+  CHECK_THAT(merged, Catch::Contains("t_sent_total{node=\"n1\",domain=\"x.example\"} 2\n"));
+  CHECK_THAT(merged, Catch::Contains("t_sent_total{node=\"n2\",domain=\"y.example\"} 7\n"));
+  CHECK_THAT(merged, Catch::Contains("t_waiting{node=\"n1\"} 5\n"));
+  CHECK_THAT(merged, Catch::Contains("t_plain{node=\"n2\"} 4\n"));
+  // A family's samples stay together: both nodes' histogram lines follow its one TYPE line.
+  auto type = merged.find("# TYPE t_seconds histogram");
+  auto n1 = merged.find("t_seconds_bucket{node=\"n1\"");
+  auto n2 = merged.find("t_seconds_count{node=\"n2\"}");
+  REQUIRE(type != std::string::npos);
+  REQUIRE(n1 != std::string::npos);
+  REQUIRE(n2 != std::string::npos);
+  CHECK(type < n1);
+  auto next_type = merged.find("# TYPE", type + 1);
+  CHECK((next_type == std::string::npos || next_type > n2));
+  // Node names are label values: quotes are escaped.
+  CHECK_THAT(merge_expositions({{"a\"b", "x 1\n"}}), Catch::Contains("x{node=\"a\\\"b\"} 1\n"));
+}

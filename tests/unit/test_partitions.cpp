@@ -122,3 +122,23 @@ TEST_CASE("partition leases: held in one epoch until a local deadline, revoked a
   CHECK(leases.epoch(1) == 0);
   CHECK_FALSE(leases.holds(9, 1, 0));  // out of range
 }
+
+TEST_CASE("another node's lease: its jobs sent through this node's sources stop at its deadline") {
+  partition_leases none;
+  CHECK(none.in_force(2, 0, 1'000'000));  // no cluster: every check passes
+
+  partition_leases leases(4);
+  CHECK_FALSE(leases.in_force(2, 5, 100));  // nothing known
+  leases.observe(2, 5, 1000);               // read from the database: held elsewhere in epoch 5
+  CHECK(leases.in_force(2, 5, 999));
+  CHECK_FALSE(leases.in_force(2, 5, 1000));  // past what was read
+  CHECK_FALSE(leases.in_force(2, 4, 500));   // an older epoch (a node that lost it) is fenced
+  CHECK_FALSE(leases.holds(2, 5, 500));      // observed is not held: this node's domains wait
+  leases.observe(2, 6, 3000);                // claimed by a third node
+  CHECK_FALSE(leases.in_force(2, 5, 500));
+  leases.observe(2, 0, 0);                   // free now
+  CHECK_FALSE(leases.in_force(2, 6, 500));
+  leases.grant(3, 9, 2000);                  // this node's own
+  CHECK(leases.in_force(3, 9, 1999));
+  CHECK_FALSE(leases.in_force(3, 9, 2000));
+}
