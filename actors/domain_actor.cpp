@@ -57,8 +57,12 @@ struct waiting_recipient {
   int priority = 0;
 };
 
-// The way out through one egress source: its site actor, and the due recipients for it.
+// The way out through one egress source on one route: its site actor, and the due recipients
+// for it. Most domains have one route (their MX hosts); the routing table may send some
+// tenants' recipients through a relay or fixed hosts instead (a route key per tenant).
 struct lane {
+  std::string source;
+  std::string route_key;  // "" the domain's own route, else "#<routing table entry>"
   site_actor site;
   bool asking = false;       // the egress actor is asked for the site
   bool demand_sent = false;  // waiting for credit
@@ -68,7 +72,18 @@ struct lane {
   std::uint64_t in_flight = 0;  // recipients in jobs at the site
 };
 
+// A route of this domain: the domain's own (key "") or one of the routing table.
+struct route_slot {
+  std::optional<route> current;
+  bool resolving = false;
+};
+
 using heap_entry = std::pair<std::int64_t, id128>;
+
+// The lanes map's key: the source name, and the route key after a separator when not "".
+std::string lane_key(const std::string& source, const std::string& route_key) {
+  return route_key.empty() ? source : source + '\x1f' + route_key;
+}
 
 // How many times a failed commit of outcomes is retried, one second apart.
 constexpr std::int32_t store_retries = 60;
@@ -89,13 +104,13 @@ struct domain_state : domain_start {
   retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
-  std::map<std::string, lane> lanes;  // by source name
+  std::map<std::string, lane> lanes;  // by lane_key(source, route key)
   std::unordered_map<std::uint64_t, delivery_job> jobs;  // at a site
   std::unordered_map<std::uint64_t, caf::actor_addr> job_site;  // which site has the job
-  std::unordered_map<std::uint64_t, std::string> job_lane;      // and through which source
+  std::unordered_map<std::uint64_t, std::string> job_lane;      // and through which lane
   std::uint64_t next_job = 0;
-  std::optional<route> current_route;
-  bool resolving = false;
+  std::map<std::string, route_slot> routes;  // by route key
+  std::unordered_map<id128, std::string, id128_hash> tenant_routes;  // tenant -> route key
   rate_limiter limiter;  // the domain's rate (delivery.domains)
   double tenant_rate = 0;
   std::unordered_map<id128, rate_limiter, id128_hash> tenant_limiters;
@@ -428,17 +443,49 @@ std::size_t max_per_job(domain_pointer self) {
   return max;
 }
 
+// The route a lane's recipients take, when known.
+const route* route_of(const domain_state& st, const std::string& route_key) {
+  auto it = st.routes.find(route_key);
+  return it != st.routes.end() && it->second.current ? &*it->second.current : nullptr;
+}
+
+std::string site_of(const domain_state& st, const std::string& route_key) {
+  const auto* r = route_of(st, route_key);
+  return r ? r->site : std::string();
+}
+
 // Whether a lane takes work now: not blocked by its site, not suspended by a control.
-bool lane_open(domain_pointer self, const std::string& source, const lane& l, std::int64_t now,
-               const control_snapshot& controls) {
-  const auto& route = self->state.current_route;
-  return lane_takes_work(source, !l.blocked.empty(), l.blocked_until_ms,
-                         route ? route->site : std::string(), controls, now);
+bool lane_open(domain_pointer self, const lane& l, std::int64_t now, const control_snapshot& controls) {
+  return lane_takes_work(l.source, !l.blocked.empty(), l.blocked_until_ms, site_of(self->state, l.route_key),
+                         controls, now);
+}
+
+// The route key of a tenant's recipients here (the routing table's first matching entry),
+// looked up once per tenant.
+const std::string& route_key_of(domain_pointer self, const id128& tenant) {
+  auto& st = self->state;
+  auto it = st.tenant_routes.find(tenant);
+  if (it != st.tenant_routes.end()) return it->second;
+  const auto& table = *st.settings.config->routing;
+  auto key = table.empty() ? std::string()
+                           : table.key_for(st.domain, tenant.str(), st.settings.shared.weights->name(tenant));
+  return st.tenant_routes.emplace(tenant, std::move(key)).first->second;
+}
+
+// The lane of (source, route key), made when new.
+lane& lane_for(domain_state& st, const std::string& source, const std::string& route_key) {
+  auto [it, added] = st.lanes.try_emplace(lane_key(source, route_key));
+  if (added) {
+    it->second.source = source;
+    it->second.route_key = route_key;
+  }
+  return it->second;
 }
 
 // The source for a recipient of `pool`: by weight among those that take work now; when none
 // does, by weight among all (it waits in that lane).
-std::string choose_source(domain_pointer self, const std::string& pool, const std::string& avoid = {}) {
+std::string choose_source(domain_pointer self, const std::string& pool, const std::string& route_key,
+                          const std::string& avoid = {}) {
   auto& st = self->state;
   const auto& pools = *st.settings.config->pools;
   auto it = pools.find(pool.empty() ? st.settings.config->egress.default_pool : pool);
@@ -447,9 +494,9 @@ std::string choose_source(domain_pointer self, const std::string& pool, const st
   auto now = unix_now_ms();
   auto controls = st.settings.shared.controls->get();
   auto open = [&](const std::string& source) {
-    auto l = st.lanes.find(source);
+    auto l = st.lanes.find(lane_key(source, route_key));
     if (l == st.lanes.end()) return !controls->active("source", source, now);
-    return lane_open(self, source, l->second, now, *controls);
+    return lane_open(self, l->second, now, *controls);
   };
   return petrel::choose_source(it->second, open, avoid, random01(self));
 }
@@ -457,10 +504,11 @@ std::string choose_source(domain_pointer self, const std::string& pool, const st
 void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
                 const std::string& avoid = {}) {
   auto& st = self->state;
-  auto source = choose_source(self, w.pool, avoid);
+  const auto& key = route_key_of(self, w.tenant_id);
+  auto source = choose_source(self, w.pool, key, avoid);
   w.ready = true;
-  st.lanes[source].queue.push(id, w.message_id, w.tenant_id, w.priority,
-                              st.settings.shared.weights->weight(w.tenant_id));
+  lane_for(st, source, key).queue.push(id, w.message_id, w.tenant_id, w.priority,
+                                       st.settings.shared.weights->weight(w.tenant_id));
 }
 
 // Empties one lane: its recipients are no longer ready; appended to ids for settling.
@@ -473,10 +521,12 @@ void take_ready(domain_state& st, lane& l, std::vector<id128>& ids) {
     }
 }
 
-// Unready recipients for settling without an attempt (route failures): every lane emptied.
-std::vector<id128> take_all_ready(domain_pointer self) {
+// Unready recipients for settling without an attempt (a route's failure): every lane of that
+// route emptied.
+std::vector<id128> take_all_ready(domain_pointer self, const std::string& route_key) {
   std::vector<id128> ids;
-  for (auto& [source, l] : self->state.lanes) take_ready(self->state, l, ids);
+  for (auto& [name, l] : self->state.lanes)
+    if (l.route_key == route_key) take_ready(self->state, l, ids);
   return ids;
 }
 
@@ -490,17 +540,18 @@ std::size_t ready_count(domain_pointer self) {
 constexpr std::chrono::milliseconds no_site_pause{5000};
 constexpr std::string_view no_site_reason = "no egress path: ";
 
-void ask_site(domain_pointer self, const std::string& source) {
+void ask_site(domain_pointer self, const std::string& name) {
   auto& st = self->state;
-  auto& l = st.lanes[source];
-  if (l.asking || !st.current_route) return;
+  auto& l = st.lanes[name];
+  const auto* r = route_of(st, l.route_key);
+  if (l.asking || !r) return;
   l.asking = true;
-  self->request(st.egress, st.settings.config->storage.request_timeout, site_atom::value, source,
-                *st.current_route)
+  auto source = l.source;
+  self->request(st.egress, st.settings.config->storage.request_timeout, site_atom::value, l.source, *r)
       .then(
           [=](site_actor& site) {
             auto& s = self->state;
-            auto& l = s.lanes[source];
+            auto& l = s.lanes[name];
             l.asking = false;
             if (l.blocked.rfind(no_site_reason, 0) == 0) {
               l.blocked.clear();
@@ -516,7 +567,7 @@ void ask_site(domain_pointer self, const std::string& source) {
           },
           [=](caf::error& e) {
             auto& s = self->state;
-            auto& l = s.lanes[source];
+            auto& l = s.lanes[name];
             l.asking = false;
             spdlog::warn("domain.no_site domain={} source={} error=\"{}\"", s.domain, source,
                          self->system().render(e));
@@ -564,47 +615,53 @@ bool apply_mta_sts(domain_pointer self, route& r) {
   return true;
 }
 
-void resolve(domain_pointer self) {
+// Looks up a route: the domain's own (key "", its MX hosts) or a routing table entry's (the
+// resolver knows "#<entry>" keys).
+void resolve(domain_pointer self, const std::string& key) {
   auto& st = self->state;
-  if (st.resolving) return;
-  st.resolving = true;
-  self->request(st.resolver, st.settings.config->storage.request_timeout, resolve_atom::value, st.domain)
+  auto& slot = st.routes[key];
+  if (slot.resolving) return;
+  slot.resolving = true;
+  self->request(st.resolver, st.settings.config->storage.request_timeout, resolve_atom::value,
+                key.empty() ? st.domain : key)
       .then(
           [=](route& r) {
             auto& s = self->state;
-            s.resolving = false;
+            auto& slot = s.routes[key];
+            slot.resolving = false;
             if (r.status == route_status::ok && !apply_mta_sts(self, r)) {
-              auto ids = take_all_ready(self);
+              auto ids = take_all_ready(self, key);
               settle_all(self, ids, 0,
                          "MTA-STS: the enforced policy of " + s.domain + " names none of its MX hosts",
                          false);
-              s.current_route.reset();
+              slot.current.reset();
               schedule_wake(self);
               return;
             }
             if (r.status == route_status::ok) {
-              bool new_site = !s.current_route || s.current_route->site != r.site;
-              s.current_route = std::move(r);
+              bool new_site = !slot.current || slot.current->site != r.site;
+              slot.current = std::move(r);
               if (new_site)
-                for (auto& [source, l] : s.lanes) {
-                  l.site = nullptr;  // each lane asks for the site of the new route
-                  l.demand_sent = false;
-                }
+                for (auto& [name, l] : s.lanes)
+                  if (l.route_key == key) {
+                    l.site = nullptr;  // each lane of the route asks for the site of the new route
+                    l.demand_sent = false;
+                  }
               process(self);
               return;
             }
-            // Every ready recipient shares the failure: bounce (permanent) or defer.
-            auto ids = take_all_ready(self);
+            // Every ready recipient of the route shares the failure: bounce (permanent) or defer.
+            auto ids = take_all_ready(self, key);
             auto code = r.status == route_status::permanent ? 550 : 0;
             settle_all(self, ids, code, r.error, false);
-            s.current_route.reset();
+            slot.current.reset();
             schedule_wake(self);
             arm_idle_timer(self);
           },
           [=](caf::error& e) {
             auto& s = self->state;
-            s.resolving = false;
-            auto ids = take_all_ready(self);
+            s.routes[key].resolving = false;
+            auto ids = take_all_ready(self, key);
             settle_all(self, ids, 0, "DNS lookup failed: " + self->system().render(e), false);
             schedule_wake(self);
           });
@@ -640,34 +697,36 @@ void process(domain_pointer self) {
       st.wake_at_ms = c->until_ms;
     }
   } else if (ready_count(self) > 0) {
-    if (!st.current_route || st.current_route->expires_at_ms <= now) {
-      resolve(self);
-    } else {
-      auto max = max_per_job(self);
-      for (auto& [source, l] : st.lanes) {
-        if (l.queue.empty()) continue;
-        if (!lane_open(self, source, l, now, *controls)) {
-          // Blocked: move its work to a lane that takes it, if the pool has one.
-          for (auto& job : l.queue.drain())
-            for (auto& id : job.recipients) {
-              auto it = st.waiting.find(id);
-              if (it == st.waiting.end()) continue;
-              it->second.ready = false;
-              make_ready(self, id, it->second, source);
-            }
-          if (l.blocked_until_ms > now) {
-            self->delayed_send(self, std::chrono::milliseconds(l.blocked_until_ms - now + 1),
-                               wake_atom::value, ++st.wake_generation);
-            st.wake_at_ms = l.blocked_until_ms;
+    auto max = max_per_job(self);
+    for (auto& [name, l] : st.lanes) {
+      if (l.queue.empty()) continue;
+      const auto* r = route_of(st, l.route_key);
+      if (!r || r->expires_at_ms <= now) {
+        resolve(self, l.route_key);
+        continue;
+      }
+      if (!lane_open(self, l, now, *controls)) {
+        // Blocked: move its work to a lane that takes it, if the pool has one.
+        auto source = l.source;
+        for (auto& job : l.queue.drain())
+          for (auto& id : job.recipients) {
+            auto it = st.waiting.find(id);
+            if (it == st.waiting.end()) continue;
+            it->second.ready = false;
+            make_ready(self, id, it->second, source);
           }
-          continue;
+        if (l.blocked_until_ms > now) {
+          self->delayed_send(self, std::chrono::milliseconds(l.blocked_until_ms - now + 1),
+                             wake_atom::value, ++st.wake_generation);
+          st.wake_at_ms = l.blocked_until_ms;
         }
-        if (!l.site) {
-          ask_site(self, source);
-        } else if (!l.demand_sent) {
-          l.demand_sent = true;
-          self->send(l.site, demand_atom::value, static_cast<std::uint64_t>(l.queue.jobs(max)));
-        }
+        continue;
+      }
+      if (!l.site) {
+        ask_site(self, name);
+      } else if (!l.demand_sent) {
+        l.demand_sent = true;
+        self->send(l.site, demand_atom::value, static_cast<std::uint64_t>(l.queue.jobs(max)));
       }
     }
   }
@@ -688,8 +747,8 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
     self->send(granting, jobs_atom::value, credit, std::vector<delivery_job>{});
     return;
   }
-  const auto& source = *found;
-  auto& l = st.lanes[source];
+  const auto& lane_name = *found;
+  auto& l = st.lanes[lane_name];
   l.demand_sent = false;
   std::vector<delivery_job> jobs;
   auto max = max_per_job(self);
@@ -698,7 +757,7 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   auto now = unix_now_ms();
   auto steady = std::chrono::steady_clock::now();
   auto controls = st.settings.shared.controls->get();
-  std::string base = st.current_route ? st.current_route->site : std::string();
+  std::string base = site_of(st, l.route_key);
   if (auto hash = base.find('#'); hash != std::string::npos) base.resize(hash);
   std::chrono::nanoseconds tenant_wait{0};
   auto eligible = [&](const id128& tenant) {
@@ -777,7 +836,7 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
   for (const auto& job : jobs) {
     st.jobs.emplace(job.job_id, job);
     st.job_site.emplace(job.job_id, granting.address());
-    st.job_lane.emplace(job.job_id, source);
+    st.job_lane.emplace(job.job_id, lane_name);
   }
   self->send(granting, jobs_atom::value, credit, std::move(jobs));
   process(self);
@@ -913,13 +972,15 @@ domain_queue_stats domain_stats(domain_pointer self) {
             [](const auto& a, const auto& b) { return a.waiting > b.waiting; });
   auto controls = s.settings.shared.controls->get();
   std::string binding;
-  for (const auto& [source, l] : s.lanes) {
+  bool unrouted = false;  // recipients due on a route not known yet
+  for (const auto& [name, l] : s.lanes) {
     lane_stats ls;
-    ls.source = source;
-    ls.site = s.current_route ? s.current_route->site : std::string();
+    ls.source = l.source;
+    ls.site = site_of(s, l.route_key);
     ls.due = l.queue.recipients();
     ls.in_flight = l.in_flight;
-    if (!lane_open(self, source, l, now, *controls))
+    if (ls.due > 0 && ls.site.empty()) unrouted = true;
+    if (!lane_open(self, l, now, *controls))
       ls.blocked = l.blocked.empty() ? "suspended" : l.blocked;
     ls.blocked_until_ms = l.blocked_until_ms;
     if (ls.due > 0 && binding.empty())
@@ -932,7 +993,7 @@ domain_queue_stats domain_stats(domain_pointer self) {
     out.waiting_for = out.queued + out.deferred > out.in_flight ? "next attempt" : "";
   else if (!s.waiting_for.empty())
     out.waiting_for = s.waiting_for;
-  else if (!s.current_route)
+  else if (unrouted)
     out.waiting_for = "route (DNS)";
   else
     out.waiting_for = binding.empty() ? "site" : binding;

@@ -336,6 +336,7 @@ struct cluster_view {
 struct mx_host {
   std::string name;
   std::vector<std::string> addresses;
+  std::uint16_t port = 0;  // 0: delivery.port (a route of the routing table may name one)
 };
 
 enum class route_status : std::uint8_t {
@@ -344,7 +345,8 @@ enum class route_status : std::uint8_t {
   permanent = 2,  // NXDOMAIN, null MX, no mail host: bounce
 };
 
-// How to reach a destination domain: its MX hosts (RFC 5321 5.1) and site.
+// How to reach a destination domain: its MX hosts (RFC 5321 5.1) and site; or, for a route of
+// the routing table, its relay or fixed hosts.
 struct route {
   route_status status = route_status::temporary;
   std::string error;  // why, when not ok
@@ -356,6 +358,9 @@ struct route {
   std::string sts_mode;
   std::vector<std::string> sts_mx;
   bool sts_enforced = false;
+  // The routing table's relay this route goes to ("" none): its TLS mode and SMTP AUTH come
+  // from the relay's configuration on the node that sends (the password never travels).
+  std::string relay;
 };
 
 // What MTA-STS discovery found for a domain (computed on the I/O threads).

@@ -120,12 +120,12 @@ typename Inspector::result_type inspect(Inspector& f, address_lookup& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mx_host& x) {
-  return f(caf::meta::type_name("mx_host"), x.name, x.addresses);
+  return f(caf::meta::type_name("mx_host"), x.name, x.addresses, x.port);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, route& x) {
   return f(caf::meta::type_name("route"), x.status, x.error, x.site, x.hosts, x.expires_at_ms,
-           x.sts_mode, x.sts_mx, x.sts_enforced);
+           x.sts_mode, x.sts_mx, x.sts_enforced, x.relay);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sts_result& x) {

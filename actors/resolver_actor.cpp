@@ -16,6 +16,7 @@
 #include "actors/policy/route_cache.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
+#include "config/units.hpp"
 #include "net/ip_policy.hpp"
 
 namespace petrel {
@@ -37,6 +38,12 @@ struct pending_route {
   bool implicit_mx = false;       // no MX: the domain itself is the host
   std::uint32_t mx_ttl = 0;
   std::size_t unresolved = 0;     // hosts whose addresses are still being looked up
+  // A route of the routing table ("#<entry>"): its relay or fixed hosts, configured by the
+  // operator, so loopback and private addresses are allowed and no MTA-STS applies.
+  bool configured = false;
+  std::string site;   // "relay:<name>", or "" (named after the hosts)
+  std::string relay;  // the relay's name, or ""
+  std::unordered_map<std::string, std::uint16_t> ports;  // by host (0: delivery.port)
 };
 
 struct resolver_state {
@@ -51,6 +58,7 @@ struct resolver_state {
   // delivery.allow_private_destinations: MX hosts and address literals on loopback, private
   // or link-local networks are refused unless this is set (net/ip_policy.hpp).
   bool allow_private = false;
+  std::shared_ptr<const routing_table> routing;
   std::unordered_map<std::string, pending_route> pending;  // by domain
   std::unordered_map<std::string, std::vector<std::string>> host_waiters;  // host -> domains
   std::mt19937_64 rng{std::random_device{}()};
@@ -114,7 +122,8 @@ void complete(resolver_pointer self, const std::string& domain) {
   auto& p = st.pending[domain];
   route r;
   r.status = route_status::ok;
-  r.site = site_name(p.mx);
+  r.site = p.site.empty() ? site_name(p.mx) : p.site;
+  r.relay = p.relay;
   std::uint32_t ttl = p.mx_ttl;
   bool any_temporary = false;
   std::string last_error;
@@ -128,7 +137,7 @@ void complete(resolver_pointer self, const std::string& domain) {
     }
     if (a->outcome == dns_outcome::found) {
       auto addresses = a->addresses;
-      if (!st.allow_private)
+      if (!st.allow_private && !p.configured)
         addresses.erase(std::remove_if(addresses.begin(), addresses.end(),
                                        [](const std::string& ip) { return !is_public_address(ip); }),
                         addresses.end());
@@ -137,7 +146,8 @@ void complete(resolver_pointer self, const std::string& domain) {
         refused += mx.host + " (" + (a->addresses.empty() ? std::string() : a->addresses.front()) + ")";
         continue;
       }
-      r.hosts.push_back({mx.host, std::move(addresses)});
+      auto port = p.ports.find(mx.host);
+      r.hosts.push_back({mx.host, std::move(addresses), port == p.ports.end() ? std::uint16_t(0) : port->second});
       ttl = std::min(ttl, a->ttl);
     } else if (a->outcome == dns_outcome::temporary) {
       any_temporary = true;
@@ -164,7 +174,7 @@ void complete(resolver_pointer self, const std::string& domain) {
                           ttl));
   }
   r.expires_at_ms = expiry(st, ttl);
-  if (!st.sts_settings.enabled) return finish(self, domain, std::move(r));
+  if (!st.sts_settings.enabled || p.configured) return finish(self, domain, std::move(r));
   // MTA-STS: look for the domain's policy before answering (RFC 8461 3).
   std::string cached_id;
   if (auto* cached = st.sts.find(domain, unix_now_ms())) cached_id = cached->id;
@@ -206,6 +216,16 @@ void resolve_hosts(resolver_pointer self, const std::string& domain) {
   p.unresolved = 0;
   for (const auto& mx : p.mx) {
     if (st.hosts.find(mx.host, now)) continue;
+    std::array<std::uint8_t, 16> ip{};
+    if (parse_ip_address(mx.host, ip)) {
+      // An address in the routing table: no DNS.
+      address_lookup literal;
+      literal.outcome = dns_outcome::found;
+      literal.addresses = {mx.host};
+      literal.ttl = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(st.settings.max_ttl).count());
+      st.hosts.put(mx.host, std::move(literal), now + st.settings.max_ttl.count());
+      continue;
+    }
     ++p.unresolved;
     auto& waiters = st.host_waiters[mx.host];
     waiters.push_back(domain);
@@ -219,12 +239,40 @@ void resolve_hosts(resolver_pointer self, const std::string& domain) {
   if (p.unresolved == 0) complete(self, domain);
 }
 
+// A route key of the routing table ("#<entry>"): its relay or fixed hosts, resolved to
+// addresses like MX hosts (RFC 5321 5.1 order: as configured).
+caf::result<route> resolve_configured(resolver_pointer self, const std::string& key) {
+  auto& st = self->state;
+  auto target = st.routing ? st.routing->resolve_key(key) : std::nullopt;
+  if (!target || target->hosts.empty())
+    return failure(st, route_status::temporary, "no route " + key + " in the routing table", 0);
+  auto rp = self->make_response_promise<route>();
+  auto& p = st.pending[key];
+  p.waiting.push_back(rp);
+  if (p.waiting.size() > 1) return rp;
+  p.configured = true;
+  p.site = target->site;
+  p.relay = target->relay ? target->relay->name : std::string();
+  p.mx.clear();
+  p.mx_ttl = static_cast<std::uint32_t>(std::chrono::duration_cast<std::chrono::seconds>(st.settings.max_ttl).count());
+  std::uint16_t preference = 0;
+  for (const auto& h : target->hosts) {
+    auto host = normalize_host(h.host);
+    p.mx.push_back({preference++, host});
+    p.ports[host] = h.port;
+  }
+  resolve_hosts(self, key);
+  return rp;
+}
+
 resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                                 std::shared_ptr<delivery_runtime> runtime,
                                                 dns_config settings, mta_sts_config sts,
-                                                bool allow_private) {
+                                                bool allow_private,
+                                                std::shared_ptr<const routing_table> routing) {
   auto& st = start_actor(self);
   st.allow_private = allow_private;
+  st.routing = std::move(routing);
   st.runtime = std::move(runtime);
   st.settings = settings;
   st.routes = expiring_cache<route>(settings.cache_size);
@@ -243,6 +291,10 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
         if (auto* r = s.failures.find(domain, now)) {
           route_requests("negative_hit").inc();
           return *r;
+        }
+        if (!domain.empty() && domain.front() == '#') {
+          route_requests("configured").inc();
+          return resolve_configured(self, domain);
         }
         if (!domain.empty() && domain.front() == '[') {
           // An address literal: no DNS (RFC 5321 4.1.3).
@@ -328,8 +380,10 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
 
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
-                              const mta_sts_config& sts, bool allow_private) {
-  return spawn_child(sys, parent, resolver_behavior, std::move(runtime), dns, sts, allow_private);
+                              const mta_sts_config& sts, bool allow_private,
+                              std::shared_ptr<const routing_table> routing) {
+  return spawn_child(sys, parent, resolver_behavior, std::move(runtime), dns, sts, allow_private,
+                     std::move(routing));
 }
 
 }  // namespace petrel

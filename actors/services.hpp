@@ -11,6 +11,7 @@
 #include "actors/protocol.hpp"
 #include "actors/policy/partition_leases.hpp"
 #include "actors/policy/restart_policy.hpp"
+#include "actors/policy/routing.hpp"
 #include "actors/policy/site_limits.hpp"
 #include "actors/policy/shaping.hpp"
 #include "config/config.hpp"
@@ -71,8 +72,14 @@ struct services {
 class service_directory : public published<services> {};
 
 // How a site wants its SMTP session run: where to connect, from where, with what limits.
+struct session_target {
+  std::string host;     // MX or relay host name
+  std::string address;  // IP to connect to
+  std::uint16_t port = 0;  // 0: the plan's port
+};
+
 struct session_plan {
-  std::vector<std::pair<std::string, std::string>> targets;  // (MX host, address) in order
+  std::vector<session_target> targets;  // in order
   std::string source_name;
   std::string site_name;  // for the per-site session gauge
   std::string bind_address;
@@ -80,6 +87,8 @@ struct session_plan {
   std::uint16_t port = 25;
   tls_mode tls = tls_mode::opportunistic;
   bool verify_certificate = false;
+  std::string auth_username;  // a relay's SMTP AUTH (empty: none)
+  std::string auth_password;
   std::uint32_t max_deliveries = 100;
   std::chrono::milliseconds idle_timeout{5000};
   delivery_settings timeouts;  // the *_timeout fields
@@ -153,6 +162,8 @@ struct node_config {
   egress_settings egress;
   shaping_settings shaping;
   std::shared_ptr<const pool_table> pools = std::make_shared<pool_table>();
+  // delivery.relays and delivery.routes, with the relays' passwords read at start.
+  std::shared_ptr<const routing_table> routing = std::make_shared<routing_table>();
   dkim_config dkim;
   domains_config domains;
   mta_sts_config mta_sts;
@@ -178,8 +189,9 @@ struct shared_components {
   // The suspensions in force. Writer: the controls actor, after the change is stored.
   // Readers: domain and site actors (before each hand-out and connection), HTTP handlers.
   std::shared_ptr<control_directory> controls = std::make_shared<control_directory>();
-  // Each tenant's weight in the fair rotation. Writer: the tenants supervisor (on load and on
-  // tenant changes). Readers: domain actors, when they enqueue a recipient.
+  // Each tenant's weight in the fair rotation, and its name (the routing table may name
+  // tenants). Writer: the tenants supervisor (on load and on tenant changes). Readers: domain
+  // actors, when they enqueue a recipient.
   std::shared_ptr<weight_directory> weights = std::make_shared<weight_directory>();
   // Recipients waiting, per tenant and in total. Writers: domain actors (+1 on enqueue, -1 when
   // final or handed to another node). Readers: tenant actors (shaping.max_waiting_* admission).
@@ -220,7 +232,8 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
                         std::unique_ptr<store> opened, const node_settings& settings);
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
-                              const mta_sts_config& sts, bool allow_private);
+                              const mta_sts_config& sts, bool allow_private,
+                              std::shared_ptr<const routing_table> routing);
 // Looks up a domain's MTA-STS record and, when its id is not `cached_id`, fetches the policy;
 // reports (sts_atom, domain, sts_result) to the resolver (actors/mta_sts_discovery.cpp).
 void start_mta_sts_discovery(const std::shared_ptr<delivery_runtime>& runtime,

@@ -220,7 +220,7 @@ session_plan plan_for(site_pointer self) {
   session_plan plan;
   for (const auto& host : st.current_route.hosts)
     for (const auto& address : host.addresses)
-      if (plan.targets.size() < max_targets) plan.targets.emplace_back(host.name, address);
+      if (plan.targets.size() < max_targets) plan.targets.push_back({host.name, address, host.port});
   plan.source_name = st.source.name;
   plan.site_name = st.current_route.site;
   plan.bind_address = st.source.address;
@@ -228,6 +228,15 @@ session_plan plan_for(site_pointer self) {
   plan.port = d.port;
   plan.tls = st.limits.tls;
   plan.verify_certificate = st.limits.verify_certificate;
+  if (!st.current_route.relay.empty()) {
+    // A relay of the routing table: its TLS mode and login, as this node configures it.
+    if (const auto* relay = st.settings.config->routing->relay(st.current_route.relay)) {
+      plan.tls = relay->tls;
+      plan.verify_certificate = relay->verify_certificate;
+      plan.auth_username = relay->username;
+      plan.auth_password = relay->password;
+    }
+  }
   plan.max_deliveries = st.limits.max_deliveries_per_connection;
   plan.idle_timeout = d.idle_timeout;
   plan.timeouts = d;

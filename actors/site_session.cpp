@@ -66,6 +66,8 @@ smtp_client_settings client_settings(const session_plan& plan) {
   s.port = plan.port;
   s.tls = plan.tls;
   s.verify_certificate = plan.verify_certificate;
+  s.auth_username = plan.auth_username;
+  s.auth_password = plan.auth_password;
   s.timeouts.connect = plan.timeouts.connect_timeout;
   s.timeouts.greeting = plan.timeouts.greeting_timeout;
   s.timeouts.command = plan.timeouts.command_timeout;
@@ -113,7 +115,7 @@ asio::awaitable<void> run_session(std::shared_ptr<delivery_runtime> runtime, sit
   auto started = std::chrono::steady_clock::now();
   auto executor = co_await asio::this_coro::executor;
   std::vector<smtp_target> targets;
-  for (const auto& [host, address] : plan.targets) targets.push_back({host, address});
+  for (const auto& t : plan.targets) targets.push_back({t.host, t.address, t.port});
   std::vector<smtp_connect_failure> failures;
   auto connection = co_await smtp_connection::open(executor, runtime->tls, targets,
                                                    client_settings(plan), failures);

@@ -252,8 +252,15 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start st
         if (wait.count() > 0) {
           core().submissions_rejected_rate.inc();
           auto wait_ms = std::chrono::duration_cast<std::chrono::milliseconds>(wait).count() + 1;
+          const auto& d = s.settings.config->tenants;
+          double rate = s.record.rate_per_second > 0 ? s.record.rate_per_second : d.default_rate.per_second;
+          auto burst = s.record.burst > 0 ? s.record.burst : d.default_burst;
           return make_error(petrel_errc::rate_limited,
-                            "tenant " + s.record.name + " is over its message rate", wait_ms);
+                            "tenant " + s.record.name + " is over its message rate of " + format_rate(rate) +
+                                " (burst " + std::to_string(burst) +
+                                (s.share_of > 1 ? ", shared by " + std::to_string(s.share_of) + " nodes" : std::string()) +
+                                "); retry in " + std::to_string((wait_ms + 999) / 1000) + " s",
+                            wait_ms);
         }
         m.tenant_id = s.record.id;
         // Backpressure: past the bounds of waiting recipients, refuse now rather than grow.

@@ -77,12 +77,16 @@ caf::expected<tenant_actor> tenant_by_id(tenants_pointer self, const id128& tena
   return handle;
 }
 
-// The tenants' weights, for the domain actors' rotation.
+// The tenants' weights and names, for the domain actors' rotation and routing table.
 void publish_weights(tenants_pointer self) {
   auto table = std::make_shared<weight_directory::table>();
-  for (const auto& [id, entry] : self->state.tenants)
+  auto names = std::make_shared<weight_directory::name_table>();
+  for (const auto& [id, entry] : self->state.tenants) {
     if (entry.record.weight > 1) (*table)[id] = entry.record.weight;
+    (*names)[id] = entry.record.name;
+  }
   self->state.settings.shared.weights->set(std::move(table));
+  self->state.settings.shared.weights->set_names(std::move(names));
 }
 
 std::string check_tenant_name(const std::string& name) {
@@ -131,6 +135,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
             entry.keys.push_back(out.key.key);
             entry.policy = restart_policy(restart_limits_from(s.settings.config->actors));
             s.key_owner[out.key.key.key_hash] = out.tenant.id;
+            publish_weights(self);  // its name, for the routing table
             spdlog::info("tenants.created tenant={} name={} key_prefix={}", out.tenant.id.str(),
                          out.tenant.name, out.key.key.prefix);
             rp.deliver(std::move(out));

@@ -76,6 +76,15 @@ asio::awaitable<post_outcome> deliver(std::shared_ptr<delivery_runtime> runtime,
 
 }  // namespace
 
+void start_webhook_test(const std::shared_ptr<delivery_runtime>& runtime, webhook_post post,
+                        std::function<void(int status, std::string error)> done) {
+  asio::co_spawn(asio::make_strand(*runtime->io), deliver(runtime, std::move(post)),
+                 [done = std::move(done)](std::exception_ptr e, post_outcome result) {
+                   if (e) result = {0, "the webhook POST failed unexpectedly"};
+                   done(result.status, std::move(result.error));
+                 });
+}
+
 void start_webhook_post(const std::shared_ptr<delivery_runtime>& runtime, webhook_actor to,
                         std::uint64_t generation, webhook_post post) {
   asio::co_spawn(asio::make_strand(*runtime->io), deliver(runtime, std::move(post)),

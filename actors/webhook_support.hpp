@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,5 +38,13 @@ std::string webhook_batch_json(const id128& webhook, const std::vector<event_vie
 
 // The event types a tenant can subscribe to and query.
 const std::vector<std::string>& event_types();
+
+// POST /v1/webhooks/{id}/test: a signed sample batch posted now, outside the endpoint's queue
+// (actors/webhook_post.cpp); `done` gets the HTTP status (0: none) and the error, on an I/O
+// thread. webhook_post and delivery_runtime are in actors/services.hpp.
+struct delivery_runtime;
+struct webhook_post;
+void start_webhook_test(const std::shared_ptr<delivery_runtime>& runtime, webhook_post post,
+                        std::function<void(int status, std::string error)> done);
 
 }  // namespace petrel

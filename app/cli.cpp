@@ -1,89 +1,94 @@
-// The command line client (docs/cli.md): parses a subcommand, sends its request, prints a
-// table (or the JSON with --json) and maps the answer to an exit code.
+// The command line client's framework (docs/cli.md): each command's flags parsed strictly from
+// its spec (app/cli_commands.cpp), where to connect (flags, environment, the server's own
+// configuration, the CLI config file), requests with errors that say what was tried, tables or
+// JSON, the help of every command, and one table of exit codes.
 #include "app/cli.hpp"
 
 #include <unistd.h>
 
-#include <boost/json.hpp>
 #include <toml++/toml.h>
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
-#include <map>
+#include <optional>
 #include <sstream>
-#include <thread>
 
-#include "net/mail/base64.hpp"
+#include "app/cli_support.hpp"
+#include "config/config.hpp"
 
 namespace petrel::cli {
 
-namespace json = boost::json;
-
 namespace {
 
-struct usage_error : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+// The flags every command takes.
+const std::vector<flag_spec>& connection_flags() {
+  static const std::vector<flag_spec> all = {
+      {"config", "FILE", "the server's configuration (PETREL_CONFIG): its listen addresses and admin token file"},
+      {"url", "URL", "tenant API (PETREL_URL; default http://127.0.0.1:8080)"},
+      {"admin-url", "URL", "admin API (PETREL_ADMIN_URL; default http://127.0.0.1:8081)"},
+      {"key", "KEY", "API key (PETREL_API_KEY)"},
+      {"admin-token", "TOKEN", "admin token (PETREL_ADMIN_TOKEN)"},
+      {"admin-token-file", "FILE", "file with the admin token (default data/admin.token)"},
+      {"cli-config", "FILE", "TOML with url, admin_url, key, admin_token, admin_token_file "
+                             "(PETREL_CLI_CONFIG; default ~/.config/petrel/cli.toml)"},
+      {"json", "", "print the API's JSON as it is (events: one object per line)"},
+      {"help", "", "this command's help"},
+  };
+  return all;
+}
 
-// --name value options (repeatable), flags, and positional arguments.
-struct command_line {
-  std::vector<std::string> positional;
-  std::multimap<std::string, std::string> options;
-  std::vector<std::string> flags;
+const command_spec* find_command(const std::string& name) {
+  for (const auto& spec : command_specs())
+    if (spec.name == name) return &spec;
+  return nullptr;
+}
 
-  bool flag(const std::string& name) const {
-    return std::find(flags.begin(), flags.end(), name) != flags.end();
-  }
-  std::string option(const std::string& name, const std::string& fallback = {}) const {
-    auto it = options.find(name);
-    return it == options.end() ? fallback : it->second;
-  }
-  std::vector<std::string> all(const std::string& name) const {
-    std::vector<std::string> out;
-    for (auto [it, end] = options.equal_range(name); it != end; ++it) out.push_back(it->second);
-    return out;
-  }
-  std::string arg(std::size_t i, const char* what) const {
-    if (i >= positional.size()) throw usage_error(std::string("missing ") + what);
-    return positional[i];
-  }
-};
+const flag_spec* find_flag(const command_spec& spec, const std::string& name) {
+  for (const auto& f : spec.flags)
+    if (f.name == name) return &f;
+  for (const auto& f : connection_flags())
+    if (f.name == name) return &f;
+  return nullptr;
+}
 
-const std::vector<std::string> known_flags = {"json", "follow", "help", "cluster"};
-
-command_line parse(const std::vector<std::string>& args, std::size_t from) {
+command_line parse(const command_spec& spec, const std::vector<std::string>& args, std::size_t from) {
   command_line c;
+  c.command = spec.name;
+  bool only_positional = false;
   for (std::size_t i = from; i < args.size(); ++i) {
     const auto& a = args[i];
-    if (a.rfind("--", 0) != 0 || a == "--") {
+    if (only_positional || a.rfind("--", 0) != 0 || a == "-") {
       c.positional.push_back(a);
       continue;
     }
-    auto name = a.substr(2);
-    auto eq = name.find('=');
-    if (eq != std::string::npos) {
-      c.options.emplace(name.substr(0, eq), name.substr(eq + 1));
-    } else if (std::find(known_flags.begin(), known_flags.end(), name) != known_flags.end()) {
-      c.flags.push_back(name);
-    } else {
-      if (i + 1 >= args.size()) throw usage_error("--" + name + " needs a value");
-      c.options.emplace(name, args[++i]);
+    if (a == "--") {
+      only_positional = true;
+      continue;
     }
+    auto name = a.substr(2);
+    std::optional<std::string> value;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+    }
+    const auto* flag = find_flag(spec, name);
+    if (!flag) throw usage_error("unknown flag --" + name);
+    if (flag->value.empty()) {
+      if (value) throw usage_error("--" + name + " takes no value");
+      c.flags.push_back(name);
+      continue;
+    }
+    if (!value) {
+      if (i + 1 >= args.size()) throw usage_error("--" + name + " needs a value (" + flag->value + ")");
+      value = args[++i];
+    }
+    if (!flag->repeatable && c.options.count(name)) throw usage_error("--" + name + " is given twice");
+    c.options.emplace(name, *value);
   }
   return c;
 }
-
-// Where to connect and with what, from flags, then the environment, then the CLI config file.
-struct connection {
-  std::string url = "http://127.0.0.1:8080";
-  std::string admin_url = "http://127.0.0.1:8081";
-  std::string key;
-  std::string admin_token;
-  std::chrono::milliseconds timeout{30000};
-};
 
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
@@ -92,24 +97,29 @@ std::string trim(std::string s) {
   return s.substr(start);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw usage_error("cannot read " + path);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+// "http://host:port" for a listener of the server's configuration, reachable from this machine
+// when it listens on every address.
+std::string url_of(const listen_address& l) {
+  std::string host = l.host;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  if (host.find(':') != std::string::npos) host = "[" + host + "]";
+  return "http://" + host + ":" + std::to_string(l.port);
 }
 
 connection connect_from(const command_line& c) {
   connection out;
+  std::string token_file = "data/admin.token";
+  std::string token_file_from = "the default data/admin.token";
+  bool explicit_token_file = false;
+
+  // 1. The CLI config file (lowest of the explicit sources).
   std::string file = c.option("cli-config");
   if (file.empty()) {
-    if (const char* e = std::getenv("PETREL_CLI_CONFIG")) file = e;
+    if (const char* e = std::getenv("PETREL_CLI_CONFIG"); e && *e) file = e;
     else if (const char* home = std::getenv("HOME"); home && access((std::string(home) + "/.config/petrel/cli.toml").c_str(), R_OK) == 0)
       file = std::string(home) + "/.config/petrel/cli.toml";
   }
-  std::string token_file = "data/admin.token";
-  bool explicit_token_file = false;
   if (!file.empty()) {
     toml::table t;
     try {
@@ -121,29 +131,139 @@ connection connect_from(const command_line& c) {
       std::string key(k.str());
       auto s = v.value<std::string>();
       if (!s) throw usage_error(file + ": " + key + " must be a string");
-      if (key == "url") out.url = *s;
-      else if (key == "admin_url") out.admin_url = *s;
+      if (key == "url") out.url = *s, out.url_from = file;
+      else if (key == "admin_url") out.admin_url = *s, out.admin_url_from = file;
       else if (key == "key") out.key = *s;
-      else if (key == "admin_token") out.admin_token = *s;
-      else if (key == "admin_token_file") token_file = *s, explicit_token_file = true;
+      else if (key == "admin_token") out.admin_token = *s, out.token_from = file;
+      else if (key == "admin_token_file") token_file = *s, token_file_from = file, explicit_token_file = true;
       else throw usage_error(file + ": unknown key " + key + " (url, admin_url, key, admin_token, admin_token_file)");
     }
   }
-  auto env = [](const char* name, std::string& target) {
-    if (const char* e = std::getenv(name); e && *e) target = e;
+
+  // 2. The server's configuration: where it listens, and its admin token.
+  std::string server = c.option("config");
+  std::string server_from = "--config";
+  if (server.empty())
+    if (const char* e = std::getenv("PETREL_CONFIG"); e && *e) server = e, server_from = "PETREL_CONFIG";
+  if (!server.empty()) {
+    auto loaded = load_config(server);
+    if (!loaded.errors.empty())
+      throw usage_error(server_from + " " + server + ": " + loaded.errors.front().to_string());
+    const auto& cfg = loaded.value;
+    out.url = url_of(cfg.http.listen);
+    out.url_from = server + " (http.listen, via " + server_from + ")";
+    out.admin_url = url_of(cfg.admin.listen);
+    out.admin_url_from = server + " (admin.listen, via " + server_from + ")";
+    if (!cfg.admin.token.empty()) {
+      out.admin_token = cfg.admin.token;
+      out.token_from = server + " (admin.token)";
+    } else {
+      token_file = cfg.admin.token_file.empty() ? cfg.storage.data_dir + "/admin.token" : cfg.admin.token_file;
+      token_file_from = server;
+      explicit_token_file = true;
+    }
+  }
+
+  // 3. The environment, 4. the flags.
+  auto env = [](const char* name, std::string& target, std::string* from) {
+    if (const char* e = std::getenv(name); e && *e) {
+      target = e;
+      if (from) *from = name;
+    }
   };
-  env("PETREL_URL", out.url);
-  env("PETREL_ADMIN_URL", out.admin_url);
-  env("PETREL_API_KEY", out.key);
-  env("PETREL_ADMIN_TOKEN", out.admin_token);
-  out.url = c.option("url", out.url);
-  out.admin_url = c.option("admin-url", out.admin_url);
-  out.key = c.option("key", out.key);
-  out.admin_token = c.option("admin-token", out.admin_token);
-  if (c.options.count("admin-token-file")) token_file = c.option("admin-token-file"), explicit_token_file = true;
-  if (out.admin_token.empty() && (explicit_token_file || access(token_file.c_str(), R_OK) == 0))
-    out.admin_token = trim(read_file(token_file));
+  env("PETREL_URL", out.url, &out.url_from);
+  env("PETREL_ADMIN_URL", out.admin_url, &out.admin_url_from);
+  env("PETREL_API_KEY", out.key, nullptr);
+  env("PETREL_ADMIN_TOKEN", out.admin_token, &out.token_from);
+  if (c.has("url")) out.url = c.option("url"), out.url_from = "--url";
+  if (c.has("admin-url")) out.admin_url = c.option("admin-url"), out.admin_url_from = "--admin-url";
+  if (c.has("key")) out.key = c.option("key");
+  if (c.has("admin-token")) out.admin_token = c.option("admin-token"), out.token_from = "--admin-token";
+  if (c.has("admin-token-file"))
+    token_file = c.option("admin-token-file"), token_file_from = "--admin-token-file", explicit_token_file = true;
+  if (out.admin_token.empty() && (explicit_token_file || access(token_file.c_str(), R_OK) == 0)) {
+    std::ifstream in(token_file);
+    if (in) {
+      std::ostringstream s;
+      s << in.rdbuf();
+      out.admin_token = trim(s.str());
+      out.token_from = token_file + " (from " + token_file_from + ")";
+    } else {
+      out.token_from = token_file + " (from " + token_file_from + "), which cannot be read";
+    }
+  }
   return out;
+}
+
+std::string wrap(const std::string& text, std::size_t indent, std::size_t width = 96) {
+  std::string out, line;
+  std::istringstream words(text);
+  std::string word;
+  while (words >> word) {
+    if (!line.empty() && indent + line.size() + 1 + word.size() > width) {
+      out += line + "\n" + std::string(indent, ' ');
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+  }
+  return out + line;
+}
+
+void print_flags(const std::vector<flag_spec>& flags) {
+  for (const auto& f : flags) {
+    auto head = "  --" + f.name + (f.value.empty() ? "" : " " + f.value);
+    if (head.size() < 26) head += std::string(26 - head.size(), ' ');
+    else head += "\n" + std::string(26, ' ');
+    std::printf("%s%s%s\n", head.c_str(), wrap(f.help, 26).c_str(), f.repeatable ? " (repeatable)" : "");
+  }
+}
+
+void command_help(const command_spec& spec) {
+  std::printf("Usage:\n");
+  for (const auto& s : spec.synopsis) std::printf("  petrel %s\n", s.c_str());
+  std::printf("\n%s\n", wrap(spec.summary + (spec.details.empty() ? "" : " " + spec.details), 0).c_str());
+  if (!spec.flags.empty()) {
+    std::printf("\nFlags:\n");
+    print_flags(spec.flags);
+  }
+  std::printf("\nConnection (a flag, else the environment, else --config, else the CLI config file)%s:\n",
+              spec.admin ? "; this command uses the admin API and its token" : "");
+  print_flags(connection_flags());
+  std::printf("\n%s", exit_code_table());
+}
+
+// Connection failures say what was tried and what sets it.
+std::string unreachable(const connection& conn, bool admin, const std::string& error) {
+  const auto& url = admin ? conn.admin_url : conn.url;
+  const auto& from = admin ? conn.admin_url_from : conn.url_from;
+  return "cannot reach the " + std::string(admin ? "admin API" : "tenant API") + " at " + url + " (" + from +
+         "): " + error + ". Is `petrel serve` running there? " +
+         (admin ? "--admin-url, PETREL_ADMIN_URL" : "--url, PETREL_URL") + " or --config FILE (the server's config) say where it listens.";
+}
+
+}  // namespace
+
+// -- helpers for commands -------------------------------------------------------------------
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw usage_error("cannot read " + path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string read_stdin() {
+  std::ostringstream s;
+  s << std::cin.rdbuf();
+  return s.str();
+}
+
+std::string value_or_file(const std::string& value) {
+  if (value == "-") return read_stdin();
+  if (value.rfind("@@", 0) == 0) return value.substr(1);
+  if (!value.empty() && value.front() == '@') return read_file(value.substr(1));
+  return value;
 }
 
 std::string percent_encode(const std::string& s) {
@@ -161,18 +281,16 @@ std::string percent_encode(const std::string& s) {
   return out;
 }
 
-std::string read_stdin() {
-  std::ostringstream s;
-  s << std::cin.rdbuf();
-  return s.str();
-}
-
-// -- output ---------------------------------------------------------------------------------
-
 std::string text_of(const json::value& v) {
   if (v.is_null()) return "-";
   if (v.is_string()) return std::string(v.get_string());
   if (v.is_bool()) return v.get_bool() ? "yes" : "no";
+  if (v.is_double()) {
+    // Plain decimals ("50", "0.977"), never "5E1".
+    char buffer[64];
+    std::snprintf(buffer, sizeof buffer, "%.6g", v.get_double());
+    return buffer;
+  }
   return json::serialize(v);
 }
 
@@ -185,7 +303,7 @@ void print_table(const std::vector<std::string>& header, const std::vector<std::
     std::string out;
     for (std::size_t i = 0; i < cells.size(); ++i) {
       out += cells[i];
-      if (i + 1 < cells.size()) out += std::string(width[i] - cells[i].size() + 2, ' ');
+      if (i + 1 < cells.size()) out += std::string(width[i] - std::min(width[i], cells[i].size()) + 2, ' ');
     }
     std::printf("%s\n", out.c_str());
   };
@@ -198,7 +316,6 @@ void print_table(const std::vector<std::string>& header, const std::vector<std::
   for (const auto& r : rows) line(r);
 }
 
-// A table from an array of objects, one column per field.
 void print_objects(const json::array& items, const std::vector<std::string>& fields) {
   std::vector<std::vector<std::string>> rows;
   for (const auto& item : items) {
@@ -220,17 +337,19 @@ int exit_for(int status) {
   return failure;
 }
 
-// Sends a request; on failure prints why and returns the exit code (else ok with `doc` set).
 int request(const connection& conn, bool admin, const std::string& method, const std::string& path,
-            const std::string& body, json::value& doc, std::string* raw = nullptr) {
+            const std::string& body, json::value& doc, std::string* raw) {
   const auto& base = admin ? conn.admin_url : conn.url;
   const auto& token = admin ? conn.admin_token : conn.key;
   if (token.empty())
-    throw usage_error(admin ? "no admin token: --admin-token, PETREL_ADMIN_TOKEN, or a token file"
-                            : "no API key: --key or PETREL_API_KEY");
+    throw usage_error(admin ? "no admin token: --admin-token, PETREL_ADMIN_TOKEN, --config FILE (the server's "
+                              "config names its token file) or --admin-token-file" +
+                                  (conn.token_from.empty() ? std::string() : "; tried " + conn.token_from)
+                            : std::string("no API key: --key or PETREL_API_KEY (an API key is made by "
+                                          "`petrel tenants create` or printed at the first start)"));
   auto r = call(base, method, path, token, body, conn.timeout);
   if (r.status == 0) {
-    std::fprintf(stderr, "petrel: %s\n", r.error.c_str());
+    std::fprintf(stderr, "petrel: %s\n", unreachable(conn, admin, r.error).c_str());
     return failure;
   }
   boost::system::error_code ec;
@@ -242,417 +361,66 @@ int request(const connection& conn, bool admin, const std::string& method, const
     if (!ec && doc.is_object())
       if (const auto* d = doc.get_object().if_contains("detail"); d && d->is_string()) detail = std::string(d->get_string());
     std::fprintf(stderr, "petrel: %d: %s\n", r.status, detail.c_str());
+    if (r.status == 401 && admin && !conn.token_from.empty())
+      std::fprintf(stderr, "petrel: the admin token came from %s\n", conn.token_from.c_str());
   }
   return code;
 }
 
-// Prints the JSON of an answer (--json) or calls `human`.
-template <class F>
-int answer(const command_line& c, int code, const std::string& raw, F&& human) {
-  if (code != ok) return code;
-  if (c.flag("json")) std::printf("%s\n", raw.c_str());
-  else human();
-  return ok;
-}
-
-// -- commands -------------------------------------------------------------------------------
-
-int send(const command_line& c, const connection& conn) {
-  json::object body;
-  auto raw_path = c.option("raw");
-  if (!raw_path.empty()) {
-    auto content = raw_path == "-" ? read_stdin() : read_file(raw_path);
-    body["raw"] = base64_encode(content);
-    auto to = c.all("to");
-    auto from = c.option("from");
-    if (to.empty() || from.empty()) throw usage_error("send --raw needs the envelope: --from and --to");
-    body["envelope"] = json::object{{"from", from}, {"to", json::value_from(to)}};
-  } else {
-    auto from = c.option("from");
-    auto to = c.all("to");
-    if (from.empty() || to.empty()) throw usage_error("send needs --from and --to (or --raw FILE)");
-    body["from"] = from;
-    body["to"] = json::value_from(to);
-    if (auto cc = c.all("cc"); !cc.empty()) body["cc"] = json::value_from(cc);
-    if (auto bcc = c.all("bcc"); !bcc.empty()) body["bcc"] = json::value_from(bcc);
-    body["subject"] = c.option("subject");
-    auto text = c.option("text");
-    if (text == "-") text = read_stdin();
-    auto html = c.option("html");
-    if (html == "-") html = read_stdin();
-    if (text.empty() && html.empty()) {
-      if (isatty(STDIN_FILENO)) throw usage_error("send needs --text, --html, or the text on standard input");
-      text = read_stdin();
-    }
-    if (!text.empty()) body["text"] = text;
-    if (!html.empty()) body["html"] = html;
-  }
-  if (auto v = c.option("campaign"); !v.empty()) body["campaign"] = v;
-  if (auto tags = c.all("tag"); !tags.empty()) body["tags"] = json::value_from(tags);
-  if (auto v = c.option("priority"); !v.empty()) body["priority"] = v;
-  if (auto v = c.option("metadata"); !v.empty()) {
-    boost::system::error_code ec;
-    auto m = json::parse(v, ec);
-    if (ec || !m.is_object()) throw usage_error("--metadata must be a JSON object");
-    body["metadata"] = m;
-  }
+std::string tenant_id_of(const connection& conn, const std::string& id_or_name) {
   json::value doc;
-  std::string raw;
-  auto code = request(conn, false, "POST", "/v1/messages", json::serialize(body), doc, &raw);
-  return answer(c, code, raw, [&] {
-    std::printf("accepted %s\n", text_of(doc.at("id")).c_str());
-    print_objects(doc.at("recipients").as_array(), {"email", "id", "status"});
-  });
+  if (request(conn, true, "GET", "/admin/tenants", "", doc) != ok)
+    throw usage_error("cannot look up tenant " + id_or_name);
+  for (const auto& t : doc.at("tenants").as_array())
+    if (text_of(t.at("id")) == id_or_name || text_of(t.at("name")) == id_or_name) return text_of(t.at("id"));
+  throw usage_error("no tenant has the id or name \"" + id_or_name + "\" (petrel tenants list)");
 }
 
-int status(const command_line& c, const connection& conn) {
-  auto id = c.arg(0, "the message id");
-  json::value doc;
-  std::string raw;
-  auto code = request(conn, false, "GET", "/v1/messages/" + percent_encode(id), "", doc, &raw);
-  return answer(c, code, raw, [&] {
-    const auto& m = doc.as_object();
-    std::printf("message %s  from %s  subject %s  created %s\n", text_of(m.at("id")).c_str(),
-                text_of(m.at("from")).c_str(), text_of(m.at("subject")).c_str(), text_of(m.at("created_at")).c_str());
-    print_objects(m.at("recipients").as_array(), {"email", "status", "attempts", "next_attempt_at", "last_reply"});
-  });
+const char* exit_code_table() {
+  return "Exit codes:\n"
+         "  0  done\n"
+         "  1  the node could not be reached or answered 5xx (retry later); petrel serve: it failed while running\n"
+         "  2  usage: a bad command line, CLI config file or server configuration\n"
+         "  3  the request was refused: 400 (the message names the field), 409, 413, 415, 429 or another 4xx\n"
+         "  4  not found (404)\n"
+         "  5  unauthorized: no, a wrong or a revoked key or token (401, 403)\n"
+         "  6  domains verify: the domain is not verified (yet)\n";
 }
 
-std::string event_summary(const json::object& e) {
-  const auto* d = e.if_contains("data");
-  if (!d || !d->is_object()) return "";
-  const auto& data = d->get_object();
-  std::string out;
-  if (const auto* code = data.if_contains("smtp_code")) out += text_of(*code) + " ";
-  if (const auto* reply = data.if_contains("reply")) out += text_of(*reply);
-  else if (const auto* error = data.if_contains("error")) out += text_of(*error);
-  else if (const auto* action = data.if_contains("action")) out += text_of(*action) + " " + text_of(data.at("target"));
+bool is_command(const std::string& name) { return find_command(name) != nullptr; }
+
+std::string client_help() {
+  std::string out = "Client commands (talk to a running node; petrel <command> --help for each):\n";
+  for (const auto& spec : command_specs()) {
+    auto head = "  " + spec.name;
+    if (head.size() < 16) head += std::string(16 - head.size(), ' ');
+    out += head + spec.summary + (spec.admin ? " (admin)" : "") + "\n";
+  }
+  out += "\nWhere to connect: --config FILE (or PETREL_CONFIG) reads the server's configuration;\n"
+         "--url, --admin-url, --key, --admin-token and their PETREL_* variables override it.\n\n";
+  out += exit_code_table();
   return out;
-}
-
-volatile std::sig_atomic_t interrupted = 0;
-
-int events(const command_line& c, const connection& conn) {
-  std::string query;
-  for (const char* name : {"type", "message", "recipient", "campaign", "since", "until", "limit"})
-    if (auto v = c.option(name); !v.empty()) query += (query.empty() ? "?" : "&") + std::string(name) + "=" + percent_encode(v);
-  bool follow = c.flag("follow");
-  if (follow) std::signal(SIGINT, [](int) { interrupted = 1; });
-  std::string after = c.option("after");
-  bool header = !c.flag("json");
-  while (true) {
-    auto path = "/v1/events" + query + (after.empty() ? "" : std::string(query.empty() ? "?" : "&") + "after=" + after);
-    json::value doc;
-    auto code = request(conn, false, "GET", path, "", doc);
-    if (code != ok) return code;
-    const auto& o = doc.as_object();
-    std::vector<std::vector<std::string>> rows;
-    for (const auto& e : o.at("events").as_array()) {
-      if (c.flag("json")) {
-        std::printf("%s\n", json::serialize(e).c_str());  // JSON lines
-        continue;
-      }
-      const auto& ev = e.as_object();
-      rows.push_back({text_of(ev.at("at")), text_of(ev.at("type")), text_of(ev.at("email")), text_of(ev.at("message")),
-                      event_summary(ev)});
-    }
-    if (!c.flag("json") && (header || !rows.empty())) {
-      if (header) print_table({"at", "type", "email", "message", "detail"}, rows);
-      else
-        for (const auto& r : rows)
-          std::printf("%s  %s  %s  %s  %s\n", r[0].c_str(), r[1].c_str(), r[2].c_str(), r[3].c_str(), r[4].c_str());
-      header = false;
-    }
-    std::fflush(stdout);
-    after = text_of(o.at("next"));
-    bool more = o.at("more").as_bool();
-    if (!follow && !more) return ok;
-    if (!more)
-      for (int i = 0; i < 10 && !interrupted; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (interrupted) return ok;
-  }
-}
-
-// A cluster's members and partitions as this node sees them; `drain` makes the node leave.
-int cluster(const command_line& c, const connection& conn) {
-  json::value doc;
-  std::string raw;
-  auto code = request(conn, true, "GET", "/admin/cluster", "", doc, &raw);
-  return answer(c, code, raw, [&] {
-    const auto& o = doc.as_object();
-    if (!o.at("enabled").as_bool()) {
-      std::printf("not a cluster member ([cluster] enabled = false)\n");
-      return;
-    }
-    print_objects(o.at("members").as_array(), {"name", "advertise", "live", "lease_left_ms", "partitions"});
-    std::printf("node %s%s: %s partitions, last round %s (%s ms)%s%s\n", text_of(o.at("node")).c_str(),
-                o.at("draining").as_bool() ? " (draining)" : "", text_of(o.at("partition_count")).c_str(),
-                text_of(o.at("last_round_at")).c_str(), text_of(o.at("round_duration_ms")).c_str(),
-                o.at("error").is_null() ? "" : ", error: ", o.at("error").is_null() ? "" : text_of(o.at("error")).c_str());
-  });
-}
-
-int drain(const command_line& c, const connection& conn) {
-  json::value doc;
-  std::string raw;
-  auto code = request(conn, true, "POST", "/admin/cluster/drain", "", doc, &raw);
-  return answer(c, code, raw, [&] {
-    std::printf("node %s is handing its partitions over (see petrel cluster)\n", text_of(doc.at("node")).c_str());
-  });
-}
-
-int queues(const command_line& c, const connection& conn) {
-  json::value doc;
-  std::string raw;
-  if (!c.positional.empty()) {
-    auto code = request(conn, true, "GET", "/admin/queues/" + percent_encode(c.positional[0]), "", doc, &raw);
-    return answer(c, code, raw, [&] {
-      const auto& d = doc.as_object();
-      std::printf("%s: queued %s, deferred %s, due %s, in flight %s, waiting for %s\n", text_of(d.at("domain")).c_str(),
-                  text_of(d.at("queued")).c_str(), text_of(d.at("deferred")).c_str(), text_of(d.at("due")).c_str(),
-                  text_of(d.at("in_flight")).c_str(), text_of(d.at("waiting_for")).c_str());
-      print_objects(d.at("lanes").as_array(), {"source", "site", "due", "in_flight", "blocked", "blocked_until"});
-    });
-  }
-  bool cluster = c.flag("cluster");
-  auto code = request(conn, true, "GET", cluster ? "/admin/queues?scope=cluster" : "/admin/queues", "", doc, &raw);
-  return answer(c, code, raw, [&] {
-    const auto& o = doc.as_object();
-    std::vector<std::string> columns = {"domain", "queued", "deferred", "due", "in_flight", "oldest", "next_attempt", "waiting_for"};
-    if (cluster) columns.insert(columns.begin(), "node");
-    print_objects(o.at("domains").as_array(), columns);
-    if (cluster)
-      for (const auto& n : o.at("nodes").as_array())
-        if (!n.as_object().at("error").is_null())
-          std::printf("node %s did not answer: %s\n", text_of(n.as_object().at("node")).c_str(),
-                      text_of(n.as_object().at("error")).c_str());
-    const auto& t = o.at("totals").as_object();
-    std::printf("%s domains, %s queued, %s deferred, %s due, %s in flight\n", text_of(t.at("domains")).c_str(),
-                text_of(t.at("queued")).c_str(), text_of(t.at("deferred")).c_str(), text_of(t.at("due")).c_str(),
-                text_of(t.at("in_flight")).c_str());
-  });
-}
-
-std::string plural_kind(const std::string& kind) {
-  for (const char* k : {"domain", "site", "tenant", "source"})
-    if (kind == k || kind == std::string(k) + "s") return std::string(k) + "s";
-  throw usage_error("the kind must be domain, site, tenant or source");
-}
-
-int control(const std::string& action, const command_line& c, const connection& conn) {
-  std::string path;
-  if (action == "flush" && c.positional.empty()) {
-    path = "/admin/flush";
-  } else if (action == "flush") {
-    path = "/admin/domains/" + percent_encode(c.positional[0]) + "/flush";
-  } else {
-    auto kind = plural_kind(c.arg(0, "the kind (domain, site, tenant, source)"));
-    path = "/admin/" + kind + "/" + percent_encode(c.arg(1, "the name")) + "/" + action;
-  }
-  json::object body;
-  if (auto v = c.option("duration"); !v.empty()) body["duration"] = v;
-  if (auto v = c.option("reason"); !v.empty()) body["reason"] = v;
-  json::value doc;
-  std::string raw;
-  auto code = request(conn, true, "POST", path, body.empty() ? "" : json::serialize(body), doc, &raw);
-  return answer(c, code, raw, [&] {
-    if (action == "resume") return (void)std::printf("resumed\n");
-    const auto& o = doc.as_object();
-    if (const auto* n = o.if_contains("cancelled")) return (void)std::printf("cancelled %s recipients\n", text_of(*n).c_str());
-    if (const auto* n = o.if_contains("flushed")) return (void)std::printf("flushed %s recipients\n", text_of(*n).c_str());
-    std::printf("suspended %s %s until %s\n", text_of(o.at("kind")).c_str(), text_of(o.at("target")).c_str(),
-                o.at("until").is_null() ? "resumed" : text_of(o.at("until")).c_str());
-  });
-}
-
-int suppressions(const command_line& c, const connection& conn) {
-  auto sub = c.arg(0, "list, add or remove");
-  json::value doc;
-  std::string raw;
-  if (sub == "list") {
-    std::string query;
-    for (const char* name : {"reason", "limit", "after"})
-      if (auto v = c.option(name); !v.empty()) query += (query.empty() ? "?" : "&") + std::string(name) + "=" + percent_encode(v);
-    auto code = request(conn, false, "GET", "/v1/suppressions" + query, "", doc, &raw);
-    return answer(c, code, raw, [&] {
-      print_objects(doc.at("suppressions").as_array(), {"email", "reason", "created_at", "expires_at"});
-    });
-  }
-  if (sub == "add") {
-    json::array items;
-    for (std::size_t i = 1; i < c.positional.size(); ++i) {
-      json::object o{{"email", c.positional[i]}};
-      if (auto v = c.option("reason"); !v.empty()) o["reason"] = v;
-      if (auto v = c.option("expires-in"); !v.empty()) o["expires_in"] = v;
-      items.push_back(std::move(o));
-    }
-    if (items.empty()) throw usage_error("suppressions add needs at least one address");
-    auto code = request(conn, false, "POST", "/v1/suppressions",
-                        json::serialize(json::object{{"suppressions", std::move(items)}}), doc, &raw);
-    return answer(c, code, raw, [&] {
-      print_objects(doc.at("suppressions").as_array(), {"email", "reason", "expires_at"});
-    });
-  }
-  if (sub == "remove") {
-    auto code = request(conn, false, "DELETE", "/v1/suppressions/" + percent_encode(c.arg(1, "the address")), "", doc, &raw);
-    return answer(c, code, raw, [] { std::printf("removed\n"); });
-  }
-  throw usage_error("suppressions list | add EMAIL... | remove EMAIL");
-}
-
-int tenants(const command_line& c, const connection& conn) {
-  auto sub = c.arg(0, "list, create or keys");
-  json::value doc;
-  std::string raw;
-  if (sub == "list") {
-    auto code = request(conn, true, "GET", "/admin/tenants", "", doc, &raw);
-    return answer(c, code, raw, [&] {
-      json::array rows;
-      for (const auto& t : doc.at("tenants").as_array()) {
-        auto o = t.as_object();
-        o["keys"] = static_cast<std::int64_t>(o.at("keys").as_array().size());
-        rows.push_back(std::move(o));
-      }
-      print_objects(rows, {"id", "name", "rate_per_second", "suspended", "pool", "weight", "keys", "created_at"});
-    });
-  }
-  if (sub == "create") {
-    json::object body{{"name", c.arg(1, "the tenant's name")}};
-    if (auto v = c.option("rate"); !v.empty()) body["rate"] = v;
-    if (auto v = c.option("burst"); !v.empty()) body["burst"] = std::stoll(v);
-    auto code = request(conn, true, "POST", "/admin/tenants", json::serialize(body), doc, &raw);
-    return answer(c, code, raw, [&] {
-      std::printf("tenant %s (%s)\napi key %s\n", text_of(doc.at("tenant").at("id")).c_str(),
-                  text_of(doc.at("tenant").at("name")).c_str(), text_of(doc.at("api_key")).c_str());
-    });
-  }
-  if (sub == "keys") {
-    auto action = c.arg(1, "list, add or revoke");
-    auto tenant = c.arg(2, "the tenant id");
-    if (action == "add") {
-      auto code = request(conn, true, "POST", "/admin/tenants/" + percent_encode(tenant) + "/keys", "", doc, &raw);
-      return answer(c, code, raw, [&] {
-        std::printf("key %s\napi key %s\n", text_of(doc.at("key").at("id")).c_str(), text_of(doc.at("api_key")).c_str());
-      });
-    }
-    if (action == "revoke") {
-      auto code = request(conn, true, "DELETE",
-                          "/admin/tenants/" + percent_encode(tenant) + "/keys/" + percent_encode(c.arg(3, "the key id")),
-                          "", doc, &raw);
-      return answer(c, code, raw, [] { std::printf("revoked\n"); });
-    }
-    if (action == "list") {
-      auto code = request(conn, true, "GET", "/admin/tenants", "", doc, &raw);
-      if (code != ok) return code;
-      for (const auto& t : doc.at("tenants").as_array())
-        if (text_of(t.at("id")) == tenant) {
-          if (c.flag("json")) std::printf("%s\n", json::serialize(t.at("keys")).c_str());
-          else print_objects(t.at("keys").as_array(), {"id", "prefix", "created_at"});
-          return ok;
-        }
-      std::fprintf(stderr, "petrel: no tenant %s\n", tenant.c_str());
-      return not_found;
-    }
-  }
-  throw usage_error("tenants list | create NAME | keys list|add TENANT | keys revoke TENANT KEY");
-}
-
-int domains(const command_line& c, const connection& conn) {
-  auto sub = c.arg(0, "list, add or verify");
-  json::value doc;
-  std::string raw;
-  auto show = [&] {
-    const auto& d = doc.as_object();
-    std::printf("%s: %s\n", text_of(d.at("domain")).c_str(), d.at("verified").as_bool() ? "verified" : "not verified");
-    if (const auto* records = d.if_contains("records"); records && records->is_array())
-      print_objects(records->as_array(), {"type", "name", "value"});
-  };
-  if (sub == "list") {
-    auto code = request(conn, false, "GET", "/v1/domains", "", doc, &raw);
-    return answer(c, code, raw, [&] { print_objects(doc.at("domains").as_array(), {"domain", "verified", "checked_at"}); });
-  }
-  if (sub == "add") {
-    json::object body{{"domain", c.arg(1, "the domain")}};
-    if (auto v = c.option("selector"); !v.empty()) body["selector"] = v;
-    auto code = request(conn, false, "POST", "/v1/domains", json::serialize(body), doc, &raw);
-    return answer(c, code, raw, show);
-  }
-  if (sub == "verify") {
-    auto code = request(conn, false, "GET", "/v1/domains/" + percent_encode(c.arg(1, "the domain")), "", doc, &raw);
-    return answer(c, code, raw, show);
-  }
-  throw usage_error("domains list | add DOMAIN | verify DOMAIN");
-}
-
-const char* help_text =
-    "Client commands (talk to a running node):\n"
-    "  petrel send --from A --to B [--to C] --subject S [--text T|-] [--html H|-]\n"
-    "              [--cc X] [--bcc X] [--campaign C] [--tag T] [--priority high] [--metadata JSON]\n"
-    "  petrel send --raw FILE|- --from ENVELOPE-FROM --to RCPT [--to RCPT]\n"
-    "  petrel status MESSAGE-ID\n"
-    "  petrel events [--type T,...] [--message ID] [--recipient EMAIL] [--campaign C]\n"
-    "                [--since TIME] [--until TIME] [--limit N] [--follow]\n"
-    "  petrel queues [DOMAIN] [--cluster]   --cluster: every member's domains (admin)\n"
-    "  petrel suspend KIND NAME [--duration 30m] [--reason TEXT]   KIND: domain, site, tenant, source\n"
-    "  petrel resume KIND NAME\n"
-    "  petrel bounce domain|tenant NAME [--reason TEXT]\n"
-    "  petrel flush [DOMAIN]\n"
-    "  petrel suppressions list [--reason R] | add EMAIL... [--reason R] [--expires-in 30d] | remove EMAIL\n"
-    "  petrel tenants list | create NAME [--rate 50/s] [--burst N] | keys list|add TENANT | keys revoke TENANT KEY\n"
-    "  petrel domains list | add DOMAIN [--selector S] | verify DOMAIN\n"
-    "  petrel cluster                 cluster members, leases and partitions (admin)\n"
-    "  petrel drain                   this node hands its partitions over to the others (admin)\n"
-    "\n"
-    "Connection (flags, else environment, else the CLI config file, else defaults):\n"
-    "  --url URL            tenant API (PETREL_URL; default http://127.0.0.1:8080)\n"
-    "  --admin-url URL      admin API (PETREL_ADMIN_URL; default http://127.0.0.1:8081)\n"
-    "  --key KEY            API key (PETREL_API_KEY)\n"
-    "  --admin-token TOKEN  admin token (PETREL_ADMIN_TOKEN; else --admin-token-file, default data/admin.token)\n"
-    "  --cli-config FILE    TOML with url, admin_url, key, admin_token, admin_token_file\n"
-    "                       (PETREL_CLI_CONFIG; default ~/.config/petrel/cli.toml)\n"
-    "  --json               print the API's JSON (events: one JSON object per line)\n"
-    "\n"
-    "Exit codes: 0 done, 1 server unreachable or 5xx, 2 usage, 3 refused (400/409/429),\n"
-    "4 not found, 5 unauthorized (401/403).\n";
-
-}  // namespace
-
-bool is_command(const std::string& name) {
-  static const std::vector<std::string> all = {"send",  "status", "events",       "queues",  "suspend", "resume",
-                                               "bounce", "flush", "suppressions", "tenants", "domains",
-                                               "cluster", "drain"};
-  return std::find(all.begin(), all.end(), name) != all.end();
 }
 
 int run(const std::vector<std::string>& args) {
   const auto& name = args.at(0);
+  const auto* spec = find_command(name);
+  if (!spec) return usage;
   try {
-    auto c = parse(args, 1);
+    auto c = parse(*spec, args, 1);
     if (c.flag("help")) {
-      std::printf("%s", help_text);
+      command_help(*spec);
       return ok;
     }
     auto conn = connect_from(c);
-    if (name == "send") return send(c, conn);
-    if (name == "status") return status(c, conn);
-    if (name == "events") return events(c, conn);
-    if (name == "queues") return queues(c, conn);
-    if (name == "suspend" || name == "resume" || name == "bounce" || name == "flush") return control(name, c, conn);
-    if (name == "suppressions") return suppressions(c, conn);
-    if (name == "tenants") return tenants(c, conn);
-    if (name == "domains") return domains(c, conn);
-    if (name == "cluster") return cluster(c, conn);
-    if (name == "drain") return drain(c, conn);
+    return spec->run(c, conn);
   } catch (const usage_error& e) {
-    std::fprintf(stderr, "petrel %s: %s (see petrel %s --help)\n", name.c_str(), e.what(), name.c_str());
+    std::fprintf(stderr, "petrel %s: %s (petrel %s --help)\n", name.c_str(), e.what(), name.c_str());
     return usage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "petrel %s: unexpected answer: %s\n", name.c_str(), e.what());
     return failure;
   }
-  return usage;
 }
-
-const char* client_help() { return help_text; }
 
 }  // namespace petrel::cli

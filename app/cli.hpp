@@ -17,11 +17,15 @@ enum exit_code : int {
   rejected = 3,      // the request was refused (400, 409, 413, 415, 429)
   not_found = 4,     // 404
   unauthorized = 5,  // 401, 403: no, wrong or revoked key / token
+  not_verified = 6,  // domains verify: the domain is not verified (yet)
 };
 
 // True when args[0] names a client command.
 bool is_command(const std::string& name);
-const char* client_help();
+// The commands, a line each, and the exit codes (petrel --help).
+std::string client_help();
+// The exit codes as `--help` and docs/cli.md show them (one table).
+const char* exit_code_table();
 int run(const std::vector<std::string>& args);
 
 struct url_parts {

@@ -79,6 +79,7 @@ json::object key_json(const api_key_record& k) {
 json::object tenant_json(const tenant_record& t) {
   return json::object{{"id", t.id.str()},
                       {"name", t.name},
+                      {"rate", t.rate_per_second > 0 ? json::value(format_rate(t.rate_per_second)) : json::value(nullptr)},
                       {"rate_per_second", t.rate_per_second > 0 ? json::value(t.rate_per_second) : json::value(nullptr)},
                       {"burst", t.burst > 0 ? json::value(t.burst) : json::value(nullptr)},
                       {"suspended", t.suspended},
@@ -100,9 +101,23 @@ http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> di
   for (const auto& p : cfg_.egress.pools) cfg_pools_.insert(p.name);
 }
 
+std::optional<http_response> http_api::api_key_problem(const std::string& key) const {
+  if (key.empty())
+    return unauthorized("an API key is required: Authorization: Bearer pk_... (petrel tenants create, "
+                        "or the key printed at the first start)");
+  if (!admin_token_.empty() && constant_time_equal(key, admin_token_))
+    return unauthorized("this is the admin token; the tenant API (/v1/...) needs a tenant's API key (pk_...)");
+  if (key.rfind("pk_", 0) != 0) return unauthorized("this is not an API key: API keys start with pk_");
+  return std::nullopt;
+}
+
 void http_api::public_request(http_request&& request, http_responder respond) {
   auto parts = split_path(request.path);
   const auto& method = request.method;
+  if ((!parts.empty() && parts[0] == "admin") || request.path == "/metrics")
+    return respond(problem(404, "not-found", "Not Found",
+                           request.path + " is on the admin listener (admin.listen, " +
+                               cfg_.admin.listen.to_string() + "), not on the tenant API's"));
   if (request.path == "/healthz") {
     if (method != "GET" && method != "HEAD") return respond(method_not_allowed("GET"));
     return respond(json_response(200, json::object{{"status", "ok"}}));
@@ -172,8 +187,7 @@ json::object domain_json(const sender_domain_view& v) {
 void http_api::sender_domains(http_request&& request, const std::vector<std::string>& parts,
                               http_responder respond) {
   auto key = bearer_token(request);
-  if (key.empty())
-    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   const auto& method = request.method;
   enum { list, create, verify, rotate, retire, remove } op;
   std::string domain, selector;
@@ -293,8 +307,7 @@ void http_api::readiness(http_responder respond) {
 
 void http_api::submit_message(http_request&& request, http_responder respond) {
   auto key = bearer_token(request);
-  if (key.empty())
-    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   if (!is_json(request.header("content-type")))
     return respond(problem(415, "unsupported-media-type", "Unsupported Media Type",
                            "the body must be application/json"));
@@ -335,8 +348,7 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
 void http_api::get_message(const http_request& request, const std::string& id,
                            http_responder respond) {
   auto key = bearer_token(request);
-  if (key.empty())
-    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   auto parsed_id = id128::parse(id);
   auto s = directory_->get();
   auto& sys = sys_;
@@ -374,10 +386,19 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     return respond(std::move(r));
   }
   auto parts = split_path(request.path);
+  if (!parts.empty() && parts[0] == "v1")
+    return respond(problem(404, "not-found", "Not Found",
+                           request.path + " is on the tenant API's listener (http.listen, " +
+                               cfg_.http.listen.to_string() + "), not on the admin listener"));
   if (parts.empty() || parts[0] != "admin") return respond(not_found());
   auto token = bearer_token(request);
-  if (token.empty() || !constant_time_equal(token, admin_token_))
-    return respond(unauthorized("the admin token is required: Authorization: Bearer <token>"));
+  const char* where = "admin.token, or the file admin.token_file (default <storage.data_dir>/admin.token)";
+  if (token.empty())
+    return respond(unauthorized(std::string("the admin token is required: Authorization: Bearer <token>, from ") + where));
+  if (!constant_time_equal(token, admin_token_))
+    return respond(unauthorized(token.rfind("pk_", 0) == 0
+                                    ? std::string("this is an API key; the admin API needs the admin token (") + where + ")"
+                                    : std::string("the admin token is wrong: it is the one in ") + where));
   if (parts.size() == 2 && (parts[1] == "queues" || parts[1] == "egress")) {
     if (method != "GET") return respond(method_not_allowed("GET"));
     http_response bad;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -24,6 +25,13 @@ class http_api {
   // bounce_secret: the key of unsubscribe tokens (bounces.secret_file), or empty.
   http_api(caf::actor_system& sys, std::shared_ptr<service_directory> directory, config cfg,
            std::string admin_token, std::string bounce_secret = {});
+
+  // The node's I/O runtime, for what the API itself sends (webhook tests).
+  void set_runtime(std::shared_ptr<delivery_runtime> runtime) { runtime_ = std::move(runtime); }
+
+  // Why a tenant API request's key cannot be right before anyone looks it up: none, the
+  // admin token by mistake, or not an API key at all (they start with pk_).
+  std::optional<http_response> api_key_problem(const std::string& key) const;
 
   void public_request(http_request&& request, http_responder respond);
   void admin_request(http_request&& request, http_responder respond);
@@ -74,6 +82,7 @@ class http_api {
   std::shared_ptr<service_directory> directory_;
   config cfg_;
   std::string admin_token_;
+  std::shared_ptr<delivery_runtime> runtime_;
   std::string bounce_secret_;
   std::set<std::string> cfg_pools_;  // pool names a tenant may be given
 };

@@ -97,12 +97,13 @@ std::optional<http_response> read_suppression_additions(const http_request& requ
         r.reason = std::string(v.get_string());
         if (std::find(manual_reasons.begin(), manual_reasons.end(), r.reason) == manual_reasons.end())
           errors.push_back({prefix + "reason", "one of manual, hard_bounce, complaint, unsubscribe"});
-      } else if (k == "expires_in" && v.is_string()) {
-        auto d = parse_duration(std::string_view(v.get_string()));
-        if (!d || d.value().count() <= 0)
-          errors.push_back({prefix + "expires_in", "a positive duration like \"30d\""});
-        else
-          r.expires_at_ms = now + d.value().count();
+      } else if (k == "expires_in") {
+        auto d = v.is_string() ? parse_duration(std::string_view(v.get_string()))
+                               : parsed<std::chrono::milliseconds>::failure(
+                                     "expects a duration string like \"30d\" (units ms, s, m, h, d)");
+        if (!d) errors.push_back({prefix + "expires_in", d.error()});
+        else if (d.value().count() <= 0) errors.push_back({prefix + "expires_in", "must be above zero, like \"30d\""});
+        else r.expires_at_ms = now + d.value().count();
       } else {
         errors.push_back({prefix + k, "unknown field, or not of its type (email, reason, expires_in)"});
       }
@@ -141,8 +142,7 @@ std::optional<http_response> read_suppression_query(const http_request& request,
 void http_api::suppressions(http_request&& request, const std::vector<std::string>& parts,
                             http_responder respond) {
   auto key = bearer_token(request);
-  if (key.empty())
-    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   const auto& method = request.method;
   enum { list, add, get_one, remove } op;
   std::string address;
@@ -261,8 +261,7 @@ void http_api::inbound(http_request&& request, bool admin, http_responder respon
   if (auto to = query_parameter(request.query, "to"); !to.empty()) m.envelope_to.push_back(to);
   if (admin) return process(std::move(m));
   auto key = bearer_token(request);
-  if (key.empty())
-    return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   ask<tenant_identity>(
       sys_, s->tenants, timeout,
       [process, m = std::move(m)](tenant_identity& who) mutable {

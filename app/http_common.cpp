@@ -3,7 +3,9 @@
 
 #include "actors/actor_support.hpp"
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <ctime>
 
 #include "app/problem.hpp"
@@ -24,11 +26,66 @@ json::value timestamp(std::int64_t ms) {
   return json::value(rfc3339(ms));
 }
 
+namespace {
+
+// JSON text with numbers as people write them: Boost.JSON prints every double in exponent form
+// ("5E0", "9.767441860465116E-1"); here a double is its shortest round-trip form ("5", "0.9767",
+// "1e-07" only when tiny), the rest as Boost.JSON writes it.
+void write_json(std::string& out, const json::value& v) {
+  switch (v.kind()) {
+    case json::kind::object: {
+      out += '{';
+      bool first = true;
+      for (const auto& kv : v.get_object()) {
+        if (!first) out += ',';
+        first = false;
+        out += json::serialize(json::string(kv.key()));
+        out += ':';
+        write_json(out, kv.value());
+      }
+      out += '}';
+      return;
+    }
+    case json::kind::array: {
+      out += '[';
+      bool first = true;
+      for (const auto& item : v.get_array()) {
+        if (!first) out += ',';
+        first = false;
+        write_json(out, item);
+      }
+      out += ']';
+      return;
+    }
+    case json::kind::double_: {
+      auto d = v.get_double();
+      if (!std::isfinite(d)) {
+        out += "null";
+        return;
+      }
+      char buffer[64];
+      auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, d);
+      out.append(buffer, ec == std::errc{} ? end : buffer);
+      return;
+    }
+    default:
+      out += json::serialize(v);
+  }
+}
+
+}  // namespace
+
+std::string json_text(const json::value& v) {
+  std::string out;
+  write_json(out, v);
+  return out;
+}
+
 http_response json_response(int status, const json::value& v) {
   http_response r;
   r.status = status;
   r.content_type = "application/json";
-  r.body = json::serialize(v);
+  r.body = json_text(v);
   return r;
 }
 

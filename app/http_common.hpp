@@ -19,6 +19,8 @@ boost::json::value timestamp(std::int64_t ms);
 http_response json_response(int status, const boost::json::value& v);
 // 204 No Content; `answered_empty(respond)` is the handler of a request whose success says
 // nothing more (an ok_atom).
+// A JSON document's text, with doubles in plain decimal form ("0.5", never "5E-1").
+std::string json_text(const boost::json::value& v);
 http_response no_content();
 inline auto answered_empty(http_responder respond) {
   return [respond](auto&&...) { respond(no_content()); };

@@ -112,7 +112,8 @@ std::string check_types(const std::vector<std::string>& types, std::string& erro
   std::vector<std::string> out;
   for (const auto& t : types) {
     if (!known_type(t)) {
-      error = "unknown event type \"" + t + "\"";
+      error = "unknown event type \"" + t + "\"; the types are";
+      for (const auto& known : event_types()) error += " " + known;
       return {};
     }
     if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
@@ -173,12 +174,15 @@ std::optional<http_response> read_webhook_rotation(const http_request& request, 
 // unless private networks are allowed. Names are checked again when they are resolved.
 void check_webhook_url(std::string_view text, const webhooks_config& cfg, std::vector<field_error>& errors) {
   auto url = parse_webhook_url(text, !cfg.require_https);
+  const char* private_hint = " (this node sends webhooks to the public internet only: webhooks.allow_private_networks)";
   if (!url)
-    errors.push_back({"url", url.error()});
+    errors.push_back({"url", url.error() + (cfg.require_https && text.rfind("http://", 0) == 0
+                                                ? std::string(" (this node requires HTTPS: webhooks.require_https)")
+                                                : std::string())});
   else if (!cfg.allow_private_networks && is_ip_literal(url->host) && !is_public_address(url->host))
-    errors.push_back({"url", "the address is not on the public internet"});
+    errors.push_back({"url", std::string("the address is not on the public internet") + private_hint});
   else if (!cfg.allow_private_networks && (url->host == "localhost" || url->host.ends_with(".localhost")))
-    errors.push_back({"url", "localhost is not on the public internet"});
+    errors.push_back({"url", std::string("localhost is not on the public internet") + private_hint});
 }
 
 // The body of POST /v1/webhooks: url, events, secret.
@@ -368,22 +372,65 @@ void http_api::stats(http_request&& request, http_responder respond) {
   });
 }
 
+namespace {
+
+// POST /v1/webhooks/{id}/test: one sample event of type "test", signed with the endpoint's
+// secret(s) as a real batch is, posted now; the answer says what the endpoint replied. The
+// endpoint's queue, cursor and state are not touched.
+void post_test_batch(const std::shared_ptr<delivery_runtime>& runtime, const webhooks_config& settings,
+                     const webhook_record& w, const http_responder& respond) {
+  if (!runtime) return respond(problem(503, "unavailable", "Service Unavailable", "the node is starting"));
+  event_view sample;
+  sample.event.id = new_id();
+  sample.event.tenant_id = w.tenant_id;
+  sample.event.type = "test";
+  sample.event.at_ms = now_ms();
+  sample.event.data_json = R"({"note":"a test from POST /v1/webhooks/{id}/test; no message is involved"})";
+  sample.recipient = "test@example.com";
+  sample.tags_json = "[]";
+  sample.metadata_json = "{}";
+  auto body = webhook_batch_json(w.id, {sample});
+  auto now = now_ms();
+  webhook_post p;
+  p.url = w.url;
+  p.headers = {{"Content-Type", "application/json"},
+               {"Petrel-Webhook", w.id.str()},
+               {"Petrel-Delivery", new_id().str()},
+               {"Petrel-Test", "true"},
+               {"Petrel-Signature", webhook_signature(w.secret, now / 1000, body,
+                                                      now < w.previous_until_ms ? w.previous_secret : std::string())}};
+  p.body = std::move(body);
+  p.timeout = settings.timeout;
+  p.allow_private = settings.allow_private_networks;
+  p.allow_http = !settings.require_https;
+  start_webhook_test(runtime, std::move(p), [respond](int status, std::string error) {
+    bool delivered = status >= 200 && status < 300;
+    if (error.empty() && !delivered) error = "the endpoint answered HTTP " + std::to_string(status);
+    respond(json_response(200, json::object{{"delivered", delivered},
+                                            {"status", status ? json::value(status) : json::value(nullptr)},
+                                            {"error", error.empty() ? json::value(nullptr) : json::value(error)}}));
+  });
+}
+
+}  // namespace
+
 void http_api::webhooks(http_request&& request, const std::vector<std::string>& parts,
                         http_responder respond) {
   const auto& method = request.method;
-  enum { list, create, get_one, remove, resume, rotate } op;
+  enum { list, create, get_one, remove, resume, rotate, test } op;
   id128 id;
   if (parts.size() == 2) {
     if (method == "GET") op = list;
     else if (method == "POST") op = create;
     else return respond(method_not_allowed("GET, POST"));
-  } else if (parts.size() == 3 || (parts.size() == 4 && (parts[3] == "resume" || parts[3] == "rotate"))) {
+  } else if (parts.size() == 3 ||
+             (parts.size() == 4 && (parts[3] == "resume" || parts[3] == "rotate" || parts[3] == "test"))) {
     auto parsed = id128::parse(parts[2]);
     if (!parsed) return respond(problem(404, "not-found", "Not Found", "no such webhook"));
     id = *parsed;
     if (parts.size() == 4) {
       if (method != "POST") return respond(method_not_allowed("POST"));
-      op = parts[3] == "resume" ? resume : rotate;
+      op = parts[3] == "resume" ? resume : parts[3] == "rotate" ? rotate : test;
     } else if (method == "GET") {
       op = get_one;
     } else if (method == "DELETE") {
@@ -403,6 +450,8 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
+  auto runtime = runtime_;
+  auto webhook_settings = cfg_.webhooks;
   auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
   as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
         if (invalid) return respond(*invalid);
@@ -447,6 +496,15 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
                 sys, s->events, timeout,
                 [respond](webhook_status& w) { respond(json_response(200, webhook_json(w, true))); }, fail,
                 rotate_atom::value, tenant, id, creation.secret);
+          case test:
+            return ask<std::vector<webhook_status>>(
+                sys, s->events, timeout,
+                [respond, id, runtime, settings = webhook_settings](std::vector<webhook_status>& all) {
+                  for (const auto& w : all)
+                    if (w.record.id == id) return post_test_batch(runtime, settings, w.record, respond);
+                  respond(problem(404, "not-found", "Not Found", "no such webhook"));
+                },
+                fail, list_atom::value, tenant);
         }
       });
 }
@@ -454,7 +512,7 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
 void http_api::as_tenant(const http_request& request, const http_responder& respond,
                          std::function<void(tenant_identity&)> then) {
   auto key = bearer_token(request);
-  if (key.empty()) return respond(unauthorized("an API key is required: Authorization: Bearer <key>"));
+  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   auto& sys = sys_;
   ask<tenant_identity>(
       sys_, directory_->get()->tenants, cfg_.http.handler_timeout,

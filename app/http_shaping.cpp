@@ -114,14 +114,20 @@ bool read_action_body(const http_request& request, std::int64_t& until_ms, std::
   for (const auto& kv : doc.get_object()) {
     std::string k(kv.key());
     const auto& v = kv.value();
-    if (k == "duration" && v.is_string()) {
+    if (k == "duration") {
+      if (!v.is_string()) {
+        errors.push_back({"duration", "expects a duration string like \"30m\" (units ms, s, m, h, d)"});
+        continue;
+      }
       auto d = parse_duration(std::string_view(v.get_string()));
-      if (!d || d.value().count() <= 0) errors.push_back({"duration", "a positive duration like \"30m\""});
+      if (!d) errors.push_back({"duration", d.error()});
+      else if (d.value().count() <= 0) errors.push_back({"duration", "must be above zero, like \"30m\""});
       else until_ms = unix_now_ms() + d.value().count();
-    } else if (k == "reason" && v.is_string() && v.get_string().size() <= 500) {
-      reason = std::string(v.get_string());
+    } else if (k == "reason") {
+      if (!v.is_string() || v.get_string().size() > 500) errors.push_back({"reason", "a string of at most 500 characters"});
+      else reason = std::string(v.get_string());
     } else {
-      errors.push_back({k, "unknown field, or not of its type (duration, reason)"});
+      errors.push_back({k, "unknown field (duration, reason)"});
     }
   }
   if (!errors.empty()) {

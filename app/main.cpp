@@ -22,10 +22,9 @@ void usage(std::FILE* out) {
                "  petrel --help                            this text\n"
                "  petrel <command> --help                  help on a command\n"
                "\n"
-               "Exit codes: 0 success, 1 runtime failure, 2 usage or configuration error.\n"
                "Documentation: docs/ (configuration.md, api.md, operations.md, cli.md).\n"
                "\n%s",
-               version, petrel::cli::client_help());
+               version, petrel::cli::client_help().c_str());
 }
 
 void serve_usage(std::FILE* out) {
@@ -54,6 +53,12 @@ int main(int argc, char** argv) {
   if (args[0] == "--version" || args[0] == "version") {
     std::printf("petrel %s\n", version);
     return 0;
+  }
+  // `petrel --config FILE <command> ...`: the server's configuration for a client command.
+  if ((args[0] == "--config" || args[0] == "-c") && args.size() >= 3 && petrel::cli::is_command(args[2])) {
+    std::vector<std::string> moved = {args[2], "--config", args[1]};
+    moved.insert(moved.end(), args.begin() + 3, args.end());
+    args = std::move(moved);
   }
   if (petrel::cli::is_command(args[0])) return petrel::cli::run(args);
   if (args[0] != "serve") {

@@ -52,8 +52,13 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
       }
       case petrel_errc::not_found:
         return problem(404, "not-found", "Not Found", detail);
-      case petrel_errc::rate_limited:
-        return problem(429, "rate-limited", "Too Many Requests", detail, {}, retry);
+      case petrel_errc::rate_limited: {
+        // The detail names the tenant's rate and burst; the headers say when to come back.
+        auto r = problem(429, "rate-limited", "Too Many Requests", detail, {}, retry);
+        r.headers.emplace_back("X-RateLimit-Remaining", "0");
+        r.headers.emplace_back("X-RateLimit-Reset", std::to_string((retry + 999) / 1000));
+        return r;
+      }
       case petrel_errc::overloaded:
         return problem(503, "overloaded", "Service Unavailable", detail, {}, retry);
       case petrel_errc::store_failed:

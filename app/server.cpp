@@ -88,8 +88,11 @@ std::string local_hostname() {
   return name;
 }
 
-void print_first_tenant(const created_tenant& t, const config& cfg) {
-  auto url = "http://" + cfg.http.listen.to_string();
+void print_first_tenant(const created_tenant& t, const config& cfg, std::uint16_t api_port) {
+  auto listen = cfg.http.listen;
+  listen.port = api_port;  // the bound port (the configured one may be 0)
+  if (listen.host == "0.0.0.0") listen.host = "127.0.0.1";
+  auto url = "http://" + listen.to_string();
   std::printf(
       "\n"
       "  Petrel created the first tenant \"%s\". Its API key (shown only this once):\n"
@@ -102,9 +105,9 @@ void print_first_tenant(const created_tenant& t, const config& cfg) {
       "           -d '{\"from\":\"app@example.com\",\"to\":[\"someone@example.net\"],"
       "\"subject\":\"Hello\",\"text\":\"Hi!\"}'\n"
       "\n"
-      "  More keys: POST /admin/tenants/%s/keys on the admin listener (token in %s).\n\n",
+      "  More keys: petrel tenants keys add %s (the admin token is in %s).\n\n",
       t.tenant.name.c_str(), t.key.api_key.c_str(), url.c_str(), t.key.api_key.c_str(),
-      t.tenant.id.str().c_str(), cfg.admin.token.empty() ? cfg.admin_token_path().c_str() : "the config");
+      t.tenant.name.c_str(), cfg.admin.token.empty() ? cfg.admin_token_path().c_str() : "the config");
   std::fflush(stdout);
 }
 
@@ -234,6 +237,21 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
     if (!key) throw std::runtime_error("dkim.key_encryption_key_file: " + key.error());
     c->key_encryption_key = key.value();
   }
+  // Relays: each password read once, here (a missing or empty file is a start-up error).
+  std::vector<std::string> passwords;
+  for (std::size_t i = 0; i < cfg.delivery.relays.size(); ++i) {
+    const auto& relay = cfg.delivery.relays[i];
+    std::string password;
+    if (!relay.password_file.empty()) {
+      std::ifstream in(relay.password_file);
+      if (!in || !std::getline(in, password) || password.empty())
+        throw std::runtime_error("delivery.relays[" + std::to_string(i) + "].password_file: " +
+                                 relay.password_file + " cannot be read or its first line is empty");
+      if (!password.empty() && password.back() == '\r') password.pop_back();
+    }
+    passwords.push_back(std::move(password));
+  }
+  c->routing = std::make_shared<const routing_table>(cfg.delivery, std::move(passwords));
   c->bounces = cfg.bounces;
   c->events = cfg.events;
   c->webhooks = cfg.webhooks;
@@ -265,7 +283,10 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
 }
 
 // bootstrap.create_tenant: tenants load asynchronously; ask until they have (a few seconds at most).
-void create_first_tenant(caf::scoped_actor& self, const service_directory& directory, const config& cfg) {
+// Called once every listener is bound: a node that cannot start makes no tenant and prints no
+// key that would point at another process.
+void create_first_tenant(caf::scoped_actor& self, const service_directory& directory, const config& cfg,
+                         std::uint16_t api_port) {
   for (int attempt = 0; attempt < 100; ++attempt) {
     bool done = false;
     self->request(directory.get()->tenants, std::chrono::seconds(5), bootstrap_atom::value,
@@ -273,12 +294,17 @@ void create_first_tenant(caf::scoped_actor& self, const service_directory& direc
         .receive(
             [&](created_tenant& t) {
               done = true;
-              if (!t.tenant.id.empty()) print_first_tenant(t, cfg);
+              if (!t.tenant.id.empty())
+                print_first_tenant(t, cfg, api_port);
+              else
+                spdlog::info("bootstrap.tenants_exist hint=\"another API key: petrel tenants keys add <tenant> "
+                             "(petrel tenants list names them)\"");
             },
             [&](caf::error&) {});
     if (done) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  spdlog::warn("bootstrap.not_done reason=\"the tenants did not answer in time\" hint=\"petrel tenants create NAME\"");
 }
 
 http_server_options http_options(const config& cfg, const std::string& name, const listen_address& listen) {
@@ -506,14 +532,15 @@ int run_server(const config& cfg) {
   std::optional<caf::scoped_actor> self_holder;  // reset before waiting for the actors
   self_holder.emplace(sys);
   auto& self = *self_holder;
-  if (cfg.bootstrap.create_tenant) create_first_tenant(self, *directory, cfg);
 
   // 3. The listeners.
   http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
+  api.set_runtime(runtime);
   auto servers = make_listeners(io, sys, cfg, api, *runtime, directory);
   int exit_code = 0;
   try {
     servers.start(cfg);
+    if (cfg.bootstrap.create_tenant) create_first_tenant(self, *directory, cfg, servers.api->port());
     if (!db.first_start_done) record_first_start(self, *directory, cfg);
   } catch (const std::exception& e) {
     spdlog::critical("petrel.start_failed error=\"{}\"", e.what());

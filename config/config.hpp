@@ -70,6 +70,26 @@ struct domain_policy {
   rate tenant_rate;   // each tenant
 };
 
+// A relay host (smarthost): the routes that name it deliver there instead of to MX hosts.
+struct relay_config {
+  std::string name;
+  std::string host;  // name or IP address
+  std::uint16_t port = 25;
+  std::string tls = "opportunistic";  // disabled | opportunistic | required
+  bool verify_certificate = false;
+  std::string username;       // SMTP AUTH PLAIN (RFC 4954) when set ...
+  std::string password_file;  // ... with the password from this file (its first line)
+};
+
+// One entry of the routing table: the recipients it matches leave through a relay, or through
+// fixed hosts instead of their domain's MX records. The first matching entry applies.
+struct route_config {
+  std::vector<std::string> domains;  // globs on the destination domain; empty: every domain
+  std::vector<std::string> tenants;  // tenant names or ids; empty: every tenant
+  std::string relay;                 // a [[delivery.relays]] name, or ...
+  std::vector<listen_address> mx;    // ... these hosts, in order of preference
+};
+
 struct delivery_settings {
   std::string ehlo_name;  // empty: this host's name
   std::uint16_t port = 25;  // destination port (tests and sinks override it)
@@ -99,6 +119,12 @@ struct delivery_settings {
   bool allow_private_destinations = false;
   std::vector<site_policy> sites;
   std::vector<domain_policy> domains;
+  // Relays and the routing table (docs/configuration.md "[delivery] routing"). `relay`, the
+  // shorthand "host:port" for one relay of everything, becomes the relay "relay" and a last
+  // route that matches every recipient.
+  std::string relay;
+  std::vector<relay_config> relays;
+  std::vector<route_config> routes;
 };
 
 struct warmup_step_config {

@@ -378,6 +378,89 @@ void read_dns(reader& r, config& c) {
   s.finish();
 }
 
+// Whether a host is a loopback address literal (SMTP AUTH without TLS is allowed only there).
+bool is_loopback_literal(const std::string& host) {
+  return host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+// [delivery] relay, [[delivery.relays]], [[delivery.routes]]: the routing table.
+void read_routing(section& s, delivery_settings& d) {
+  std::set<std::string> names;
+  bool shorthand = false;
+  for (auto& t : s.tables("relays")) {
+    relay_config relay;
+    std::string host;
+    t.string("name", relay.name, 64);
+    t.string("host", host, 300);
+    t.choice("tls", relay.tls, {"disabled", "opportunistic", "required"});
+    t.boolean("verify_certificate", relay.verify_certificate);
+    t.string("username", relay.username, 256);
+    t.string("password_file", relay.password_file);
+    if (relay.name.empty()) t.problem("name", "required");
+    else if (!names.insert(relay.name).second) t.problem("name", "\"" + relay.name + "\" is used twice");
+    if (host.empty()) {
+      t.problem("host", "required: \"host\" or \"host:port\" (port 25 when not given)");
+    } else if (auto hp = parse_host_port(host, 25); !hp) {
+      t.problem("host", hp.error());
+    } else {
+      relay.host = hp.value().host;
+      relay.port = hp.value().port;
+    }
+    if (!relay.username.empty() && relay.password_file.empty())
+      t.problem("password_file", "required with username: a file whose first line is the password");
+    if (relay.username.empty() && !relay.password_file.empty())
+      t.problem("username", "required with password_file");
+    if (!relay.username.empty() && relay.tls != "required" && !is_loopback_literal(relay.host))
+      t.problem("tls", "SMTP AUTH sends the password: set tls = \"required\" (plain text is allowed "
+                       "only to a loopback address)");
+    t.finish();
+    d.relays.push_back(std::move(relay));
+  }
+  s.string("relay", d.relay, 300);
+  if (!d.relay.empty()) {
+    if (auto hp = parse_host_port(d.relay, 25); !hp) {
+      s.problem("relay", hp.error());
+    } else if (names.count("relay")) {
+      s.problem("relay", "a [[delivery.relays]] entry is named \"relay\" already: add a route to it instead");
+    } else {
+      relay_config relay;
+      relay.name = "relay";
+      relay.host = hp.value().host;
+      relay.port = hp.value().port;
+      d.relays.push_back(std::move(relay));
+      names.insert("relay");
+      shorthand = true;
+    }
+  }
+  for (auto& t : s.tables("routes")) {
+    route_config route;
+    std::vector<std::string> mx;
+    t.string_list("domains", route.domains);
+    t.string_list("tenants", route.tenants);
+    t.string("relay", route.relay, 64);
+    t.string_list("mx", mx);
+    for (auto& pattern : route.domains) {
+      for (auto& ch : pattern) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+      if (pattern.empty()) t.problem("domains", "an empty pattern matches nothing");
+    }
+    if (route.relay.empty() == mx.empty())
+      t.problem("relay", "give either relay = \"<name of a [[delivery.relays]]>\" or mx = [\"host[:port]\", ...]");
+    else if (!route.relay.empty() && !names.count(route.relay))
+      t.problem("relay", "no [[delivery.relays]] is named \"" + route.relay + "\"");
+    for (const auto& m : mx) {
+      if (auto hp = parse_host_port(m, 0); !hp) t.problem("mx", hp.error());
+      else route.mx.push_back(hp.value());
+    }
+    t.finish();
+    d.routes.push_back(std::move(route));
+  }
+  if (shorthand) {
+    route_config everything;
+    everything.relay = "relay";
+    d.routes.push_back(std::move(everything));
+  }
+}
+
 // [delivery]
 void read_delivery(reader& r, config& c) {
   auto s = r.open("delivery");
@@ -437,6 +520,7 @@ void read_delivery(reader& r, config& c) {
     t.finish();
     d.sites.push_back(std::move(p));
   }
+  read_routing(s, d);
   s.finish();
 }
 

@@ -29,8 +29,11 @@ parsed<std::chrono::milliseconds> parse_duration(std::string_view text) {
   if (text.empty()) return parsed<milliseconds>::failure("empty duration");
   double bare = 0;
   if (parse_number(text, bare)) {
-    if (bare < 0) return parsed<milliseconds>::failure("negative duration " + quoted(text));
-    return milliseconds(static_cast<std::int64_t>(std::llround(bare * 1000)));
+    // A number alone is ambiguous (seconds? minutes?): only 0 means the same in every unit.
+    if (bare == 0) return milliseconds(0);
+    return parsed<milliseconds>::failure("the duration " + quoted(text) + " has no unit: write it like \"" +
+                                         std::string(text) + "s\", \"5m\", \"250ms\", \"1h30m\" or \"3d\" "
+                                         "(units ms, s, m, h, d)");
   }
   double total_ms = 0;
   std::size_t i = 0;
@@ -121,6 +124,26 @@ std::string listen_address::to_string() const {
   return host + ":" + std::to_string(port);
 }
 
+std::string format_rate(double per_second) {
+  if (!(per_second > 0)) return "0/s";
+  struct unit {
+    const char* name;
+    double seconds;
+  };
+  for (auto u : {unit{"s", 1}, unit{"min", 60}, unit{"h", 3600}, unit{"d", 86400}}) {
+    double count = per_second * u.seconds;
+    double whole = std::round(count);
+    if (whole >= 1 && std::abs(count - whole) <= 1e-6 * whole) {
+      char buffer[48];
+      std::snprintf(buffer, sizeof buffer, "%.0f/%s", whole, u.name);
+      return buffer;
+    }
+  }
+  char buffer[48];
+  std::snprintf(buffer, sizeof buffer, "%.6g/s", per_second);
+  return buffer;
+}
+
 parsed<listen_address> parse_listen_address(std::string_view text) {
   auto fail = [&] {
     return parsed<listen_address>::failure("expected \"host:port\" or \"[ipv6]:port\", got " +
@@ -147,6 +170,41 @@ parsed<listen_address> parse_listen_address(std::string_view text) {
     return parsed<listen_address>::failure("port must be a number from 0 to 65535 in " +
                                            quoted(text));
   out.port = static_cast<std::uint16_t>(port);
+  return out;
+}
+
+parsed<listen_address> parse_host_port(std::string_view text, std::uint16_t default_port) {
+  auto fail = [&] {
+    return parsed<listen_address>::failure("expected \"host\", \"host:port\" or \"[ipv6]:port\", got " +
+                                           quoted(text));
+  };
+  listen_address out;
+  out.port = default_port;
+  std::string_view port_text;
+  if (!text.empty() && text.front() == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos) return fail();
+    out.host = std::string(text.substr(1, close - 1));
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') return fail();
+      port_text = text.substr(close + 2);
+      if (port_text.empty()) return fail();
+    }
+  } else if (auto colon = text.find(':'); colon != std::string_view::npos && text.rfind(':') == colon) {
+    out.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+    if (port_text.empty()) return fail();
+  } else {
+    out.host = std::string(text);  // a name, an IPv4 address or a bare IPv6 address
+  }
+  if (out.host.empty() || out.host.find_first_of(" \t/@") != std::string::npos) return fail();
+  if (!port_text.empty()) {
+    unsigned port = 0;
+    auto [ptr, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+    if (ec != std::errc{} || ptr != port_text.data() + port_text.size() || port == 0 || port > 65535)
+      return parsed<listen_address>::failure("port must be a number from 1 to 65535 in " + quoted(text));
+    out.port = static_cast<std::uint16_t>(port);
+  }
   return out;
 }
 

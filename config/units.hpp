@@ -43,6 +43,9 @@ struct rate {
   std::string text;  // as written, for messages and admin views
 };
 parsed<rate> parse_rate(std::string_view text);
+// A rate as people write it: a whole count per second, minute, hour or day when there is one
+// ("5/s", "50/min", "1000/d"), else per second ("0.25/s").
+std::string format_rate(double per_second);
 
 struct listen_address {
   std::string host;
@@ -51,6 +54,10 @@ struct listen_address {
 };
 // "host:port", "[v6]:port"; port 0 asks the kernel for an ephemeral port.
 parsed<listen_address> parse_listen_address(std::string_view text);
+
+// Where to connect: "host", "host:port", "[v6]" or "[v6]:port" (a bare IPv6 address has no
+// port); `default_port` when none is given. Ports 1-65535.
+parsed<listen_address> parse_host_port(std::string_view text, std::uint16_t default_port);
 
 // An IP address ("192.0.2.1", "2001:db8::1") or a network ("10.0.0.0/8", "fd00::/8").
 struct ip_network {

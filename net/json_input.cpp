@@ -218,7 +218,18 @@ json_input parse_json_input(std::string_view text, const json_limits& limits,
       out.error = "the document is nested deeper than " + std::to_string(limits.max_depth) +
                   " levels";
     } else {
-      out.error = "not valid JSON: " + ec.message() + " (at byte " + std::to_string(used) + ")";
+      // Where, as an editor shows it: line and column (1-based, in bytes) of the failing byte.
+      std::size_t line = 1, column = 1;
+      for (std::size_t i = 0; i < used && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+          ++line;
+          column = 1;
+        } else {
+          ++column;
+        }
+      }
+      out.error = "not valid JSON: " + ec.message() + " at line " + std::to_string(line) + ", column " +
+                  std::to_string(column) + " (byte " + std::to_string(used) + ")";
     }
     return out;
   }

@@ -1,6 +1,8 @@
 // The SMTP client (see smtp_client.hpp).
 #include "net/smtp_client.hpp"
 
+#include "net/mail/base64.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read_until.hpp>
@@ -152,6 +154,7 @@ struct smtp_connection::impl {
     info.esmtp = true;
     info.pipelining = info.eightbitmime = info.smtputf8 = info.starttls = false;
     info.enhanced_status_codes = false;
+    info.auth_plain = false;
     info.size_limit = 0;
     for (std::size_t i = 1; i < ehlo.lines.size(); ++i) {
       auto line = upper(ehlo.lines[i]);
@@ -161,6 +164,13 @@ struct smtp_connection::impl {
       else if (keyword == "SMTPUTF8") info.smtputf8 = true;
       else if (keyword == "STARTTLS") info.starttls = true;
       else if (keyword == "ENHANCEDSTATUSCODES") info.enhanced_status_codes = true;
+      else if (keyword == "AUTH" || keyword.rfind("AUTH=", 0) == 0) {
+        // "AUTH PLAIN LOGIN" (RFC 4954); "AUTH=PLAIN" is the pre-standard form some servers add.
+        std::string mechanisms = " " + line.substr(std::min(line.size(), std::size_t(5))) + " ";
+        for (auto& ch : mechanisms)
+          if (ch == '=') ch = ' ';
+        if (mechanisms.find(" PLAIN ") != std::string::npos) info.auth_plain = true;
+      }
       else if (keyword == "SIZE" && line.size() > 5) {
         try {
           info.size_limit = std::stoull(line.substr(5));
@@ -233,7 +243,7 @@ struct smtp_connection::impl {
     error_code ec;
     auto address = asio::ip::make_address(target.address, ec);
     if (ec) co_return "invalid address " + target.address;
-    tcp::endpoint endpoint(address, settings.port);
+    tcp::endpoint endpoint(address, target.port ? target.port : settings.port);
     socket().open(endpoint.protocol(), ec);
     if (ec) co_return "cannot open a socket: " + ec.message();
     if (!settings.bind_address.empty()) {
@@ -262,6 +272,27 @@ struct smtp_connection::impl {
     }
     if (mode == tls_mode::required && !info.tls)
       co_return "TLS is required but the server does not offer STARTTLS";
+    if (!settings.auth_username.empty()) {
+      auto e = co_await authenticate();
+      co_return e;
+    }
+    co_return std::string();
+  }
+
+  // AUTH PLAIN with the initial response (RFC 4954 4, RFC 4616). Empty string: authenticated.
+  asio::awaitable<std::string> authenticate() {
+    if (!info.auth_plain) co_return "the server does not offer AUTH PLAIN (SMTP AUTH is configured for it)";
+    std::string credentials;
+    credentials.push_back('\0');
+    credentials += settings.auth_username;
+    credentials.push_back('\0');
+    credentials += settings.auth_password;
+    std::string error;
+    auto reply = co_await command("AUTH PLAIN " + base64_encode(credentials) + "\r\n", settings.timeouts.command,
+                                  "sending AUTH", "after AUTH", error);
+    if (!reply) co_return error;
+    if (reply->code != 235) co_return "SMTP AUTH refused for " + settings.auth_username + ": " + reply->to_string();
+    info.authenticated = true;
     co_return std::string();
   }
 

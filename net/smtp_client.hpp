@@ -1,7 +1,7 @@
 // The SMTP client (RFC 5321) as C++20 coroutines on Asio and OpenSSL: connect to the first
 // MX target that answers (bound to the egress source's address), greeting, EHLO with HELO
 // fallback, STARTTLS (disabled, opportunistic, required; verification optional), PIPELINING,
-// SIZE, 8BITMIME, SMTPUTF8, several recipients per transaction with a reply for each, DATA
+// SIZE, 8BITMIME, SMTPUTF8, AUTH PLAIN (for relays), several recipients per transaction with a reply for each, DATA
 // with dot-stuffing, RSET and reuse of the connection, QUIT. Every read and write has a
 // timeout (RFC 5321 4.5.3.2). Included only by the translation units that run sessions.
 #pragma once
@@ -41,12 +41,16 @@ struct smtp_client_settings {
   std::uint16_t port = 25;
   tls_mode tls = tls_mode::opportunistic;
   bool verify_certificate = false;
+  // SMTP AUTH PLAIN (RFC 4954) after EHLO (and STARTTLS) when set: relays that want a login.
+  std::string auth_username;
+  std::string auth_password;
   smtp_timeouts timeouts;
 };
 
 struct smtp_target {
   std::string host;     // MX host name (for SNI, certificate checks, events)
   std::string address;  // IP to connect to
+  std::uint16_t port = 0;  // 0: the settings' port
 };
 
 // What the connected server is and offers.
@@ -61,6 +65,8 @@ struct smtp_connection_info {
   bool smtputf8 = false;
   bool starttls = false;
   bool enhanced_status_codes = false;
+  bool auth_plain = false;       // AUTH with the PLAIN mechanism offered
+  bool authenticated = false;    // AUTH succeeded
   std::uint64_t size_limit = 0;  // 0: none announced
   bool tls = false;
   std::string tls_version;

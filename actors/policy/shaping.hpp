@@ -57,15 +57,24 @@ using control_directory = published<control_snapshot>;
 class weight_directory {
  public:
   using table = std::unordered_map<id128, std::uint32_t, id128_hash>;
+  using name_table = std::unordered_map<id128, std::string, id128_hash>;
   std::uint32_t weight(const id128& tenant) const {
     auto t = current_.load();
     auto it = t->find(tenant);
     return it == t->end() ? 1 : it->second;
   }
+  // The tenant's name ("" when unknown): the routing table may name tenants.
+  std::string name(const id128& tenant) const {
+    auto t = names_.load();
+    auto it = t->find(tenant);
+    return it == t->end() ? std::string() : it->second;
+  }
   void set(std::shared_ptr<const table> t) { current_.store(std::move(t)); }
+  void set_names(std::shared_ptr<const name_table> t) { names_.store(std::move(t)); }
 
  private:
   std::atomic<std::shared_ptr<const table>> current_{std::make_shared<table>()};
+  std::atomic<std::shared_ptr<const name_table>> names_{std::make_shared<name_table>()};
 };
 
 // Recipients waiting in memory (in domain actors), in all and per tenant: the bounds of

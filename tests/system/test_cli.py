@@ -13,7 +13,7 @@ import time
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import DnsServer, SmtpServer  # noqa: E402
+from servers import DnsServer, SmtpServer, WebhookServer  # noqa: E402
 
 from conftest import ADMIN_TOKEN, PETREL_BIN, delivery_config, settle_message, wait_for  # noqa: E402
 
@@ -32,7 +32,8 @@ def world(tmp_path_factory):
 
 @pytest.fixture
 def node(make_node, world):
-    return make_node(delivery_config(world["dns"].port, world["sink"].port, **{"delivery.idle_timeout": '"1s"'}))
+    return make_node(delivery_config(world["dns"].port, world["sink"].port, **{
+        "delivery.idle_timeout": '"1s"', "webhooks.require_https": "false", "webhooks.allow_private_networks": "true"}))
 
 
 def petrel(node, *args, stdin=None, env_extra=None, key=None, admin=True, flags=True):
@@ -146,7 +147,7 @@ def test_suppressions_tenants_and_domains(node):
 
     created = ok(petrel(node, "tenants", "create", "cli-tenant", "--rate", "20/s"))
     tenant_id = created.split()[1]
-    new_key = created.split("api key ")[1].strip()
+    new_key = created.split("api key ")[1].split()[0]
     assert new_key.startswith("pk_")
     assert "cli-tenant" in ok(petrel(node, "tenants", "list"))
     added = ok(petrel(node, "tenants", "keys", "add", tenant_id))
@@ -161,7 +162,9 @@ def test_suppressions_tenants_and_domains(node):
     shown = ok(petrel(node, "domains", "add", "sender.test"))
     assert shown.startswith("sender.test: not verified") and "TXT" in shown
     assert "sender.test" in ok(petrel(node, "domains", "list"))
-    assert "sender.test:" in ok(petrel(node, "domains", "verify", "sender.test"))
+    verify = petrel(node, "domains", "verify", "sender.test")
+    assert verify.returncode == 6, verify  # not verified: no DNS records here
+    assert "sender.test: not verified" in verify.stdout and "dkim" in verify.stdout and "TXT" in verify.stdout
     assert petrel(node, "domains", "verify", "nope.test").returncode == 4
 
 
@@ -187,5 +190,97 @@ def test_connection_settings_and_exit_codes(node, tmp_path):
     assert petrel(node, "send", "--to", "a@example.test").returncode == 2
     r = petrel(node, "status", "x", flags=False, env_extra={"PETREL_URL": "http://127.0.0.1:1", "PETREL_API_KEY": "k"})
     assert r.returncode == 1 and "refused" in r.stderr
+    # The error names what was tried, where it came from, and what sets it.
+    assert "the tenant API at http://127.0.0.1:1 (PETREL_URL)" in r.stderr and "--config" in r.stderr, r.stderr
     assert petrel(node, "events", "--type", "nonsense").returncode == 3
     assert subprocess.run([PETREL_BIN, "frobnicate"], capture_output=True).returncode == 2
+
+
+def test_each_command_has_its_own_help_and_refuses_unknown_flags(node):
+    send_help = ok(petrel(node, "send", "--help"))
+    events_help = ok(petrel(node, "events", "--help"))
+    assert send_help != events_help
+    for flag in ("--from", "--to", "--cc", "--bcc", "--subject", "--text", "--html", "--raw", "--campaign",
+                 "--tag", "--priority", "--metadata", "--config", "--url"):
+        assert flag in send_help, flag
+    assert "--follow" in events_help and "--since" in events_help and "--from" not in events_help
+    overview = ok(petrel(node, "--help", flags=False))
+    for command in ("send", "webhooks", "stats", "egress", "controls", "tenants", "domains"):
+        assert f"  {command} " in overview, command
+    # One exit-code table: the same in every help and in docs/cli.md.
+    table = overview[overview.index("Exit codes:"):]
+    assert table in send_help
+    docs = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text()
+    assert table.strip() in docs
+    r = petrel(node, "send", "--frm", "a@b.test", "--to", "x@example.test")
+    assert r.returncode == 2 and "unknown flag --frm" in r.stderr and "petrel send --help" in r.stderr
+    assert petrel(node, "queues", "--json=yes").returncode == 2  # a switch takes no value
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_server_configuration_says_where_to_connect(make_node, world):
+    api, admin = free_port(), free_port()
+    node = make_node(delivery_config(world["dns"].port, world["sink"].port,
+                                     **{"http.listen": f'"127.0.0.1:{api}"', "admin.listen": f'"127.0.0.1:{admin}"'}))
+    config = str(node.config_path)
+    # Only the server's config: its admin listener and token.
+    assert "domains" in ok(petrel(node, "queues", "--config", config, flags=False))
+    assert "domains" in ok(petrel(node, "--config", config, "queues", flags=False))
+    assert "domains" in ok(petrel(node, "queues", flags=False, env_extra={"PETREL_CONFIG": config}))
+    # The tenant API's address comes from it too (the key does not).
+    out = ok(petrel(node, "send", "--from", "app@sender.test", "--to", "cfg@example.test", "--subject", "s",
+                    "--text", "x", "--config", config, "--key", node.key, flags=False))
+    assert out.startswith("accepted ")
+    bad = node.dir / "broken.toml"
+    bad.write_text("[http]\nlisten = 80\n")
+    r = petrel(node, "queues", "--config", str(bad), flags=False)
+    assert r.returncode == 2 and "http.listen" in r.stderr
+
+
+def test_files_names_stats_egress_controls_and_webhooks(node, world, tmp_path):
+    html = tmp_path / "body.html"
+    html.write_text("<p>From a file</p>")
+    text = tmp_path / "body.txt"
+    text.write_text("From a file.")
+    message = ok(petrel(node, "send", "--from", "app@sender.test", "--to", "file@example.test", "--subject", "f",
+                        "--html", f"@{html}", "--text", f"@{text}")).split()[1]
+    settle_message(node, message)
+    content = node.content(message)
+    assert b"From a file" in content and b"@" not in content.split(b"\r\n\r\n", 1)[1][:5]
+
+    # Tenants by name.
+    ok(petrel(node, "tenants", "create", "named"))
+    updated = ok(petrel(node, "tenants", "update", "named", "--rate", "5/s", "--burst", "7"))
+    assert "named" in updated and "5/s" in updated and "E" not in updated.split("\n")[1].split()[2]
+    assert "suspended tenant" in ok(petrel(node, "suspend", "tenant", "named"))
+    assert "tenant" in ok(petrel(node, "controls"))
+    ok(petrel(node, "resume", "tenant", "named"))
+    r = petrel(node, "tenants", "update", "nobody", "--rate", "1/s")
+    assert r.returncode == 2 and "no tenant" in r.stderr
+
+    stats = ok(petrel(node, "stats"))
+    assert "DELIVERY_RATE" in stats and "total:" in stats
+    assert "default" in ok(petrel(node, "egress"))
+
+    hooks = WebhookServer(tmp_path / "hooks").start()
+    try:
+        created = ok(petrel(node, "webhooks", "create", f"http://127.0.0.1:{hooks.port}/in", "--events", "delivered"))
+        hook = created.split("\n")[1].split()[0]
+        assert "secret " in created
+        assert hook in ok(petrel(node, "webhooks", "list"))
+        assert "delivered: HTTP 200" in ok(petrel(node, "webhooks", "test", hook))
+        (posted,) = [r for r in hooks.requests() if json.loads(r["body"])["events"][0]["type"] == "test"]
+        assert posted["headers"]["petrel-signature"].startswith("t=")
+        hooks.configure(mode="status", status=500)
+        r = petrel(node, "webhooks", "test", hook)
+        assert r.returncode == 1 and "HTTP 500" in r.stdout
+        ok(petrel(node, "webhooks", "delete", hook))
+        assert petrel(node, "webhooks", "test", hook).returncode == 4
+    finally:
+        hooks.stop()

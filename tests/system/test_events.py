@@ -348,6 +348,13 @@ def test_webhook_requests_are_validated(make_node, world):
         r = node.session.post(node.url("/v1/webhooks"), json=body, headers={"Authorization": f"Bearer {node.key}"})
         assert r.status_code == 400, (body, r.text)
         assert r.json()["errors"][0]["field"] == field, (body, r.text)
+    # The refusals say which setting decides, and which types there are.
+    detail = lambda body: node.session.post(node.url("/v1/webhooks"), json=body,  # noqa: E731
+                                            headers={"Authorization": f"Bearer {node.key}"}).json()["detail"]
+    assert "webhooks.require_https" in detail({"url": "http://hooks.example.com/x"})
+    assert "webhooks.allow_private_networks" in detail({"url": "https://127.0.0.1/x"})
+    types = detail({"url": "https://hooks.example.com/x", "events": ["sent"]})
+    assert "unknown event type \"sent\"" in types and "delivered" in types and "bounced" in types
     ok = create_webhook(node, node.key, url="https://hooks.example.com/x", secret="my-own-secret-123456")
     assert ok["secret"] == "my-own-secret-123456"
     # Another tenant can neither see nor delete it.

@@ -97,3 +97,30 @@ def test_admin_api_needs_the_admin_token(node):
     assert node.admin("GET", "/admin/queues").status_code == 200
     # The tenant listener does not serve the admin API.
     assert requests.get(node.url("/admin/queues"), timeout=5).status_code == 404
+
+
+def test_errors_say_which_credential_and_which_listener(node):
+    from conftest import ADMIN_TOKEN
+    detail = lambda r: r.json()["detail"]  # noqa: E731
+    r = requests.get(node.admin_url("/admin/queues"), timeout=5, headers={"Authorization": f"Bearer {node.bootstrap_key}"})
+    assert r.status_code == 401 and "this is an API key; the admin API needs the admin token" in detail(r)
+    r = requests.get(node.admin_url("/admin/queues"), timeout=5, headers={"Authorization": "Bearer nope-nope"})
+    assert r.status_code == 401 and "admin token is wrong" in detail(r) and "admin.token_file" in detail(r)
+    r = requests.get(node.admin_url("/admin/queues"), timeout=5)
+    assert r.status_code == 401 and "admin token is required" in detail(r)
+    r = node.submit(ADMIN_TOKEN, simple_message())
+    assert r.status_code == 401 and "this is the admin token" in detail(r)
+    r = node.submit("not-a-key", simple_message())
+    assert r.status_code == 401 and "start with pk_" in detail(r)
+    r = requests.get(node.url("/admin/queues"), timeout=5)
+    assert r.status_code == 404 and "admin listener (admin.listen" in detail(r)
+    r = requests.get(node.admin_url("/v1/events"), timeout=5)
+    assert r.status_code == 404 and "tenant API's listener (http.listen" in detail(r)
+    # JSON syntax errors say where; durations need a unit and a string.
+    r = requests.post(node.url("/v1/messages"), data='{\n "to": [}', timeout=5,
+                      headers={"Authorization": f"Bearer {node.bootstrap_key}", "Content-Type": "application/json"})
+    assert r.status_code == 400 and "at line 2, column" in detail(r), detail(r)
+    r = node.admin("POST", "/admin/domains/x.example/suspend", json={"duration": 30})
+    assert r.status_code == 400 and "expects a duration string like" in detail(r)
+    r = node.admin("POST", "/admin/domains/x.example/suspend", json={"duration": "30"})
+    assert r.status_code == 400 and "\"30\" has no unit" in detail(r)

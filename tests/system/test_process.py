@@ -53,6 +53,11 @@ def test_a_port_in_use_fails_start_with_exit_1(make_node):
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 1
         assert f"cannot listen on 127.0.0.1:{port}" in r.stderr
+        # Nothing was created nor printed: no key that would point at the other process.
+        assert "pk_" not in r.stdout
+    node.start()  # the port is free now: this is the node's first real start
+    assert node.bootstrap_key
+    assert [t["name"] for t in node.admin("GET", "/admin/tenants").json()["tenants"]] == ["default"]
 
 
 def test_sigint_stops_cleanly(node):
@@ -66,6 +71,7 @@ def test_the_first_tenant_is_created_once(make_node):
     node.stop()
     node.start()
     assert node.bootstrap_key is None  # second start: no new tenant, no key printed
+    assert "petrel tenants keys add" in node.log()  # but how to make another
     tenants = node.admin("GET", "/admin/tenants").json()["tenants"]
     assert [t["name"] for t in tenants] == ["default"]
 

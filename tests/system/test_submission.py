@@ -110,8 +110,10 @@ def test_over_the_tenant_rate_is_429_with_retry_after(node):
     _, key = node.create_tenant("slow", rate="1/s", burst=2)
     codes = [node.submit(key, simple_message()) for _ in range(3)]
     assert [r.status_code for r in codes[:2]] == [202, 202]
-    problem(codes[2], 429)
+    body = problem(codes[2], 429)
     assert int(codes[2].headers["Retry-After"]) >= 1
+    assert codes[2].headers["X-RateLimit-Remaining"] == "0" and int(codes[2].headers["X-RateLimit-Reset"]) >= 1
+    assert "over its message rate of 1/s (burst 2)" in body["detail"], body
     # Other tenants are not affected.
     assert node.submit(node.bootstrap_key, simple_message()).status_code == 202
 

@@ -75,6 +75,8 @@ class Config:
     ehlo: bool = True
     starttls: bool = False
     idle_timeout: float = 300.0
+    # "user:password": AUTH PLAIN is offered, and MAIL needs it (530 5.7.0 until then).
+    auth: str | None = None
 
     # The fields POST /config may change, with the JSON types each accepts.
     RUNTIME = {
@@ -226,6 +228,7 @@ class Session:
         self.esmtp = False
         self.tls = False
         self.tls_version = None
+        self.authenticated = None   # the user name, after a successful AUTH
         self.errors = 0
         self.messages = 0
         self.reset_transaction()
@@ -331,6 +334,7 @@ class Session:
             "EHLO": self.cmd_ehlo, "HELO": self.cmd_helo, "STARTTLS": self.cmd_starttls,
             "MAIL": self.cmd_mail, "RCPT": self.cmd_rcpt, "DATA": self.cmd_data,
             "RSET": self.cmd_rset, "NOOP": self.cmd_noop, "QUIT": self.cmd_quit,
+            "AUTH": self.cmd_auth,
         }.get(verb)
         if handler is None:
             return await self.error("500 5.5.2 Syntax error")
@@ -355,6 +359,8 @@ class Session:
             keywords.append("SMTPUTF8")
         if config.starttls and not self.tls:
             keywords.append("STARTTLS")
+        if config.auth:
+            keywords.append("AUTH PLAIN")
         keywords.append("ENHANCEDSTATUSCODES")
         await self.reply_multiline("250", keywords)
         return True
@@ -386,9 +392,32 @@ class Session:
         self.tls = True
         self.tls_version = self.writer.get_extra_info("ssl_object").version()
         self.record["tls"] = True
-        # RFC 3207: the client must start over with EHLO.
-        self.helo, self.esmtp = None, False
+        # RFC 3207: the client must start over with EHLO (and AUTH).
+        self.helo, self.esmtp, self.authenticated = None, False, None
         self.reset_transaction()
+        return True
+
+    async def cmd_auth(self, argument):
+        """AUTH PLAIN with an initial response only (RFC 4954, RFC 4616)."""
+        if not self.config.auth:
+            return await self.error("502 5.5.1 AUTH not supported")
+        if self.helo is None or not self.esmtp:
+            return await self.error("503 5.5.1 Error: send EHLO first")
+        if self.authenticated is not None:
+            return await self.error("503 5.5.1 Already authenticated")
+        mechanism, _, initial = argument.partition(" ")
+        if mechanism.upper() != "PLAIN" or not initial:
+            return await self.error("504 5.5.4 Only AUTH PLAIN with an initial response")
+        try:
+            _, user, password = base64.b64decode(initial, validate=True).decode().split("\0")
+        except (ValueError, UnicodeDecodeError):
+            return await self.error("501 5.5.2 Cannot decode the AUTH response")
+        if f"{user}:{password}" != self.config.auth:
+            await self.reply("535 5.7.8 Authentication credentials invalid")
+            return True
+        self.authenticated = user
+        self.record["authenticated"] = user
+        await self.reply("235 2.7.0 Authentication successful")
         return True
 
     def parse_path(self, argument, keyword):
@@ -423,6 +452,8 @@ class Session:
             return await self.error("503 5.5.1 Error: send HELO/EHLO first")
         if self.config.require_tls and not self.tls:
             return await self.error("530 5.7.0 Must issue a STARTTLS command first")
+        if self.config.auth and self.authenticated is None:
+            return await self.error("530 5.7.0 Authentication required")
         if self.mail_from is not None:
             return await self.error("503 5.5.1 Bad sequence of commands")
         parsed = self.parse_path(argument, "FROM")
@@ -530,6 +561,7 @@ class Session:
                 "connection": self.number, "index_in_connection": self.messages,
                 "peer": self.peer, "peer_port": self.peer_port, "listen": self.listen,
                 "helo": self.helo, "esmtp": self.esmtp, "tls": self.tls,
+                "authenticated": self.authenticated,
                 "tls_version": self.tls_version, "mail_from": self.mail_from,
                 "mail_params": self.mail_params,
                 "rcpt_to": [address for address, _ in self.recipients],
@@ -675,6 +707,8 @@ def parse_arguments(argv):
                                            'available"; the connection closes unless it is 220')
     parser.add_argument("--stall-greeting", type=float, default=0.0, metavar="SECONDS")
     parser.add_argument("--max-connections", type=int)
+    parser.add_argument("--auth", metavar="USER:PASSWORD",
+                        help="offer AUTH PLAIN and require it before MAIL")
     parser.add_argument("--idle-timeout", type=float, default=300.0, metavar="SECONDS",
                         help="close a connection after this long without a line from the client")
     args = parser.parse_args(argv)
@@ -694,7 +728,7 @@ async def serve(args):
         pipelining=not args.no_pipelining, eightbitmime=not args.no_8bitmime,
         smtputf8=not args.no_smtputf8, ehlo=not args.no_ehlo,
         starttls=ssl_context is not None and not args.no_starttls,
-        idle_timeout=args.idle_timeout)
+        idle_timeout=args.idle_timeout, auth=args.auth)
     app = SmtpApp(config, ssl_context, args.listen)
     labels = await app.start()
 

@@ -115,6 +115,17 @@ TEST_CASE("the shipped example configuration is valid") {
   auto r = load_config(PETREL_SOURCE_DIR "/config/petrel.toml");
   for (const auto& e : r.errors) FAIL(e.to_string());
   CHECK(r.errors.empty());
+  CHECK(r.value.delivery.routes.empty());  // to the MX hosts
+}
+
+TEST_CASE("the README's try-it-locally configuration relays everything to the local sink") {
+  auto r = load_config(PETREL_SOURCE_DIR "/config/local-sink.toml");
+  for (const auto& e : r.errors) FAIL(e.to_string());
+  CHECK(r.value.delivery.relay == "127.0.0.1:2525");
+  REQUIRE(r.value.delivery.routes.size() == 1);
+  CHECK(r.value.delivery.routes[0].domains.empty());
+  CHECK(r.value.delivery.routes[0].tenants.empty());
+  CHECK(r.value.http.listen.port == 8080);  // as config/petrel.toml
 }
 
 TEST_CASE("the bounces section: listener, VERP, categories and what they need") {
@@ -311,4 +322,81 @@ sources = [{source = "ip1", weight = 1}, {source = "ip2", weight = 3}]
              Catch::Contains("cluster.enabled: egress source \"ip2\" names node \"mta-2\""));
   CHECK_THAT(errors_of("[[egress.sources]]\nname = \"ip2\"\nnode = \"mta 2\"\n"),
              Catch::Contains("letters, digits"));
+}
+
+TEST_CASE("relays and the routing table: by domain, by tenant, fixed hosts, the shorthand") {
+  auto loaded = load_config_text(R"(
+[delivery]
+relay = "127.0.0.1:2525"
+[[delivery.relays]]
+name = "office"
+host = "smtp.office.example:587"
+tls = "required"
+username = "petrel"
+password_file = "/etc/petrel/office.secret"
+[[delivery.routes]]
+domains = ["Corp.Example", "*.corp.example"]
+relay = "office"
+[[delivery.routes]]
+domains = ["partner.example"]
+mx = ["10.0.0.5:2525", "backup.partner.example"]
+[[delivery.routes]]
+tenants = ["acme"]
+relay = "office"
+)",
+                                 "r.toml");
+  for (const auto& e : loaded.errors) FAIL(e.to_string());
+  const auto& d = loaded.value.delivery;
+  REQUIRE(d.relays.size() == 2);
+  CHECK(d.relays[0].host == "smtp.office.example");
+  CHECK(d.relays[0].port == 587);
+  CHECK(d.relays[1].name == "relay");  // the shorthand
+  CHECK(d.relays[1].port == 2525);
+  REQUIRE(d.routes.size() == 4);       // the shorthand's catch-all comes last
+  CHECK(d.routes[0].domains[0] == "corp.example");
+  CHECK(d.routes[1].mx.size() == 2);
+  CHECK(d.routes[1].mx[0].port == 2525);
+  CHECK(d.routes[1].mx[1].port == 0);  // the delivery port
+  CHECK(d.routes[3].relay == "relay");
+  CHECK(d.routes[3].domains.empty());
+
+  routing_table table(d, {"secret", ""});
+  CHECK(table.key_for("corp.example", "01T", "someone") == "#0");
+  CHECK(table.key_for("a.corp.example", "01T", "acme") == "#0");  // the first match wins
+  CHECK(table.key_for("partner.example", "01T", "") == "#1");
+  CHECK(table.key_for("gmail.com", "01T", "acme") == "#2");        // by tenant name
+  CHECK(table.key_for("gmail.com", "01T", "other") == "#3");       // the catch-all relay
+  auto office = table.resolve_key("#0");
+  REQUIRE(office);
+  REQUIRE(office->relay);
+  CHECK(office->relay->password == "secret");
+  CHECK(office->relay->tls == tls_mode::required);
+  CHECK(office->site == "relay:office");
+  CHECK(office->hosts.at(0).host == "smtp.office.example");
+  auto partner = table.resolve_key("#1");
+  REQUIRE(partner);
+  CHECK_FALSE(partner->relay);
+  CHECK(partner->hosts.size() == 2);
+  CHECK_FALSE(table.resolve_key("#9"));
+  CHECK_FALSE(table.resolve_key("gmail.com"));
+  CHECK(routing_table{}.key_for("gmail.com", "01T", "acme").empty());  // no table: the MX
+
+  auto errors_of = [](const std::string& text) {
+    std::string all;
+    for (const auto& e : load_config_text(text, "bad.toml").errors) all += e.to_string() + "\n";
+    return all;
+  };
+  CHECK_THAT(errors_of("[[delivery.routes]]\ndomains = [\"x.example\"]\nrelay = \"nope\"\n"),
+             Catch::Contains("no [[delivery.relays]] is named \"nope\""));
+  CHECK_THAT(errors_of("[[delivery.routes]]\ndomains = [\"x.example\"]\n"),
+             Catch::Contains("give either relay"));
+  CHECK_THAT(errors_of("[[delivery.relays]]\nname = \"r\"\nhost = \"a:b:c:99999\"\n[[delivery.relays]]\nname = \"r\"\nhost = \"x\"\n"),
+             Catch::Contains("\"r\" is used twice"));
+  CHECK_THAT(errors_of("[[delivery.relays]]\nname = \"r\"\nhost = \"smtp.example.net\"\nusername = \"u\"\npassword_file = \"/p\"\n"),
+             Catch::Contains("SMTP AUTH sends the password"));
+  // To a loopback address AUTH may go in plain text (a local relay).
+  CHECK(errors_of("[[delivery.relays]]\nname = \"r\"\nhost = \"127.0.0.1:2525\"\nusername = \"u\"\npassword_file = \"/p\"\n").empty());
+  CHECK_THAT(errors_of("[[delivery.relays]]\nname = \"r\"\nhost = \"x\"\nusername = \"u\"\ntls = \"required\"\n"),
+             Catch::Contains("delivery.relays[0].password_file: required with username"));
+  CHECK_THAT(errors_of("[delivery]\nrelay = \"host:0\"\n"), Catch::Contains("delivery.relay: port must be"));
 }

@@ -35,6 +35,10 @@ TEST_CASE("json input: errors name the path and the reason") {
   CHECK_FALSE(syntax);
   CHECK_THAT(syntax.error, Catch::Contains("not valid JSON"));
   CHECK_FALSE(parse("{} x"));  // extra data after the document
+  // Where: the line and column of the byte the parser stopped at, as an editor counts them.
+  auto where = parse("{\n  \"to\": [\"a@example.com\",]\n}");
+  CHECK_FALSE(where);
+  CHECK_THAT(where.error, Catch::Contains("at line 2, column 26"));  // the "]"
 }
 
 TEST_CASE("json input: the value bound and the depth bound hold while parsing") {

@@ -6,14 +6,18 @@
 using namespace petrel;
 using namespace std::chrono_literals;
 
-TEST_CASE("durations accept units, sums and bare seconds") {
+TEST_CASE("durations take units and sums; a number alone is refused, except 0") {
   CHECK(*parse_duration("250ms") == 250ms);
   CHECK(*parse_duration("30s") == 30s);
   CHECK(*parse_duration("5m") == 5min);
   CHECK(*parse_duration("1h30m") == 90min);
   CHECK(*parse_duration("3d") == 72h);
   CHECK(*parse_duration("1.5s") == 1500ms);
-  CHECK(*parse_duration("2") == 2s);
+  CHECK(*parse_duration("0") == 0ms);
+  auto bare = parse_duration("30");
+  REQUIRE_FALSE(bare);
+  CHECK_THAT(bare.error(), Catch::Contains("\"30\" has no unit"));
+  CHECK_THAT(bare.error(), Catch::Contains("\"30s\""));
 }
 
 TEST_CASE("durations reject garbage with a reason") {
@@ -69,4 +73,29 @@ TEST_CASE("listen addresses take IPv4, IPv6 and port 0") {
   CHECK_FALSE(parse_listen_address("host:99999"));
   CHECK_FALSE(parse_listen_address("::1:80"));
   CHECK_FALSE(parse_listen_address(":80"));
+}
+
+TEST_CASE("hosts to connect to: a name or an address, with or without a port") {
+  auto named = parse_host_port("smtp.example.net", 25);
+  REQUIRE(named);
+  CHECK(named->host == "smtp.example.net");
+  CHECK(named->port == 25);  // the default
+  auto with_port = parse_host_port("smtp.example.net:587", 25);
+  REQUIRE(with_port);
+  CHECK(with_port->port == 587);
+  auto v6 = parse_host_port("[2001:db8::1]:2525", 25);
+  REQUIRE(v6);
+  CHECK(v6->host == "2001:db8::1");
+  CHECK(v6->port == 2525);
+  auto bare_v6 = parse_host_port("2001:db8::1", 25);  // no brackets: all of it is the address
+  REQUIRE(bare_v6);
+  CHECK(bare_v6->host == "2001:db8::1");
+  CHECK(bare_v6->port == 25);
+  CHECK(parse_host_port("[::1]", 0)->port == 0);
+  CHECK_FALSE(parse_host_port("", 25));
+  CHECK_FALSE(parse_host_port("host:0", 25));
+  CHECK_FALSE(parse_host_port("host:99999", 25));
+  CHECK_FALSE(parse_host_port("host:", 25));
+  CHECK_FALSE(parse_host_port("user@host", 25));
+  CHECK_FALSE(parse_host_port("[::1", 25));
 }
