@@ -156,6 +156,7 @@ struct supervisor_state : egress_start {
   std::unordered_map<caf::actor_addr, std::string> by_address;
   std::unordered_map<std::string, std::shared_ptr<source_gate>> gates;  // by source name
   std::unordered_map<std::string, std::pair<std::uint64_t, std::uint64_t>> stored;  // day, hour counts
+  std::unordered_map<std::string, std::int64_t> stored_starts;  // warm-up starts in the store
   std::map<std::string, node_actor> nodes;  // cluster: the linked nodes, for their sources
   static inline const char* name = "egress_supervisor";
 };
@@ -185,16 +186,17 @@ std::vector<warmup_step> warmup_of(const node_settings& settings, const std::str
 }
 
 // The gate of a source: its rate, its warm-up and one budget per site pattern of its schedule.
+// Warm-ups start unstarted (0): day 1 is the day of the source's first message, unless the
+// store has an earlier start (load_usage).
 std::shared_ptr<source_gate> make_gate(const node_settings& settings, const std::string& source) {
-  auto now = unix_now_ms();
-  auto gate = std::make_shared<source_gate>(rate_of(settings, source), warmup_of(settings, source), now);
+  auto gate = std::make_shared<source_gate>(rate_of(settings, source), warmup_of(settings, source), 0);
   std::vector<std::string> patterns;
   for (const auto& src : settings.config->egress.sources)
     if (src.name == source)
       for (const auto& w : src.warmup)
         if (!w.site.empty() && std::find(patterns.begin(), patterns.end(), w.site) == patterns.end())
           patterns.push_back(w.site);
-  for (const auto& p : patterns) gate->add_site_warmup(p, warmup_of(settings, source, p), now);
+  for (const auto& p : patterns) gate->add_site_warmup(p, warmup_of(settings, source, p), 0);
   return gate;
 }
 
@@ -210,8 +212,8 @@ void start_source(egress_pointer self, const egress_source& source) {
   st.by_address[child.handle.address()] = source.name;
 }
 
-// Restores warm-up starts and today's counts; a source warming up for the first time has its
-// start written now.
+// Restores warm-up starts and today's counts; a source that has not sent yet keeps no start
+// (its first message sets one, which flush_usage writes).
 void load_usage(egress_pointer self) {
   auto& st = self->state;
   self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, egress_atom::value)
@@ -228,13 +230,10 @@ void load_usage(egress_pointer self) {
               for (auto& site : gate->site_warmups()) budgets[usage_key(name, site.pattern)] = site.budget.get();
               if (!gate->warmup().active() && gate->site_warmups().empty()) continue;
               auto it = starts.find(name);
-              if (it != starts.end()) {
+              if (it != starts.end() && it->second > 0) {
                 gate->warmup().set_started(it->second);
                 for (auto& site : gate->site_warmups()) site.budget->set_started(it->second);
-              } else {
-                self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value,
-                              write_request{set_warmup_start_op{name, now}})
-                    .then([](caf::ok_atom) {}, [](caf::error&) {});
+                s.stored_starts[name] = it->second;
               }
             }
             for (const auto& u : saved.usage) {
@@ -270,6 +269,14 @@ void flush_usage(egress_pointer self, std::function<void()> done = nullptr) {
   auto now = unix_now_ms();
   std::vector<egress_usage_record> rows;
   for (auto& [name, gate] : st.gates) {
+    // A warm-up that began since (its first message): its start is kept for later restarts.
+    if (auto started = gate->warmup().started_ms();
+        started > 0 && (gate->warmup().active() || !gate->site_warmups().empty()) && st.stored_starts[name] != started) {
+      st.stored_starts[name] = started;
+      self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value,
+                    write_request{set_warmup_start_op{name, started}})
+          .then([](caf::ok_atom) {}, [](caf::error&) {});
+    }
     changed_usage(self, name, gate->warmup(), now, rows);
     for (auto& site : gate->site_warmups())
       changed_usage(self, usage_key(name, site.pattern), *site.budget, now, rows);

@@ -471,8 +471,16 @@ int show_domain(const command_line& c, const json::value& doc, const std::string
     }
     if (const auto* records = d.if_contains("records"); records && records->is_array()) {
       std::printf("\nDNS records to publish:\n");
-      print_objects(records->as_array(), {"purpose", "type", "name", "value"});
+      json::array rows;
+      for (const auto& r : records->as_array()) {
+        auto o = r.as_object();
+        if (const auto* zone = o.if_contains("zone_file")) o["value"] = *zone;  // as 255-byte strings
+        rows.push_back(std::move(o));
+      }
+      print_objects(rows, {"purpose", "type", "name", "value"});
     }
+    if (const auto* notes = d.if_contains("notes"); notes && notes->is_array())
+      for (const auto& n : notes->as_array()) std::printf("note: %s\n", text_of(n).c_str());
   }
   if (verify && !doc.at("verified").as_bool()) return not_verified;
   return ok;
@@ -622,7 +630,7 @@ const std::vector<command_spec>& command_specs() {
        {{"reason", "REASON", "list: only this reason; add: the reason recorded (default manual)"},
         {"expires-in", "DURATION", "add: lift the suppression after this long, e.g. 30d"},
         {"limit", "N", "list: entries per page"},
-        {"after", "CURSOR", "list: after this entry (the \"next_after\" of an earlier page)"}},
+        {"after", "CURSOR", "list: after this cursor (the \"next\" of an earlier page)"}},
        false, suppressions},
       {"domains",
        {"domains list", "domains add DOMAIN [--selector S]", "domains verify DOMAIN"},

@@ -170,9 +170,32 @@ json::object domain_json(const sender_domain_view& v) {
                                 {"created_at", timestamp(k.created_at_ms)},
                                 {"public_key", k.public_key}});
   json::array records;
-  for (const auto& r : v.records)
-    records.push_back(json::object{{"type", r.type}, {"name", r.name}, {"value", r.value}, {"purpose", r.purpose}});
+  bool spf = false;
+  for (const auto& r : v.records) {
+    json::object o{{"type", r.type}, {"name", r.name}, {"value", r.value}, {"purpose", r.purpose}};
+    if (r.type == "TXT" && r.value.size() > 255) {
+      // A TXT string holds at most 255 bytes (RFC 1035 3.3.14): longer values (DKIM RSA keys)
+      // are published as several strings, which resolvers join.
+      json::array strings;
+      std::string zone;
+      for (std::size_t i = 0; i < r.value.size(); i += 255) {
+        auto part = r.value.substr(i, 255);
+        strings.push_back(json::string(part));
+        zone += (zone.empty() ? "\"" : " \"") + part + "\"";
+      }
+      o["strings"] = std::move(strings);
+      o["zone_file"] = zone;
+    }
+    if (r.purpose == "spf") spf = true;
+    records.push_back(std::move(o));
+  }
+  json::array notes;
+  if (!spf)
+    notes.push_back(json::string(
+        "no SPF record is suggested: no egress source has an address (egress.sources address) and "
+        "domains.spf_include is empty; publish one naming the addresses this node sends from"));
   return json::object{{"domain", d.domain},
+                      {"notes", std::move(notes)},
                       {"created_at", timestamp(d.created_at_ms)},
                       {"verified", d.verified},
                       {"checked_at", timestamp(d.checked_at_ms)},
@@ -379,7 +402,14 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     http_response bad;
     auto scope = cluster_scope(request.query, bad);
     if (!scope) return respond(std::move(bad));
-    if (*scope) return cluster_metrics(std::move(respond));
+    if (*scope) {
+      // This node's own series need no token (a scraper's default); asking every member does.
+      auto token = bearer_token(request);
+      if (token.empty() || !constant_time_equal(token, admin_token_))
+        return respond(unauthorized("/metrics?scope=cluster asks every member: it needs the admin token "
+                                    "(Authorization: Bearer <token>)"));
+      return cluster_metrics(std::move(respond));
+    }
     http_response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
     r.body = metrics().render() + render_process_metrics();
@@ -410,6 +440,23 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
   if (parts.size() == 2 && parts[1] == "inbound") {
     if (method != "POST") return respond(method_not_allowed("POST"));
     return inbound(std::move(request), true, std::move(respond));
+  }
+  if (parts.size() >= 3 && parts[1] == "tenants" && !id128::parse(parts[2])) {
+    // A tenant named by its name (names are unique): the same request with its id.
+    auto name = percent_decode(parts[2]);
+    auto rest = request.path.substr(std::string("/admin/tenants/").size() + parts[2].size());
+    auto& sys = sys_;
+    return ask<std::vector<tenant_summary>>(
+        sys_, directory_->get()->tenants, cfg_.http.handler_timeout,
+        [this, request = std::move(request), respond, name, rest](std::vector<tenant_summary>& all) mutable {
+          for (const auto& t : all)
+            if (t.tenant.name == name) {
+              request.path = "/admin/tenants/" + t.tenant.id.str() + rest;
+              return admin_request(std::move(request), respond);
+            }
+          respond(problem(404, "not-found", "Not Found", "no tenant has the id or name \"" + name + "\""));
+        },
+        [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, list_atom::value);
   }
   if (parts.size() == 4 && (parts[3] == "suspend" || parts[3] == "resume" || parts[3] == "bounce" ||
                             parts[3] == "flush") &&

@@ -154,23 +154,24 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
     if (method == "GET") op = get_one;
     else if (method == "DELETE") op = remove;
     else return respond(method_not_allowed("GET, DELETE"));
-    auto parsed_key = address_key(percent_decode(parts[2]));
-    if (!parsed_key)
-      return respond(problem(400, "invalid-request", "Bad Request", "email: " + parsed_key.error()));
-    address = parsed_key.value();
   } else {
     return respond(not_found());
   }
 
-  // Validation before authentication would tell strangers about formats; it is cheap, so the
-  // order does not matter for cost, and bad requests of unknown keys still get 401 below.
+  // Validated now, answered after the key is checked (below): a request of an unknown key gets
+  // 401 whatever else is wrong with it.
   std::vector<suppression_record> additions;
   std::optional<http_response> invalid;
   suppression_query query;
-  if (op == add)
+  if (op == add) {
     invalid = read_suppression_additions(request, additions);
-  else if (op == list)
+  } else if (op == list) {
     invalid = read_suppression_query(request, query);
+  } else {
+    auto parsed_key = address_key(percent_decode(parts[2]));
+    if (!parsed_key) invalid = problem(400, "invalid-request", "Bad Request", "email: " + parsed_key.error());
+    else address = parsed_key.value();
+  }
 
   auto s = directory_->get();
   auto& sys = sys_;
@@ -183,15 +184,22 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
         query.tenant_id = who.tenant_id;
         switch (op) {
           case list: {
+            // One page shape for every paged list (as GET /v1/events): "next" is the cursor for
+            // ?after= (the last item's, or the request's when the page is empty) and "more"
+            // says whether a full page came back; "next_after" is the older name, kept.
             auto limit = query.limit;
+            auto after = query.after;
             return ask<std::vector<suppression_record>>(
                 sys, s->store, timeout,
-                [respond, limit](std::vector<suppression_record>& page) {
+                [respond, limit, after](std::vector<suppression_record>& page) {
                   json::array items;
                   for (const auto& r : page) items.push_back(suppression_json(r));
-                  json::value next = nullptr;
-                  if (page.size() == limit && !page.empty()) next = json::string(page.back().address);
-                  respond(json_response(200, json::object{{"suppressions", std::move(items)}, {"next_after", next}}));
+                  bool more = page.size() == limit && !page.empty();
+                  auto next = page.empty() ? after : page.back().address;
+                  respond(json_response(200, json::object{{"suppressions", std::move(items)},
+                                                          {"next", next},
+                                                          {"more", more},
+                                                          {"next_after", more ? json::value(next) : json::value(nullptr)}}));
                 },
                 fail, load_atom::value, query);
           }

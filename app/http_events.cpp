@@ -17,6 +17,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/api_key.hpp"
 #include "actors/webhook_support.hpp"
+#include "net/mail/email_address.hpp"
 #include "app/actor_bridge.hpp"
 #include "app/http_api.hpp"
 #include "app/http_common.hpp"
@@ -236,9 +237,13 @@ void http_api::events(http_request&& request, http_responder respond) {
     if (!id) errors.push_back({"message", "not a message id"});
     else q.message_id = *id;
   }
-  q.recipient = query_parameter(request.query, "recipient");
-  std::transform(q.recipient.begin(), q.recipient.end(), q.recipient.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  // The address as recipients are stored (the domain as its lower-case A-label, what
+  // submission made of it); the store compares it without regard to ASCII case.
+  if (auto r = query_parameter(request.query, "recipient"); !r.empty()) {
+    auto box = parse_address(r);
+    if (!box) errors.push_back({"recipient", box.error()});
+    else q.recipient = box.value().envelope_address();
+  }
   q.campaign = query_parameter(request.query, "campaign");
   read_window(request, q.since_ms, q.until_ms, errors);
   q.limit = 100;
@@ -425,9 +430,8 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
     else return respond(method_not_allowed("GET, POST"));
   } else if (parts.size() == 3 ||
              (parts.size() == 4 && (parts[3] == "resume" || parts[3] == "rotate" || parts[3] == "test"))) {
-    auto parsed = id128::parse(parts[2]);
-    if (!parsed) return respond(problem(404, "not-found", "Not Found", "no such webhook"));
-    id = *parsed;
+    // (A malformed id is answered after the key is checked: a stranger learns nothing.)
+    if (auto parsed = id128::parse(parts[2])) id = *parsed;
     if (parts.size() == 4) {
       if (method != "POST") return respond(method_not_allowed("POST"));
       op = parts[3] == "resume" ? resume : parts[3] == "rotate" ? rotate : test;
@@ -453,7 +457,9 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
   auto runtime = runtime_;
   auto webhook_settings = cfg_.webhooks;
   auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  bool unknown_id = parts.size() >= 3 && id.empty();
   as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
+        if (unknown_id) return respond(problem(404, "not-found", "Not Found", "no such webhook"));
         if (invalid) return respond(*invalid);
         auto tenant = who.tenant_id;
         switch (op) {

@@ -47,7 +47,8 @@ json::object site_json(const site_stats& s) {
                       {"blocked_until", timestamp(s.blocked_until_ms)}};
 }
 
-json::object source_json(const source_stats& s) {
+// `node` (cluster views) is set on the source and on each of its sites.
+json::object source_json(const source_stats& s, const std::string& node = {}) {
   json::object out{{"name", s.name},
                    {"address", or_null(s.address)},
                    {"message_rate", s.message_rate > 0 ? json::value(s.message_rate) : json::value(nullptr)}};
@@ -61,7 +62,11 @@ json::object source_json(const source_stats& s) {
   else
     out["warmup"] = nullptr;
   json::array sites;
-  for (const auto& site : s.sites) sites.push_back(site_json(site));
+  for (const auto& site : s.sites) {
+    auto o = site_json(site);
+    if (!node.empty()) o["node"] = node;
+    sites.push_back(std::move(o));
+  }
   out["sites"] = std::move(sites);
   json::array site_warmups;
   for (const auto& w : s.site_warmups)
@@ -167,7 +172,7 @@ struct queues_view {
     restarting += q.restarting;
     for (const auto& src : egress) {
       for (const auto& site : src.sites) sites.push_back(tagged(site_json(site)));
-      sources.push_back(tagged(source_json(src)));
+      sources.push_back(tagged(source_json(src, node)));
     }
   }
 
@@ -295,7 +300,7 @@ void http_api::admin_egress(http_responder respond, bool cluster_scope) {
         json::array sources;
         for (const auto& r : reports)
           for (const auto& src : r.sources) {
-            auto o = source_json(src);
+            auto o = source_json(src, r.node);
             o["node"] = r.node;
             sources.push_back(std::move(o));
           }

@@ -173,7 +173,7 @@ constexpr std::array<const char*, stmt_count> statements = {
     "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
     "WHERE e.tenant_id = $1 AND e.seq > $2 "
     "AND ($3 = '' OR e.type = ANY(string_to_array($3, ','))) "
-    "AND ($4 = '' OR e.message_id = $4) AND ($5 = '' OR r.address = $5) "
+    "AND ($4 = '' OR e.message_id = $4) AND ($5 = '' OR lower(r.address) = lower($5)) "
     "AND ($6 = '' OR m.campaign = $6) AND e.created_at >= $7::bigint AND ($8::bigint = 0 OR e.created_at < $8::bigint) "
     // The visibility horizon: sequence numbers are taken at insert, so an event of a transaction
     // still running may get a smaller one than an event already committed. Only events of

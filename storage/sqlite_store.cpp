@@ -473,7 +473,7 @@ class sqlite_store final : public store {
         "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
         "WHERE e.tenant_id = ?1 AND e.seq > ?2 "
         "AND (?3 = '' OR instr(',' || ?3 || ',', ',' || e.type || ',') > 0) "
-        "AND (?4 = '' OR e.message_id = ?4) AND (?5 = '' OR r.address = ?5) "
+        "AND (?4 = '' OR e.message_id = ?4) AND (?5 = '' OR lower(r.address) = lower(?5)) "
         "AND (?6 = '' OR m.campaign = ?6) AND e.created_at >= ?7 AND (?8 = 0 OR e.created_at < ?8) "
         "ORDER BY e.seq LIMIT ?9");
     q.bind(1, f.tenant_id)

@@ -56,11 +56,13 @@ source_gate::verdict source_gate::try_take(std::int64_t now_ms, std::int64_t& re
     }
   }
   if (!warmup_.try_take(now_ms, retry_at_ms)) return verdict::warmup;
+  auto started = warmup_.start(now_ms);  // day 1 of the site budgets too is the source's
   for (auto& site : sites_) {
     bool matches = false;
     for (const auto& host : mx_hosts)
       if (fnmatch(site.pattern.c_str(), host.c_str(), FNM_CASEFOLD) == 0) matches = true;
     if (!matches) continue;
+    site.budget->start(started);
     if (!site.budget->try_take(now_ms, retry_at_ms)) {
       warmup_.give_back(now_ms);  // not sent after all
       return verdict::warmup;

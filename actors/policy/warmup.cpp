@@ -17,7 +17,7 @@ warmup_step warmup_limits(const std::vector<warmup_step>& schedule, std::uint32_
 }
 
 std::uint32_t warmup_day(std::int64_t started_ms, std::int64_t now_ms) {
-  if (now_ms < started_ms) return 1;
+  if (started_ms <= 0 || now_ms < started_ms) return 1;
   return static_cast<std::uint32_t>(now_ms / day_ms - started_ms / day_ms) + 1;
 }
 
@@ -37,6 +37,7 @@ void warmup_budget::roll(std::int64_t now_ms) {
 bool warmup_budget::try_take(std::int64_t now_ms, std::int64_t& retry_at_ms) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (schedule_.empty()) return true;
+  if (started_ms_ == 0) started_ms_ = now_ms;  // the first message: day 1 begins
   roll(now_ms);
   auto limits = warmup_limits(schedule_, warmup_day(started_ms_, now_ms));
   if (limits.per_day && used_today_ >= limits.per_day) {

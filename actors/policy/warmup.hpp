@@ -1,7 +1,8 @@
 // IP warm-up: a new source's daily (and optionally hourly) message budget grows by day number,
 // as mailbox providers expect of a new IP. The schedule is data (config); the budget is plain
-// code with time passed in, so tests drive it with exact times. Day 1 is the day the source
-// started warming up (persisted, so a restart does not start over).
+// code with time passed in, so tests drive it with exact times. Day 1 is the UTC day the source
+// sent its first message (persisted, so a restart does not start over; a source configured
+// long before it sends starts on day 1 all the same).
 #pragma once
 
 #include <cstdint>
@@ -22,7 +23,8 @@ struct warmup_step {
 // Before the first step and without a schedule there is no limit.
 warmup_step warmup_limits(const std::vector<warmup_step>& schedule, std::uint32_t day_number);
 
-// Day number (1-based) of `now_ms` for a warm-up that started at `started_ms` (UTC days).
+// Day number (1-based) of `now_ms` for a warm-up that started at `started_ms` (UTC days); 1
+// while it has not started (started_ms 0).
 std::uint32_t warmup_day(std::int64_t started_ms, std::int64_t now_ms);
 
 // Messages a source has sent in the current day and hour, against its schedule. Shared by the
@@ -31,6 +33,7 @@ std::uint32_t warmup_day(std::int64_t started_ms, std::int64_t now_ms);
 class warmup_budget {
  public:
   warmup_budget() = default;
+  // started_ms 0: not started yet; the first message starts day 1 (see start()).
   warmup_budget(std::vector<warmup_step> schedule, std::int64_t started_ms)
       : schedule_(std::move(schedule)), started_ms_(started_ms) {}
 
@@ -39,8 +42,18 @@ class warmup_budget {
     std::lock_guard<std::mutex> lock(mutex_);
     started_ms_ = started_ms;
   }
-  // Takes one message of today's budget if there is room; else returns false and sets
-  // `retry_at_ms` to when there will be (the next hour or day).
+  // The start, set to `now_ms` if there is none yet (the first message). Returns it.
+  std::int64_t start(std::int64_t now_ms) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (started_ms_ == 0) started_ms_ = now_ms;
+    return started_ms_;
+  }
+  std::int64_t started_ms() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return started_ms_;
+  }
+  // Takes one message of today's budget if there is room (the first one starts day 1); else
+  // returns false and sets `retry_at_ms` to when there will be (the next hour or day).
   bool try_take(std::int64_t now_ms, std::int64_t& retry_at_ms);
   // Returns a message taken by try_take that was not sent after all.
   void give_back(std::int64_t now_ms);

@@ -332,6 +332,9 @@ def test_suppression_api(node):
     assert [s["email"] for s in page["suppressions"]] == ["a@example.net", "b@example.net"]
     rest = node.session.get(url + "?limit=2&after=" + page["next_after"], headers=auth, timeout=10).json()
     assert [s["email"] for s in rest["suppressions"]] == ["c@example.net"] and rest["next_after"] is None
+    # The same shape as the events' pages: next and more.
+    assert page["more"] is True and page["next"] == page["next_after"]
+    assert rest["more"] is False and rest["next"] == "c@example.net"
     assert rest["suppressions"][0]["expires_at"] is not None
     complaints = node.session.get(url + "?reason=complaint", headers=auth, timeout=10).json()
     assert [s["email"] for s in complaints["suppressions"]] == ["b@example.net"]

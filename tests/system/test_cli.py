@@ -161,6 +161,7 @@ def test_suppressions_tenants_and_domains(node):
 
     shown = ok(petrel(node, "domains", "add", "sender.test"))
     assert shown.startswith("sender.test: not verified") and "TXT" in shown
+    assert "note: no SPF record is suggested" in shown  # this node's source has no address
     assert "sender.test" in ok(petrel(node, "domains", "list"))
     verify = petrel(node, "domains", "verify", "sender.test")
     assert verify.returncode == 6, verify  # not verified: no DNS records here

@@ -680,7 +680,8 @@ def test_a_pool_with_sources_on_two_nodes_delivers_through_both_in_its_weights(t
         used = {s["name"]: s for s in e.json()["sources"]}
         assert used["n1"]["sites"] and used["n2"]["sites"] and not used["n3"]["sites"], used
 
-        m = requests.get(asked.admin_url("/metrics?scope=cluster"), timeout=10)
+        assert requests.get(asked.admin_url("/metrics?scope=cluster"), timeout=10).status_code == 401
+        m = admin(asked, "GET", "/metrics?scope=cluster")
         assert m.status_code == 200
         text = m.text
         for node in ("n1", "n2", "n3"):

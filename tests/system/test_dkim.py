@@ -121,6 +121,13 @@ def test_domain_records_verify_once_published(node, world):
     assert len(dkim_records) == 2
     assert {rec["value"].split(";")[1].strip() for rec in dkim_records} == {"k=rsa", "k=ed25519"}
     assert all(rec["name"].endswith("._domainkey.verify.test") for rec in dkim_records)
+    # The RSA key's record is over 255 bytes: also given as DNS strings of at most 255.
+    (rsa,) = [rec for rec in dkim_records if "k=rsa" in rec["value"]]
+    assert len(rsa["value"]) > 255 and "".join(rsa["strings"]) == rsa["value"]
+    assert all(len(part) <= 255 for part in rsa["strings"]) and rsa["zone_file"].count('" "') == len(rsa["strings"]) - 1
+    (ed,) = [rec for rec in dkim_records if "k=ed25519" in rec["value"]]
+    assert "strings" not in ed
+    assert view["notes"] == []  # an SPF record is suggested (the node has a source address)
     assert by_purpose["spf"][0]["value"] == "v=spf1 ip4:127.0.0.5 ~all"
     assert by_purpose["dmarc"][0] == {"type": "TXT", "name": "_dmarc.verify.test",
                                       "value": "v=DMARC1; p=none; adkim=r; aspf=r; rua=mailto:dmarc@petrel.test",

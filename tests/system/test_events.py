@@ -137,6 +137,7 @@ def test_events_are_paged_filtered_and_kept_per_tenant(make_node, world):
     assert len(all_events(node, node.key, type="accepted,delivered")) == 10
     assert len(all_events(node, node.key, campaign="autumn")) == 6
     assert len(all_events(node, node.key, recipient="PG1@example.test")) == 1
+    assert len(all_events(node, node.key, recipient="pg1@EXAMPLE.test")) == 1
     assert len(all_events(node, node.key, message=ids[4])) == 2
     assert all_events(node, node.key, since="2000-01-01T00:00:00Z", until="2000-01-02T00:00:00Z") == []
     assert len(all_events(node, node.key, since=str(int(time.time()) - 600))) == 10

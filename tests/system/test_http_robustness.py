@@ -124,3 +124,17 @@ def test_errors_say_which_credential_and_which_listener(node):
     assert r.status_code == 400 and "expects a duration string like" in detail(r)
     r = node.admin("POST", "/admin/domains/x.example/suspend", json={"duration": "30"})
     assert r.status_code == 400 and "\"30\" has no unit" in detail(r)
+
+
+def test_tenants_are_named_by_name_wherever_an_id_goes(node):
+    tenant_id = node.admin("GET", "/admin/tenants").json()["tenants"][0]["id"]
+    r = node.admin("PATCH", "/admin/tenants/default", json={"rate": "250/min"})
+    assert r.status_code == 200 and r.json()["tenant"]["id"] == tenant_id
+    assert r.json()["tenant"]["rate"] == "250/min"  # as written (the largest whole unit)
+    r = node.admin("POST", "/admin/tenants/default/suspend", json={"duration": "1h"})
+    assert r.status_code == 200 and r.json()["target"] == tenant_id  # the control holds the id
+    assert node.admin("POST", "/admin/tenants/default/resume").status_code == 204
+    r = node.admin("POST", "/admin/tenants/default/keys")
+    assert r.status_code == 201
+    r = node.admin("PATCH", "/admin/tenants/nobody", json={"rate": "1/s"})
+    assert r.status_code == 404 and "no tenant has the id or name \"nobody\"" in r.json()["detail"]

@@ -142,6 +142,9 @@ message_rate = "5/s"
 
 def test_warmup_overflow_goes_to_the_other_source_and_the_budget_survives_a_restart(make_node, world):
     node = make_node(config(world), raw_config=SOURCES)
+    # Configured but not sent from yet: day 1 has not begun.
+    before = {s["name"]: s for s in node.admin("GET", "/admin/egress").json()["sources"]}
+    assert before["warm"]["warmup"]["day"] == 1 and before["warm"]["warmup"]["started_at"] is None
     ids = submit_many(node, 12, "warm")
     wait_delivered(node, ids)
     peers = [m["peer"] for m in received(world, "warm-")]
@@ -151,7 +154,7 @@ def test_warmup_overflow_goes_to_the_other_source_and_the_budget_survives_a_rest
     assert peers.count(WARM) == 5 and peers.count(OTHER) == 7, (peers, histories)
     egress = {s["name"]: s for s in node.admin("GET", "/admin/egress").json()["sources"]}
     assert egress["warm"]["warmup"]["used_today"] == 5 and egress["warm"]["warmup"]["per_day"] == 5
-    assert egress["warm"]["warmup"]["day"] == 1
+    assert egress["warm"]["warmup"]["day"] == 1 and egress["warm"]["warmup"]["started_at"] is not None
     assert egress["other"]["warmup"] is None
     assert_budget_kept_over_a_clean_stop(node, world, 4, "warmagain")
 

@@ -136,6 +136,29 @@ TEST_CASE("warm-up: the budget grows by day number and resets each day and hour"
   CHECK(none.try_take(now, retry));
 }
 
+TEST_CASE("warm-up: day 1 is the day of the source's first message, not the day it was configured", "[shaping]") {
+  const std::int64_t day = 86'400'000;
+  std::vector<warmup_step> schedule = {{1, 2, 0}, {2, 10, 0}};
+  warmup_budget budget(schedule, 0);  // configured, never sent
+  auto configured = 30'000 * day;
+  CHECK(budget.view(configured).day == 1);
+  CHECK(budget.started_ms() == 0);
+  // Ten days later it sends for the first time: day 1, with day 1's budget.
+  auto first = configured + 10 * day + 3600'000;
+  std::int64_t retry = 0;
+  CHECK(budget.try_take(first, retry));
+  CHECK(budget.started_ms() == first);
+  CHECK(budget.try_take(first, retry));
+  CHECK_FALSE(budget.try_take(first, retry));  // 2 on day 1
+  CHECK(budget.view(first + day).day == 2);
+  // A gate starts its site budgets with the source's day 1.
+  source_gate gate(0, schedule, 0);
+  gate.add_site_warmup("*.example.com", {{1, 1, 0}}, 0);
+  CHECK(gate.try_take(first, retry, {"mx.example.com"}) == source_gate::verdict::go);
+  CHECK(gate.site_warmups().at(0).budget->started_ms() == first);
+  CHECK(gate.warmup().started_ms() == first);
+}
+
 TEST_CASE("warm-up per site: a site pattern has its own budget on top of the source's", "[shaping]") {
   const std::int64_t day = 86'400'000;
   std::int64_t start = 20'000 * day, now = start + 1000, retry = 0;
