@@ -1,5 +1,6 @@
 // Petrel's CAF error category and type registration (see protocol.hpp).
 #include "actors/protocol.hpp"
+#include "actors/rate_limit_error.hpp"
 
 #include <caf/actor_system_config.hpp>
 #include <caf/message.hpp>
@@ -38,11 +39,24 @@ bool read_error(const caf::error& e, petrel_errc& code, std::string& detail,
   detail.clear();
   retry_after_ms = 0;
   const auto& ctx = e.context();
-  if (ctx.match_elements<std::string, std::int64_t>()) {
+  // (detail, retry) and, for rate limits, (detail, retry, burst, per second).
+  if (ctx.size() >= 2 && ctx.match_element<std::string>(0) && ctx.match_element<std::int64_t>(1)) {
     detail = ctx.get_as<std::string>(0);
     retry_after_ms = ctx.get_as<std::int64_t>(1);
   }
   return true;
+}
+
+caf::error make_rate_limited(std::string detail, std::int64_t retry_after_ms, rate_limit_facts limit) {
+  return caf::error(static_cast<std::uint8_t>(petrel_errc::rate_limited), petrel_category,
+                    caf::make_message(std::move(detail), retry_after_ms, limit.burst, limit.per_second));
+}
+
+std::optional<rate_limit_facts> rate_limit_of(const caf::error& e) {
+  if (!e || e.category() != petrel_category) return std::nullopt;
+  const auto& ctx = e.context();
+  if (!ctx.match_elements<std::string, std::int64_t, std::uint32_t, double>()) return std::nullopt;
+  return rate_limit_facts{ctx.get_as<std::uint32_t>(2), ctx.get_as<double>(3)};
 }
 
 void register_types(caf::actor_system_config& cfg) {

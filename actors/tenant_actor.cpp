@@ -20,6 +20,7 @@
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/rate_limiter.hpp"
+#include "actors/rate_limit_error.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 
@@ -255,12 +256,12 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start st
           const auto& d = s.settings.config->tenants;
           double rate = s.record.rate_per_second > 0 ? s.record.rate_per_second : d.default_rate.per_second;
           auto burst = s.record.burst > 0 ? s.record.burst : d.default_burst;
-          return make_error(petrel_errc::rate_limited,
-                            "tenant " + s.record.name + " is over its message rate of " + format_rate(rate) +
-                                " (burst " + std::to_string(burst) +
-                                (s.share_of > 1 ? ", shared by " + std::to_string(s.share_of) + " nodes" : std::string()) +
-                                "); retry in " + std::to_string((wait_ms + 999) / 1000) + " s",
-                            wait_ms);
+          return make_rate_limited(
+              "tenant " + s.record.name + " is over its message rate of " + format_rate(rate) + " (burst " +
+                  std::to_string(burst) +
+                  (s.share_of > 1 ? ", shared by " + std::to_string(s.share_of) + " nodes" : std::string()) +
+                  "); retry in " + std::to_string((wait_ms + 999) / 1000) + " s",
+              wait_ms, rate_limit_facts{burst, rate});
         }
         m.tenant_id = s.record.id;
         // Backpressure: past the bounds of waiting recipients, refuse now rather than grow.

@@ -1,6 +1,9 @@
 // Problem details and error mapping (see problem.hpp).
 #include "app/problem.hpp"
 
+#include <cmath>
+
+#include "actors/rate_limit_error.hpp"
 #include "app/http_common.hpp"
 
 #include <boost/json.hpp>
@@ -55,8 +58,16 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
       case petrel_errc::rate_limited: {
         // The detail names the tenant's rate and burst; the headers say when to come back.
         auto r = problem(429, "rate-limited", "Too Many Requests", detail, {}, retry);
+        auto reset = std::to_string((retry + 999) / 1000);
+        if (auto limit = rate_limit_of(e); limit && limit->burst > 0 && limit->per_second > 0) {
+          // The tenant's limit: a burst of N, refilled at the rate, i.e. N per N/rate seconds.
+          auto window = static_cast<long long>(std::ceil(limit->burst / limit->per_second));
+          r.headers.emplace_back("X-RateLimit-Limit", std::to_string(limit->burst));
+          r.headers.emplace_back("RateLimit-Policy", std::to_string(limit->burst) + ";w=" + std::to_string(window));
+          r.headers.emplace_back("RateLimit", "limit=" + std::to_string(limit->burst) + ", remaining=0, reset=" + reset);
+        }
         r.headers.emplace_back("X-RateLimit-Remaining", "0");
-        r.headers.emplace_back("X-RateLimit-Reset", std::to_string((retry + 999) / 1000));
+        r.headers.emplace_back("X-RateLimit-Reset", reset);
         return r;
       }
       case petrel_errc::overloaded:

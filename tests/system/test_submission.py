@@ -113,6 +113,9 @@ def test_over_the_tenant_rate_is_429_with_retry_after(node):
     body = problem(codes[2], 429)
     assert int(codes[2].headers["Retry-After"]) >= 1
     assert codes[2].headers["X-RateLimit-Remaining"] == "0" and int(codes[2].headers["X-RateLimit-Reset"]) >= 1
+    assert codes[2].headers["X-RateLimit-Limit"] == "2"
+    assert codes[2].headers["RateLimit-Policy"] == "2;w=2"  # a burst of 2, refilled at 1/s
+    assert codes[2].headers["RateLimit"].startswith("limit=2, remaining=0, reset=")
     assert "over its message rate of 1/s (burst 2)" in body["detail"], body
     # Other tenants are not affected.
     assert node.submit(node.bootstrap_key, simple_message()).status_code == 202
