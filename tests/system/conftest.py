@@ -160,15 +160,30 @@ class Node:
     def log(self):
         return "\n".join(self.stderr_lines[-80:])
 
-    @property
-    def bootstrap_key(self):
-        """The key printed at the first start (None if this start printed none)."""
+    def _printed_key(self):
         for line in self.stdout_lines:
             m = re.search(r"\b(pk_[A-Za-z0-9]{40})\b", line)
             if m:
                 self.first_key = m.group(1)
                 return self.first_key
         return None
+
+    @property
+    def bootstrap_key(self):
+        """The key printed at this start (None if it printed none). The key is printed once
+        every listener is bound, just before the node serves, so its line may reach the pipe
+        reader a moment after /readyz answered: wait for it, or for the log saying there is
+        none to print."""
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            if self._printed_key():
+                return self.first_key
+            if any("bootstrap.tenants_exist" in l or "bootstrap.not_done" in l for l in self.stderr_lines):
+                return None
+            if self.proc is None or self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        return self._printed_key()
 
     @property
     def key(self):
