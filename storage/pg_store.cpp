@@ -336,6 +336,15 @@ class pg_store final : public store {
     return std::atoi(PQgetvalue(r.get(), 0, 0));
   }
 
+  // Event order with several writers (a cluster): positions come from a sequence at insert,
+  // so two transactions could commit them out of order, and a reader that passed a position
+  // would never see the smaller one that commits later. Every write transaction takes this
+  // lock first and holds it to its end: write transactions (and so their positions) are
+  // serialized across nodes, a position is visible only after every smaller one has committed
+  // or rolled back, and a cursor never passes an event. (One writer per node batches its
+  // writes, so the lock costs a node nothing and a cluster one batch at a time.)
+  static constexpr const char* event_order_lock = "SELECT pg_advisory_xact_lock(4242424201)";
+
   std::vector<std::string> apply(const std::vector<write_op>& ops) override {
     std::vector<std::string> results(ops.size());
     if (ops.empty()) return results;
@@ -346,6 +355,8 @@ class pg_store final : public store {
     {
       if (PQenterPipelineMode(conn_) != 1) throw connection_error("cannot enter pipeline mode");
       send_plain("BEGIN");
+      owner.push_back(SIZE_MAX);
+      send_plain(event_order_lock);
       owner.push_back(SIZE_MAX);
       for (std::size_t i = 0; i < ops.size(); ++i) {
         auto before = owner.size();
@@ -388,6 +399,7 @@ class pg_store final : public store {
     exec_noexcept("ROLLBACK");
     exec_simple("BEGIN");
     try {
+      exec_simple(event_order_lock);
       for (std::size_t i = 0; i < ops.size(); ++i) {
         exec_simple("SAVEPOINT op");
         try {
