@@ -115,6 +115,7 @@ using drain_atom = caf::atom_constant<caf::atom("drain")>;
 using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
+using prune_atom = caf::atom_constant<caf::atom("prune")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -889,6 +890,8 @@ using events_actor = caf::typed_actor<
     caf::replies_to<rotate_atom, id128, id128, std::string>::with<webhook_status>,
     // Timer: prune events past the retention.
     caf::reacts_to<caf::tick_atom>,
+    // Timer: one retention pass over messages (content, then rows; storage.prune_interval).
+    caf::reacts_to<prune_atom>,
     // Timer: start the endpoints that are not running (after a crash or a failed load).
     caf::reacts_to<recover_atom>>;
 

@@ -597,6 +597,7 @@ events_actor::behavior_type events_behavior(events_pointer self, events_start st
   });
   if (st.settings.config->webhooks.enabled && st.runtime) load_endpoints(self);
   self->send(self, caf::tick_atom::value);
+  self->delayed_send(self, st.settings.config->storage.prune_interval, prune_atom::value);
   return {
       [=](create_atom, webhook_record& rec) -> caf::result<webhook_status> {
         return create_webhook(self, rec);
@@ -636,6 +637,25 @@ events_actor::behavior_type events_behavior(events_pointer self, events_start st
                     spdlog::warn("events.prune_failed error=\"{}\"", self->system().render(e));
                   });
         self->delayed_send(self, st.settings.config->events.prune_interval, caf::tick_atom::value);
+      },
+      [=](prune_atom) {
+        // Retention of messages: content first (storage.content_retention), then rows
+        // (storage.retention), in bounded batches between other writes. In a cluster the node
+        // that holds partition 0 does it for everyone.
+        auto& st = self->state;
+        const auto& k = st.settings.config->storage;
+        const auto& leases = *st.settings.shared.leases;
+        auto next = [self] { self->delayed_send(self, self->state.settings.config->storage.prune_interval, prune_atom::value); };
+        if (leases.clustered() && leases.epoch(0) == 0) return next();
+        auto now = unix_now_ms();
+        write_request w;
+        w.op = prune_messages_op{now - k.content_retention.count(), now - k.retention.count(), now, k.prune_batch};
+        self->request(st.store, 60s, persist_atom::value, std::move(w))
+            .then([next](caf::ok_atom) { next(); },
+                  [self, next](caf::error& e) {
+                    spdlog::warn("storage.prune_failed error=\"{}\"", self->system().render(e));
+                    next();
+                  });
       },
   };
 }

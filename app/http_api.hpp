@@ -39,6 +39,7 @@ class http_api {
  private:
   void submit_message(http_request&& request, http_responder respond);
   void get_message(const http_request& request, const std::string& id, http_responder respond);
+  void get_message_content(const http_request& request, const std::string& id, http_responder respond);
   void readiness(http_responder respond);
   void sender_domains(http_request&& request, const std::vector<std::string>& parts,
                       http_responder respond);

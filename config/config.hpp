@@ -201,6 +201,13 @@ struct storage_settings {
   // Below this much free space on the SQLite file system, new messages are refused (503)
   // while deliveries' state changes go on, and the node is not ready (Postfix: queue_minfree).
   std::uint64_t min_free_space = 64ull * 1024 * 1024;
+  // Retention: a message's content is emptied this long after it was accepted, once none of
+  // its recipients waits (GET /v1/messages/{id}/content answers 410 from then on) ...
+  std::chrono::milliseconds content_retention = 72h;
+  // ... and the message and its recipients are deleted this long after (events: events.retention).
+  std::chrono::milliseconds retention = 30 * 24h;
+  std::chrono::milliseconds prune_interval = 2s;  // one pruning pass this often ...
+  std::uint64_t prune_batch = 2000;                // ... of at most this many messages of each kind
 };
 
 struct submission_settings {

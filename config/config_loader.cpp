@@ -680,6 +680,12 @@ void read_storage(reader& r, config& c) {
   s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
   s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);
   s.size("min_free_space", c.storage.min_free_space, 0, 1000 * 1000 * gib);
+  s.duration("content_retention", c.storage.content_retention, 1s, 3650 * 24h);
+  s.duration("retention", c.storage.retention, 1s, 3650 * 24h);
+  s.duration("prune_interval", c.storage.prune_interval, 100ms, 1h);
+  s.size("prune_batch", c.storage.prune_batch, 1, 1'000'000);
+  if (c.storage.retention < c.storage.content_retention)
+    s.problem("retention", "must be at least content_retention (rows outlive the content they describe)");
   auto& url = c.storage.url;
   if (!url.empty() && url.rfind("sqlite:", 0) != 0 && url.rfind("postgresql://", 0) != 0 &&
       url.rfind("postgres://", 0) != 0)

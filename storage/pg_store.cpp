@@ -81,6 +81,9 @@ enum stmt : int {
   insert_event_fenced,
   notify_change,
   resume_webhook,
+  prune_content,
+  prune_recipients,
+  prune_messages,
   stmt_count
 };
 
@@ -222,6 +225,15 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT pg_notify('petrel_changes', $1)",
     "UPDATE webhooks SET state = 'active', paused_reason = '', failures = 0, failing_since = 0 "
     "WHERE id = $1",
+    // Retention (prune_messages_op): oldest first, only messages none of whose recipients wait.
+    "UPDATE messages SET content = ''::bytea, content_pruned_at = $3 WHERE id IN (SELECT m.id FROM messages m "
+    "WHERE m.created_at < $1 AND m.content_pruned_at = 0 AND NOT EXISTS (SELECT 1 FROM recipients r "
+    "WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred')) ORDER BY m.created_at LIMIT $2)",
+    "DELETE FROM recipients WHERE message_id IN (SELECT m.id FROM messages m WHERE m.created_at < $1 "
+    "AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN "
+    "('queued', 'deferred')) ORDER BY m.created_at LIMIT $2)",
+    "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at < $1 AND "
+    "NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) ORDER BY m.created_at LIMIT $2)",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -1180,6 +1192,18 @@ class pg_store final : public store {
   void emit(const prune_events_op& op, Out&& out) {
     auto p = prune_params(op);
     out(prune_events, p);
+  }
+  template <class Out>
+  void emit(const prune_messages_op& op, Out&& out) {
+    params content;
+    content.integer(op.content_before_ms).integer(static_cast<std::int64_t>(op.limit)).integer(op.now_ms);
+    out(prune_content, content);
+    params rows;
+    rows.integer(op.rows_before_ms).integer(static_cast<std::int64_t>(op.limit));
+    out(prune_recipients, rows);
+    params messages;
+    messages.integer(op.rows_before_ms).integer(static_cast<std::int64_t>(op.limit));
+    out(prune_messages, messages);
   }
   template <class Out>
   void emit(const insert_webhook_op& op, Out&& out) {

@@ -252,6 +252,16 @@ const std::vector<migration>& schema_migrations() {
        {
            "{postgresql}CREATE UNIQUE INDEX partitions_epoch ON partitions (id, epoch)",
        }},
+      {12,
+       "retention: a message's content can be pruned (its row stays until storage.retention); "
+       "messages by age for the pruning passes",
+       {
+           "ALTER TABLE messages ADD COLUMN content_pruned_at BIGINT NOT NULL DEFAULT 0",
+           "CREATE INDEX messages_created ON messages (created_at)",
+           // The content pass reads only what still has content: it does not walk over weeks of
+           // pruned messages on every pass.
+           "CREATE INDEX messages_unpruned ON messages (created_at) WHERE content_pruned_at = 0",
+       }},
   };
   return all;
 }

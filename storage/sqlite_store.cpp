@@ -124,6 +124,9 @@ class sqlite_store final : public store {
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, options.busy_timeout_ms);
+    // Pruned content and rows give their pages back to the file system (takes effect in a new
+    // database: it must precede the first table).
+    execute("PRAGMA auto_vacuum=INCREMENTAL");
     execute("PRAGMA journal_mode=WAL");
     execute(options.sqlite_synchronous == "normal" ? "PRAGMA synchronous=NORMAL"
                                                    : "PRAGMA synchronous=FULL");
@@ -178,6 +181,7 @@ class sqlite_store final : public store {
     try {
       for (const auto& op : ops) apply_one(op);
       commit();
+      give_space_back();
       return results;
     } catch (const operation_error&) {
       execute_noexcept("ROLLBACK");
@@ -856,6 +860,28 @@ class sqlite_store final : public store {
     q.run();
   }
 
+  // Recipients that still wait keep their message whole, whatever its age.
+  void apply_op(const prune_messages_op& op) {
+    auto content = prepare(
+        "UPDATE messages SET content = X'', content_pruned_at = ?3 WHERE id IN (SELECT m.id FROM messages m "
+        "WHERE m.created_at < ?1 AND m.content_pruned_at = 0 AND NOT EXISTS (SELECT 1 FROM recipients r "
+        "WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred')) ORDER BY m.created_at LIMIT ?2)");
+    content.bind(1, op.content_before_ms).bind(2, static_cast<std::int64_t>(op.limit)).bind(3, op.now_ms);
+    content.run();
+    auto recipients = prepare(
+        "DELETE FROM recipients WHERE message_id IN (SELECT m.id FROM messages m WHERE m.created_at < ?1 "
+        "AND NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state IN "
+        "('queued', 'deferred')) ORDER BY m.created_at LIMIT ?2)");
+    recipients.bind(1, op.rows_before_ms).bind(2, static_cast<std::int64_t>(op.limit));
+    recipients.run();
+    auto messages = prepare(
+        "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at < ?1 AND "
+        "NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) ORDER BY m.created_at LIMIT ?2)");
+    messages.bind(1, op.rows_before_ms).bind(2, static_cast<std::int64_t>(op.limit));
+    messages.run();
+    pruned_ = true;
+  }
+
   void apply_op(const insert_webhook_op& op) {
     const auto& w = op.webhook;
     auto q = prepare(
@@ -1018,6 +1044,14 @@ class sqlite_store final : public store {
     if (sqlite3_changes(db_) == 0) throw operation_error("no such active key for this tenant");
   }
 
+  // After a retention pass: free pages go back to the file system, a bounded number at a time
+  // (incremental auto-vacuum; databases created before it keep their free pages for reuse).
+  void give_space_back() {
+    if (!pruned_) return;
+    pruned_ = false;
+    execute_noexcept("PRAGMA incremental_vacuum(4096)");
+  }
+
   void commit() {
     int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK)
@@ -1053,6 +1087,7 @@ class sqlite_store final : public store {
   sqlite3* db_ = nullptr;
   // Keyed by the SQL literal's address: every query is a string literal in this file.
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
+  bool pruned_ = false;  // a retention pass ran since the file last gave pages back
 };
 
 }  // namespace

@@ -96,6 +96,16 @@ struct prune_events_op {
   std::int64_t before_ms = 0;
   std::uint64_t limit = 10000;
 };
+// Retention (storage.content_retention, storage.retention), oldest first, at most `limit`
+// messages of each kind per pass: the content of messages older than content_before_ms whose
+// recipients are all final is emptied (content_pruned_at = now_ms); messages older than
+// rows_before_ms whose recipients are all final are deleted with their recipients.
+struct prune_messages_op {
+  std::int64_t content_before_ms = 0;
+  std::int64_t rows_before_ms = 0;
+  std::int64_t now_ms = 0;
+  std::uint64_t limit = 1000;
+};
 // A new webhook; its cursor starts at the newest event (it gets what happens from now on).
 struct insert_webhook_op {
   webhook_record webhook;
@@ -139,7 +149,8 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               set_soft_bounce_op, upsert_control_op, delete_control_op,
                               set_egress_usage_op, set_warmup_start_op, prune_events_op,
                               insert_webhook_op, update_webhook_op, delete_webhook_op,
-                              rotate_webhook_op, set_node_value_op, resume_webhook_op>;
+                              rotate_webhook_op, set_node_value_op, resume_webhook_op,
+                              prune_messages_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";

@@ -526,3 +526,62 @@ TEST_CASE("store: several tenants may claim one sender domain, each tenant once"
     CHECK(d.keys[0].selector == (d.tenant_id == a.id ? "sa" : "sb"));
   }
 }
+
+TEST_CASE("store: retention empties old content and deletes old rows, never of a waiting recipient", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto finished = [&](std::int64_t created, const char* address) {
+    auto m = make_message(t.id, {address});
+    m.created_at_ms = created;
+    return m;
+  };
+  auto old_done = finished(1000, "a@ret.example");      // final long ago: row and content go
+  auto recent_done = finished(5000, "b@ret.example");   // final: only its content goes
+  auto old_waiting = finished(1000, "c@ret.example");   // still deferred: kept whole
+  auto young = finished(9000, "d@ret.example");         // final but young: kept whole
+  s->apply({insert_tenant_op{t, {}}, message_op(old_done), message_op(recent_done), message_op(old_waiting),
+            message_op(young)});
+  auto final_update = [&](const message_record& m, recipient_state state) {
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = t.id;
+    e.message_id = m.id;
+    e.recipient_id = m.recipients[0].id;
+    e.type = state == recipient_state::deferred ? "deferred" : "delivered";
+    e.at_ms = 9500;
+    e.data_json = "{}";
+    return recipient_update{m.recipients[0].id, state, 1, state == recipient_state::deferred ? 99'999 : 0,
+                            "250 ok", e};
+  };
+  s->apply({update_recipients_op{{final_update(old_done, recipient_state::delivered),
+                                  final_update(recent_done, recipient_state::delivered),
+                                  final_update(old_waiting, recipient_state::deferred),
+                                  final_update(young, recipient_state::delivered)}}});
+
+  // Content older than 8000, rows older than 2000.
+  CHECK(s->apply({prune_messages_op{8000, 2000, 10'000, 1000}}) == std::vector<std::string>{""});
+  CHECK_FALSE(s->load_delivery(old_done.id, {}));          // deleted with its recipient
+  CHECK_FALSE(s->find_message(t.id, old_done.id));
+  auto recent = s->load_delivery(recent_done.id, {});
+  REQUIRE(recent);
+  CHECK(recent->content.empty());                          // content gone ...
+  CHECK(s->find_message(t.id, recent_done.id));            // ... its history kept
+  auto waiting = s->load_delivery(old_waiting.id, {old_waiting.recipients[0].id});
+  REQUIRE(waiting);
+  CHECK(waiting->content == old_waiting.content);          // a waiting recipient keeps it all
+  auto kept = s->load_delivery(young.id, {});
+  REQUIRE(kept);
+  CHECK(kept->content == young.content);
+  // Batches are bounded: a limit of 1 touches one message of each kind per pass.
+  auto more = finished(1500, "e@ret.example");
+  auto more2 = finished(1600, "f@ret.example");
+  s->apply({message_op(more), message_op(more2)});
+  s->apply({update_recipients_op{{final_update(more, recipient_state::delivered),
+                                  final_update(more2, recipient_state::delivered)}}});
+  s->apply({prune_messages_op{8000, 2000, 12'000, 1}});
+  CHECK_FALSE(s->find_message(t.id, more.id));             // the oldest first
+  CHECK(s->find_message(t.id, more2.id));
+  s->apply({prune_messages_op{8000, 2000, 13'000, 1}});
+  CHECK_FALSE(s->find_message(t.id, more2.id));
+}
