@@ -12,12 +12,17 @@
 // - outcomes: 2xx delivered, 5xx bounced, 4xx / no reply deferred by the retry schedule, or
 //   expired past max_age; each is committed with its event (retried if the store fails);
 // - it rebuilds everything from the store when it starts, so a crash or restart loses
-//   nothing; a recipient confirmed delivered is never loaded again.
+//   nothing; a recipient confirmed delivered is never loaded again;
+// - it holds in memory only the recipients due soonest (queue_window: per tenant and priority,
+//   within queue.horizon and queue.max_in_memory_per_domain); the rest it counts from the
+//   store's summary and reads in pages by due time, one store read at a time.
 #include <caf/all.hpp>
 
+#include <algorithm>
 #include <array>
 #include <spdlog/spdlog.h>
 
+#include <deque>
 #include <queue>
 #include <random>
 #include <unordered_map>
@@ -31,6 +36,7 @@
 #include "actors/policy/event_data.hpp"
 #include "actors/delivery_log.hpp"
 #include "actors/policy/fair_queue.hpp"
+#include "actors/policy/queue_window.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/rate_limiter.hpp"
 #include "actors/policy/retry_schedule.hpp"
@@ -53,8 +59,21 @@ struct waiting_recipient {
   std::int64_t next_attempt_at_ms = 0;
   bool in_flight = false;  // in a job at the site
   bool ready = false;      // in a lane's queue
+  bool evicting = false;   // deferred past what memory holds: leaves once its commit is confirmed
+  queue_window::class_index cls = 0;
   std::string pool;
   int priority = 0;
+};
+
+// A class read from its start page by page, apart from the window's pages: to cancel what is
+// stored (an operator's bounce), or to find recipients this actor was not told about (a
+// cluster repair: another node accepted them).
+struct class_scan {
+  queue_window::class_index cls = 0;
+  queue_key after;
+  bool cancel = false;         // else: repair
+  std::int64_t cutoff_ms = 0;  // cancel: recipients accepted after the cancellation stay
+  std::string reason;
 };
 
 // The way out through one egress source on one route: its site actor, and the due recipients
@@ -122,12 +141,25 @@ struct domain_state : domain_start {
   std::int64_t wake_at_ms = 0;
   std::uint64_t last_batch = 0;       // highest batch number seen from the supervisor
   std::uint64_t idle_generation = 0;  // bumped by every change; stale idle timers are ignored
-  bool loaded = false;
-  // Recipients settled (final) whose commit is not confirmed yet, and, while a repair load
-  // is out, every recipient settled since it was sent: that load may have read them before
-  // their commit, as still waiting, and must not bring them back.
+  bool loaded = false;  // the store's summary is in: what waits is known (counts, classes)
+  queue_window window;
+  std::vector<queued_recipient> early;  // enqueued before the summary came
+  // Recipients settled (final) whose commit is not confirmed yet, and, while a read of the
+  // store is out, every recipient settled since it was sent: that read may have seen them
+  // before their commit, as still waiting, and must not bring them back.
   std::unordered_set<id128, id128_hash> unconfirmed;
-  std::optional<std::unordered_set<id128, id128_hash>> repair_excluded;
+  std::optional<std::unordered_set<id128, id128_hash>> read_excluded;
+  bool reading = false;         // one read of the store at a time (a page, a summary, a cancel scan)
+  bool repair_wanted = false;   // cluster repair: summarize again
+  bool flushing = false;        // a flush is being written: no page until it is
+  std::deque<class_scan> scans;
+  std::vector<id128> evict_later;  // confirmed deferrals to release once the read is back
+  std::unordered_set<id128, id128_hash> evicting;  // waiting_recipient::evicting, for reads
+  // Per class, the highest recipient id seen (accepted here or read): a repair reads a class
+  // again when the store has a higher one.
+  std::vector<id128> seen_max;
+  std::uint64_t page_check_generation = 0;
+  std::int64_t page_check_at_ms = 0;
   std::uint32_t commits_in_flight = 0;  // sent to the store, or waiting to be sent again
   bool draining = false;  // cluster handover: no new attempts; quit when nothing is in flight
   std::mt19937_64 rng{std::random_device{}()};
@@ -155,39 +187,95 @@ double random01(domain_pointer self) {
   return std::uniform_real_distribution<double>(0.0, 1.0)(self->state.rng);
 }
 
-void add(domain_pointer self, const queued_recipient& r) {
+// Counts a change of what waits (memory and store) in the recipient's class, the gauges and
+// the node's backlog: +1 accepted, -1 final. A count never goes below zero (a summary read
+// while recipients were accepted may have missed one of them).
+void count(domain_pointer self, queue_window::class_index cls, recipient_state state, std::int64_t delta) {
   auto& st = self->state;
-  auto [it, inserted] = st.waiting.try_emplace(r.recipient_id);
-  if (!inserted) return;  // already known (recovery and enqueue can overlap)
-  it->second.message_id = r.message_id;
-  it->second.tenant_id = r.tenant_id;
-  it->second.state = r.state;
-  it->second.attempts = r.attempts;
-  it->second.next_attempt_at_ms = r.next_attempt_at_ms;
-  it->second.pool = r.pool;
-  it->second.priority = r.priority;
-  st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
-  count_waiting(st, r.state, 1);
-  ++(*st.backlog)[r.tenant_id];
-  st.settings.shared.backlog->add(r.tenant_id, 1);
+  auto& c = st.window.at(cls);
+  auto& n = state == recipient_state::deferred ? c.deferred : c.queued;
+  if (delta < 0 && static_cast<std::uint64_t>(-delta) > n) delta = -static_cast<std::int64_t>(n);
+  if (delta == 0) return;
+  n = static_cast<std::uint64_t>(static_cast<std::int64_t>(n) + delta);
+  count_waiting(st, state, delta);
+  auto& b = (*st.backlog)[c.tenant];
+  b += delta;
+  if (b == 0) st.backlog->erase(c.tenant);
+  st.settings.shared.backlog->add(c.tenant, delta);
 }
 
+// Holds a recipient in memory (its key is due for the heap).
+void hold(domain_pointer self, const queued_recipient& r, queue_window::class_index cls) {
+  auto& st = self->state;
+  auto [it, inserted] = st.waiting.try_emplace(r.recipient_id);
+  if (!inserted) return;
+  auto& w = it->second;
+  w.message_id = r.message_id;
+  w.tenant_id = r.tenant_id;
+  w.state = r.state;
+  w.attempts = r.attempts;
+  w.next_attempt_at_ms = r.next_attempt_at_ms;
+  w.pool = r.pool;
+  w.priority = r.priority;
+  w.cls = cls;
+  st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
+  st.window.held(cls);
+}
+
+void seen(domain_state& st, queue_window::class_index cls, const id128& id) {
+  if (st.seen_max.size() <= cls) st.seen_max.resize(cls + 1);
+  st.seen_max[cls] = std::max(st.seen_max[cls], id);
+}
+
+// A recipient accepted for this domain (enqueued): counted, and held when the window has it.
+void add(domain_pointer self, const queued_recipient& r) {
+  auto& st = self->state;
+  if (!st.loaded) {
+    st.early.push_back(r);  // counted once the summary is in
+    return;
+  }
+  auto cls = st.window.class_of(r.tenant_id, r.priority);
+  seen(st, cls, r.recipient_id);
+  if (st.waiting.count(r.recipient_id)) return;  // read from the store already (and counted)
+  if (st.window.counts_new(cls, r.recipient_id)) count(self, cls, r.state, 1);
+  if (st.window.hold(cls, {r.next_attempt_at_ms, r.recipient_id}, unix_now_ms())) hold(self, r, cls);
+}
+
+// Out of memory, still waiting in the store.
+void release(domain_pointer self, const id128& id) {
+  auto& st = self->state;
+  auto it = st.waiting.find(id);
+  if (it == st.waiting.end()) return;
+  st.window.released(it->second.cls);
+  if (it->second.evicting) st.evicting.erase(id);
+  st.waiting.erase(it);
+}
+
+// Final: no longer waiting anywhere.
 void forget(domain_pointer self, const id128& id) {
   auto& st = self->state;
   auto it = st.waiting.find(id);
   if (it == st.waiting.end()) return;
-  auto tenant = it->second.tenant_id;
-  count_waiting(st, it->second.state, -1);
-  st.waiting.erase(it);
-  auto b = st.backlog->find(tenant);
-  if (b != st.backlog->end() && --b->second == 0) st.backlog->erase(b);
-  st.settings.shared.backlog->add(tenant, -1);
+  count(self, it->second.cls, it->second.state, -1);
+  release(self, id);
+}
+
+// A class found complete (nothing of it left in the store only): its counts are what memory
+// holds of it.
+void recount(domain_pointer self, queue_window::class_index cls) {
+  auto& st = self->state;
+  std::int64_t queued = 0, deferred = 0;
+  for (const auto& [id, w] : st.waiting)
+    if (w.cls == cls) ++(w.state == recipient_state::deferred ? deferred : queued);
+  const auto& c = st.window.at(cls);
+  count(self, cls, recipient_state::queued, queued - static_cast<std::int64_t>(c.queued));
+  count(self, cls, recipient_state::deferred, deferred - static_cast<std::int64_t>(c.deferred));
 }
 
 void arm_idle_timer(domain_pointer self) {
   auto& st = self->state;
   ++st.idle_generation;
-  if (st.waiting.empty() && st.loaded)
+  if (st.waiting.empty() && st.loaded && st.window.waiting() == 0 && !st.reading)
     self->delayed_send(self, st.settings.config->actors.domain_idle_timeout, caf::tick_atom::value,
                        st.idle_generation);
 }
@@ -203,6 +291,29 @@ void finish_drain_if_done(domain_pointer self) {
   self->quit();
 }
 
+// Deferred recipients whose next attempt lies past what memory holds leave memory once their
+// new due time is durable (a page read after that finds them in their new place); while a
+// read is out they wait for it (it may have been read before the commit).
+void start_read(domain_pointer self);
+
+void evict_confirmed(domain_pointer self, const std::vector<recipient_update>& updates) {
+  auto& st = self->state;
+  bool released = false;
+  for (const auto& u : updates) {
+    if (u.state != recipient_state::deferred) continue;
+    auto it = st.waiting.find(u.recipient_id);
+    if (it == st.waiting.end() || !it->second.evicting) continue;
+    if (st.reading) {
+      st.evict_later.push_back(u.recipient_id);
+    } else {
+      release(self, u.recipient_id);
+      released = true;
+    }
+  }
+  if (released) start_read(self);  // room in memory: the next page may be due
+  arm_idle_timer(self);
+}
+
 // In a cluster every update carries the partition's epoch: the store refuses it once another
 // node has claimed the partition, and then this actor stops (the new owner has the domain).
 void commit(domain_pointer self, std::vector<recipient_update> updates, std::int32_t attempt = 0) {
@@ -213,7 +324,7 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
     u.epoch = st.claim.epoch;
     if (is_final(u.state)) {
       st.unconfirmed.insert(u.recipient_id);
-      if (st.repair_excluded) st.repair_excluded->insert(u.recipient_id);
+      if (st.read_excluded) st.read_excluded->insert(u.recipient_id);
     }
   }
   ++st.commits_in_flight;
@@ -221,6 +332,7 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
       .then([=](caf::ok_atom) {
               --self->state.commits_in_flight;
               for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
+              evict_confirmed(self, updates);
               finish_drain_if_done(self);
             },
             [=](caf::error& e) mutable {
@@ -237,6 +349,7 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
               }
               if (attempt >= store_retries) {
                 for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
+                evict_confirmed(self, updates);  // (what the store holds of them is older)
                 finish_drain_if_done(self);
                 spdlog::error("domain.outcomes_lost domain={} count={} error=\"{}\"",
                               self->state.domain, updates.size(), self->system().render(e));
@@ -379,14 +492,19 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
   if (u.state == recipient_state::deferred) {
     if (w.state != recipient_state::deferred) {
-      count_waiting(st, w.state, -1);
-      count_waiting(st, recipient_state::deferred, 1);
+      count(self, w.cls, w.state, -1);
+      count(self, w.cls, recipient_state::deferred, 1);
     }
     w.state = recipient_state::deferred;
     w.attempts = u.attempts;
     w.next_attempt_at_ms = next;
     w.in_flight = false;
-    st.heap.emplace(next, id);
+    if (st.window.hold(w.cls, {next, id}, now))
+      st.heap.emplace(next, id);
+    else {
+      w.evicting = true;  // released once the commit is confirmed (evict_confirmed)
+      st.evicting.insert(id);
+    }
   }
   return u;
 }
@@ -667,6 +785,237 @@ void resolve(domain_pointer self, const std::string& key) {
           });
 }
 
+
+// An operator's cancellation of one recipient: the update and its event.
+recipient_update cancelled(domain_pointer self, const id128& id, const id128& tenant, const id128& message,
+                           std::uint32_t attempts, const std::string& reason, std::int64_t now) {
+  recipient_update u;
+  u.recipient_id = id;
+  u.state = recipient_state::cancelled;
+  u.attempts = attempts;
+  u.last_reply = "cancelled by an operator" + (reason.empty() ? std::string() : ": " + reason);
+  u.event.id = new_id();
+  u.event.tenant_id = tenant;
+  u.event.message_id = message;
+  u.event.recipient_id = id;
+  u.event.type = "cancelled";
+  u.event.at_ms = now;
+  u.event.data_json = event_data::cancelled("admin", reason);
+  core().count_outcome("cancelled", self->state.domain, tenant.str(), nullptr);
+  return u;
+}
+
+// -- reading the store: one read at a time (a summary, a cancel scan's page, a window page) --
+
+void start_read(domain_pointer self);
+
+void begin_read(domain_pointer self) {
+  auto& st = self->state;
+  st.reading = true;
+  st.read_excluded.emplace(st.unconfirmed);
+}
+
+void end_read(domain_pointer self) {
+  auto& st = self->state;
+  st.reading = false;
+  st.read_excluded.reset();
+  auto later = std::move(st.evict_later);
+  st.evict_later.clear();
+  for (const auto& id : later) {
+    auto it = st.waiting.find(id);
+    if (it != st.waiting.end() && it->second.evicting) release(self, id);
+  }
+}
+
+// Whether a row read from the store is not to be taken: settled meanwhile, or held already.
+bool skip_read(const domain_state& st, const id128& id) {
+  return st.waiting.count(id) || st.unconfirmed.count(id) || (st.read_excluded && st.read_excluded->count(id));
+}
+
+// Looks at the store again at `at` (a stored recipient's due time enters the horizon, or a
+// failed read is retried).
+void check_store_at(domain_pointer self, std::int64_t at) {
+  auto& st = self->state;
+  if (st.page_check_at_ms != 0 && st.page_check_at_ms <= at) return;
+  st.page_check_at_ms = at;
+  self->delayed_send(self, std::chrono::milliseconds(std::max<std::int64_t>(at - unix_now_ms(), 0) + 1),
+                     load_atom::value, ++st.page_check_generation);
+}
+
+void read_failed(domain_pointer self, const char* what, const caf::error& e) {
+  spdlog::warn("domain.read_failed domain={} read={} retry_in_ms=1000 error=\"{}\"", self->state.domain,
+               what, self->system().render(e));
+  end_read(self);
+  check_store_at(self, unix_now_ms() + 1000);
+}
+
+// The summary of the domain's queue: counts per class (at start, the index of what waits).
+// A repair takes it again and reads from their start the classes that have recipients this
+// actor has not seen.
+void read_summary(domain_pointer self, bool repair) {
+  auto& st = self->state;
+  begin_read(self);
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, st.domain,
+                stats_atom::value)
+      .then(
+          [=](std::vector<queue_class_summary>& classes) {
+            auto& st = self->state;
+            std::uint64_t again = 0;
+            for (const auto& k : classes) {
+              auto cls = st.window.class_of(k.tenant_id, k.priority);
+              auto& c = st.window.at(cls);
+              if (repair) {
+                // Recipients not seen here: the class is read up to its boundary (a scan), and
+                // its counts become the store's.
+                bool unseen = st.seen_max.size() <= cls || k.max_id > st.seen_max[cls];
+                if (!unseen && k.queued + k.deferred <= c.waiting()) continue;
+                bool scanning = std::any_of(st.scans.begin(), st.scans.end(),
+                                            [&](const auto& x) { return x.cls == cls && !x.cancel; });
+                if (!scanning)
+                  st.scans.push_back({cls, queue_key{std::numeric_limits<std::int64_t>::min(), id128{}}, false, 0, {}});
+                ++again;
+              }
+              count(self, cls, recipient_state::queued, static_cast<std::int64_t>(k.queued) - static_cast<std::int64_t>(c.queued));
+              count(self, cls, recipient_state::deferred,
+                    static_cast<std::int64_t>(k.deferred) - static_cast<std::int64_t>(c.deferred));
+              if (!repair) st.window.summarized(cls, k.queued, k.deferred, k.oldest_ms, k.next_due_ms, k.max_id);
+              seen(st, cls, k.max_id);
+            }
+            end_read(self);
+            if (repair) {
+              if (again) spdlog::info("domain.repair domain={} classes={}", st.domain, again);
+            } else {
+              st.loaded = true;
+              auto early = std::move(st.early);
+              st.early.clear();
+              for (const auto& r : early) add(self, r);
+              self->send(st.supervisor, ready_atom::value, st.domain);
+              spdlog::debug("domain.summarized domain={} waiting={} classes={}", st.domain,
+                            st.window.waiting(), classes.size());
+            }
+            process(self);
+            arm_idle_timer(self);
+          },
+          [=](caf::error& e) {
+            if (repair) return read_failed(self, "summary", e);
+            // Without knowing what waits this actor must not run; the supervisor retries.
+            spdlog::error("domain.load_failed domain={} error=\"{}\"", self->state.domain,
+                          self->system().render(e));
+            self->quit(e);
+          });
+}
+
+queue_page_query page_query(const domain_state& st, queue_window::class_index cls, const queue_key& after,
+                            std::int64_t until_ms, std::uint64_t limit) {
+  const auto& c = st.window.at(cls);
+  return queue_page_query{st.domain, c.tenant, c.priority, after.due_ms, after.id, until_ms, limit};
+}
+
+// A page of one class, in due order, into memory.
+void read_page(domain_pointer self, const queue_window::page_request& r) {
+  auto& st = self->state;
+  st.window.page_sent(r);
+  // Deferrals not yet durable may be read at their old place: the page must not pass them.
+  auto& c = st.window.at(r.cls);
+  for (const auto& id : st.evicting) {
+    auto it = st.waiting.find(id);
+    if (it == st.waiting.end() || it->second.cls != r.cls) continue;
+    queue_key k{it->second.next_attempt_at_ms, id};
+    if (!c.refused_while_paging || k < *c.refused_while_paging) c.refused_while_paging = k;
+  }
+  begin_read(self);
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
+                page_query(st, r.cls, r.after, r.until_ms, r.limit))
+      .then(
+          [=](queue_page& page) {
+            auto& st = self->state;
+            for (const auto& rec : page.recipients) {
+              seen(st, r.cls, rec.recipient_id);
+              if (!skip_read(st, rec.recipient_id)) hold(self, rec, r.cls);
+            }
+            queue_window::page_result result;
+            result.rows = page.recipients.size();
+            if (!page.recipients.empty())
+              result.last = queue_key{page.recipients.back().next_attempt_at_ms, page.recipients.back().recipient_id};
+            if (page.has_later) result.next_due_ms = page.later_due_ms;
+            if (st.window.page_loaded(r, result)) recount(self, r.cls);
+            end_read(self);
+            process(self);
+          },
+          [=](caf::error& e) {
+            self->state.window.page_failed(r);
+            read_failed(self, "page", e);
+          });
+}
+
+// A scan's page: a cancel cancels the class's recipients in the store (those in memory were
+// cancelled when the operator asked), and keeps the class from being paged meanwhile; a repair
+// holds the recipients it was not told about that the window has (up to the boundary).
+void read_scan(domain_pointer self) {
+  auto& st = self->state;
+  auto& scan = st.scans.front();
+  auto limit = st.settings.config->queue.page;
+  auto until = std::numeric_limits<std::int64_t>::max();
+  if (scan.cancel && !st.window.at(scan.cls).page_out)
+    st.window.page_sent({scan.cls, scan.after, until, limit});
+  if (!scan.cancel && !st.window.at(scan.cls).complete()) until = st.window.at(scan.cls).boundary->due_ms;
+  begin_read(self);
+  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
+                page_query(st, scan.cls, scan.after, until, limit))
+      .then(
+          [=](queue_page& page) {
+            auto& st = self->state;
+            auto& scan = st.scans.front();
+            auto now = unix_now_ms();
+            std::vector<recipient_update> updates;
+            std::size_t found = 0;
+            for (const auto& rec : page.recipients) {
+              seen(st, scan.cls, rec.recipient_id);
+              if (skip_read(st, rec.recipient_id)) continue;
+              if (!scan.cancel) {
+                if (st.window.hold(scan.cls, {rec.next_attempt_at_ms, rec.recipient_id}, now)) {
+                  hold(self, rec, scan.cls);
+                  ++found;
+                }
+                continue;
+              }
+              if (rec.recipient_id.time_ms() > scan.cutoff_ms) continue;
+              updates.push_back(cancelled(self, rec.recipient_id, rec.tenant_id, rec.message_id,
+                                          rec.attempts, scan.reason, now));
+              count(self, scan.cls, rec.state, -1);
+            }
+            if (found) spdlog::info("domain.repaired domain={} recipients={}", st.domain, found);
+            if (!page.recipients.empty())
+              scan.after = queue_key{page.recipients.back().next_attempt_at_ms, page.recipients.back().recipient_id};
+            if (page.recipients.size() < limit) {
+              auto cls = scan.cls;
+              if (scan.cancel) {
+                spdlog::info("domain.cancel_scanned domain={} tenant={}", st.domain, st.window.at(cls).tenant.str());
+                st.window.page_failed({cls, {}, 0, 0});  // paged again from where it was
+              }
+              st.scans.pop_front();
+            }
+            commit(self, std::move(updates));
+            end_read(self);
+            process(self);
+          },
+          [=](caf::error& e) { read_failed(self, "scan", e); });
+}
+
+void start_read(domain_pointer self) {
+  auto& st = self->state;
+  if (!st.loaded || st.reading || st.draining) return;
+  if (st.repair_wanted) {
+    st.repair_wanted = false;
+    return read_summary(self, true);
+  }
+  if (!st.scans.empty()) return read_scan(self);
+  if (st.flushing) return;
+  auto now = unix_now_ms();
+  if (auto r = st.window.next_page(now)) return read_page(self, *r);
+  if (auto at = st.window.next_check_ms(now)) check_store_at(self, *at);
+}
+
 void process(domain_pointer self) {
   auto& st = self->state;
   if (!st.settings.config->deliver || !st.loaded) return;
@@ -731,6 +1080,7 @@ void process(domain_pointer self) {
     }
   }
   schedule_wake(self);
+  start_read(self);
   arm_idle_timer(self);
 }
 
@@ -924,28 +1274,26 @@ std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string
   std::vector<recipient_update> updates;
   for (const auto& id : ids) {
     auto& w = st.waiting[id];
-    recipient_update u;
-    u.recipient_id = id;
-    u.state = recipient_state::cancelled;
-    u.attempts = w.attempts;
-    u.last_reply = "cancelled by an operator" + (reason.empty() ? std::string() : ": " + reason);
-    u.event.id = new_id();
-    u.event.tenant_id = w.tenant_id;
-    u.event.message_id = w.message_id;
-    u.event.recipient_id = id;
-    u.event.type = "cancelled";
-    u.event.at_ms = now;
-    u.event.data_json = event_data::cancelled("admin", reason);
-    core().count_outcome("cancelled", st.domain, w.tenant_id.str(), nullptr);
-    updates.push_back(std::move(u));
+    updates.push_back(cancelled(self, id, w.tenant_id, w.message_id, w.attempts, reason, now));
     forget(self, id);
   }
-  if (!ids.empty())
-    spdlog::info("domain.cancelled domain={} tenant={} recipients={}", st.domain,
-                 tenant.empty() ? "(all)" : tenant.str(), ids.size());
+  // Those only in the store are cancelled page by page (read_scan).
+  std::uint64_t stored = 0;
+  const auto& classes = st.window.classes();
+  for (std::size_t i = 0; i < classes.size(); ++i) {
+    const auto& c = classes[i];
+    if (c.complete() || (!tenant.empty() && c.tenant != tenant)) continue;
+    stored += c.waiting() - std::min(c.waiting(), c.in_memory);
+    st.scans.push_back({static_cast<queue_window::class_index>(i),
+                        queue_key{std::numeric_limits<std::int64_t>::min(), id128{}}, true, now, reason});
+  }
+  if (!ids.empty() || stored)
+    spdlog::info("domain.cancelled domain={} tenant={} recipients={} in_store={}", st.domain,
+                 tenant.empty() ? "(all)" : tenant.str(), ids.size(), stored);
   commit(self, std::move(updates));
+  start_read(self);
   arm_idle_timer(self);
-  return ids.size();
+  return ids.size() + stored;
 }
 
 domain_queue_stats domain_stats(domain_pointer self) {
@@ -954,14 +1302,22 @@ domain_queue_stats domain_stats(domain_pointer self) {
   domain_queue_stats out;
   out.domain = s.domain;
   std::unordered_map<id128, std::uint64_t, id128_hash> tenants;
+  // Counts cover memory and store (the window's classes); times, memory, and for recipients
+  // only in the store what the summary and pages told.
+  for (const auto& c : s.window.classes()) {
+    out.queued += c.queued;
+    out.deferred += c.deferred;
+    if (c.waiting()) tenants[c.tenant] += c.waiting();
+    if (c.complete()) continue;
+    if (c.stored_oldest_ms && (out.oldest_ms == 0 || c.stored_oldest_ms < out.oldest_ms))
+      out.oldest_ms = c.stored_oldest_ms;
+    if (c.stored_next_due_ms && (out.next_attempt_ms == 0 || *c.stored_next_due_ms < out.next_attempt_ms))
+      out.next_attempt_ms = *c.stored_next_due_ms;
+  }
+  out.in_memory = s.waiting.size();
   for (const auto& [id, r] : s.waiting) {
-    if (r.state == recipient_state::deferred)
-      ++out.deferred;
-    else
-      ++out.queued;
     if (r.in_flight) ++out.in_flight;
     if (r.ready) ++out.due;
-    ++tenants[r.tenant_id];
     auto created = id.time_ms();
     if (out.oldest_ms == 0 || created < out.oldest_ms) out.oldest_ms = created;
     if (!r.in_flight && (out.next_attempt_ms == 0 || r.next_attempt_at_ms < out.next_attempt_ms))
@@ -1022,24 +1378,11 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
     for (const auto& [tenant, n] : *backlog) shared->add(tenant, -n);
   });
   self->set_down_handler([=](caf::down_msg& msg) { on_site_down(self, msg.source); });
-  // Recovery: everything the store holds as waiting for this domain.
-  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, st.domain, false)
-      .then(
-          [=](std::vector<queued_recipient>& recipients) {
-            for (const auto& r : recipients) add(self, r);
-            self->state.loaded = true;
-            self->send(self->state.supervisor, ready_atom::value, self->state.domain);
-            spdlog::debug("domain.loaded domain={} waiting={}", self->state.domain,
-                          self->state.waiting.size());
-            process(self);
-            arm_idle_timer(self);
-          },
-          [=](caf::error& e) {
-            // Without its recipients this actor must not run; the supervisor retries.
-            spdlog::error("domain.load_failed domain={} error=\"{}\"", self->state.domain,
-                          self->system().render(e));
-            self->quit(e);
-          });
+  st.window.set_limits({st.settings.config->queue.horizon.count(),
+                         st.settings.config->queue.max_in_memory_per_domain,
+                         st.settings.config->queue.page});
+  // Recovery: what the store holds as waiting for this domain, summed up; then pages of it.
+  read_summary(self, false);
   return {
       [=](enqueue_atom, std::uint64_t batch, const std::vector<queued_recipient>& recipients) {
         auto& s = self->state;
@@ -1050,7 +1393,9 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
       [=](stats_atom) { return domain_stats(self); },
       [=](caf::tick_atom, std::uint64_t generation) {
         auto& s = self->state;
-        if (generation != s.idle_generation || !s.waiting.empty() || !s.jobs.empty()) return;
+        if (generation != s.idle_generation || !s.waiting.empty() || !s.jobs.empty() ||
+            s.window.waiting() > 0 || s.reading || !s.scans.empty())
+          return;
         self->send(s.supervisor, retire_atom::value, s.domain, s.last_batch);
       },
       [=](retire_atom) {
@@ -1093,14 +1438,40 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
         auto now = unix_now_ms();
         std::uint64_t n = 0;
         for (auto& [id, w] : s.waiting) {
-          if (w.in_flight || w.ready || w.next_attempt_at_ms <= now) continue;
+          if (w.in_flight || w.ready || (w.next_attempt_at_ms <= now && !w.evicting)) continue;
+          if (w.evicting) {
+            w.evicting = false;
+            s.evicting.erase(id);
+          }
           w.next_attempt_at_ms = now;
           s.heap.emplace(now, id);
           ++n;
         }
-        if (n) spdlog::info("domain.flushed domain={} recipients={}", s.domain, n);
+        // Those only in the store: made due in the store; no page is read until that is written.
+        std::uint64_t stored = 0;
+        for (const auto& c : s.window.classes())
+          if (!c.complete()) stored += c.waiting() - std::min(c.waiting(), c.in_memory);
+        if (s.window.any_stored()) {
+          s.window.flushed(now);
+          s.flushing = true;
+          write_request w;
+          w.op = flush_recipients_op{s.domain, now};
+          self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, std::move(w))
+              .then(
+                  [=](caf::ok_atom) {
+                    self->state.flushing = false;
+                    process(self);
+                  },
+                  [=](caf::error& e) {
+                    self->state.flushing = false;
+                    spdlog::warn("domain.flush_failed domain={} error=\"{}\"", self->state.domain,
+                                 self->system().render(e));
+                    process(self);
+                  });
+        }
+        if (n || stored) spdlog::info("domain.flushed domain={} recipients={} in_store={}", s.domain, n, stored);
         process(self);
-        return n;
+        return n + stored;
       },
       [=](drain_atom) {
         self->state.draining = true;
@@ -1108,31 +1479,15 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
       },
       [=](recover_atom) {
         auto& s = self->state;
-        if (!s.loaded || s.repair_excluded) return;  // the first load, or a repair, is out
-        s.repair_excluded.emplace(s.unconfirmed);
-        self->request(s.store, s.settings.config->storage.request_timeout, load_atom::value,
-                      s.domain, true)
-            .then(
-                [=](std::vector<queued_recipient>& recipients) {
-                  auto& s = self->state;
-                  std::size_t added = 0;
-                  for (const auto& r : recipients) {
-                    if (s.repair_excluded->count(r.recipient_id) || s.unconfirmed.count(r.recipient_id) ||
-                        s.waiting.count(r.recipient_id))
-                      continue;
-                    add(self, r);
-                    ++added;
-                  }
-                  s.repair_excluded.reset();
-                  if (added == 0) return;
-                  spdlog::info("domain.repaired domain={} recipients={}", s.domain, added);
-                  process(self);
-                },
-                [=](caf::error& e) {
-                  self->state.repair_excluded.reset();
-                  spdlog::warn("domain.repair_failed domain={} error=\"{}\"", self->state.domain,
-                               self->system().render(e));
-                });
+        if (!s.loaded) return;  // the first summary is still out
+        s.repair_wanted = true;
+        start_read(self);
+      },
+      [=](load_atom, std::uint64_t generation) {
+        auto& s = self->state;
+        if (generation != s.page_check_generation) return;
+        s.page_check_at_ms = 0;
+        process(self);
       },
   };
 }

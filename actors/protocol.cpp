@@ -70,6 +70,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<event_record>("petrel::event_record");
   cfg.add_message_type<queued_recipient>("petrel::queued_recipient");
   cfg.add_message_type<std::vector<queued_recipient>>("std::vector<petrel::queued_recipient>");
+  cfg.add_message_type<queue_class_summary>("petrel::queue_class_summary");
+  cfg.add_message_type<std::vector<queue_class_summary>>("std::vector<petrel::queue_class_summary>");
+  cfg.add_message_type<queue_page_query>("petrel::queue_page_query");
+  cfg.add_message_type<queue_page>("petrel::queue_page");
   cfg.add_message_type<message_details>("petrel::message_details");
   cfg.add_message_type<receipt_recipient>("petrel::receipt_recipient");
   cfg.add_message_type<submit_receipt>("petrel::submit_receipt");

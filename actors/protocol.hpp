@@ -240,6 +240,7 @@ struct domain_queue_stats {
   std::string waiting_for;      // the limit that binds now ("" when nothing waits)
   std::vector<lane_stats> lanes;
   std::vector<tenant_count> tenants;  // waiting per tenant
+  std::uint64_t in_memory = 0;  // of those waiting, held in memory (the rest is in the store)
 };
 
 // What a site actor reports for the admin views.
@@ -539,8 +540,10 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<message_atom, id128, id128>::with<message_details>,
     // Domains with waiting recipients, after the given one, at most n. -> sorted names
     caf::replies_to<domains_atom, std::string, std::uint64_t>::with<std::vector<std::string>>,
-    // The waiting recipients of one domain (true: only those never attempted).
-    caf::replies_to<load_atom, std::string, bool>::with<std::vector<queued_recipient>>,
+    // A domain's waiting recipients summed up per class (tenant, priority); a page of one
+    // class in due order (the paged queues).
+    caf::replies_to<load_atom, std::string, stats_atom>::with<std::vector<queue_class_summary>>,
+    caf::replies_to<load_atom, queue_page_query>::with<queue_page>,
     // (message id, recipient ids) -> what their delivery needs, or not_found.
     caf::replies_to<load_atom, id128, std::vector<id128>>::with<delivery_content>,
     // Every sender domain with its keys.
@@ -679,9 +682,11 @@ using domain_actor = caf::typed_actor<
     caf::replies_to<cancel_atom, id128, std::string>::with<std::uint64_t>,
     // Admin: make every deferred recipient due now -> how many
     caf::replies_to<flush_atom>::with<std::uint64_t>,
-    // Cluster repair: load the never-attempted recipients of the domain again and add those
-    // this actor was not told about (another node accepted them).
+    // Cluster repair: sum up the domain's queue in the store again and read the classes that
+    // hold recipients this actor was not told about (another node accepted them).
     caf::reacts_to<recover_atom>,
+    // Timer: a stored recipient's due time enters the horizon; read a page (generation).
+    caf::reacts_to<load_atom, std::uint64_t>,
     // Cluster handover: start no more attempts; quit once every job in flight is back and
     // every outcome committed.
     caf::reacts_to<drain_atom>>;

@@ -61,6 +61,20 @@ typename Inspector::result_type inspect(Inspector& f, queued_recipient& x) {
            x.domain, x.state, x.attempts, x.next_attempt_at_ms, x.pool, x.priority);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_class_summary& x) {
+  return f(caf::meta::type_name("queue_class_summary"), x.tenant_id, x.priority, x.queued, x.deferred,
+           x.oldest_ms, x.next_due_ms, x.max_id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_page_query& x) {
+  return f(caf::meta::type_name("queue_page_query"), x.domain, x.tenant_id, x.priority, x.after_due_ms,
+           x.after_id, x.until_ms, x.limit);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, queue_page& x) {
+  return f(caf::meta::type_name("queue_page"), x.recipients, x.has_later, x.later_due_ms);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_details& x) {
   return f(caf::meta::type_name("message_details"), x.message, x.events);
 }
@@ -100,7 +114,8 @@ typename Inspector::result_type inspect(Inspector& f, tenant_summary& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, domain_queue_stats& x) {
   return f(caf::meta::type_name("domain_queue_stats"), x.domain, x.queued, x.deferred,
-           x.oldest_ms, x.next_attempt_ms, x.due, x.in_flight, x.waiting_for, x.lanes, x.tenants);
+           x.oldest_ms, x.next_attempt_ms, x.due, x.in_flight, x.waiting_for, x.lanes, x.tenants,
+           x.in_memory);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_summary& x) {

@@ -161,6 +161,7 @@ struct node_config {
   std::vector<egress_source> sources;
   egress_settings egress;
   shaping_settings shaping;
+  queue_settings queue;
   std::shared_ptr<const pool_table> pools = std::make_shared<pool_table>();
   // delivery.relays and delivery.routes, with the relays' passwords read at start.
   std::shared_ptr<const routing_table> routing = std::make_shared<routing_table>();

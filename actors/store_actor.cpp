@@ -126,11 +126,15 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                             });
       },
       [=](load_atom, const std::string& domain,
-          bool queued_only) -> caf::result<std::vector<queued_recipient>> {
-        return guarded_read(self->state.db, "pending_of_domain",
-                            [&](store& db) -> caf::result<std::vector<queued_recipient>> {
-                              return db.pending_recipients_of_domain(domain, queued_only);
+          stats_atom) -> caf::result<std::vector<queue_class_summary>> {
+        return guarded_read(self->state.db, "queue_summary",
+                            [&](store& db) -> caf::result<std::vector<queue_class_summary>> {
+                              return db.queue_summary(domain);
                             });
+      },
+      [=](load_atom, const queue_page_query& q) -> caf::result<queue_page> {
+        return guarded_read(self->state.db, "queue_page",
+                            [&](store& db) -> caf::result<queue_page> { return db.read_queue_page(q); });
       },
       [=](load_atom, sender_atom) -> caf::result<std::vector<sender_domain_record>> {
         return guarded_read(self->state.db, "sender_domains",
@@ -479,8 +483,11 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), domains_atom::value, std::move(after), limit);
       },
       [=](load_atom, std::string& domain,
-          bool queued_only) -> caf::result<std::vector<queued_recipient>> {
-        return self->delegate(reader(self), load_atom::value, std::move(domain), queued_only);
+          stats_atom) -> caf::result<std::vector<queue_class_summary>> {
+        return self->delegate(reader(self), load_atom::value, std::move(domain), stats_atom::value);
+      },
+      [=](load_atom, queue_page_query& q) -> caf::result<queue_page> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](ready_atom) -> caf::result<readiness> { return readiness_of(self); },
       [=](commit_atom) { commit_pending(self); },

@@ -86,6 +86,7 @@ json::object domain_json(const domain_queue_stats& d, bool detail) {
                    {"deferred", d.deferred},
                    {"due", d.due},
                    {"in_flight", d.in_flight},
+                   {"in_memory", d.in_memory},
                    {"oldest", timestamp(d.oldest_ms)},
                    {"next_attempt", timestamp(d.next_attempt_ms)},
                    {"waiting_for", or_null(d.waiting_for)}};

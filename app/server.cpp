@@ -228,6 +228,7 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   c->sources = egress_sources_from(cfg, runtime.hostname);
   c->egress = cfg.egress;
   c->shaping = cfg.shaping;
+  c->queue = cfg.queue;
   c->pools = std::make_shared<const pool_table>(pools_from(cfg.egress, egress_source_names(cfg)));
   c->dkim = cfg.dkim;
   c->mta_sts = cfg.mta_sts;

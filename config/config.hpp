@@ -183,6 +183,14 @@ struct shaping_settings {
   std::uint64_t max_waiting_per_tenant = 500'000;
 };
 
+// Queues larger than memory (docs/architecture.md): each domain holds in memory the recipients
+// due soonest, the rest stay in the store and are read in pages by due time.
+struct queue_settings {
+  std::chrono::milliseconds horizon = std::chrono::minutes(15);  // later ones stay in the store
+  std::uint64_t max_in_memory_per_domain = 20'000;  // about 150 bytes each
+  std::uint64_t page = 1'000;                       // rows per store read
+};
+
 struct admin_settings {
   listen_address listen{"127.0.0.1", 8081};
   std::string token;       // bearer token for /admin; empty -> read or create token_file
@@ -374,6 +382,7 @@ struct config {
   mta_sts_config mta_sts;
   bounces_config bounces;
   shaping_settings shaping;
+  queue_settings queue;
   events_config events;
   webhooks_config webhooks;
   cluster_settings cluster;

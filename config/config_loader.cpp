@@ -902,6 +902,15 @@ void read_cluster(reader& r, config& c) {
 }
 
 // [debug]
+// [queue]
+void read_queue(reader& r, config& c) {
+  auto s = r.open("queue");
+  s.duration("horizon", c.queue.horizon, 1s, 7 * 24h);
+  s.size("max_in_memory_per_domain", c.queue.max_in_memory_per_domain, 100, 100'000'000);
+  s.size("page", c.queue.page, 10, 100'000);
+  s.finish();
+}
+
 void read_debug(reader& r, config& c) {
   auto s = r.open("debug");
   s.boolean("fault_injection", c.debug.fault_injection);
@@ -917,6 +926,7 @@ void read_all(reader& r, config& c) {
   read_delivery(r, c);
   read_egress(r, c);
   read_shaping(r, c);
+  read_queue(r, c);
   read_events(r, c);
   read_webhooks(r, c);
   read_admin(r, c);

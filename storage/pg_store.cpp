@@ -20,6 +20,7 @@ constexpr long long migration_lock_key = 7374657007LL;
 
 using storage_detail::now_ms;
 using storage_detail::operation_error;
+using storage_detail::add_summary_row;
 
 // Every statement, prepared at connect under its index.
 enum stmt : int {
@@ -84,6 +85,10 @@ enum stmt : int {
   prune_content,
   prune_recipients,
   prune_messages,
+  select_queue_summary,
+  select_queue_page,
+  select_queue_later,
+  flush_recipients,
   stmt_count
 };
 
@@ -114,10 +119,14 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT id, address, domain, kind, state, attempts, next_attempt_at, updated_at, last_reply "
     "FROM recipients WHERE message_id = $1 ORDER BY id",
     "SELECT id, recipient_id, type, created_at, data FROM events WHERE message_id = $1 ORDER BY id",
-    "SELECT DISTINCT domain FROM recipients WHERE state IN ('queued', 'deferred') "
-    "AND domain > $1 ORDER BY domain LIMIT $2",
+    // A loose index scan: one index seek per domain (PostgreSQL has no skip scan).
+    "WITH RECURSIVE d(domain) AS ("
+    "SELECT (SELECT MIN(domain) FROM recipients WHERE state IN ('queued', 'deferred') AND domain > $1) "
+    "UNION ALL SELECT (SELECT MIN(r.domain) FROM recipients r WHERE r.state IN ('queued', 'deferred') "
+    "AND r.domain > d.domain) FROM d WHERE d.domain IS NOT NULL) "
+    "SELECT domain FROM d WHERE domain IS NOT NULL LIMIT $2",
     "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
-    // (the first IN matches the partial index recipients_waiting)
+    // (the first IN matches the partial index recipients_due)
     "FROM recipients WHERE state IN ('queued', 'deferred') AND state IN ('queued', $2) "
     "AND domain = $1 ORDER BY domain, id",
     "SELECT mail_from, content, tenant_id, bulk::text, from_domain FROM messages WHERE id = $1",
@@ -234,6 +243,17 @@ constexpr std::array<const char*, stmt_count> statements = {
     "('queued', 'deferred')) ORDER BY m.created_at LIMIT $2)",
     "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at < $1 AND "
     "NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) ORDER BY m.created_at LIMIT $2)",
+    "SELECT tenant_id, priority, state, COUNT(*), MIN(id), MIN(next_attempt_at), MAX(id) "
+    "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 "
+    "GROUP BY tenant_id, priority, state",
+    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+    "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 AND tenant_id = $2 "
+    "AND priority = $3 AND (next_attempt_at, id) > ($4, $5) AND next_attempt_at <= $6 "
+    "ORDER BY next_attempt_at, id LIMIT $7",
+    "SELECT next_attempt_at FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 "
+    "AND tenant_id = $2 AND priority = $3 AND next_attempt_at > $4 ORDER BY next_attempt_at LIMIT 1",
+    "UPDATE recipients SET next_attempt_at = $2 WHERE state IN ('queued', 'deferred') "
+    "AND domain = $1 AND next_attempt_at > $2",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -574,7 +594,43 @@ class pg_store final : public store {
                                                              bool queued_only) override {
     params p;
     p.text(domain).text(queued_only ? "queued" : "deferred");
-    auto r = run(select_pending_of_domain, p);
+    return read_queued(run(select_pending_of_domain, p));
+  }
+
+  std::vector<queue_class_summary> queue_summary(const std::string& domain) override {
+    params p;
+    p.text(domain);
+    auto r = run(select_queue_summary, p);
+    std::vector<queue_class_summary> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i)
+      add_summary_row(out, id_at(r, i, 0), static_cast<int>(int_at(r, i, 1)), text_at(r, i, 2),
+                      static_cast<std::uint64_t>(int_at(r, i, 3)), id_at(r, i, 4), int_at(r, i, 5),
+                      id_at(r, i, 6));
+    return out;
+  }
+
+  queue_page read_queue_page(const queue_page_query& q) override {
+    queue_page out;
+    {
+      params p;
+      p.text(q.domain).id(q.tenant_id).integer(q.priority).integer(q.after_due_ms).id(q.after_id)
+          .integer(q.until_ms).integer(static_cast<std::int64_t>(q.limit));
+      out.recipients = read_queued(run(select_queue_page, p));
+    }
+    if (out.recipients.size() < q.limit) {
+      params p;
+      p.text(q.domain).id(q.tenant_id).integer(q.priority).integer(q.until_ms);
+      auto r = run(select_queue_later, p);
+      if (PQntuples(r.get()) > 0) {
+        out.has_later = true;
+        out.later_due_ms = int_at(r, 0, 0);
+      }
+    }
+    return out;
+  }
+
+  template <class Result>
+  std::vector<queued_recipient> read_queued(const Result& r) {
     std::vector<queued_recipient> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       queued_recipient q;
@@ -1187,6 +1243,12 @@ class pg_store final : public store {
     params p;
     p.id(op.webhook_id).id(op.tenant_id);
     return p;
+  }
+  template <class Out>
+  void emit(const flush_recipients_op& op, Out&& out) {
+    params p;
+    p.text(op.domain).integer(op.now_ms);
+    out(flush_recipients, p);
   }
   template <class Out>
   void emit(const prune_events_op& op, Out&& out) {

@@ -169,6 +169,38 @@ struct queued_recipient {
   int priority = 0;
 };
 
+// The waiting recipients of one domain and class (tenant, priority), summed up (the paged
+// queue's index: what waits, without reading it).
+struct queue_class_summary {
+  id128 tenant_id;
+  int priority = 0;
+  std::uint64_t queued = 0;
+  std::uint64_t deferred = 0;
+  std::int64_t oldest_ms = 0;    // the oldest one's creation time
+  std::int64_t next_due_ms = 0;  // the earliest next attempt
+  id128 max_id;                  // the highest recipient id
+};
+
+// A page of a domain's waiting recipients of one class, in (next attempt, id) order: keys
+// after (after_due_ms, after_id), due at the latest until_ms, at most limit of them.
+struct queue_page_query {
+  std::string domain;
+  id128 tenant_id;
+  int priority = 0;
+  std::int64_t after_due_ms = 0;
+  id128 after_id;
+  std::int64_t until_ms = 0;
+  std::uint64_t limit = 0;
+};
+
+struct queue_page {
+  std::vector<queued_recipient> recipients;
+  // Whether the class has recipients due after until_ms, and the first one's due time (asked
+  // only when the page is not full).
+  bool has_later = false;
+  std::int64_t later_due_ms = 0;
+};
+
 // A recipient's new state after an attempt, with the event that explains it.
 struct recipient_update {
   id128 recipient_id;

@@ -262,6 +262,15 @@ const std::vector<migration>& schema_migrations() {
            // pruned messages on every pass.
            "CREATE INDEX messages_unpruned ON messages (created_at) WHERE content_pruned_at = 0",
        }},
+      {13,
+       "paged queues: waiting recipients by domain, class (tenant, priority) and due time, so "
+       "that a domain's queue is summed up from the index and read in pages by due time",
+       {
+           "DROP INDEX recipients_waiting",
+           // state last: the summary counts queued and deferred from the index alone.
+           R"(CREATE INDEX recipients_due ON recipients (domain, tenant_id, priority, next_attempt_at, id, state)
+                WHERE state IN ('queued', 'deferred'))",
+       }},
   };
   return all;
 }

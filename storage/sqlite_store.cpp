@@ -19,6 +19,7 @@ namespace {
 
 using storage_detail::now_ms;
 using storage_detail::operation_error;
+using storage_detail::add_summary_row;
 
 // A prepared statement borrowed from the cache; reset and unbound when the borrow ends.
 class statement {
@@ -349,12 +350,56 @@ class sqlite_store final : public store {
 
   std::vector<std::string> pending_domains(const std::string& after,
                                            std::size_t limit) override {
+    // A loose index scan: one index seek per domain, not a walk over every waiting recipient.
     auto q = prepare(
-        "SELECT DISTINCT domain FROM recipients WHERE state IN ('queued', 'deferred') "
-        "AND domain > ?1 ORDER BY domain LIMIT ?2");
+        "WITH RECURSIVE d(domain) AS ("
+        "SELECT (SELECT MIN(domain) FROM recipients WHERE state IN ('queued', 'deferred') AND domain > ?1) "
+        "UNION ALL SELECT (SELECT MIN(r.domain) FROM recipients r WHERE r.state IN ('queued', 'deferred') "
+        "AND r.domain > d.domain) FROM d WHERE d.domain IS NOT NULL) "
+        "SELECT domain FROM d WHERE domain IS NOT NULL LIMIT ?2");
     q.bind(1, std::string_view(after)).bind(2, static_cast<std::int64_t>(limit));
     std::vector<std::string> out;
     while (q.step()) out.push_back(q.text(0));
+    return out;
+  }
+
+  std::vector<queue_class_summary> queue_summary(const std::string& domain) override {
+    auto q = prepare(
+        "SELECT tenant_id, priority, state, COUNT(*), MIN(id), MIN(next_attempt_at), MAX(id) "
+        "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 "
+        "GROUP BY tenant_id, priority, state");
+    q.bind(1, std::string_view(domain));
+    std::vector<queue_class_summary> out;
+    while (q.step()) add_summary_row(out, q.id(0), static_cast<int>(q.integer(1)), q.text(2),
+                                     static_cast<std::uint64_t>(q.integer(3)), q.id(4), q.integer(5), q.id(6));
+    return out;
+  }
+
+  queue_page read_queue_page(const queue_page_query& p) override {
+    queue_page out;
+    {
+      auto q = prepare(
+          "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+          "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 AND tenant_id = ?2 "
+          "AND priority = ?3 AND (next_attempt_at, id) > (?4, ?5) AND next_attempt_at <= ?6 "
+          "ORDER BY next_attempt_at, id LIMIT ?7");
+      q.bind(1, std::string_view(p.domain)).bind(2, p.tenant_id).bind(3, static_cast<std::int64_t>(p.priority))
+          .bind(4, p.after_due_ms).bind(5, p.after_id).bind(6, p.until_ms)
+          .bind(7, static_cast<std::int64_t>(p.limit));
+      out.recipients = read_queued(q);
+    }
+    if (out.recipients.size() < p.limit) {
+      auto q = prepare(
+          "SELECT next_attempt_at FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 "
+          "AND tenant_id = ?2 AND priority = ?3 AND next_attempt_at > ?4 "
+          "ORDER BY next_attempt_at LIMIT 1");
+      q.bind(1, std::string_view(p.domain)).bind(2, p.tenant_id).bind(3, static_cast<std::int64_t>(p.priority))
+          .bind(4, p.until_ms);
+      if (q.step()) {
+        out.has_later = true;
+        out.later_due_ms = q.integer(0);
+      }
+    }
     return out;
   }
 
@@ -851,6 +896,14 @@ class sqlite_store final : public store {
   }
 
   void apply_op(const append_event_op& op) { insert_event(op.event); }
+
+  void apply_op(const flush_recipients_op& op) {
+    auto q = prepare(
+        "UPDATE recipients SET next_attempt_at = ?2 WHERE state IN ('queued', 'deferred') "
+        "AND domain = ?1 AND next_attempt_at > ?2");
+    q.bind(1, std::string_view(op.domain)).bind(2, op.now_ms);
+    q.run();
+  }
 
   void apply_op(const prune_events_op& op) {
     auto q = prepare(

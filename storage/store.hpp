@@ -92,6 +92,12 @@ struct append_event_op {
   event_record event;
 };
 // Deletes events created before a time, at most `limit` of them (the newest event stays).
+// An operator's flush: every waiting recipient of the domain due later than now_ms is due at
+// now_ms (the domain actor moves those it holds itself).
+struct flush_recipients_op {
+  std::string domain;
+  std::int64_t now_ms = 0;
+};
 struct prune_events_op {
   std::int64_t before_ms = 0;
   std::uint64_t limit = 10000;
@@ -150,7 +156,7 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               set_egress_usage_op, set_warmup_start_op, prune_events_op,
                               insert_webhook_op, update_webhook_op, delete_webhook_op,
                               rotate_webhook_op, set_node_value_op, resume_webhook_op,
-                              prune_messages_op>;
+                              prune_messages_op, flush_recipients_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -188,6 +194,10 @@ class store {
   // With queued_only, only those never attempted (what another node may have added since).
   virtual std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain,
                                                                      bool queued_only = false) = 0;
+  // A domain's waiting recipients summed up per class (tenant, priority), and one page of a
+  // class in (next attempt, id) order: the paged queues (actors/policy/queue_window.hpp).
+  virtual std::vector<queue_class_summary> queue_summary(const std::string& domain) = 0;
+  virtual queue_page read_queue_page(const queue_page_query& q) = 0;
 
   // The envelope sender, content and addresses for delivering these recipients of a message;
   // nullopt when the message or one of the recipients does not exist.

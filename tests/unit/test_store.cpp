@@ -2,6 +2,8 @@
 // batches with per-operation failure, tenant isolation, waiting-recipient queries, durability.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <limits>
 #include <thread>
 
 #include "storage/schema.hpp"
@@ -128,6 +130,97 @@ TEST_CASE("store: waiting recipients are listed by domain, in pages", "[store]")
     CHECK(r.state == recipient_state::queued);
   }
   CHECK(s->count_recipients(recipient_state::queued) == 30);
+}
+
+TEST_CASE("store: a domain's queue is summed up per class and read in pages by due time", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto a = make_tenant("a");
+  auto b = make_tenant("b");
+  std::vector<write_op> ops{insert_tenant_op{a, {}}, insert_tenant_op{b, {}}};
+  std::vector<id128> a_ids;
+  for (int i = 0; i < 10; ++i) {
+    auto m = make_message(a.id, {"r" + std::to_string(i) + "@q.example"});
+    m.recipients[0].next_attempt_at_ms = 1000 + (9 - i) * 100;  // the last accepted is due first
+    a_ids.push_back(m.recipients[0].id);
+    ops.push_back(message_op(m));
+  }
+  auto mb = make_message(b.id, {"x@q.example", "y@q.example", "z@other.example"});
+  for (auto& r : mb.recipients) r.priority = 1;
+  ops.push_back(message_op(mb));
+  s->apply(ops);
+
+  auto summary = s->queue_summary("q.example");
+  REQUIRE(summary.size() == 2);
+  std::sort(summary.begin(), summary.end(), [&](const auto& x, const auto& y) { return x.tenant_id == a.id && y.tenant_id != a.id; });
+  CHECK(summary[0].tenant_id == a.id);
+  CHECK(summary[0].priority == 0);
+  CHECK(summary[0].queued == 10);
+  CHECK(summary[0].deferred == 0);
+  CHECK(summary[0].next_due_ms == 1000);
+  CHECK(summary[0].max_id == *std::max_element(a_ids.begin(), a_ids.end()));
+  CHECK(summary[1].tenant_id == b.id);
+  CHECK(summary[1].priority == 1);
+  CHECK(summary[1].queued == 2);
+
+  // Pages of 4 in (due, id) order: a_ids from the last to the first.
+  queue_page_query q{"q.example", a.id, 0, std::numeric_limits<std::int64_t>::min(), id128{}, 5000, 4};
+  std::vector<id128> read;
+  for (int pages = 0; pages < 5; ++pages) {
+    auto page = s->read_queue_page(q);
+    for (const auto& r : page.recipients) read.push_back(r.recipient_id);
+    if (page.recipients.size() < q.limit) {
+      CHECK_FALSE(page.has_later);
+      break;
+    }
+    q.after_due_ms = page.recipients.back().next_attempt_at_ms;
+    q.after_id = page.recipients.back().recipient_id;
+  }
+  CHECK(read == std::vector<id128>(a_ids.rbegin(), a_ids.rend()));
+  // Up to a time only; the first due time after it is told.
+  auto early = s->read_queue_page({"q.example", a.id, 0, std::numeric_limits<std::int64_t>::min(), id128{}, 1250, 100});
+  CHECK(early.recipients.size() == 3);  // due 1000, 1100, 1200
+  CHECK(early.has_later);
+  CHECK(early.later_due_ms == 1300);
+  // Another class, another priority: apart.
+  CHECK(s->read_queue_page({"q.example", b.id, 0, std::numeric_limits<std::int64_t>::min(), id128{}, 5000, 100})
+            .recipients.empty());
+  CHECK(s->read_queue_page({"q.example", b.id, 1, std::numeric_limits<std::int64_t>::min(), id128{}, 5000, 100})
+            .recipients.size() == 2);
+
+  // A deferral moves a recipient in the order and between the counts; a final one leaves.
+  auto update = [&](const id128& id, recipient_state state, std::int64_t next) {
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = a.id;
+    e.message_id = id;
+    e.recipient_id = id;
+    e.type = std::string(to_string(state));
+    e.at_ms = 3000;
+    e.data_json = "{}";
+    return recipient_update{id, state, 1, next, "451", e};
+  };
+  s->apply({update_recipients_op{{update(a_ids[9], recipient_state::deferred, 9000),
+                                  update(a_ids[8], recipient_state::delivered, 0)}}});
+  summary = s->queue_summary("q.example");
+  for (const auto& c : summary)
+    if (c.tenant_id == a.id) {
+      CHECK(c.queued == 8);
+      CHECK(c.deferred == 1);
+      CHECK(c.next_due_ms == 1200);
+    }
+  auto last = s->read_queue_page({"q.example", a.id, 0, 1900, a_ids[0], 100000, 100});
+  REQUIRE(last.recipients.size() == 1);
+  CHECK(last.recipients[0].recipient_id == a_ids[9]);
+  CHECK(last.recipients[0].state == recipient_state::deferred);
+
+  // A flush makes everything waiting later than now due now; the order follows.
+  CHECK(s->apply({flush_recipients_op{"q.example", 1500}}) == std::vector<std::string>{""});
+  auto all = s->read_queue_page({"q.example", a.id, 0, std::numeric_limits<std::int64_t>::min(), id128{}, 100000, 100});
+  REQUIRE(all.recipients.size() == 9);
+  for (const auto& r : all.recipients) CHECK(r.next_attempt_at_ms <= 1500);
+  CHECK(all.recipients.back().recipient_id == a_ids[9]);  // (1500, the highest id)
+  CHECK(s->pending_domains("", 10) == std::vector<std::string>{"other.example", "q.example"});
 }
 
 TEST_CASE("store: what was committed is there after reopening", "[store]") {
