@@ -51,18 +51,18 @@ namespace petrel {
 
 namespace {
 
+// A recipient held in memory: 40 bytes (its tenant and priority are its class's, its pool an
+// index into the actor's list of pool names).
 struct waiting_recipient {
   id128 message_id;
-  id128 tenant_id;
-  recipient_state state = recipient_state::queued;
-  std::uint32_t attempts = 0;
   std::int64_t next_attempt_at_ms = 0;
+  std::uint32_t attempts = 0;
+  queue_window::class_index cls = 0;
+  std::uint16_t pool = 0;
+  recipient_state state = recipient_state::queued;
   bool in_flight = false;  // in a job at the site
   bool ready = false;      // in a lane's queue
   bool evicting = false;   // deferred past what memory holds: leaves once its commit is confirmed
-  queue_window::class_index cls = 0;
-  std::string pool;
-  int priority = 0;
 };
 
 // A class read from its start page by page, apart from the window's pages: to cancel what is
@@ -104,8 +104,10 @@ std::string lane_key(const std::string& source, const std::string& route_key) {
   return route_key.empty() ? source : source + '\x1f' + route_key;
 }
 
-// How many times a failed commit of outcomes is retried, one second apart.
-constexpr std::int32_t store_retries = 60;
+// A failed commit of outcomes is retried until it works (the store is full or gone for a
+// while): once a second at first, then every retry_pause_max.
+constexpr std::int32_t fast_retries = 5;
+constexpr std::chrono::seconds retry_pause_max{5};
 
 // What the domain actor is given when it starts (its spawn arguments).
 struct domain_start {
@@ -152,12 +154,14 @@ struct domain_state : domain_start {
   bool reading = false;         // one read of the store at a time (a page, a summary, a cancel scan)
   bool repair_wanted = false;   // cluster repair: summarize again
   bool flushing = false;        // a flush is being written: no page until it is
+  bool store_failing = false;   // outcomes could not be committed: no new attempt until they are
   std::deque<class_scan> scans;
   std::vector<id128> evict_later;  // confirmed deferrals to release once the read is back
   std::unordered_set<id128, id128_hash> evicting;  // waiting_recipient::evicting, for reads
   // Per class, the highest recipient id seen (accepted here or read): a repair reads a class
   // again when the store has a higher one.
   std::vector<id128> seen_max;
+  std::vector<std::string> pools;  // the pool names waiting_recipient::pool indexes
   std::uint64_t page_check_generation = 0;
   std::int64_t page_check_at_ms = 0;
   std::uint32_t commits_in_flight = 0;  // sent to the store, or waiting to be sent again
@@ -211,12 +215,12 @@ void hold(domain_pointer self, const queued_recipient& r, queue_window::class_in
   if (!inserted) return;
   auto& w = it->second;
   w.message_id = r.message_id;
-  w.tenant_id = r.tenant_id;
   w.state = r.state;
   w.attempts = r.attempts;
   w.next_attempt_at_ms = r.next_attempt_at_ms;
-  w.pool = r.pool;
-  w.priority = r.priority;
+  auto pool = std::find(st.pools.begin(), st.pools.end(), r.pool);
+  if (pool == st.pools.end()) pool = st.pools.insert(st.pools.end(), r.pool);
+  w.pool = static_cast<std::uint16_t>(pool - st.pools.begin());
   w.cls = cls;
   st.heap.emplace(r.next_attempt_at_ms, r.recipient_id);
   st.window.held(cls);
@@ -295,6 +299,7 @@ void finish_drain_if_done(domain_pointer self) {
 // new due time is durable (a page read after that finds them in their new place); while a
 // read is out they wait for it (it may have been read before the commit).
 void start_read(domain_pointer self);
+void process(domain_pointer self);
 
 void evict_confirmed(domain_pointer self, const std::vector<recipient_update>& updates) {
   auto& st = self->state;
@@ -333,6 +338,11 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
               --self->state.commits_in_flight;
               for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
               evict_confirmed(self, updates);
+              if (self->state.store_failing) {
+                self->state.store_failing = false;
+                spdlog::info("domain.commits_recovered domain={}", self->state.domain);
+                process(self);
+              }
               finish_drain_if_done(self);
             },
             [=](caf::error& e) mutable {
@@ -347,19 +357,25 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
                 self->quit();
                 return;
               }
-              if (attempt >= store_retries) {
+              if (code == petrel_errc::conflict) {
+                // The store refused the write itself (not its availability): retrying cannot help.
                 for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
-                evict_confirmed(self, updates);  // (what the store holds of them is older)
+                evict_confirmed(self, updates);
                 finish_drain_if_done(self);
-                spdlog::error("domain.outcomes_lost domain={} count={} error=\"{}\"",
+                spdlog::error("domain.outcomes_refused domain={} count={} error=\"{}\"",
                               self->state.domain, updates.size(), self->system().render(e));
                 return;
               }
-              spdlog::warn("domain.commit_failed domain={} count={} retry_in_ms=1000 error=\"{}\"",
-                           self->state.domain, updates.size(), self->system().render(e));
+              // Kept and retried until the store takes them; meanwhile no new attempt starts
+              // (on_credit), so that nothing is delivered whose outcome cannot be recorded.
+              self->state.store_failing = true;
+              auto pause = attempt < fast_retries ? std::chrono::milliseconds(1000)
+                                                  : std::chrono::milliseconds(retry_pause_max);
+              spdlog::warn("domain.commit_failed domain={} count={} attempt={} retry_in_ms={} error=\"{}\"",
+                           self->state.domain, updates.size(), attempt + 1, pause.count(),
+                           self->system().render(e));
               ++self->state.commits_in_flight;  // until the retry sends them again
-              self->delayed_send(self, std::chrono::seconds(1), record_atom::value,
-                                 std::move(updates), attempt + 1);
+              self->delayed_send(self, pause, record_atom::value, std::move(updates), attempt + 1);
             });
 }
 
@@ -455,7 +471,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   recipient_update u;
   u.recipient_id = id;
   u.event.id = new_id();
-  u.event.tenant_id = w.tenant_id;
+  u.event.tenant_id = st.window.at(w.cls).tenant;
   u.event.message_id = w.message_id;
   u.event.recipient_id = id;
   u.event.at_ms = now;
@@ -474,7 +490,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
     u.event.type = "suppressed";
     u.event.data_json = event_data::suppressed_at_delivery(w.attempts);
     outcome_counter("suppressed").inc();
-    core().count_outcome("suppressed", st.domain, w.tenant_id.str(), nullptr);
+    core().count_outcome("suppressed", st.domain, u.event.tenant_id.str(), nullptr);
     return u;
   }
   auto next = decided.next_attempt_at_ms;
@@ -487,7 +503,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
                                      : (r.code ? std::string() : r.reply),
                                  failure ? &*failure : nullptr);
   outcome_counter(u.event.type.c_str()).inc();
-  core().count_outcome(u.event.type, st.domain, w.tenant_id.str(),
+  core().count_outcome(u.event.type, st.domain, u.event.tenant_id.str(),
                        failure ? std::string(to_string(failure->category)).c_str() : nullptr);
   if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
   if (u.state == recipient_state::deferred) {
@@ -622,11 +638,12 @@ std::string choose_source(domain_pointer self, const std::string& pool, const st
 void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
                 const std::string& avoid = {}) {
   auto& st = self->state;
-  const auto& key = route_key_of(self, w.tenant_id);
-  auto source = choose_source(self, w.pool, key, avoid);
+  const auto& c = st.window.at(w.cls);
+  const auto& key = route_key_of(self, c.tenant);
+  auto source = choose_source(self, st.pools[w.pool], key, avoid);
   w.ready = true;
-  lane_for(st, source, key).queue.push(id, w.message_id, w.tenant_id, w.priority,
-                                       st.settings.shared.weights->weight(w.tenant_id));
+  lane_for(st, source, key).queue.push(id, w.message_id, c.tenant, c.priority,
+                                       st.settings.shared.weights->weight(c.tenant));
 }
 
 // Empties one lane: its recipients are no longer ready; appended to ids for settling.
@@ -1045,6 +1062,8 @@ void process(domain_pointer self) {
                          ++st.wake_generation);
       st.wake_at_ms = c->until_ms;
     }
+  } else if (st.store_failing) {
+    st.waiting_for = "store (outcomes waiting to be recorded)";  // no demand until they are
   } else if (ready_count(self) > 0) {
     auto max = max_per_job(self);
     for (auto& [name, l] : st.lanes) {
@@ -1132,6 +1151,9 @@ void on_credit(domain_pointer self, std::uint64_t credit) {
     credit = 0;
   } else if (st.draining) {
     st.waiting_for = "handing over to another node";
+    credit = 0;
+  } else if (st.store_failing) {
+    st.waiting_for = "store (outcomes waiting to be recorded)";
     credit = 0;
   } else if (!st.settings.shared.leases->holds(st.claim.partition, st.claim.epoch,
                                                 partition_leases::now_ms())) {
@@ -1268,13 +1290,13 @@ std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string
   auto now = unix_now_ms();
   std::vector<id128> ids;
   for (const auto& [id, w] : st.waiting)
-    if (!w.in_flight && (tenant.empty() || w.tenant_id == tenant)) ids.push_back(id);
+    if (!w.in_flight && (tenant.empty() || st.window.at(w.cls).tenant == tenant)) ids.push_back(id);
   for (auto& [source, l] : st.lanes)
     l.queue.drain([&](const id128& t) { return tenant.empty() || t == tenant; });
   std::vector<recipient_update> updates;
   for (const auto& id : ids) {
     auto& w = st.waiting[id];
-    updates.push_back(cancelled(self, id, w.tenant_id, w.message_id, w.attempts, reason, now));
+    updates.push_back(cancelled(self, id, st.window.at(w.cls).tenant, w.message_id, w.attempts, reason, now));
     forget(self, id);
   }
   // Those only in the store are cancelled page by page (read_scan).

@@ -179,8 +179,10 @@ struct response_rule_config {
 struct shaping_settings {
   std::vector<response_rule_config> rules;
   // Backpressure: past these, submissions get 503 (all) or 429 (that tenant) with Retry-After.
-  std::uint64_t max_waiting_recipients = 2'000'000;
-  std::uint64_t max_waiting_per_tenant = 500'000;
+  // Waiting recipients cost disk (about 1 KB each with their events), not memory: the domains
+  // hold only windows of them (queue_settings).
+  std::uint64_t max_waiting_recipients = 10'000'000;
+  std::uint64_t max_waiting_per_tenant = 5'000'000;
 };
 
 // Queues larger than memory (docs/architecture.md): each domain holds in memory the recipients

@@ -20,7 +20,6 @@ constexpr long long migration_lock_key = 7374657007LL;
 
 using storage_detail::now_ms;
 using storage_detail::operation_error;
-using storage_detail::add_summary_row;
 
 // Every statement, prepared at connect under its index.
 enum stmt : int {
@@ -243,9 +242,9 @@ constexpr std::array<const char*, stmt_count> statements = {
     "('queued', 'deferred')) ORDER BY m.created_at LIMIT $2)",
     "DELETE FROM messages WHERE id IN (SELECT m.id FROM messages m WHERE m.created_at < $1 AND "
     "NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) ORDER BY m.created_at LIMIT $2)",
-    "SELECT tenant_id, priority, state, COUNT(*), MIN(id), MIN(next_attempt_at), MAX(id) "
-    "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 "
-    "GROUP BY tenant_id, priority, state",
+    "SELECT tenant_id, priority, COUNT(*), COUNT(*) FILTER (WHERE state = 'deferred'), MIN(id), "
+    "MIN(next_attempt_at), MAX(id) FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 "
+    "GROUP BY tenant_id, priority",
     "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
     "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 AND tenant_id = $2 "
     "AND priority = $3 AND (next_attempt_at, id) > ($4, $5) AND next_attempt_at <= $6 "
@@ -602,10 +601,11 @@ class pg_store final : public store {
     p.text(domain);
     auto r = run(select_queue_summary, p);
     std::vector<queue_class_summary> out;
-    for (int i = 0; i < PQntuples(r.get()); ++i)
-      add_summary_row(out, id_at(r, i, 0), static_cast<int>(int_at(r, i, 1)), text_at(r, i, 2),
-                      static_cast<std::uint64_t>(int_at(r, i, 3)), id_at(r, i, 4), int_at(r, i, 5),
-                      id_at(r, i, 6));
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      auto all = static_cast<std::uint64_t>(int_at(r, i, 2)), deferred = static_cast<std::uint64_t>(int_at(r, i, 3));
+      out.push_back({id_at(r, i, 0), static_cast<int>(int_at(r, i, 1)), all - deferred, deferred,
+                     id_at(r, i, 4).time_ms(), int_at(r, i, 5), id_at(r, i, 6)});
+    }
     return out;
   }
 

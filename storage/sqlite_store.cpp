@@ -19,7 +19,6 @@ namespace {
 
 using storage_detail::now_ms;
 using storage_detail::operation_error;
-using storage_detail::add_summary_row;
 
 // A prepared statement borrowed from the cache; reset and unbound when the borrow ends.
 class statement {
@@ -365,13 +364,16 @@ class sqlite_store final : public store {
 
   std::vector<queue_class_summary> queue_summary(const std::string& domain) override {
     auto q = prepare(
-        "SELECT tenant_id, priority, state, COUNT(*), MIN(id), MIN(next_attempt_at), MAX(id) "
-        "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 "
-        "GROUP BY tenant_id, priority, state");
+        "SELECT tenant_id, priority, COUNT(*), SUM(state = 'deferred'), MIN(id), MIN(next_attempt_at), "
+        "MAX(id) FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 "
+        "GROUP BY tenant_id, priority");  // (in the index's order: no sort)
     q.bind(1, std::string_view(domain));
     std::vector<queue_class_summary> out;
-    while (q.step()) add_summary_row(out, q.id(0), static_cast<int>(q.integer(1)), q.text(2),
-                                     static_cast<std::uint64_t>(q.integer(3)), q.id(4), q.integer(5), q.id(6));
+    while (q.step()) {
+      auto all = static_cast<std::uint64_t>(q.integer(2)), deferred = static_cast<std::uint64_t>(q.integer(3));
+      out.push_back({q.id(0), static_cast<int>(q.integer(1)), all - deferred, deferred, q.id(4).time_ms(),
+                     q.integer(5), q.id(6)});
+    }
     return out;
   }
 

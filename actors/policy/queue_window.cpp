@@ -1,6 +1,7 @@
 #include "actors/policy/queue_window.hpp"
 
 #include <algorithm>
+#include <utility>
 #include <tuple>
 
 namespace petrel {
@@ -27,9 +28,8 @@ void remember_stored(queue_window::class_state& c, std::int64_t due_ms) {
 }  // namespace
 
 queue_window::class_index queue_window::class_of(const id128& tenant, int priority) {
-  for (std::size_t i = 0; i < classes_.size(); ++i)
-    if (classes_[i].tenant == tenant && classes_[i].priority == priority)
-      return static_cast<class_index>(i);
+  auto [it, added] = index_.try_emplace({tenant, priority}, static_cast<class_index>(classes_.size()));
+  if (!added) return it->second;
   class_state c;
   c.tenant = tenant;
   c.priority = priority;

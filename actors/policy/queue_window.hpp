@@ -26,6 +26,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "storage/ids.hpp"
@@ -150,6 +151,13 @@ class queue_window {
   std::uint64_t share(std::size_t waiting_classes) const;
   queue_window_limits limits_;
   std::vector<class_state> classes_;
+  // (tenant, priority) -> class.
+  struct class_key_hash {
+    std::size_t operator()(const std::pair<id128, int>& k) const noexcept {
+      return id128_hash{}(k.first) ^ (static_cast<std::size_t>(k.second) * 0x9E3779B97F4A7C15ull);
+    }
+  };
+  std::unordered_map<std::pair<id128, int>, class_index, class_key_hash> index_;
   std::uint64_t in_memory_ = 0;
 };
 
