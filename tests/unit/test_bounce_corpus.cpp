@@ -147,6 +147,12 @@ const exception_entry* find_exception(const std::string& file, const std::string
   return nullptr;
 }
 
+// The mail system a corpus file comes from: "lhost-postfix-07.eml" -> "lhost-postfix".
+std::string mail_system(const std::string& file) {
+  auto dash = file.rfind('-');
+  return dash == std::string::npos ? file : file.substr(0, dash);
+}
+
 struct corpus {
   bounce_classifier classifier;
   std::map<std::string, bounce_report> reports;
@@ -208,6 +214,10 @@ TEST_CASE("bounce corpus: recipients, hard/soft and report kinds agree with Sisi
   REQUIRE(c.reports.size() == 429);
 
   tally recipients, hardness, feedback, kinds;
+  // The costly error: Sisimai reads a temporary failure, Petrel a hard one (it would suppress
+  // an address that works). And the other way round.
+  int sisimai_soft = 0, sisimai_hard = 0, false_hard = 0, false_soft = 0;
+  std::map<std::string, int> false_hard_by_system;
   for (const auto& l : labels) {
     auto it = c.reports.find(l.file);
     REQUIRE(it != c.reports.end());
@@ -234,6 +244,12 @@ TEST_CASE("bounce corpus: recipients, hard/soft and report kinds agree with Sisi
       if (!r) r = &none;
       auto verdict = c.classifier.classify(r->reply_code, r->status, r->diagnostic, r->remote_mta, r->command);
       bool want_hard = l.softbounce == 0;
+      (want_hard ? sisimai_hard : sisimai_soft) += 1;
+      if (!want_hard && verdict.hard) {
+        ++false_hard;
+        ++false_hard_by_system[mail_system(l.file)];
+      }
+      if (want_hard && !verdict.hard) ++false_soft;
       hardness.count(verdict.hard == want_hard, l.file, "hardness",
                      std::string(want_hard ? "want hard" : "want soft") + " (" + l.reason + " " + l.status +
                          "), got " + std::string(to_string(verdict.category)) + " " + verdict.enhanced +
@@ -245,6 +261,11 @@ TEST_CASE("bounce corpus: recipients, hard/soft and report kinds agree with Sisi
   std::printf("bounce corpus: recipients %d/%d (%.1f%%), hard/soft %d/%d (%.1f%%), feedback %d/%d, kinds %d/%d\n",
               recipients.agreed, recipients.total, recipients.rate(), hardness.agreed, hardness.total,
               hardness.rate(), feedback.agreed, feedback.total, kinds.agreed, kinds.total);
+  auto percent = [](int n, int of) { return of ? 100.0 * n / of : 0.0; };
+  std::printf("bounce corpus: false-hard %d of %d soft (%.1f%%), false-soft %d of %d hard (%.1f%%)\n", false_hard,
+              sisimai_soft, percent(false_hard, sisimai_soft), false_soft, sisimai_hard,
+              percent(false_soft, sisimai_hard));
+  for (const auto& [system, n] : false_hard_by_system) std::printf("  false-hard in %s: %d\n", system.c_str(), n);
   std::printf("documented exceptions: %zu (listed in %s)\n", exceptions.size(), __FILE__);
   for (const auto* t : {&recipients, &hardness, &feedback, &kinds})
     for (const auto& d : t->disagreements) std::printf("  undocumented disagreement: %s\n", d.c_str());
@@ -261,6 +282,9 @@ TEST_CASE("bounce corpus: recipients, hard/soft and report kinds agree with Sisi
   REQUIRE(recipients.rate() >= 95.0);
   REQUIRE(hardness.rate() >= 90.0);
   REQUIRE(feedback.disagreements.empty());
+  // A guard at today's figure (20 of 282, 7.1 %) while the classifier is made more cautious;
+  // the goal is at most 3 %.
+  REQUIRE(percent(false_hard, sisimai_soft) <= 7.1);
 }
 
 TEST_CASE("bounce corpus: every ARF report is a complaint", "[bounce][corpus]") {
