@@ -356,13 +356,14 @@ int find_reply_code(std::string_view text) {
 
 // The SMTP command a failure answered, as the report tells it: "after RCPT TO:" (Exim), "in
 // reply to end of DATA command" (Postfix), ">>> DATA" (Sendmail transcripts), "SMTP command
-// DATA" (m-FILTER), "did not like our final DATA" (DragonFly). The last one named wins: in a
+// DATA" (m-FILTER), "did not like our final DATA" (DragonFly), "most progress was RCPT TO
+// response" (qmail), "SMTP:RCPT host" (X3), "[RCPT_TO]" (Yahoo). The last one named wins: in a
 // transcript it is the one the error followed.
 std::string find_smtp_command(std::string_view text) {
   auto lowered = lower(text.substr(0, max_bounce_diagnostic_octets * 4));
-  static const std::array<std::string_view, 7> markers = {">>> ",        "after ",          "in reply to ",
-                                                          "smtp command", "did not like our ", "our final ",
-                                                          "in response to "};
+  static const std::array<std::string_view, 10> markers = {
+      ">>> ",           "after ",      "in reply to ",       "smtp command", "did not like our ",
+      "our final ",     "in response to ", "most progress was ", "smtp:",        "["};
   std::string found;
   std::size_t found_at = 0;
   for (auto marker : markers) {

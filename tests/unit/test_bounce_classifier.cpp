@@ -7,6 +7,7 @@
 
 #include "config/bounce_rules.hpp"
 #include "net/mail/bounce.hpp"
+#include "net/mail/bounce_reading.hpp"
 
 using namespace petrel;
 
@@ -354,4 +355,20 @@ x = 1
   auto missing = load_bounce_rules("/nonexistent/rules.toml");
   REQUIRE_FALSE(missing);
   CHECK_THAT(missing.error(), Catch::Contains("/nonexistent/rules.toml: cannot open"));
+}
+
+TEST_CASE("the SMTP command a failure answered is read from the report's prose") {
+  using bounce_reading::find_smtp_command;
+  CHECK(find_smtp_command("550 5.1.1 <a@b.example>: User unknown (in reply to RCPT TO command)") == "RCPT");
+  CHECK(find_smtp_command("said: 554 rejected (in reply to end of DATA command)") == "DATA");
+  CHECK(find_smtp_command(">>> DATA\n<<< 550 5.7.1 spam") == "DATA");
+  // qmail: "most progress was RCPT TO response"; X3: "SMTP:RCPT host ..."; Yahoo: "[RCPT_TO]".
+  CHECK(find_smtp_command("Sorry, no SMTP connection got far enough; most progress was RCPT TO response; "
+                          "remote host 192.0.2.32 said: 550 Unknown user") == "RCPT");
+  CHECK(find_smtp_command("Technical details: SMTP:RCPT host 192.0.2.8: 553 5.3.0 No such user here") == "RCPT");
+  CHECK(find_smtp_command("Remote host said: 550 5.2.1 <a@b.example>... User Unknown [RCPT_TO]") == "RCPT");
+  CHECK(find_smtp_command("Remote host said: 554 Message rejected [DATA]") == "DATA");
+  // Brackets and "SMTP:" that name no command tell nothing.
+  CHECK(find_smtp_command("host mx.example[192.0.2.1] said: 550 User unknown") == "");
+  CHECK(find_smtp_command("SMTP: 550 User unknown") == "");
 }
