@@ -418,7 +418,7 @@ classification classify_failure(domain_pointer self, const recipient_result& r,
                                 const attempt_details* where) {
   const auto& classifier = self->state.settings.config->classifier;
   if (!classifier) return classification{bounce_category::other, r.code >= 500, r.enhanced, -1};
-  return classifier->classify(r.code, r.enhanced, r.reply, where ? where->mx_host : std::string());
+  return classifier->classify(r.code, r.enhanced, r.reply, where ? where->mx_host : std::string(), r.command);
 }
 
 // What a final failure means for the address: a hard failure of a suppressing category

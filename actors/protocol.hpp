@@ -401,6 +401,7 @@ struct recipient_result {
   bool suppressed = false;   // not attempted: the address is suppressed by now
   bool force_bounce = false; // a response rule says: final, whatever the reply class
   std::string address;       // the recipient's address, when the site knew it
+  std::string command;       // the command the reply answered: MAIL, RCPT, DATA ("" no reply)
 };
 
 // Where and how an attempt was made (for events).

@@ -206,7 +206,7 @@ typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
   return f(caf::meta::type_name("recipient_result"), x.recipient_id, x.code, x.enhanced, x.reply,
-           x.expired, x.suppressed, x.force_bounce, x.address);
+           x.expired, x.suppressed, x.force_bounce, x.address, x.command);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {

@@ -95,6 +95,7 @@ job_outcome make_outcome(const delivery_work& work, const smtp_transaction_resul
       r.code = reply.code;
       r.enhanced = reply.enhanced;
       r.reply = reply.text();
+      if (i < result.commands.size()) r.command = result.commands[i];
     } else {
       r.reply = result.error.empty() ? "no reply from the server" : result.error;
     }

@@ -342,8 +342,15 @@ void forget_accepted(smtp_transaction_result& result) {
     if (r && r->positive()) r.reset();
 }
 
+// A reply that answers for every recipient: MAIL's, or a refusal of the message before it.
 void answer_all(smtp_transaction_result& result, const smtp_reply& reply) {
   for (auto& r : result.recipients) r = reply;
+  for (auto& c : result.commands) c = "MAIL";
+}
+
+void answer(smtp_transaction_result& result, std::size_t i, const smtp_reply& reply, const char* command) {
+  result.recipients[i] = reply;
+  result.commands[i] = command;
 }
 
 }  // namespace
@@ -380,7 +387,10 @@ asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelop
       if (!out.mail->positive()) answer_all(result, *out.mail);
       co_return out;
     }
-    result.recipients[i] = out.mail->positive() ? *reply : *out.mail;
+    if (out.mail->positive())
+      answer(result, i, *reply, "RCPT");
+    else
+      answer(result, i, *out.mail, "MAIL");
     if (out.mail->positive() && reply->positive()) ++out.accepted;
   }
   out.data = co_await c.read_reply(timeouts.data_init, "after DATA", error);
@@ -424,7 +434,7 @@ asio::awaitable<smtp_connection::envelope_outcome> smtp_connection::send_envelop
       result.error = error;
       co_return out;
     }
-    result.recipients[i] = *reply;
+    answer(result, i, *reply, "RCPT");
     if (reply->positive()) ++out.accepted;
     if (!c.usable) break;  // 421: the server is leaving
   }
@@ -490,10 +500,11 @@ asio::awaitable<void> smtp_connection::send_content(const smtp_transaction& t, s
     co_return;
   }
   auto final_reply = co_await c.read_reply(timeouts.data_done, "after the message", error);
-  for (auto& r : result.recipients) {
+  for (std::size_t i = 0; i < result.recipients.size(); ++i) {
+    auto& r = result.recipients[i];
     if (!r || !r->positive()) continue;
     if (final_reply)
-      r = *final_reply;
+      answer(result, i, *final_reply, "DATA");
     else
       r.reset();  // unknown whether it was taken: deferred, may be delivered twice (RFC 1047)
   }
@@ -504,6 +515,7 @@ asio::awaitable<smtp_transaction_result> smtp_connection::send(const smtp_transa
   auto& c = *impl_;
   smtp_transaction_result result;
   result.recipients.resize(t.rcpt_to.size());
+  result.commands.resize(t.rcpt_to.size());
   auto finish = [&]() -> smtp_transaction_result {
     result.connection_usable = c.usable;
     return std::move(result);
@@ -551,8 +563,8 @@ asio::awaitable<smtp_transaction_result> smtp_connection::send(const smtp_transa
     co_return finish();
   }
   if (envelope.data->code != 354) {
-    for (auto& r : result.recipients)
-      if (r && r->positive()) r = *envelope.data;
+    for (std::size_t i = 0; i < result.recipients.size(); ++i)
+      if (result.recipients[i] && result.recipients[i]->positive()) answer(result, i, *envelope.data, "DATA");
     c.needs_rset = true;
     co_return finish();
   }

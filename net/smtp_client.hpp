@@ -88,6 +88,9 @@ struct smtp_transaction {
 // a transport failure have none (the caller defers them with `error`).
 struct smtp_transaction_result {
   std::vector<std::optional<smtp_reply>> recipients;  // same order as rcpt_to
+  // The command each reply answered: "MAIL" (the sender or the message was refused before any
+  // recipient), "RCPT", or "DATA" (after the content, or DATA itself refused).
+  std::vector<std::string> commands;
   std::string error;      // transport failure or local refusal, when some reply is missing
   bool connection_usable = true;
 };

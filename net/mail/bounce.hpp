@@ -62,7 +62,7 @@ class bounce_classifier {
   // smtp_command is the command the reply answered when known ("RCPT", "DATA"...): an unknown
   // recipient said only after DATA, when RCPT TO was accepted, is a content filter's verdict
   // (Japanese carriers answer "550 User unknown" for filtered mail), so it is not hard unless a
-  // rule says so.
+  // rule says so; nor is one that answered MAIL FROM (about the sender, not the recipient).
   classification classify(int reply_code, std::string_view enhanced, std::string_view text,
                           std::string_view provider = {}, std::string_view smtp_command = {}) const;
 

@@ -322,8 +322,10 @@ int reply_class(int reply_code) { return reply_code >= 200 && reply_code <= 599 
 bool hard_by_default(bounce_category category, int cls, std::string_view smtp_command) {
   // A transient reply (4xx, 4.x.x) is never hard on its own: the server said "try again".
   if (cls == 4) return false;
-  // After DATA the recipient had been accepted: "unknown" now is a filter speaking (bounce.hpp).
-  if (category == bounce_category::invalid_recipient && lower_ascii(smtp_command) == "data") return false;
+  // After DATA the recipient had been accepted: "unknown" now is a filter speaking (bounce.hpp);
+  // a refused MAIL FROM is about the sender, whatever its text says.
+  auto command = lower_ascii(smtp_command);
+  if (category == bounce_category::invalid_recipient && (command == "data" || command == "mail")) return false;
   return category == bounce_category::invalid_recipient || category == bounce_category::bad_domain;
 }
 

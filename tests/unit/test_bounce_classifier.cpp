@@ -372,3 +372,15 @@ TEST_CASE("the SMTP command a failure answered is read from the report's prose")
   CHECK(find_smtp_command("host mx.example[192.0.2.1] said: 550 User unknown") == "");
   CHECK(find_smtp_command("SMTP: 550 User unknown") == "");
 }
+
+TEST_CASE("an unknown-user reply is hard only when it answered RCPT TO, not DATA or MAIL FROM") {
+  auto rules = load_bounce_rules(std::string(PETREL_SOURCE_DIR) + "/config/bounce_rules.toml");
+  REQUIRE(rules);
+  bounce_classifier c(*rules);
+  CHECK(c.classify(550, "5.1.1", "5.1.1 <a@b.example>: User unknown", "", "RCPT").hard);
+  CHECK(c.classify(550, "5.1.1", "5.1.1 <a@b.example>: User unknown", "", "").hard);
+  auto after_data = c.classify(550, "5.1.1", "5.1.1 <a@b.example>: User unknown", "", "DATA");
+  CHECK(after_data.category == bounce_category::invalid_recipient);
+  CHECK_FALSE(after_data.hard);
+  CHECK_FALSE(c.classify(550, "5.1.0", "5.1.0 sender <x@y.example> unknown user", "", "MAIL").hard);
+}
