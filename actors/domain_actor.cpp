@@ -508,8 +508,13 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
   if (u.state == recipient_state::deferred) {
     if (w.state != recipient_state::deferred) {
-      count(self, w.cls, w.state, -1);
-      count(self, w.cls, recipient_state::deferred, 1);
+      // Still waiting: the class's counts and the gauges move between states; the tenant's
+      // backlog stays as it is.
+      auto& c = st.window.at(w.cls);
+      if (c.queued > 0) --c.queued;
+      ++c.deferred;
+      count_waiting(st, w.state, -1);
+      count_waiting(st, recipient_state::deferred, 1);
     }
     w.state = recipient_state::deferred;
     w.attempts = u.attempts;

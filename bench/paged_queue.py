@@ -30,7 +30,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import requests
@@ -38,6 +37,8 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 from servers import DnsServer, SmtpServer  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+from load_support import for_each_item  # noqa: E402
 
 PETREL = os.environ.get("PETREL_BIN", str(ROOT / "build" / "app" / "petrel"))
 RECIPIENTS = int(os.environ.get("RECIPIENTS", "1000000"))
@@ -132,41 +133,22 @@ max_waiting_per_tenant = {RECIPIENTS * 2}
 
 
 def submit_all(key):
-    messages = RECIPIENTS // PER_MESSAGE
-    counter = iter(range(messages))
-    lock = threading.Lock()
-    failures = []
+    def submit(s, i):
+        domain = f"q{i % DOMAINS}.bench.test"
+        body = {"from": "app@example.com", "subject": "queued", "text": "Hello.",
+                "to": [f"r{i}-{j}@{domain}" for j in range(PER_MESSAGE)]}
+        for _ in range(100):
+            r = s.post("http://127.0.0.1:18480/v1/messages", json=body,
+                       headers={"Authorization": f"Bearer {key}"}, timeout=120)
+            if r.status_code == 202:
+                break
+            time.sleep(float(r.headers.get("Retry-After", "1")))
+        else:
+            raise SystemExit("paged_queue.py: submissions failed: " + r.text)
+        if i % 500 == 0:
+            log(f"submitted {i * PER_MESSAGE:,} recipients")
 
-    def worker():
-        with requests.Session() as s:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                domain = f"q{i % DOMAINS}.bench.test"
-                body = {"from": "app@example.com", "subject": "queued", "text": "Hello.",
-                        "to": [f"r{i}-{j}@{domain}" for j in range(PER_MESSAGE)]}
-                for _ in range(100):
-                    r = s.post("http://127.0.0.1:18480/v1/messages", json=body,
-                               headers={"Authorization": f"Bearer {key}"}, timeout=120)
-                    if r.status_code == 202:
-                        break
-                    time.sleep(float(r.headers.get("Retry-After", "1")))
-                else:
-                    failures.append(r.text)
-                    return
-                if i % 500 == 0:
-                    log(f"submitted {i * PER_MESSAGE:,} recipients")
-
-    threads = [threading.Thread(target=worker) for _ in range(SUBMITTERS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise SystemExit("paged_queue.py: submissions failed: " + failures[0])
-
+    for_each_item(RECIPIENTS // PER_MESSAGE, SUBMITTERS, submit)
 
 def main():
     work = pathlib.Path(tempfile.mkdtemp(prefix="petrel-queue-"))

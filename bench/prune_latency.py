@@ -31,6 +31,8 @@ import requests
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 from servers import DnsServer, SmtpServer  # noqa: E402
+sys.path.insert(0, str(ROOT / "bench"))
+from load_support import for_each_item  # noqa: E402
 
 PETREL = os.environ.get("PETREL_BIN", str(ROOT / "build" / "app" / "petrel"))
 MESSAGES = int(os.environ.get("MESSAGES", "200000"))
@@ -105,27 +107,13 @@ def message_count(work):
 
 
 def fill(key):
-    counter = iter(range(MESSAGES))
-    lock = threading.Lock()
+    def submit(s, i):
+        r = s.post("http://127.0.0.1:18490/v1/messages", timeout=60,
+                   headers={"Authorization": f"Bearer {key}"},
+                   json={"from": "app@example.com", "to": [f"f{i}@p.bench.test"], "subject": "fill", "text": BODY})
+        assert r.status_code == 202, r.text
 
-    def worker():
-        with requests.Session() as s:
-            while True:
-                with lock:
-                    i = next(counter, None)
-                if i is None:
-                    return
-                r = s.post("http://127.0.0.1:18490/v1/messages", timeout=60,
-                           headers={"Authorization": f"Bearer {key}"},
-                           json={"from": "app@example.com", "to": [f"f{i}@p.bench.test"], "subject": "fill", "text": BODY})
-                assert r.status_code == 202, r.text
-
-    threads = [threading.Thread(target=worker) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-
+    for_each_item(MESSAGES, 8, submit)
 
 def timed_load(key):
     """RATE submissions per second for SECONDS over CLIENTS clients; the latency of each."""

@@ -3,28 +3,19 @@ its recipients are final and storage.content_retention has passed (GET /v1/messa
 answers 410 from then on), its rows are deleted after storage.retention, a waiting recipient
 keeps its message whole, and SQLite gives the pages back. Runs on both stores."""
 import os
-import pathlib
-import sys
 import time
 
 import pytest
 import requests
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import DnsServer, SmtpServer  # noqa: E402
-
-from conftest import delivery_config, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
+from conftest import delivery_config, one_mx_world, recipients_of, settle_message, submit_ok, wait_for  # noqa: E402
 
 STORE = os.environ.get("PETREL_TEST_STORE", "sqlite")
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    work = tmp_path_factory.mktemp("retention")
-    sink = SmtpServer(work, listen=["127.0.0.2:0"]).start()
-    records = [{"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"},
-               {"name": "example.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"}]
-    dns = DnsServer(work, {"records": records}).start()
+    sink, dns = one_mx_world(tmp_path_factory.mktemp("retention"))
     yield sink, dns
     sink.stop()
     dns.stop()
