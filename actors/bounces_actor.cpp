@@ -124,7 +124,7 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
                    const bounce_recipient& failed, const bounce_report& report,
                    const std::string& origin) {
   auto& st = self->state;
-  classification c{bounce_category::other, failed.status.rfind('5', 0) == 0, failed.status, -1};
+  classification c{bounce_category::other, failed.status.rfind('5', 0) == 0, failed.status, -1, "onhold"};
   if (st.settings.config->classifier)
     c = st.settings.config->classifier->classify(failed.reply_code, failed.status, failed.diagnostic,
                                          failed.remote_mta, failed.command);
@@ -145,7 +145,7 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
     tracked(self, p, st.store, record_atom::value, event);
   }
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "bounced",
-                    std::string(to_string(c.category)), c.hard, false};
+                    std::string(to_string(c.category)), c.hard, false, c.reason};
   const auto& b = st.settings.config->bounces;
   if (c.hard && category_listed(b.suppress_categories, c.category)) {
     suppress(self, p, r, "hard_bounce", event);
@@ -201,11 +201,16 @@ void apply(bounces_pointer self, processing_ptr p, const bounce_report& report,
   } else {
     bool delayed_only = true;
     for (const auto& failed : report.recipients) {
-      auto action = lower(failed.action);
-      if (action == "delayed" || action == "delivered" || action == "relayed" || action == "expanded")
-        continue;
+      if (!is_failure_action(failed.action)) continue;
       delayed_only = false;
-      if (auto* r = pick(failed.address)) record_bounce(self, p, *r, failed, report, m.origin);
+      // The Original-Recipient is the address as we sent it; the Final-Recipient may be where a
+      // forward or an alias led.
+      const recipient_lookup* r = nullptr;
+      if (!failed.original.empty() && !by_verp)
+        for (const auto& c : candidates)
+          if (same_address(c.address, failed.original)) r = &c;
+      if (!r) r = pick(failed.address);
+      if (r) record_bounce(self, p, *r, failed, report, m.origin);
       if (by_verp) break;  // a VERP bounce is about its one recipient
     }
     if (delayed_only && !report.recipients.empty()) {

@@ -417,7 +417,7 @@ std::string reply_line(const recipient_result& r) {
 classification classify_failure(domain_pointer self, const recipient_result& r,
                                 const attempt_details* where) {
   const auto& classifier = self->state.settings.config->classifier;
-  if (!classifier) return classification{bounce_category::other, r.code >= 500, r.enhanced, -1};
+  if (!classifier) return classification{bounce_category::other, r.code >= 500, r.enhanced, -1, "undefined"};
   return classifier->classify(r.code, r.enhanced, r.reply, where ? where->mx_host : std::string(), r.command);
 }
 

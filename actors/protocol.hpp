@@ -485,6 +485,7 @@ struct inbound_outcome {
   std::string category;  // of a bounce; the feedback type of a complaint
   bool hard = false;
   bool suppressed = false;
+  std::string bounce_reason;  // of a bounce: Sisimai's reason name (net/mail/bounce.hpp)
 };
 
 struct inbound_result {

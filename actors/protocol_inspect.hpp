@@ -192,7 +192,7 @@ typename Inspector::result_type inspect(Inspector& f, inbound_message& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbound_outcome& x) {
   return f(caf::meta::type_name("inbound_outcome"), x.recipient_id, x.message_id, x.address,
-           x.event, x.category, x.hard, x.suppressed);
+           x.event, x.category, x.hard, x.suppressed, x.bounce_reason);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbound_result& x) {

@@ -246,14 +246,17 @@ void http_api::inbound(http_request&& request, bool admin, http_responder respon
         sys, s->bounces, timeout,
         [respond](inbound_result& r) {
           json::array outcomes;
-          for (const auto& o : r.outcomes)
-            outcomes.push_back(json::object{{"recipient_id", o.recipient_id.str()},
-                                            {"message_id", o.message_id.str()},
-                                            {"email", o.address},
-                                            {"event", o.event},
-                                            {"category", o.category},
-                                            {"hard", o.hard},
-                                            {"suppressed", o.suppressed}});
+          for (const auto& o : r.outcomes) {
+            json::object outcome{{"recipient_id", o.recipient_id.str()},
+                                 {"message_id", o.message_id.str()},
+                                 {"email", o.address},
+                                 {"event", o.event},
+                                 {"category", o.category},
+                                 {"hard", o.hard},
+                                 {"suppressed", o.suppressed}};
+            if (!o.bounce_reason.empty()) outcome["bounce_reason"] = o.bounce_reason;
+            outcomes.push_back(std::move(outcome));
+          }
           json::object out{{"kind", r.kind}, {"outcomes", std::move(outcomes)}};
           out["note"] = r.note.empty() ? json::value(nullptr) : json::value(r.note);
           respond(json_response(200, out));

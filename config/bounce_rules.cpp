@@ -67,7 +67,7 @@ class rule_reader {
  private:
   bounce_rule read_rule(const toml::table& table) {
     static const std::set<std::string_view> known = {"category", "hardness", "reply_code", "enhanced",
-                                                     "pattern",  "provider", "comment"};
+                                                     "pattern",  "provider", "reason",   "comment"};
     for (auto&& [key, node] : table)
       if (!known.count(key.str())) error(&node, std::string(key.str()), "unknown key");
     bounce_rule rule;
@@ -76,6 +76,7 @@ class rule_reader {
     string(table, "enhanced", rule.enhanced, 16);
     string(table, "pattern", rule.pattern, max_bounce_pattern_octets);
     string(table, "provider", rule.provider, 253);
+    string(table, "reason", rule.reason, 40);
     string(table, "comment", rule.comment, 4096);
     reply_code(table, rule.reply_code);
     check(table, rule);
@@ -118,6 +119,14 @@ class rule_reader {
     }
     if (!rule.hardness.empty() && rule.hardness != "hard" && rule.hardness != "soft")
       error(table.get("hardness"), "hardness", "must be \"hard\", \"soft\" or \"\"");
+    if (!rule.reason.empty()) {
+      auto reasons = bounce_reason_names;
+      if (std::find(reasons.begin(), reasons.end(), rule.reason) == reasons.end()) {
+        std::string list;
+        for (std::size_t i = 0; i < reasons.size(); ++i) list += (i ? ", " : "") + std::string(reasons[i]);
+        error(table.get("reason"), "reason", "\"" + rule.reason + "\" is not one of: " + list);
+      }
+    }
     if (!is_enhanced_prefix(rule.enhanced))
       error(table.get("enhanced"), "enhanced",
             "\"" + rule.enhanced + "\" is not an RFC 3463 code or prefix like \"5.1.1\", \"4.7.\" or \"x.7.26\"");

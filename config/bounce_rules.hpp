@@ -20,6 +20,17 @@ inline constexpr std::array<std::string_view, 13> bounce_category_names = {
     "policy",       "rate_limited",      "auth_failure", "content",    "message_too_big",
     "expired",      "network",           "other"};
 
+// Sisimai's reason names (https://libsisimai.org/en/reason/), reported as `bounce_reason` next to
+// Petrel's category so that users can compare with the tool they know. A rule may set one; else
+// it follows from the category, the hardness and the status code (net/mail/bounce.hpp).
+inline constexpr std::array<std::string_view, 26> bounce_reason_names = {
+    "userunknown",   "hasmoved",     "hostunknown",   "notaccept",      "suspend",
+    "filtered",      "mailboxfull",  "mesgtoobig",    "exceedlimit",    "blocked",
+    "spamdetected",  "policyviolation", "rejected",   "norelaying",     "securityerror",
+    "virusdetected", "contenterror", "toomanyconn",   "expired",        "networkerror",
+    "systemerror",   "systemfull",   "mailererror",   "syntaxerror",    "onhold",
+    "undefined"};
+
 // One rule: every non-empty condition must hold for it to match; the first matching rule of
 // the ordered list decides.
 struct bounce_rule {
@@ -31,6 +42,7 @@ struct bounce_rule {
   std::string pattern;   // ECMAScript regex, case-insensitive, searched in the reply/diagnostic
                          // text; "" any
   std::string provider;  // glob (fnmatch, case-insensitive) on the remote MTA host name; "" any
+  std::string reason;    // a bounce_reason_names entry; "" follows from the category
   std::string comment;   // why the rule exists; not evaluated
 };
 
@@ -40,7 +52,7 @@ constexpr std::size_t max_bounce_rules = 2000;
 constexpr std::size_t max_bounce_pattern_octets = 1000;
 
 // Reads ordered [[rule]] tables (keys category, hardness, reply_code, enhanced, pattern,
-// provider, comment). Unknown keys, wrong types, unknown categories and invalid patterns are
+// provider, reason, comment). Unknown keys, wrong types, unknown categories and invalid patterns are
 // errors naming file:line:column and the key; all errors found are reported, one per line.
 parsed<std::vector<bounce_rule>> load_bounce_rules(const std::string& path);
 parsed<std::vector<bounce_rule>> load_bounce_rules_text(std::string_view toml_text,

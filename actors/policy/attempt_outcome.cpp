@@ -8,7 +8,7 @@ namespace petrel {
 namespace {
 
 // RFC 3463 4.4.7: delivery time expired.
-classification expiry() { return classification{bounce_category::expired, false, "4.4.7", -1}; }
+classification expiry() { return classification{bounce_category::expired, false, "4.4.7", -1, "expired"}; }
 
 }  // namespace
 

@@ -40,6 +40,7 @@ std::string attempt(const attempt_facts& a) {
   o["attempt"] = a.attempt;
   if (a.failure) {
     o["category"] = to_string(a.failure->category);
+    put_if(o, "bounce_reason", a.failure->reason);
     o["hard"] = a.failure->hard;
     if (!a.failure->enhanced.empty() && a.enhanced_code.empty())
       o["inferred_enhanced_code"] = a.failure->enhanced;
@@ -70,6 +71,7 @@ std::string async_bounce(const async_bounce_facts& b) {
   json::object o;
   o["async"] = true;
   o["category"] = b.reading ? to_string(b.reading->category) : to_string(bounce_category::other);
+  if (b.reading) put_if(o, "bounce_reason", b.reading->reason);
   o["hard"] = b.reading && b.reading->hard;
   if (b.reading) put_if(o, "enhanced_code", b.reading->enhanced);
   if (b.smtp_code) o["smtp_code"] = b.smtp_code;

@@ -36,11 +36,30 @@ static_assert(bounce_category_names.size() == static_cast<std::size_t>(bounce_ca
 std::string_view to_string(bounce_category c);  // "invalid_recipient", ...
 std::optional<bounce_category> parse_bounce_category(std::string_view text);
 
+// When a failure is hard (it suppresses the address for good): only on strong evidence, since
+// a wrong hard reading loses a working address, while a wrong soft one costs a few retries (and
+// a recipient that keeps failing softly is suppressed by the soft-bounce streak rule). Signals in
+// order of trust: the RFC 3463 status, the reply code, the SMTP command, then phrases.
+//   - only invalid_recipient and bad_domain are hard, unless a rule says "hard" for another;
+//   - a transient reply (4xx, or 4.x.x without a reply code) is never hard;
+//   - a failure at MAIL FROM or before (CONNECT, HELO) is about the sender or the session, and
+//     one after DATA came when the recipient had been accepted: neither is hard;
+//   - a specific status about another cause (X.2 mailbox full or too small, X.3 system, X.4
+//     network, X.6 content, X.7 policy; not X.y.0 "undefined", not X.2.1 "mailbox disabled"
+//     which several MTAs send with "User unknown") outranks a phrase, unless the rule itself
+//     matched on that status;
+//   - then invalid_recipient is hard when the status names the address (X.1.0, X.1.1, X.1.3,
+//     X.1.6), when the reply answered RCPT TO, or when the rule's text is marked "hard" (a mail
+//     system's own unambiguous wording, or a reply that names the refused address); a phrase
+//     alone ("user unknown" in a bounce that shows none of these) is soft, because content
+//     filters say it too (Sisimai reads such mail as "filtered");
+//   - bad_domain (the domain does not exist or takes no mail) is hard.
 struct classification {
   bounce_category category = bounce_category::other;
   bool hard = false;
   std::string enhanced;  // from the reply, else inferred from the category and class ("5.1.1")
   int rule = -1;         // index of the matching rule, -1 = built-in fallback by enhanced code
+  std::string reason;    // Sisimai's reason name (bounce_reason_names), "" for a success
 };
 
 // Only this much of a reply or diagnostic text is searched: what decides the category is at its

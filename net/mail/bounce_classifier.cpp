@@ -319,14 +319,85 @@ class literal_matcher {
 
 int reply_class(int reply_code) { return reply_code >= 200 && reply_code <= 599 ? reply_code / 100 : 0; }
 
-bool hard_by_default(bounce_category category, int cls, std::string_view smtp_command) {
-  // A transient reply (4xx, 4.x.x) is never hard on its own: the server said "try again".
-  if (cls == 4) return false;
-  // After DATA the recipient had been accepted: "unknown" now is a filter speaking (bounce.hpp);
-  // a refused MAIL FROM is about the sender, whatever its text says.
+// An address status (RFC 3463 X.1.0 other address status, X.1.1 bad destination mailbox, X.1.3
+// bad mailbox syntax, X.1.6 mailbox moved, and the non-standard X.1.nnn of Exchange): the status
+// itself says the recipient's address is bad. Not X.1.2 (host), X.1.4 (ambiguous), X.1.5
+// (valid), X.1.7/8 (the sender), X.1.9 (relayed), X.1.10 (null MX).
+bool address_status(const std::optional<enhanced_parts>& code) {
+  if (!code || code->subject != "1") return false;
+  const auto& d = code->detail;
+  return d != "2" && d != "4" && d != "5" && d != "7" && d != "8" && d != "9" && d != "10";
+}
+
+bool code_is(const std::optional<enhanced_parts>& code, std::string_view subject, std::string_view detail) {
+  return code && code->subject == subject && code->detail == detail;
+}
+
+// Whether a status names a cause other than the address (see "When a failure is hard").
+bool other_cause_status(const std::optional<enhanced_parts>& code) {
+  if (!code || code->detail == "0" || code_is(code, "2", "1")) return false;
+  const auto& s = code->subject;
+  return s == "2" || s == "3" || s == "4" || s == "6" || s == "7";
+}
+
+// Whether the text quotes a status naming another cause, besides the one given: a relay's DSN
+// that says "5.1.0 Unknown address error" over the remote's own "5.7.1 Access denied".
+bool text_quotes_other_cause(std::string_view text) {
+  for (std::size_t from = 0; from < text.size();) {
+    auto found = find_enhanced_code(text.substr(from));
+    if (found.empty()) return false;
+    if (other_cause_status(split_enhanced(found, true))) return true;
+    from = text.find(found, from) + found.size();
+  }
+  return false;
+}
+
+// See "When a failure is hard" in bounce.hpp. rule_hardness: -1 the default, 0 soft, 1 hard (the
+// rule's text is enough on its own); rule_names_status: the rule matched on the status code.
+bool hard_reading(bounce_category category, int cls, const std::optional<enhanced_parts>& code, std::string_view text,
+                  std::string_view smtp_command, int rule_hardness, bool rule_names_status) {
+  if (cls == 4 || rule_hardness == 0) return false;
+  bool address_level = category == bounce_category::invalid_recipient || category == bounce_category::bad_domain;
+  if (!address_level) return rule_hardness == 1;
   auto command = lower_ascii(smtp_command);
-  if (category == bounce_category::invalid_recipient && (command == "data" || command == "mail")) return false;
-  return category == bounce_category::invalid_recipient || category == bounce_category::bad_domain;
+  if (command == "connect" || command == "helo" || command == "ehlo" || command == "mail" || command == "data")
+    return false;
+  if (category == bounce_category::bad_domain) return true;
+  // A specific status about something else (the mailbox is full, the system, the network, the
+  // content, a policy) outranks a phrase. Not X.y.0 ("other or undefined"), and not X.2.1
+  // (mailbox disabled, "not accepting messages"), which several MTAs send with "User unknown".
+  if (!rule_names_status && (other_cause_status(code) || text_quotes_other_cause(text))) return false;
+  return rule_hardness == 1 || command == "rcpt" || address_status(code);
+}
+
+// The Sisimai reason a category stands for, when its rule names none.
+std::string_view default_reason(bounce_category category, bool hard, int cls, const std::optional<enhanced_parts>& code,
+                                bool has_text) {
+  using c = bounce_category;
+  switch (category) {
+    case c::none: return {};
+    case c::invalid_recipient:
+      if (hard || (cls == 4 && address_status(code))) return code_is(code, "1", "6") ? "hasmoved" : "userunknown";
+      if (code_is(code, "2", "1") || code_is(code, "7", "13")) return "suspend";
+      return "filtered";
+    case c::bad_domain:
+      return code_is(code, "1", "10") || code_is(code, "3", "2") || code_is(code, "7", "27") ? "notaccept" : "hostunknown";
+    case c::mailbox_full: return code_is(code, "2", "3") ? "exceedlimit" : "mailboxfull";
+    case c::spam_block: return "blocked";
+    case c::policy:
+      if (code && code->subject == "1" && (code->detail == "7" || code->detail == "8")) return "rejected";
+      return code && code->subject == "7" ? "securityerror" : "policyviolation";
+    case c::rate_limited: return "toomanyconn";
+    case c::auth_failure: return "securityerror";
+    case c::content: return "contenterror";
+    case c::message_too_big: return "mesgtoobig";
+    case c::expired: return "expired";
+    case c::network: return "networkerror";
+    case c::other: break;
+  }
+  if (code && code->subject == "3") return "systemerror";
+  if (code && code->subject == "5") return "syntaxerror";
+  return has_text ? "onhold" : "undefined";
 }
 
 // The code a category stands for when the reply gave none (RFC 3463 section 3).
@@ -435,6 +506,7 @@ struct compiled_rule {
   std::vector<int> literal_ids;  // every match contains one of these literals (none: no filter)
   std::optional<std::regex> pattern;  // absent when the literals are the whole test
   std::string provider;
+  std::string reason;
 };
 
 compiled_rule compile_rule(const bounce_rule& rule, std::size_t index, literal_matcher& literals) {
@@ -471,6 +543,10 @@ compiled_rule compile_rule(const bounce_rule& rule, std::size_t index, literal_m
     if (!literal_only || out.literal_ids.empty()) out.pattern = std::move(compiled);
   }
   out.provider = rule.provider;
+  if (!rule.reason.empty() &&
+      std::find(bounce_reason_names.begin(), bounce_reason_names.end(), rule.reason) == bounce_reason_names.end())
+    fail("\"" + rule.reason + "\" is not a bounce reason");
+  out.reason = rule.reason;
   return out;
 }
 
@@ -527,16 +603,19 @@ classification bounce_classifier::classify(int reply_code, std::string_view enha
       continue;
     if (rule.pattern && !std::regex_search(lowered, *rule.pattern)) continue;
     out.category = rule.category;
-    out.hard = rule.hardness >= 0 ? rule.hardness == 1 : hard_by_default(rule.category, cls, smtp_command);
+    out.hard = hard_reading(rule.category, cls, code_parts, text, smtp_command, rule.hardness, rule.enhanced.has_value());
     out.rule = static_cast<int>(i);
     out.enhanced = code.empty() ? infer_enhanced(rule.category, cls ? cls : (out.hard ? 5 : 4)) : code;
+    out.reason = rule.reason.empty() ? std::string(default_reason(out.category, out.hard, cls, code_parts, !text.empty()))
+                                     : rule.reason;
     return out;
   }
 
   out.category = code.empty() ? bounce_category::other : category_of_enhanced_code(code);
   if (out.category == bounce_category::none) out.category = bounce_category::other;
-  out.hard = hard_by_default(out.category, cls, smtp_command);
+  out.hard = hard_reading(out.category, cls, code_parts, text, smtp_command, -1, true);
   out.enhanced = code.empty() ? infer_enhanced(out.category, cls ? cls : 4) : code;
+  out.reason = default_reason(out.category, out.hard, cls, code_parts, !text.empty());
   return out;
 }
 

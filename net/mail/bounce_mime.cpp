@@ -3,6 +3,7 @@
 #include "net/mail/bounce_reading.hpp"
 
 #include <gmime/gmime.h>
+#include <iconv.h>
 
 #include "net/mail/gobject_ptr.hpp"
 
@@ -53,12 +54,50 @@ std::string media_type_of(GMimeObject* object) {
   return lower(std::string(media ? media : "text") + "/" + (subtype ? subtype : "plain"));
 }
 
-// The decoded content of a leaf part; text parts converted to UTF-8 from their charset.
+// ISO-2022-JP announces itself: its kanji and kana come between escape sequences (ESC $ B,
+// ESC $ @, ESC ( J; RFC 1468). Japanese bounces often carry it without declaring a charset.
+bool looks_like_iso2022jp(std::string_view text) {
+  for (auto pos = text.find('\x1b'); pos != std::string_view::npos && pos + 2 < text.size(); pos = text.find('\x1b', pos + 1)) {
+    auto seq = text.substr(pos + 1, 2);
+    if (seq == "$B" || seq == "$@" || seq == "(J" || seq == "$(") return true;
+  }
+  return false;
+}
+
+// text converted from a charset to UTF-8 with iconv; empty if the charset is unknown or the
+// text is not in it.
+std::string convert_to_utf8(std::string_view text, const char* charset) {
+  iconv_t cd = iconv_open("UTF-8", charset);
+  if (cd == reinterpret_cast<iconv_t>(-1)) return {};
+  std::string out(text.size() * 3 + 16, '\0');
+  auto* in = const_cast<char*>(text.data());
+  std::size_t in_left = text.size();
+  char* to = out.data();
+  std::size_t out_left = out.size();
+  auto result = iconv(cd, &in, &in_left, &to, &out_left);
+  iconv_close(cd);
+  if (result == static_cast<std::size_t>(-1)) return {};
+  out.resize(out.size() - out_left);
+  return out;
+}
+
+bool declares_charset(GMimePart* part) {
+  GMimeContentType* type = g_mime_object_get_content_type(GMIME_OBJECT(part));
+  const char* charset = type ? g_mime_content_type_get_parameter(type, "charset") : nullptr;
+  if (!charset) return false;
+  std::string name = lower(charset);
+  return name != "us-ascii" && name != "ascii";
+}
+
+// The decoded content of a leaf part; text parts converted to UTF-8 from their charset, and
+// undeclared ISO-2022-JP recognized by its escape sequences.
 std::string part_content(GMimePart* part) {
   if (GMIME_IS_TEXT_PART(part)) {
     if (char* text = g_mime_text_part_get_text(GMIME_TEXT_PART(part))) {
       std::string out(text, std::min(std::strlen(text), max_part_octets));
       g_free(text);
+      if (!declares_charset(part) && looks_like_iso2022jp(out))
+        if (auto converted = convert_to_utf8(out, "ISO-2022-JP"); !converted.empty()) return converted;
       return out;
     }
   }

@@ -60,6 +60,7 @@ void finish(bounce_report& report) {
   report.reporting_mta = clean_text(report.reporting_mta, 253);
   for (auto& r : report.recipients) {
     r.address = clean_text(r.address, max_address_octets);
+    r.original = clean_text(r.original, max_address_octets);
     r.action = clean_text(r.action, 20);
     r.status = clean_text(r.status, 16);
     r.diagnostic = clean_text(r.diagnostic, max_bounce_diagnostic_octets);
@@ -275,6 +276,12 @@ std::string_view to_string(report_kind kind) {
     case report_kind::auto_reply: return "auto_reply";
   }
   return "not_a_report";
+}
+
+bool is_failure_action(std::string_view action) {
+  auto word = lower(action.substr(0, action.find_first_of(" (;")));
+  return !(word == "delayed" || word == "delivered" || word == "relayed" || word == "expanded" ||
+           word == "deliverable");
 }
 
 bounce_report parse_bounce(std::string_view raw_message) {

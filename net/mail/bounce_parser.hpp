@@ -25,6 +25,9 @@ std::string_view to_string(report_kind kind);  // "not_a_report", "delivery_fail
 struct bounce_recipient {
   std::string address;     // the failed recipient (Final-Recipient, else Original-Recipient,
                            // else what the text names), domain lower-cased
+  std::string original;    // the Original-Recipient when it names another mailbox: the address
+                           // as the sender gave it, before forwarding or aliasing (RFC 3464
+                           // 2.3.1); the one to match against what was sent, before address
   std::string action;      // failed, delayed, delivered, relayed, expanded ("" unknown)
   std::string status;      // RFC 3463 x.y.z if known (the most specific one the report gives)
   std::string diagnostic;  // Diagnostic-Code text or the error text found
@@ -55,5 +58,10 @@ constexpr std::size_t max_bounce_diagnostic_octets = 2000;
 
 // Never throws; every string in the result is valid UTF-8 without control characters.
 bounce_report parse_bounce(std::string_view raw_message);
+
+// Whether a recipient's Action says it failed: "failed" (and the non-standard "failure",
+// "expired") or unknown. Not: "delayed" (still trying), "delivered", "relayed" (passed to a
+// system that sends no DSN), "expanded" (a list or alias), "deliverable" (a probe's answer).
+bool is_failure_action(std::string_view action);
 
 }  // namespace petrel

@@ -125,7 +125,11 @@ std::string_view strip_type_prefix(std::string_view value) {
   bool token = std::all_of(type.begin(), type.end(), [](char c) {
     return is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c == '.';
   });
-  return token ? trim(value.substr(semicolon + 1)) : value;
+  if (!token) return value;
+  value = trim(value.substr(semicolon + 1));
+  // Some MTAs repeat the type ("rfc822; rfc822;a@example.com").
+  if (value.size() > 7 && lower(value.substr(0, 7)) == "rfc822;") value = trim(value.substr(7));
+  return value;
 }
 
 // A crude reading of HTML as text, for bounces that come as HTML only: tags dropped, block ends
@@ -277,6 +281,11 @@ std::string normalize_address(std::string_view text) {
     text.remove_suffix(1);
   text = trim(text);
   if (lower(text.substr(0, 7)) == "mailto:") text.remove_prefix(7);
+  // An RFC 821 source route, "@relay1,@relay2:user@example.com": the mailbox is after the colon.
+  if (!text.empty() && text.front() == '@') {
+    auto colon = text.find(':');
+    if (colon != std::string_view::npos && text.find('@', colon) != std::string_view::npos) text = trim(text.substr(colon + 1));
+  }
   if (text.size() > max_address_octets) return {};
   auto at = text.rfind('@');
   if (at == std::string_view::npos) return std::string(text);

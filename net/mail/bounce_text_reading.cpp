@@ -163,6 +163,10 @@ std::string address_field(const fields& block) {
 bounce_recipient recipient_from_fields(const fields& block) {
   bounce_recipient r;
   r.address = address_field(block);
+  if (auto* original = find_field(block, "original-recipient")) {
+    auto address = normalize_address(strip_type_prefix(*original));
+    if (is_mailbox_like(address) && lower(address) != lower(r.address)) r.original = std::move(address);
+  }
   auto action = lower(trim(field_or_empty(block, "action")));
   r.action = action.substr(0, action.find_first_of(" (;"));
   auto status = std::string(trim(field_or_empty(block, "status")));

@@ -95,14 +95,15 @@ def multipart_report(headers: str, report_type: str, human: str, report: str, or
 
 def dsn(original: bytes, recipient: str, status="5.1.1",
         diagnostic="smtp; 550 5.1.1 <{r}>: Recipient address rejected: User unknown",
-        action="failed") -> bytes:
+        action="failed", original_recipient=None) -> bytes:
     """An RFC 3464 delivery status notification returning `original`."""
+    orcpt = f"Original-Recipient: rfc822; {original_recipient}\r\n" if original_recipient else ""
     return multipart_report(
         "From: MAILER-DAEMON@mx1.example.test\r\nTo: whoever\r\nSubject: Undelivered Mail Returned to Sender\r\n",
         "delivery-status",
         "I'm sorry to have to inform you that your message could not be delivered.",
         "Reporting-MTA: dns; mx1.example.test\r\n\r\n"
-        f"Final-Recipient: rfc822; {recipient}\r\n"
+        f"{orcpt}Final-Recipient: rfc822; {recipient}\r\n"
         f"Action: {action}\r\n"
         f"Status: {status}\r\n"
         "Remote-MTA: dns; mailstore.example.test\r\n"
@@ -142,6 +143,7 @@ def test_permfail_is_classified_suppressed_and_reported_at_the_next_submission(n
     assert r["status"] == "bounced"
     bounced = r["history"][-1]["data"]
     assert bounced["category"] == "invalid_recipient" and bounced["hard"] is True
+    assert bounced["bounce_reason"] == "userunknown"
     s = wait_for(lambda: suppression(node, "permfail-dead@EXAMPLE.test"), what="the suppression")
     assert s["reason"] == "hard_bounce" and s["source_event"] == r["history"][-1]["id"]
 
@@ -177,7 +179,7 @@ def test_a_dsn_to_the_verp_address_marks_that_recipient_bounced(node, world):
     event = a["history"][-1]
     assert event["type"] == "bounced"
     assert event["data"]["async"] is True and event["data"]["category"] == "invalid_recipient"
-    assert event["data"]["enhanced_code"] == "5.1.1"
+    assert event["data"]["enhanced_code"] == "5.1.1" and event["data"]["bounce_reason"] == "userunknown"
     assert suppression(node, "verp-a@example.test")["reason"] == "hard_bounce"
     assert suppression(node, "verp-b@example.test") is None
 
@@ -237,7 +239,30 @@ def test_without_verp_reports_are_matched_by_message_id(make_node, world):
     assert r.status_code == 200, r.text
     (outcome,) = r.json()["outcomes"]
     assert outcome["email"] == "plain@example.test" and outcome["hard"] is True
+    assert outcome["bounce_reason"] == "userunknown"
     assert recipients(node, receipt["id"])["plain@example.test"]["status"] == "bounced"
+
+
+def test_a_forwarded_recipient_is_found_by_original_recipient_and_a_phrase_alone_does_not_suppress(make_node, world):
+    node = make_node(config(world, **{"bounces.verp_domain": '""'}))
+    receipt = submit(node, to=["alias@example.test", "other@example.test"])
+    settle(node, receipt["id"])
+    original = base64.b64decode(delivered_copy(world, "alias@example.test")["data_b64"])
+    # The alias forwarded to a mailbox elsewhere, whose server refused it after DATA with a
+    # "User unknown" that a content filter also says: soft, and the address stays usable.
+    report = dsn(original, "person@forwarded.example.test", status="5.0.0",
+                 diagnostic="smtp; 550 User unknown", original_recipient="alias@example.test")
+    r = node.session.post(node.url("/v1/inbound"), data=report,
+                          headers={"Authorization": f"Bearer {node.key}"}, timeout=10)
+    assert r.status_code == 200, r.text
+    (outcome,) = r.json()["outcomes"]
+    assert outcome["email"] == "alias@example.test"
+    assert outcome["hard"] is False and outcome["suppressed"] is False
+    assert outcome["category"] == "invalid_recipient" and outcome["bounce_reason"] == "filtered"
+    rs = recipients(node, receipt["id"])
+    assert rs["alias@example.test"]["status"] == "bounced"
+    assert rs["other@example.test"]["status"] == "delivered"
+    assert suppression(node, "alias@example.test") is None
 
 
 def test_an_arf_report_records_a_complaint_and_suppresses(node, world):

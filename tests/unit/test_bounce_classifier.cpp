@@ -7,24 +7,19 @@
 
 #include "config/bounce_rules.hpp"
 #include "net/mail/bounce.hpp"
+#include "shipped_bounce_rules.hpp"
 #include "net/mail/bounce_reading.hpp"
 
 using namespace petrel;
 
 namespace {
 
-const bounce_classifier& shipped() {
-  static const bounce_classifier classifier = [] {
-    auto rules = load_bounce_rules(std::string(PETREL_SOURCE_DIR) + "/config/bounce_rules.toml");
-    if (!rules) throw std::runtime_error(rules.error());
-    return bounce_classifier(*rules);
-  }();
-  return classifier;
-}
+const bounce_classifier& shipped() { return testing::shipped_classifier(); }
 
 // "550 5.1.1 text" as a reply: code, enhanced code (when there is one) and text.
-classification reply(int code, std::string enhanced, std::string text, std::string provider = {}) {
-  return shipped().classify(code, enhanced, text, provider);
+classification reply(int code, std::string enhanced, std::string text, std::string provider = {},
+                     std::string command = {}) {
+  return shipped().classify(code, enhanced, text, provider, command);
 }
 
 bounce_rule rule(std::string category, std::string pattern = {}, int reply_code = 0,
@@ -59,36 +54,140 @@ TEST_CASE("the shipped rules file loads", "[bounce][classifier]") {
   CHECK(shipped().size() == rules->size());
 }
 
-TEST_CASE("unknown recipients are hard invalid_recipient", "[bounce][classifier]") {
+TEST_CASE("unknown recipients are hard on strong evidence only", "[bounce][classifier]") {
   auto gmail = reply(550, "5.1.1", "The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos");
   CHECK(gmail.category == bounce_category::invalid_recipient);
   CHECK(gmail.hard);
   CHECK(gmail.enhanced == "5.1.1");
+  CHECK(gmail.reason == "userunknown");
   CHECK(gmail.rule >= 0);
 
-  for (const char* text : {"<kijitora@example.jp>: Recipient address rejected: User unknown in local recipient table",
-                           "Sorry, no mailbox here by that name. (#5.1.1)", "no such user here",
-                           "RCPT TO:<neko@example.org> does not exist", "5.1.1 RESOLVER.ADR.RecipNotFound; not found",
-                           "delivery error: dd This user doesn't have a yahoo.com account (x@yahoo.com) [0]",
-                           "Message was not accepted -- invalid mailbox.  Local mailbox x@mail.ru is unavailable: user not found",
-                           "No such user!", "Unknown user: kijitora@example.com"}) {
-    INFO(text);
-    auto verdict = reply(550, "", text);
-    CHECK(verdict.category == bounce_category::invalid_recipient);
-    CHECK(verdict.hard);
+  const std::vector<const char*> phrases = {
+      "<kijitora@example.jp>: Recipient address rejected: User unknown in local recipient table",
+      "no such user here", "RCPT TO:<neko@example.org> does not exist",
+      "Message was not accepted -- invalid mailbox.  Local mailbox x@mail.ru is unavailable: user not found",
+      "No such user!", "User unknown"};
+  SECTION("the reply answered RCPT TO") {
+    for (const char* text : phrases) {
+      INFO(text);
+      auto verdict = reply(550, "", text, "", "RCPT");
+      CHECK(verdict.category == bounce_category::invalid_recipient);
+      CHECK(verdict.hard);
+      CHECK(verdict.reason == "userunknown");
+    }
+  }
+  SECTION("an address status (5.1.1, 5.1.0, 5.1.3, 5.1.6)") {
+    for (const char* status : {"5.1.1", "5.1.0", "5.1.3"}) {
+      INFO(status);
+      auto verdict = reply(550, status, "User unknown");
+      CHECK(verdict.category == bounce_category::invalid_recipient);
+      CHECK(verdict.hard);
+    }
+    auto moved = reply(550, "5.1.6", "Mailbox has moved");
+    CHECK(moved.hard);
+    CHECK(moved.reason == "hasmoved");
+    auto bare = reply(550, "5.1.1", "");  // no rule: the code alone
+    CHECK(bare.rule == -1);
+    CHECK(bare.category == bounce_category::invalid_recipient);
+    CHECK(bare.hard);
+  }
+  SECTION("a phrase alone is soft: content filters say it too") {
+    for (const char* text : phrases) {
+      INFO(text);
+      auto verdict = reply(550, "", text);
+      CHECK(verdict.category == bounce_category::invalid_recipient);
+      CHECK_FALSE(verdict.hard);
+      CHECK(verdict.reason == "filtered");
+      CHECK_FALSE(reply(550, "5.0.0", text).hard);  // "other or undefined" adds nothing
+    }
+  }
+  SECTION("a mail system's own unambiguous text, or a reply naming the refused address") {
+    for (const char* text : {"5.1.1 RESOLVER.ADR.RecipNotFound; not found", "Sorry, no mailbox here by that name. (#5.1.1)",
+                             "The recipient name is not recognized", "550 <kijitora@example.jp>: User unknown",
+                             "550 Unknown user kijitora@example.co.jp", "kijitora@example.org... No such user",
+                             "Unknown user: kijitora@example.com",
+                             "** Address not found ** Your message wasn't delivered to a@example.it because the address couldn't be found.",
+                             "Requested action not taken: mailbox unavailable (-1234567:890:-12)"}) {
+      INFO(text);
+      auto verdict = reply(550, "", text);
+      CHECK(verdict.category == bounce_category::invalid_recipient);
+      CHECK(verdict.hard);
+    }
+  }
+  SECTION("never hard after DATA, at MAIL FROM, or transient") {
+    for (const char* text : {"550 <kijitora@example.jp>: User unknown", "User unknown"}) {
+      INFO(text);
+      CHECK_FALSE(reply(550, "5.1.1", text, "", "DATA").hard);
+      CHECK_FALSE(reply(550, "", text, "", "MAIL").hard);
+      auto transient = reply(450, "4.1.1", text, "", "RCPT");
+      CHECK(transient.category == bounce_category::invalid_recipient);
+      CHECK_FALSE(transient.hard);
+      CHECK_FALSE(reply(0, "4.1.1", text).hard);  // a 4.x.x status without a reply code
+    }
+  }
+  SECTION("signals that disagree make it soft") {
+    // The status says policy, the text says unknown recipient.
+    CHECK_FALSE(reply(553, "5.7.1", "Invalid recipient kijitora@example.org (Mode: normal)", "", "RCPT").hard);
+    // A relay's summary status over the remote's own reply.
+    CHECK_FALSE(reply(550, "5.1.0", "5.1.0 - Unknown address error 550-'5.7.1 <x@example.com>... Access denied'").hard);
+    CHECK_FALSE(reply(552, "5.2.2", "<a@example.jp>... User unknown", "", "RCPT").hard);
+    // X.2.1 (mailbox disabled) with "User Unknown" is how several MTAs refuse unknown users.
+    CHECK(reply(550, "5.2.1", "<kijitora@example.jp>... User Unknown", "", "RCPT").hard);
+  }
+  SECTION("a rule's own hardness is still never hard for a transient reply") {
+    bounce_classifier c({rule("spam_block", "listed", 0, "", "", "hard")});
+    CHECK(c.classify(550, "", "listed at example").hard);
+    CHECK_FALSE(c.classify(450, "", "listed at example").hard);
   }
 }
 
-TEST_CASE("a disabled account is invalid_recipient, a locked one is not hard", "[bounce][classifier]") {
-  auto disabled = reply(550, "5.2.1", "The email account that you tried to reach is disabled.");
-  CHECK(disabled.category == bounce_category::invalid_recipient);
-  CHECK(disabled.hard);
-  auto closed = reply(550, "", "This account has been disabled or discontinued [#102].");
+TEST_CASE("a disabled or locked account is not hard; a closed one at RCPT is", "[bounce][classifier]") {
+  for (const char* text : {"The email account that you tried to reach is disabled.",
+                           "This account has been disabled or discontinued [#102].",
+                           "vdelivermail: account is locked email bounced", "550 Mailbox is frozen.",
+                           "The user(s) account is disabled.", "Recipient rejected: temporarily inactive",
+                           "this mailbox is disabled (554.30)"}) {
+    INFO(text);
+    auto verdict = reply(550, "5.2.1", text, "", "RCPT");
+    CHECK(verdict.category == bounce_category::invalid_recipient);
+    CHECK_FALSE(verdict.hard);
+    CHECK(verdict.reason == "suspend");
+  }
+  auto closed = reply(550, "", "The account has been closed", "", "RCPT");
   CHECK(closed.category == bounce_category::invalid_recipient);
   CHECK(closed.hard);
-  auto locked = reply(550, "", "vdelivermail: account is locked email bounced");
-  CHECK(locked.category == bounce_category::invalid_recipient);
-  CHECK_FALSE(locked.hard);
+}
+
+TEST_CASE("bounce_reason speaks Sisimai's vocabulary", "[bounce][classifier]") {
+  struct example {
+    int code;
+    const char* enhanced;
+    const char* text;
+    const char* reason;
+    bool hard;
+  };
+  for (const auto& e : std::vector<example>{
+           {552, "5.2.2", "Mailbox full", "mailboxfull", false},
+           {550, "5.7.1", "Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org", "blocked", false},
+           {550, "5.7.1", "Message rejected as spam by Content Filtering", "spamdetected", false},
+           {554, "5.7.1", "<a@example.net>: Relay access denied", "norelaying", false},
+           {553, "5.1.8", "<s@example.org>: Sender address rejected: Domain not found", "rejected", false},
+           {550, "5.1.2", "Host or domain name not found. Name service error for name=example.invalid type=A: Host not found", "hostunknown", true},
+           {556, "5.1.10", "Recipient address has null MX", "notaccept", true},
+           {552, "5.3.4", "Message size exceeds fixed maximum message size", "mesgtoobig", false},
+           {421, "4.7.0", "Too many connections from your IP", "toomanyconn", false},
+           {554, "5.7.1", "Virus found: Eicar-Test-Signature", "virusdetected", false},
+           {0, "", "retry timeout exceeded", "expired", false},
+           {0, "", "Connection timed out", "networkerror", false},
+           {550, "5.7.26", "Unauthenticated email from example.com is not accepted due to domain's DMARC policy", "securityerror", false},
+           {550, "", "Something else went wrong", "onhold", false},
+       }) {
+    INFO(e.code << " " << e.enhanced << " " << e.text);
+    auto verdict = reply(e.code, e.enhanced, e.text, "", "RCPT");
+    CHECK(verdict.reason == e.reason);
+    CHECK(verdict.hard == e.hard);
+  }
+  CHECK(reply(250, "2.0.0", "OK").reason.empty());
 }
 
 TEST_CASE("spam blocks and policy rejections are never invalid_recipient", "[bounce][classifier]") {
@@ -306,11 +405,13 @@ comment = "the classic"
 [[rule]]
 category = "rate_limited"
 hardness = "soft"
+reason = "toomanyconn"
 reply_code = 421
 enhanced = "4.7."
 provider = "*.example.com"
 )", "rules.toml");
   REQUIRE(good);
+  CHECK(good->at(1).reason == "toomanyconn");
   REQUIRE(good->size() == 2);
   CHECK(good->at(0).pattern == "user unknown");
   CHECK(good->at(1).reply_code == 421);
@@ -346,6 +447,10 @@ x = 1
   CHECK_THAT(error, Catch::Contains("rule[2].hardness"));
   CHECK_THAT(error, Catch::Contains("rules.toml:15:1: options: unknown key"));
   CHECK(error.find("rule[0]") < error.find("options"));  // in file order
+
+  auto reason = load_bounce_rules_text("[[rule]]\ncategory = \"policy\"\nreason = \"nope\"\n", "reason.toml");
+  REQUIRE_FALSE(reason);
+  CHECK_THAT(reason.error(), Catch::Contains("reason.toml:3:10: rule[0].reason: \"nope\" is not one of: userunknown"));
 
   auto syntax = load_bounce_rules_text("[[rule]\ncategory = ", "broken.toml");
   REQUIRE_FALSE(syntax);
