@@ -400,6 +400,7 @@ std::string attempt_data(std::uint32_t attempt, const recipient_result* r,
     a.tls = where->tls;
     a.tls_version = where->tls_version;
     a.tls_cipher = where->tls_cipher;
+    a.dane = where->dane;
   }
   a.next_attempt_at_ms = next_attempt_ms;
   return event_data::attempt(a);
@@ -726,7 +727,9 @@ counter& sts_counter(const char* event) {
 
 // Applies the route's MTA-STS policy: enforce keeps only the MX hosts the policy names and
 // sends through a site of its own that requires TLS with a valid certificate; testing only
-// reports hosts outside the policy. False when an enforced policy leaves no host.
+// reports hosts outside the policy. False when an enforced policy leaves no host. A host with
+// DANE TLSA records is kept either way: DANE comes first for it (RFC 8461 2), and the session
+// checks its certificate against the TLSA records instead of the WebPKI.
 bool apply_mta_sts(domain_pointer self, route& r) {
   auto& st = self->state;
   if (r.sts_mode.empty()) return true;
@@ -734,7 +737,7 @@ bool apply_mta_sts(domain_pointer self, route& r) {
     return true;  // turned off for this site
   std::vector<mx_host> matching;
   for (const auto& h : r.hosts)
-    if (mta_sts_any_matches(r.sts_mx, h.name)) matching.push_back(h);
+    if (!h.tlsa.empty() || mta_sts_any_matches(r.sts_mx, h.name)) matching.push_back(h);
   if (r.sts_mode == "testing") {
     if (matching.size() != r.hosts.size()) {
       sts_counter("testing_violation").inc();

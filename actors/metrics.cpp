@@ -154,6 +154,11 @@ counter& core_metrics::http_requests(const std::string& listener, int status) {
                                {{"listener", listener}, {"code", std::to_string(status)}});
 }
 
+counter& core_metrics::dane(const std::string& result) {
+  return metrics().get_counter("petrel_dane_total", "DANE (RFC 7672) outcomes by TLS-RPT result type",
+                               {{"result", result}});
+}
+
 core_metrics& core() {
   auto& r = metrics();
   static core_metrics m{

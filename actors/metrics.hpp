@@ -114,6 +114,9 @@ struct core_metrics {
   gauge& domain_actors;
   counter& actor_restarts;
   counter& http_requests(const std::string& listener, int status);
+  // DANE (RFC 7672) outcomes in TLS-RPT's result types (RFC 8460 4.3): success,
+  // starttls-not-supported, validation-failure (sessions), dnssec-invalid (TLSA lookups).
+  counter& dane(const std::string& result);
   // An attempt's outcome (delivered, deferred, bounced, expired, suppressed, cancelled) by
   // destination domain and by tenant (both bounded), and failures by category.
   void count_outcome(const std::string& outcome, const std::string& domain, const std::string& tenant,

@@ -92,6 +92,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<sender_domain_record>>("std::vector<petrel::sender_domain_record>");
   cfg.add_message_type<mx_lookup>("petrel::mx_lookup");
   cfg.add_message_type<address_lookup>("petrel::address_lookup");
+  cfg.add_message_type<tlsa_lookup>("petrel::tlsa_lookup");
   cfg.add_message_type<route>("petrel::route");
   cfg.add_message_type<sts_result>("petrel::sts_result");
   cfg.add_message_type<recipient_update>("petrel::recipient_update");

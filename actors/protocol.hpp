@@ -339,6 +339,9 @@ struct mx_host {
   std::string name;
   std::vector<std::string> addresses;
   std::uint16_t port = 0;  // 0: delivery.port (a route of the routing table may name one)
+  // DANE (delivery.dane): the host's usable TLSA records when DNSSEC validated the MX, the
+  // host's addresses and the TLSA records; then TLS must match them (net/smtp_client.hpp).
+  std::vector<tlsa_record> tlsa;
 };
 
 enum class route_status : std::uint8_t {
@@ -413,6 +416,7 @@ struct attempt_details {
   bool tls = false;
   std::string tls_version;
   std::string tls_cipher;
+  bool dane = false;  // the certificate matched the host's DNSSEC-validated TLSA records
 };
 
 struct job_outcome {
@@ -738,6 +742,7 @@ using resolver_actor = caf::typed_actor<
     // DNS answers coming back from the I/O threads (internal).
     caf::reacts_to<mx_atom, std::string, mx_lookup>,
     caf::reacts_to<address_atom, std::string, address_lookup>,
+    caf::reacts_to<address_atom, std::string, tlsa_lookup>,
     caf::reacts_to<sts_atom, std::string, sts_result>>;
 
 // One egress source (IP + EHLO name), under the egress supervisor: parent of its site actors.

@@ -127,15 +127,23 @@ typename Inspector::result_type inspect(Inspector& f, mx_record& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mx_lookup& x) {
-  return f(caf::meta::type_name("mx_lookup"), x.outcome, x.records, x.ttl, x.error);
+  return f(caf::meta::type_name("mx_lookup"), x.outcome, x.records, x.ttl, x.error, x.secure);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, address_lookup& x) {
-  return f(caf::meta::type_name("address_lookup"), x.outcome, x.addresses, x.ttl, x.error);
+  return f(caf::meta::type_name("address_lookup"), x.outcome, x.addresses, x.ttl, x.error, x.secure);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tlsa_lookup& x) {
+  return f(caf::meta::type_name("tlsa_lookup"), x.outcome, x.records, x.ttl, x.error, x.secure);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tlsa_record& x) {
+  return f(caf::meta::type_name("tlsa_record"), x.usage, x.selector, x.matching, x.data);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, mx_host& x) {
-  return f(caf::meta::type_name("mx_host"), x.name, x.addresses, x.port);
+  return f(caf::meta::type_name("mx_host"), x.name, x.addresses, x.port, x.tlsa);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, route& x) {
@@ -211,7 +219,7 @@ typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
   return f(caf::meta::type_name("attempt_details"), x.mx_host, x.mx_address, x.source,
-           x.source_address, x.tls, x.tls_version, x.tls_cipher);
+           x.source_address, x.tls, x.tls_version, x.tls_cipher, x.dane);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {

@@ -4,6 +4,13 @@
 // temporary one. Answers are cached for their TTL (bounded by dns.min_ttl/max_ttl) in bounded
 // caches, negative ones in their own, and concurrent requests for a domain share one lookup.
 // The lookups run on the I/O threads (c-ares); answers come back as messages.
+//
+// DANE (RFC 7672, delivery.dane): when the MX answer (or the domain's own address answer
+// without MX) and a host's address answers are DNSSEC-secure, the host's TLSA records
+// (_<port>._tcp.<host>) are looked up too; secure, usable ones go with the host in the route,
+// and the SMTP session then requires TLS that matches them. A TLSA lookup that fails for a
+// secure host (SERVFAIL: bogus or unreachable) makes the host unusable for now (RFC 7672
+// 2.2); an insecure or empty answer leaves the host to opportunistic TLS as before.
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
@@ -36,6 +43,7 @@ struct pending_route {
   std::vector<caf::typed_response_promise<route>> waiting;
   std::vector<mx_record> mx;      // in order
   bool implicit_mx = false;       // no MX: the domain itself is the host
+  bool mx_secure = false;         // the MX answer (or NODATA) was DNSSEC-validated
   std::uint32_t mx_ttl = 0;
   std::size_t unresolved = 0;     // hosts whose addresses are still being looked up
   // A route of the routing table ("#<entry>"): its relay or fixed hosts, configured by the
@@ -53,6 +61,9 @@ struct resolver_state {
   expiring_cache<route> routes{100000};
   expiring_cache<route> failures{10000};  // permanent and temporary failures
   expiring_cache<address_lookup> hosts{100000};
+  expiring_cache<tlsa_lookup> tlsa{100000};  // DANE: by host, for secure hosts only
+  bool dane = false;                          // delivery.dane
+  std::uint16_t port = 25;                    // delivery.port: the port of the TLSA name
   expiring_cache<sts_policy> sts{100000};
   mta_sts_config sts_settings;
   // delivery.allow_private_destinations: MX hosts and address literals on loopback, private
@@ -116,6 +127,35 @@ route failure(const resolver_state& st, route_status status, std::string error, 
   return r;
 }
 
+// The TLSA records that go with a host into a domain's route: usable ones when the chain to
+// them was secure. Sets `error` when the host must not be used now.
+std::vector<tlsa_record> dane_records(resolver_state& st, const pending_route& p, const std::string& host,
+                                      const address_lookup& a, std::int64_t now, std::string& error) {
+  if (!st.dane || p.configured || !p.mx_secure || !a.secure) return {};
+  const auto* t = st.tlsa.find(host, now);
+  if (!t) return {};
+  if (t->outcome == dns_outcome::temporary) {
+    error = "DANE: the TLSA records of " + host + " could not be had securely (" + t->error + ")";
+    return {};
+  }
+  if (!t->secure || t->outcome != dns_outcome::found) return {};
+  return usable_for_smtp(t->records);
+}
+
+void complete(resolver_pointer self, const std::string& domain);
+
+// A host's lookups are done: the domains that waited for it may be complete.
+void release_host_waiters(resolver_pointer self, const std::string& host) {
+  auto& s = self->state;
+  auto waiters = std::move(s.host_waiters[host]);
+  s.host_waiters.erase(host);
+  for (const auto& domain : waiters) {
+    auto it = s.pending.find(domain);
+    if (it == s.pending.end()) continue;
+    if (--it->second.unresolved == 0) complete(self, domain);
+  }
+}
+
 // Builds the route once every host has its addresses.
 void complete(resolver_pointer self, const std::string& domain) {
   auto& st = self->state;
@@ -146,8 +186,16 @@ void complete(resolver_pointer self, const std::string& domain) {
         refused += mx.host + " (" + (a->addresses.empty() ? std::string() : a->addresses.front()) + ")";
         continue;
       }
+      std::string dane_error;
+      auto tlsa = dane_records(st, p, mx.host, *a, now, dane_error);
+      if (!dane_error.empty()) {
+        any_temporary = true;
+        last_error = dane_error;
+        continue;
+      }
       auto port = p.ports.find(mx.host);
-      r.hosts.push_back({mx.host, std::move(addresses), port == p.ports.end() ? std::uint16_t(0) : port->second});
+      r.hosts.push_back({mx.host, std::move(addresses), port == p.ports.end() ? std::uint16_t(0) : port->second,
+                         std::move(tlsa)});
       ttl = std::min(ttl, a->ttl);
     } else if (a->outcome == dns_outcome::temporary) {
       any_temporary = true;
@@ -268,10 +316,12 @@ caf::result<route> resolve_configured(resolver_pointer self, const std::string& 
 resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                                 std::shared_ptr<delivery_runtime> runtime,
                                                 dns_config settings, mta_sts_config sts,
-                                                bool allow_private,
+                                                bool allow_private, bool dane, std::uint16_t port,
                                                 std::shared_ptr<const routing_table> routing) {
   auto& st = start_actor(self);
   st.allow_private = allow_private;
+  st.dane = dane;
+  st.port = port;
   st.routing = std::move(routing);
   st.runtime = std::move(runtime);
   st.settings = settings;
@@ -341,6 +391,7 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
             p.implicit_mx = true;
             p.mx = {{0, domain}};
             p.mx_ttl = m.ttl;
+            p.mx_secure = m.secure;
             break;
           case dns_outcome::found:
             if (is_null_mx(m.records))
@@ -349,6 +400,7 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                     "the domain accepts no mail (null MX, RFC 7505)", m.ttl));
             p.mx = order_mx(std::move(m.records), s.rng);
             p.mx_ttl = m.ttl;
+            p.mx_secure = m.secure;
             if (p.mx.empty())
               return finish(self, domain,
                             failure(s, route_status::permanent, "the MX records name no host", m.ttl));
@@ -364,14 +416,29 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
         auto ttl = a.outcome == dns_outcome::temporary
                        ? unix_now_ms() + s.settings.temporary_failure_ttl.count()
                        : expiry(s, a.ttl);
+        bool want_tlsa = s.dane && a.secure && a.outcome == dns_outcome::found;
         s.hosts.put(host, std::move(a), ttl);
-        auto waiters = std::move(s.host_waiters[host]);
-        s.host_waiters.erase(host);
-        for (const auto& domain : waiters) {
-          auto it = s.pending.find(domain);
-          if (it == s.pending.end()) continue;
-          if (--it->second.unresolved == 0) complete(self, domain);
+        if (want_tlsa) {  // the waiters wait for the TLSA answer too
+          dns_lookups("tlsa").inc();
+          auto handle = caf::actor_cast<resolver_actor>(self);
+          s.runtime->dns->lookup_tlsa("_" + std::to_string(s.port) + "._tcp." + host,
+                                      [handle, host](tlsa_lookup t) {
+                                        caf::anon_send(handle, address_atom::value, host, std::move(t));
+                                      });
+          return;
         }
+        release_host_waiters(self, host);
+      },
+      [=](address_atom, const std::string& host, tlsa_lookup& t) {
+        auto& s = self->state;
+        if (t.outcome == dns_outcome::temporary) {
+          core().dane("dnssec-invalid").inc();
+          spdlog::warn("dane.tlsa_lookup_failed host={} error=\"{}\"", host, t.error);
+        }
+        auto ttl = t.outcome == dns_outcome::temporary ? unix_now_ms() + s.settings.temporary_failure_ttl.count()
+                                                         : expiry(s, t.ttl);
+        s.tlsa.put(host, std::move(t), ttl);
+        release_host_waiters(self, host);
       },
   };
 }
@@ -380,10 +447,10 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
 
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
-                              const mta_sts_config& sts, bool allow_private,
+                              const mta_sts_config& sts, const delivery_settings& delivery,
                               std::shared_ptr<const routing_table> routing) {
-  return spawn_child(sys, parent, resolver_behavior, std::move(runtime), dns, sts, allow_private,
-                     std::move(routing));
+  return spawn_child(sys, parent, resolver_behavior, std::move(runtime), dns, sts,
+                     delivery.allow_private_destinations, delivery.dane, delivery.port, std::move(routing));
 }
 
 }  // namespace petrel

@@ -94,8 +94,7 @@ void start_from(root_pointer self, std::uint64_t first) {
       }
       case resolver_child:
         st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.config->dns, st.settings.config->mta_sts,
-                                         st.settings.config->delivery.allow_private_destinations,
-                                         st.settings.config->routing);
+                                             st.settings.config->delivery, st.settings.config->routing);
         break;
       case egress_child:
         st.current.egress = spawn_egress(sys, self, st.runtime, st.current.store, st.settings);

@@ -76,6 +76,7 @@ struct session_target {
   std::string host;     // MX or relay host name
   std::string address;  // IP to connect to
   std::uint16_t port = 0;  // 0: the plan's port
+  std::vector<tlsa_record> tlsa;  // DANE: the host's usable TLSA records (see mx_host)
 };
 
 struct session_plan {
@@ -233,7 +234,7 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
                         std::unique_ptr<store> opened, const node_settings& settings);
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
-                              const mta_sts_config& sts, bool allow_private,
+                              const mta_sts_config& sts, const delivery_settings& delivery,
                               std::shared_ptr<const routing_table> routing);
 // Looks up a domain's MTA-STS record and, when its id is not `cached_id`, fetches the policy;
 // reports (sts_atom, domain, sts_result) to the resolver (actors/mta_sts_discovery.cpp).

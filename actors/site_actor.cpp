@@ -220,7 +220,7 @@ session_plan plan_for(site_pointer self) {
   session_plan plan;
   for (const auto& host : st.current_route.hosts)
     for (const auto& address : host.addresses)
-      if (plan.targets.size() < max_targets) plan.targets.push_back({host.name, address, host.port});
+      if (plan.targets.size() < max_targets) plan.targets.push_back({host.name, address, host.port, host.tlsa});
   plan.source_name = st.source.name;
   plan.site_name = st.current_route.site;
   plan.bind_address = st.source.address;

@@ -87,6 +87,7 @@ job_outcome make_outcome(const delivery_work& work, const smtp_transaction_resul
   out.attempt.tls = info.tls;
   out.attempt.tls_version = info.tls_version;
   out.attempt.tls_cipher = info.tls_cipher;
+  out.attempt.dane = info.dane;
   for (std::size_t i = 0; i < work.job.recipient_ids.size(); ++i) {
     recipient_result r;
     r.recipient_id = work.job.recipient_ids[i];
@@ -116,10 +117,16 @@ asio::awaitable<void> run_session(std::shared_ptr<delivery_runtime> runtime, sit
   auto started = std::chrono::steady_clock::now();
   auto executor = co_await asio::this_coro::executor;
   std::vector<smtp_target> targets;
-  for (const auto& t : plan.targets) targets.push_back({t.host, t.address, t.port});
+  for (const auto& t : plan.targets) targets.push_back({t.host, t.address, t.port, t.tlsa});
   std::vector<smtp_connect_failure> failures;
   auto connection = co_await smtp_connection::open(executor, runtime->tls, targets,
                                                    client_settings(plan), failures);
+  for (const auto& f : failures)
+    if (!f.dane_failure.empty()) {
+      core().dane(f.dane_failure).inc();
+      spdlog::warn("dane.failure host={} address={} result={} error=\"{}\"", f.host, f.address, f.dane_failure, f.error);
+    }
+  if (connection && connection->info().dane) core().dane("success").inc();
   if (!connection) {
     std::string reason = "could not connect to any MX host:";
     for (const auto& f : failures) reason += " " + f.host + "[" + f.address + "]: " + f.error + ";";

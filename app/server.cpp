@@ -209,6 +209,8 @@ std::shared_ptr<delivery_runtime> make_delivery_runtime(const config& cfg, boost
   dns.tries = cfg.dns.tries;
   dns.ipv6 = cfg.dns.ipv6;
   dns.prefer_ipv6 = cfg.dns.prefer_ipv6;
+  dns.dnssec_trusted = cfg.dns.dnssec_trusted;
+  dns.require_dnssec = cfg.delivery.dane;
   runtime->dns = std::make_shared<dns_client>(io, dns);
   runtime->tls = make_smtp_tls_context(cfg.delivery.ca_file);
   runtime->https_tls = make_smtp_tls_context(cfg.mta_sts.ca_file);

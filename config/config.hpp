@@ -44,6 +44,9 @@ struct dns_config {
   int tries = 2;
   bool ipv6 = true;
   bool prefer_ipv6 = false;
+  // Believe the resolvers' DNSSEC verdict (the AD bit) although they are not on loopback: the
+  // path to them is trusted (see net/dns.hpp). Resolvers on loopback are always believed.
+  bool dnssec_trusted = false;
   std::uint64_t cache_size = 100000;          // positive answers kept
   std::uint64_t negative_cache_size = 10000;  // NXDOMAIN / no-MX answers kept
   std::chrono::milliseconds min_ttl = 5s;     // answers are cached at least ...
@@ -99,6 +102,10 @@ struct delivery_settings {
   std::uint32_t ready_queue = 0;  // jobs a site holds ready; 0: 2 x connection_limit
   std::string tls = "opportunistic";
   bool verify_certificate = false;
+  // DANE (RFC 7672): MX hosts with DNSSEC-validated TLSA records get TLS that must match them,
+  // before MTA-STS and the settings above. Needs a validating resolver on loopback (or
+  // dns.dnssec_trusted).
+  bool dane = false;
   std::string ca_file;  // empty: the system's trust store
   std::chrono::milliseconds connect_timeout = 30s;
   std::chrono::milliseconds greeting_timeout = 5min;

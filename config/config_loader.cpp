@@ -361,6 +361,7 @@ void read_dns(reader& r, config& c) {
   s.integer("tries", c.dns.tries, 1, 10);
   s.boolean("ipv6", c.dns.ipv6);
   s.boolean("prefer_ipv6", c.dns.prefer_ipv6);
+  s.boolean("dnssec_trusted", c.dns.dnssec_trusted);
   s.size("cache_size", c.dns.cache_size, 1, 100'000'000);
   s.size("negative_cache_size", c.dns.negative_cache_size, 1, 100'000'000);
   s.duration("min_ttl", c.dns.min_ttl, 0ms, 24h);
@@ -474,6 +475,7 @@ void read_delivery(reader& r, config& c) {
   s.choice("tls", d.tls, {"disabled", "opportunistic", "required"});
   s.boolean("allow_private_destinations", d.allow_private_destinations);
   s.boolean("verify_certificate", d.verify_certificate);
+  s.boolean("dane", d.dane);
   s.string("ca_file", d.ca_file);
   s.duration("connect_timeout", d.connect_timeout, 10ms, 10min);
   s.duration("greeting_timeout", d.greeting_timeout, 10ms, 30min);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "net/dane.hpp"
 #include "net/mx.hpp"
 
 namespace boost::asio {
@@ -26,11 +27,14 @@ enum class dns_outcome : std::uint8_t {
 };
 std::string_view to_string(dns_outcome o);
 
+// secure: the resolver validated the answer with DNSSEC (the AD bit), and it is trusted to
+// say so (dns_client::ad_trusted); a negative answer can be secure too (authenticated denial).
 struct mx_lookup {
   dns_outcome outcome = dns_outcome::temporary;
   std::vector<mx_record> records;
   std::uint32_t ttl = 0;  // seconds; for negative answers the SOA minimum (RFC 2308)
   std::string error;      // for temporary failures
+  bool secure = false;
 };
 
 struct address_lookup {
@@ -38,6 +42,15 @@ struct address_lookup {
   std::vector<std::string> addresses;  // textual IPs; IPv4 first unless prefer_ipv6
   std::uint32_t ttl = 0;
   std::string error;
+  bool secure = false;  // every answer it combines was secure
+};
+
+struct tlsa_lookup {
+  dns_outcome outcome = dns_outcome::temporary;
+  std::vector<tlsa_record> records;  // all of them; see usable_for_smtp
+  std::uint32_t ttl = 0;
+  std::string error;
+  bool secure = false;
 };
 
 struct txt_lookup {
@@ -52,11 +65,18 @@ struct dns_settings {
   int tries = 2;
   bool ipv6 = true;          // also ask AAAA for MX hosts
   bool prefer_ipv6 = false;  // put IPv6 addresses first
+  // Whether the resolvers' AD bit (DNSSEC validated) is believed: only from resolvers on
+  // loopback, where nobody can alter the answer on the way, or when the operator says the path
+  // to them is trusted (as Postfix's smtp_dns_support_level = dnssec).
+  bool dnssec_trusted = false;
+  // Refuse to start unless the AD bit can be believed (for delivery.dane).
+  bool require_dnssec = false;
 };
 
 // The A and AAAA answers of one host as one: the addresses of both (the preferred family
 // first) with the shorter TTL of those found; else temporary when either failed for now; else
-// the negative answer, remembered for the shorter of the two negative TTLs.
+// the negative answer, remembered for the shorter of the two negative TTLs. Secure only when
+// both answers are.
 address_lookup combine_address_lookups(const address_lookup& v4, const address_lookup& v6,
                                        bool prefer_v6);
 
@@ -65,6 +85,10 @@ address_lookup combine_address_lookups(const address_lookup& v4, const address_l
 // and MINIMUM). Returns fallback when the message has neither or is malformed.
 std::uint32_t dns_answer_ttl(const unsigned char* message, std::size_t length, int type,
                              std::uint32_t fallback);
+
+// The TLSA records (type 52) in the answer section of a raw DNS message; false when it is
+// malformed.
+bool parse_tlsa_answer(const unsigned char* message, std::size_t length, std::vector<tlsa_record>& out);
 
 class dns_client {
  public:
@@ -78,6 +102,11 @@ class dns_client {
   void lookup_mx(std::string domain, std::function<void(mx_lookup)> done);
   void lookup_addresses(std::string host, std::function<void(address_lookup)> done);
   void lookup_txt(std::string name, std::function<void(txt_lookup)> done);
+  // The TLSA records at name ("_25._tcp.mx.example.com").
+  void lookup_tlsa(std::string name, std::function<void(tlsa_lookup)> done);
+
+  // Whether answers' AD bits are believed: every resolver on loopback, or dnssec_trusted.
+  bool ad_trusted() const;
 
   // Stops: pending lookups complete as temporary failures. Callable from any thread.
   void shutdown();

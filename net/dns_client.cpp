@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <algorithm>
 #include <mutex>
 #include <type_traits>
 #include <stdexcept>
@@ -78,6 +79,7 @@ constexpr std::uint32_t default_negative_ttl = 60;
 address_lookup combine_address_lookups(const address_lookup& a, const address_lookup& b,
                                        bool prefer_v6) {
   address_lookup out;
+  out.secure = a.secure && b.secure;
   const auto& first = prefer_v6 ? b : a;
   const auto& second = prefer_v6 ? a : b;
   out.addresses = first.addresses;
@@ -121,6 +123,26 @@ bool walk_records(const unsigned char* m, std::size_t len, std::size_t& pos, std
 }
 
 }  // namespace
+
+bool parse_tlsa_answer(const unsigned char* m, std::size_t len, std::vector<tlsa_record>& out) {
+  if (!m || len < 12) return false;
+  std::size_t qd = read16(m + 4), an = read16(m + 6);
+  std::size_t pos = 12;
+  for (std::size_t i = 0; i < qd; ++i) {
+    if (!skip_name(m, len, pos) || pos + 4 > len) return false;
+    pos += 4;
+  }
+  return walk_records(m, len, pos, an, [&](int rtype, std::uint32_t, std::size_t rdata, std::size_t rdlength) {
+    constexpr int tlsa_type = 52;  // RFC 6698
+    if (rtype != tlsa_type || rdlength < 3 || out.size() >= 64) return;
+    tlsa_record r;
+    r.usage = m[rdata];
+    r.selector = m[rdata + 1];
+    r.matching = m[rdata + 2];
+    r.data.assign(reinterpret_cast<const char*>(m + rdata + 3), rdlength - 3);
+    out.push_back(std::move(r));
+  });
+}
 
 std::uint32_t dns_answer_ttl(const unsigned char* m, std::size_t len, int type,
                              std::uint32_t fallback) {
@@ -189,6 +211,44 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
       if (int rc = ares_set_servers_ports_csv(channel, csv.c_str()); rc != ARES_SUCCESS)
         throw std::runtime_error("dns.servers \"" + csv + "\": " + ares_strerror(rc));
     }
+    std::string remote;  // resolvers not on loopback
+    ares_addr_port_node* servers = nullptr;
+    if (ares_get_servers_ports(channel, &servers) == ARES_SUCCESS) {
+      for (auto* s = servers; s; s = s->next) {
+        char text[INET6_ADDRSTRLEN] = {};
+        bool loopback = false;
+        if (s->family == AF_INET) {
+          loopback = (ntohl(s->addr.addr4.s_addr) >> 24) == 127;
+          inet_ntop(AF_INET, &s->addr.addr4, text, sizeof text);
+        } else if (s->family == AF_INET6) {
+          const auto* b = reinterpret_cast<const unsigned char*>(&s->addr.addr6);
+          loopback = std::all_of(b, b + 15, [](unsigned char c) { return c == 0; }) && b[15] == 1;
+          inet_ntop(AF_INET6, &s->addr.addr6, text, sizeof text);
+        }
+        if (!loopback) remote += std::string(remote.empty() ? "" : ", ") + text;
+      }
+      ares_free_data(servers);
+    }
+    trusted = settings.dnssec_trusted || (remote.empty() && servers_known(channel));
+    if (settings.require_dnssec && !trusted)
+      throw std::runtime_error(
+          "delivery.dane needs a DNSSEC-validating resolver whose answers Petrel can trust: " +
+          (remote.empty() ? std::string("no resolver is configured") : "the resolver " + remote + " is not on loopback") +
+          " (dns.servers, else /etc/resolv.conf); run a validating resolver on loopback (unbound, for one) or set "
+          "dns.dnssec_trusted = true if the path to it is trusted");
+  }
+
+  static bool servers_known(ares_channel channel) {
+    ares_addr_port_node* servers = nullptr;
+    if (ares_get_servers_ports(channel, &servers) != ARES_SUCCESS) return false;
+    bool any = servers != nullptr;
+    ares_free_data(servers);
+    return any;
+  }
+
+  // Whether an answer says DNSSEC validated it (the AD bit), from a resolver we believe.
+  bool secure(const unsigned char* answer, int length) const {
+    return trusted && answer && length >= 4 && (answer[3] & 0x20) != 0;
   }
 
   static void socket_state(void* data, ares_socket_t fd, int readable, int writable) {
@@ -257,29 +317,55 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
     });
   }
 
-  // One query; `done` gets the c-ares status and the raw answer (on the strand).
+  // One query; `done` gets the c-ares status and the raw answer (on the strand). The query is
+  // built here to set the AD bit, which asks the resolver to say whether it validated the
+  // answer (RFC 6840 5.7; c-ares has no option for it), with EDNS like ares_query's.
   using raw_callback = std::function<void(int status, const unsigned char* answer, int length)>;
   void query(const std::string& name, int type, raw_callback done) {
     if (!channel) {
       done(ARES_EDESTRUCTION, nullptr, 0);
       return;
     }
+    unsigned char* buffer = nullptr;
+    int length = 0;
+    if (int rc = ares_create_query(name.c_str(), ns_c_in, type, 0, 1, &buffer, &length, 1232); rc != ARES_SUCCESS) {
+      done(rc, nullptr, 0);
+      return;
+    }
+    buffer[3] |= 0x20;  // AD
     auto* heap = new raw_callback(std::move(done));
-    ares_query(channel, name.c_str(), ns_c_in, type,
-               [](void* arg, int status, int, unsigned char* answer, int length) {
-                 std::unique_ptr<raw_callback> cb(static_cast<raw_callback*>(arg));
-                 (*cb)(status, answer, length);
-               },
-               heap);
+    ares_send(channel, buffer, length,
+              [](void* arg, int status, int, unsigned char* answer, int length) {
+                std::unique_ptr<raw_callback> cb(static_cast<raw_callback*>(arg));
+                (*cb)(status == ARES_SUCCESS ? status_of_answer(answer, length) : status, answer, length);
+              },
+              heap);
+    ares_free_string(buffer);
     schedule_timeout();
+  }
+
+  // What ares_query would have said of an answer ares_send delivers as it came: its RCODE, or
+  // "no data" for a success without answer records.
+  static int status_of_answer(const unsigned char* answer, int length) {
+    if (!answer || length < 12) return ARES_EBADRESP;
+    switch (answer[3] & 0x0F) {
+      case 0: return read16(answer + 6) == 0 ? ARES_ENODATA : ARES_SUCCESS;
+      case 1: return ARES_EFORMERR;
+      case 2: return ARES_ESERVFAIL;
+      case 3: return ARES_ENOTFOUND;
+      case 4: return ARES_ENOTIMP;
+      case 5: return ARES_EREFUSED;
+      default: return ARES_EBADRESP;
+    }
   }
 
   static std::string failure(int status) { return std::string("DNS: ") + ares_strerror(status); }
 
   void lookup_mx(const std::string& domain, const std::function<void(mx_lookup)>& done) {
-    query(domain, ns_t_mx, [done](int status, const unsigned char* answer, int length) {
+    query(domain, ns_t_mx, [this, done](int status, const unsigned char* answer, int length) {
       mx_lookup out;
       out.outcome = outcome_of(status);
+      out.secure = out.outcome != dns_outcome::temporary && secure(answer, length);
       if (out.outcome == dns_outcome::found) {
         ares_mx_reply* mx = nullptr;
         int rc = ares_parse_mx_reply(answer, length, &mx);
@@ -298,6 +384,30 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
         out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(std::max(length, 0)), ns_t_mx,
                                  default_negative_ttl);
       if (out.outcome == dns_outcome::temporary && out.error.empty()) out.error = failure(status);
+      done(std::move(out));
+    });
+  }
+
+  void lookup_tlsa(const std::string& name, const std::function<void(tlsa_lookup)>& done) {
+    constexpr int tlsa_type = 52;
+    query(name, tlsa_type, [this, done](int status, const unsigned char* answer, int length) {
+      tlsa_lookup out;
+      out.outcome = outcome_of(status);
+      out.secure = out.outcome != dns_outcome::temporary && secure(answer, length);
+      if (out.outcome == dns_outcome::found) {
+        if (!parse_tlsa_answer(answer, static_cast<std::size_t>(length), out.records)) {
+          out.outcome = dns_outcome::temporary;
+          out.secure = false;
+          out.error = "DNS: malformed TLSA answer";
+        } else {
+          out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(length), tlsa_type, 300);
+          if (out.records.empty()) out.outcome = dns_outcome::no_records;
+        }
+      } else if (out.outcome == dns_outcome::temporary) {
+        out.error = failure(status);
+      } else {
+        out.ttl = dns_answer_ttl(answer, static_cast<std::size_t>(std::max(length, 0)), tlsa_type, default_negative_ttl);
+      }
       done(std::move(out));
     });
   }
@@ -344,13 +454,15 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
       if (!ipv6) return done(std::move(state->v4));
       done(combine_address_lookups(state->v4, state->v6, prefer_v6));
     };
-    query(host, ns_t_a, [state, finish](int status, const unsigned char* answer, int length) {
+    query(host, ns_t_a, [this, state, finish](int status, const unsigned char* answer, int length) {
       read_addresses<ares_addrttl, INET_ADDRSTRLEN>(status, answer, length, ns_t_a, state->v4);
+      state->v4.secure = state->v4.outcome != dns_outcome::temporary && secure(answer, length);
       finish();
     });
     if (!settings.ipv6) return;
-    query(host, ns_t_aaaa, [state, finish](int status, const unsigned char* answer, int length) {
+    query(host, ns_t_aaaa, [this, state, finish](int status, const unsigned char* answer, int length) {
       read_addresses<ares_addr6ttl, INET6_ADDRSTRLEN>(status, answer, length, ns_t_aaaa, state->v6);
+      state->v6.secure = state->v6.outcome != dns_outcome::temporary && secure(answer, length);
       finish();
     });
   }
@@ -396,6 +508,7 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
   asio::steady_timer timer;
   dns_settings settings;
   ares_channel channel = nullptr;
+  bool trusted = false;  // see dns_client::ad_trusted
   std::unordered_map<int, std::shared_ptr<watch>> watches;
 };
 
@@ -418,6 +531,13 @@ void dns_client::lookup_addresses(std::string host, std::function<void(address_l
   asio::post(self->strand, [self, host = std::move(host), done = std::move(done)] {
     self->lookup_addresses(host, done);
   });
+}
+
+bool dns_client::ad_trusted() const { return impl_->trusted; }
+
+void dns_client::lookup_tlsa(std::string name, std::function<void(tlsa_lookup)> done) {
+  auto self = impl_;
+  asio::post(self->strand, [self, name = std::move(name), done = std::move(done)] { self->lookup_tlsa(name, done); });
 }
 
 void dns_client::lookup_txt(std::string name, std::function<void(txt_lookup)> done) {

@@ -12,6 +12,9 @@
 #include <boost/asio/write.hpp>
 
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include <stdexcept>
 
 #include "net/smtp_data.hpp"
 
@@ -55,6 +58,7 @@ struct smtp_connection::impl {
   smtp_connection_info info;
   std::string buffer;
   bool usable = true;
+  std::string dane_failure;  // see smtp_connect_failure
   bool timed_out = false;
   bool needs_rset = false;
 
@@ -216,7 +220,13 @@ struct smtp_connection::impl {
       co_return "the server sent data after its STARTTLS reply";
     }
     SSL_set_tlsext_host_name(stream.native_handle(), target.host.c_str());
-    if (settings.verify_certificate) {
+    if (!target.tlsa.empty()) {
+      if (auto e = enable_dane(target); !e.empty()) {
+        usable = false;
+        handshake_failed = true;
+        co_return e;
+      }
+    } else if (settings.verify_certificate) {
       stream.set_verify_mode(ssl::verify_peer);
       stream.set_verify_callback(ssl::host_name_verification(target.host));
     } else {
@@ -228,13 +238,38 @@ struct smtp_connection::impl {
     if (ec) {
       handshake_failed = true;
       usable = false;
+      if (!target.tlsa.empty() && !timed_out) {
+        auto verify = SSL_get_verify_result(stream.native_handle());
+        dane_failure = "validation-failure";
+        co_return "DANE: the certificate of " + target.host + " matches none of its TLSA records (" +
+                  (verify != X509_V_OK ? X509_verify_cert_error_string(verify) : ec.message()) + ")";
+      }
       co_return "TLS handshake failed: " + (timed_out ? std::string("timeout") : ec.message());
     }
+    info.dane = !target.tlsa.empty() && SSL_get0_dane_authority(stream.native_handle(), nullptr, nullptr) >= 0;
     info.tls = true;
     info.tls_version = SSL_get_version(stream.native_handle());
     info.tls_cipher = SSL_get_cipher_name(stream.native_handle());
     auto greeting_error = co_await hello();  // RFC 3207 4.2: forget what was learned before TLS
     co_return greeting_error;
+  }
+
+  // OpenSSL's DANE verification (RFC 6698/7671 matching, as Postfix uses it) for this
+  // connection: the TLSA records, the host name as the reference identifier for DANE-TA, no name
+  // checks for DANE-EE (RFC 7672 3.1.1). Empty string: enabled.
+  std::string enable_dane(const smtp_target& target) {
+    SSL* ssl = stream.native_handle();
+    if (SSL_dane_enable(ssl, target.host.c_str()) <= 0) return "DANE: OpenSSL could not enable DANE for " + target.host;
+    SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+    int added = 0;
+    for (const auto& r : target.tlsa) {
+      auto* data = reinterpret_cast<const unsigned char*>(r.data.data());
+      if (SSL_dane_tlsa_add(ssl, r.usage, r.selector, r.matching, data, r.data.size()) > 0) ++added;
+    }
+    if (added == 0) return "DANE: none of the TLSA records of " + target.host + " is usable";
+    stream.set_verify_mode(ssl::verify_peer);
+    stream.set_verify_callback([](bool preverified, ssl::verify_context&) { return preverified; });
+    return {};
   }
 
   // Connect, greeting, EHLO, STARTTLS. Empty string: ready for transactions.
@@ -265,13 +300,19 @@ struct smtp_connection::impl {
     info.greeting = greeting->to_string();
     if (greeting->code != 220) co_return "greeting: " + greeting->to_string();
     if (auto e = co_await hello(); !e.empty()) co_return e;
+    if (!target.tlsa.empty()) mode = tls_mode::required;  // DANE: TLS or nothing
     if (mode != tls_mode::disabled && info.starttls) {
       auto e = co_await start_tls(target, handshake_failed);
       if (!e.empty() && (mode == tls_mode::required || !usable)) co_return e;
       // opportunistic: a refused STARTTLS leaves a usable plaintext session
     }
-    if (mode == tls_mode::required && !info.tls)
+    if (mode == tls_mode::required && !info.tls) {
+      if (!target.tlsa.empty()) {
+        dane_failure = "starttls-not-supported";
+        co_return "DANE: " + target.host + " has TLSA records but does not offer STARTTLS";
+      }
       co_return "TLS is required but the server does not offer STARTTLS";
+    }
     if (!settings.auth_username.empty()) {
       auto e = co_await authenticate();
       co_return e;
@@ -324,9 +365,10 @@ asio::awaitable<std::unique_ptr<smtp_connection>> smtp_connection::open(
       auto error = co_await conn->establish(target, mode, handshake_failed);
       if (error.empty()) co_return std::unique_ptr<smtp_connection>(new smtp_connection(std::move(conn)));
       conn->close();
-      failures.push_back({target.host, target.address, error});
-      // Opportunistic TLS that fails in the handshake: the same host once more in plaintext.
-      if (!(handshake_failed && mode == tls_mode::opportunistic)) break;
+      failures.push_back({target.host, target.address, error, conn->dane_failure});
+      // Opportunistic TLS that fails in the handshake: the same host once more in plaintext
+      // (never for a host with TLSA records).
+      if (!(handshake_failed && mode == tls_mode::opportunistic) || !target.tlsa.empty()) break;
       mode = tls_mode::disabled;
     }
   }
@@ -590,6 +632,8 @@ std::shared_ptr<ssl::context> make_smtp_tls_context(const std::string& ca_file) 
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                    ssl::context::no_compression);
   SSL_CTX_set_options(ctx->native_handle(), SSL_OP_NO_RENEGOTIATION);
+  // DANE's digest algorithms (SHA-256, SHA-512) for connections that enable it (enable_dane).
+  if (SSL_CTX_dane_enable(ctx->native_handle()) <= 0) throw std::runtime_error("OpenSSL: DANE support is unavailable");
   if (ca_file.empty())
     ctx->set_default_verify_paths();
   else

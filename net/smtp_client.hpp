@@ -18,6 +18,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 
+#include "net/dane.hpp"
 #include "net/smtp_reply.hpp"
 #include "net/tls_mode.hpp"
 
@@ -51,6 +52,12 @@ struct smtp_target {
   std::string host;     // MX host name (for SNI, certificate checks, events)
   std::string address;  // IP to connect to
   std::uint16_t port = 0;  // 0: the settings' port
+  // DANE (RFC 7672): the host's DNSSEC-validated, usable TLSA records. When there are any, TLS
+  // is required and the certificate must match one of them (DANE-EE: the server's own
+  // certificate or key, names and dates not checked; DANE-TA: a trust anchor of its chain, the
+  // name checked against host), whatever the settings say: DANE comes before MTA-STS and
+  // verify_certificate, and never falls back to plaintext.
+  std::vector<tlsa_record> tlsa;
 };
 
 // What the connected server is and offers.
@@ -71,6 +78,7 @@ struct smtp_connection_info {
   bool tls = false;
   std::string tls_version;
   std::string tls_cipher;
+  bool dane = false;  // the certificate matched the host's TLSA records
 };
 
 struct smtp_transaction {
@@ -99,6 +107,9 @@ struct smtp_connect_failure {
   std::string host;
   std::string address;
   std::string error;
+  // For a host with TLSA records, how DANE failed (TLS-RPT's result types): "starttls-not-
+  // supported", "validation-failure"; "" when it was not DANE that failed.
+  std::string dane_failure;
 };
 
 class smtp_connection {

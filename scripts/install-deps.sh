@@ -24,6 +24,7 @@ test_packages=(
   gdb                           # thread stacks of a node that does not stop (test reports)
   python3-jsonschema            # events are checked against docs/schemas/event.schema.json
   python3-prometheus-client     # /metrics is read with the Prometheus text-format parser
+  unbound ldnsutils             # DANE tests: a DNSSEC-validating resolver over locally signed zones
 )
 
 # What the benchmarks in bench/ use on top.

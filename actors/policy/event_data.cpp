@@ -61,6 +61,7 @@ std::string attempt(const attempt_facts& a) {
     if (a.tls) {
       o["tls_version"] = a.tls_version;
       o["tls_cipher"] = a.tls_cipher;
+      if (a.dane) o["dane"] = true;
     }
   }
   if (a.next_attempt_at_ms > 0) o["next_attempt_at"] = rfc3339(a.next_attempt_at_ms);

@@ -36,6 +36,7 @@ struct attempt_facts {
   bool tls = false;
   std::string_view tls_version;
   std::string_view tls_cipher;
+  bool dane = false;  // the certificate matched DNSSEC-validated TLSA records
   std::int64_t next_attempt_at_ms = 0;  // deferred only
 };
 std::string attempt(const attempt_facts& a);

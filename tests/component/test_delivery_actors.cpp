@@ -30,6 +30,7 @@ resolver_actor::behavior_type fixed_route(resolver_actor::pointer) {
       },
       [](mx_atom, const std::string&, const mx_lookup&) {},
       [](address_atom, const std::string&, const address_lookup&) {},
+      [](address_atom, const std::string&, const tlsa_lookup&) {},
       [](sts_atom, const std::string&, const sts_result&) {},
   };
 }

@@ -269,3 +269,134 @@ def make_leaf(work, name, hosts):
     openssl("x509", "-req", "-in", str(csr), "-CA", str(work / "ca.pem"), "-CAkey", str(work / "ca.key"),
             "-CAcreateserial", "-days", "2", "-out", str(cert), "-extfile", str(ext))
     return cert, key
+
+
+def tlsa_digest(cert_path, selector=1):
+    """The SHA-256 of a PEM certificate's public key (selector 1) or whole DER certificate
+    (selector 0), hex: the data of a TLSA record with matching type 1."""
+    import hashlib
+    if selector == 1:
+        pub = subprocess.run(["openssl", "x509", "-in", str(cert_path), "-noout", "-pubkey"],
+                             check=True, capture_output=True, timeout=60).stdout
+        der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub,
+                             check=True, capture_output=True, timeout=60).stdout
+    else:
+        der = subprocess.run(["openssl", "x509", "-in", str(cert_path), "-outform", "DER"],
+                             check=True, capture_output=True, timeout=60).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def _free_port():
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.bind(("127.0.0.1", 0))
+        return udp.getsockname()[1]
+
+
+class ValidatingResolver:
+    """Debian's unbound on 127.0.0.1, validating DNSSEC over zones signed here with ldns (ECDSA
+    P-256): answers from `signed` zones carry the AD bit, answers from `unsigned` ones do not,
+    and a record of `tamper` (owner, type) changed after signing is bogus (SERVFAIL). Zones are
+    given as zone-file lines relative to their origin, without SOA and NS (added here)."""
+
+    def __init__(self, work_dir, signed, unsigned=None, tamper=()):
+        self.work = pathlib.Path(work_dir) / f"unbound-{uuid.uuid4().hex[:8]}"
+        self.work.mkdir(parents=True)
+        self.signed, self.unsigned, self.tamper = signed, unsigned or {}, tamper
+        self.proc = None
+        self.port = None
+
+    def _zone_file(self, zone, lines):
+        path = self.work / f"{zone}.zone"
+        head = [f"$ORIGIN {zone}.", "$TTL 300",
+                f"@ IN SOA ns.{zone}. hostmaster.{zone}. 1 3600 600 86400 300",
+                f"@ IN NS ns.{zone}.", "ns IN A 127.0.0.1"]
+        path.write_text("\n".join(head + list(lines)) + "\n")
+        return path
+
+    def _sign(self, zone, path):
+        def keygen(*extra):
+            out = subprocess.run(["ldns-keygen", "-a", "ECDSAP256SHA256", *extra, zone], cwd=self.work,
+                                 check=True, capture_output=True, text=True, timeout=60).stdout
+            return out.strip()
+        ksk, zsk = keygen("-k"), keygen()
+        subprocess.run(["ldns-signzone", str(path), ksk, zsk], cwd=self.work, check=True,
+                       capture_output=True, timeout=60)
+        signed = pathlib.Path(str(path) + ".signed")
+        if self.tamper:
+            lines = signed.read_text().splitlines()
+            for i, line in enumerate(lines):
+                fields = line.split()
+                for owner, rtype in self.tamper:
+                    if len(fields) > 4 and fields[0].rstrip(".") == owner and fields[3] == rtype:
+                        fields[-1] = fields[-1][:-2] + ("00" if fields[-1][-2:] != "00" else "11")
+                        lines[i] = "\t".join(fields)
+            signed.write_text("\n".join(lines) + "\n")
+        return signed, (self.work / f"{ksk}.key").read_text()
+
+    def start(self):
+        self.port = _free_port()
+        anchors, auth = [], []
+        for zone, lines in self.signed.items():
+            signed, anchor = self._sign(zone, self._zone_file(zone, lines))
+            anchors.append(anchor)
+            auth.append((zone, signed))
+        for zone, lines in self.unsigned.items():
+            auth.append((zone, self._zone_file(zone, lines)))
+        (self.work / "ta.key").write_text("".join(anchors))
+        conf = [
+            "server:",
+            f"  interface: 127.0.0.1@{self.port}", f"  port: {self.port}",
+            "  do-daemonize: no", '  username: ""', '  chroot: ""', f'  directory: "{self.work}"',
+            '  pidfile: ""', "  use-syslog: no", f'  logfile: "{self.work}/unbound.log"', "  do-ip6: no",
+            "  access-control: 127.0.0.0/8 allow", f'  trust-anchor-file: "{self.work}/ta.key"',
+            '  module-config: "validator iterator"', '  local-zone: "test." nodefault',
+            '  target-fetch-policy: "0 0 0 0 0"', "  verbosity: 1",
+        ]
+        for zone, path in auth:
+            conf += ["auth-zone:", f'  name: "{zone}."', f'  zonefile: "{path}"', "  for-upstream: yes",
+                     "  for-downstream: no"]
+        conf += ["remote-control:", "  control-enable: no"]
+        (self.work / "unbound.conf").write_text("\n".join(conf) + "\n")
+        self.proc = subprocess.Popen(["unbound", "-d", "-c", str(self.work / "unbound.conf")],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        zone = next(iter(self.signed))
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("unbound exited: " + (self.work / "unbound.log").read_text()[-2000:])
+            if self.query(zone, "SOA") is not None:
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("unbound did not answer within %ss" % START_TIMEOUT)
+
+    def query(self, name, rtype):
+        """(rcode, ad) of a query with the AD bit set, or None when there is no answer."""
+        import dnslib
+        import socket
+        q = dnslib.DNSRecord.question(name, rtype)
+        q.header.ad = 1
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.5)
+            try:
+                s.sendto(q.pack(), ("127.0.0.1", self.port))
+                answer = dnslib.DNSRecord.parse(s.recv(4096))
+            except (OSError, dnslib.DNSError):
+                return None
+        return answer.header.rcode, bool(answer.header.ad)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()

@@ -85,6 +85,34 @@ TEST_CASE("TTLs are read from answers, SOA minimum for negative ones") {
   CHECK(dns_answer_ttl(short_soa.data(), short_soa.size(), 15, 99) == 30);
 }
 
+TEST_CASE("TLSA answers are read, and only DANE-TA/DANE-EE records are usable for SMTP (RFC 7672)") {
+  auto rdata = [](int usage, int selector, int matching, std::size_t length) {
+    std::vector<unsigned char> r = {static_cast<unsigned char>(usage), static_cast<unsigned char>(selector),
+                                    static_cast<unsigned char>(matching)};
+    for (std::size_t i = 0; i < length; ++i) r.push_back(static_cast<unsigned char>(i));
+    return r;
+  };
+  auto m = message({{52, 300, rdata(3, 1, 1, 32)}, {52, 300, rdata(2, 0, 2, 64)}, {52, 300, rdata(1, 1, 1, 32)},
+                    {52, 300, rdata(3, 1, 1, 20)}, {52, 300, rdata(3, 2, 1, 32)}, {5, 300, {0xC0, 12}}},
+                   {});
+  std::vector<tlsa_record> records;
+  REQUIRE(parse_tlsa_answer(m.data(), m.size(), records));
+  REQUIRE(records.size() == 5);  // the CNAME is not a TLSA record
+  CHECK(records[0].usage == 3);
+  CHECK(records[0].selector == 1);
+  CHECK(records[0].matching == 1);
+  CHECK(records[0].data.size() == 32);
+  CHECK(records[0].data[1] == '\x01');
+  auto usable = usable_for_smtp(records);
+  REQUIRE(usable.size() == 2);  // not PKIX-EE, not a SHA-256 of 20 octets, not selector 2
+  CHECK(usable[0].usage == 3);
+  CHECK(usable[1].usage == 2);
+  for (std::size_t cut = 0; cut < m.size(); ++cut) {
+    std::vector<tlsa_record> partial;
+    CHECK_FALSE(parse_tlsa_answer(m.data(), cut, partial));
+  }
+}
+
 TEST_CASE("malformed DNS messages give the fallback TTL, never a crash") {
   auto good = message({{15, 300, {0, 10, 0xC0, 12}}}, {});
   for (std::size_t cut = 0; cut < good.size(); ++cut)
