@@ -253,7 +253,8 @@ bounce_report parse(std::string_view raw) {
     report = report_from_ses(*ses);
   } else if (auto legacy = legacy_feedback_of(*mime)) {
     report = std::move(*legacy);
-  } else if (is_auto_reply(mime->top) && !is_daemon_sender(mime->top)) {
+  } else if (is_list_reply(mime->top, readable.text) ||
+             (is_auto_reply(mime->top) && !is_daemon_sender(mime->top))) {
     report = auto_reply_of(*mime);
   } else if (looks_like_bounce(*mime, readable)) {
     report = heuristic_report_of(*mime, readable);

@@ -226,6 +226,13 @@ bool has_bounce_subject(const fields& top);
 
 bool is_auto_reply(const fields& top);
 
+// A mailing list's own answer to a post (held for moderation, not a member, posting
+// restricted, subscription notices): list headers on the message (List-Id, X-Mailman-Version,
+// X-List-Administrivia, Mailing-List, X-ML-Name, ...) and a list's wording in its subject or
+// text. Not a delivery failure: the list received the message. (A DSN relayed through a list
+// is read as the DSN it is before this is asked.)
+bool is_list_reply(const fields& top, std::string_view text);
+
 // The JSON text of a notification: the body up to the "--" footer, with the line folding that
 // mail transport added (a line break followed by one space) undone.
 std::optional<boost::json::object> ses_notification(const std::vector<std::string>& texts);

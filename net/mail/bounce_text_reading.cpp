@@ -429,6 +429,28 @@ bool is_auto_reply(const fields& top) {
   return contains_any(subject, auto_reply_subjects);
 }
 
+namespace {
+
+constexpr std::array<std::string_view, 8> list_headers = {
+    "list-id", "list-post", "x-mailman-version", "x-list-administrivia", "mailing-list", "x-ml-name",
+    "x-mlserver", "x-ml-info"};
+
+constexpr std::array<std::string_view, 18> list_phrases = {
+    "awaits moderator approval", "held for moderation", "held until the list moderator",
+    "is being held", "moderator", "not a member", "not member", "non-member", "members-only",
+    "members only", "not allowed to post", "posting restricted", "post by non-member",
+    "confirm your subscription", "subscription request", "you have been unsubscribed",
+    "welcome to the", "list administrator"};
+
+}  // namespace
+
+bool is_list_reply(const fields& top, std::string_view text) {
+  if (std::none_of(list_headers.begin(), list_headers.end(), [&](std::string_view name) { return find_field(top, name); }))
+    return false;
+  auto words = lower(field_or_empty(top, "subject")) + "\n" + lower(text.substr(0, 4096));
+  return contains_any(words, list_phrases);
+}
+
 bool has_bounce_subject(const fields& top) {
   return contains_any(lower(field_or_empty(top, "subject")), bounce_subjects);
 }

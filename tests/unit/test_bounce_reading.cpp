@@ -123,6 +123,23 @@ TEST_CASE("reports that are not failures", "[bounce][reading]") {
     REQUIRE(report.recipients.size() == 1);
     CHECK(is_failure_action(report.recipients[0].action));
   }
+  SECTION("a mailing list's answer to a post is not a failure") {
+    auto held = parse_bounce(
+        "From: announce-bounces@lists.example.org\nTo: b-token@bounces.petrel.example\n"
+        "Subject: Your message to Announce awaits moderator approval\nList-Id: <announce.lists.example.org>\n"
+        "X-Mailman-Version: 2.1.39\nPrecedence: bulk\n\n"
+        "Your mail to 'Announce' with the subject\n\n    Hello\n\nIs being held until the list moderator can "
+        "review it for approval.\n\nThe reason it is being held:\n\n    Post by non-member to a members-only list\n");
+    CHECK(held.kind == report_kind::auto_reply);
+    auto member = parse_bounce(
+        "From: neko-admin@example.org\nTo: sender@petrel.example\nSubject: You sender@petrel.example are not member (neko ML)\n"
+        "X-MLServer: fml [fml 4.0.3 release]\nX-ML-Name: neko\n\nYou are not a member of this mailing list.\n");
+    CHECK(member.kind == report_kind::auto_reply);
+    // A DSN that a list relays to its owner is still the DSN it is.
+    auto relayed = parse_bounce("List-Id: <announce.lists.example.org>\nX-Mailman-Version: 2.1.39\n" +
+                                dsn("Final-Recipient: rfc822;gone@example.net\nAction: failed\nStatus: 5.1.1\n"));
+    CHECK(relayed.kind == report_kind::delivery_failure);
+  }
   SECTION("an auto-reply is not a failure") {
     auto report = parse_bounce("From: someone@example.net\nTo: sender@petrel.example\nSubject: Out of office\n"
                                "Auto-Submitted: auto-replied\n\nI am away until Monday.\n");
