@@ -166,7 +166,7 @@ void record_complaint(bounces_pointer self, processing_ptr p, const recipient_lo
   auto type = report.feedback_type.empty() ? std::string("abuse") : lower(report.feedback_type);
   auto event = make_event(r, "complained", event_data::complained(type, report.reporting_mta, origin));
   tracked(self, p, self->state.store, record_atom::value, event);
-  inbound_outcome o{r.recipient_id, r.message_id, r.address, "complained", type, false, false};
+  inbound_outcome o{r.recipient_id, r.message_id, r.address, "complained", type, false, false, {}};
   if (type != "not-spam") {
     suppress(self, p, r, type == "opt-out" ? "unsubscribe" : "complaint", event);
     o.suppressed = true;

@@ -128,12 +128,15 @@ route failure(const resolver_state& st, route_status status, std::string error, 
 }
 
 // The TLSA records that go with a host into a domain's route: usable ones when the chain to
-// them was secure. Sets `error` when the host must not be used now.
+// them was secure. Sets `error` when the host must not be used now; lowers `ttl` to the TLSA
+// answer's, so that the route is not kept past it.
 std::vector<tlsa_record> dane_records(resolver_state& st, const pending_route& p, const std::string& host,
-                                      const address_lookup& a, std::int64_t now, std::string& error) {
+                                      const address_lookup& a, std::int64_t now, std::string& error,
+                                      std::uint32_t& ttl) {
   if (!st.dane || p.configured || !p.mx_secure || !a.secure) return {};
   const auto* t = st.tlsa.find(host, now);
   if (!t) return {};
+  if (t->outcome != dns_outcome::temporary) ttl = std::min(ttl, t->ttl);
   if (t->outcome == dns_outcome::temporary) {
     error = "DANE: the TLSA records of " + host + " could not be had securely (" + t->error + ")";
     return {};
@@ -187,7 +190,7 @@ void complete(resolver_pointer self, const std::string& domain) {
         continue;
       }
       std::string dane_error;
-      auto tlsa = dane_records(st, p, mx.host, *a, now, dane_error);
+      auto tlsa = dane_records(st, p, mx.host, *a, now, dane_error, ttl);
       if (!dane_error.empty()) {
         any_temporary = true;
         last_error = dane_error;
@@ -361,7 +364,7 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
           }
           r.status = route_status::ok;
           r.site = domain;
-          r.hosts.push_back({domain, {inner}});
+          r.hosts.push_back({domain, {inner}, 0, {}});
           return r;
         }
         route_requests("miss").inc();

@@ -24,7 +24,7 @@ resolver_actor::behavior_type fixed_route(resolver_actor::pointer) {
         route r;
         r.status = route_status::ok;
         r.site = "mx." + domain;
-        r.hosts = {mx_host{"mx." + domain, {"192.0.2.1"}}};
+        r.hosts = {mx_host{"mx." + domain, {"192.0.2.1"}, 0, {}}};
         r.expires_at_ms = unix_now_ms() + 3'600'000;
         return r;
       },

@@ -89,7 +89,7 @@ TEST_CASE("API keys are random, well-formed, and hashed") {
 TEST_CASE("an attempt's result decides the recipient's state") {
   const std::vector<std::string> retried = {"rate_limited"};
   auto classified = [](bounce_category c, bool hard) {
-    return [=] { return classification{c, hard, hard ? "5.1.1" : "4.2.1", -1}; };
+    return [=] { return classification{c, hard, hard ? "5.1.1" : "4.2.1", -1, {}}; };
   };
   auto schedule = [](std::uint32_t attempts) -> std::int64_t { return attempts < 3 ? 1000 * attempts : 0; };
   auto never = []() -> classification { FAIL("a delivered or unattempted recipient is not classified"); return {}; };
