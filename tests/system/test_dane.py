@@ -2,9 +2,13 @@
 zone signed here (ldns), and serves an unsigned one beside it. TLSA records that match the
 MX's certificate (DANE-EE by key, DANE-TA by the CA) deliver over TLS; a mismatch, a host
 without STARTTLS and a bogus TLSA answer defer with a DANE reason; an insecure zone and
-PKIX-only records leave opportunistic TLS as it was."""
+PKIX-only records leave opportunistic TLS as it was; a host with TLSA records stays under an
+MTA-STS policy that does not name it, checked by DANE."""
+import http.server
 import pathlib
+import ssl
 import sys
+import threading
 
 import pytest
 
@@ -20,6 +24,27 @@ def world(tmp_path_factory):
     make_ca(work)
     ee_cert, ee_key = make_leaf(work, "ee", ["whatever.example"])  # DANE-EE ignores the name
     ta_cert, ta_key = make_leaf(work, "ta", ["mx-ta.dane.test"])
+    # An MTA-STS enforce policy for stsdane.dane.test that names no host of the domain: the
+    # DANE host is kept all the same, and checked by DANE.
+    policy = b"version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n"
+
+    class Policy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(policy)))
+            self.end_headers()
+            self.wfile.write(policy)
+
+        def log_message(self, *args):
+            pass
+
+    https_cert, https_key = make_leaf(work, "policy", ["mta-sts.stsdane.dane.test"])
+    https = http.server.ThreadingHTTPServer(("127.0.0.44", 0), Policy)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(https_cert), str(https_key))
+    https.socket = context.wrap_socket(https.socket, server_side=True)
+    threading.Thread(target=https.serve_forever, daemon=True).start()
     chain = work / "ta-chain.pem"
     chain.write_text(ta_cert.read_text() + (work / "ca.pem").read_text())
     ee = SmtpServer(work, listen=["127.0.0.41:0"], args=["--tls-cert", str(ee_cert), "--tls-key", str(ee_key)]).start()
@@ -37,13 +62,16 @@ def world(tmp_path_factory):
         "bogus IN MX 10 mx-bogus", "mx-bogus IN A 127.0.0.41", f"_{port}._tcp.mx-bogus IN TLSA 3 1 1 {good_key}",
         "pkix IN MX 10 mx-pkix", "mx-pkix IN A 127.0.0.41", f"_{port}._tcp.mx-pkix IN TLSA 1 1 1 {wrong}",
         "none IN MX 10 mx-none", "mx-none IN A 127.0.0.41",
+        "stsdane IN MX 10 mx-ok", '_mta-sts.stsdane IN TXT "v=STSv1; id=20261207"', "mta-sts.stsdane IN A 127.0.0.44",
     ]}
     unsigned = {"plain.test": ["@ IN MX 10 mx", "mx IN A 127.0.0.41", f"_{port}._tcp.mx IN TLSA 3 1 1 {wrong}"]}
     resolver = ValidatingResolver(work, signed, unsigned, tamper=[(f"_{port}._tcp.mx-bogus.dane.test", "TLSA")]).start()
-    yield {"ee": ee, "ta": ta, "notls": notls, "resolver": resolver, "port": port}
+    yield {"ee": ee, "ta": ta, "notls": notls, "resolver": resolver, "port": port,
+           "https_port": https.server_address[1], "ca": work / "ca.pem"}
     for s in (ee, ta, notls):
         s.stop()
     resolver.stop()
+    https.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +84,9 @@ def node(world, tmp_path_factory):
         f'delivery.port = {world["port"]}',
         'delivery.retry_schedule = ["1h"]',
         "delivery.dane = true",
+        f'mta_sts.port = {world["https_port"]}',
+        f'mta_sts.ca_file = "{world["ca"]}"',
+        'mta_sts.timeout = "5s"',
     ]))
     node.start()
     yield node
@@ -93,6 +124,17 @@ def test_matching_dane_ta_record_delivers_over_tls(node, world):
     data = r["history"][-1]["data"]
     assert data["tls"] is True and data["dane"] is True
     assert received(world["ta"], "a@ta.dane.test")
+
+
+def test_dane_comes_before_mta_sts_for_a_host_with_tlsa_records(node, world):
+    # The enforced policy names no MX of the domain; without DANE this would be deferred
+    # ("no matching MX"). The host has TLSA records: kept, and its certificate (valid for no
+    # name the WebPKI would accept here) is checked by DANE.
+    r = settled(node, submit(node, "a@stsdane.dane.test"), "a@stsdane.dane.test", "delivered")
+    data = r["history"][-1]["data"]
+    assert data["tls"] is True and data["dane"] is True and data["mx_host"] == "mx-ok.dane.test"
+    assert node.metric("petrel_mta_sts_total", {"event": "policy_fetched"}) >= 1
+    assert node.metric("petrel_mta_sts_total", {"event": "enforced"}) >= 1
 
 
 def test_a_certificate_matching_no_tlsa_record_defers_and_never_falls_back(node, world):
