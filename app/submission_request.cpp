@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <set>
 
 #include "net/mail/email_address.hpp"
@@ -233,6 +234,111 @@ void reject_unknown(validator& v, const json::object& o, std::initializer_list<c
   }
 }
 
+constexpr std::size_t max_attachments = 100;
+constexpr std::size_t max_filename_octets = 255;
+
+// RFC 2045 token characters (a media type's type and subtype).
+bool is_token(std::string_view s) {
+  return !s.empty() && s.size() <= 127 && std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 32 && u < 127 && std::string_view("()<>@,;:\\\"/[]?=").find(c) == std::string_view::npos;
+  });
+}
+
+// A Content-ID's inside (RFC 2392: an addr-spec-like id): printable ASCII without spaces,
+// angle brackets, quotes or parentheses.
+bool is_content_id(std::string_view s) {
+  return !s.empty() && s.size() <= 250 && std::all_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u > 32 && u < 127 && std::string_view("<>\"()[],;:\\").find(c) == std::string_view::npos;
+  });
+}
+
+// "attachments": [{filename, content_type?, content (base64), disposition?, content_id?}].
+// Adds the decoded sizes to bytes.
+std::vector<attachment_spec> read_attachments(validator& v, const json::value* value, std::size_t& bytes) {
+  std::vector<attachment_spec> out;
+  if (!value || value->is_null()) return out;
+  if (!value->is_array()) {
+    v.fail("attachments", "must be a list of {filename, content_type, content, disposition, content_id}");
+    return out;
+  }
+  const auto& list = value->get_array();
+  if (list.size() > max_attachments) {
+    v.fail("attachments", "at most " + std::to_string(max_attachments) + " attachments are allowed, got " +
+                              std::to_string(list.size()));
+    return out;
+  }
+  std::set<std::string> content_ids;
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    auto field = "attachments[" + std::to_string(i) + "]";
+    if (!list[i].is_object()) {
+      v.fail(field, "must be an object with filename, content_type and content");
+      continue;
+    }
+    const auto& o = list[i].get_object();
+    for (const auto& kv : o)
+      if (kv.key() != "filename" && kv.key() != "content_type" && kv.key() != "content" &&
+          kv.key() != "disposition" && kv.key() != "content_id")
+        v.fail(field + "." + std::string(kv.key()), "unknown field");
+    auto string_of = [&](const char* key) -> std::optional<std::string> {
+      const auto* x = o.if_contains(key);
+      if (!x || x->is_null()) return std::nullopt;
+      if (!x->is_string()) {
+        v.fail(field + "." + key, "must be a string");
+        return std::nullopt;
+      }
+      return std::string(x->get_string());
+    };
+    attachment_spec a;
+    auto filename = string_of("filename");
+    if (!filename || filename->empty()) {
+      v.fail(field + ".filename", "required: the file's name as the recipient will see it");
+    } else if (filename->size() > max_filename_octets) {
+      v.fail(field + ".filename", "longer than " + std::to_string(max_filename_octets) + " octets");
+    } else if (std::any_of(filename->begin(), filename->end(),
+                           [](char c) { return static_cast<unsigned char>(c) < 32 || c == 127; })) {
+      v.fail(field + ".filename", "contains control characters");
+    } else {
+      a.filename = *filename;
+    }
+    auto type = string_of("content_type").value_or("application/octet-stream");
+    for (auto& c : type) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    auto slash = type.find('/');
+    if (slash == std::string::npos || !is_token(type.substr(0, slash)) || !is_token(type.substr(slash + 1))) {
+      v.fail(field + ".content_type", "must be a media type \"type/subtype\" without parameters, got \"" + type + "\"");
+    } else if (type.rfind("multipart/", 0) == 0 || type.rfind("message/", 0) == 0) {
+      v.fail(field + ".content_type", "multipart and message types cannot be attached as files");
+    } else {
+      a.content_type = type;
+    }
+    const auto* content = o.if_contains("content");
+    if (!content || !content->is_string())
+      v.fail(field + ".content", "required: the file's bytes in base64");
+    else if (!decode_base64(std::string_view(content->get_string()), a.data))
+      v.fail(field + ".content", "is not valid base64");
+    auto disposition = string_of("disposition").value_or("attachment");
+    if (disposition != "attachment" && disposition != "inline")
+      v.fail(field + ".disposition", "must be \"attachment\" or \"inline\", got \"" + disposition + "\"");
+    a.inline_part = disposition == "inline";
+    if (auto id = string_of("content_id")) {
+      std::string_view inner = *id;
+      if (inner.size() >= 2 && inner.front() == '<' && inner.back() == '>') inner = inner.substr(1, inner.size() - 2);
+      if (!a.inline_part)
+        v.fail(field + ".content_id", "only an inline part (disposition \"inline\") has a content_id");
+      else if (!is_content_id(inner))
+        v.fail(field + ".content_id", "must be printable ASCII without spaces, quotes or brackets (as \"logo@example.com\")");
+      else if (!content_ids.insert(std::string(inner)).second)
+        v.fail(field + ".content_id", "\"" + std::string(inner) + "\" is used by another attachment");
+      else
+        a.content_id = std::string(inner);
+    }
+    bytes += a.data.size();
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
 recipient_record make_recipient(const mailbox& box, recipient_kind kind, std::int64_t now_ms) {
   recipient_record r;
   r.id = new_id();
@@ -415,7 +521,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   const auto& o = doc.get_object();
 
   if (o.if_contains("raw")) {
-    for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"})
+    for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "attachments"})
       if (o.if_contains(structured))
         v.fail(structured, "not allowed together with raw (the raw message carries it)");
     auto result = parse_raw(v, o, now_ms);
@@ -424,7 +530,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   }
 
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
-                        "headers", "tags", "metadata", "campaign", "bulk", "priority"});
+                        "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority"});
   message_spec spec;
   const auto* from = o.if_contains("from");
   if (!from || from->is_null())
@@ -451,6 +557,14 @@ submission_result parse_submission(std::string_view body, const submission_setti
         413, {{spec.html && !spec.text ? "html" : "text",
                "the message body is larger than " + std::to_string(settings.max_message_bytes) +
                    " bytes"}}};
+  std::size_t attachment_bytes = 0;
+  spec.attachments = read_attachments(v, o.if_contains("attachments"), attachment_bytes);
+  // Base64 adds a third on the wire: what counts is what the message will weigh.
+  if (body_bytes + attachment_bytes / 3 * 4 > settings.max_message_bytes)
+    return submission_rejection{
+        413, {{"attachments", "the message with its attachments (" + std::to_string(attachment_bytes) +
+                                  " bytes of files, a third more in base64) is larger than " +
+                                  std::to_string(settings.max_message_bytes) + " bytes"}}};
   if (!spec.text && !spec.html && !o.if_contains("text") && !o.if_contains("html"))
     v.fail("text", "a body is required: text, html or both");
   spec.headers = v.headers(o.if_contains("headers"));

@@ -57,6 +57,50 @@ GMimeObject* make_text_part(const char* subtype, const std::string& text) {
   return GMIME_OBJECT(part);
 }
 
+// A file part: base64 (lines of 76, 7-bit safe), its disposition with the file name (RFC 2231
+// encoded by GMime when not ASCII, on Content-Type's name too for old readers), its Content-ID.
+GMimeObject* make_attachment_part(const attachment_spec& a) {
+  auto slash = a.content_type.find('/');
+  auto type = slash == std::string::npos ? std::string("application") : a.content_type.substr(0, slash);
+  auto subtype = slash == std::string::npos ? std::string("octet-stream") : a.content_type.substr(slash + 1);
+  auto* part = g_mime_part_new_with_type(type.c_str(), subtype.c_str());
+  gptr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(a.data.data(), a.data.size()));
+  gptr<GMimeDataWrapper> wrapper(g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
+  g_mime_part_set_content(part, wrapper.get());
+  g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_BASE64);
+  g_mime_object_set_disposition(GMIME_OBJECT(part), a.inline_part ? "inline" : "attachment");
+  if (!a.filename.empty()) {
+    g_mime_part_set_filename(part, a.filename.c_str());
+    // RFC 2231 in UTF-8 for names that are not ASCII (GMime would pick the smallest charset).
+    if (!is_ascii(a.filename)) {
+      if (auto* disposition = g_mime_object_get_content_disposition(GMIME_OBJECT(part)))
+        if (auto* p = g_mime_param_list_get_parameter(g_mime_content_disposition_get_parameters(disposition), "filename"))
+          g_mime_param_set_charset(p, "utf-8");
+      if (auto* type = g_mime_object_get_content_type(GMIME_OBJECT(part)))
+        if (auto* p = g_mime_param_list_get_parameter(g_mime_content_type_get_parameters(type), "name"))
+          g_mime_param_set_charset(p, "utf-8");
+    }
+  }
+  if (!a.content_id.empty()) g_mime_part_set_content_id(part, a.content_id.c_str());
+  return GMIME_OBJECT(part);
+}
+
+// Wraps body (its reference taken over) in a multipart of subtype with parts after it.
+GMimeObject* wrap(GMimeObject* body, const char* subtype, const std::vector<const attachment_spec*>& parts) {
+  if (parts.empty()) return body;
+  auto* multipart = g_mime_multipart_new_with_subtype(subtype);
+  if (std::string_view(subtype) == "related")  // RFC 2387: the root's type
+    g_mime_object_set_content_type_parameter(GMIME_OBJECT(multipart), "type",
+                                             GMIME_IS_MULTIPART(body) ? "multipart/alternative" : "text/html");
+  g_mime_multipart_add(multipart, body);
+  g_object_unref(body);
+  for (const auto* a : parts) {
+    gptr<GMimeObject> part(make_attachment_part(*a));
+    g_mime_multipart_add(multipart, part.get());
+  }
+  return GMIME_OBJECT(multipart);
+}
+
 void add_mailboxes(GMimeMessage* message, GMimeAddressType type,
                    const std::vector<mailbox>& boxes) {
   for (const auto& box : boxes) {
@@ -151,6 +195,11 @@ parsed<built_message> build_message(const message_spec& spec) {
   } else {
     body = make_text_part("plain", spec.text.value_or(std::string()));
   }
+  std::vector<const attachment_spec*> related, mixed;
+  for (const auto& a : spec.attachments)
+    (a.inline_part && !a.content_id.empty() && spec.html ? related : mixed).push_back(&a);
+  body = wrap(body, "related", related);
+  body = wrap(body, "mixed", mixed);
   g_mime_message_set_mime_part(message.get(), body);
   g_object_unref(body);
 

@@ -20,6 +20,16 @@ constexpr std::size_t max_line_octets = 998;
 // Calls g_mime_init() once; every function below does this itself.
 void mime_init();
 
+// A file sent with the message (RFC 2183). Inline parts with a content_id are shown where the
+// HTML names them ("cid:logo"); the others are listed as attachments.
+struct attachment_spec {
+  std::string filename;      // UTF-8; written with RFC 2231 encoding when not ASCII
+  std::string content_type;  // "type/subtype", lower case
+  std::string data;          // the bytes
+  bool inline_part = false;  // Content-Disposition: inline (else attachment)
+  std::string content_id;    // without angle brackets; "" none
+};
+
 struct message_spec {
   mailbox from;
   std::vector<mailbox> to;
@@ -29,6 +39,9 @@ struct message_spec {
   std::optional<std::string> text;
   std::optional<std::string> html;
   std::vector<std::pair<std::string, std::string>> headers;  // validated extra headers
+  // Structure: the body (text, html, or multipart/alternative of both); inline parts with a
+  // content_id wrap it in multipart/related; other attachments wrap that in multipart/mixed.
+  std::vector<attachment_spec> attachments;
   std::string message_id;  // "id@domain", without angle brackets
   std::int64_t date_ms = 0;
 };

@@ -145,6 +145,48 @@ def test_delivered_content_is_exactly_what_was_stored(node, world):
     assert got["mail_from"] == "app@sender.test"
 
 
+def test_attachments_and_inline_images_arrive_whole_in_a_real_mime_structure(node, world):
+    pdf = b"%PDF-1.4\n" + bytes(range(256)) * 40  # binary, past one base64 line
+    png = b"\x89PNG\r\n\x1a\n" + bytes(300)
+    csv = "name;city\nZoë;Köln\n".encode()
+    receipt = submit(node, to=["files@example.test"], subject="Your invoice",
+                     text="See the attachment.", html='<p>Logo <img src="cid:logo@petrel.test"></p>',
+                     attachments=[
+                         {"filename": "Rechnung März.pdf", "content_type": "application/pdf",
+                          "content": base64.b64encode(pdf).decode()},
+                         {"filename": "logo.png", "content_type": "image/png", "disposition": "inline",
+                          "content_id": "logo@petrel.test", "content": base64.b64encode(png).decode()},
+                         {"filename": "data.csv", "content_type": "text/csv", "content": base64.b64encode(csv).decode()},
+                     ])
+    assert settle(node, receipt["id"])["files@example.test"]["status"] == "delivered"
+    (got,) = sink_messages(world["main"], "files@example.test")
+    data = base64.b64decode(got["data_b64"])
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg.get_content_type() == "multipart/mixed"
+    related, *files = msg.iter_parts()
+    assert related.get_content_type() == "multipart/related"
+    alternative, logo = related.iter_parts()
+    assert alternative.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in alternative.iter_parts()] == ["text/plain", "text/html"]
+    assert logo["Content-ID"] == "<logo@petrel.test>" and logo.get_content_disposition() == "inline"
+    assert logo.get_content() == png
+    assert [(f.get_filename(), f.get_content_disposition(), f.get_content_type()) for f in files] == [
+        ("Rechnung März.pdf", "attachment", "application/pdf"), ("data.csv", "attachment", "text/csv")]
+    assert files[0].get_payload(decode=True) == pdf and files[1].get_payload(decode=True) == csv
+    assert all(f["Content-Transfer-Encoding"] == "base64" for f in files)
+
+
+def test_bad_attachments_are_refused_naming_the_field(node):
+    base = {"from": "app@sender.test", "to": ["x@example.test"], "text": "t"}
+    for attachment, field in [({"content": "YQ=="}, "attachments[0].filename"),
+                              ({"filename": "a", "content": "%%%"}, "attachments[0].content"),
+                              ({"filename": "a", "content": "YQ==", "content_id": "x@y"}, "attachments[0].content_id")]:
+        r = node.submit(node.key, dict(base, attachments=[attachment]))
+        assert r.status_code == 400, r.text
+        assert field in r.text, r.text
+
+
 def test_raw_message_with_dot_lines_and_bare_line_feeds_arrives_normalized(node, world):
     raw = b"From: raw@sender.test\nSubject: raw\n\n.\n..\n.x\nbare\rcr\n\r\n.\r\nlast"
     receipt = submit(node, raw=base64.b64encode(raw).decode(),

@@ -149,6 +149,78 @@ TEST_CASE("an html-only message is a single text/html part") {
   CHECK(g_mime_content_type_is_type(g_mime_object_get_content_type(body), "text", "html"));
 }
 
+namespace {
+
+std::string part_bytes(GMimeObject* part) {
+  REQUIRE(GMIME_IS_PART(part));
+  auto* wrapper = g_mime_part_get_content(GMIME_PART(part));
+  GMimeStream* out = g_mime_stream_mem_new();
+  g_mime_data_wrapper_write_to_stream(wrapper, out);
+  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out));
+  std::string data(reinterpret_cast<const char*>(bytes->data), bytes->len);
+  g_object_unref(out);
+  return data;
+}
+
+bool is_type(GMimeObject* part, const char* type, const char* subtype) {
+  return g_mime_content_type_is_type(g_mime_object_get_content_type(part), type, subtype);
+}
+
+}  // namespace
+
+TEST_CASE("attachments: mixed around related around alternative, base64, RFC 2231 names") {
+  auto spec = basic_spec();
+  spec.html = "<p>Logo: <img src=\"cid:logo@example.com\"></p>";
+  std::string pdf = "%PDF-1.4\n";
+  for (int i = 0; i < 3000; ++i) pdf.push_back(static_cast<char>(i % 256));  // binary, long
+  std::string png = "\x89PNG\r\n\x1a\n" + std::string(100, '\0');
+  spec.attachments = {{"Rechnung März 2026.pdf", "application/pdf", pdf, false, ""},
+                      {"logo.png", "image/png", png, true, "logo@example.com"},
+                      {"notes.txt", "text/plain", "plain\r\nnotes\n", true, ""}};
+  auto content = built_and_checked(spec);
+  auto pdf_at = content.find("Rechnung");
+  REQUIRE(pdf_at != std::string::npos);
+  INFO(content.substr(pdf_at > 200 ? pdf_at - 200 : 0, 400));
+  CHECK(content.find("filename*=UTF-8''Rechnung%20M%C3%A4rz%202026.pdf") != std::string::npos);
+
+  parsed_message p(content);
+  auto* top = g_mime_message_get_mime_part(p.message);
+  REQUIRE(is_type(top, "multipart", "mixed"));
+  auto* mixed = GMIME_MULTIPART(top);
+  REQUIRE(g_mime_multipart_get_count(mixed) == 3);  // related, the pdf, the inline text without cid
+  auto* related_part = g_mime_multipart_get_part(mixed, 0);
+  REQUIRE(is_type(related_part, "multipart", "related"));
+  CHECK(std::string(g_mime_object_get_content_type_parameter(related_part, "type")) == "multipart/alternative");
+  auto* related = GMIME_MULTIPART(related_part);
+  REQUIRE(g_mime_multipart_get_count(related) == 2);
+  CHECK(is_type(g_mime_multipart_get_part(related, 0), "multipart", "alternative"));
+  auto* logo = g_mime_multipart_get_part(related, 1);
+  CHECK(is_type(logo, "image", "png"));
+  CHECK(std::string(g_mime_object_get_content_id(logo)) == "logo@example.com");
+  CHECK(std::string(g_mime_object_get_disposition(logo)) == "inline");
+  CHECK(part_bytes(logo) == png);
+
+  auto* file = g_mime_multipart_get_part(mixed, 1);
+  CHECK(is_type(file, "application", "pdf"));
+  CHECK(std::string(g_mime_object_get_disposition(file)) == "attachment");
+  CHECK(std::string(g_mime_part_get_filename(GMIME_PART(file))) == "Rechnung März 2026.pdf");
+  CHECK(g_mime_part_get_content_encoding(GMIME_PART(file)) == GMIME_CONTENT_ENCODING_BASE64);
+  CHECK(part_bytes(file) == pdf);
+  auto* notes = g_mime_multipart_get_part(mixed, 2);
+  CHECK(std::string(g_mime_object_get_disposition(notes)) == "inline");
+  CHECK(part_bytes(notes) == "plain\r\nnotes\n");  // bytes, not text: line endings kept
+}
+
+TEST_CASE("attachments without html: an inline part with a content_id has nothing to be related to") {
+  auto spec = basic_spec();
+  spec.attachments = {{"a.bin", "application/octet-stream", "abc", true, "x@y"}};
+  parsed_message p(built_and_checked(spec));
+  auto* top = g_mime_message_get_mime_part(p.message);
+  REQUIRE(is_type(top, "multipart", "mixed"));
+  CHECK(is_type(g_mime_multipart_get_part(GMIME_MULTIPART(top), 0), "text", "plain"));
+  CHECK(part_bytes(g_mime_multipart_get_part(GMIME_MULTIPART(top), 1)) == "abc");
+}
+
 TEST_CASE("a body line longer than 998 octets is transfer-encoded, not cut") {
   auto spec = basic_spec();
   std::string long_line(5000, 'x');

@@ -214,6 +214,44 @@ TEST_CASE("oversized messages are 413, not 400") {
   CHECK(r.status == 413);
 }
 
+TEST_CASE("attachments are validated field by field") {
+  const std::string head = R"({"from":"a@example.com","to":"x@example.net","html":"<img src=cid:l>","attachments":)";
+  auto with = [&](const std::string& list) { return head + list + "}"; };
+  auto m = accept(with(R"([{"filename":"a.pdf","content_type":"Application/PDF","content":"JVBERi0="},
+                           {"filename":"l.png","content_type":"image/png","content":"iVBORw==","disposition":"inline","content_id":"<l>"}])"));
+  CHECK(m.content.find("Content-Type: application/pdf; name=a.pdf") != std::string::npos);
+  CHECK(m.content.find("Content-Id: <l>") != std::string::npos);
+  CHECK(m.content.find("multipart/related") != std::string::npos);
+  rejected_for(with(R"({"filename":"a"})"), "attachments", "must be a list");
+  rejected_for(with(R"([{"content":"YQ=="}])"), "attachments[0].filename", "required");
+  rejected_for(with(R"([{"filename":"a\u0001b","content":"YQ=="}])"), "attachments[0].filename", "control characters");
+  rejected_for(with(R"([{"filename":"a","content":"not base64!"}])"), "attachments[0].content", "not valid base64");
+  rejected_for(with(R"([{"filename":"a"}])"), "attachments[0].content", "required");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","content_id":"x@y"}])"), "attachments[0].content_id",
+               "only an inline part");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","disposition":"inline","content_id":"a b"}])"),
+               "attachments[0].content_id", "without spaces");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","disposition":"inline","content_id":"x"},
+                        {"filename":"b","content":"YQ==","disposition":"inline","content_id":"x"}])"),
+               "attachments[1].content_id", "used by another attachment");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","disposition":"sideways"}])"), "attachments[0].disposition",
+               "\"attachment\" or \"inline\"");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","content_type":"text/plain; charset=utf-8"}])"),
+               "attachments[0].content_type", "without parameters");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","content_type":"multipart/mixed"}])"),
+               "attachments[0].content_type", "cannot be attached");
+  rejected_for(with(R"([{"filename":"a","content":"YQ==","size":1}])"), "attachments[0].size", "unknown field");
+  rejected_for(R"({"raw":"From: a@b\r\n\r\nx","envelope":{"from":"a@b.example","to":["x@example.net"]},"attachments":[]})",
+               "attachments", "not allowed together with raw");
+  // Their size counts against the message limit, as base64 weighs on the wire: 413.
+  auto small = settings();
+  small.max_message_bytes = 3000;
+  auto r = reject(with(R"([{"filename":"big.bin","content":")" + std::string(4000, 'A') + R"("}])"), small);
+  CHECK(r.status == 413);
+  REQUIRE_FALSE(r.errors.empty());
+  CHECK(r.errors.front().field == "attachments");
+}
+
 TEST_CASE("base64 decoding accepts both alphabets and line breaks") {
   std::string out;
   CHECK(decode_base64("aGVsbG8gd29ybGQ=", out));
