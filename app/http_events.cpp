@@ -31,50 +31,11 @@ namespace {
 
 constexpr std::uint64_t max_events_page = 1000;
 
-// RFC 3339 ("2026-11-29T04:00:00Z", optional fraction, "Z" or an offset) or unix seconds.
+// RFC 3339 (config/units.hpp) or unix seconds.
 std::optional<std::int64_t> parse_time_ms(const std::string& text) {
   if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && text.size() <= 12)
     return std::stoll(text) * 1000;
-  std::tm tm{};
-  int ms = 0;
-  const char* p = text.c_str();
-  int year, month, day, hour, minute, second;
-  int n = 0;
-  if (std::sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &n) != 6)
-    return std::nullopt;
-  p += n;
-  if (*p == '.') {
-    ++p;
-    int digits = 0;
-    while (*p >= '0' && *p <= '9') {
-      if (digits < 3) ms = ms * 10 + (*p - '0');
-      ++digits;
-      ++p;
-    }
-    if (digits == 0) return std::nullopt;
-    for (; digits < 3; ++digits) ms *= 10;
-  }
-  int offset_minutes = 0;
-  if (*p == 'Z' || *p == 'z') {
-    ++p;
-  } else if (*p == '+' || *p == '-') {
-    int oh = 0, om = 0;
-    if (std::sscanf(p + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
-    offset_minutes = (oh * 60 + om) * (*p == '-' ? -1 : 1);
-    p += 6;
-  } else {
-    return std::nullopt;
-  }
-  if (*p != '\0' || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
-    return std::nullopt;
-  tm.tm_year = year - 1900;
-  tm.tm_mon = month - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = minute;
-  tm.tm_sec = second;
-  auto t = timegm(&tm);
-  return (static_cast<std::int64_t>(t) - offset_minutes * 60) * 1000 + ms;
+  return parse_rfc3339_ms(text);
 }
 
 // since= and until= of a request, when given (RFC 3339 or unix seconds).

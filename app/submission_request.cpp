@@ -339,6 +339,37 @@ std::vector<attachment_spec> read_attachments(validator& v, const json::value* v
   return out;
 }
 
+// "send_at": an RFC 3339 time up to submission.max_schedule_ahead from now; 0 for "now" (absent,
+// or a time already past).
+std::int64_t read_send_at(validator& v, const json::object& o, const submission_settings& settings,
+                          std::int64_t now_ms) {
+  const auto* value = o.if_contains("send_at");
+  if (!value || value->is_null()) return 0;
+  std::optional<std::int64_t> at;
+  if (value->is_string()) at = parse_rfc3339_ms(std::string_view(value->get_string()));
+  if (!at) {
+    v.fail("send_at", "must be an RFC 3339 date-time such as \"2026-12-07T10:00:00Z\"");
+    return 0;
+  }
+  if (*at <= now_ms) return 0;
+  if (*at - now_ms > settings.max_schedule_ahead.count()) {
+    v.fail("send_at", "is more than " + format_duration(settings.max_schedule_ahead) +
+                          " ahead (submission.max_schedule_ahead)");
+    return 0;
+  }
+  return *at;
+}
+
+// A scheduled message's recipients wait until send_at, and their ids carry that time: max_age
+// counts from it.
+void schedule(message_record& m, std::int64_t send_at_ms) {
+  if (send_at_ms == 0) return;
+  for (auto& r : m.recipients) {
+    r.id = new_id_at(send_at_ms);
+    r.next_attempt_at_ms = send_at_ms;
+  }
+}
+
 recipient_record make_recipient(const mailbox& box, recipient_kind kind, std::int64_t now_ms) {
   recipient_record r;
   r.id = new_id();
@@ -397,12 +428,12 @@ int priority_flag(validator& v, const json::object& o) {
   return 0;
 }
 
-submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms) {
+submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms, std::int64_t send_at_ms) {
   // Structured fields next to raw were reported already, with a better reason.
-  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority",
+  reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority", "send_at",
                         "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
   message_record m;
-  m.id = new_id();
+  m.id = send_at_ms ? new_id_at(send_at_ms) : new_id();
   m.created_at_ms = now_ms;
   m.tags_json = v.tags_json(o.if_contains("tags"));
   m.metadata_json = v.metadata_json(o.if_contains("metadata"));
@@ -478,6 +509,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
   m.size = m.content.size();
   std::set<std::string> seen;
   add_recipients(m, seen, to, recipient_kind::envelope, now_ms);
+  schedule(m, send_at_ms);
   return m;
 }
 
@@ -524,13 +556,15 @@ submission_result parse_submission(std::string_view body, const submission_setti
     for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "attachments"})
       if (o.if_contains(structured))
         v.fail(structured, "not allowed together with raw (the raw message carries it)");
-    auto result = parse_raw(v, o, now_ms);
+    auto result = parse_raw(v, o, now_ms, read_send_at(v, o, settings, now_ms));
     if (!v.ok()) return v.rejection();
     return result;
   }
 
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
-                        "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority"});
+                        "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority",
+                        "send_at"});
+  auto send_at_ms = read_send_at(v, o, settings, now_ms);
   message_spec spec;
   const auto* from = o.if_contains("from");
   if (!from || from->is_null())
@@ -576,7 +610,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.priority = priority_flag(v, o);
   if (!v.ok()) return v.rejection();
 
-  m.id = new_id();
+  m.id = send_at_ms ? new_id_at(send_at_ms) : new_id();
   m.created_at_ms = now_ms;
   spec.message_id = message_id_for(m.id, settings.message_id_domain, spec.from.ascii_domain);
   spec.date_ms = now_ms;
@@ -596,6 +630,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   add_recipients(m, seen, spec.to, recipient_kind::to, now_ms);
   add_recipients(m, seen, spec.cc, recipient_kind::cc, now_ms);
   add_recipients(m, seen, bcc, recipient_kind::bcc, now_ms);
+  schedule(m, send_at_ms);
   return m;
 }
 

@@ -240,6 +240,8 @@ struct submission_settings {
   std::uint64_t max_json_values = 100'000;
   std::string message_id_domain;  // right side of generated Message-IDs; empty -> the From domain
   bool campaigns_are_bulk = true;  // a message with a campaign is bulk unless "bulk": false
+  // How far ahead "send_at" may schedule a message.
+  std::chrono::milliseconds max_schedule_ahead = std::chrono::hours(72);
 };
 
 struct tenant_settings {

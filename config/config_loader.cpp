@@ -710,6 +710,7 @@ void read_submission(reader& r, config& c) {
   s.size("max_json_values", c.submission.max_json_values, 100, 10'000'000);
   s.string("message_id_domain", c.submission.message_id_domain, 253);
   s.boolean("campaigns_are_bulk", c.submission.campaigns_are_bulk);
+  s.duration("max_schedule_ahead", c.submission.max_schedule_ahead, 1s, 24h * 30);
   s.finish();
 }
 

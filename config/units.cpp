@@ -7,6 +7,8 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <cstdio>
 
 namespace petrel {
 
@@ -254,6 +256,51 @@ bool ip_network::contains(const std::array<std::uint8_t, 16>& address) const {
   if (rest == 0) return true;
   auto mask = static_cast<std::uint8_t>(0xff << (8 - rest));
   return (bytes[full] & mask) == (address[full] & mask);
+}
+
+std::optional<std::int64_t> parse_rfc3339_ms(std::string_view input) {
+  std::string text(input.substr(0, 64));
+  if (text.size() != input.size()) return std::nullopt;
+  std::tm tm{};
+  int ms = 0;
+  const char* p = text.c_str();
+  int year, month, day, hour, minute, second;
+  int n = 0;
+  if (std::sscanf(p, "%4d-%2d-%2dT%2d:%2d:%2d%n", &year, &month, &day, &hour, &minute, &second, &n) != 6)
+    return std::nullopt;
+  p += n;
+  if (*p == '.') {
+    ++p;
+    int digits = 0;
+    while (*p >= '0' && *p <= '9') {
+      if (digits < 3) ms = ms * 10 + (*p - '0');
+      ++digits;
+      ++p;
+    }
+    if (digits == 0) return std::nullopt;
+    for (; digits < 3; ++digits) ms *= 10;
+  }
+  int offset_minutes = 0;
+  if (*p == 'Z' || *p == 'z') {
+    ++p;
+  } else if (*p == '+' || *p == '-') {
+    int oh = 0, om = 0;
+    if (std::sscanf(p + 1, "%2d:%2d", &oh, &om) != 2) return std::nullopt;
+    offset_minutes = (oh * 60 + om) * (*p == '-' ? -1 : 1);
+    p += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (*p != '\0' || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60)
+    return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = month - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  auto t = timegm(&tm);
+  return (static_cast<std::int64_t>(t) - offset_minutes * 60) * 1000 + ms;
 }
 
 }  // namespace petrel

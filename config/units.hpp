@@ -6,6 +6,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -32,6 +33,10 @@ class parsed {
 
 // "250ms", "30s", "5m", "2h", "3d", and sums like "1h30m". A bare number is seconds.
 parsed<std::chrono::milliseconds> parse_duration(std::string_view text);
+
+// RFC 3339 date-time ("2026-12-07T10:00:00Z", an optional fraction, "Z" or an offset) as unix
+// milliseconds; nothing when it is not one.
+std::optional<std::int64_t> parse_rfc3339_ms(std::string_view text);
 std::string format_duration(std::chrono::milliseconds d);
 
 // "1024", "512B", "64KiB", "10MiB", "1GiB"; KB/MB/GB are read as powers of 1000.

@@ -77,4 +77,13 @@ id128 new_id() {
   return id128{static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
 }
 
+id128 new_id_at(std::int64_t unix_ms) {
+  static thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                          (static_cast<std::uint64_t>(std::random_device{}()) << 32)};
+  constexpr unsigned __int128 random_mask = (static_cast<unsigned __int128>(1) << 80) - 1;
+  unsigned __int128 random = ((static_cast<unsigned __int128>(rng()) << 64) | rng()) & random_mask;
+  unsigned __int128 v = (static_cast<unsigned __int128>(static_cast<std::uint64_t>(unix_ms) & 0xFFFFFFFFFFFFull) << 80) | random;
+  return id128{static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
+}
+
 }  // namespace petrel

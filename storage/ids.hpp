@@ -26,6 +26,10 @@ struct id128 {
 
 // A new ULID, strictly greater than every earlier one made by this process (monotonic).
 id128 new_id();
+// An id for something that starts at a given time (a scheduled message and its recipients:
+// their expiry counts from it): that time and 80 random bits, outside new_id's monotonic
+// sequence.
+id128 new_id_at(std::int64_t unix_ms);
 
 struct id128_hash {
   std::size_t operator()(const id128& id) const noexcept {

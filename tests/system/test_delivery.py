@@ -1,6 +1,7 @@
 """Delivery end to end: the real petrel binary, a scripted DNS server and scripted SMTP
 servers on 127.0.0.x, driven through the HTTP API."""
 import base64
+import calendar
 import email
 import email.policy
 import pathlib
@@ -185,6 +186,45 @@ def test_bad_attachments_are_refused_naming_the_field(node):
         r = node.submit(node.key, dict(base, attachments=[attachment]))
         assert r.status_code == 400, r.text
         assert field in r.text, r.text
+
+
+def rfc3339(unix_seconds):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(unix_seconds)) + ".%03dZ" % (int(unix_seconds * 1000) % 1000)
+
+
+def event_seconds(event):
+    # "2026-12-07T08:50:01.123Z"
+    whole, _, fraction = event["at"].rstrip("Z").partition(".")
+    return calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S")) + float("0." + (fraction or "0"))
+
+
+def test_send_at_waits_for_its_time_survives_a_restart_and_is_sent_on_time(make_node, world):
+    node = make_node(delivery_config(world))
+    send_at = time.time() + 5
+    receipt = submit(node, to=["later@example.test", "later2@example.test"], subject="scheduled", text="later",
+                     send_at=rfc3339(send_at))
+    time.sleep(1.5)
+    rs = recipients(node, receipt["id"])
+    assert {r["status"] for r in rs.values()} == {"queued"}
+    assert sink_messages(world["main"], "later@example.test") == []
+    node.stop()  # the schedule is in the store, not in memory
+    node.start()
+    rs = settle(node, receipt["id"], timeout=30)
+    for address in ("later@example.test", "later2@example.test"):
+        assert rs[address]["status"] == "delivered"
+        delivered_at = event_seconds(rs[address]["history"][-1])
+        assert send_at - 1 <= delivered_at <= send_at + 2, (delivered_at - send_at)
+    assert len(sink_messages(world["main"], "later@example.test")) == 1
+
+
+def test_send_at_is_validated(node):
+    base = {"from": "app@sender.test", "to": ["x@example.test"], "text": "t"}
+    for value, words in [("tomorrow", "RFC 3339"), (rfc3339(time.time() + 73 * 3600), "ahead"), (17, "RFC 3339")]:
+        r = node.submit(node.key, dict(base, send_at=value))
+        assert r.status_code == 400 and "send_at" in r.text and words in r.text, r.text
+    # A time already past is now.
+    receipt = submit(node, to=["past@example.test"], text="t", send_at=rfc3339(time.time() - 3600))
+    assert settle(node, receipt["id"])["past@example.test"]["status"] == "delivered"
 
 
 def test_raw_message_with_dot_lines_and_bare_line_feeds_arrives_normalized(node, world):

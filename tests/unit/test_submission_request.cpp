@@ -252,6 +252,30 @@ TEST_CASE("attachments are validated field by field") {
   CHECK(r.errors.front().field == "attachments");
 }
 
+TEST_CASE("send_at schedules the recipients, and their ids carry the time max_age counts from") {
+  // now is 2023-11-14T22:13:20Z
+  auto m = accept(R"({"from":"a@example.com","to":["x@example.net","y@example.net"],"text":"t",
+                      "send_at":"2023-11-14T23:13:20.500+01:00"})");
+  auto at = now + 500;  // 23:13:20.5 in UTC+1 is now (22:13:20Z) plus half a second
+  CHECK(m.id.time_ms() == at);
+  REQUIRE(m.recipients.size() == 2);
+  for (const auto& r : m.recipients) {
+    CHECK(r.next_attempt_at_ms == at);
+    CHECK(r.id.time_ms() == at);
+    CHECK(r.state == recipient_state::queued);
+  }
+  CHECK(m.recipients[0].id != m.recipients[1].id);
+  auto raw = accept(R"({"raw":"RnJvbTogYUBleGFtcGxlLmNvbQ0KDQp4","envelope":{"from":"a@example.com","to":["x@example.net"]},
+                        "send_at":"2023-11-15T22:13:20Z"})");
+  CHECK(raw.recipients.at(0).next_attempt_at_ms == now + 24 * 3600 * 1000);
+  auto past = accept(R"({"from":"a@example.com","to":"x@example.net","text":"t","send_at":"2020-01-01T00:00:00Z"})");
+  CHECK(past.recipients.at(0).next_attempt_at_ms == now);  // past means now
+  rejected_for(R"({"from":"a@example.com","to":"x@example.net","text":"t","send_at":"2023-11-18T22:13:21Z"})",
+               "send_at", "more than 3d ahead");
+  rejected_for(R"({"from":"a@example.com","to":"x@example.net","text":"t","send_at":"soon"})", "send_at", "RFC 3339");
+  rejected_for(R"({"from":"a@example.com","to":"x@example.net","text":"t","send_at":1700000000})", "send_at", "RFC 3339");
+}
+
 TEST_CASE("base64 decoding accepts both alphabets and line breaks") {
   std::string out;
   CHECK(decode_base64("aGVsbG8gd29ybGQ=", out));
