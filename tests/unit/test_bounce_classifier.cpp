@@ -52,6 +52,11 @@ TEST_CASE("the shipped rules file loads", "[bounce][classifier]") {
   REQUIRE(rules);
   CHECK(rules->size() > 40);
   CHECK(shipped().size() == rules->size());
+  // Every shipped rule says why it is there (which mail system says what it matches).
+  for (std::size_t i = 0; i < rules->size(); ++i) {
+    INFO("rule " << i << ": " << rules->at(i).pattern);
+    CHECK_FALSE(rules->at(i).comment.empty());
+  }
 }
 
 TEST_CASE("unknown recipients are hard on strong evidence only", "[bounce][classifier]") {
