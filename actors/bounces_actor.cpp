@@ -186,10 +186,14 @@ void apply(bounces_pointer self, processing_ptr p, const bounce_report& report,
     candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                     [&](const auto& c) { return c.tenant_id != m.tenant_id; }),
                      candidates.end());
-  auto pick = [&](const std::string& address) -> const recipient_lookup* {
-    if (by_verp) return candidates.empty() ? nullptr : &candidates.front();
+  auto named = [&](const std::string& address) -> const recipient_lookup* {
     for (const auto& c : candidates)
       if (!address.empty() && same_address(c.address, address)) return &c;
+    return nullptr;
+  };
+  auto pick = [&](const std::string& address) -> const recipient_lookup* {
+    if (by_verp) return candidates.empty() ? nullptr : &candidates.front();
+    if (const auto* c = named(address)) return c;
     // One recipient only, and the report names nobody else we know: that one.
     if (candidates.size() == 1 && (address.empty() || report.recipients.size() <= 1))
       return &candidates.front();
@@ -205,10 +209,7 @@ void apply(bounces_pointer self, processing_ptr p, const bounce_report& report,
       delayed_only = false;
       // The Original-Recipient is the address as we sent it; the Final-Recipient may be where a
       // forward or an alias led.
-      const recipient_lookup* r = nullptr;
-      if (!failed.original.empty() && !by_verp)
-        for (const auto& c : candidates)
-          if (same_address(c.address, failed.original)) r = &c;
+      const recipient_lookup* r = by_verp ? nullptr : named(failed.original);
       if (!r) r = pick(failed.address);
       if (r) record_bounce(self, p, *r, failed, report, m.origin);
       if (by_verp) break;  // a VERP bounce is about its one recipient

@@ -212,9 +212,11 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
         throw std::runtime_error("dns.servers \"" + csv + "\": " + ares_strerror(rc));
     }
     std::string remote;  // resolvers not on loopback
+    bool any = false;
     ares_addr_port_node* servers = nullptr;
     if (ares_get_servers_ports(channel, &servers) == ARES_SUCCESS) {
       for (auto* s = servers; s; s = s->next) {
+        any = true;
         char text[INET6_ADDRSTRLEN] = {};
         bool loopback = false;
         if (s->family == AF_INET) {
@@ -229,21 +231,13 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
       }
       ares_free_data(servers);
     }
-    trusted = settings.dnssec_trusted || (remote.empty() && servers_known(channel));
+    trusted = settings.dnssec_trusted || (remote.empty() && any);
     if (settings.require_dnssec && !trusted)
       throw std::runtime_error(
           "delivery.dane needs a DNSSEC-validating resolver whose answers Petrel can trust: " +
           (remote.empty() ? std::string("no resolver is configured") : "the resolver " + remote + " is not on loopback") +
           " (dns.servers, else /etc/resolv.conf); run a validating resolver on loopback (unbound, for one) or set "
           "dns.dnssec_trusted = true if the path to it is trusted");
-  }
-
-  static bool servers_known(ares_channel channel) {
-    ares_addr_port_node* servers = nullptr;
-    if (ares_get_servers_ports(channel, &servers) != ARES_SUCCESS) return false;
-    bool any = servers != nullptr;
-    ares_free_data(servers);
-    return any;
   }
 
   // Whether an answer says DNSSEC validated it (the AD bit), from a resolver we believe.

@@ -4,16 +4,13 @@ MX's certificate (DANE-EE by key, DANE-TA by the CA) deliver over TLS; a mismatc
 without STARTTLS and a bogus TLSA answer defer with a DANE reason; an insecure zone and
 PKIX-only records leave opportunistic TLS as it was; a host with TLSA records stays under an
 MTA-STS policy that does not name it, checked by DANE."""
-import http.server
 import pathlib
-import ssl
 import sys
-import threading
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import SmtpServer, ValidatingResolver, make_ca, make_leaf, tlsa_digest  # noqa: E402
+from servers import SmtpServer, ValidatingResolver, make_ca, make_leaf, start_mta_sts_server, tlsa_digest  # noqa: E402
 
 from conftest import wait_for  # noqa: E402
 
@@ -26,25 +23,8 @@ def world(tmp_path_factory):
     ta_cert, ta_key = make_leaf(work, "ta", ["mx-ta.dane.test"])
     # An MTA-STS enforce policy for stsdane.dane.test that names no host of the domain: the
     # DANE host is kept all the same, and checked by DANE.
-    policy = b"version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n"
-
-    class Policy(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain")
-            self.send_header("Content-Length", str(len(policy)))
-            self.end_headers()
-            self.wfile.write(policy)
-
-        def log_message(self, *args):
-            pass
-
-    https_cert, https_key = make_leaf(work, "policy", ["mta-sts.stsdane.dane.test"])
-    https = http.server.ThreadingHTTPServer(("127.0.0.44", 0), Policy)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(https_cert), str(https_key))
-    https.socket = context.wrap_socket(https.socket, server_side=True)
-    threading.Thread(target=https.serve_forever, daemon=True).start()
+    https = start_mta_sts_server(work, "127.0.0.44", {
+        "stsdane.dane.test": "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n"})
     chain = work / "ta-chain.pem"
     chain.write_text(ta_cert.read_text() + (work / "ca.pem").read_text())
     ee = SmtpServer(work, listen=["127.0.0.41:0"], args=["--tls-cert", str(ee_cert), "--tls-key", str(ee_key)]).start()

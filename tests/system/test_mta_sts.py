@@ -2,16 +2,13 @@
 TLS SMTP servers with certificates from that CA (and one with a wrong name), and a scripted
 DNS server. Enforce delivers only over verified TLS to MX hosts in the policy; testing
 delivers and reports."""
-import http.server
 import pathlib
-import ssl
 import sys
-import threading
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))
-from servers import DnsServer, SmtpServer, make_ca, make_leaf  # noqa: E402
+from servers import DnsServer, SmtpServer, make_ca, make_leaf, start_mta_sts_server  # noqa: E402
 
 from conftest import wait_for  # noqa: E402
 
@@ -23,37 +20,13 @@ POLICIES = {
 }
 
 
-class PolicyHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        host = self.headers.get("Host", "").split(":")[0]
-        domain = host.removeprefix("mta-sts.")
-        body = POLICIES.get(domain)
-        if self.path != "/.well-known/mta-sts.txt" or body is None:
-            self.send_response(404)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body.encode())
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     work = tmp_path_factory.mktemp("sts-world")
     make_ca(work)
-    https_cert, https_key = make_leaf(work, "policy", [f"mta-sts.{d}" for d in POLICIES])
     mx_cert, mx_key = make_leaf(work, "mxsts", ["mxsts.test"])
     wrong_cert, wrong_key = make_leaf(work, "wrong", ["wrong.test"])
-    server = http.server.ThreadingHTTPServer(("127.0.0.30", 0), PolicyHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(https_cert), str(https_key))
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = start_mta_sts_server(work, "127.0.0.30", POLICIES)
     good = SmtpServer(work, listen=["127.0.0.31:0"], args=["--tls-cert", str(mx_cert), "--tls-key", str(mx_key)]).start()
     port = good.port
     bad = SmtpServer(work, listen=[f"127.0.0.32:{port}"], args=["--tls-cert", str(wrong_cert), "--tls-key", str(wrong_key)]).start()
