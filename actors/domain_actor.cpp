@@ -63,6 +63,7 @@ struct waiting_recipient {
   bool in_flight = false;  // in a job at the site
   bool ready = false;      // in a lane's queue
   bool evicting = false;   // deferred past what memory holds: leaves once its commit is confirmed
+  bool flush_asked = false;  // in flight when an operator flushed: a deferral is due again at once
 };
 
 // A class read from its start page by page, apart from the window's pages: to cancel what is
@@ -154,6 +155,8 @@ struct domain_state : domain_start {
   bool reading = false;         // one read of the store at a time (a page, a summary, a cancel scan)
   bool repair_wanted = false;   // cluster repair: summarize again
   bool flushing = false;        // a flush is being written: no page until it is
+  std::int64_t flush_retry_ms = 0;  // a flush's write failed: written again (its time) on the next check
+  std::uint32_t flush_attempts = 0;
   bool store_failing = false;   // outcomes could not be committed: no new attempt until they are
   std::deque<class_scan> scans;
   std::vector<id128> evict_later;  // confirmed deferrals to release once the read is back
@@ -495,6 +498,9 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
     return u;
   }
   auto next = decided.next_attempt_at_ms;
+  // An operator flushed while this attempt was out: the flush covers it too.
+  if (w.flush_asked && u.state == recipient_state::deferred) next = now;
+  w.flush_asked = false;
   const auto& failure = decided.failure;
   u.next_attempt_at_ms = next;
   u.event.type = std::string(to_string(u.state));
@@ -833,6 +839,7 @@ recipient_update cancelled(domain_pointer self, const id128& id, const id128& te
 // -- reading the store: one read at a time (a summary, a cancel scan's page, a window page) --
 
 void start_read(domain_pointer self);
+void flush_store(domain_pointer self, std::int64_t now_ms);
 
 void begin_read(domain_pointer self) {
   auto& st = self->state;
@@ -1035,7 +1042,10 @@ void start_read(domain_pointer self) {
     return read_summary(self, true);
   }
   if (!st.scans.empty()) return read_scan(self);
-  if (st.flushing) return;
+  if (st.flushing) {
+    if (st.flush_retry_ms) flush_store(self, st.flush_retry_ms);
+    return;
+  }
   auto now = unix_now_ms();
   if (auto r = st.window.next_page(now)) return read_page(self, *r);
   if (auto at = st.window.next_check_ms(now)) check_store_at(self, *at);
@@ -1256,6 +1266,32 @@ void on_outcome(domain_pointer self, job_outcome& outcome) {
   finish_drain_if_done(self);
 }
 
+// An operator's flush of the recipients only the store holds. The window has moved its
+// boundary already (they are due now), so the write is retried until it lands: until then no
+// page is read, and a page read before it would find them at their old due times.
+void flush_store(domain_pointer self, std::int64_t now_ms) {
+  auto& st = self->state;
+  st.flush_retry_ms = 0;
+  write_request w;
+  w.op = flush_recipients_op{st.domain, now_ms};
+  self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value, std::move(w))
+      .then(
+          [=](caf::ok_atom) {
+            self->state.flushing = false;
+            self->state.flush_attempts = 0;
+            process(self);
+          },
+          [=](caf::error& e) {
+            auto& s = self->state;
+            auto delay = std::min<std::int64_t>(std::int64_t{100} << std::min<std::uint32_t>(s.flush_attempts, 6), 5000);
+            ++s.flush_attempts;
+            spdlog::warn("domain.flush_failed domain={} attempt={} retry_in_ms={} error=\"{}\"", s.domain,
+                         s.flush_attempts, delay, self->system().render(e));
+            s.flush_retry_ms = now_ms;
+            check_store_at(self, unix_now_ms() + delay);  // start_read writes it again
+          });
+}
+
 // A site went away: the fate of its jobs is unknown; they are due again (at-least-once).
 void on_site_down(domain_pointer self, const caf::actor_addr& site) {
   auto& st = self->state;
@@ -1468,7 +1504,12 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
         auto now = unix_now_ms();
         std::uint64_t n = 0;
         for (auto& [id, w] : s.waiting) {
-          if (w.in_flight || w.ready || (w.next_attempt_at_ms <= now && !w.evicting)) continue;
+          if (w.in_flight) {
+            // Its attempt is out: should it defer, it is due again at once, not by the schedule.
+            w.flush_asked = true;
+            continue;
+          }
+          if (w.ready || (w.next_attempt_at_ms <= now && !w.evicting)) continue;
           if (w.evicting) {
             w.evicting = false;
             s.evicting.erase(id);
@@ -1484,20 +1525,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
         if (s.window.any_stored()) {
           s.window.flushed(now);
           s.flushing = true;
-          write_request w;
-          w.op = flush_recipients_op{s.domain, now};
-          self->request(s.store, s.settings.config->storage.request_timeout, persist_atom::value, std::move(w))
-              .then(
-                  [=](caf::ok_atom) {
-                    self->state.flushing = false;
-                    process(self);
-                  },
-                  [=](caf::error& e) {
-                    self->state.flushing = false;
-                    spdlog::warn("domain.flush_failed domain={} error=\"{}\"", self->state.domain,
-                                 self->system().render(e));
-                    process(self);
-                  });
+          flush_store(self, now);
         }
         if (n || stored) spdlog::info("domain.flushed domain={} recipients={} in_store={}", s.domain, n, stored);
         process(self);
