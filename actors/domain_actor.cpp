@@ -64,6 +64,7 @@ struct waiting_recipient {
   bool ready = false;      // in a lane's queue
   bool evicting = false;   // deferred past what memory holds: leaves once its commit is confirmed
   bool flush_asked = false;  // in flight when an operator flushed: a deferral is due again at once
+  bool alone = false;        // a transaction of its own (a templated message's copy for it)
 };
 
 // A class read from its start page by page, apart from the window's pages: to cancel what is
@@ -221,6 +222,7 @@ void hold(domain_pointer self, const queued_recipient& r, queue_window::class_in
   w.state = r.state;
   w.attempts = r.attempts;
   w.next_attempt_at_ms = r.next_attempt_at_ms;
+  w.alone = r.alone;
   auto pool = std::find(st.pools.begin(), st.pools.end(), r.pool);
   if (pool == st.pools.end()) pool = st.pools.insert(st.pools.end(), r.pool);
   w.pool = static_cast<std::uint16_t>(pool - st.pools.begin());
@@ -655,7 +657,7 @@ void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
   auto source = choose_source(self, st.pools[w.pool], key, avoid);
   w.ready = true;
   lane_for(st, source, key).queue.push(id, w.message_id, c.tenant, c.priority,
-                                       st.settings.shared.weights->weight(c.tenant));
+                                       st.settings.shared.weights->weight(c.tenant), w.alone);
 }
 
 // Empties one lane: its recipients are no longer ready; appended to ids for settling.

@@ -50,7 +50,7 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
           receipt.recipients.push_back({r.address, r.id, std::string(to_string(r.state))});
           if (!is_final(r.state))
             queued.push_back({r.id, m.id, m.tenant_id, r.domain, r.state, r.attempts,
-                              r.next_attempt_at_ms, r.pool, r.priority});
+                              r.next_attempt_at_ms, r.pool, r.priority, !r.personal_json.empty()});
         }
         ++s.in_flight;
         auto rp = self->make_response_promise<submit_receipt>();

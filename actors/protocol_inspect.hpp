@@ -42,13 +42,14 @@ typename Inspector::result_type inspect(Inspector& f, api_key_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_record& x) {
   return f(caf::meta::type_name("recipient_record"), x.id, x.address, x.domain, x.kind, x.state,
-           x.attempts, x.next_attempt_at_ms, x.updated_at_ms, x.last_reply, x.pool, x.priority);
+           x.attempts, x.next_attempt_at_ms, x.updated_at_ms, x.last_reply, x.pool, x.priority,
+           x.personal_json, x.metadata_json);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
-           x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority);
+           x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority, x.templated, x.batch_id);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -58,7 +59,7 @@ typename Inspector::result_type inspect(Inspector& f, event_record& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queued_recipient& x) {
   return f(caf::meta::type_name("queued_recipient"), x.recipient_id, x.message_id, x.tenant_id,
-           x.domain, x.state, x.attempts, x.next_attempt_at_ms, x.pool, x.priority);
+           x.domain, x.state, x.attempts, x.next_attempt_at_ms, x.pool, x.priority, x.alone);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_class_summary& x) {
@@ -163,7 +164,7 @@ typename Inspector::result_type inspect(Inspector& f, recipient_update& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_content& x) {
   return f(caf::meta::type_name("delivery_content"), x.mail_from, x.addresses, x.content,
-           x.suppressed, x.bulk, x.tenant_id, x.from_domain);
+           x.suppressed, x.bulk, x.tenant_id, x.from_domain, x.templated, x.personal);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, suppression_record& x) {
@@ -268,7 +269,7 @@ typename Inspector::result_type inspect(Inspector& f, event_query& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_view& x) {
   return f(caf::meta::type_name("event_view"), x.seq, x.event, x.recipient, x.campaign, x.tags_json,
-           x.metadata_json);
+           x.metadata_json, x.recipient_metadata_json);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, webhook_record& x) {

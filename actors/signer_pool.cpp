@@ -58,7 +58,8 @@ signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor in
                                 "(POST /v1/domains, then publish its DNS records)");
         // Bulk messages get List-Unsubscribe per recipient at delivery, and their signature
         // there, over those fields too (RFC 8058).
-        bool at_delivery = m.bulk && st.bulk_signed_at_delivery;
+        // A templated message is signed per copy, when each is rendered.
+        bool at_delivery = (m.bulk && st.bulk_signed_at_delivery) || m.templated;
         if (ours && !it->second.signers.empty() && !at_delivery) {
           add_dkim_signatures(it->second, m.content);
           m.size = m.content.size();

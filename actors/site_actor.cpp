@@ -30,6 +30,7 @@
 #include "actors/policy/response_rules.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
+#include "net/mail/template_message.hpp"
 
 namespace petrel {
 
@@ -418,6 +419,28 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
   auto& st = self->state;
   auto tenant = content.tenant_id;
   auto from_domain = std::move(content.from_domain);
+  bool templated = content.templated;
+  if (templated) {
+    // The recipient's own copy (jobs of templated messages have one recipient each).
+    auto copy = content.personal.size() == 1 ? render_template_copy(content.content, content.personal.front())
+                                             : parsed<built_message>::failure("a templated message's job has " +
+                                                                              std::to_string(content.personal.size()) +
+                                                                              " recipients, not one");
+    if (!copy) {
+      // Not a passing condition: the same source and data render the same way next time.
+      job_outcome outcome;
+      for (const auto& id : work.job.recipient_ids) {
+        recipient_result r;
+        r.recipient_id = id;
+        r.reply = "the message could not be rendered: " + copy.error();
+        r.force_bounce = true;
+        outcome.recipients.push_back(std::move(r));
+      }
+      send_outcome(self, work.job, std::move(outcome));
+      return false;
+    }
+    content.content = std::move(copy.value().content);
+  }
   auto p = prepare_message(st.preparation, std::move(work.job.recipient_ids), std::move(content));
   for (auto& s : p.suppressed) {
     recipient_result r;
@@ -438,9 +461,9 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
   work.addresses = std::move(p.addresses);
   work.needs_smtputf8 = p.needs_smtputf8;
   work.mail_from = std::move(p.mail_from);
-  if (p.unsubscribe_added) {
+  if (p.unsubscribe_added || templated) {
     // RFC 8058: the signature must cover both fields; the message was left unsigned at
-    // submission for that reason (see signer_pool.cpp).
+    // submission for that reason (see signer_pool.cpp). A templated copy is signed as made.
     auto table = st.settings.shared.signing->get();
     auto it = table->find(signing_key(from_domain, tenant));
     if (it != table->end()) add_dkim_signatures(it->second, p.content);

@@ -111,6 +111,13 @@ json::value id_or_null(const id128& id) { return id.empty() ? json::value(nullpt
 }  // namespace
 
 std::string event_json(const event_view& v) {
+  // A recipient's own metadata (a batch's per-recipient data) over the message's, key by key.
+  auto metadata = parse_or(v.metadata_json, json::object());
+  if (!v.recipient_metadata_json.empty() && metadata.is_object()) {
+    auto own = parse_or(v.recipient_metadata_json, json::object());
+    if (own.is_object())
+      for (auto& kv : own.get_object()) metadata.get_object()[kv.key()] = kv.value();
+  }
   json::object o{{"id", v.event.id.str()},
                  {"type", v.event.type},
                  {"at", rfc3339(v.event.at_ms)},
@@ -120,7 +127,7 @@ std::string event_json(const event_view& v) {
                  {"email", v.recipient.empty() ? json::value(nullptr) : json::value(v.recipient)},
                  {"campaign", v.campaign.empty() ? json::value(nullptr) : json::value(v.campaign)},
                  {"tags", parse_or(v.tags_json, json::array())},
-                 {"metadata", parse_or(v.metadata_json, json::object())},
+                 {"metadata", std::move(metadata)},
                  {"data", parse_or(v.event.data_json, json::object())}};
   return json::serialize(o);
 }

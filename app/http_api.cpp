@@ -13,6 +13,7 @@
 #include "app/http_common.hpp"
 #include "app/problem.hpp"
 #include "app/submission_request.hpp"
+#include "net/mail/template_message.hpp"
 
 namespace petrel {
 
@@ -411,19 +412,33 @@ void http_api::get_message_content(const http_request& request, const std::strin
                    "the message's content is no longer kept (storage.content_retention); its recipients' "
                    "history stays at GET /v1/messages/{id} until storage.retention");
   };
+  // A templated message has a copy per recipient: ?recipient=<id> names which.
+  auto recipient_text = query_parameter(request.query, "recipient");
+  auto recipient = id128::parse(recipient_text);
   // The key is checked first (as_tenant), so unknown keys learn nothing about ids.
   as_tenant(request, respond, [=, &sys](tenant_identity& who) {
     if (!parsed_id) return respond(problem(404, "not-found", "Not Found", "no such message"));
+    if (!recipient_text.empty() && !recipient)
+      return respond(invalid_request({{"recipient", "not a recipient id"}}));
     auto message = *parsed_id;
     auto tenant = who.tenant_id;
     ask<delivery_content>(
         sys, store, timeout,
-        [respond, tenant, gone](delivery_content& c) {
+        [respond, tenant, gone, recipient](delivery_content& c) {
           if (c.tenant_id != tenant) return respond(problem(404, "not-found", "Not Found", "no such message"));
           if (c.content.empty()) return respond(gone());
           http_response r;
           r.content_type = "message/rfc822";
-          r.body = std::move(c.content);
+          if (c.templated) {
+            if (!recipient)
+              return respond(invalid_request({{"recipient", "a templated message has a copy per recipient: "
+                                                        "name one with ?recipient=<recipient id>"}}));
+            auto copy = render_template_copy(c.content, c.personal.front());
+            if (!copy) return respond(problem(500, "internal", "Internal Server Error", copy.error()));
+            r.body = std::move(copy.value().content);
+          } else {
+            r.body = std::move(c.content);
+          }
           respond(std::move(r));
         },
         [=, &sys](caf::error& e) {
@@ -432,13 +447,15 @@ void http_api::get_message_content(const http_request& request, const std::strin
           std::int64_t retry = 0;
           // Deleted with its rows (storage.retention) or never there: an id old enough to
           // have been pruned is gone, any other is not found.
-          if (read_error(e, code, detail, retry) && code == petrel_errc::not_found)
+          if (read_error(e, code, detail, retry) && code == petrel_errc::not_found && recipient)
+            return respond(problem(404, "not-found", "Not Found", "no such message, or no such recipient of it"));
+          if (code == petrel_errc::not_found)
             return respond(message.time_ms() < now_ms() - content_retention.count()
                                ? gone()
                                : problem(404, "not-found", "Not Found", "no such message"));
           respond(problem_from_error(sys, e));
         },
-        load_atom::value, message, std::vector<id128>{});
+        load_atom::value, message, recipient ? std::vector<id128>{*recipient} : std::vector<id128>{});
   });
 }
 

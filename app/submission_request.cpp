@@ -4,11 +4,14 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <set>
+#include <unordered_map>
 
 #include "net/mail/email_address.hpp"
 #include "net/json_input.hpp"
 #include "net/mail/mime_message.hpp"
+#include "net/mail/template_message.hpp"
 #include "storage/ids.hpp"
 
 namespace petrel {
@@ -58,7 +61,10 @@ class validator {
       const auto& o = v.get_object();
       for (const auto& kv : o)
         if (kv.key() != "email" && kv.key() != "name")
-          fail(field + "." + std::string(kv.key()), "unknown field (use \"email\" and \"name\")");
+          fail(field + "." + std::string(kv.key()),
+               field.rfind("to", 0) == 0
+                   ? "unknown field (use \"email\", \"name\", \"substitutions\" and \"metadata\")"
+                   : "unknown field (use \"email\" and \"name\")");
       auto* email = o.if_contains("email");
       if (!email || !email->is_string()) {
         fail(field + ".email", "required, a string");
@@ -161,17 +167,67 @@ class validator {
     return json::serialize(out);
   }
 
-  std::string metadata_json(const json::value* v) {
-    if (!v || v->is_null()) return "{}";
+  std::string metadata_json(const json::value* v, const std::string& field = "metadata",
+                            const char* none = "{}") {
+    if (!v || v->is_null()) return none;
     if (!v->is_object()) {
-      fail("metadata", "must be a JSON object");
-      return "{}";
+      fail(field, "must be a JSON object");
+      return none;
     }
     auto s = json::serialize(*v);
     if (s.size() > settings.max_metadata_bytes)
-      fail("metadata", "larger than " + std::to_string(settings.max_metadata_bytes) +
-                           " bytes when serialized");
+      fail(field, "larger than " + std::to_string(settings.max_metadata_bytes) +
+                      " bytes when serialized");
     return s;
+  }
+
+  // Template data: a JSON object ("" when absent).
+  std::string substitutions_json(const json::value* v, const std::string& field) {
+    if (!v || v->is_null()) return {};
+    if (!v->is_object()) {
+      fail(field, "must be a JSON object of names to values");
+      return {};
+    }
+    return json::serialize(*v);
+  }
+
+  // "to" of a structured submission: addresses, each optionally an object with its own
+  // "substitutions" (template data) and "metadata" (reported with its events).
+  struct to_entry {
+    mailbox box;
+    std::string substitutions;  // "" none
+    std::string metadata;       // "" none
+  };
+  std::vector<to_entry> to_list(const json::value* v, bool& any_substitutions) {
+    std::vector<to_entry> out;
+    if (!v || v->is_null()) return out;
+    auto one = [&](const json::value& item, const std::string& field) {
+      if (!item.is_object()) {
+        if (auto box = address(item, field)) out.push_back({*box, {}, {}});
+        return;
+      }
+      const auto& o = item.get_object();
+      json::object plain;
+      for (const auto& kv : o)
+        if (kv.key() != "substitutions" && kv.key() != "metadata") plain.emplace(kv.key(), kv.value());
+      auto box = address(plain, field);
+      auto subs = substitutions_json(o.if_contains("substitutions"), field + ".substitutions");
+      auto meta = metadata_json(o.if_contains("metadata"), field + ".metadata", "");
+      if (o.if_contains("substitutions")) any_substitutions = true;
+      if (box) out.push_back({*box, std::move(subs), std::move(meta)});
+    };
+    if (v->is_array()) {
+      const auto& a = v->get_array();
+      if (a.size() > settings.max_recipients) {
+        fail("to", "at most " + std::to_string(settings.max_recipients) + " recipients are allowed, got " +
+                       std::to_string(a.size()));
+        return out;
+      }
+      for (std::size_t i = 0; i < a.size(); ++i) one(a[i], "to[" + std::to_string(i) + "]");
+      return out;
+    }
+    one(*v, "to");
+    return out;
   }
 
   std::vector<std::pair<std::string, std::string>> headers(const json::value* v) {
@@ -407,6 +463,32 @@ std::string header_from_domain(const std::string& from_header) {
   return {};
 }
 
+// "batch_id": the client's name for a group of messages, to cancel them together.
+std::string read_batch_id(validator& v, const json::object& o) {
+  const auto* b = o.if_contains("batch_id");
+  if (!b || b->is_null()) return {};
+  bool ok = b->is_string() && !b->get_string().empty() && b->get_string().size() <= 128;
+  if (ok)
+    for (char c : b->get_string())
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != ':' && c != '-') ok = false;
+  if (!ok) {
+    v.fail("batch_id", "must be 1 to 128 characters: letters, digits, '.', '_', ':' and '-'");
+    return {};
+  }
+  return std::string(b->get_string());
+}
+
+// A boolean option; false when absent.
+bool flag(validator& v, const json::object& o, const char* name) {
+  const auto* b = o.if_contains(name);
+  if (!b || b->is_null()) return false;
+  if (!b->is_bool()) {
+    v.fail(name, "must be true or false");
+    return false;
+  }
+  return b->get_bool();
+}
+
 // "bulk": true/false; without it, a message with a campaign is bulk when so configured.
 bool bulk_flag(validator& v, const json::object& o, const std::string& campaign) {
   const auto* b = o.if_contains("bulk");
@@ -428,10 +510,52 @@ int priority_flag(validator& v, const json::object& o) {
   return 0;
 }
 
+// Per-recipient metadata onto the recipients made from "to" (duplicates keep the first's).
+void add_metadata(message_record& m, const std::vector<validator::to_entry>& to) {
+  std::unordered_map<std::string, const std::string*> by_address;
+  for (const auto& t : to)
+    if (!t.metadata.empty()) by_address.try_emplace(t.box.envelope_address(), &t.metadata);
+  if (by_address.empty()) return;
+  for (auto& r : m.recipients)
+    if (auto it = by_address.find(r.address); it != by_address.end()) r.metadata_json = *it->second;
+}
+
+// A templated message: stored once as its source; each recipient keeps its data and gets a
+// copy of its own at delivery. The first copy is built now, so that what cannot be built (a
+// header that cannot be folded, a copy over the size limit) is a 400 or 413 at submission.
+submission_result templated_message(message_record m, const message_spec& spec,
+                                    const std::vector<validator::to_entry>& to, const std::string& substitutions,
+                                    const submission_settings& settings, std::int64_t now_ms,
+                                    std::int64_t send_at_ms) {
+  m.templated = true;
+  m.mail_from = spec.from.envelope_address();
+  m.from_domain = spec.from.ascii_domain;
+  m.subject = spec.subject;
+  m.message_id_header = "<" + spec.message_id + ">";
+  m.content = template_source(spec, substitutions);
+  m.size = m.content.size();
+  std::set<std::string> seen;
+  for (const auto& t : to) {
+    if (!seen.insert(t.box.envelope_address()).second) continue;
+    auto r = make_recipient(t.box, recipient_kind::to, now_ms);
+    r.personal_json = template_personal(t.box, t.substitutions);
+    r.metadata_json = t.metadata;
+    m.recipients.push_back(std::move(r));
+  }
+  auto first = render_template_copy(m.content, m.recipients.front().personal_json);
+  if (!first) return submission_rejection{400, {{"", first.error()}}};
+  if (first.value().content.size() > settings.max_message_bytes)
+    return submission_rejection{
+        413, {{"", "the message rendered for " + m.recipients.front().address + " is larger than " +
+                       std::to_string(settings.max_message_bytes) + " bytes"}}};
+  schedule(m, send_at_ms);
+  return m;
+}
+
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms, std::int64_t send_at_ms) {
   // Structured fields next to raw were reported already, with a better reason.
   reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority", "send_at",
-                        "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
+                        "batch_id", "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
   message_record m;
   m.id = send_at_ms ? new_id_at(send_at_ms) : new_id();
   m.created_at_ms = now_ms;
@@ -440,6 +564,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
   m.bulk = bulk_flag(v, o, m.campaign);
   m.priority = priority_flag(v, o);
+  m.batch_id = read_batch_id(v, o);
 
   const auto* envelope = o.if_contains("envelope");
   std::optional<mailbox> from;
@@ -515,33 +640,6 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
 
 }  // namespace
 
-bool decode_base64(std::string_view text, std::string& out) {
-  out.clear();
-  out.reserve(text.size() / 4 * 3);
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  bool padding = false;
-  for (char c : text) {
-    int value;
-    if (c >= 'A' && c <= 'Z') value = c - 'A';
-    else if (c >= 'a' && c <= 'z') value = c - 'a' + 26;
-    else if (c >= '0' && c <= '9') value = c - '0' + 52;
-    else if (c == '+' || c == '-') value = 62;
-    else if (c == '/' || c == '_') value = 63;
-    else if (c == '=') { padding = true; continue; }
-    else if (c == '\r' || c == '\n' || c == ' ' || c == '\t') continue;
-    else return false;
-    if (padding) return false;  // data after padding
-    buffer = (buffer << 6) | static_cast<std::uint32_t>(value);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((buffer >> bits) & 0xFF));
-    }
-  }
-  return bits < 6;  // a lone 6-bit group cannot encode a byte
-}
-
 submission_result parse_submission(std::string_view body, const submission_settings& settings,
                                    std::int64_t now_ms) {
   validator v(settings);
@@ -553,7 +651,8 @@ submission_result parse_submission(std::string_view body, const submission_setti
   const auto& o = doc.get_object();
 
   if (o.if_contains("raw")) {
-    for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers", "attachments"})
+    for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers",
+                                   "attachments", "substitutions", "template", "strict"})
       if (o.if_contains(structured))
         v.fail(structured, "not allowed together with raw (the raw message carries it)");
     auto result = parse_raw(v, o, now_ms, read_send_at(v, o, settings, now_ms));
@@ -563,7 +662,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
 
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
                         "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority",
-                        "send_at"});
+                        "send_at", "batch_id", "substitutions", "template", "strict"});
   auto send_at_ms = read_send_at(v, o, settings, now_ms);
   message_spec spec;
   const auto* from = o.if_contains("from");
@@ -571,9 +670,23 @@ submission_result parse_submission(std::string_view body, const submission_setti
     v.fail("from", "required");
   else if (auto box = v.address(*from, "from"))
     spec.from = *box;
-  spec.to = v.address_list(o.if_contains("to"), "to");
+  bool personal_substitutions = false;
+  auto to = v.to_list(o.if_contains("to"), personal_substitutions);
+  for (const auto& t : to) spec.to.push_back(t.box);
   spec.cc = v.address_list(o.if_contains("cc"), "cc");
   auto bcc = v.address_list(o.if_contains("bcc"), "bcc");
+  // Templates only when asked for: otherwise "{{...}}" is text like any other.
+  auto substitutions = v.substitutions_json(o.if_contains("substitutions"), "substitutions");
+  bool templated = flag(v, o, "template") || personal_substitutions || o.if_contains("substitutions");
+  bool strict = flag(v, o, "strict");
+  if (strict && !templated)
+    v.fail("strict", "only with templates (\"substitutions\" or \"template\": true)");
+  if (templated) {
+    // Each recipient gets a copy of its own, To itself: there is no shared copy to cc.
+    for (const char* shared : {"cc", "bcc"})
+      if (const auto* x = o.if_contains(shared); x && !x->is_null())
+        v.fail(shared, "not with templates: each recipient gets a copy of its own; list them in \"to\"");
+  }
   spec.reply_to = v.address_list(o.if_contains("reply_to"), "reply_to");
   auto count = spec.to.size() + spec.cc.size() + bcc.size();
   if (count == 0 && v.ok()) v.fail("to", "at least one recipient (to, cc or bcc) is required");
@@ -608,12 +721,32 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.campaign = v.text(o.if_contains("campaign"), "campaign", max_campaign_length, false).value_or("");
   m.bulk = bulk_flag(v, o, m.campaign);
   m.priority = priority_flag(v, o);
+  m.batch_id = read_batch_id(v, o);
+  std::optional<message_templates> templates;
+  if (templated && v.ok()) {
+    auto compiled = message_templates::compile(spec.subject, spec.text, spec.html);
+    if (!compiled) {
+      auto colon = compiled.error().find(':');
+      v.fail(compiled.error().substr(0, colon), compiled.error().substr(colon + 2));
+    } else {
+      templates = std::move(compiled.value());
+    }
+  }
+  if (templates && strict) {
+    // Every recipient's data is checked now: a missing value is a 400, not an empty greeting.
+    for (std::size_t i = 0; i < to.size(); ++i) {
+      message_spec copy;
+      if (auto missing = templates->render(template_data(substitutions, to[i].substitutions), true, copy))
+        v.fail("to[" + std::to_string(i) + "].substitutions", *missing + " (strict)");
+    }
+  }
   if (!v.ok()) return v.rejection();
 
   m.id = send_at_ms ? new_id_at(send_at_ms) : new_id();
   m.created_at_ms = now_ms;
   spec.message_id = message_id_for(m.id, settings.message_id_domain, spec.from.ascii_domain);
   spec.date_ms = now_ms;
+  if (templates) return templated_message(std::move(m), spec, to, substitutions, settings, now_ms, send_at_ms);
   auto built = build_message(spec);
   if (!built) return submission_rejection{400, {{"headers", built.error()}}};
   if (built.value().content.size() > settings.max_message_bytes)
@@ -630,6 +763,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   add_recipients(m, seen, spec.to, recipient_kind::to, now_ms);
   add_recipients(m, seen, spec.cc, recipient_kind::cc, now_ms);
   add_recipients(m, seen, bcc, recipient_kind::bcc, now_ms);
+  add_metadata(m, to);
   schedule(m, send_at_ms);
   return m;
 }

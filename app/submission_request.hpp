@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "net/mail/base64.hpp"  // decode_base64
 #include "storage/records.hpp"
 
 namespace petrel {
@@ -31,8 +32,5 @@ using submission_result = std::variant<message_record, submission_rejection>;
 // id is left empty for the tenant actor to fill.
 submission_result parse_submission(std::string_view body, const submission_settings& settings,
                                    std::int64_t now_ms);
-
-// Standard or URL-safe base64; line breaks and spaces are skipped; false on anything else.
-bool decode_base64(std::string_view text, std::string& out);
 
 }  // namespace petrel

@@ -31,3 +31,23 @@ def for_each_item(count, clients, work):
         t.join()
     if errors:
         raise errors[0]
+
+
+def start_petrel(petrel, work, ready_url, timeout=60):
+    """Starts `petrel serve` with work/petrel.toml, its output appended to work/petrel.log, and
+    waits until ready_url answers 200; returns the process."""
+    import subprocess
+    import time
+    p = subprocess.Popen([petrel, "serve", "--config", str(work / "petrel.toml")],
+                         stdout=open(work / "petrel.log", "a"), stderr=subprocess.STDOUT)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            if requests.get(ready_url, timeout=2).status_code == 200:
+                return p
+        except requests.RequestException:
+            pass
+        if p.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise SystemExit(f"petrel never became ready; see {work / 'petrel.log'}")

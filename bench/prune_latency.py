@@ -32,7 +32,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
 from servers import DnsServer, SmtpServer  # noqa: E402
 sys.path.insert(0, str(ROOT / "bench"))
-from load_support import for_each_item  # noqa: E402
+from load_support import for_each_item, start_petrel  # noqa: E402
 
 PETREL = os.environ.get("PETREL_BIN", str(ROOT / "build" / "app" / "petrel"))
 MESSAGES = int(os.environ.get("MESSAGES", "200000"))
@@ -76,17 +76,7 @@ default_burst = 1000000
 
 
 def start(work):
-    p = subprocess.Popen([PETREL, "serve", "--config", str(work / "petrel.toml")],
-                         stdout=open(work / "petrel.log", "a"), stderr=subprocess.STDOUT)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if requests.get("http://127.0.0.1:18490/readyz", timeout=2).status_code == 200:
-                return p
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise SystemExit("prune_latency.py: petrel never became ready")
+    return start_petrel(PETREL, work, "http://127.0.0.1:18490/readyz")
 
 
 def stop(p):

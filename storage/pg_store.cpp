@@ -93,11 +93,11 @@ enum stmt : int {
 
 constexpr std::array<const char*, stmt_count> statements = {
     "INSERT INTO messages (id, tenant_id, created_at, mail_from, subject, campaign, tags, "
-    "metadata, message_id_header, size, content, bulk, from_domain) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+    "metadata, message_id_header, size, content, bulk, from_domain, templated, batch_id) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
     "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, attempts, "
-    "next_attempt_at, updated_at, last_reply, pool, priority) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)",
+    "next_attempt_at, updated_at, last_reply, pool, priority, personal, metadata) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
     "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7)",
     "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight) "
@@ -124,12 +124,13 @@ constexpr std::array<const char*, stmt_count> statements = {
     "UNION ALL SELECT (SELECT MIN(r.domain) FROM recipients r WHERE r.state IN ('queued', 'deferred') "
     "AND r.domain > d.domain) FROM d WHERE d.domain IS NOT NULL) "
     "SELECT domain FROM d WHERE domain IS NOT NULL LIMIT $2",
-    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority, "
+    "(personal <> '')::int "
     // (the first IN matches the partial index recipients_due)
     "FROM recipients WHERE state IN ('queued', 'deferred') AND state IN ('queued', $2) "
     "AND domain = $1 ORDER BY domain, id",
-    "SELECT mail_from, content, tenant_id, bulk::text, from_domain FROM messages WHERE id = $1",
-    "SELECT id, address, domain FROM recipients WHERE message_id = $1",
+    "SELECT mail_from, content, tenant_id, bulk::text, from_domain, templated::text FROM messages WHERE id = $1",
+    "SELECT address, domain, personal FROM recipients WHERE id = $1 AND message_id = $2",
     "SELECT COUNT(*) FROM recipients WHERE state = $1",
     "INSERT INTO sender_domains (id, tenant_id, domain, created_at, verified, checked_at, status) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7)",
@@ -180,7 +181,7 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT source, period, period_start, count FROM egress_usage ORDER BY source, period",
     "SELECT e.seq, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
     "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
-    "COALESCE(m.metadata, '{}') FROM events e "
+    "COALESCE(m.metadata, '{}'), COALESCE(r.metadata, '') FROM events e "
     "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
     "WHERE e.tenant_id = $1 AND e.seq > $2 "
     "AND ($3 = '' OR e.type = ANY(string_to_array($3, ','))) "
@@ -245,7 +246,8 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT tenant_id, priority, COUNT(*), COUNT(*) FILTER (WHERE state = 'deferred'), MIN(id), "
     "MIN(next_attempt_at), MAX(id) FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 "
     "GROUP BY tenant_id, priority",
-    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority, "
+    "(personal <> '')::int "
     "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = $1 AND tenant_id = $2 "
     "AND priority = $3 AND (next_attempt_at, id) > ($4, $5) AND next_attempt_at <= $6 "
     "ORDER BY next_attempt_at, id LIMIT $7",
@@ -643,6 +645,7 @@ class pg_store final : public store {
       q.next_attempt_at_ms = int_at(r, i, 6);
       q.pool = text_at(r, i, 7);
       q.priority = static_cast<int>(int_at(r, i, 8));
+      q.alone = int_at(r, i, 9) != 0;
       out.push_back(std::move(q));
     }
     return out;
@@ -662,25 +665,27 @@ class pg_store final : public store {
       if (auto parsed = id128::parse(tenant)) out.tenant_id = *parsed;
       out.bulk = text_at(r, 0, 3) != "0";
       out.from_domain = text_at(r, 0, 4);
-    }
-    std::unordered_map<std::string, std::pair<std::string, std::string>> rows;
-    {
-      params p;
-      p.id(message_id);
-      auto r = run(select_delivery_recipients, p);
-      for (int i = 0; i < PQntuples(r.get()); ++i)
-        rows.emplace(text_at(r, i, 0), std::make_pair(text_at(r, i, 1), text_at(r, i, 2)));
+      out.templated = text_at(r, 0, 5) != "0";
     }
     auto now = now_ms();
     for (const auto& id : recipients) {
-      auto it = rows.find(id.str());
-      if (it == rows.end()) return std::nullopt;
+      // By key: a batch of 10,000 recipients is not read whole for each of its attempts.
+      std::string address, domain;
+      {
+        params p;
+        p.id(id).id(message_id);
+        auto r = run(select_delivery_recipients, p);
+        if (PQntuples(r.get()) == 0) return std::nullopt;
+        address = text_at(r, 0, 0);
+        domain = text_at(r, 0, 1);
+        if (out.templated) out.personal.push_back(text_at(r, 0, 2));
+      }
       // The suppression check before each attempt, against the tenant's current list.
       params p;
-      p.id(out.tenant_id).text(suppression_key(it->second.first, it->second.second)).integer(now);
+      p.id(out.tenant_id).text(suppression_key(address, domain)).integer(now);
       auto r = run(select_suppression, p);
       out.suppressed.push_back(PQntuples(r.get()) > 0);
-      out.addresses.push_back(it->second.first);
+      out.addresses.push_back(std::move(address));
     }
     return out;
   }
@@ -754,6 +759,7 @@ class pg_store final : public store {
       v.campaign = text_at(r, i, 8);
       v.tags_json = text_at(r, i, 9);
       v.metadata_json = text_at(r, i, 10);
+      v.recipient_metadata_json = text_at(r, i, 11);
       out.push_back(std::move(v));
     }
     return out;
@@ -953,7 +959,7 @@ class pg_store final : public store {
     p.id(m.id).id(m.tenant_id).integer(m.created_at_ms).text(m.mail_from).text(m.subject)
         .text(m.campaign).text(m.tags_json).text(m.metadata_json).text(m.message_id_header)
         .integer(static_cast<std::int64_t>(m.size)).binary(m.content).integer(m.bulk ? 1 : 0)
-        .text(m.from_domain);
+        .text(m.from_domain).integer(m.templated ? 1 : 0).text(m.batch_id);
     return p;
   }
   params recipient_params(const message_record& m, const recipient_record& r) {
@@ -961,7 +967,7 @@ class pg_store final : public store {
     p.id(r.id).id(m.id).id(m.tenant_id).text(r.address).text(r.domain)
         .text(std::string(to_string(r.kind))).text(std::string(to_string(r.state)))
         .integer(r.attempts).integer(r.next_attempt_at_ms).integer(r.updated_at_ms).text(r.last_reply)
-        .text(r.pool).integer(r.priority);
+        .text(r.pool).integer(r.priority).text(r.personal_json).text(r.metadata_json);
     return p;
   }
   params event_params(const event_record& e) {

@@ -66,6 +66,10 @@ struct recipient_record {
   std::string last_reply;
   std::string pool;   // egress pool the message leaves through ("" the default)
   int priority = 0;   // 1: transactional, ahead of 0 (bulk)
+  // A templated message's recipient: {"email", "name"?, "substitutions"?} (JSON), what its copy
+  // is rendered with at delivery; "" otherwise.
+  std::string personal_json;
+  std::string metadata_json;  // the recipient's own metadata (JSON object), "" none
 };
 
 struct message_record {
@@ -84,6 +88,10 @@ struct message_record {
   std::string from_domain;  // the From header's domain (for DKIM)
   bool bulk = false;        // gets per-recipient List-Unsubscribe headers at delivery
   int priority = 0;         // 1 (high): ahead of normal traffic at busy domains
+  // content is a template source (net/mail/template_message.hpp), rendered per recipient at
+  // delivery; each recipient has its personal_json.
+  bool templated = false;
+  std::string batch_id;  // the client's batch ("" none): POST /v1/batches/{id}/cancel
 };
 
 struct event_record {
@@ -117,6 +125,7 @@ struct event_view {
   std::string campaign;
   std::string tags_json;      // JSON array
   std::string metadata_json;  // JSON object
+  std::string recipient_metadata_json;  // the recipient's own (JSON object), "" none: over the message's
 };
 
 // Counts of a tenant's events per time bucket (GET /v1/stats).
@@ -167,6 +176,7 @@ struct queued_recipient {
   std::int64_t next_attempt_at_ms = 0;
   std::string pool;
   int priority = 0;
+  bool alone = false;  // sent in a transaction of its own (its copy is rendered for it)
 };
 
 // The waiting recipients of one domain and class (tenant, priority), summed up (the paged
@@ -227,6 +237,8 @@ struct delivery_content {
   bool bulk = false;
   id128 tenant_id;
   std::string from_domain;
+  bool templated = false;              // content is a template source: rendered per recipient
+  std::vector<std::string> personal;   // per address: its personal_json (templated)
 };
 
 // A DKIM key of a sender domain. The private key is PEM, or "enc:v1:..." when encrypted at

@@ -271,6 +271,16 @@ const std::vector<migration>& schema_migrations() {
            R"(CREATE INDEX recipients_due ON recipients (domain, tenant_id, priority, next_attempt_at, id, state)
                 WHERE state IN ('queued', 'deferred'))",
        }},
+      {14,
+       "sending: messages rendered per recipient from templates (the message keeps the templates, "
+       "each recipient its data and metadata), the client's batch of a message",
+       {
+           "ALTER TABLE messages ADD COLUMN templated INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE messages ADD COLUMN batch_id TEXT NOT NULL DEFAULT ''",
+           "CREATE INDEX messages_batch ON messages (tenant_id, batch_id) WHERE batch_id <> ''",
+           "ALTER TABLE recipients ADD COLUMN personal TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE recipients ADD COLUMN metadata TEXT NOT NULL DEFAULT ''",
+       }},
   };
   return all;
 }

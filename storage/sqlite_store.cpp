@@ -381,7 +381,8 @@ class sqlite_store final : public store {
     queue_page out;
     {
       auto q = prepare(
-          "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+          "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority, "
+          "personal <> '' "
           "FROM recipients WHERE state IN ('queued', 'deferred') AND domain = ?1 AND tenant_id = ?2 "
           "AND priority = ?3 AND (next_attempt_at, id) > (?4, ?5) AND next_attempt_at <= ?6 "
           "ORDER BY next_attempt_at, id LIMIT ?7");
@@ -408,7 +409,8 @@ class sqlite_store final : public store {
   std::vector<queued_recipient> pending_recipients_of_domain(const std::string& domain,
                                                              bool queued_only) override {
     auto q = prepare(
-        "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority "
+        "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority, "
+          "personal <> '' "
         "FROM recipients WHERE state IN ('queued', 'deferred') AND state IN ('queued', ?2) "
         "AND domain = ?1 ORDER BY domain, id");  // (the first IN matches the partial index)
     q.bind(1, std::string_view(domain));
@@ -421,7 +423,7 @@ class sqlite_store final : public store {
     delivery_content out;
     {
       auto q = prepare(
-          "SELECT mail_from, content, tenant_id, bulk, from_domain FROM messages WHERE id = ?");
+          "SELECT mail_from, content, tenant_id, bulk, from_domain, templated FROM messages WHERE id = ?");
       q.bind(1, message_id);
       if (!q.step()) return std::nullopt;
       out.mail_from = q.text(0);
@@ -429,25 +431,28 @@ class sqlite_store final : public store {
       out.tenant_id = q.id(2);
       out.bulk = q.integer(3) != 0;
       out.from_domain = q.text(4);
-    }
-    std::unordered_map<id128, std::pair<std::string, std::string>, id128_hash> rows;
-    {
-      auto q = prepare("SELECT id, address, domain FROM recipients WHERE message_id = ?");
-      q.bind(1, message_id);
-      while (q.step()) rows.emplace(q.id(0), std::make_pair(q.text(1), q.text(2)));
+      out.templated = q.integer(5) != 0;
     }
     auto now = now_ms();
     for (const auto& id : recipients) {
-      auto it = rows.find(id);
-      if (it == rows.end()) return std::nullopt;
+      // By key: a batch of 10,000 recipients is not read whole for each of its attempts.
+      std::string address, domain;
+      {
+        auto q = prepare("SELECT address, domain, personal FROM recipients WHERE id = ? AND message_id = ?");
+        q.bind(1, id).bind(2, message_id);
+        if (!q.step()) return std::nullopt;
+        address = q.text(0);
+        domain = q.text(1);
+        if (out.templated) out.personal.push_back(q.text(2));
+      }
       // The suppression check before each attempt, against the tenant's current list.
       auto q = prepare(
           "SELECT 1 FROM suppressions WHERE tenant_id = ? AND address = ? "
           "AND (expires_at = 0 OR expires_at > ?)");
-      auto key = suppression_key(it->second.first, it->second.second);
+      auto key = suppression_key(address, domain);
       q.bind(1, out.tenant_id).bind(2, std::string_view(key)).bind(3, now);
       out.suppressed.push_back(q.step());
-      out.addresses.push_back(it->second.first);
+      out.addresses.push_back(std::move(address));
     }
     return out;
   }
@@ -520,7 +525,7 @@ class sqlite_store final : public store {
     auto q = prepare(
         "SELECT e.seq, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
         "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
-        "COALESCE(m.metadata, '{}') FROM events e "
+        "COALESCE(m.metadata, '{}'), COALESCE(r.metadata, '') FROM events e "
         "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
         "WHERE e.tenant_id = ?1 AND e.seq > ?2 "
         "AND (?3 = '' OR instr(',' || ?3 || ',', ',' || e.type || ',') > 0) "
@@ -551,6 +556,7 @@ class sqlite_store final : public store {
       v.campaign = q.text(8);
       v.tags_json = q.text(9);
       v.metadata_json = q.text(10);
+      v.recipient_metadata_json = q.text(11);
       out.push_back(std::move(v));
     }
     return out;
@@ -674,6 +680,7 @@ class sqlite_store final : public store {
       r.next_attempt_at_ms = q.integer(6);
       r.pool = q.text(7);
       r.priority = static_cast<int>(q.integer(8));
+      r.alone = q.integer(9) != 0;
       out.push_back(std::move(r));
     }
     return out;
@@ -719,8 +726,8 @@ class sqlite_store final : public store {
     {
       auto q = prepare(
           "INSERT INTO messages (id, tenant_id, created_at, mail_from, subject, campaign, tags, "
-          "metadata, message_id_header, size, content, bulk, from_domain) "
-          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+          "metadata, message_id_header, size, content, bulk, from_domain, templated, batch_id) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, m.id)
           .bind(2, m.tenant_id)
           .bind(3, m.created_at_ms)
@@ -733,14 +740,16 @@ class sqlite_store final : public store {
           .bind(10, static_cast<std::int64_t>(m.size))
           .bind_blob(11, m.content)
           .bind(12, static_cast<std::int64_t>(m.bulk ? 1 : 0))
-          .bind(13, std::string_view(m.from_domain));
+          .bind(13, std::string_view(m.from_domain))
+          .bind(14, static_cast<std::int64_t>(m.templated ? 1 : 0))
+          .bind(15, std::string_view(m.batch_id));
       q.run();
     }
     for (const auto& r : m.recipients) {
       auto q = prepare(
           "INSERT INTO recipients (id, message_id, tenant_id, address, domain, kind, state, "
-          "attempts, next_attempt_at, updated_at, last_reply, pool, priority) "
-          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)");
+          "attempts, next_attempt_at, updated_at, last_reply, pool, priority, personal, metadata) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       q.bind(1, r.id)
           .bind(2, m.id)
           .bind(3, m.tenant_id)
@@ -753,7 +762,9 @@ class sqlite_store final : public store {
           .bind(10, r.updated_at_ms)
           .bind(11, std::string_view(r.last_reply))
           .bind(12, std::string_view(r.pool))
-          .bind(13, static_cast<std::int64_t>(r.priority));
+          .bind(13, static_cast<std::int64_t>(r.priority))
+          .bind(14, std::string_view(r.personal_json))
+          .bind(15, std::string_view(r.metadata_json));
       q.run();
     }
     insert_event(op.accepted);

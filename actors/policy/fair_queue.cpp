@@ -6,7 +6,7 @@
 namespace petrel {
 
 void fair_queue::push(const id128& recipient, const id128& message, const id128& tenant,
-                      int priority, std::uint32_t weight) {
+                      int priority, std::uint32_t weight, bool alone) {
   auto& cls = classes_[priority];
   auto [it, added] = cls.tenants.try_emplace(tenant);
   auto& q = it->second;
@@ -16,6 +16,11 @@ void fair_queue::push(const id128& recipient, const id128& message, const id128&
       cls.rotation.push_back(tenant);
   }
   // A message already waiting (not yet taken) gets the recipient; else a new entry.
+  if (alone) {
+    q.messages.push_back({message, tenant, priority, {recipient}});
+    ++recipients_;
+    return;
+  }
   if (q.open.count(message)) {
     // Recipients of one message mostly fall due together: it is near the back.
     for (auto m = q.messages.rbegin(); m != q.messages.rend(); ++m)

@@ -28,8 +28,9 @@ struct ready_job {
 class fair_queue {
  public:
   // weight: the tenant's share of turns (>= 1); the latest value given counts.
+  // alone: the recipient travels in a job of its own (its copy of the message is its own).
   void push(const id128& recipient, const id128& message, const id128& tenant, int priority,
-            std::uint32_t weight);
+            std::uint32_t weight, bool alone = false);
 
   // The next job in fair order among tenants for which `eligible` holds (nullptr: all), at
   // most max_recipients recipients of one message; nullopt when none is eligible.

@@ -323,3 +323,32 @@ def test_a_domain_that_stops_verifying_raises_an_event(make_node, world):
     listed = api(node, "GET", "/v1/domains").json()["domains"]
     assert [d["verified"] for d in listed if d["domain"] == "periodic.test"] == [False]
     assert "senders.verification_failed domain=periodic.test" in node.log()
+
+
+def test_a_templated_batch_is_signed_per_copy(node, world):
+    """Each recipient's copy is rendered at delivery and signed as rendered: both verifiers
+    pass on every copy, and the copies differ."""
+    view = api(node, "POST", "/v1/domains", json={"domain": "tmpl.test", "algorithms": ["rsa-sha256"]}).json()
+    publish(world, view)
+    r = node.submit(node.key, {"from": "news@tmpl.test", "subject": "Hello {{name}}",
+                               "text": "Dear {{name}},\n{{#items}}- {{.}}\n{{/items}}",
+                               "to": [{"email": "t1@rcpt.test", "substitutions": {"name": "Ann", "items": ["a", "b"]}},
+                                      {"email": "t2@rcpt.test", "substitutions": {"name": "Bo"}}]})
+    assert r.status_code == 202, r.text
+    message_id = r.json()["id"]
+    wait_for(lambda: all(x["status"] in FINAL for x in node.get_message(node.key, message_id).json()["recipients"]),
+             what="delivery")
+    copies = {}
+    for m in world["smtp"].messages():
+        for rcpt in m["rcpt_to"]:
+            if rcpt in ("t1@rcpt.test", "t2@rcpt.test"):
+                assert m["rcpt_to"] == [rcpt]  # a transaction per copy
+                copies[rcpt] = base64.b64decode(m["data_b64"])
+    assert set(copies) == {"t1@rcpt.test", "t2@rcpt.test"}
+    assert b"Subject: Hello Ann" in copies["t1@rcpt.test"] and b"- a\r\n- b\r\n" in copies["t1@rcpt.test"]
+    assert b"Subject: Hello Bo" in copies["t2@rcpt.test"] and b"- a" not in copies["t2@rcpt.test"]
+    for copy in copies.values():
+        assert copy.count(b"DKIM-Signature:") == 1
+        verify_all(world, copy)
+        result = opendkim_check(world, view, copy)
+        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

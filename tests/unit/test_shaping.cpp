@@ -304,3 +304,16 @@ TEST_CASE("a source is chosen by weight among the open ones, else the avoided on
   CHECK(choose_source(pool, none, "", 0.9) == "b");        // by weight among all
   CHECK(choose_source({}, all_open, "", 0.5).empty());
 }
+
+TEST_CASE("fair queue: a recipient that must travel alone gets a job of its own", "[shaping]") {
+  fair_queue q;
+  auto t = make(1), m = make(50);
+  for (std::uint64_t i = 0; i < 3; ++i) q.push(make(100 + i), m, t, 0, 1, /*alone=*/true);
+  q.push(make(200), make(60), t, 0, 1);
+  q.push(make(201), make(60), t, 0, 1);
+  CHECK(q.jobs(10) == 4);
+  std::vector<std::size_t> sizes;
+  while (auto job = q.pop(10)) sizes.push_back(job->recipients.size());
+  CHECK(sizes == std::vector<std::size_t>{1, 1, 1, 2});
+  CHECK(q.empty());
+}
