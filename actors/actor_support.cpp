@@ -1,6 +1,9 @@
 // Logging handlers for actors (see actor_support.hpp).
 #include "actors/actor_support.hpp"
 
+#include "actors/protocol.hpp"
+
+#include <boost/json.hpp>
 #include <caf/all.hpp>
 #include <ctime>
 #include <spdlog/spdlog.h>
@@ -26,6 +29,14 @@ void install_logging_handlers(caf::scheduled_actor* self, const char* actor_name
           return caf::make_error(caf::sec::runtime_error, std::string("unknown exception"));
         }
       });
+}
+
+std::string receipt_json_text(const submit_receipt& receipt) {
+  boost::json::array recipients;
+  for (const auto& r : receipt.recipients)
+    recipients.push_back(boost::json::object{{"email", r.email}, {"id", r.id.str()}, {"status", r.status}});
+  return boost::json::serialize(
+      boost::json::object{{"id", receipt.message_id.str()}, {"recipients", std::move(recipients)}});
 }
 
 }  // namespace petrel

@@ -29,6 +29,14 @@ auto& start_actor(Pointer self) {
 }
 
 
+struct submit_receipt;
+
+// The body of a submission's 202 answer (the HTTP API sends it; an Idempotency-Key keeps it).
+std::string receipt_json_text(const submit_receipt& receipt);
+// The detail of the conflict error when another request with the same Idempotency-Key was
+// stored first.
+inline constexpr std::string_view idempotency_conflict = "idempotency-key-taken";
+
 inline std::int64_t unix_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())

@@ -45,13 +45,15 @@ std::string generate_api_key() {
   return key;
 }
 
-std::string hash_api_key(std::string_view key) {
+std::string sha256_hex(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(key.data(), key.size(), digest, &length, EVP_sha256(), nullptr) != 1)
+  if (EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr) != 1)
     throw std::runtime_error("SHA-256 failed");
   return to_hex(digest, length);
 }
+
+std::string hash_api_key(std::string_view key) { return sha256_hex(key); }
 
 std::string api_key_prefix(std::string_view key) { return std::string(key.substr(0, 9)); }
 

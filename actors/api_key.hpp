@@ -9,6 +9,8 @@
 namespace petrel {
 
 std::string generate_api_key();
+// SHA-256 of data, lower-case hex.
+std::string sha256_hex(std::string_view data);
 std::string hash_api_key(std::string_view key);  // lower-case hex SHA-256
 std::string api_key_prefix(std::string_view key);  // "pk_" + 6 characters, for listings
 // A random token of `bytes` bytes, hex-encoded (admin tokens, secrets).

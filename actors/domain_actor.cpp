@@ -65,6 +65,7 @@ struct waiting_recipient {
   bool evicting = false;   // deferred past what memory holds: leaves once its commit is confirmed
   bool flush_asked = false;  // in flight when an operator flushed: a deferral is due again at once
   bool alone = false;        // a transaction of its own (a templated message's copy for it)
+  bool cancel_asked = false;  // in flight when its sender cancelled: a deferral cancels it
 };
 
 // A class read from its start page by page, apart from the window's pages: to cancel what is
@@ -148,6 +149,8 @@ struct domain_state : domain_start {
   bool loaded = false;  // the store's summary is in: what waits is known (counts, classes)
   queue_window window;
   std::vector<queued_recipient> early;  // enqueued before the summary came
+  // Sender cancellations asked before the summary came: applied once it has.
+  std::vector<std::pair<std::vector<queued_recipient>, std::string>> early_cancels;
   // Recipients settled (final) whose commit is not confirmed yet, and, while a read of the
   // store is out, every recipient settled since it was sent: that read may have seen them
   // before their commit, as still waiting, and must not bring them back.
@@ -470,6 +473,9 @@ void log_attempt(domain_pointer self, const recipient_update& u, const std::stri
   log->write(event_data::delivery_log_line(u.event, self->state.domain, address));
 }
 
+recipient_update cancelled(domain_pointer self, const id128& id, const id128& tenant, const id128& message,
+                           std::uint32_t attempts, const std::string& reason, std::int64_t now, const char* by);
+
 recipient_update settle(domain_pointer self, const id128& id, waiting_recipient& w,
                         const recipient_result& r, const attempt_details* where) {
   auto& st = self->state;
@@ -491,6 +497,10 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
       st.settings.config->bounces.retry_5xx_categories);
   u.state = decided.state;
   u.attempts = decided.attempts;
+  if (w.cancel_asked && u.state == recipient_state::deferred)
+    // Its sender cancelled it while this attempt was out: no retry.
+    return cancelled(self, id, u.event.tenant_id, w.message_id, decided.attempts,
+                     "cancelled while an attempt was in flight", now, "sender");
   if (u.state == recipient_state::suppressed) {
     // Suppressed after it was queued: final, not attempted.
     u.event.type = "suppressed";
@@ -820,20 +830,23 @@ void resolve(domain_pointer self, const std::string& key) {
 
 
 // An operator's cancellation of one recipient: the update and its event.
+// by: "admin" (an operator) or "sender" (the tenant, POST /v1/messages/{id}/cancel).
 recipient_update cancelled(domain_pointer self, const id128& id, const id128& tenant, const id128& message,
-                           std::uint32_t attempts, const std::string& reason, std::int64_t now) {
+                           std::uint32_t attempts, const std::string& reason, std::int64_t now,
+                           const char* by) {
   recipient_update u;
   u.recipient_id = id;
   u.state = recipient_state::cancelled;
   u.attempts = attempts;
-  u.last_reply = "cancelled by an operator" + (reason.empty() ? std::string() : ": " + reason);
+  u.last_reply = std::string(std::string_view(by) == "admin" ? "cancelled by an operator" : "cancelled by its sender") +
+                 (reason.empty() ? std::string() : ": " + reason);
   u.event.id = new_id();
   u.event.tenant_id = tenant;
   u.event.message_id = message;
   u.event.recipient_id = id;
   u.event.type = "cancelled";
   u.event.at_ms = now;
-  u.event.data_json = event_data::cancelled("admin", reason);
+  u.event.data_json = event_data::cancelled(by, reason);
   core().count_outcome("cancelled", self->state.domain, tenant.str(), nullptr);
   return u;
 }
@@ -886,6 +899,9 @@ void read_failed(domain_pointer self, const char* what, const caf::error& e) {
 // The summary of the domain's queue: counts per class (at start, the index of what waits).
 // A repair takes it again and reads from their start the classes that have recipients this
 // actor has not seen.
+std::uint64_t cancel_listed(domain_pointer self, const std::vector<queued_recipient>& list,
+                            const std::string& reason);
+
 void read_summary(domain_pointer self, bool repair) {
   auto& st = self->state;
   begin_read(self);
@@ -923,6 +939,9 @@ void read_summary(domain_pointer self, bool repair) {
               auto early = std::move(st.early);
               st.early.clear();
               for (const auto& r : early) add(self, r);
+              auto cancels = std::move(st.early_cancels);
+              st.early_cancels.clear();
+              for (const auto& [list, reason] : cancels) cancel_listed(self, list, reason);
               self->send(st.supervisor, ready_atom::value, st.domain);
               spdlog::debug("domain.summarized domain={} waiting={} classes={}", st.domain,
                             st.window.waiting(), classes.size());
@@ -1015,7 +1034,7 @@ void read_scan(domain_pointer self) {
               }
               if (rec.recipient_id.time_ms() > scan.cutoff_ms) continue;
               updates.push_back(cancelled(self, rec.recipient_id, rec.tenant_id, rec.message_id,
-                                          rec.attempts, scan.reason, now));
+                                          rec.attempts, scan.reason, now, "admin"));
               count(self, scan.cls, rec.state, -1);
             }
             if (found) spdlog::info("domain.repaired domain={} recipients={}", st.domain, found);
@@ -1342,7 +1361,7 @@ std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string
   std::vector<recipient_update> updates;
   for (const auto& id : ids) {
     auto& w = st.waiting[id];
-    updates.push_back(cancelled(self, id, st.window.at(w.cls).tenant, w.message_id, w.attempts, reason, now));
+    updates.push_back(cancelled(self, id, st.window.at(w.cls).tenant, w.message_id, w.attempts, reason, now, "admin"));
     forget(self, id);
   }
   // Those only in the store are cancelled page by page (read_scan).
@@ -1362,6 +1381,51 @@ std::uint64_t cancel(domain_pointer self, const id128& tenant, const std::string
   start_read(self);
   arm_idle_timer(self);
   return ids.size() + stored;
+}
+
+// Its sender cancels these recipients (POST /v1/messages/{id}/cancel, POST
+// /v1/batches/{id}/cancel): those held and not in flight now; one in flight if its attempt
+// defers; one only in the store by writing its cancellation (pages skip it: it is unconfirmed
+// until the write commits, then no longer waiting).
+std::uint64_t cancel_listed(domain_pointer self, const std::vector<queued_recipient>& list,
+                            const std::string& reason) {
+  auto& st = self->state;
+  if (!st.loaded) {
+    st.early_cancels.emplace_back(list, reason);
+    return std::count_if(list.begin(), list.end(), [&](const auto& r) { return r.domain == st.domain; });
+  }
+  auto now = unix_now_ms();
+  std::vector<recipient_update> updates;
+  std::uint64_t n = 0, stored = 0;
+  for (const auto& r : list) {
+    if (r.domain != st.domain || st.unconfirmed.count(r.recipient_id)) continue;
+    auto it = st.waiting.find(r.recipient_id);
+    if (it != st.waiting.end()) {
+      auto& w = it->second;
+      ++n;
+      if (w.in_flight) {
+        w.cancel_asked = true;
+        continue;
+      }
+      updates.push_back(cancelled(self, r.recipient_id, st.window.at(w.cls).tenant, w.message_id, w.attempts,
+                                  reason, now, "sender"));
+      forget(self, r.recipient_id);  // a lane's queue skips it (no longer waiting)
+      continue;
+    }
+    // Not in memory: in the store only when its class is partial (else it is settled, or on
+    // its way here and the class's next page or enqueue brings it; nothing to do).
+    auto cls = st.window.class_of(r.tenant_id, r.priority);
+    if (st.window.at(cls).complete()) continue;
+    updates.push_back(cancelled(self, r.recipient_id, r.tenant_id, r.message_id, r.attempts, reason, now, "sender"));
+    count(self, cls, r.state, -1);
+    ++n, ++stored;
+  }
+  if (n)
+    spdlog::info("domain.sender_cancelled domain={} recipients={} in_store={}", st.domain, n, stored);
+  commit(self, std::move(updates));
+  process(self);
+  arm_idle_timer(self);
+  return n;
 }
 
 domain_queue_stats domain_stats(domain_pointer self) {
@@ -1500,6 +1564,9 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
       },
       [=](cancel_atom, id128 tenant, const std::string& reason) -> std::uint64_t {
         return cancel(self, tenant, reason);
+      },
+      [=](cancel_atom, const std::vector<queued_recipient>& list, const std::string& reason) -> std::uint64_t {
+        return cancel_listed(self, list, reason);
       },
       [=](flush_atom) -> std::uint64_t {
         auto& s = self->state;

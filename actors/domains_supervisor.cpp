@@ -244,6 +244,40 @@ void route_recipients(domains_pointer self, std::vector<queued_recipient>& recip
   }
 }
 
+// The sender cancels these recipients: each domain's to its actor (started if need be); the
+// sum of what they cancelled. In a cluster, only domains this node holds (see docs/api.md).
+caf::result<std::uint64_t> cancel_listed(domains_pointer self, std::vector<queued_recipient>& list,
+                                         const std::string& reason) {
+  std::sort(list.begin(), list.end(), [](const auto& a, const auto& b) { return a.domain < b.domain; });
+  std::vector<std::pair<domain_actor, std::vector<queued_recipient>>> batches;
+  for (std::size_t i = 0, j = 0; i < list.size(); i = j) {
+    while (j < list.size() && list[j].domain == list[i].domain) ++j;
+    const auto& domain = list[i].domain;
+    if (self->state.clustered && !claim_of(self, domain)) continue;
+    if (auto handle = child_for(self, domain))
+      batches.emplace_back(handle, std::vector<queued_recipient>(list.begin() + static_cast<std::ptrdiff_t>(i),
+                                                                 list.begin() + static_cast<std::ptrdiff_t>(j)));
+  }
+  auto rp = self->make_response_promise<std::uint64_t>();
+  if (batches.empty()) {
+    rp.deliver(std::uint64_t{0});
+    return rp;
+  }
+  auto sum = std::make_shared<std::uint64_t>(0);
+  auto left = std::make_shared<std::size_t>(batches.size());
+  for (auto& [handle, batch] : batches)
+    self->request(handle, std::chrono::seconds(10), cancel_atom::value, std::move(batch), reason)
+        .then(
+            [=](std::uint64_t n) mutable {
+              *sum += n;
+              if (--*left == 0) rp.deliver(*sum);
+            },
+            [=](caf::error&) mutable {
+              if (--*left == 0) rp.deliver(*sum);
+            });
+  return rp;
+}
+
 // Every domain actor's queue, asked of each; a domain that crashed or retired meanwhile is left out.
 caf::result<queue_summary> queue_summary_of(domains_pointer self) {
   auto& st = self->state;
@@ -410,6 +444,9 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, domains_star
         return fan_out<std::uint64_t>(self, domain, [=](domain_actor h, auto& req) {
           return req(h, cancel_atom::value, tenant, reason);
         });
+      },
+      [=](cancel_atom, std::vector<queued_recipient>& list, const std::string& reason) -> caf::result<std::uint64_t> {
+        return cancel_listed(self, list, reason);
       },
       [=](flush_atom, const std::string& domain) -> caf::result<std::uint64_t> {
         return fan_out<std::uint64_t>(self, domain, [=](domain_actor h, auto& req) {

@@ -52,6 +52,13 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
             queued.push_back({r.id, m.id, m.tenant_id, r.domain, r.state, r.attempts,
                               r.next_attempt_at_ms, r.pool, r.priority, !r.personal_json.empty()});
         }
+        // An Idempotency-Key keeps the answer with the message, in its transaction.
+        bool idempotent = !m.idempotency.key.empty();
+        if (idempotent) {
+          m.idempotency.message_id = m.id;
+          m.idempotency.status = 202;
+          m.idempotency.response = receipt_json_text(receipt);
+        }
         ++s.in_flight;
         auto rp = self->make_response_promise<submit_receipt>();
         self->request(s.store, s.store_timeout, persist_atom::value, std::move(m))
@@ -69,7 +76,12 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
                   petrel_errc code;
                   std::string detail;
                   std::int64_t retry = 0;
-                  if (read_error(e, code, detail, retry) && code == petrel_errc::conflict) {
+                  if (read_error(e, code, detail, retry) && code == petrel_errc::conflict && idempotent) {
+                    // Another request with the same Idempotency-Key committed first.
+                    rp.deliver(make_error(petrel_errc::conflict, std::string(idempotency_conflict)));
+                    return;
+                  }
+                  if (code == petrel_errc::conflict) {
                     // A duplicate id: never expected with ULIDs; report, don't retry.
                     rp.deliver(make_error(petrel_errc::invalid, detail));
                     return;

@@ -110,6 +110,11 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<suppression_query>("petrel::suppression_query");
   cfg.add_message_type<suppression_snapshot>("petrel::suppression_snapshot");
   cfg.add_message_type<recipient_query>("petrel::recipient_query");
+  cfg.add_message_type<idempotency_record>("petrel::idempotency_record");
+  cfg.add_message_type<std::vector<idempotency_record>>("std::vector<petrel::idempotency_record>");
+  cfg.add_message_type<idempotency_query>("petrel::idempotency_query");
+  cfg.add_message_type<cancel_query>("petrel::cancel_query");
+  cfg.add_message_type<cancel_targets>("petrel::cancel_targets");
   cfg.add_message_type<recipient_lookup>("petrel::recipient_lookup");
   cfg.add_message_type<std::vector<recipient_lookup>>("std::vector<petrel::recipient_lookup>");
   cfg.add_message_type<inbound_message>("petrel::inbound_message");

@@ -471,6 +471,25 @@ struct recipient_query {
   std::string message_id_header;
 };
 
+// A tenant's Idempotency-Key: its stored answer, while it has not expired (now_ms).
+struct idempotency_query {
+  id128 tenant_id;
+  std::string key;
+  std::int64_t now_ms = 0;
+};
+
+// The waiting recipients of a tenant's message, or of its messages with a batch id (the
+// sender cancels them).
+struct cancel_query {
+  id128 tenant_id;
+  id128 message_id;      // empty: by batch_id
+  std::string batch_id;
+};
+struct cancel_targets {
+  std::uint64_t messages = 0;  // messages found (0: no such message or batch of the tenant)
+  std::vector<queued_recipient> waiting;
+};
+
 // A message to the bounce processor: from the inbound SMTP listener or POST /v1/inbound.
 struct inbound_message {
   std::string envelope_from;
@@ -560,6 +579,8 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<load_atom, suppression_query>::with<std::vector<suppression_record>>,
     caf::replies_to<load_atom, suppress_atom, id128>::with<suppression_snapshot>,
     caf::replies_to<load_atom, recipient_query>::with<std::vector<recipient_lookup>>,
+    caf::replies_to<load_atom, idempotency_query>::with<std::vector<idempotency_record>>,
+    caf::replies_to<load_atom, cancel_query>::with<cancel_targets>,
     caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
     caf::replies_to<load_atom, egress_atom>::with<egress_state>,
     // A page of a tenant's events; every webhook; how many events follow a position
@@ -686,6 +707,9 @@ using domain_actor = caf::typed_actor<
     caf::reacts_to<blocked_atom, std::string, std::int64_t>,
     // Admin: cancel waiting recipients (of this tenant; empty: all) -> how many
     caf::replies_to<cancel_atom, id128, std::string>::with<std::uint64_t>,
+    // The sender: cancel these waiting recipients (reason) -> how many; one in flight is
+    // cancelled if its attempt defers
+    caf::replies_to<cancel_atom, std::vector<queued_recipient>, std::string>::with<std::uint64_t>,
     // Admin: make every deferred recipient due now -> how many
     caf::replies_to<flush_atom>::with<std::uint64_t>,
     // Cluster repair: sum up the domain's queue in the store again and read the classes that
@@ -721,6 +745,8 @@ using domains_actor = caf::typed_actor<
     caf::replies_to<stats_atom, std::string>::with<domain_queue_stats>,
     // Admin: cancel waiting recipients of a domain ("" all domains) and/or a tenant -> count
     caf::replies_to<cancel_atom, std::string, id128, std::string>::with<std::uint64_t>,
+    // The sender: cancel these waiting recipients (of any domains; reason) -> how many
+    caf::replies_to<cancel_atom, std::vector<queued_recipient>, std::string>::with<std::uint64_t>,
     // Admin: flush a domain ("" all) -> count made due
     caf::replies_to<flush_atom, std::string>::with<std::uint64_t>,
     // Cluster: every partition this node holds now (from the cluster actor after each round).

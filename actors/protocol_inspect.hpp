@@ -49,7 +49,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
-           x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority, x.templated, x.batch_id);
+           x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority, x.templated, x.batch_id,
+           x.idempotency);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -183,6 +184,23 @@ typename Inspector::result_type inspect(Inspector& f, suppression_query& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, suppression_snapshot& x) {
   return f(caf::meta::type_name("suppression_snapshot"), x.suppressions, x.streaks);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, idempotency_record& x) {
+  return f(caf::meta::type_name("idempotency_record"), x.key, x.request_hash, x.message_id, x.status,
+           x.response, x.created_at_ms, x.expires_at_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, idempotency_query& x) {
+  return f(caf::meta::type_name("idempotency_query"), x.tenant_id, x.key, x.now_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cancel_query& x) {
+  return f(caf::meta::type_name("cancel_query"), x.tenant_id, x.message_id, x.batch_id);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, cancel_targets& x) {
+  return f(caf::meta::type_name("cancel_targets"), x.messages, x.waiting);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_query& x) {

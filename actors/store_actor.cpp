@@ -175,6 +175,22 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return db.recipients_by_message_id_header(q.message_id_header);
                             });
       },
+      [=](load_atom, const idempotency_query& q) -> caf::result<std::vector<idempotency_record>> {
+        return guarded_read(self->state.db, "idempotency_key",
+                            [&](store& db) -> caf::result<std::vector<idempotency_record>> {
+                              std::vector<idempotency_record> out;
+                              if (auto found = db.find_idempotency_key(q.tenant_id, q.key, q.now_ms))
+                                out.push_back(std::move(*found));
+                              return out;
+                            });
+      },
+      [=](load_atom, const cancel_query& q) -> caf::result<cancel_targets> {
+        return guarded_read(self->state.db, "cancel_targets", [&](store& db) -> caf::result<cancel_targets> {
+          cancel_targets out;
+          out.waiting = db.waiting_recipients_of(q.tenant_id, q.message_id, q.batch_id, out.messages);
+          return out;
+        });
+      },
       [=](load_atom, controls_atom) -> caf::result<std::vector<control_record>> {
         return guarded_read(self->state.db, "controls",
                             [&](store& db) -> caf::result<std::vector<control_record>> {
@@ -445,6 +461,12 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, suppress_atom::value, tenant_id);
       },
       [=](load_atom, recipient_query& q) -> caf::result<std::vector<recipient_lookup>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, idempotency_query& q) -> caf::result<std::vector<idempotency_record>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, cancel_query& q) -> caf::result<cancel_targets> {
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, controls_atom) -> caf::result<std::vector<control_record>> {

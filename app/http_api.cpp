@@ -5,8 +5,10 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 
+#include "actors/actor_support.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
 #include "app/actor_bridge.hpp"
@@ -20,13 +22,6 @@ namespace petrel {
 namespace json = boost::json;
 
 namespace {
-
-json::object receipt_json(const submit_receipt& receipt) {
-  json::array recipients;
-  for (const auto& r : receipt.recipients)
-    recipients.push_back(json::object{{"email", r.email}, {"id", r.id.str()}, {"status", r.status}});
-  return json::object{{"id", receipt.message_id.str()}, {"recipients", std::move(recipients)}};
-}
 
 json::object event_json(const event_record& e) {
   return json::object{{"id", e.id.str()},
@@ -159,6 +154,14 @@ void http_api::public_request(http_request&& request, http_responder respond) {
       if (method != "GET") return respond(method_not_allowed("GET"));
       return get_message_content(request, parts[2], std::move(respond));
     }
+    if (parts.size() == 4 && parts[3] == "cancel") {
+      if (method != "POST") return respond(method_not_allowed("POST"));
+      return cancel_messages(request, parts[2], "", std::move(respond));
+    }
+  }
+  if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "batches" && parts[3] == "cancel") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    return cancel_messages(request, "", parts[2], std::move(respond));
   }
   respond(not_found());
 }
@@ -340,6 +343,15 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
     return respond(problem(415, "unsupported-media-type", "Unsupported Media Type",
                            "the body must be application/json"));
   auto key_hash = hash_api_key(key);
+  // Idempotency-Key (printable ASCII, at most 255): checked before the body.
+  std::string idempotency_key(request.header("idempotency-key"));
+  bool idempotent = !request.header("idempotency-key").empty() ||
+                    std::any_of(request.headers.begin(), request.headers.end(),
+                                [](const auto& h) { return h.first == "idempotency-key"; });
+  if (idempotent && (idempotency_key.empty() || idempotency_key.size() > 255 ||
+                     !std::all_of(idempotency_key.begin(), idempotency_key.end(),
+                                  [](char c) { return c > 32 && c < 127; })))
+    return respond(invalid_request({{"Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces"}}));
   auto result = parse_submission(request.body, cfg_.submission, now_ms());
   auto s = directory_->get();
   auto timeout = cfg_.http.handler_timeout;
@@ -366,11 +378,116 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
     return;
   }
   auto& sys = sys_;
+  if (idempotent)
+    return submit_idempotent(std::move(key_hash), std::move(std::get<message_record>(result)),
+                             std::move(idempotency_key), sha256_hex(request.body), std::move(respond));
   ask<submit_receipt>(
       sys_, s->tenants, timeout,
-      [respond](submit_receipt& receipt) { respond(json_response(202, receipt_json(receipt))); },
+      [respond](submit_receipt& receipt) { respond(json_body(202, receipt_json_text(receipt))); },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, submit_atom::value,
       std::move(key_hash), std::move(std::get<message_record>(result)));
+}
+
+namespace {
+
+// The stored answer of an Idempotency-Key for the same request, or 422 for another body.
+http_response replay(const idempotency_record& r, const std::string& request_hash) {
+  if (r.request_hash != request_hash)
+    return problem(422, "idempotency-key-reused", "Unprocessable Content",
+                   "this Idempotency-Key was used with a different request body (message " + r.message_id.str() +
+                       "); use a new key for a new request");
+  auto out = json_body(r.status, r.response);
+  out.headers.emplace_back("Idempotent-Replayed", "true");
+  return out;
+}
+
+}  // namespace
+
+void http_api::submit_idempotent(std::string key_hash, message_record message, std::string idempotency_key,
+                                 std::string request_hash, http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto window = cfg_.submission.idempotency_window;
+  auto store = s->store;
+  auto tenants = s->tenants;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  // Who it is, then whether the key answered before, then the submission.
+  ask<tenant_identity>(
+      sys, tenants, timeout,
+      [=, &sys, message = std::move(message)](tenant_identity& who) mutable {
+        auto tenant = who.tenant_id;
+        idempotency_query q{tenant, idempotency_key, now_ms()};
+        ask<std::vector<idempotency_record>>(
+            sys, store, timeout,
+            [=, &sys, message = std::move(message)](std::vector<idempotency_record>& found) mutable {
+              if (!found.empty()) return respond(replay(found.front(), request_hash));
+              auto now = now_ms();
+              message.idempotency = {idempotency_key, request_hash, {}, 202, {}, now, now + window.count()};
+              ask<submit_receipt>(
+                  sys, tenants, timeout,
+                  [respond](submit_receipt& receipt) { respond(json_body(202, receipt_json_text(receipt))); },
+                  [=, &sys](caf::error& e) {
+                    petrel_errc code{};
+                    std::string detail;
+                    std::int64_t retry = 0;
+                    if (!read_error(e, code, detail, retry) || code != petrel_errc::conflict ||
+                        detail != idempotency_conflict)
+                      return respond(problem_from_error(sys, e));
+                    // A concurrent request with the key was stored first: its answer.
+                    ask<std::vector<idempotency_record>>(
+                        sys, store, timeout,
+                        [=](std::vector<idempotency_record>& again) {
+                          if (again.empty())
+                            return respond(problem(409, "conflict", "Conflict",
+                                                   "another request with this Idempotency-Key is being processed"));
+                          respond(replay(again.front(), request_hash));
+                        },
+                        fail, load_atom::value, idempotency_query{tenant, idempotency_key, now_ms()});
+                  },
+                  submit_atom::value, key_hash, std::move(message));
+            },
+            fail, load_atom::value, std::move(q));
+      },
+      fail, auth_atom::value, key_hash);
+}
+
+// POST /v1/messages/{id}/cancel, POST /v1/batches/{batch}/cancel: every waiting recipient of
+// the tenant's message (or batch) is cancelled; one in an attempt now is cancelled if that
+// attempt does not deliver it.
+void http_api::cancel_messages(const http_request& request, const std::string& message, const std::string& batch,
+                               http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto store = s->store;
+  auto domains = s->domains;
+  auto parsed_id = id128::parse(message);
+  as_tenant(request, respond, [=, &sys](tenant_identity& who) {
+    auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+    if (batch.empty() && !parsed_id) return respond(problem(404, "not-found", "Not Found", "no such message"));
+    cancel_query q{who.tenant_id, batch.empty() ? *parsed_id : id128{}, batch};
+    ask<cancel_targets>(
+        sys, store, timeout,
+        [=, &sys](cancel_targets& t) {
+          if (t.messages == 0)
+            return respond(problem(404, "not-found", "Not Found", batch.empty() ? "no such message" : "no such batch"));
+          auto waiting = t.waiting.size();
+          auto messages = t.messages;
+          auto answer = [=](std::uint64_t cancelled) {
+            json::object o{{"messages", messages}, {"waiting", waiting}, {"cancelled", cancelled}};
+            if (batch.empty())
+              o["id"] = message;
+            else
+              o["batch_id"] = batch;
+            respond(json_response(200, o));
+          };
+          if (waiting == 0) return answer(0);
+          ask<std::uint64_t>(sys, domains, timeout, answer, fail, cancel_atom::value, std::move(t.waiting),
+                             std::string("cancelled by its sender"));
+        },
+        fail, load_atom::value, std::move(q));
+  });
 }
 
 void http_api::get_message(const http_request& request, const std::string& id,

@@ -40,6 +40,12 @@ class http_api {
   void submit_message(http_request&& request, http_responder respond);
   void get_message(const http_request& request, const std::string& id, http_responder respond);
   void get_message_content(const http_request& request, const std::string& id, http_responder respond);
+  // POST /v1/messages/{id}/cancel (batch empty) and POST /v1/batches/{batch}/cancel.
+  void cancel_messages(const http_request& request, const std::string& message, const std::string& batch,
+                       http_responder respond);
+  // A valid submission with an Idempotency-Key: the stored answer, a 422, or a new message.
+  void submit_idempotent(std::string key_hash, message_record message, std::string idempotency_key,
+                         std::string request_hash, http_responder respond);
   void readiness(http_responder respond);
   void sender_domains(http_request&& request, const std::vector<std::string>& parts,
                       http_responder respond);

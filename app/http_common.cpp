@@ -89,6 +89,14 @@ http_response json_response(int status, const json::value& v) {
   return r;
 }
 
+http_response json_body(int status, std::string text) {
+  http_response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(text);
+  return r;
+}
+
 http_response no_content() {
   http_response r;
   r.status = 204;

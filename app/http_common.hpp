@@ -21,6 +21,8 @@ http_response json_response(int status, const boost::json::value& v);
 // nothing more (an ok_atom).
 // A JSON document's text, with doubles in plain decimal form ("0.5", never "5E-1").
 std::string json_text(const boost::json::value& v);
+// A JSON answer whose body is already serialized.
+http_response json_body(int status, std::string text);
 http_response no_content();
 inline auto answered_empty(http_responder respond) {
   return [respond](auto&&...) { respond(no_content()); };

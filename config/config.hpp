@@ -242,6 +242,8 @@ struct submission_settings {
   bool campaigns_are_bulk = true;  // a message with a campaign is bulk unless "bulk": false
   // How far ahead "send_at" may schedule a message.
   std::chrono::milliseconds max_schedule_ahead = std::chrono::hours(72);
+  // How long an Idempotency-Key's answer is kept (the same key and body answer it again).
+  std::chrono::milliseconds idempotency_window = std::chrono::hours(24);
 };
 
 struct tenant_settings {

@@ -711,6 +711,7 @@ void read_submission(reader& r, config& c) {
   s.string("message_id_domain", c.submission.message_id_domain, 253);
   s.boolean("campaigns_are_bulk", c.submission.campaigns_are_bulk);
   s.duration("max_schedule_ahead", c.submission.max_schedule_ahead, 1s, 24h * 30);
+  s.duration("idempotency_window", c.submission.idempotency_window, 1min, 24h * 30);
   s.finish();
 }
 

@@ -88,6 +88,14 @@ enum stmt : int {
   select_queue_page,
   select_queue_later,
   flush_recipients,
+  delete_expired_idempotency_key,
+  insert_idempotency_key,
+  select_idempotency_key,
+  prune_idempotency_keys,
+  count_message_of_tenant,
+  select_waiting_of_message,
+  count_batch_messages,
+  select_waiting_of_batch,
   stmt_count
 };
 
@@ -255,6 +263,21 @@ constexpr std::array<const char*, stmt_count> statements = {
     "AND tenant_id = $2 AND priority = $3 AND next_attempt_at > $4 ORDER BY next_attempt_at LIMIT 1",
     "UPDATE recipients SET next_attempt_at = $2 WHERE state IN ('queued', 'deferred') "
     "AND domain = $1 AND next_attempt_at > $2",
+    "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key = $2 AND expires_at <= $3",
+    "INSERT INTO idempotency_keys (tenant_id, key, request_hash, message_id, status, response, created_at, "
+    "expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+    "SELECT request_hash, message_id, status, response, created_at, expires_at FROM idempotency_keys "
+    "WHERE tenant_id = $1 AND key = $2 AND expires_at > $3",
+    "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys WHERE expires_at <= $1 "
+    "LIMIT $2)",
+    "SELECT COUNT(*) FROM messages WHERE id = $2 AND tenant_id = $1",
+    "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority, "
+    "(personal <> '')::int FROM recipients WHERE message_id = $2 AND tenant_id = $1 "
+    "AND state IN ('queued', 'deferred') ORDER BY domain, id",
+    "SELECT COUNT(*) FROM messages WHERE tenant_id = $1 AND batch_id = $2",
+    "SELECT r.id, r.message_id, r.tenant_id, r.domain, r.state, r.attempts, r.next_attempt_at, r.pool, "
+    "r.priority, (r.personal <> '')::int FROM messages m JOIN recipients r ON r.message_id = m.id "
+    "WHERE m.tenant_id = $1 AND m.batch_id = $2 AND r.state IN ('queued', 'deferred') ORDER BY r.domain, r.id",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -690,6 +713,36 @@ class pg_store final : public store {
     return out;
   }
 
+  std::optional<idempotency_record> find_idempotency_key(const id128& tenant_id, const std::string& key,
+                                                         std::int64_t now_ms) override {
+    params p;
+    p.id(tenant_id).text(key).integer(now_ms);
+    auto r = run(select_idempotency_key, p);
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    idempotency_record out;
+    out.key = key;
+    out.request_hash = text_at(r, 0, 0);
+    out.message_id = id_at(r, 0, 1);
+    out.status = static_cast<int>(int_at(r, 0, 2));
+    out.response = text_at(r, 0, 3);
+    out.created_at_ms = int_at(r, 0, 4);
+    out.expires_at_ms = int_at(r, 0, 5);
+    return out;
+  }
+
+  std::vector<queued_recipient> waiting_recipients_of(const id128& tenant_id, const id128& message_id,
+                                                      const std::string& batch_id, std::uint64_t& messages) override {
+    params p;
+    if (!message_id.empty()) {
+      p.id(tenant_id).id(message_id);
+      messages = static_cast<std::uint64_t>(int_at(run(count_message_of_tenant, p), 0, 0));
+      return read_queued(run(select_waiting_of_message, p));
+    }
+    p.id(tenant_id).text(batch_id);
+    messages = static_cast<std::uint64_t>(int_at(run(count_batch_messages, p), 0, 0));
+    return read_queued(run(select_waiting_of_batch, p));
+  }
+
   std::vector<suppression_record> list_suppressions(const id128& tenant_id,
                                                     const std::string& reason,
                                                     const std::string& after,
@@ -1036,6 +1089,17 @@ class pg_store final : public store {
       auto rp = recipient_params(op.message, r);
       out(insert_recipient, rp);
     }
+    if (const auto& k = op.message.idempotency; !k.key.empty()) {
+      // An expired row of the same key makes way; a live one fails the insert (the primary
+      // key), and with it the whole message: a concurrent duplicate stores nothing.
+      params old;
+      old.id(op.message.tenant_id).text(k.key).integer(k.created_at_ms);
+      out(delete_expired_idempotency_key, old);
+      params kp;
+      kp.id(op.message.tenant_id).text(k.key).text(k.request_hash).id(op.message.id).integer(k.status)
+          .text(k.response).integer(k.created_at_ms).integer(k.expires_at_ms);
+      out(insert_idempotency_key, kp);
+    }
     auto ep = event_params(op.accepted);
     out(insert_event, ep);
     for (const auto& e : op.events) {
@@ -1272,6 +1336,9 @@ class pg_store final : public store {
     params messages;
     messages.integer(op.rows_before_ms).integer(static_cast<std::int64_t>(op.limit));
     out(prune_messages, messages);
+    params keys;
+    keys.integer(op.now_ms).integer(static_cast<std::int64_t>(op.limit));
+    out(prune_idempotency_keys, keys);
   }
   template <class Out>
   void emit(const insert_webhook_op& op, Out&& out) {

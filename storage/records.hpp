@@ -72,6 +72,17 @@ struct recipient_record {
   std::string metadata_json;  // the recipient's own metadata (JSON object), "" none
 };
 
+// A tenant's Idempotency-Key and what the request with it answered (kept until expires_at).
+struct idempotency_record {
+  std::string key;           // "" none
+  std::string request_hash;  // SHA-256 of the request body, hex
+  id128 message_id;
+  int status = 202;
+  std::string response;      // the answer's body (JSON)
+  std::int64_t created_at_ms = 0;
+  std::int64_t expires_at_ms = 0;
+};
+
 struct message_record {
   id128 id;
   id128 tenant_id;
@@ -92,6 +103,8 @@ struct message_record {
   // delivery; each recipient has its personal_json.
   bool templated = false;
   std::string batch_id;  // the client's batch ("" none): POST /v1/batches/{id}/cancel
+  // The request's Idempotency-Key (key "" none): stored in the message's transaction.
+  idempotency_record idempotency;
 };
 
 struct event_record {

@@ -273,13 +273,26 @@ const std::vector<migration>& schema_migrations() {
        }},
       {14,
        "sending: messages rendered per recipient from templates (the message keeps the templates, "
-       "each recipient its data and metadata), the client's batch of a message",
+       "each recipient its data and metadata), the client's batch of a message, idempotency keys",
        {
            "ALTER TABLE messages ADD COLUMN templated INTEGER NOT NULL DEFAULT 0",
            "ALTER TABLE messages ADD COLUMN batch_id TEXT NOT NULL DEFAULT ''",
            "CREATE INDEX messages_batch ON messages (tenant_id, batch_id) WHERE batch_id <> ''",
            "ALTER TABLE recipients ADD COLUMN personal TEXT NOT NULL DEFAULT ''",
            "ALTER TABLE recipients ADD COLUMN metadata TEXT NOT NULL DEFAULT ''",
+           // A request's Idempotency-Key, what the request was (a hash of its body) and what it
+           // answered; written in the message's transaction, kept until expires_at.
+           R"(CREATE TABLE idempotency_keys (
+                tenant_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                message_id TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                response TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, key)))",
+           "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)",
        }},
   };
   return all;

@@ -457,6 +457,48 @@ class sqlite_store final : public store {
     return out;
   }
 
+  std::optional<idempotency_record> find_idempotency_key(const id128& tenant_id, const std::string& key,
+                                                         std::int64_t now_ms) override {
+    auto q = prepare(
+        "SELECT request_hash, message_id, status, response, created_at, expires_at FROM idempotency_keys "
+        "WHERE tenant_id = ? AND key = ? AND expires_at > ?");
+    q.bind(1, tenant_id).bind(2, std::string_view(key)).bind(3, now_ms);
+    if (!q.step()) return std::nullopt;
+    idempotency_record r;
+    r.key = key;
+    r.request_hash = q.text(0);
+    r.message_id = q.id(1);
+    r.status = static_cast<int>(q.integer(2));
+    r.response = q.text(3);
+    r.created_at_ms = q.integer(4);
+    r.expires_at_ms = q.integer(5);
+    return r;
+  }
+
+  std::vector<queued_recipient> waiting_recipients_of(const id128& tenant_id, const id128& message_id,
+                                                      const std::string& batch_id, std::uint64_t& messages) override {
+    if (!message_id.empty()) {
+      auto c = prepare("SELECT COUNT(*) FROM messages WHERE id = ?2 AND tenant_id = ?1");
+      c.bind(1, tenant_id).bind(2, message_id);
+      messages = c.step() ? static_cast<std::uint64_t>(c.integer(0)) : 0;
+      auto q = prepare(
+          "SELECT id, message_id, tenant_id, domain, state, attempts, next_attempt_at, pool, priority, "
+          "personal <> '' FROM recipients WHERE message_id = ?2 AND tenant_id = ?1 "
+          "AND state IN ('queued', 'deferred') ORDER BY domain, id");
+      q.bind(1, tenant_id).bind(2, message_id);
+      return read_queued(q);
+    }
+    auto c = prepare("SELECT COUNT(*) FROM messages WHERE tenant_id = ?1 AND batch_id = ?2");
+    c.bind(1, tenant_id).bind(2, std::string_view(batch_id));
+    messages = c.step() ? static_cast<std::uint64_t>(c.integer(0)) : 0;
+    auto q = prepare(
+        "SELECT r.id, r.message_id, r.tenant_id, r.domain, r.state, r.attempts, r.next_attempt_at, r.pool, "
+        "r.priority, r.personal <> '' FROM messages m JOIN recipients r ON r.message_id = m.id "
+        "WHERE m.tenant_id = ?1 AND m.batch_id = ?2 AND r.state IN ('queued', 'deferred') ORDER BY r.domain, r.id");
+    q.bind(1, tenant_id).bind(2, std::string_view(batch_id));
+    return read_queued(q);
+  }
+
   std::vector<suppression_record> list_suppressions(const id128& tenant_id,
                                                     const std::string& reason,
                                                     const std::string& after,
@@ -767,6 +809,26 @@ class sqlite_store final : public store {
           .bind(15, std::string_view(r.metadata_json));
       q.run();
     }
+    if (!m.idempotency.key.empty()) {
+      // An expired row of the same key makes way; a live one makes this insert fail (the
+      // primary key), and with it the whole message: a concurrent duplicate stores nothing.
+      const auto& k = m.idempotency;
+      auto old = prepare("DELETE FROM idempotency_keys WHERE tenant_id = ? AND key = ? AND expires_at <= ?");
+      old.bind(1, m.tenant_id).bind(2, std::string_view(k.key)).bind(3, k.created_at_ms);
+      old.run();
+      auto q = prepare(
+          "INSERT INTO idempotency_keys (tenant_id, key, request_hash, message_id, status, response, created_at, "
+          "expires_at) VALUES (?,?,?,?,?,?,?,?)");
+      q.bind(1, m.tenant_id)
+          .bind(2, std::string_view(k.key))
+          .bind(3, std::string_view(k.request_hash))
+          .bind(4, m.id)
+          .bind(5, static_cast<std::int64_t>(k.status))
+          .bind(6, std::string_view(k.response))
+          .bind(7, k.created_at_ms)
+          .bind(8, k.expires_at_ms);
+      q.run();
+    }
     insert_event(op.accepted);
     for (const auto& e : op.events) insert_event(e);
   }
@@ -945,6 +1007,11 @@ class sqlite_store final : public store {
         "NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) ORDER BY m.created_at LIMIT ?2)");
     messages.bind(1, op.rows_before_ms).bind(2, static_cast<std::int64_t>(op.limit));
     messages.run();
+    auto keys = prepare(
+        "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ?1 "
+        "LIMIT ?2)");
+    keys.bind(1, op.now_ms).bind(2, static_cast<std::int64_t>(op.limit));
+    keys.run();
     pruned_ = true;
   }
 

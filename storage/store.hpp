@@ -204,6 +204,15 @@ class store {
   virtual std::optional<delivery_content> load_delivery(const id128& message_id,
                                                         const std::vector<id128>& recipients) = 0;
 
+  // A tenant's Idempotency-Key while it has not expired at now_ms.
+  virtual std::optional<idempotency_record> find_idempotency_key(const id128& tenant_id, const std::string& key,
+                                                                 std::int64_t now_ms) = 0;
+  // The waiting recipients of a tenant's message (message_id), or of its messages with this
+  // batch id (message_id empty); messages: how many messages matched.
+  virtual std::vector<queued_recipient> waiting_recipients_of(const id128& tenant_id, const id128& message_id,
+                                                              const std::string& batch_id,
+                                                              std::uint64_t& messages) = 0;
+
   // Suppressions of a tenant, by address after `after`, optionally of one reason, at most limit.
   virtual std::vector<suppression_record> list_suppressions(const id128& tenant_id,
                                                             const std::string& reason,

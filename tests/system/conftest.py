@@ -354,3 +354,19 @@ def one_mx_world(work, *domains):
     for domain in ("example.test",) + domains:
         records.append({"name": domain, "type": "MX", "preference": 10, "exchange": "mx1.example.test"})
     return sink, DnsServer(work, {"records": records}).start()
+
+
+@pytest.fixture
+def mx_world(tmp_path):
+    """one_mx_world as a fixture: (sink, dns), stopped afterwards."""
+    sink, dns = one_mx_world(tmp_path)
+    yield sink, dns
+    sink.stop()
+    dns.stop()
+
+
+@pytest.fixture
+def mx_node(make_node, mx_world):
+    """A node delivering to mx_world (delivery_config)."""
+    sink, dns = mx_world
+    return make_node(delivery_config(dns.port, sink.port))

@@ -5,23 +5,8 @@ import base64
 import email
 import email.policy
 
-import pytest
 
-from conftest import delivery_config, one_mx_world, settle_message, wait_for  # noqa: E402
-
-
-@pytest.fixture
-def world(tmp_path):
-    sink, dns = one_mx_world(tmp_path)
-    yield sink, dns
-    sink.stop()
-    dns.stop()
-
-
-@pytest.fixture
-def tnode(make_node, world):
-    sink, dns = world
-    return make_node(delivery_config(dns.port, sink.port))
+from conftest import settle_message  # noqa: E402
 
 
 def copies(sink):
@@ -40,9 +25,9 @@ def problem(r, status, field):
     return body["detail"]
 
 
-def test_a_batch_renders_each_recipients_copy(tnode, world):
-    sink, _ = world
-    r = tnode.submit(tnode.key, {
+def test_a_batch_renders_each_recipients_copy(mx_node, mx_world):
+    sink, _ = mx_world
+    r = mx_node.submit(mx_node.key, {
         "from": "Shop <shop@example.com>",
         "subject": "{{greeting}}, {{name}}",
         "text": "Hi {{name}}, your code is {{code}}.{{#vip}} VIP!{{/vip}}",
@@ -55,7 +40,7 @@ def test_a_batch_renders_each_recipients_copy(tnode, world):
                "cy@example.test"]})
     assert r.status_code == 202, r.text
     message_id = r.json()["id"]
-    settle_message(tnode, message_id)
+    settle_message(mx_node, message_id)
     got = copies(sink)
     assert set(got) == {"ann@example.test", "bo@example.test", "cy@example.test"}
     ann, bo, cy = got["ann@example.test"], got["bo@example.test"], got["cy@example.test"]
@@ -71,97 +56,97 @@ def test_a_batch_renders_each_recipients_copy(tnode, world):
     assert len({m["Message-ID"] for m in got.values()}) == 1
 
     # Stored once: one message row holding the templates; each recipient holds its data.
-    rows = tnode.sql(f"SELECT templated, length(content) FROM messages WHERE id = '{message_id}'")
+    rows = mx_node.sql(f"SELECT templated, length(content) FROM messages WHERE id = '{message_id}'")
     assert [(int(a), int(b)) for a, b in rows] and int(rows[0][0]) == 1
     assert int(rows[0][1]) < 1500
-    personal = tnode.sql(f"SELECT address, personal FROM recipients WHERE message_id = '{message_id}' ORDER BY address")
+    personal = mx_node.sql(f"SELECT address, personal FROM recipients WHERE message_id = '{message_id}' ORDER BY address")
     assert [p[0] for p in personal] == ["ann@example.test", "bo@example.test", "cy@example.test"]
     assert '"A1"' in personal[0][1]
 
     # The content endpoint shows a recipient's copy, rendered as it was sent.
-    auth = {"Authorization": f"Bearer {tnode.key}"}
+    auth = {"Authorization": f"Bearer {mx_node.key}"}
     ids = {x["email"]: x["id"] for x in r.json()["recipients"]}
-    shown = tnode.session.get(tnode.url(f"/v1/messages/{message_id}/content?recipient={ids['bo@example.test']}"),
+    shown = mx_node.session.get(mx_node.url(f"/v1/messages/{message_id}/content?recipient={ids['bo@example.test']}"),
                               headers=auth)
     assert shown.status_code == 200 and shown.headers["Content-Type"].startswith("message/rfc822")
     assert email.message_from_bytes(shown.content, policy=email.policy.default)["Subject"] == "Hej, Bo"
-    problem(tnode.session.get(tnode.url(f"/v1/messages/{message_id}/content"), headers=auth), 400, "recipient")
-    problem(tnode.session.get(tnode.url(f"/v1/messages/{message_id}/content?recipient=bad"), headers=auth), 400,
+    problem(mx_node.session.get(mx_node.url(f"/v1/messages/{message_id}/content"), headers=auth), 400, "recipient")
+    problem(mx_node.session.get(mx_node.url(f"/v1/messages/{message_id}/content?recipient=bad"), headers=auth), 400,
             "recipient")
-    assert tnode.session.get(tnode.url(f"/v1/messages/{message_id}/content?recipient={message_id}"),
+    assert mx_node.session.get(mx_node.url(f"/v1/messages/{message_id}/content?recipient={message_id}"),
                              headers=auth).status_code == 404
 
     # Per-recipient metadata comes with the recipient's events, over the message's.
-    events = tnode.session.get(tnode.url(f"/v1/events?message={message_id}&type=delivered"),
-                               headers={"Authorization": f"Bearer {tnode.key}"}).json()["events"]
+    events = mx_node.session.get(mx_node.url(f"/v1/events?message={message_id}&type=delivered"),
+                               headers={"Authorization": f"Bearer {mx_node.key}"}).json()["events"]
     by_email = {e["email"]: e["metadata"] for e in events}
     assert by_email["ann@example.test"] == {"campaign_ref": "c1", "user": 1}
     assert by_email["bo@example.test"] == {"campaign_ref": "c1"}
 
 
-def test_without_templates_braces_are_text(tnode, world):
-    sink, _ = world
-    r = tnode.submit(tnode.key, {"from": "app@example.com", "to": ["lit@example.test"],
+def test_without_templates_braces_are_text(mx_node, mx_world):
+    sink, _ = mx_world
+    r = mx_node.submit(mx_node.key, {"from": "app@example.com", "to": ["lit@example.test"],
                                  "subject": "{{not a template}}", "text": "Use {{name}} here."})
     assert r.status_code == 202, r.text
-    settle_message(tnode, r.json()["id"])
+    settle_message(mx_node, r.json()["id"])
     (m,) = copies(sink).values()
     assert m["Subject"] == "{{not a template}}" and "Use {{name}} here." in m.get_body(("plain",)).get_content()
 
 
-def test_template_true_renders_with_the_messages_data_only(tnode, world):
-    sink, _ = world
-    r = tnode.submit(tnode.key, {"from": "app@example.com", "to": ["t@example.test", "u@example.test"],
+def test_template_true_renders_with_the_messages_data_only(mx_node, mx_world):
+    sink, _ = mx_world
+    r = mx_node.submit(mx_node.key, {"from": "app@example.com", "to": ["t@example.test", "u@example.test"],
                                  "template": True, "subject": "[{{x}}]", "text": "x={{x}}"})
     assert r.status_code == 202, r.text
-    settle_message(tnode, r.json()["id"])
+    settle_message(mx_node, r.json()["id"])
     got = copies(sink)
     assert {m["Subject"] for m in got.values()} == {"[]"}
     assert got["t@example.test"]["To"] == "t@example.test"
 
 
-def test_strict_names_the_missing_variable_and_the_recipient(tnode):
+def test_strict_names_the_missing_variable_and_the_recipient(mx_node):
     body = {"from": "app@example.com", "strict": True, "subject": "Hi {{name}}", "text": "{{#items}}{{.}}{{/items}}",
             "to": [{"email": "a@example.test", "substitutions": {"name": "A"}},
                    {"email": "b@example.test", "substitutions": {"nam": "typo"}}]}
-    detail = problem(tnode.submit(tnode.key, body), 400, "to[1].substitutions")
+    detail = problem(mx_node.submit(mx_node.key, body), 400, "to[1].substitutions")
     assert '"name"' in detail and "strict" in detail
     body["substitutions"] = {"name": "default"}
-    assert tnode.submit(tnode.key, body).status_code == 202  # the message's value counts
-    assert int(tnode.sql("SELECT COUNT(*) FROM messages")[0][0]) == 1  # nothing of the 400 was stored
+    assert mx_node.submit(mx_node.key, body).status_code == 202  # the message's value counts
+    assert int(mx_node.sql("SELECT COUNT(*) FROM messages")[0][0]) == 1  # nothing of the 400 was stored
 
 
-def test_bad_templates_and_options_are_400s_naming_the_field(tnode):
+def test_bad_templates_and_options_are_400s_naming_the_field(mx_node):
     base = {"from": "app@example.com", "to": [{"email": "a@example.test", "substitutions": {}}], "text": "t"}
-    detail = problem(tnode.submit(tnode.key, {**base, "html": "<p>{{#open}}</p>"}), 400, "html")
+    detail = problem(mx_node.submit(mx_node.key, {**base, "html": "<p>{{#open}}</p>"}), 400, "html")
     assert "unclosed" in detail and "open" in detail
-    problem(tnode.submit(tnode.key, {**base, "subject": "{{/x}}"}), 400, "subject")
-    problem(tnode.submit(tnode.key, {**base, "cc": ["c@example.test"]}), 400, "cc")
-    problem(tnode.submit(tnode.key, {**base, "substitutions": ["x"]}), 400, "substitutions")
-    problem(tnode.submit(tnode.key, {**base, "to": [{"email": "a@example.test", "substitutions": 3}]}), 400,
+    problem(mx_node.submit(mx_node.key, {**base, "subject": "{{/x}}"}), 400, "subject")
+    problem(mx_node.submit(mx_node.key, {**base, "cc": ["c@example.test"]}), 400, "cc")
+    problem(mx_node.submit(mx_node.key, {**base, "substitutions": ["x"]}), 400, "substitutions")
+    problem(mx_node.submit(mx_node.key, {**base, "to": [{"email": "a@example.test", "substitutions": 3}]}), 400,
             "to[0].substitutions")
-    problem(tnode.submit(tnode.key, {**base, "to": [{"email": "a@example.test", "metadata": []}]}), 400,
+    problem(mx_node.submit(mx_node.key, {**base, "to": [{"email": "a@example.test", "metadata": []}]}), 400,
             "to[0].metadata")
-    problem(tnode.submit(tnode.key, {"from": "app@example.com", "to": ["a@example.test"], "text": "t", "strict": True}),
+    problem(mx_node.submit(mx_node.key, {"from": "app@example.com", "to": ["a@example.test"], "text": "t", "strict": True}),
             400, "strict")
-    problem(tnode.submit(tnode.key, {"from": "app@example.com", "to": ["a@example.test"], "text": "t", "template": "yes"}),
+    problem(mx_node.submit(mx_node.key, {"from": "app@example.com", "to": ["a@example.test"], "text": "t", "template": "yes"}),
             400, "template")
     # Data cannot break the subject header.
-    detail = problem(tnode.submit(tnode.key, {"from": "app@example.com", "subject": "{{s}}", "text": "t",
+    detail = problem(mx_node.submit(mx_node.key, {"from": "app@example.com", "subject": "{{s}}", "text": "t",
                                               "to": [{"email": "a@example.test",
                                                       "substitutions": {"s": "x\r\nBcc: evil@example.net"}}]}),
                      400, "")
     assert "subject" in detail
 
 
-def test_per_recipient_metadata_without_templates(tnode, world):
-    r = tnode.submit(tnode.key, {"from": "app@example.com", "text": "plain {{x}}",
+def test_per_recipient_metadata_without_templates(mx_node, mx_world):
+    r = mx_node.submit(mx_node.key, {"from": "app@example.com", "text": "plain {{x}}",
                                  "to": [{"email": "m1@example.test", "metadata": {"k": "v1"}}, "m2@example.test"]})
     assert r.status_code == 202, r.text
     message_id = r.json()["id"]
-    settle_message(tnode, message_id)
-    (m,) = world[0].messages()
+    settle_message(mx_node, message_id)
+    (m,) = mx_world[0].messages()
     assert sorted(m["rcpt_to"]) == ["m1@example.test", "m2@example.test"]  # not templated: one transaction
-    events = tnode.session.get(tnode.url(f"/v1/events?message={message_id}&type=delivered"),
-                               headers={"Authorization": f"Bearer {tnode.key}"}).json()["events"]
+    events = mx_node.session.get(mx_node.url(f"/v1/events?message={message_id}&type=delivered"),
+                               headers={"Authorization": f"Bearer {mx_node.key}"}).json()["events"]
     assert {e["email"]: e["metadata"] for e in events} == {"m1@example.test": {"k": "v1"}, "m2@example.test": {}}
