@@ -115,6 +115,9 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<idempotency_query>("petrel::idempotency_query");
   cfg.add_message_type<cancel_query>("petrel::cancel_query");
   cfg.add_message_type<cancel_targets>("petrel::cancel_targets");
+  cfg.add_message_type<template_query>("petrel::template_query");
+  cfg.add_message_type<template_record>("petrel::template_record");
+  cfg.add_message_type<std::vector<template_record>>("std::vector<petrel::template_record>");
   cfg.add_message_type<recipient_lookup>("petrel::recipient_lookup");
   cfg.add_message_type<std::vector<recipient_lookup>>("std::vector<petrel::recipient_lookup>");
   cfg.add_message_type<inbound_message>("petrel::inbound_message");

@@ -191,6 +191,15 @@ typename Inspector::result_type inspect(Inspector& f, idempotency_record& x) {
            x.response, x.created_at_ms, x.expires_at_ms);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, template_record& x) {
+  return f(caf::meta::type_name("template_record"), x.id, x.version, x.tenant_id, x.name, x.subject, x.has_text,
+           x.text, x.has_html, x.html, x.created_at_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, template_query& x) {
+  return f(caf::meta::type_name("template_query"), x.tenant_id, x.id, x.version);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, idempotency_query& x) {
   return f(caf::meta::type_name("idempotency_query"), x.tenant_id, x.key, x.now_ms);
 }

@@ -184,6 +184,10 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return out;
                             });
       },
+      [=](load_atom, const template_query& q) -> caf::result<std::vector<template_record>> {
+        return guarded_read(self->state.db, "templates",
+                            [&](store& db) -> caf::result<std::vector<template_record>> { return db.find_templates(q); });
+      },
       [=](load_atom, const cancel_query& q) -> caf::result<cancel_targets> {
         return guarded_read(self->state.db, "cancel_targets", [&](store& db) -> caf::result<cancel_targets> {
           cancel_targets out;
@@ -467,6 +471,9 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, cancel_query& q) -> caf::result<cancel_targets> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, template_query& q) -> caf::result<std::vector<template_record>> {
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, controls_atom) -> caf::result<std::vector<control_record>> {

@@ -159,6 +159,8 @@ void http_api::public_request(http_request&& request, http_responder respond) {
       return cancel_messages(request, parts[2], "", std::move(respond));
     }
   }
+  if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "templates")
+    return templates(std::move(request), parts, std::move(respond));
   if (parts.size() == 4 && parts[0] == "v1" && parts[1] == "batches" && parts[3] == "cancel") {
     if (method != "POST") return respond(method_not_allowed("POST"));
     return cancel_messages(request, "", parts[2], std::move(respond));
@@ -353,6 +355,38 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
                                   [](char c) { return c > 32 && c < 127; })))
     return respond(invalid_request({{"Idempotency-Key", "must be 1 to 255 printable ASCII characters without spaces"}}));
   auto result = parse_submission(request.body, cfg_.submission, now_ms());
+  auto body_hash = idempotent ? sha256_hex(request.body) : std::string();
+  if (auto* needed = std::get_if<template_needed>(&result)) {
+    // A stored template: who asks, then the template, then the body again with it.
+    auto s = directory_->get();
+    auto& sys = sys_;
+    auto timeout = cfg_.http.handler_timeout;
+    auto store = s->store;
+    auto body = std::make_shared<std::string>(std::move(request.body));
+    auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+    auto wanted = *needed;
+    ask<tenant_identity>(
+        sys, s->tenants, timeout,
+        [=, this, &sys](tenant_identity& who) {
+          ask<std::vector<template_record>>(
+              sys, store, timeout,
+              [=, this](std::vector<template_record>& found) {
+                auto again = parse_submission(*body, cfg_.submission, now_ms(), found.empty() ? nullptr : &found.front(),
+                                              true);
+                accept_submission(key_hash, std::move(again), idempotent ? idempotency_key : std::string(), body_hash,
+                                  respond);
+              },
+              fail, load_atom::value, template_query{who.tenant_id, wanted.id, wanted.version});
+        },
+        fail, auth_atom::value, key_hash);
+    return;
+  }
+  accept_submission(std::move(key_hash), std::move(result), idempotent ? std::move(idempotency_key) : std::string(),
+                    std::move(body_hash), std::move(respond));
+}
+
+void http_api::accept_submission(std::string key_hash, submission_result result, std::string idempotency_key,
+                                 std::string body_hash, http_responder respond) {
   auto s = directory_->get();
   auto timeout = cfg_.http.handler_timeout;
   if (auto* rejection = std::get_if<submission_rejection>(&result)) {
@@ -377,15 +411,17 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
         std::move(key_hash));
     return;
   }
+  auto* message = std::get_if<message_record>(&result);
+  if (!message) return respond(problem(500, "internal", "Internal Server Error", "the template was not looked up"));
   auto& sys = sys_;
-  if (idempotent)
-    return submit_idempotent(std::move(key_hash), std::move(std::get<message_record>(result)),
-                             std::move(idempotency_key), sha256_hex(request.body), std::move(respond));
+  if (!idempotency_key.empty())
+    return submit_idempotent(std::move(key_hash), std::move(*message), std::move(idempotency_key),
+                             std::move(body_hash), std::move(respond));
   ask<submit_receipt>(
       sys_, s->tenants, timeout,
       [respond](submit_receipt& receipt) { respond(json_body(202, receipt_json_text(receipt))); },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, submit_atom::value,
-      std::move(key_hash), std::move(std::get<message_record>(result)));
+      std::move(key_hash), std::move(*message));
 }
 
 namespace {

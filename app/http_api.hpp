@@ -9,6 +9,7 @@
 #include <string>
 
 #include "actors/services.hpp"
+#include "app/submission_request.hpp"
 #include "config/config.hpp"
 #include "net/http.hpp"
 
@@ -43,6 +44,12 @@ class http_api {
   // POST /v1/messages/{id}/cancel (batch empty) and POST /v1/batches/{batch}/cancel.
   void cancel_messages(const http_request& request, const std::string& message, const std::string& batch,
                        http_responder respond);
+  // /v1/templates: create, list, get, update (a new version), delete, render (http_templates.cpp).
+  void templates(http_request&& request, const std::vector<std::string>& parts, http_responder respond);
+  // A parsed submission: its 400/413, or the message submitted (with its Idempotency-Key, if
+  // any: idempotency_key non-empty).
+  void accept_submission(std::string key_hash, submission_result result, std::string idempotency_key,
+                         std::string body_hash, http_responder respond);
   // A valid submission with an Idempotency-Key: the stored answer, a 422, or a new message.
   void submit_idempotent(std::string key_hash, message_record message, std::string idempotency_key,
                          std::string request_hash, http_responder respond);

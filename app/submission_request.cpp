@@ -641,7 +641,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
 }  // namespace
 
 submission_result parse_submission(std::string_view body, const submission_settings& settings,
-                                   std::int64_t now_ms) {
+                                   std::int64_t now_ms, const template_record* stored, bool looked_up) {
   validator v(settings);
   json::monotonic_resource resource;
   auto input = parse_json_input(body, {max_json_depth, settings.max_json_values}, &resource);
@@ -652,7 +652,8 @@ submission_result parse_submission(std::string_view body, const submission_setti
 
   if (o.if_contains("raw")) {
     for (const char* structured : {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers",
-                                   "attachments", "substitutions", "template", "strict"})
+                                   "attachments", "substitutions", "template", "strict", "template_id",
+                                   "template_version"})
       if (o.if_contains(structured))
         v.fail(structured, "not allowed together with raw (the raw message carries it)");
     auto result = parse_raw(v, o, now_ms, read_send_at(v, o, settings, now_ms));
@@ -662,7 +663,32 @@ submission_result parse_submission(std::string_view body, const submission_setti
 
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
                         "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority",
-                        "send_at", "batch_id", "substitutions", "template", "strict"});
+                        "send_at", "batch_id", "substitutions", "template", "strict", "template_id",
+                        "template_version"});
+  // A stored template: looked up by the caller first, then its parts take the fields' place.
+  const auto* template_id = o.if_contains("template_id");
+  if (template_id && !template_id->is_null()) {
+    auto id = template_id->is_string() ? id128::parse(std::string_view(template_id->get_string())) : std::nullopt;
+    std::uint32_t version = 0;
+    const auto* tv = o.if_contains("template_version");
+    if (tv && !tv->is_null()) {
+      if (!tv->is_int64() || tv->get_int64() < 1 || tv->get_int64() > 1'000'000)
+        v.fail("template_version", "must be a version number (1, 2, ...)");
+      else
+        version = static_cast<std::uint32_t>(tv->get_int64());
+    }
+    if (!id) v.fail("template_id", "must be a template id (POST /v1/templates)");
+    if (!v.ok()) return v.rejection();
+    if (!looked_up) return template_needed{*id, version};
+    if (!stored)
+      return submission_rejection{400, {{"template_id", "no such template" +
+                                                          (version ? " version " + std::to_string(version) : std::string()) +
+                                                          " of this tenant"}}};
+    for (const char* part : {"subject", "text", "html"})
+      if (o.if_contains(part)) v.fail(part, "not with template_id: the template gives it");
+  } else if (const auto* tv = o.if_contains("template_version"); tv && !tv->is_null()) {
+    v.fail("template_version", "only with template_id");
+  }
   auto send_at_ms = read_send_at(v, o, settings, now_ms);
   message_spec spec;
   const auto* from = o.if_contains("from");
@@ -677,7 +703,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   auto bcc = v.address_list(o.if_contains("bcc"), "bcc");
   // Templates only when asked for: otherwise "{{...}}" is text like any other.
   auto substitutions = v.substitutions_json(o.if_contains("substitutions"), "substitutions");
-  bool templated = flag(v, o, "template") || personal_substitutions || o.if_contains("substitutions");
+  bool templated = flag(v, o, "template") || personal_substitutions || o.if_contains("substitutions") || stored;
   bool strict = flag(v, o, "strict");
   if (strict && !templated)
     v.fail("strict", "only with templates (\"substitutions\" or \"template\": true)");
@@ -698,6 +724,11 @@ submission_result parse_submission(std::string_view body, const submission_setti
   // Bodies are bounded by the message size below (413), not by a field length (400).
   spec.text = v.text(o.if_contains("text"), "text", std::string::npos, true);
   spec.html = v.text(o.if_contains("html"), "html", std::string::npos, true);
+  if (stored) {
+    spec.subject = stored->subject;
+    if (stored->has_text) spec.text = stored->text;
+    if (stored->has_html) spec.html = stored->html;
+  }
   auto body_bytes = (spec.text ? spec.text->size() : 0) + (spec.html ? spec.html->size() : 0);
   if (body_bytes > settings.max_message_bytes)
     return submission_rejection{

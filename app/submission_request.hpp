@@ -25,12 +25,22 @@ struct submission_rejection {
   std::vector<field_error> errors;
 };
 
-using submission_result = std::variant<message_record, submission_rejection>;
+// The submission names a stored template ("template_id", "template_version"; 0: the newest):
+// the caller looks it up and parses again with it.
+struct template_needed {
+  id128 id;
+  std::uint32_t version = 0;
+};
+
+using submission_result = std::variant<message_record, submission_rejection, template_needed>;
 
 // Parses and validates a submission; on success the record has fresh ids, its content built
 // (or the raw message normalized) and every recipient "queued" and due at now_ms. The tenant
 // id is left empty for the tenant actor to fill.
+// `stored`: the template the body names, looked up after a first call answered template_needed
+// (nullptr then: there is no such template, a 400 naming template_id).
 submission_result parse_submission(std::string_view body, const submission_settings& settings,
-                                   std::int64_t now_ms);
+                                   std::int64_t now_ms, const template_record* stored = nullptr,
+                                   bool looked_up = false);
 
 }  // namespace petrel

@@ -96,6 +96,9 @@ enum stmt : int {
   select_waiting_of_message,
   count_batch_messages,
   select_waiting_of_batch,
+  select_templates,
+  insert_template,
+  delete_template,
   stmt_count
 };
 
@@ -278,6 +281,13 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT r.id, r.message_id, r.tenant_id, r.domain, r.state, r.attempts, r.next_attempt_at, r.pool, "
     "r.priority, (r.personal <> '')::int FROM messages m JOIN recipients r ON r.message_id = m.id "
     "WHERE m.tenant_id = $1 AND m.batch_id = $2 AND r.state IN ('queued', 'deferred') ORDER BY r.domain, r.id",
+    "SELECT id, version, name, subject, parts, text_body, html_body, created_at FROM templates t "
+    "WHERE tenant_id = $1 AND deleted_at = 0 AND ($2 = '' OR id = $2) "
+    "AND (CASE WHEN $3::int = 0 THEN version = (SELECT MAX(version) FROM templates x WHERE x.id = t.id) "
+    "ELSE version = $3::int END) ORDER BY id LIMIT 1000",
+    "INSERT INTO templates (id, version, tenant_id, name, subject, parts, text_body, html_body, created_at) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+    "UPDATE templates SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at = 0",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -709,6 +719,29 @@ class pg_store final : public store {
       auto r = run(select_suppression, p);
       out.suppressed.push_back(PQntuples(r.get()) > 0);
       out.addresses.push_back(std::move(address));
+    }
+    return out;
+  }
+
+  std::vector<template_record> find_templates(const template_query& t) override {
+    params p;
+    p.id(t.tenant_id).id(t.id).integer(t.version);
+    auto r = run(select_templates, p);
+    std::vector<template_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      template_record x;
+      x.id = id_at(r, i, 0);
+      x.version = static_cast<std::uint32_t>(int_at(r, i, 1));
+      x.tenant_id = t.tenant_id;
+      x.name = text_at(r, i, 2);
+      x.subject = text_at(r, i, 3);
+      auto parts = int_at(r, i, 4);
+      x.has_text = parts & 1;
+      x.has_html = parts & 2;
+      x.text = text_at(r, i, 5);
+      x.html = text_at(r, i, 6);
+      x.created_at_ms = int_at(r, i, 7);
+      out.push_back(std::move(x));
     }
     return out;
   }
@@ -1339,6 +1372,20 @@ class pg_store final : public store {
     params keys;
     keys.integer(op.now_ms).integer(static_cast<std::int64_t>(op.limit));
     out(prune_idempotency_keys, keys);
+  }
+  template <class Out>
+  void emit(const insert_template_op& op, Out&& out) {
+    const auto& t = op.templ;
+    params p;
+    p.id(t.id).integer(t.version).id(t.tenant_id).text(t.name).text(t.subject)
+        .integer((t.has_text ? 1 : 0) | (t.has_html ? 2 : 0)).text(t.text).text(t.html).integer(t.created_at_ms);
+    out(insert_template, p);
+  }
+  template <class Out>
+  void emit(const delete_template_op& op, Out&& out) {
+    params p;
+    p.id(op.tenant_id).id(op.id).integer(op.now_ms);
+    out(delete_template, p);
   }
   template <class Out>
   void emit(const insert_webhook_op& op, Out&& out) {

@@ -157,6 +157,28 @@ struct stats_row {
   std::uint64_t recipients = 0;  // accepted: the messages' recipients
 };
 
+// A tenant's stored template (POST /v1/templates), one record per version; a message that
+// names it is rendered from the version it named, copied into the message when accepted.
+struct template_record {
+  id128 id;
+  std::uint32_t version = 1;
+  id128 tenant_id;
+  std::string name;
+  std::string subject;
+  bool has_text = false;
+  std::string text;
+  bool has_html = false;
+  std::string html;
+  std::int64_t created_at_ms = 0;
+};
+
+// A tenant's template (id empty: the newest version of each of them; version 0: the newest).
+struct template_query {
+  id128 tenant_id;
+  id128 id;
+  std::uint32_t version = 0;
+};
+
 // A tenant's webhook endpoint and its delivery state.
 struct webhook_record {
   id128 id;

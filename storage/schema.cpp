@@ -294,6 +294,23 @@ const std::vector<migration>& schema_migrations() {
                 PRIMARY KEY (tenant_id, key)))",
            "CREATE INDEX idempotency_keys_expiry ON idempotency_keys (expires_at)",
        }},
+      {15,
+       "stored templates (POST /v1/templates): a row per version",
+       {
+           R"(CREATE TABLE templates (
+                id TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                tenant_id TEXT NOT NULL,
+                name TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                parts INTEGER NOT NULL,
+                text_body TEXT NOT NULL,
+                html_body TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                deleted_at BIGINT NOT NULL DEFAULT 0,
+                PRIMARY KEY (id, version)))",
+           "CREATE INDEX templates_tenant ON templates (tenant_id, id)",
+       }},
   };
   return all;
 }

@@ -457,6 +457,33 @@ class sqlite_store final : public store {
     return out;
   }
 
+  std::vector<template_record> find_templates(const template_query& t) override {
+    // parts: 1 text, 2 html.
+    auto q = prepare(
+        "SELECT id, version, name, subject, parts, text_body, html_body, created_at FROM templates t "
+        "WHERE tenant_id = ?1 AND deleted_at = 0 AND (?2 = '' OR id = ?2) "
+        "AND (CASE WHEN ?3 = 0 THEN version = (SELECT MAX(version) FROM templates x WHERE x.id = t.id) "
+        "ELSE version = ?3 END) ORDER BY id LIMIT 1000");
+    q.bind(1, t.tenant_id).bind(2, t.id).bind(3, static_cast<std::int64_t>(t.version));
+    std::vector<template_record> out;
+    while (q.step()) {
+      template_record r;
+      r.id = q.id(0);
+      r.version = static_cast<std::uint32_t>(q.integer(1));
+      r.tenant_id = t.tenant_id;
+      r.name = q.text(2);
+      r.subject = q.text(3);
+      auto parts = q.integer(4);
+      r.has_text = parts & 1;
+      r.has_html = parts & 2;
+      r.text = q.text(5);
+      r.html = q.text(6);
+      r.created_at_ms = q.integer(7);
+      out.push_back(std::move(r));
+    }
+    return out;
+  }
+
   std::optional<idempotency_record> find_idempotency_key(const id128& tenant_id, const std::string& key,
                                                          std::int64_t now_ms) override {
     auto q = prepare(
@@ -1013,6 +1040,29 @@ class sqlite_store final : public store {
     keys.bind(1, op.now_ms).bind(2, static_cast<std::int64_t>(op.limit));
     keys.run();
     pruned_ = true;
+  }
+
+  void apply_op(const insert_template_op& op) {
+    const auto& t = op.templ;
+    auto q = prepare(
+        "INSERT INTO templates (id, version, tenant_id, name, subject, parts, text_body, html_body, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?)");
+    q.bind(1, t.id)
+        .bind(2, static_cast<std::int64_t>(t.version))
+        .bind(3, t.tenant_id)
+        .bind(4, std::string_view(t.name))
+        .bind(5, std::string_view(t.subject))
+        .bind(6, static_cast<std::int64_t>((t.has_text ? 1 : 0) | (t.has_html ? 2 : 0)))
+        .bind(7, std::string_view(t.text))
+        .bind(8, std::string_view(t.html))
+        .bind(9, t.created_at_ms);
+    q.run();
+  }
+
+  void apply_op(const delete_template_op& op) {
+    auto q = prepare("UPDATE templates SET deleted_at = ?3 WHERE tenant_id = ?1 AND id = ?2 AND deleted_at = 0");
+    q.bind(1, op.tenant_id).bind(2, op.id).bind(3, op.now_ms);
+    q.run();
   }
 
   void apply_op(const insert_webhook_op& op) {

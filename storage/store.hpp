@@ -113,6 +113,16 @@ struct prune_messages_op {
   std::uint64_t limit = 1000;
 };
 // A new webhook; its cursor starts at the newest event (it gets what happens from now on).
+// A template's new version (its first, or an update).
+struct insert_template_op {
+  template_record templ;
+};
+// A template, every version of it (messages that used it keep their copy).
+struct delete_template_op {
+  id128 tenant_id;
+  id128 id;
+  std::int64_t now_ms = 0;
+};
 struct insert_webhook_op {
   webhook_record webhook;
 };
@@ -156,7 +166,8 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               set_egress_usage_op, set_warmup_start_op, prune_events_op,
                               insert_webhook_op, update_webhook_op, delete_webhook_op,
                               rotate_webhook_op, set_node_value_op, resume_webhook_op,
-                              prune_messages_op, flush_recipients_op>;
+                              prune_messages_op, flush_recipients_op, insert_template_op,
+                              delete_template_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -204,6 +215,8 @@ class store {
   virtual std::optional<delivery_content> load_delivery(const id128& message_id,
                                                         const std::vector<id128>& recipients) = 0;
 
+  // A tenant's templates: one version, or the newest version of each (template_query).
+  virtual std::vector<template_record> find_templates(const template_query& q) = 0;
   // A tenant's Idempotency-Key while it has not expired at now_ms.
   virtual std::optional<idempotency_record> find_idempotency_key(const id128& tenant_id, const std::string& key,
                                                                  std::int64_t now_ms) = 0;

@@ -101,3 +101,28 @@ TEST_CASE("submissions with substitutions become one templated message with pers
   REQUIRE(copy);
   CHECK(copy.value().content.find("Subject: S 0\r\n") != std::string::npos);
 }
+
+TEST_CASE("submissions naming a stored template are parsed twice: the id first, then with it") {
+  submission_settings s;
+  auto id = new_id();
+  auto body = R"({"from":"a@example.com","template_id":")" + id.str() +
+              R"(","template_version":2,"to":[{"email":"x@example.net","substitutions":{"n":"N"}}]})";
+  auto first = parse_submission(body, s, 1'700'000'000'000);
+  REQUIRE(std::holds_alternative<template_needed>(first));
+  CHECK(std::get<template_needed>(first).id == id);
+  CHECK(std::get<template_needed>(first).version == 2);
+  template_record t;
+  t.id = id;
+  t.subject = "S {{n}}";
+  t.has_html = true;
+  t.html = "<b>{{n}}</b>";
+  auto second = parse_submission(body, s, 1'700'000'000'000, &t, true);
+  REQUIRE(std::holds_alternative<message_record>(second));
+  auto copy = render_template_copy(std::get<message_record>(second).content,
+                                   std::get<message_record>(second).recipients.front().personal_json);
+  REQUIRE(copy);
+  CHECK(copy.value().content.find("Subject: S N\r\n") != std::string::npos);
+  auto missing = parse_submission(body, s, 1'700'000'000'000, nullptr, true);
+  REQUIRE(std::holds_alternative<submission_rejection>(missing));
+  CHECK(std::get<submission_rejection>(missing).errors.front().field == "template_id");
+}
