@@ -67,6 +67,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<std::vector<api_key_record>>("std::vector<petrel::api_key_record>");
   cfg.add_message_type<recipient_record>("petrel::recipient_record");
   cfg.add_message_type<message_record>("petrel::message_record");
+  cfg.add_message_type<std::vector<message_record>>("std::vector<petrel::message_record>");
   cfg.add_message_type<event_record>("petrel::event_record");
   cfg.add_message_type<queued_recipient>("petrel::queued_recipient");
   cfg.add_message_type<std::vector<queued_recipient>>("std::vector<petrel::queued_recipient>");
@@ -116,6 +117,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<cancel_query>("petrel::cancel_query");
   cfg.add_message_type<cancel_targets>("petrel::cancel_targets");
   cfg.add_message_type<template_query>("petrel::template_query");
+  cfg.add_message_type<message_search>("petrel::message_search");
   cfg.add_message_type<template_record>("petrel::template_record");
   cfg.add_message_type<std::vector<template_record>>("std::vector<petrel::template_record>");
   cfg.add_message_type<recipient_lookup>("petrel::recipient_lookup");

@@ -582,6 +582,7 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<load_atom, idempotency_query>::with<std::vector<idempotency_record>>,
     caf::replies_to<load_atom, cancel_query>::with<cancel_targets>,
     caf::replies_to<load_atom, template_query>::with<std::vector<template_record>>,
+    caf::replies_to<load_atom, message_search>::with<std::vector<message_record>>,
     caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
     caf::replies_to<load_atom, egress_atom>::with<egress_state>,
     // A page of a tenant's events; every webhook; how many events follow a position

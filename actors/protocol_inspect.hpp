@@ -196,6 +196,11 @@ typename Inspector::result_type inspect(Inspector& f, template_record& x) {
            x.text, x.has_html, x.html, x.created_at_ms);
 }
 template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, message_search& x) {
+  return f(caf::meta::type_name("message_search"), x.tenant_id, x.recipient, x.status, x.campaign, x.tag, x.batch_id,
+           x.since_ms, x.until_ms, x.before_created_ms, x.before_id, x.limit);
+}
+template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, template_query& x) {
   return f(caf::meta::type_name("template_query"), x.tenant_id, x.id, x.version);
 }

@@ -184,6 +184,10 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
                               return out;
                             });
       },
+      [=](load_atom, const message_search& q) -> caf::result<std::vector<message_record>> {
+        return guarded_read(self->state.db, "message_search",
+                            [&](store& db) -> caf::result<std::vector<message_record>> { return db.search_messages(q); });
+      },
       [=](load_atom, const template_query& q) -> caf::result<std::vector<template_record>> {
         return guarded_read(self->state.db, "templates",
                             [&](store& db) -> caf::result<std::vector<template_record>> { return db.find_templates(q); });
@@ -474,6 +478,9 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, template_query& q) -> caf::result<std::vector<template_record>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, message_search& q) -> caf::result<std::vector<message_record>> {
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, controls_atom) -> caf::result<std::vector<control_record>> {

@@ -143,7 +143,8 @@ void http_api::public_request(http_request&& request, http_responder respond) {
   if (parts.size() == 2 && parts[0] == "u") return unsubscribe(std::move(request), parts[1], std::move(respond));
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "messages") {
     if (parts.size() == 2) {
-      if (method != "POST") return respond(method_not_allowed("POST"));
+      if (method == "GET") return search_messages(std::move(request), std::move(respond));
+      if (method != "POST") return respond(method_not_allowed("GET, POST"));
       return submit_message(std::move(request), std::move(respond));
     }
     if (parts.size() == 3) {

@@ -85,6 +85,8 @@ class http_api {
   void as_tenant(const http_request& request, const http_responder& respond,
                  std::function<void(tenant_identity&)> then);
   void events(http_request&& request, http_responder respond);
+  // GET /v1/messages: a tenant's messages by recipient, status, campaign, tag, batch, time.
+  void search_messages(http_request&& request, http_responder respond);
   void stats(http_request&& request, http_responder respond);
   void webhooks(http_request&& request, const std::vector<std::string>& parts, http_responder respond);
   void suppressions(http_request&& request, const std::vector<std::string>& parts,

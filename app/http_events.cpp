@@ -184,6 +184,78 @@ std::optional<http_response> read_webhook_creation(const http_request& request, 
 
 }  // namespace
 
+void http_api::search_messages(http_request&& request, http_responder respond) {
+  message_search q;
+  std::vector<field_error> errors;
+  if (auto r = query_parameter(request.query, "recipient"); !r.empty()) {
+    auto box = parse_address(r);
+    if (!box) errors.push_back({"recipient", box.error()});
+    else q.recipient = box.value().envelope_address();
+  }
+  if (auto st = query_parameter(request.query, "status"); !st.empty()) {
+    if (!parse_recipient_state(st)) errors.push_back({"status", "one of queued, deferred, delivered, bounced, expired, "
+                                                                "suppressed, cancelled"});
+    else q.status = st;
+  }
+  q.campaign = query_parameter(request.query, "campaign");
+  q.tag = query_parameter(request.query, "tag");
+  q.batch_id = query_parameter(request.query, "batch_id");
+  read_window(request, q.since_ms, q.until_ms, errors);
+  if (auto limit = query_parameter(request.query, "limit"); !limit.empty()) {
+    char* end = nullptr;
+    auto n = std::strtoull(limit.c_str(), &end, 10);
+    if (*end != '\0' || n == 0 || n > 500) errors.push_back({"limit", "a number from 1 to 500"});
+    else q.limit = n;
+  }
+  // The cursor: "<created_at ms>-<id>" of the last message of the previous page.
+  if (auto before = query_parameter(request.query, "before"); !before.empty()) {
+    auto dash = before.find('-');
+    auto id = dash == std::string::npos ? std::nullopt : id128::parse(before.substr(dash + 1));
+    char* end = nullptr;
+    auto ms = dash == std::string::npos ? 0 : std::strtoll(before.substr(0, dash).c_str(), &end, 10);
+    if (!id || ms <= 0 || (end && *end != '\0')) errors.push_back({"before", "the \"next\" value of a previous page"});
+    else q.before_created_ms = ms, q.before_id = *id;
+  }
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  as_tenant(request, respond, [=, &sys](tenant_identity& who) mutable {
+    if (!errors.empty()) return respond(invalid_request(errors));
+    q.tenant_id = who.tenant_id;
+    auto limit = q.limit;
+    bool filtered = !q.recipient.empty() || !q.status.empty();
+    ask<std::vector<message_record>>(
+        sys, s->store, timeout,
+        [respond, limit, filtered](std::vector<message_record>& page) {
+          json::array out;
+          for (const auto& m : page) {
+            json::object o{{"id", m.id.str()},
+                           {"created_at", timestamp(m.created_at_ms)},
+                           {"from", m.mail_from},
+                           {"subject", m.subject},
+                           {"campaign", m.campaign.empty() ? json::value(nullptr) : json::value(m.campaign)},
+                           {"tags", json::parse(m.tags_json.empty() ? "[]" : m.tags_json)},
+                           {"batch_id", m.batch_id.empty() ? json::value(nullptr) : json::value(m.batch_id)},
+                           {"templated", m.templated},
+                           {"size", m.size}};
+            if (filtered) {
+              json::array rs;
+              for (const auto& r : m.recipients)
+                rs.push_back(json::object{{"id", r.id.str()}, {"email", r.address}, {"status", to_string(r.state)}});
+              o["recipients"] = std::move(rs);
+            }
+            out.push_back(std::move(o));
+          }
+          json::value next = nullptr;
+          if (page.size() == limit && !page.empty())
+            next = std::to_string(page.back().created_at_ms) + "-" + page.back().id.str();
+          respond(json_response(200, json::object{{"messages", std::move(out)}, {"next", std::move(next)}}));
+        },
+        fail, load_atom::value, std::move(q));
+  });
+}
+
 void http_api::events(http_request&& request, http_responder respond) {
   event_query q;
   std::vector<field_error> errors;

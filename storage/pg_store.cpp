@@ -99,6 +99,9 @@ enum stmt : int {
   select_templates,
   insert_template,
   delete_template,
+  search_messages_by_recipient,
+  search_messages_by_tenant,
+  search_matching_recipients,
   stmt_count
 };
 
@@ -288,6 +291,22 @@ constexpr std::array<const char*, stmt_count> statements = {
     "INSERT INTO templates (id, version, tenant_id, name, subject, parts, text_body, html_body, created_at) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
     "UPDATE templates SET deleted_at = $3 WHERE tenant_id = $1 AND id = $2 AND deleted_at = 0",
+    "SELECT m.id, m.created_at, m.mail_from, m.subject, m.campaign, m.tags, m.batch_id, m.size, m.templated "
+    "FROM messages m WHERE m.id IN (SELECT message_id FROM recipients WHERE tenant_id = $1 AND address = $2 "
+    "AND ($3 = '' OR state = $3)) AND m.tenant_id = $1 "
+    "AND ($4::bigint = 0 OR (m.created_at, m.id) < ($4::bigint, $5)) AND m.created_at >= $6::bigint "
+    "AND ($7::bigint = 0 OR m.created_at < $7::bigint) AND ($8 = '' OR m.campaign = $8) "
+    "AND ($9 = '' OR m.batch_id = $9) AND ($10 = '' OR m.tags::jsonb ? $10) "
+    "ORDER BY m.created_at DESC, m.id DESC LIMIT $11",
+    "SELECT m.id, m.created_at, m.mail_from, m.subject, m.campaign, m.tags, m.batch_id, m.size, m.templated "
+    "FROM messages m WHERE m.tenant_id = $1 AND ($2 = '' OR $2 <> '') "
+    "AND ($3 = '' OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = $3)) "
+    "AND ($4::bigint = 0 OR (m.created_at, m.id) < ($4::bigint, $5)) AND m.created_at >= $6::bigint "
+    "AND ($7::bigint = 0 OR m.created_at < $7::bigint) AND ($8 = '' OR m.campaign = $8) "
+    "AND ($9 = '' OR m.batch_id = $9) AND ($10 = '' OR m.tags::jsonb ? $10) "
+    "ORDER BY m.created_at DESC, m.id DESC LIMIT $11",
+    "SELECT id, address, state FROM recipients WHERE message_id = $1 AND ($2 = '' OR address = $2) "
+    "AND ($3 = '' OR state = $3) ORDER BY id LIMIT 100",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -719,6 +738,43 @@ class pg_store final : public store {
       auto r = run(select_suppression, p);
       out.suppressed.push_back(PQntuples(r.get()) > 0);
       out.addresses.push_back(std::move(address));
+    }
+    return out;
+  }
+
+  std::vector<message_record> search_messages(const message_search& f) override {
+    params p;
+    p.id(f.tenant_id).text(f.recipient).text(f.status).integer(f.before_created_ms).id(f.before_id)
+        .integer(f.since_ms).integer(f.until_ms).text(f.campaign).text(f.batch_id).text(f.tag)
+        .integer(static_cast<std::int64_t>(f.limit));
+    auto r = run(f.recipient.empty() ? search_messages_by_tenant : search_messages_by_recipient, p);
+    std::vector<message_record> out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) {
+      message_record m;
+      m.id = id_at(r, i, 0);
+      m.tenant_id = f.tenant_id;
+      m.created_at_ms = int_at(r, i, 1);
+      m.mail_from = text_at(r, i, 2);
+      m.subject = text_at(r, i, 3);
+      m.campaign = text_at(r, i, 4);
+      m.tags_json = text_at(r, i, 5);
+      m.batch_id = text_at(r, i, 6);
+      m.size = static_cast<std::uint64_t>(int_at(r, i, 7));
+      m.templated = int_at(r, i, 8) != 0;
+      out.push_back(std::move(m));
+    }
+    if (f.recipient.empty() && f.status.empty()) return out;
+    for (auto& m : out) {
+      params q;
+      q.id(m.id).text(f.recipient).text(f.status);
+      auto rs = run(search_matching_recipients, q);
+      for (int i = 0; i < PQntuples(rs.get()); ++i) {
+        recipient_record x;
+        x.id = id_at(rs, i, 0);
+        x.address = text_at(rs, i, 1);
+        x.state = parse_recipient_state(text_at(rs, i, 2)).value_or(recipient_state::queued);
+        m.recipients.push_back(std::move(x));
+      }
     }
     return out;
   }

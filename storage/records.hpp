@@ -172,6 +172,22 @@ struct template_record {
   std::int64_t created_at_ms = 0;
 };
 
+// GET /v1/messages: a tenant's messages, newest first, filtered (empty: any); a page after the
+// position (before_created_ms, before_id) of the last one of the previous page.
+struct message_search {
+  id128 tenant_id;
+  std::string recipient;  // a canonical address: messages with that recipient
+  std::string status;     // a recipient state: messages with a recipient (that one, if given) in it
+  std::string campaign;
+  std::string tag;
+  std::string batch_id;
+  std::int64_t since_ms = 0;
+  std::int64_t until_ms = 0;  // 0: no bound
+  std::int64_t before_created_ms = 0;  // 0: from the newest
+  id128 before_id;
+  std::uint64_t limit = 50;
+};
+
 // A tenant's template (id empty: the newest version of each of them; version 0: the newest).
 struct template_query {
   id128 tenant_id;

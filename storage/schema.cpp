@@ -311,6 +311,11 @@ const std::vector<migration>& schema_migrations() {
                 PRIMARY KEY (id, version)))",
            "CREATE INDEX templates_tenant ON templates (tenant_id, id)",
        }},
+      {16,
+       "message search (GET /v1/messages): recipients by address",
+       {
+           "CREATE INDEX recipients_address ON recipients (tenant_id, address)",
+       }},
   };
   return all;
 }

@@ -457,6 +457,68 @@ class sqlite_store final : public store {
     return out;
   }
 
+  std::vector<message_record> search_messages(const message_search& f) override {
+    // With a recipient: from the recipients index; else the tenant's messages newest first.
+    static constexpr const char* by_recipient =
+        "SELECT m.id, m.created_at, m.mail_from, m.subject, m.campaign, m.tags, m.batch_id, m.size, m.templated "
+        "FROM messages m WHERE m.id IN (SELECT message_id FROM recipients WHERE tenant_id = ?1 AND address = ?2 "
+        "AND (?3 = '' OR state = ?3)) AND m.tenant_id = ?1 "
+        "AND (?4 = 0 OR (m.created_at, m.id) < (?4, ?5)) AND m.created_at >= ?6 AND (?7 = 0 OR m.created_at < ?7) "
+        "AND (?8 = '' OR m.campaign = ?8) AND (?9 = '' OR m.batch_id = ?9) "
+        "AND (?10 = '' OR EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ?10)) "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?11";
+    static constexpr const char* by_tenant =
+        "SELECT m.id, m.created_at, m.mail_from, m.subject, m.campaign, m.tags, m.batch_id, m.size, m.templated "
+        "FROM messages m WHERE m.tenant_id = ?1 AND (?2 = '' OR ?2 <> '') "
+        "AND (?3 = '' OR EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.state = ?3)) "
+        "AND (?4 = 0 OR (m.created_at, m.id) < (?4, ?5)) AND m.created_at >= ?6 AND (?7 = 0 OR m.created_at < ?7) "
+        "AND (?8 = '' OR m.campaign = ?8) AND (?9 = '' OR m.batch_id = ?9) "
+        "AND (?10 = '' OR EXISTS (SELECT 1 FROM json_each(m.tags) WHERE value = ?10)) "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT ?11";
+    auto q = prepare(f.recipient.empty() ? by_tenant : by_recipient);
+    q.bind(1, f.tenant_id)
+        .bind(2, std::string_view(f.recipient))
+        .bind(3, std::string_view(f.status))
+        .bind(4, f.before_created_ms)
+        .bind(5, f.before_id)
+        .bind(6, f.since_ms)
+        .bind(7, f.until_ms)
+        .bind(8, std::string_view(f.campaign))
+        .bind(9, std::string_view(f.batch_id))
+        .bind(10, std::string_view(f.tag))
+        .bind(11, static_cast<std::int64_t>(f.limit));
+    std::vector<message_record> out;
+    while (q.step()) {
+      message_record m;
+      m.id = q.id(0);
+      m.tenant_id = f.tenant_id;
+      m.created_at_ms = q.integer(1);
+      m.mail_from = q.text(2);
+      m.subject = q.text(3);
+      m.campaign = q.text(4);
+      m.tags_json = q.text(5);
+      m.batch_id = q.text(6);
+      m.size = static_cast<std::uint64_t>(q.integer(7));
+      m.templated = q.integer(8) != 0;
+      out.push_back(std::move(m));
+    }
+    if (f.recipient.empty() && f.status.empty()) return out;
+    for (auto& m : out) {
+      auto r = prepare(
+          "SELECT id, address, state FROM recipients WHERE message_id = ?1 AND (?2 = '' OR address = ?2) "
+          "AND (?3 = '' OR state = ?3) ORDER BY id LIMIT 100");
+      r.bind(1, m.id).bind(2, std::string_view(f.recipient)).bind(3, std::string_view(f.status));
+      while (r.step()) {
+        recipient_record x;
+        x.id = r.id(0);
+        x.address = r.text(1);
+        x.state = parse_recipient_state(r.text(2)).value_or(recipient_state::queued);
+        m.recipients.push_back(std::move(x));
+      }
+    }
+    return out;
+  }
+
   std::vector<template_record> find_templates(const template_query& t) override {
     // parts: 1 text, 2 html.
     auto q = prepare(

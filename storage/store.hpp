@@ -215,6 +215,9 @@ class store {
   virtual std::optional<delivery_content> load_delivery(const id128& message_id,
                                                         const std::vector<id128>& recipients) = 0;
 
+  // A tenant's messages (message_search), without content; recipients: those the filter
+  // matched (with a recipient or status filter), else none.
+  virtual std::vector<message_record> search_messages(const message_search& q) = 0;
   // A tenant's templates: one version, or the newest version of each (template_query).
   virtual std::vector<template_record> find_templates(const template_query& q) = 0;
   // A tenant's Idempotency-Key while it has not expired at now_ms.

@@ -154,3 +154,45 @@ def test_an_attempt_in_flight_is_cancelled_when_it_defers(mx_node, mx_world):
     assert recipients["tempfail-1-x@example.test"]["status"] == "cancelled"
     time.sleep(1.5)  # a retry (1 s schedule) would have delivered it by now
     assert sink.messages() == []
+
+
+def test_messages_are_found_by_recipient_status_campaign_tag_batch_and_time(mx_node, mx_world):
+    auth = {"Authorization": f"Bearer {mx_node.key}"}
+
+    def search(query):
+        r = mx_node.session.get(mx_node.url("/v1/messages?" + query), headers=auth, timeout=30)
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    a = submit(mx_node, {**BODY, "to": ["ann@Example.TEST", "bo@example.test"], "campaign": "spring", "tags": ["t1"]})
+    b = submit(mx_node, {**BODY, "to": ["ann@example.test"], "batch_id": "b-1", "send_at": later(3600)})
+    c = submit(mx_node, {**BODY, "to": ["permfail-cy@example.test"], "tags": ["t2"]})
+    ids = [x.json()["id"] for x in (a, b, c)]
+    settle_message(mx_node, ids[0])
+    settle_message(mx_node, ids[2])
+
+    everything = search("")
+    assert [m["id"] for m in everything["messages"]] == ids[::-1] and everything["next"] is None
+    ann = search("recipient=ann@EXAMPLE.test")  # the domain in any case: the stored form
+    assert [m["id"] for m in ann["messages"]] == [ids[1], ids[0]]
+    assert {r["email"]: r["status"] for r in ann["messages"][1]["recipients"]} == {"ann@example.test": "delivered"}
+    assert ann["messages"][0]["recipients"][0]["status"] == "queued"
+    assert [m["id"] for m in search("status=bounced")["messages"]] == [ids[2]]
+    assert [m["id"] for m in search("recipient=ann@example.test&status=queued")["messages"]] == [ids[1]]
+    assert [m["id"] for m in search("campaign=spring")["messages"]] == [ids[0]]
+    assert [m["id"] for m in search("tag=t2")["messages"]] == [ids[2]]
+    assert [m["id"] for m in search("batch_id=b-1")["messages"]] == [ids[1]]
+    assert search("since=2100-01-01T00:00:00Z")["messages"] == []
+    # Pages: newest first, two at a time, the cursor in "next".
+    first = search("limit=2")
+    assert [m["id"] for m in first["messages"]] == [ids[2], ids[1]] and first["next"]
+    second = search("limit=2&before=" + first["next"])
+    assert [m["id"] for m in second["messages"]] == [ids[0]]
+    # Only the tenant's own; bad filters name themselves.
+    _, other_key = mx_node.create_tenant("other")
+    assert mx_node.session.get(mx_node.url("/v1/messages"), headers={"Authorization": f"Bearer {other_key}"}
+                               ).json()["messages"] == []
+    for query, field in (("status=lost", "status"), ("limit=0", "limit"), ("before=x", "before"),
+                         ("recipient=nobody", "recipient"), ("since=yesterday", "since")):
+        r = mx_node.session.get(mx_node.url("/v1/messages?" + query), headers=auth, timeout=30)
+        assert r.status_code == 400 and r.json()["field"] == field, (query, r.text)
