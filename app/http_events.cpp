@@ -50,6 +50,26 @@ void read_window(const http_request& request, std::int64_t& since, std::int64_t&
   }
 }
 
+// recipient= as recipients are stored (the domain as its lower-case A-label: what submission
+// made of it).
+void read_recipient(const http_request& request, std::string& out, std::vector<field_error>& errors) {
+  auto r = query_parameter(request.query, "recipient");
+  if (r.empty()) return;
+  auto box = parse_address(r);
+  if (!box) errors.push_back({"recipient", box.error()});
+  else out = box.value().envelope_address();
+}
+
+// limit=, from 1 to max.
+void read_limit(const http_request& request, std::uint64_t max, std::uint64_t& out, std::vector<field_error>& errors) {
+  auto limit = query_parameter(request.query, "limit");
+  if (limit.empty()) return;
+  char* end = nullptr;
+  auto n = std::strtoull(limit.c_str(), &end, 10);
+  if (*end != '\0' || n == 0 || n > max) errors.push_back({"limit", "a number from 1 to " + std::to_string(max)});
+  else out = n;
+}
+
 // "a,b" -> {"a", "b"}; "" -> {}.
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> out;
@@ -187,11 +207,7 @@ std::optional<http_response> read_webhook_creation(const http_request& request, 
 void http_api::search_messages(http_request&& request, http_responder respond) {
   message_search q;
   std::vector<field_error> errors;
-  if (auto r = query_parameter(request.query, "recipient"); !r.empty()) {
-    auto box = parse_address(r);
-    if (!box) errors.push_back({"recipient", box.error()});
-    else q.recipient = box.value().envelope_address();
-  }
+  read_recipient(request, q.recipient, errors);
   if (auto st = query_parameter(request.query, "status"); !st.empty()) {
     if (!parse_recipient_state(st)) errors.push_back({"status", "one of queued, deferred, delivered, bounced, expired, "
                                                                 "suppressed, cancelled"});
@@ -201,12 +217,7 @@ void http_api::search_messages(http_request&& request, http_responder respond) {
   q.tag = query_parameter(request.query, "tag");
   q.batch_id = query_parameter(request.query, "batch_id");
   read_window(request, q.since_ms, q.until_ms, errors);
-  if (auto limit = query_parameter(request.query, "limit"); !limit.empty()) {
-    char* end = nullptr;
-    auto n = std::strtoull(limit.c_str(), &end, 10);
-    if (*end != '\0' || n == 0 || n > 500) errors.push_back({"limit", "a number from 1 to 500"});
-    else q.limit = n;
-  }
+  read_limit(request, 500, q.limit, errors);
   // The cursor: "<created_at ms>-<id>" of the last message of the previous page.
   if (auto before = query_parameter(request.query, "before"); !before.empty()) {
     auto dash = before.find('-');
@@ -270,24 +281,12 @@ void http_api::events(http_request&& request, http_responder respond) {
     if (!id) errors.push_back({"message", "not a message id"});
     else q.message_id = *id;
   }
-  // The address as recipients are stored (the domain as its lower-case A-label, what
-  // submission made of it); the store compares it without regard to ASCII case.
-  if (auto r = query_parameter(request.query, "recipient"); !r.empty()) {
-    auto box = parse_address(r);
-    if (!box) errors.push_back({"recipient", box.error()});
-    else q.recipient = box.value().envelope_address();
-  }
+  // (The store compares it without regard to ASCII case.)
+  read_recipient(request, q.recipient, errors);
   q.campaign = query_parameter(request.query, "campaign");
   read_window(request, q.since_ms, q.until_ms, errors);
   q.limit = 100;
-  if (auto limit = query_parameter(request.query, "limit"); !limit.empty()) {
-    char* end = nullptr;
-    auto n = std::strtoull(limit.c_str(), &end, 10);
-    if (*end != '\0' || n == 0 || n > max_events_page)
-      errors.push_back({"limit", "a number from 1 to " + std::to_string(max_events_page)});
-    else
-      q.limit = n;
-  }
+  read_limit(request, max_events_page, q.limit, errors);
   if (auto after = query_parameter(request.query, "after"); !after.empty()) {
     char* end = nullptr;
     auto n = std::strtoll(after.c_str(), &end, 10);

@@ -59,8 +59,9 @@ def test_silent_and_half_sent_clients_are_disconnected(make_node):
 def test_unknown_paths_and_wrong_methods(node):
     r = requests.get(node.url("/nope"), timeout=5)
     assert r.status_code == 404
-    r = requests.get(node.url("/v1/messages"), timeout=5)
-    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    r = requests.delete(node.url("/v1/messages"), timeout=5)
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, POST"
+    assert requests.get(node.url("/v1/messages"), timeout=5).status_code == 401  # (the search, with a key)
     r = requests.delete(node.url("/healthz"), timeout=5)
     assert r.status_code == 405
 
