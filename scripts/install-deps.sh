@@ -23,6 +23,7 @@ test_packages=(
   python3-dkim python3-nacl     # dkimpy verifies delivered signatures (nacl: Ed25519)
   gdb                           # thread stacks of a node that does not stop (test reports)
   python3-jsonschema            # events are checked against docs/schemas/event.schema.json
+  python3-yaml                  # answers are checked against docs/openapi.yaml
   python3-prometheus-client     # /metrics is read with the Prometheus text-format parser
   unbound ldnsutils             # DANE tests: a DNSSEC-validating resolver over locally signed zones
 )
@@ -47,19 +48,41 @@ for p in "${want[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
-fi
-
-echo "install-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 export DEBIAN_FRONTEND=noninteractive
-# postfix asks how to configure the system MTA; "No configuration" installs the programs only and
-# leaves no main.cf, so no system postfix starts listening on port 25.
-if [[ " ${missing[*]} " == *" postfix "* ]]; then
-  echo "postfix postfix/main_mailer_type select No configuration" |
-    "${sudo_cmd[@]}" debconf-set-selections
+updated=0
+apt_install() {
+  echo "install-deps: installing $*" >&2
+  if [ "$updated" -eq 0 ]; then
+    "${sudo_cmd[@]}" apt-get update -qq
+    updated=1
+  fi
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if [ ${#missing[@]} -gt 0 ]; then
+  # postfix asks how to configure the system MTA; "No configuration" installs the programs only
+  # and leaves no main.cf, so no system postfix starts listening on port 25.
+  if [[ " ${missing[*]} " == *" postfix "* ]]; then
+    echo "postfix postfix/main_mailer_type select No configuration" |
+      "${sudo_cmd[@]}" debconf-set-selections
+  fi
+  apt_install "${missing[@]}"
 fi
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The OpenAPI linter (scripts/openapi/lint.sh, a test): @redocly/cli from npm, pinned by
+# scripts/openapi/package-lock.json. It needs Node >= 20.19; with Debian 12's own nodejs (18)
+# the last release that runs there is installed instead.
+if [ "${1:-}" != "--build-only" ]; then
+  openapi_dir="$(cd "$(dirname "$0")" && pwd)/openapi"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then apt_install nodejs npm; fi
+  node_major="$(node -p 'process.versions.node.split(".")[0]')"
+  if [ ! -x "$openapi_dir/node_modules/.bin/redocly" ]; then
+    if [ "$node_major" -ge 20 ]; then
+      (cd "$openapi_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    else
+      (cd "$openapi_dir" && npm install --no-save --no-audit --no-fund --loglevel=error @redocly/cli@1.34.20 >/dev/null)
+    fi
+  fi
+fi

@@ -1,0 +1,202 @@
+"""docs/openapi.yaml as a contract: real answers of a running node are checked against the
+document's schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12), and every status code the
+document lists for an operation is produced here at least once, so the document cannot drift
+from the server in either direction."""
+import base64
+import pathlib
+import re
+import time
+
+import pytest
+import requests
+import yaml
+from jsonschema import Draft202012Validator, RefResolver
+
+from conftest import delivery_config, settle_message, wait_for  # noqa: E402
+
+DOC = yaml.safe_load((pathlib.Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml").read_text())
+RESOLVER = RefResolver.from_schema(DOC)
+SEEN = set()  # (method, path template, status)
+
+
+def deref(node):
+    while isinstance(node, dict) and "$ref" in node:
+        node = RESOLVER.resolve(node["$ref"])[1]
+    return node
+
+
+def operation_for(method, path, status):
+    """(method, path template, operation) documenting this answer. A 405 answers a method the
+    path does not take: an operation of the path documents it."""
+    for template, item in DOC["paths"].items():
+        pattern = "^" + re.sub(r"\{[^}]+\}", "[^/]+", template) + "$"
+        if not re.match(pattern, path):
+            continue
+        if method.lower() in item:
+            return method, template, item[method.lower()]
+        if status == 405:
+            for other, op in item.items():
+                if other != "parameters" and "405" in op["responses"]:
+                    return other.upper(), template, op
+    raise AssertionError(f"{method} {path} is not in docs/openapi.yaml")
+
+
+def check(response):
+    """Validates a response against the document; returns it."""
+    method = response.request.method
+    path = requests.utils.urlparse(response.request.url).path
+    method, template, op = operation_for(method, path, response.status_code)
+    status = str(response.status_code)
+    assert status in op["responses"], f"{method} {template} answered {status}, not documented: {response.text[:300]}"
+    SEEN.add((method, template, status))
+    documented = deref(op["responses"][status])
+    content = documented.get("content")
+    if not content:
+        assert not response.content, f"{method} {template} {status} has a body the document does not describe"
+        return response
+    media = response.headers.get("Content-Type", "").split(";")[0].strip()
+    assert media in content, f"{method} {template} {status}: {media} is not documented ({list(content)})"
+    schema = content[media].get("schema")
+    if schema and media.endswith("json"):
+        errors = sorted(Draft202012Validator(schema, resolver=RESOLVER).iter_errors(response.json()), key=str)
+        assert not errors, f"{method} {template} {status}: " + "; ".join(
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+    return response
+
+
+@pytest.fixture(scope="module")
+def contract_world(tmp_path_factory):
+    from conftest import one_mx_world
+    sink, dns = one_mx_world(tmp_path_factory.mktemp("openapi-world"))
+    yield sink, dns
+    sink.stop()
+    dns.stop()
+
+
+@pytest.fixture
+def cnode(make_node, contract_world):
+    sink, dns = contract_world
+    return make_node(delivery_config(dns.port, sink.port, **{"storage.content_retention": '"1s"',
+                                                            "storage.retention": '"1h"',
+                                                            "storage.prune_interval": '"200ms"'}))
+
+
+def test_the_document_is_valid_openapi_31():
+    assert DOC["openapi"].startswith("3.1")
+    for template, item in DOC["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            assert op.get("operationId") and op.get("responses"), (template, method)
+    Draft202012Validator.check_schema(DOC["components"]["schemas"]["StructuredMessage"])
+
+
+def test_answers_match_the_document(cnode):
+    s = cnode.session
+    auth = {"Authorization": f"Bearer {cnode.key}"}
+
+    def call(method, path, **kw):
+        headers = {**auth, **kw.pop("headers", {})}
+        return check(s.request(method, cnode.url(path), headers=headers, timeout=60, **kw))
+
+    body = {"from": "app@example.com", "to": ["a@example.test"], "subject": "s", "text": "t", "campaign": "c"}
+    # POST /v1/messages
+    receipt = call("POST", "/v1/messages", json=body).json()
+    assert call("POST", "/v1/messages", json={"from": "x"}).status_code == 400
+    assert check(s.post(cnode.url("/v1/messages"), json=body, timeout=30)).status_code == 401
+    assert call("POST", "/v1/messages", json={**body, "text": "x" * 11_000_000}).status_code == 413
+    assert call("POST", "/v1/messages", data="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert call("POST", "/v1/messages", json=body, headers={"Idempotency-Key": "k1"}).status_code == 202
+    assert call("POST", "/v1/messages", json=body, headers={"Idempotency-Key": "k1"}).status_code == 202
+    assert call("POST", "/v1/messages", json={**body, "subject": "other"},
+                headers={"Idempotency-Key": "k1"}).status_code == 422
+    _, slow_key = cnode.create_tenant("slow", rate="1/m", burst=1)
+    answers = [call("POST", "/v1/messages", json=body, headers={"Authorization": f"Bearer {slow_key}"})
+               for _ in range(2)]
+    assert [a.status_code for a in answers] == [202, 429]
+    others = answers[0].json()["id"]  # another tenant's message
+    assert cnode.admin("POST", "/admin/debug/store", json={"fail_commits": 1}).status_code == 202
+    assert call("POST", "/v1/messages", json=body).status_code == 503
+    assert check(s.get(cnode.url("/readyz"), timeout=5)).status_code in (200, 503)
+
+    # GET /v1/messages
+    assert call("GET", "/v1/messages?recipient=a@example.test").json()["messages"]
+    assert call("GET", "/v1/messages?status=nope").status_code == 400
+    assert check(s.get(cnode.url("/v1/messages"), timeout=30)).status_code == 401
+
+    # GET /v1/messages/{id}, content, cancel
+    mid = receipt["id"]
+    unknown = mid[:-1] + ("0" if mid[-1] != "0" else "1")  # recent: not found rather than gone
+    settle_message(cnode, mid)
+    assert call("GET", f"/v1/messages/{mid}").status_code == 200
+    assert call("GET", f"/v1/messages/{unknown}").status_code == 404
+    assert check(s.get(cnode.url(f"/v1/messages/{mid}"), timeout=30)).status_code == 401
+    templated = call("POST", "/v1/messages", json={**body, "template": True, "send_at": "2100-01-01T00:00:00Z"})
+    assert templated.status_code == 400  # (send_at too far ahead: a 400 naming it)
+    later = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
+    templated = call("POST", "/v1/messages", json={**body, "template": True, "send_at": later}).json()
+    tid, trid = templated["id"], templated["recipients"][0]["id"]
+    assert call("GET", f"/v1/messages/{tid}/content?recipient={trid}").status_code == 200
+    assert call("GET", f"/v1/messages/{tid}/content").status_code == 400
+    assert call("GET", f"/v1/messages/{others}/content").status_code == 404
+    assert check(s.get(cnode.url(f"/v1/messages/{tid}/content"), timeout=30)).status_code == 401
+    # The first message's content is pruned a second after it was delivered.
+    wait_for(lambda: s.get(cnode.url(f"/v1/messages/{mid}/content"), headers=auth, timeout=30).status_code == 410,
+             what="the content pruned")
+    assert call("GET", f"/v1/messages/{mid}/content").status_code == 410
+    assert call("POST", f"/v1/messages/{tid}/cancel").json()["cancelled"] == 1
+    assert call("POST", f"/v1/messages/{unknown}/cancel").status_code == 404
+    assert check(s.post(cnode.url(f"/v1/messages/{tid}/cancel"), timeout=30)).status_code == 401
+    call("POST", "/v1/messages", json={**body, "batch_id": "b1", "send_at": later})
+    assert call("POST", "/v1/batches/b1/cancel").json()["cancelled"] == 1
+    assert call("POST", "/v1/batches/none/cancel").status_code == 404
+    assert check(s.post(cnode.url("/v1/batches/b1/cancel"), timeout=30)).status_code == 401
+
+    # /v1/templates
+    t = call("POST", "/v1/templates", json={"name": "n", "subject": "Hi {{x}}", "html": "<p>{{x}}</p>"})
+    assert t.status_code == 201
+    t = t.json()
+    assert call("POST", "/v1/templates", json={"name": "n"}).status_code == 400
+    assert call("POST", "/v1/templates", data="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert check(s.post(cnode.url("/v1/templates"), json={"name": "n", "text": "t"}, timeout=30)).status_code == 401
+    assert call("GET", "/v1/templates").json()["templates"]
+    assert check(s.get(cnode.url("/v1/templates"), timeout=30)).status_code == 401
+    assert call("GET", f"/v1/templates/{t['id']}?version=1").status_code == 200
+    assert call("GET", f"/v1/templates/{t['id']}?version=x").status_code == 400
+    assert call("GET", "/v1/templates/01ARZ3NDEKTSV4RRFFQ69G5FAV").status_code == 404
+    assert check(s.get(cnode.url(f"/v1/templates/{t['id']}"), timeout=30)).status_code == 401
+    assert call("PUT", f"/v1/templates/{t['id']}", json={"name": "n", "text": "v2 {{x}}"}).json()["version"] == 2
+    assert call("PUT", f"/v1/templates/{t['id']}", json={"text": "no name"}).status_code == 400
+    assert call("PUT", "/v1/templates/01ARZ3NDEKTSV4RRFFQ69G5FAV", json={"name": "n", "text": "t"}).status_code == 404
+    assert check(s.put(cnode.url(f"/v1/templates/{t['id']}"), json={"name": "n", "text": "t"}, timeout=30)
+                 ).status_code == 401
+    assert call("POST", f"/v1/templates/{t['id']}/render", json={"substitutions": {"x": 1}}).status_code == 200
+    assert call("POST", f"/v1/templates/{t['id']}/render", json={"strict": True}).status_code == 400
+    assert call("POST", "/v1/templates/01ARZ3NDEKTSV4RRFFQ69G5FAV/render").status_code == 404
+    assert check(s.post(cnode.url(f"/v1/templates/{t['id']}/render"), timeout=30)).status_code == 401
+    assert call("DELETE", f"/v1/templates/{t['id']}").status_code == 204
+    assert call("DELETE", f"/v1/templates/{t['id']}").status_code == 404
+    assert check(s.delete(cnode.url(f"/v1/templates/{t['id']}"), timeout=30)).status_code == 401
+
+    # Health
+    assert check(s.get(cnode.url("/healthz"), timeout=5)).status_code == 200
+    assert check(s.post(cnode.url("/healthz"), timeout=5)).status_code == 405
+    assert check(s.post(cnode.url("/readyz"), timeout=5)).status_code == 405
+    assert check(s.get(cnode.url("/readyz"), timeout=5)).status_code == 200
+    assert cnode.admin("POST", "/admin/debug/store", json={"fail_commits": 2}).status_code == 202
+    assert check(s.get(cnode.url("/readyz"), timeout=5)).status_code == 503
+
+
+def test_every_documented_status_was_produced():
+    """Runs after the test above (file order): what the document promises, the server did."""
+    if not SEEN:
+        pytest.skip("the answers test did not run")
+    missing = []
+    for template, item in DOC["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            for status in op["responses"]:
+                if (method.upper(), template, status) not in SEEN:
+                    missing.append(f"{method.upper()} {template} {status}")
+    assert not missing, "documented but never produced: " + ", ".join(missing)
