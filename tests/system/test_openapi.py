@@ -189,6 +189,13 @@ def test_answers_match_the_document(cnode):
     assert call("GET", "/v1/events?type=nope").status_code == 400
     assert check(s.get(cnode.url("/v1/events"), timeout=30)).status_code == 401
 
+    # GET /v1/stats
+    totals = call("GET", "/v1/stats").json()["totals"]
+    assert totals["delivered"] >= 1 and 0 < totals["delivery_rate"] <= 1
+    assert call("GET", "/v1/stats?bucket=day&campaign=c").status_code == 200
+    assert call("GET", "/v1/stats?bucket=week").status_code == 400
+    assert check(s.get(cnode.url("/v1/stats"), timeout=30)).status_code == 401
+
     # Health
     assert check(s.get(cnode.url("/healthz"), timeout=5)).status_code == 200
     assert check(s.post(cnode.url("/healthz"), timeout=5)).status_code == 405
