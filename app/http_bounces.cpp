@@ -125,15 +125,13 @@ std::optional<http_response> read_suppression_query(const http_request& request,
     char* end = nullptr;
     auto n = std::strtoull(limit.c_str(), &end, 10);
     if (*end != '\0' || n == 0 || n > max_page)
-      invalid = problem(400, "invalid-request", "Bad Request",
-                        "limit: a number from 1 to " + std::to_string(max_page));
+      invalid = invalid_request({{"limit", "a number from 1 to " + std::to_string(max_page)}});
     else
       query.limit = n;
   }
   if (!query.reason.empty() && query.reason != "soft_bounce_streak" &&
       std::find(manual_reasons.begin(), manual_reasons.end(), query.reason) == manual_reasons.end())
-    invalid = problem(400, "invalid-request", "Bad Request",
-                      "reason: one of manual, hard_bounce, complaint, unsubscribe, soft_bounce_streak");
+    invalid = invalid_request({{"reason", "one of manual, hard_bounce, complaint, unsubscribe, soft_bounce_streak"}});
   return invalid;
 }
 
@@ -169,7 +167,7 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
     invalid = read_suppression_query(request, query);
   } else {
     auto parsed_key = address_key(percent_decode(parts[2]));
-    if (!parsed_key) invalid = problem(400, "invalid-request", "Bad Request", "email: " + parsed_key.error());
+    if (!parsed_key) invalid = invalid_request({{"email", parsed_key.error()}});
     else address = parsed_key.value();
   }
 
@@ -264,8 +262,7 @@ void http_api::inbound(http_request&& request, bool admin, http_responder respon
         fail, inbound_atom::value, std::move(m));
   };
   if (request.body.empty())
-    return respond(problem(400, "invalid-request", "Bad Request",
-                           "the body must be the raw message (message/rfc822)"));
+    return respond(invalid_request({{"", "the body must be the raw message (message/rfc822)"}}));
   inbound_message m;
   m.content = std::move(request.body);
   m.origin = admin ? "api admin" : "api";

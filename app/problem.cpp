@@ -81,7 +81,7 @@ http_response problem_from_error(caf::actor_system& sys, const caf::error& e) {
       case petrel_errc::suspended:
         return problem(403, "suspended", "Forbidden", detail);
       case petrel_errc::invalid:
-        return problem(400, "invalid-request", "Bad Request", detail);
+        return invalid_request({{"", detail}});
       case petrel_errc::forbidden:
         return problem(403, "forbidden", "Forbidden", detail);
     }
@@ -97,7 +97,7 @@ std::optional<http_response> parse_json_body(const std::string& body, boost::jso
   if (!input)
     return invalid_request({{input.field, input.error}});
   if (!input.value.is_object())
-    return problem(400, "invalid-request", "Bad Request", "the body must be a JSON object");
+    return invalid_request({{"", "the body must be a JSON object"}});
   doc = std::move(input.value);
   return std::nullopt;
 }

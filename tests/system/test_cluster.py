@@ -549,12 +549,17 @@ def test_a_tenant_rate_and_a_domain_rate_hold_cluster_wide(tmp_path, world, data
             return sorted(found) if len(found) >= 90 else None
         times = wait_for(slow_times, timeout=30, interval=0.2, what="90 messages to the paced domain")
         assert len(times) == 90
-        # The limiter lets a burst of one second's worth through first; the sustained rate is
-        # measured after it.
+        # A token bucket of 20/s with a burst of one second's worth: no window of any length t
+        # holds more than 20 t + 20 deliveries (+3 for the jitter of SMTP sessions), even when a
+        # stall let the bucket fill again; and the whole stays near the rate (slower only when
+        # the machine is busy).
         steady = times[25:]
         domain_rate = (len(steady) - 1) / (steady[-1] - steady[0])
-        print(f"domain at 20/s: {domain_rate:.1f}/s sustained over {steady[-1] - steady[0]:.1f} s")
-        assert 18 <= domain_rate <= 22
+        worst = max(j - i + 1 - 20 * (times[j] - times[i]) for i in range(len(times)) for j in range(i, len(times)))
+        print(f"domain at 20/s: {domain_rate:.1f}/s after the first burst over {steady[-1] - steady[0]:.1f} s; "
+              f"most above the bucket in any window: {worst:.1f}")
+        assert worst <= 20 + 3
+        assert domain_rate >= 14
     finally:
         cluster.stop()
 

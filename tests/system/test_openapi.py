@@ -73,18 +73,25 @@ def check(response):
 @pytest.fixture(scope="module")
 def contract_world(tmp_path_factory):
     from conftest import one_mx_world
-    sink, dns = one_mx_world(tmp_path_factory.mktemp("openapi-world"))
-    yield sink, dns
+    from servers import WebhookServer
+    work = tmp_path_factory.mktemp("openapi-world")
+    sink, dns = one_mx_world(work)
+    hooks = WebhookServer(work / "hooks").start()
+    yield sink, dns, hooks
+    hooks.stop()
     sink.stop()
     dns.stop()
 
 
 @pytest.fixture
 def cnode(make_node, contract_world):
-    sink, dns = contract_world
+    sink, dns, _ = contract_world
     return make_node(delivery_config(dns.port, sink.port, **{"storage.content_retention": '"1s"',
                                                             "storage.retention": '"1h"',
-                                                            "storage.prune_interval": '"200ms"'}))
+                                                            "storage.prune_interval": '"200ms"',
+                                                            "webhooks.allow_private_networks": "true",
+                                                            "webhooks.require_https": "false",
+                                                            "webhooks.max_per_tenant": "2"}))
 
 
 def test_the_document_is_valid_openapi_31():
@@ -97,7 +104,7 @@ def test_the_document_is_valid_openapi_31():
     Draft202012Validator.check_schema(DOC["components"]["schemas"]["StructuredMessage"])
 
 
-def test_answers_match_the_document(cnode):
+def test_answers_match_the_document(cnode, contract_world):
     s = cnode.session
     auth = {"Authorization": f"Bearer {cnode.key}"}
 
@@ -195,6 +202,53 @@ def test_answers_match_the_document(cnode):
     assert call("GET", "/v1/stats?bucket=day&campaign=c").status_code == 200
     assert call("GET", "/v1/stats?bucket=week").status_code == 400
     assert check(s.get(cnode.url("/v1/stats"), timeout=30)).status_code == 401
+
+    # /v1/suppressions
+    assert call("POST", "/v1/suppressions", json={"email": "s1@example.test", "expires_in": "30d"}).status_code == 200
+    assert call("POST", "/v1/suppressions", json={"suppressions": [{"email": "s2@example.test",
+                                                                     "reason": "complaint"}]}).status_code == 200
+    assert call("POST", "/v1/suppressions", json={"email": "nobody"}).status_code == 400
+    assert call("POST", "/v1/suppressions", data="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert check(s.post(cnode.url("/v1/suppressions"), json={"email": "x@example.test"}, timeout=30)).status_code == 401
+    assert len(call("GET", "/v1/suppressions?limit=1").json()["suppressions"]) == 1
+    assert call("GET", "/v1/suppressions?reason=other").status_code == 400
+    assert check(s.get(cnode.url("/v1/suppressions"), timeout=30)).status_code == 401
+    assert call("GET", "/v1/suppressions/s1@example.test").json()["expires_at"]
+    assert call("GET", "/v1/suppressions/not-an-address").status_code == 400
+    assert call("GET", "/v1/suppressions/s9@example.test").status_code == 404
+    assert check(s.get(cnode.url("/v1/suppressions/s1@example.test"), timeout=30)).status_code == 401
+    assert call("DELETE", "/v1/suppressions/s1@example.test").status_code == 204
+    assert call("DELETE", "/v1/suppressions/not-an-address").status_code == 400
+    assert check(s.delete(cnode.url("/v1/suppressions/s2@example.test"), timeout=30)).status_code == 401
+
+    # /v1/webhooks
+    hook_url = f"http://127.0.0.1:{contract_world[2].port}/hook"
+    w = call("POST", "/v1/webhooks", json={"url": hook_url, "events": ["delivered"]})
+    assert w.status_code == 201 and w.json()["secret"]
+    wid = w.json()["id"]
+    assert call("POST", "/v1/webhooks", json={"url": "ftp://x"}).status_code == 400
+    assert call("POST", "/v1/webhooks", data="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert check(s.post(cnode.url("/v1/webhooks"), json={"url": hook_url}, timeout=30)).status_code == 401
+    assert call("POST", "/v1/webhooks", json={"url": hook_url}).status_code == 201
+    assert call("POST", "/v1/webhooks", json={"url": hook_url}).status_code == 409  # webhooks.max_per_tenant
+    assert len(call("GET", "/v1/webhooks").json()["webhooks"]) == 2
+    assert check(s.get(cnode.url("/v1/webhooks"), timeout=30)).status_code == 401
+    assert call("GET", f"/v1/webhooks/{wid}").status_code == 200
+    assert call("GET", f"/v1/webhooks/{unknown}").status_code == 404
+    assert check(s.get(cnode.url(f"/v1/webhooks/{wid}"), timeout=30)).status_code == 401
+    assert call("POST", f"/v1/webhooks/{wid}/rotate").json()["previous_secret_until"]
+    assert call("POST", f"/v1/webhooks/{wid}/rotate", json={"secret": "short"}).status_code == 400
+    assert call("POST", f"/v1/webhooks/{unknown}/rotate").status_code == 404
+    assert check(s.post(cnode.url(f"/v1/webhooks/{wid}/rotate"), timeout=30)).status_code == 401
+    assert call("POST", f"/v1/webhooks/{wid}/resume").status_code == 200
+    assert call("POST", f"/v1/webhooks/{unknown}/resume").status_code == 404
+    assert check(s.post(cnode.url(f"/v1/webhooks/{wid}/resume"), timeout=30)).status_code == 401
+    assert call("POST", f"/v1/webhooks/{wid}/test").json()["delivered"] is True
+    assert call("POST", f"/v1/webhooks/{unknown}/test").status_code == 404
+    assert check(s.post(cnode.url(f"/v1/webhooks/{wid}/test"), timeout=30)).status_code == 401
+    assert call("DELETE", f"/v1/webhooks/{wid}").status_code == 204
+    assert call("DELETE", f"/v1/webhooks/{wid}").status_code == 404
+    assert check(s.delete(cnode.url(f"/v1/webhooks/{wid}"), timeout=30)).status_code == 401
 
     # Health
     assert check(s.get(cnode.url("/healthz"), timeout=5)).status_code == 200
