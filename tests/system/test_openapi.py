@@ -250,6 +250,29 @@ def test_answers_match_the_document(cnode, contract_world):
     assert call("DELETE", f"/v1/webhooks/{wid}").status_code == 404
     assert check(s.delete(cnode.url(f"/v1/webhooks/{wid}"), timeout=30)).status_code == 401
 
+    # /v1/domains
+    d = call("POST", "/v1/domains", json={"domain": "contract.test", "algorithms": ["rsa-sha256", "ed25519-sha256"]})
+    assert d.status_code == 201 and len(d.json()["keys"]) == 2
+    assert call("POST", "/v1/domains", json={"domain": "contract.test"}).status_code == 409
+    assert call("POST", "/v1/domains", json={"domain": "x.test", "selector": "Bad Selector"}).status_code == 400
+    assert call("POST", "/v1/domains", data="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert check(s.post(cnode.url("/v1/domains"), json={"domain": "y.test"}, timeout=30)).status_code == 401
+    assert call("GET", "/v1/domains").json()["domains"]
+    assert check(s.get(cnode.url("/v1/domains"), timeout=30)).status_code == 401
+    assert call("GET", "/v1/domains/contract.test").json()["verified"] is False
+    assert call("GET", "/v1/domains/none.test").status_code == 404
+    assert check(s.get(cnode.url("/v1/domains/contract.test"), timeout=30)).status_code == 401
+    rotated = call("POST", "/v1/domains/contract.test/rotate").json()
+    assert call("POST", "/v1/domains/none.test/rotate").status_code == 404
+    assert check(s.post(cnode.url("/v1/domains/contract.test/rotate"), timeout=30)).status_code == 401
+    selector = rotated["keys"][0]["selector"]
+    assert call("DELETE", f"/v1/domains/contract.test/keys/{selector}").status_code == 200
+    assert call("DELETE", "/v1/domains/contract.test/keys/nope").status_code == 404
+    assert check(s.delete(cnode.url(f"/v1/domains/contract.test/keys/{selector}"), timeout=30)).status_code == 401
+    assert call("DELETE", "/v1/domains/contract.test").status_code == 204
+    assert call("DELETE", "/v1/domains/contract.test").status_code == 404
+    assert check(s.delete(cnode.url("/v1/domains/contract.test"), timeout=30)).status_code == 401
+
     # Health
     assert check(s.get(cnode.url("/healthz"), timeout=5)).status_code == 200
     assert check(s.post(cnode.url("/healthz"), timeout=5)).status_code == 405
