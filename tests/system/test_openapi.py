@@ -273,6 +273,13 @@ def test_answers_match_the_document(cnode, contract_world):
     assert call("DELETE", "/v1/domains/contract.test").status_code == 404
     assert check(s.delete(cnode.url("/v1/domains/contract.test"), timeout=30)).status_code == 401
 
+    # POST /v1/inbound
+    report = (b"From: MAILER-DAEMON@example.test\r\nTo: app@example.com\r\nSubject: hello\r\n\r\nNot a bounce.\r\n")
+    rfc822 = {"Content-Type": "message/rfc822"}
+    assert "kind" in call("POST", "/v1/inbound", data=report, headers=rfc822).json()
+    assert call("POST", "/v1/inbound", data=b"", headers=rfc822).status_code == 400
+    assert check(s.post(cnode.url("/v1/inbound"), data=report, headers=rfc822, timeout=30)).status_code == 401
+
     # Health
     assert check(s.get(cnode.url("/healthz"), timeout=5)).status_code == 200
     assert check(s.post(cnode.url("/healthz"), timeout=5)).status_code == 405
