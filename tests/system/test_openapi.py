@@ -2,6 +2,8 @@
 document's schemas (OpenAPI 3.1 schemas are JSON Schema 2020-12), and every status code the
 document lists for an operation is produced here at least once, so the document cannot drift
 from the server in either direction."""
+import base64
+import email
 import json
 import pathlib
 import re
@@ -77,7 +79,8 @@ def contract_world(tmp_path_factory):
     work = tmp_path_factory.mktemp("openapi-world")
     sink, dns = one_mx_world(work)
     hooks = WebhookServer(work / "hooks").start()
-    yield sink, dns, hooks
+    (work / "bounce.secret").write_text("0123456789abcdef0123456789abcdef-contract\n")
+    yield sink, dns, hooks, work / "bounce.secret"
     hooks.stop()
     sink.stop()
     dns.stop()
@@ -85,13 +88,15 @@ def contract_world(tmp_path_factory):
 
 @pytest.fixture
 def cnode(make_node, contract_world):
-    sink, dns, _ = contract_world
+    sink, dns, _, secret = contract_world
     return make_node(delivery_config(dns.port, sink.port, **{"storage.content_retention": '"1s"',
                                                             "storage.retention": '"1h"',
                                                             "storage.prune_interval": '"200ms"',
                                                             "webhooks.allow_private_networks": "true",
                                                             "webhooks.require_https": "false",
-                                                            "webhooks.max_per_tenant": "2"}))
+                                                            "webhooks.max_per_tenant": "2",
+                                                            "bounces.secret_file": f'"{secret}"',
+                                                            "bounces.unsubscribe_base_url": '"https://mail.petrel.test"'}))
 
 
 def test_the_document_is_valid_openapi_31():
@@ -279,6 +284,18 @@ def test_answers_match_the_document(cnode, contract_world):
     assert "kind" in call("POST", "/v1/inbound", data=report, headers=rfc822).json()
     assert call("POST", "/v1/inbound", data=b"", headers=rfc822).status_code == 400
     assert check(s.post(cnode.url("/v1/inbound"), data=report, headers=rfc822, timeout=30)).status_code == 401
+
+    # /u/{token}: a bulk message's List-Unsubscribe link
+    bulk = call("POST", "/v1/messages", json={**body, "to": ["unsub@example.test"], "bulk": True}).json()
+    settle_message(cnode, bulk["id"])
+    (copy,) = [m for m in contract_world[0].messages() if m["rcpt_to"] == ["unsub@example.test"]]
+    header = email.message_from_bytes(base64.b64decode(copy["data_b64"]))["List-Unsubscribe"]
+    token = re.search(r"/u/([a-z2-7]+)>", header).group(1)
+    assert check(s.get(cnode.url(f"/u/{token}"), timeout=30)).status_code == 200
+    assert check(s.get(cnode.url("/u/" + "a" * 42), timeout=30)).status_code == 404
+    assert check(s.post(cnode.url(f"/u/{token}"), data="List-Unsubscribe=One-Click", timeout=30)).status_code == 200
+    assert check(s.post(cnode.url("/u/" + "a" * 42), data="List-Unsubscribe=One-Click", timeout=30)).status_code == 404
+    assert check(s.put(cnode.url(f"/u/{token}"), timeout=30)).status_code == 405
 
     # Health
     assert check(s.get(cnode.url("/healthz"), timeout=5)).status_code == 200
