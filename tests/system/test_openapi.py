@@ -353,6 +353,16 @@ def test_answers_match_the_document(cnode, contract_world):
     assert admin("DELETE", f"/admin/tenants/{tenant_id}/keys/{new_key}").status_code == 204
     assert admin("DELETE", f"/admin/tenants/{tenant_id}/keys/{new_key}").status_code == 404
     assert stranger("DELETE", f"/admin/tenants/{tenant_id}/keys/{new_key}").status_code == 401
+    assert "kind" in admin("POST", "/admin/inbound", data=report, headers=rfc822).json()
+    assert admin("POST", "/admin/inbound", data=b"", headers=rfc822).status_code == 400
+    assert stranger("POST", "/admin/inbound", data=report, headers=rfc822).status_code == 401
+    assert admin("POST", "/admin/debug/crash", json={"domain": "example.test"}).status_code == 202
+    assert admin("POST", "/admin/debug/crash", json={"domain": "nothing.test"}).status_code == 404
+    assert admin("POST", "/admin/debug/crash", json={}).status_code == 400
+    assert stranger("POST", "/admin/debug/crash", json={"domain": "example.test"}).status_code == 401
+    assert admin("POST", "/admin/debug/store", json={"fail_commits": 0}).status_code == 202
+    assert admin("POST", "/admin/debug/store", json={}).status_code == 400
+    assert stranger("POST", "/admin/debug/store", json={"fail_commits": 0}).status_code == 401
     assert stranger("GET", "/metrics").text.startswith("#")
     assert admin("GET", "/metrics?scope=x").status_code == 400
     assert stranger("GET", "/metrics?scope=cluster").status_code == 401
