@@ -36,6 +36,7 @@
 #include "net/smtp_server.hpp"
 #include "app/http_api.hpp"
 #include "app/logging.hpp"
+#include "app/submission_request.hpp"
 #include "net/dns.hpp"
 #include "net/http.hpp"
 #include "net/mail/mime_message.hpp"
@@ -375,11 +376,93 @@ std::unique_ptr<smtp_server> make_bounce_server(boost::asio::io_context& io, caf
       });
 }
 
+// The SMTP reply for a submission the tenant actor refused.
+std::pair<int, std::string> smtp_reply_for(caf::actor_system& sys, const caf::error& e) {
+  petrel_errc code{};
+  std::string detail;
+  std::int64_t retry = 0;
+  if (!read_error(e, code, detail, retry)) return {451, "4.3.0 not stored now; try again later"};
+  switch (code) {
+    case petrel_errc::rate_limited: return {451, "4.7.1 " + detail};
+    case petrel_errc::overloaded:
+    case petrel_errc::store_failed:
+    case petrel_errc::unavailable: return {451, "4.3.0 " + detail};
+    case petrel_errc::suspended:
+    case petrel_errc::forbidden: return {550, "5.7.1 " + detail};
+    case petrel_errc::unauthorized: return {530, "5.7.0 " + detail};
+    case petrel_errc::invalid: return {550, "5.6.0 " + detail};
+    default: return {451, "4.3.0 " + sys.render(e)};
+  }
+}
+
+// An SMTP submission listener (587 with STARTTLS, or 465 with TLS from the first byte): a
+// tenant authenticates with an API key; each message is submitted like a raw one over the API.
+std::unique_ptr<smtp_server> make_submission_server(boost::asio::io_context& io, caf::actor_system& sys,
+                                                    const config& cfg, const std::string& hostname,
+                                                    const std::shared_ptr<service_directory>& directory,
+                                                    std::shared_ptr<boost::asio::ssl::context> tls, bool implicit) {
+  const auto& c = cfg.submission_smtp;
+  smtp_server_options o;
+  o.listener_name = implicit ? "submission_tls" : "submission";
+  o.listen = implicit ? c.tls_listen : c.listen;
+  o.hostname = c.hostname.empty() ? hostname : c.hostname;
+  o.max_message_bytes = cfg.submission.max_message_bytes;
+  o.max_recipients = static_cast<std::uint32_t>(std::min<std::uint64_t>(cfg.submission.max_recipients, 100'000));
+  o.max_connections = c.max_connections;
+  o.max_connections_per_client = c.max_connections_per_client;
+  o.trusted_clients = c.trusted_clients;
+  o.max_messages_per_second = c.max_rate.per_second;
+  o.command_timeout = c.command_timeout;
+  o.handler_timeout = cfg.storage.request_timeout * 2;
+  o.submission = true;
+  o.tls = std::move(tls);
+  o.implicit_tls = implicit;
+  o.max_auth_failures = c.max_auth_failures;
+  auto timeout = cfg.http.handler_timeout;
+  auto weak = std::weak_ptr<service_directory>(directory);
+  o.authenticate = [&sys, weak, timeout](std::string, std::string password, std::function<void(std::string)> done) {
+    auto directory = weak.lock();
+    // The password is an API key (the user name is not looked at: a key names its tenant).
+    if (!directory || password.rfind("pk_", 0) != 0 || password.size() > 200) return done(std::string());
+    auto key_hash = hash_api_key(password);
+    ask<tenant_identity>(
+        sys, directory->get()->tenants, timeout, [done, key_hash](tenant_identity&) { done(key_hash); },
+        [done](caf::error&) { done(std::string()); }, auth_atom::value, key_hash);
+  };
+  auto settings = cfg.submission;
+  return std::make_unique<smtp_server>(
+      io, o, [&sys, weak, timeout, settings](received_mail&& mail, smtp_reply_fn reply) {
+        auto directory = weak.lock();
+        if (!directory) return reply(421, "4.3.0 shutting down");
+        auto result = parse_smtp_submission(mail.mail_from, mail.rcpt_to, mail.content, settings, unix_now_ms());
+        if (auto* rejection = std::get_if<submission_rejection>(&result)) {
+          const auto& e = rejection->errors.front();
+          auto text = (e.field.empty() ? std::string() : e.field + ": ") + e.detail;
+          for (auto& ch : text)
+            if (ch == '\r' || ch == '\n') ch = ' ';
+          return reply(rejection->status == 413 ? 552 : 550,
+                       (rejection->status == 413 ? "5.3.4 " : "5.6.0 ") + text.substr(0, 400));
+        }
+        auto message = std::move(std::get<message_record>(result));
+        ask<submit_receipt>(
+            sys, directory->get()->tenants, timeout,
+            [reply](submit_receipt& r) { reply(250, "2.0.0 queued as " + r.message_id.str()); },
+            [reply, &sys](caf::error& e) {
+              auto [code, text] = smtp_reply_for(sys, e);
+              for (auto& ch : text)
+                if (ch == '\r' || ch == '\n') ch = ' ';
+              reply(code, text.substr(0, 400));
+            },
+            submit_atom::value, std::move(mail.identity), std::move(message));
+      });
+}
+
 // The node's listeners: the API, the admin API and (when configured) the bounce SMTP listener.
 struct listeners {
   std::unique_ptr<http_server> api;
   std::unique_ptr<http_server> admin;
   std::unique_ptr<smtp_server> bounces;
+  std::unique_ptr<smtp_server> submission, submission_tls;
 
   void start(const config& cfg) {
     api->start();
@@ -387,6 +470,16 @@ struct listeners {
     if (bounces) {
       bounces->start();
       spdlog::info("smtp.listening listener=bounces address={}:{}", cfg.bounces.listen.host, bounces->port());
+    }
+    if (submission) {
+      submission->start();
+      spdlog::info("smtp.listening listener=submission address={}:{}", cfg.submission_smtp.listen.host,
+                   submission->port());
+    }
+    if (submission_tls) {
+      submission_tls->start();
+      spdlog::info("smtp.listening listener=submission_tls address={}:{}", cfg.submission_smtp.tls_listen.host,
+                   submission_tls->port());
     }
     spdlog::info("http.listening listener=api address={}:{}", cfg.http.listen.host, api->port());
     spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host, admin->port());
@@ -397,6 +490,8 @@ struct listeners {
     api->stop();
     admin->stop();
     if (bounces) bounces->stop();
+    if (submission) submission->stop();
+    if (submission_tls) submission_tls->stop();
     auto deadline = std::chrono::steady_clock::now() + grace;
     while ((api->open_connections() > 0 || admin->open_connections() > 0) &&
            std::chrono::steady_clock::now() < deadline)
@@ -405,14 +500,29 @@ struct listeners {
 
   void reset() {
     bounces.reset();
+    submission.reset();
+    submission_tls.reset();
     api.reset();
     admin.reset();
   }
 };
 
+// The submission listeners' TLS (checked at start: a missing file or a key that does not fit
+// the certificate stops the start with the reason); null when neither listener is on.
+std::shared_ptr<boost::asio::ssl::context> submission_tls_context(const config& cfg) {
+  const auto& m = cfg.submission_smtp;
+  if (!m.listen_enabled && !m.tls_listen_enabled) return nullptr;
+  try {
+    return make_server_tls_context(m.tls_cert_file, m.tls_key_file);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("[submission_smtp] ") + e.what());
+  }
+}
+
 listeners make_listeners(boost::asio::io_context& io, caf::actor_system& sys, const config& cfg,
                          http_api& api, const delivery_runtime& runtime,
-                         const std::shared_ptr<service_directory>& directory) {
+                         const std::shared_ptr<service_directory>& directory,
+                         std::shared_ptr<boost::asio::ssl::context> submission_tls) {
   listeners l;
   l.api = std::make_unique<http_server>(
       io, http_options(cfg, "api", cfg.http.listen),
@@ -421,6 +531,11 @@ listeners make_listeners(boost::asio::io_context& io, caf::actor_system& sys, co
       io, http_options(cfg, "admin", cfg.admin.listen),
       [&api](http_request&& r, http_responder respond) { api.admin_request(std::move(r), std::move(respond)); });
   if (cfg.bounces.listen_enabled) l.bounces = make_bounce_server(io, sys, cfg, runtime.hostname, directory);
+  const auto& m = cfg.submission_smtp;
+  if (m.listen_enabled)
+    l.submission = make_submission_server(io, sys, cfg, runtime.hostname, directory, submission_tls, false);
+  if (m.tls_listen_enabled)
+    l.submission_tls = make_submission_server(io, sys, cfg, runtime.hostname, directory, submission_tls, true);
   return l;
 }
 
@@ -480,7 +595,9 @@ int run_server(const config& cfg) {
   opened_store db;
   std::shared_ptr<delivery_runtime> runtime;
   node_settings settings;
+  std::shared_ptr<boost::asio::ssl::context> submission_tls;
   try {
+    submission_tls = submission_tls_context(cfg);
     db = open_node_store(cfg);
     runtime = make_delivery_runtime(cfg, io);
     settings = node_settings_from(cfg, *runtime);
@@ -539,7 +656,7 @@ int run_server(const config& cfg) {
   // 3. The listeners.
   http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
   api.set_runtime(runtime);
-  auto servers = make_listeners(io, sys, cfg, api, *runtime, directory);
+  auto servers = make_listeners(io, sys, cfg, api, *runtime, directory, submission_tls);
   int exit_code = 0;
   try {
     servers.start(cfg);

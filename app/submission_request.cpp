@@ -552,6 +552,30 @@ submission_result templated_message(message_record m, const message_spec& spec,
   return m;
 }
 
+// A whole message as the client sent it (raw API submissions, SMTP submission) into the
+// record: checked and normalized (prepare_raw_message), with the envelope's recipients. A
+// refusal names `field`.
+std::optional<submission_rejection> take_raw(message_record& m, const mailbox& from, const std::vector<mailbox>& to,
+                                             std::string_view raw, const submission_settings& settings,
+                                             const char* field, std::int64_t now_ms) {
+  if (raw.size() > settings.max_message_bytes)
+    return submission_rejection{
+        413, {{field, "the message is larger than " + std::to_string(settings.max_message_bytes) + " bytes"}}};
+  auto prepared =
+      prepare_raw_message(raw, message_id_for(m.id, settings.message_id_domain, from.ascii_domain), now_ms);
+  if (!prepared) return submission_rejection{400, {{field, prepared.error()}}};
+  auto& r = prepared.value();
+  m.mail_from = from.envelope_address();
+  m.from_domain = header_from_domain(r.from_header);
+  m.subject = r.subject.substr(0, 998);
+  m.message_id_header = r.message_id_header;
+  m.content = std::move(r.content);
+  m.size = m.content.size();
+  std::set<std::string> seen;
+  add_recipients(m, seen, to, recipient_kind::envelope, now_ms);
+  return std::nullopt;
+}
+
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms, std::int64_t send_at_ms) {
   // Structured fields next to raw were reported already, with a better reason.
   reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority", "send_at",
@@ -617,23 +641,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
     v.fail("raw", "not valid base64");
   }
   if (!v.ok()) return v.rejection();
-  if (raw.size() > v.settings.max_message_bytes)
-    return submission_rejection{
-        413, {{"raw", "the message is larger than " + std::to_string(v.settings.max_message_bytes) +
-                          " bytes"}}};
-  auto prepared = prepare_raw_message(raw, message_id_for(m.id, v.settings.message_id_domain,
-                                                          from->ascii_domain),
-                                      now_ms);
-  if (!prepared) return submission_rejection{400, {{"raw", prepared.error()}}};
-  auto& r = prepared.value();
-  m.mail_from = from->envelope_address();
-  m.from_domain = header_from_domain(r.from_header);
-  m.subject = r.subject.substr(0, 998);
-  m.message_id_header = r.message_id_header;
-  m.content = std::move(r.content);
-  m.size = m.content.size();
-  std::set<std::string> seen;
-  add_recipients(m, seen, to, recipient_kind::envelope, now_ms);
+  if (auto refused = take_raw(m, *from, to, raw, v.settings, "raw", now_ms)) return *refused;
   schedule(m, send_at_ms);
   return m;
 }
@@ -796,6 +804,36 @@ submission_result parse_submission(std::string_view body, const submission_setti
   add_recipients(m, seen, bcc, recipient_kind::bcc, now_ms);
   add_metadata(m, to);
   schedule(m, send_at_ms);
+  return m;
+}
+
+submission_result parse_smtp_submission(const std::string& mail_from, const std::vector<std::string>& rcpt_to,
+                                        std::string_view content, const submission_settings& settings,
+                                        std::int64_t now_ms) {
+  validator v(settings);
+  std::optional<mailbox> from;
+  if (mail_from.empty()) {
+    v.fail("MAIL FROM", "a submission needs a sender address (not the null sender <>)");
+  } else if (auto p = parse_address(mail_from)) {
+    from = p.value();
+  } else {
+    v.fail("MAIL FROM", p.error());
+  }
+  std::vector<mailbox> to;
+  if (rcpt_to.size() > settings.max_recipients)
+    v.fail("RCPT TO", "at most " + std::to_string(settings.max_recipients) + " recipients are allowed");
+  for (std::size_t i = 0; i < rcpt_to.size() && i < settings.max_recipients; ++i) {
+    auto p = parse_address(rcpt_to[i]);
+    if (p) to.push_back(p.value());
+    else v.fail("RCPT TO:<" + rcpt_to[i] + ">", p.error());
+  }
+  if (!v.ok()) return v.rejection();
+  message_record m;
+  m.id = new_id();
+  m.created_at_ms = now_ms;
+  m.tags_json = "[]";
+  m.metadata_json = "{}";
+  if (auto refused = take_raw(m, *from, to, content, settings, "DATA", now_ms)) return *refused;
   return m;
 }
 

@@ -43,4 +43,11 @@ submission_result parse_submission(std::string_view body, const submission_setti
                                    std::int64_t now_ms, const template_record* stored = nullptr,
                                    bool looked_up = false);
 
+// A message submitted over SMTP (the submission listener): the envelope as given in MAIL FROM
+// and RCPT TO and the message as received; the checks and normalization of a raw submission
+// (From header, lines, Bcc removed, Message-ID and Date added when missing).
+submission_result parse_smtp_submission(const std::string& mail_from, const std::vector<std::string>& rcpt_to,
+                                        std::string_view content, const submission_settings& settings,
+                                        std::int64_t now_ms);
+
 }  // namespace petrel

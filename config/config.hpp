@@ -324,6 +324,24 @@ struct bounces_config {
   std::string unsubscribe_base_url;  // e.g. "https://mail.example.com"; "" no header
 };
 
+// SMTP submission for applications (RFC 6409; docs/api.md, "SMTP submission"): off unless a
+// listen address is set. AUTH PLAIN or LOGIN with an API key as the password, over TLS only.
+struct submission_smtp_config {
+  bool listen_enabled = false;
+  listen_address listen{"127.0.0.1", 587};      // STARTTLS required before AUTH
+  bool tls_listen_enabled = false;
+  listen_address tls_listen{"127.0.0.1", 465};  // TLS from the first byte (RFC 8314)
+  std::string tls_cert_file;                    // PEM, chain allowed
+  std::string tls_key_file;
+  std::string hostname;                         // in the greeting; "" the node's host name
+  std::uint32_t max_connections = 500;
+  std::uint32_t max_connections_per_client = 50;  // per client address (0: no limit)
+  std::vector<std::string> trusted_clients;       // exempt from it
+  rate max_rate{1000, "1000/s"};  // messages per second over all clients (tenants have their own rates)
+  std::chrono::milliseconds command_timeout = 5min;
+  std::uint32_t max_auth_failures = 5;  // failed AUTH per client address per minute, then refused
+};
+
 // The event log (GET /v1/events, webhooks' source).
 struct events_config {
   std::chrono::milliseconds retention = 30 * 24h;  // older events are pruned
@@ -394,6 +412,7 @@ struct config {
   domains_config domains;
   mta_sts_config mta_sts;
   bounces_config bounces;
+  submission_smtp_config submission_smtp;
   shaping_settings shaping;
   queue_settings queue;
   events_config events;

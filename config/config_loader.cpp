@@ -843,6 +843,38 @@ void read_bounces(reader& r, config& c) {
   s.finish();
 }
 
+// [submission_smtp]
+void read_submission_smtp(reader& r, config& c) {
+  auto s = r.open("submission_smtp");
+  auto& m = c.submission_smtp;
+  for (auto [key, out, enabled] : {std::tuple{"listen", &m.listen, &m.listen_enabled},
+                                   std::tuple{"tls_listen", &m.tls_listen, &m.tls_listen_enabled}}) {
+    std::string text;
+    s.string(key, text, 300);
+    if (text.empty()) continue;
+    auto p = parse_listen_address(text);
+    if (!p) {
+      s.problem(key, p.error());
+    } else {
+      *out = *p;
+      *enabled = true;
+    }
+  }
+  s.string("tls_cert_file", m.tls_cert_file);
+  s.string("tls_key_file", m.tls_key_file);
+  s.string("hostname", m.hostname, 253);
+  s.integer("max_connections", m.max_connections, 1, 100'000);
+  s.integer("max_connections_per_client", m.max_connections_per_client, 0, 100'000);
+  s.network_list("trusted_clients", m.trusted_clients);
+  s.rate_value("max_rate", m.max_rate);
+  s.duration("command_timeout", m.command_timeout, 1s, 1h);
+  s.integer("max_auth_failures", m.max_auth_failures, 1, 1000);
+  if ((m.listen_enabled || m.tls_listen_enabled) && (m.tls_cert_file.empty() || m.tls_key_file.empty()))
+    s.problem(m.tls_cert_file.empty() ? "tls_cert_file" : "tls_key_file",
+              "required with listen or tls_listen: API keys are only taken over TLS");
+  s.finish();
+}
+
 // [cluster]
 void read_cluster(reader& r, config& c) {
   auto s = r.open("cluster");
@@ -943,6 +975,7 @@ void read_all(reader& r, config& c) {
   read_domains(r, c);
   read_mta_sts(r, c);
   read_bounces(r, c);
+  read_submission_smtp(r, c);
   read_cluster(r, c);
   read_debug(r, c);
   r.finish();

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/read_until.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/streambuf.hpp>
 #include <boost/asio/strand.hpp>
@@ -21,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include "net/client_limiter.hpp"
+#include "net/mail/base64.hpp"
 #include "net/timed_completion.hpp"
 
 namespace petrel {
@@ -107,6 +109,55 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
   std::atomic<bool> stopping{false};
   std::atomic<std::size_t> connection_count{0};
 
+  // Failed AUTH per client address, counted in one-minute windows.
+  std::mutex auth_mutex;
+  std::unordered_map<std::string, std::pair<std::uint32_t, std::chrono::steady_clock::time_point>> auth_failures;
+
+  bool auth_blocked(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(auth_mutex);
+    auto it = auth_failures.find(peer);
+    if (it == auth_failures.end()) return false;
+    if (std::chrono::steady_clock::now() - it->second.second > std::chrono::minutes(1)) {
+      auth_failures.erase(it);
+      return false;
+    }
+    return it->second.first >= options.max_auth_failures;
+  }
+  void auth_failed(const std::string& peer) {
+    std::lock_guard<std::mutex> lock(auth_mutex);
+    auto now = std::chrono::steady_clock::now();
+    if (auth_failures.size() > 100'000) auth_failures.clear();  // bounded under a flood
+    auto [it, added] = auth_failures.try_emplace(peer, 0, now);
+    if (now - it->second.second > std::chrono::minutes(1)) it->second = {0, now};
+    ++it->second.first;
+  }
+
+  template <class Token>
+  auto async_authenticate(std::string user, std::string password, Token&& token) {
+    return asio::async_initiate<Token, void(int, std::string)>(
+        [this](auto completion, std::string user, std::string password) {
+          using state_type = reply_state<decltype(completion)>;
+          auto ex = asio::get_associated_executor(completion);
+          auto state = std::make_shared<state_type>(std::move(completion), ex);
+          state->timer.expires_after(options.handler_timeout);
+          state->timer.async_wait([state](const boost::system::error_code& ec) {
+            if (!ec) state->complete(454, std::string());
+          });
+          auto done = [state, ex](std::string identity) {
+            asio::post(ex, [state, identity = std::move(identity)]() mutable {
+              state->complete(identity.empty() ? 535 : 235, std::move(identity));
+            });
+          };
+          try {
+            options.authenticate(std::move(user), std::move(password), std::move(done));
+          } catch (const std::exception& e) {
+            spdlog::error("smtp_in.auth_exception error=\"{}\"", e.what());
+            state->complete(454, std::string());
+          }
+        },
+        token, std::move(user), std::move(password));
+  }
+
   bool accepts(const std::string& address) const {
     auto at = address.rfind('@');
     if (at == std::string::npos) return false;
@@ -149,6 +200,8 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       auto ep = socket.remote_endpoint(ec);
       if (!ec) peer = ep.address().to_string();
     }
+    // The connection, in clear or (after STARTTLS, or from the start) over TLS.
+    std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;
     asio::steady_timer deadline(socket.get_executor());
     auto arm = [&] {
       deadline.expires_after(options.command_timeout);
@@ -161,7 +214,8 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       });
     };
     auto send = [&](std::string text) -> asio::awaitable<bool> {
-      auto [ec, n] = co_await asio::async_write(socket, asio::buffer(text), use_tuple);
+      auto [ec, n] = tls ? co_await asio::async_write(*tls, asio::buffer(text), use_tuple)
+                         : co_await asio::async_write(socket, asio::buffer(text), use_tuple);
       (void)n;
       co_return !ec;
     };
@@ -169,7 +223,8 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
     auto read_line = [&](std::string& line, std::size_t limit) -> asio::awaitable<int> {
       // 1: a line; 0: closed or timed out; -1: too long.
       arm();
-      auto [ec, n] = co_await asio::async_read_until(socket, buffer, '\n', use_tuple);
+      auto [ec, n] = tls ? co_await asio::async_read_until(*tls, buffer, '\n', use_tuple)
+                         : co_await asio::async_read_until(socket, buffer, '\n', use_tuple);
       deadline.cancel();
       if (ec == asio::error::not_found) co_return -1;
       if (ec) co_return 0;
@@ -178,14 +233,26 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       if (line.size() > limit) co_return -1;
       co_return 1;
     };
+    auto handshake = [&]() -> asio::awaitable<bool> {
+      tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket, *options.tls);
+      arm();
+      auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
+      deadline.cancel();
+      if (ec) spdlog::info("smtp_in.tls_failed listener={} peer={} error=\"{}\"", options.listener_name, peer, ec.message());
+      co_return !ec;
+    };
 
-    if (!co_await send("220 " + options.hostname + " ESMTP Petrel (bounces and feedback only)\r\n"))
+    if (options.implicit_tls && !co_await handshake()) co_return;
+    if (!co_await send("220 " + options.hostname +
+                       (options.submission ? " ESMTP Petrel submission\r\n"
+                                           : " ESMTP Petrel (bounces and feedback only)\r\n")))
       co_return;
-    std::string helo;
+    std::string helo, identity;
     std::optional<std::string> mail_from;
     std::vector<std::string> rcpts;
     int errors = 0;
     std::string line;
+    auto auth_offered = [&] { return options.submission && (tls || options.allow_plain_auth); };
     while (!stopping) {
       auto got = co_await read_line(line, max_command_line);
       if (got == 0) break;
@@ -198,6 +265,7 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       auto verb = lower(line.substr(0, space));
       auto args = space == std::string::npos ? std::string() : line.substr(space + 1);
       std::string answer;
+      bool close_after = false;
       if (verb == "ehlo" || verb == "helo") {
         helo = args;
         mail_from.reset();
@@ -206,13 +274,114 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
           answer = "250 " + options.hostname + "\r\n";
         } else {
           answer = "250-" + options.hostname + "\r\n250-PIPELINING\r\n250-SIZE " +
-                   std::to_string(options.max_message_bytes) +
-                   "\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 ENHANCEDSTATUSCODES\r\n";
+                   std::to_string(options.max_message_bytes) + "\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n";
+          if (options.tls && !tls) answer += "250-STARTTLS\r\n";
+          if (auth_offered()) answer += "250-AUTH PLAIN LOGIN\r\n";
+          answer += "250 ENHANCEDSTATUSCODES\r\n";
+        }
+      } else if (verb == "starttls") {
+        if (!options.tls) {
+          answer = "502 5.5.1 STARTTLS is not offered here\r\n";
+        } else if (tls) {
+          answer = "503 5.5.1 TLS is on already\r\n";
+        } else if (!args.empty()) {
+          answer = "501 5.5.4 STARTTLS takes no arguments\r\n";
+        } else {
+          if (!co_await send("220 2.0.0 ready to start TLS\r\n")) break;
+          // Commands pipelined after STARTTLS in clear are not taken over into TLS (the
+          // injection of CVE-2011-0411): whatever was read ahead is dropped.
+          if (buffer.size() > 0) {
+            spdlog::warn("smtp_in.starttls_injection listener={} peer={} bytes={}", options.listener_name, peer,
+                         buffer.size());
+            buffer.consume(buffer.size());
+          }
+          if (!co_await handshake()) break;
+          helo.clear();
+          identity.clear();
+          mail_from.reset();
+          rcpts.clear();
+          continue;  // (no answer: the client starts over with EHLO)
+        }
+      } else if (verb == "auth") {
+        auto mechanism_end = args.find(' ');
+        auto mechanism = lower(args.substr(0, mechanism_end));
+        auto initial = mechanism_end == std::string::npos ? std::string() : args.substr(mechanism_end + 1);
+        if (!options.submission) {
+          answer = "502 5.5.1 AUTH is not offered here\r\n";
+        } else if (helo.empty()) {
+          answer = "503 5.5.1 EHLO first\r\n";
+        } else if (!identity.empty()) {
+          answer = "503 5.5.1 already authenticated\r\n";
+        } else if (mail_from) {
+          answer = "503 5.5.1 AUTH is not allowed during a mail transaction\r\n";
+        } else if (!auth_offered()) {
+          answer = "538 5.7.11 encryption required: STARTTLS first\r\n";
+        } else if (auth_blocked(peer)) {
+          answer = "421 4.7.0 too many failed authentications from your address; try again later\r\n";
+          close_after = true;
+        } else if (mechanism != "plain" && mechanism != "login") {
+          answer = "504 5.5.4 unrecognized authentication mechanism (PLAIN and LOGIN are offered)\r\n";
+        } else {
+          // Continuation lines: base64, "*" cancels (RFC 4954 4).
+          auto ask = [&](const char* prompt, std::string& decoded) -> asio::awaitable<int> {
+            if (!co_await send(std::string("334 ") + prompt + "\r\n")) co_return 0;
+            std::string reply;
+            auto r = co_await read_line(reply, max_command_line);
+            if (r <= 0) co_return r;
+            while (!reply.empty() && (reply.back() == '\n' || reply.back() == '\r')) reply.pop_back();
+            if (reply == "*") co_return -2;
+            co_return decode_base64(reply, decoded) ? 1 : -3;
+          };
+          std::string user, password, decoded;
+          int step = 1;
+          if (mechanism == "plain") {
+            if (initial.empty() || initial == "=") {
+              step = co_await ask("", decoded);
+            } else if (!decode_base64(initial, decoded)) {
+              step = -3;
+            }
+            if (step == 1) {
+              // authzid NUL authcid NUL passwd
+              auto first = decoded.find('\0');
+              auto second = first == std::string::npos ? first : decoded.find('\0', first + 1);
+              if (second == std::string::npos) step = -3;
+              else user = decoded.substr(first + 1, second - first - 1), password = decoded.substr(second + 1);
+            }
+          } else {
+            if (!initial.empty()) {
+              if (!decode_base64(initial, user)) step = -3;
+            } else {
+              step = co_await ask("VXNlcm5hbWU6", user);
+            }
+            if (step == 1) step = co_await ask("UGFzc3dvcmQ6", password);
+          }
+          if (step == 0) break;
+          if (step == -1) {
+            answer = "500 5.5.2 line too long\r\n";
+          } else if (step == -2) {
+            answer = "501 5.0.0 authentication cancelled\r\n";
+          } else if (step == -3) {
+            answer = "501 5.5.2 cannot decode the credentials (base64)\r\n";
+          } else {
+            auto [code, who] = co_await async_authenticate(std::move(user), std::move(password), use_tuple);
+            if (code == 235) {
+              identity = std::move(who);
+              answer = "235 2.7.0 authentication successful\r\n";
+            } else if (code == 454) {
+              answer = "454 4.7.0 temporary authentication failure; try again later\r\n";
+            } else {
+              auth_failed(peer);
+              spdlog::info("smtp_in.auth_failed listener={} peer={}", options.listener_name, peer);
+              answer = "535 5.7.8 authentication credentials invalid (the password is an API key)\r\n";
+            }
+          }
         }
       } else if (verb == "mail") {
         std::string address, params;
         if (helo.empty()) {
           answer = "503 5.5.1 EHLO first\r\n";
+        } else if (options.submission && identity.empty()) {
+          answer = "530 5.7.0 authentication required\r\n";
         } else if (mail_from) {
           answer = "503 5.5.1 nested MAIL command\r\n";
         } else if (lower(args.substr(0, 5)) != "from:" || !parse_path(args.substr(5), address, params)) {
@@ -236,9 +405,10 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
         std::string address, params;
         if (!mail_from) {
           answer = "503 5.5.1 MAIL first\r\n";
-        } else if (lower(args.substr(0, 3)) != "to:" || !parse_path(args.substr(3), address, params)) {
+        } else if (lower(args.substr(0, 3)) != "to:" || !parse_path(args.substr(3), address, params) ||
+                   address.empty()) {
           answer = "501 5.5.4 syntax: RCPT TO:<address>\r\n";
-        } else if (!accepts(address)) {
+        } else if (!options.submission && !accepts(address)) {
           // Not an open relay: mail for anything but our bounce/feedback domains is refused.
           spdlog::info("smtp_in.relay_denied peer={} rcpt=\"{}\"", peer, address);
           answer = "550 5.7.1 relaying denied: this server accepts only bounces and feedback reports\r\n";
@@ -285,7 +455,7 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
             answer = "552 5.3.4 the message exceeds the size limit of " +
                      std::to_string(options.max_message_bytes) + " octets\r\n";
           } else {
-            received_mail mail{peer, helo, *mail_from, rcpts, std::move(content)};
+            received_mail mail{peer, helo, *mail_from, rcpts, std::move(content), identity, tls != nullptr};
             auto [code, text] = co_await async_handle(std::move(mail), use_tuple);
             answer = std::to_string(code) + " " + text + "\r\n";
           }
@@ -306,12 +476,22 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       } else {
         answer = "502 5.5.2 command not implemented\r\n";
       }
+      if (close_after) {
+        co_await send(answer);
+        break;
+      }
       if (answer[0] == '5' && ++errors > max_errors) {
         co_await send(answer);
         co_await send("421 4.7.0 too many errors; closing\r\n");
         break;
       }
       if (!co_await send(answer)) break;
+    }
+    if (tls) {
+      // A TLS close_notify, bounded by the command timeout (a peer may never answer it).
+      arm();
+      co_await tls->async_shutdown(use_tuple);
+      deadline.cancel();
     }
     boost::system::error_code ignored;
     socket.shutdown(tcp::socket::shutdown_both, ignored);
@@ -381,14 +561,14 @@ void smtp_server::start() {
   boost::system::error_code ec;
   auto host = o.listen.host == "localhost" ? std::string("127.0.0.1") : o.listen.host;
   auto address = asio::ip::make_address(host, ec);
-  if (ec) throw std::runtime_error("bounces.listen: \"" + o.listen.host + "\" is not an IP address");
+  if (ec) throw std::runtime_error(o.listener_name + ": \"" + o.listen.host + "\" is not an IP address");
   tcp::endpoint endpoint(address, o.listen.port);
   auto& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) throw std::runtime_error("cannot listen on " + o.listen.to_string() + " (bounces): " + ec.message());
+  if (ec) throw std::runtime_error("cannot listen on " + o.listen.to_string() + " (" + o.listener_name + "): " + ec.message());
   asio::co_spawn(acceptor.get_executor(), impl_->accept_loop(), asio::detached);
 }
 
@@ -405,6 +585,21 @@ void smtp_server::stop() {
     boost::system::error_code ec;
     self->acceptor.close(ec);
   });
+}
+
+std::shared_ptr<asio::ssl::context> make_server_tls_context(const std::string& cert_file, const std::string& key_file) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                   asio::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(cert_file, ec);
+  if (ec) throw std::runtime_error("tls_cert_file \"" + cert_file + "\": " + ec.message());
+  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+  if (ec) throw std::runtime_error("tls_key_file \"" + key_file + "\": " + ec.message());
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
+    throw std::runtime_error("tls_key_file \"" + key_file + "\" is not the key of tls_cert_file \"" + cert_file + "\"");
+  return ctx;
 }
 
 }  // namespace petrel

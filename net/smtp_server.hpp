@@ -1,10 +1,14 @@
-// The inbound SMTP listener for bounces and feedback reports. It is not a mail server and
-// never an open relay: it accepts mail only for its configured domains (the VERP domain and
-// the feedback-loop domains), answers every other recipient with 550 5.7.1, and bounds what a
-// peer can make it do (message size, recipients, connections, messages per second, command
-// timeouts, malformed commands). Each accepted message goes to the handler, and the 250 is
-// sent only after the handler has answered (after the outcome is stored). Asio stays in the
-// .cpp file.
+// Petrel's SMTP listeners, in two modes.
+// - Bounces and feedback reports (the default): not a mail server and never an open relay. It
+//   accepts mail only for its configured domains (the VERP domain and the feedback-loop
+//   domains) and answers every other recipient with 550 5.7.1.
+// - Submission (RFC 6409) for applications: STARTTLS (or TLS from the first byte), then AUTH
+//   PLAIN or LOGIN (RFC 4954) with a tenant's API key; no MAIL before AUTH (530), any
+//   recipient after it.
+// Both bound what a peer can make them do (message size, recipients, connections, messages per
+// second, command timeouts, malformed commands, failed AUTH per client address). Each accepted
+// message goes to the handler, and the 250 is sent only after the handler has answered (after
+// the message is stored). Asio stays in the .cpp file.
 #pragma once
 
 #include <chrono>
@@ -18,7 +22,10 @@
 
 namespace boost::asio {
 class io_context;
+namespace ssl {
+class context;
 }
+}  // namespace boost::asio
 
 namespace petrel {
 
@@ -34,7 +41,26 @@ struct smtp_server_options {
   double max_messages_per_second = 100;  // all peers together; over it: 451 4.7.1
   std::chrono::milliseconds command_timeout{300'000};
   std::chrono::milliseconds handler_timeout{60'000};  // past it: 451, the peer retries
+  std::string listener_name = "bounces";  // in logs
+
+  // Submission mode: AUTH required before MAIL; recipients of any domain.
+  bool submission = false;
+  // TLS: STARTTLS is offered when set (or, with implicit_tls, every connection starts with the
+  // handshake: port 465, RFC 8314). AUTH only over TLS unless allow_plain_auth.
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  bool implicit_tls = false;
+  bool allow_plain_auth = false;
+  // Failed AUTH attempts per client address in a minute before it is refused (421).
+  std::uint32_t max_auth_failures = 5;
+  // Checks credentials: calls done with the identity the handler will see ("" refused).
+  std::function<void(std::string user, std::string password, std::function<void(std::string identity)> done)>
+      authenticate;
 };
+
+// A server TLS context (TLS 1.2 and 1.3) with a PEM certificate chain and its key; throws
+// std::runtime_error naming the file and the problem (missing, unreadable, key not matching).
+std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const std::string& cert_file,
+                                                                   const std::string& key_file);
 
 struct received_mail {
   std::string peer;  // the client's IP address
@@ -42,6 +68,8 @@ struct received_mail {
   std::string mail_from;  // without the angle brackets; "" for the null sender
   std::vector<std::string> rcpt_to;
   std::string content;  // dot-unstuffed, CRLF line endings
+  std::string identity;  // submission: what authenticate answered for the session
+  bool tls = false;      // the session was encrypted
 };
 
 // The answer to one message: an SMTP code (250 stored, 451 try later, 550/554 refused) and

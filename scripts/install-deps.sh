@@ -26,6 +26,7 @@ test_packages=(
   python3-yaml                  # answers are checked against docs/openapi.yaml
   python3-prometheus-client     # /metrics is read with the Prometheus text-format parser
   unbound ldnsutils             # DANE tests: a DNSSEC-validating resolver over locally signed zones
+  swaks libnet-ssleay-perl libauthen-sasl-perl   # the SMTP submission listener is driven with swaks too (TLS, AUTH)
 )
 
 # What the benchmarks in bench/ use on top.

@@ -400,3 +400,19 @@ relay = "office"
              Catch::Contains("delivery.relays[0].password_file: required with username"));
   CHECK_THAT(errors_of("[delivery]\nrelay = \"host:0\"\n"), Catch::Contains("delivery.relay: port must be"));
 }
+
+TEST_CASE("the SMTP submission listener needs a certificate and its key") {
+  auto off = load_config_text("", "off.toml");
+  REQUIRE(off.errors.empty());
+  CHECK_FALSE(off.value.submission_smtp.listen_enabled);
+  auto missing = load_config_text("[submission_smtp]\nlisten = \"127.0.0.1:587\"\n", "smtp.toml");
+  REQUIRE(missing.errors.size() == 1);
+  CHECK(missing.errors[0].key == "submission_smtp.tls_cert_file");
+  auto on = load_config_text(
+      "[submission_smtp]\nlisten = \"127.0.0.1:587\"\ntls_listen = \"127.0.0.1:465\"\n"
+      "tls_cert_file = \"c.pem\"\ntls_key_file = \"k.pem\"\nmax_auth_failures = 3\n", "smtp.toml");
+  REQUIRE(on.errors.empty());
+  CHECK(on.value.submission_smtp.listen.port == 587);
+  CHECK(on.value.submission_smtp.tls_listen_enabled);
+  CHECK(on.value.submission_smtp.max_auth_failures == 3);
+}
