@@ -53,6 +53,9 @@ struct site_start : source_path {
 };
 
 struct site_state : site_start {
+  // Templated messages read once (parsed, attachments decoded, templates compiled), by message:
+  // a batch's copies render from one entry. Bounded: cleared when it holds 64.
+  std::unordered_map<id128, std::shared_ptr<const template_copies>, id128_hash> template_sources;
   site_state() = default;
   rate_limiter message_limiter;
   rate_limiter connection_limiter;
@@ -421,11 +424,23 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
   auto from_domain = std::move(content.from_domain);
   bool templated = content.templated;
   if (templated) {
-    // The recipient's own copy (jobs of templated messages have one recipient each).
-    auto copy = content.personal.size() == 1 ? render_template_copy(content.content, content.personal.front())
-                                             : parsed<built_message>::failure("a templated message's job has " +
-                                                                              std::to_string(content.personal.size()) +
-                                                                              " recipients, not one");
+    // The recipient's own copy (jobs of templated messages have one recipient each), from the
+    // message's source read once.
+    auto& cached = st.template_sources[work.job.message_id];
+    std::string unreadable;
+    if (!cached) {
+      auto read = template_copies::read(content.content);
+      if (read) cached = std::make_shared<const template_copies>(std::move(read.value()));
+      else unreadable = read.error();
+    }
+    auto copies = cached;
+    if (!copies) st.template_sources.erase(work.job.message_id);
+    else if (st.template_sources.size() > 64) st.template_sources.clear();
+    auto copy = !copies ? parsed<built_message>::failure(unreadable)
+                : content.personal.size() == 1
+                    ? copies->render(content.personal.front())
+                    : parsed<built_message>::failure("a templated message's job has " +
+                                                     std::to_string(content.personal.size()) + " recipients, not one");
     if (!copy) {
       // Not a passing condition: the same source and data render the same way next time.
       job_outcome outcome;

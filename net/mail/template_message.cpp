@@ -161,21 +161,17 @@ std::string template_data(std::string_view substitutions_json, std::string_view 
   return json::serialize(data);
 }
 
-parsed<built_message> render_template_copy(std::string_view source, std::string_view personal) {
-  using result = parsed<built_message>;
+parsed<template_copies> template_copies::read(std::string_view source) {
+  using result = parsed<template_copies>;
   boost::system::error_code ec;
   auto doc = json::parse(source, ec);
   if (ec || !doc.is_object()) return result::failure("the stored template source is not valid");
   const auto& o = doc.get_object();
-  auto who = json::parse(personal, ec);
-  if (ec || !who.is_object()) return result::failure("the recipient's template data is not valid");
-  auto to = mailbox_from(who);
   auto from = member(o, "from") ? mailbox_from(*member(o, "from")) : std::nullopt;
-  if (!to || !from) return result::failure("the stored template source or recipient has no valid address");
-
-  message_spec spec;
+  if (!from) return result::failure("the stored template source has no valid sender");
+  template_copies out;
+  auto& spec = out.base_;
   spec.from = *from;
-  spec.to.push_back(*to);
   if (const auto* r = member(o, "reply_to"); r && r->is_array())
     for (const auto& v : r->get_array())
       if (auto box = mailbox_from(v)) spec.reply_to.push_back(*box);
@@ -184,6 +180,7 @@ parsed<built_message> render_template_copy(std::string_view source, std::string_
   if (const auto* h = member(o, "html"); h && h->is_string()) html = std::string(h->get_string());
   auto templates = message_templates::compile(string_member(o, "subject"), text, html);
   if (!templates) return result::failure(templates.error());
+  out.templates_ = std::move(templates.value());
   if (const auto* h = member(o, "headers"); h && h->is_array())
     for (const auto& pair : h->get_array())
       if (pair.is_array() && pair.get_array().size() == 2 && pair.get_array()[0].is_string() &&
@@ -206,12 +203,29 @@ parsed<built_message> render_template_copy(std::string_view source, std::string_
     }
   spec.message_id = string_member(o, "message_id");
   if (const auto* d = member(o, "date_ms"); d && d->is_int64()) spec.date_ms = d->get_int64();
+  if (const auto* subs = member(o, "substitutions")) out.substitutions_ = json::serialize(*subs);
+  return out;
+}
 
-  const auto* subs = member(o, "substitutions");
+parsed<built_message> template_copies::render(std::string_view personal) const {
+  using result = parsed<built_message>;
+  boost::system::error_code ec;
+  auto who = json::parse(personal, ec);
+  if (ec || !who.is_object()) return result::failure("the recipient's template data is not valid");
+  auto to = mailbox_from(who);
+  if (!to) return result::failure("the recipient's template data has no valid address");
+  auto spec = base_;
+  spec.to.push_back(*to);
   const auto* own = member(who.get_object(), "substitutions");
-  auto data = template_data(subs ? json::serialize(*subs) : std::string(), own ? json::serialize(*own) : std::string());
-  if (auto failure = templates.value().render(data, false, spec)) return result::failure(*failure);
+  auto data = template_data(substitutions_, own ? json::serialize(*own) : std::string());
+  if (auto failure = templates_->render(data, false, spec)) return result::failure(*failure);
   return build_message(spec);
+}
+
+parsed<built_message> render_template_copy(std::string_view source, std::string_view personal) {
+  auto copies = template_copies::read(source);
+  if (!copies) return parsed<built_message>::failure(copies.error());
+  return copies.value().render(personal);
 }
 
 }  // namespace petrel

@@ -56,9 +56,24 @@ std::string template_personal(const mailbox& to, std::string_view substitutions_
 // over them, key by key (a JSON object's text).
 std::string template_data(std::string_view substitutions_json, std::string_view personal_substitutions_json);
 
-// A recipient's copy: the source rendered with its data and built, To the recipient. Fails
-// with the reason when the source or the personal data are not what template_source and
-// template_personal wrote, or when the built message is invalid.
+// A stored source read once (its JSON parsed, attachments decoded, templates compiled): what
+// every recipient's copy shares, so that a batch does not repeat that work per copy.
+class template_copies {
+ public:
+  // Fails with the reason when the source is not what template_source wrote.
+  static parsed<template_copies> read(std::string_view source);
+  // A recipient's copy: rendered with its data and built, To the recipient. Fails when the
+  // personal data are not what template_personal wrote, or the built message is invalid.
+  parsed<built_message> render(std::string_view personal) const;
+
+ private:
+  template_copies() = default;
+  message_spec base_;  // no recipient; subject, text and html unrendered
+  std::optional<message_templates> templates_;
+  std::string substitutions_;  // the message's data (JSON object text)
+};
+
+// read(source), then render(personal): one copy.
 parsed<built_message> render_template_copy(std::string_view source, std::string_view personal);
 
 }  // namespace petrel

@@ -8,17 +8,14 @@ import time
 
 import pytest
 
-from conftest import delivery_config, one_mx_world, wait_for  # noqa: E402
+from conftest import delivery_config, wait_for  # noqa: E402
 
 CAP = 100  # queue.max_in_memory_per_domain (its minimum)
 
 
 @pytest.fixture
-def world(tmp_path):
-    sink, dns = one_mx_world(tmp_path)
-    yield sink, dns
-    sink.stop()
-    dns.stop()
+def world(mx_world):
+    return mx_world
 
 
 def paged_node(make_node, world, **overrides):
