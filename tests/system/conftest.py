@@ -331,6 +331,19 @@ def settle_message(node, message_id, timeout=20):
         recipients_of(node, message_id)), timeout=timeout, what=f"message {message_id} to settle")
 
 
+def wait_events(node, count, key=None, **params):
+    """The events of the query once at least `count` are visible. An event is listed once its
+    transaction and every older one have ended, so on PostgreSQL the last events of a message
+    that just settled may take a moment to appear."""
+    def page():
+        r = node.session.get(node.url("/v1/events"), params={**params, "limit": 1000},
+                             headers={"Authorization": f"Bearer {key or node.key}"}, timeout=30)
+        assert r.status_code == 200, r.text
+        events = r.json()["events"]
+        return events if len(events) >= count else None
+    return wait_for(page, what=f"{count} visible events of {params}")
+
+
 def delivery_config(dns_port, smtp_port, **overrides):
     """Config lines for a node that delivers to the local test DNS and SMTP servers, with a
     one-second retry schedule and no tenant rate limit; overrides win (dotted keys, TOML values)."""

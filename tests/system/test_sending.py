@@ -6,7 +6,7 @@ import datetime
 import time
 
 
-from conftest import delivery_config, settle_message, wait_for  # noqa: E402
+from conftest import delivery_config, settle_message, wait_events, wait_for  # noqa: E402
 
 
 def submit(node, body, key=None, idem=None, api_key=None):
@@ -92,8 +92,7 @@ def test_cancel_a_scheduled_message(mx_node, mx_world):
     assert answer.json() == {"id": message_id, "messages": 1, "waiting": 3, "cancelled": 3}
     recipients = settle_message(mx_node, message_id)
     assert {x["status"] for x in recipients.values()} == {"cancelled"}
-    events = mx_node.session.get(mx_node.url(f"/v1/events?message={message_id}&type=cancelled"),
-                               headers={"Authorization": f"Bearer {mx_node.key}"}).json()["events"]
+    events = wait_events(mx_node, 3, message=message_id, type="cancelled")
     assert len(events) == 3 and all(e["data"]["by"] == "sender" for e in events)
     # Again: nothing waits any more.
     assert post(mx_node, f"/v1/messages/{message_id}/cancel").json()["cancelled"] == 0

@@ -6,7 +6,7 @@ import email
 import email.policy
 
 
-from conftest import settle_message  # noqa: E402
+from conftest import settle_message, wait_events  # noqa: E402
 
 
 def copies(sink):
@@ -77,8 +77,7 @@ def test_a_batch_renders_each_recipients_copy(mx_node, mx_world):
                              headers=auth).status_code == 404
 
     # Per-recipient metadata comes with the recipient's events, over the message's.
-    events = mx_node.session.get(mx_node.url(f"/v1/events?message={message_id}&type=delivered"),
-                               headers={"Authorization": f"Bearer {mx_node.key}"}).json()["events"]
+    events = wait_events(mx_node, 3, message=message_id, type="delivered")
     by_email = {e["email"]: e["metadata"] for e in events}
     assert by_email["ann@example.test"] == {"campaign_ref": "c1", "user": 1}
     assert by_email["bo@example.test"] == {"campaign_ref": "c1"}
@@ -147,8 +146,7 @@ def test_per_recipient_metadata_without_templates(mx_node, mx_world):
     settle_message(mx_node, message_id)
     (m,) = mx_world[0].messages()
     assert sorted(m["rcpt_to"]) == ["m1@example.test", "m2@example.test"]  # not templated: one transaction
-    events = mx_node.session.get(mx_node.url(f"/v1/events?message={message_id}&type=delivered"),
-                               headers={"Authorization": f"Bearer {mx_node.key}"}).json()["events"]
+    events = wait_events(mx_node, 2, message=message_id, type="delivered")
     assert {e["email"]: e["metadata"] for e in events} == {"m1@example.test": {"k": "v1"}, "m2@example.test": {}}
 
 
