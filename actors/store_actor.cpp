@@ -257,6 +257,7 @@ struct store_state {
   std::vector<store_reader_actor> readers;
   std::size_t next_reader = 0;
   std::uint64_t batch_max = 2048;
+  std::chrono::steady_clock::duration commit_interval{};
   std::vector<write_op> ops;
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
@@ -362,7 +363,13 @@ caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, writ
     commit_pending(self);
   } else if (!st.commit_scheduled) {
     st.commit_scheduled = true;
-    self->send(self, commit_atom::value);
+    // Under load the previous commit ended moments ago: wait out the interval, so that the
+    // writes arriving meanwhile share the next fsync. An idle store commits at once.
+    auto since = std::chrono::steady_clock::now() - st.last_commit_at;
+    if (since < st.commit_interval)
+      self->delayed_send(self, st.commit_interval - since, commit_atom::value);
+    else
+      self->send(self, commit_atom::value);
   }
   return rp;
 }
@@ -404,11 +411,13 @@ caf::result<readiness> readiness_of(store_pointer self) {
 
 store_actor::behavior_type store_behavior(store_pointer self, store_factory open,
                                           std::shared_ptr<std::unique_ptr<store>> opened,
-                                          std::uint64_t batch_max, std::uint64_t readers,
+                                          std::uint64_t batch_max, std::chrono::milliseconds commit_interval,
+                                          std::uint64_t readers,
                                           std::uint64_t min_free_bytes, bool detached) {
   auto& st = start_actor(self);
   st.db = connection(open, std::move(*opened), true);
   st.batch_max = batch_max;
+  st.commit_interval = commit_interval;
   st.min_free_bytes = min_free_bytes;
   for (std::uint64_t i = 0; i < std::max<std::uint64_t>(readers, 1); ++i)
     st.readers.push_back(spawn_child(self->system(), self,
@@ -552,7 +561,8 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
   auto detached = settings.config->store_detached;
   auto min_free = settings.config->storage.min_free_space;
   return spawn_child(sys, parent, detached ? runs_on::own_thread : runs_on::scheduler,
-                     store_behavior, std::move(open), holder, batch_max, readers, min_free,
+                     store_behavior, std::move(open), holder, batch_max,
+                     settings.config->storage.commit_interval, readers, min_free,
                      detached);
 }
 

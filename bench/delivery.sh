@@ -33,6 +33,9 @@
 #   WEBHOOK=ok|dead SKIP_POSTFIX=1 bench/delivery.sh  # events to a webhook receiver (or a dead one)
 #   OVERLOAD=1 SKIP_POSTFIX=1 SIZES=1024 DURATION=120s bench/delivery.sh
 #                                                  # sites slower than the injection: RSS over time
+#   PERF=1 SKIP_POSTFIX=1 SIZES=1024 bench/delivery.sh
+#                                                  # perf record -g of Petrel during the injection
+#                                                  # (perf.data and a report in the kept work dir)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,6 +57,8 @@ OVERLOAD_RATE=${OVERLOAD_RATE:-200/s}
 OVERLOAD_BOUND=${OVERLOAD_BOUND:-200000}
 WEBHOOK=${WEBHOOK:-}                 # ok: events posted to a local receiver; dead: to one that hangs
 KEEP_WORK=${KEEP_WORK:-0}
+PERF=${PERF:-0}                      # 1: profile Petrel with perf during the injection
+PERF_FREQUENCY=${PERF_FREQUENCY:-499}
 PETREL_LOG_LEVEL=${PETREL_LOG_LEVEL:-info}   # debug adds per-domain and per-session lines
 [[ $DURATION =~ ^[0-9]+$ ]] && DURATION=${DURATION}s
 
@@ -389,6 +394,16 @@ run_petrel() {  # $1: body size in bytes
     sampler=$!
     pids+=("$sampler")
   fi
+  local profiler=""
+  if [ "$PERF" = 1 ]; then
+    # Samples Petrel's threads (call graphs through frame pointers and DWARF-less unwinding)
+    # from 2 s into the injection until 2 s before its end: the steady state only.
+    local seconds_total=${DURATION%s}
+    (sleep 2; exec perf record -q -F "$PERF_FREQUENCY" ${PERF_CALLGRAPH:+--call-graph $PERF_CALLGRAPH} -g -p "$petrel_pid" -o "$dir/perf.data" \
+       -- sleep $(( seconds_total > 6 ? seconds_total - 4 : 2 ))) > "$dir/perf.log" 2>&1 &
+    profiler=$!
+    pids+=("$profiler")
+  fi
   PETREL_KEY=$api_key MESSAGE_BYTES=$size interruptible wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency \
     -s bench/delivery.lua "http://127.0.0.1:$api_port/v1/messages" > "$dir/wrk.txt"
   sed 's/^/    /' "$dir/wrk.txt" | grep -E 'Latency|requests in|Requests/sec|Non-2xx|Socket errors|  50%|  99%'
@@ -405,6 +420,17 @@ run_petrel() {  # $1: body size in bytes
     awk '{ if ($2 > m) m = $2; if ($3 + 0 > w) w = $3 + 0 } END { printf "petrel overload: max RSS %.1f MiB, max waiting %d\n", m / 1024, w }' "$dir/rss.txt"
     stop_petrel
     return 0
+  fi
+  if [ -n "$profiler" ]; then
+    wait "$profiler" || true
+    forget_pid "$profiler"
+    perf report -i "$dir/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
+      head -12 > "$dir/perf-dso.txt" || true
+    perf report -i "$dir/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^#' |
+      grep -v '^$' | head -40 > "$dir/perf-sym.txt" || true
+    echo "petrel $size B: profile in $dir/perf.data; by library:"
+    sed 's/^/    /' "$dir/perf-dso.txt"
+    KEEP_WORK=1
   fi
   local metrics accepted seconds
   metrics=$(curl -sf "http://127.0.0.1:$admin_port/metrics")

@@ -212,6 +212,9 @@ struct storage_settings {
   std::string sqlite_synchronous = "full";  // full or normal (see docs/operations.md)
   std::chrono::milliseconds busy_timeout = 5s;
   std::uint64_t batch_max_operations = 2048;  // writes per group-committed transaction
+  // A commit starts at least this long after the previous one: under load more writes share
+  // one fsync (fewer, larger transactions); an idle store commits at once. 0: no wait.
+  std::chrono::milliseconds commit_interval{2};
   std::uint64_t read_connections = 2;  // reader actors, each with its own connection
   std::uint64_t max_pending_writes = 20000;   // beyond this, submissions get 503 + Retry-After
   std::chrono::milliseconds request_timeout = 20s;  // an actor's wait for the store

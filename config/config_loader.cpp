@@ -678,6 +678,7 @@ void read_storage(reader& r, config& c) {
   s.choice("sqlite_synchronous", c.storage.sqlite_synchronous, {"full", "normal"});
   s.duration("busy_timeout", c.storage.busy_timeout, 0ms, 10min);
   s.size("batch_max_operations", c.storage.batch_max_operations, 1, 1'000'000);
+  s.duration("commit_interval", c.storage.commit_interval, 0ms, 1s);
   s.size("read_connections", c.storage.read_connections, 1, 64);
   s.size("max_pending_writes", c.storage.max_pending_writes, 1, 100'000'000);
   s.duration("request_timeout", c.storage.request_timeout, 100ms, 10min);

@@ -30,6 +30,7 @@ struct actor_fixture {
     sched = &dynamic_cast<caf::scheduler::test_coordinator&>(sys->scheduler());
     settings.config = config;
     config->store_detached = false;
+    config->storage.commit_interval = std::chrono::milliseconds(0);  // no delayed commits to drive
     config->deliver = false;  // no DNS or SMTP here: recipients stay queued
     config->actors.restart_backoff = std::chrono::milliseconds(100);
     config->actors.restart_backoff_max = std::chrono::milliseconds(1000);

@@ -33,6 +33,7 @@ threads = 2
 [storage]
 data_dir = "/var/lib/petrel"
 batch_max_operations = 64
+commit_interval = "5ms"
 [tenants]
 default_rate = "600/min"
 default_burst = 5
@@ -51,6 +52,7 @@ create_tenant = false
   CHECK(c.io.threads == 2);
   CHECK(c.storage_url() == "sqlite:/var/lib/petrel/petrel.db");
   CHECK(c.storage.batch_max_operations == 64);
+  CHECK(c.storage.commit_interval == 5ms);
   CHECK(c.tenants.default_rate.per_second == Approx(10));
   CHECK(c.tenants.default_burst == 5);
   CHECK_FALSE(c.bootstrap.create_tenant);
