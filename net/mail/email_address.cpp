@@ -155,13 +155,7 @@ std::string canonical_local(std::string_view local) {
     content.push_back(local[i]);
   }
   if (is_dot_atom(content)) return content;
-  std::string out = "\"";
-  for (char c : content) {
-    if (c == '"' || c == '\\') out.push_back('\\');
-    out.push_back(c);
-  }
-  out.push_back('"');
-  return out;
+  return quoted_string(content);
 }
 
 std::string_view trim(std::string_view s) {
@@ -171,6 +165,17 @@ std::string_view trim(std::string_view s) {
 }
 
 }  // namespace
+
+std::string quoted_string(std::string_view content) {
+  std::string out = "\"";
+  out.reserve(content.size() + 2);
+  for (char c : content) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
 
 bool has_non_ascii(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });

@@ -29,6 +29,9 @@ struct mailbox {
   bool needs_smtputf8() const;
 };
 
+// content as an RFC 5322 quoted-string: in double quotes, with '"' and '\' escaped.
+std::string quoted_string(std::string_view content);
+
 // Limits from RFC 5321 section 4.5.3.1.
 constexpr std::size_t max_local_part_octets = 64;
 constexpr std::size_t max_domain_octets = 255;

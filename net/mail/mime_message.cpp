@@ -1,9 +1,13 @@
-// Message building with GMime and raw message normalization (see mime_message.hpp).
+// Message building and raw message normalization (see mime_message.hpp). The message is
+// written straight into one string: building it as a GMime object tree cost about 16% of
+// Petrel's CPU per 1 KB message (GObject allocation, locking, stream filters; see
+// docs/performance.md). GMime still encodes non-ASCII header text, and parses the result in the
+// tests.
 #include "net/mail/mime_message.hpp"
 
 #include <gmime/gmime.h>
 
-#include "net/mail/gobject_ptr.hpp"
+#include "net/mail/base64.hpp"
 
 #include <algorithm>
 #include <array>
@@ -26,90 +30,384 @@ bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
-// Normalizes line endings of client text to LF; GMime writes CRLF on output.
-std::string to_lf(std::string_view text) {
+bool needs_quoting_in_phrase(std::string_view s) {
+  // RFC 5322 3.2.3 atext and single spaces between atoms may stand unquoted.
+  if (s.empty() || s.front() == ' ' || s.back() == ' ') return true;
+  if (s.find("=?") != std::string_view::npos) return true;  // would read as an encoded word
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == ' ') continue;
+    if (ch != '\0' && std::strchr("!#$%&'*+-/=?^_`{|}~", ch)) continue;
+    return true;
+  }
+  return false;
+}
+
+// GMime's encoders for the hard part of headers: RFC 2047 encoded words for UTF-8 text and
+// phrases (charset, word length, Q or B). Called only for values that are not plain ASCII.
+std::string encoded_words(std::string_view text, bool phrase) {
+  mime_init();
+  std::string value(text);
+  char* encoded = phrase ? g_mime_utils_header_encode_phrase(nullptr, value.c_str(), "utf-8")
+                         : g_mime_utils_header_encode_text(nullptr, value.c_str(), "utf-8");
+  std::string out = encoded ? encoded : "";
+  g_free(encoded);
+  return out;
+}
+
+// The whole value as B encoded words of at most 45 octets of UTF-8 each (60 characters
+// encoded, 72 with the wrapping), never splitting a character; the spaces of the value are
+// inside the words, since white space between encoded words is not part of the text.
+std::string whole_encoded_words(std::string_view text) {
   std::string out;
-  out.reserve(text.size());
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\r') {
-      out.push_back('\n');
-      if (i + 1 < text.size() && text[i + 1] == '\n') ++i;
-    } else {
-      out.push_back(text[i]);
-    }
+  std::size_t i = 0;
+  while (i < text.size()) {
+    auto end = std::min(text.size(), i + 45);
+    while (end < text.size() && end > i + 1 && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) --end;
+    if (!out.empty()) out.push_back(' ');
+    out += "=?UTF-8?B?" + base64_encode(text.substr(i, end - i)) + "?=";
+    i = end;
   }
   return out;
 }
 
-GMimeObject* make_text_part(const char* subtype, const std::string& text) {
-  auto* part = g_mime_text_part_new_with_subtype(subtype);
-  auto content = to_lf(text);
-  gptr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(content.data(), content.size()));
-  gptr<GMimeDataWrapper> wrapper(
-      g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
-  g_mime_part_set_content(GMIME_PART(part), wrapper.get());
-  g_mime_text_part_set_charset(part, is_ascii(content) ? "us-ascii" : "utf-8");
-  // 7-bit safe: quoted-printable or base64 where the text needs it, so neither 8BITMIME nor
-  // long lines are ever required of the receiving server.
-  auto encoding = g_mime_part_get_best_content_encoding(GMIME_PART(part),
-                                                        GMIME_ENCODING_CONSTRAINT_7BIT);
-  g_mime_part_set_content_encoding(GMIME_PART(part), encoding);
-  return GMIME_OBJECT(part);
+// An unstructured header value (RFC 5322 3.2.5): as is when plain ASCII, else encoded words.
+// Text that contains "=?" is encoded whole, or a reader would decode what only looks encoded.
+std::string header_text(std::string_view value) {
+  if (value.find("=?") != std::string_view::npos) return whole_encoded_words(value);
+  if (is_ascii(value)) return std::string(value);
+  return encoded_words(value, false);
 }
 
-// A file part: base64 (lines of 76, 7-bit safe), its disposition with the file name (RFC 2231
-// encoded by GMime when not ASCII, on Content-Type's name too for old readers), its Content-ID.
-GMimeObject* make_attachment_part(const attachment_spec& a) {
-  auto slash = a.content_type.find('/');
-  auto type = slash == std::string::npos ? std::string("application") : a.content_type.substr(0, slash);
-  auto subtype = slash == std::string::npos ? std::string("octet-stream") : a.content_type.substr(slash + 1);
-  auto* part = g_mime_part_new_with_type(type.c_str(), subtype.c_str());
-  gptr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(a.data.data(), a.data.size()));
-  gptr<GMimeDataWrapper> wrapper(g_mime_data_wrapper_new_with_stream(stream.get(), GMIME_CONTENT_ENCODING_DEFAULT));
-  g_mime_part_set_content(part, wrapper.get());
-  g_mime_part_set_content_encoding(part, GMIME_CONTENT_ENCODING_BASE64);
-  g_mime_object_set_disposition(GMIME_OBJECT(part), a.inline_part ? "inline" : "attachment");
-  if (!a.filename.empty()) {
-    g_mime_part_set_filename(part, a.filename.c_str());
-    // RFC 2231 in UTF-8 for names that are not ASCII (GMime would pick the smallest charset).
-    if (!is_ascii(a.filename)) {
-      if (auto* disposition = g_mime_object_get_content_disposition(GMIME_OBJECT(part)))
-        if (auto* p = g_mime_param_list_get_parameter(g_mime_content_disposition_get_parameters(disposition), "filename"))
-          g_mime_param_set_charset(p, "utf-8");
-      if (auto* type = g_mime_object_get_content_type(GMIME_OBJECT(part)))
-        if (auto* p = g_mime_param_list_get_parameter(g_mime_content_type_get_parameters(type), "name"))
-          g_mime_param_set_charset(p, "utf-8");
+std::string display_phrase(const std::string& name) {
+  if (!is_ascii(name)) {
+    if (name.find("=?") != std::string::npos) return whole_encoded_words(name);
+    return encoded_words(name, true);
+  }
+  return needs_quoting_in_phrase(name) ? quoted_string(name) : name;
+}
+
+// The mailbox as a header shows it: the domain in its A-label form unless the local part is
+// UTF-8 anyway (RFC 6532: the message then travels with SMTPUTF8).
+std::string header_mailbox(const mailbox& box) {
+  std::string address = is_ascii(box.local_part) ? box.local_part + "@" + box.ascii_domain : box.address();
+  if (box.display_name.empty()) return address;
+  return display_phrase(box.display_name) + " <" + address + ">";
+}
+
+// Appends "Name: value" CRLF, folded (RFC 5322 2.2.3) before white space so that lines stay
+// within 78 octets where the words allow; a longer word stays whole (the 998 check follows).
+void append_folded(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  std::size_t column = name.size() + 2;
+  std::size_t i = 0;
+  while (i < value.size()) {
+    // The next word with the white space before it.
+    auto word_end = value.find_first_of(" \t", i + 1);
+    if (word_end == std::string_view::npos) word_end = value.size();
+    auto piece = value.substr(i, word_end - i);
+    if (column + piece.size() > 78 && column > name.size() + 2 && (piece.front() == ' ' || piece.front() == '\t')) {
+      out.append("\r\n");
+      column = 0;
+    }
+    out.append(piece);
+    column += piece.size();
+    i = word_end;
+  }
+  out.append("\r\n");
+}
+
+// An address list, folded after the commas.
+void append_addresses(std::string& out, std::string_view name, const std::vector<mailbox>& boxes) {
+  if (boxes.empty()) return;
+  out.append(name);
+  out.append(": ");
+  std::size_t column = name.size() + 2;
+  for (std::size_t i = 0; i < boxes.size(); ++i) {
+    auto item = header_mailbox(boxes[i]);
+    if (i > 0) {
+      out.push_back(',');
+      ++column;
+      if (column + 1 + item.size() + 1 > 78) {  // room for the space and a comma after
+        out.append("\r\n");
+        column = 0;
+      }
+      out.push_back(' ');
+      ++column;
+    }
+    // An encoded phrase is words separated by spaces: fold inside it too when it is long.
+    if (column + item.size() > 78 && item.find(' ') != std::string::npos) {
+      std::string folded;
+      append_folded(folded, "X", item);
+      auto body = std::string_view(folded).substr(3, folded.size() - 5);  // "X: " ... CRLF
+      out.append(body);
+      auto last = body.rfind('\n');
+      column = last == std::string_view::npos ? column + body.size() : body.size() - last - 1;
+    } else {
+      out.append(item);
+      column += item.size();
     }
   }
-  if (!a.content_id.empty()) g_mime_part_set_content_id(part, a.content_id.c_str());
-  return GMIME_OBJECT(part);
+  out.append("\r\n");
 }
 
-// Wraps body (its reference taken over) in a multipart of subtype with parts after it.
-GMimeObject* wrap(GMimeObject* body, const char* subtype, const std::vector<const attachment_spec*>& parts) {
-  if (parts.empty()) return body;
-  auto* multipart = g_mime_multipart_new_with_subtype(subtype);
-  if (std::string_view(subtype) == "related")  // RFC 2387: the root's type
-    g_mime_object_set_content_type_parameter(GMIME_OBJECT(multipart), "type",
-                                             GMIME_IS_MULTIPART(body) ? "multipart/alternative" : "text/html");
-  g_mime_multipart_add(multipart, body);
-  g_object_unref(body);
-  for (const auto* a : parts) {
-    gptr<GMimeObject> part(make_attachment_part(*a));
-    g_mime_multipart_add(multipart, part.get());
+// How a text part travels 7-bit clean (so neither 8BITMIME nor long lines are ever asked of
+// the receiving server): as is when ASCII with short lines, else quoted-printable when mostly
+// ASCII, else base64.
+enum class text_encoding { seven_bit, quoted_printable, base64 };
+
+text_encoding best_encoding(std::string_view text) {
+  std::size_t eight_bit = 0, line = 0, longest = 0;
+  bool controls = false;
+  for (char ch : text) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c == '\n' || c == '\r') {
+      longest = std::max(longest, line);
+      line = 0;
+      continue;
+    }
+    ++line;
+    if (c >= 0x80) ++eight_bit;
+    else if (c == 0 || (c < 0x20 && c != '\t') || c == 0x7f) controls = true;
   }
-  return GMIME_OBJECT(multipart);
+  longest = std::max(longest, line);
+  if (eight_bit == 0 && !controls && longest <= 998) return text_encoding::seven_bit;
+  if (eight_bit * 100 <= text.size() * 17) return text_encoding::quoted_printable;
+  return text_encoding::base64;
 }
 
-void add_mailboxes(GMimeMessage* message, GMimeAddressType type,
-                   const std::vector<mailbox>& boxes) {
-  for (const auto& box : boxes) {
-    auto address = box.address();
-    g_mime_message_add_mailbox(message, type,
-                               box.display_name.empty() ? nullptr : box.display_name.c_str(),
-                               address.c_str());
+// Client text with any line ending (CRLF, LF or CR) as CRLF lines; the last line ends too.
+template <class Line>
+void for_each_line(std::string_view text, Line&& line) {
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\r' || text[i] == '\n') {
+      line(text.substr(start, i - start));
+      if (text[i] == '\r' && i + 1 < text.size() && text[i + 1] == '\n') ++i;
+      start = i + 1;
+    }
+  }
+  if (start < text.size()) line(text.substr(start));
+}
+
+void append_seven_bit(std::string& out, std::string_view text) {
+  for_each_line(text, [&](std::string_view l) {
+    out.append(l);
+    out.append("\r\n");
+  });
+}
+
+// RFC 2045 6.7: lines of at most 76 characters with soft breaks, '=' and anything not
+// printable encoded, white space before a line break encoded.
+void append_quoted_printable(std::string& out, std::string_view text) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  for_each_line(text, [&](std::string_view l) {
+    std::size_t column = 0;
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      auto c = static_cast<unsigned char>(l[i]);
+      bool last = i + 1 == l.size();
+      bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
+      std::size_t width = literal ? 1 : 3;
+      // Room for this and a soft break's '=' unless it is the line's last character.
+      if (column + width > (last ? 76 : 75)) {
+        out.append("=\r\n");
+        column = 0;
+      }
+      if (literal) {
+        out.push_back(static_cast<char>(c));
+      } else {
+        out.push_back('=');
+        out.push_back(hex[c >> 4]);
+        out.push_back(hex[c & 15]);
+      }
+      column += width;
+    }
+    out.append("\r\n");
+  });
+}
+
+// Base64 in lines of 76 characters.
+void append_base64(std::string& out, std::string_view data) {
+  auto encoded = base64_encode(data);
+  for (std::size_t i = 0; i < encoded.size(); i += 76) {
+    out.append(encoded, i, 76);
+    out.append("\r\n");
   }
 }
+
+// A text part's headers and body. Inside a multipart, text that does not end with a line break
+// gets none: the line break before the next boundary belongs to the boundary (RFC 2046 5.1.1).
+void append_text_part(std::string& out, const char* subtype, std::string_view text, bool in_multipart) {
+  auto encoding = best_encoding(text);
+  out.append("Content-Type: text/");
+  out.append(subtype);
+  out.append(is_ascii(text) ? "; charset=us-ascii\r\n" : "; charset=utf-8\r\n");
+  switch (encoding) {
+    case text_encoding::seven_bit:
+      out.append("Content-Transfer-Encoding: 7bit\r\n\r\n");
+      append_seven_bit(out, text);
+      break;
+    case text_encoding::quoted_printable:
+      out.append("Content-Transfer-Encoding: quoted-printable\r\n\r\n");
+      append_quoted_printable(out, text);
+      break;
+    case text_encoding::base64:
+      out.append("Content-Transfer-Encoding: base64\r\n\r\n");
+      append_base64(out, text);
+      return;
+  }
+  if (in_multipart && !text.empty() && text.back() != '\n' && text.back() != '\r') out.resize(out.size() - 2);
+}
+
+bool is_token(std::string_view value) {
+  // RFC 2045 5.1: any CHAR except SPACE, CTLs and tspecials.
+  return !value.empty() && std::all_of(value.begin(), value.end(), [](char ch) {
+    auto c = static_cast<unsigned char>(ch);
+    return c > 32 && c < 127 && !std::strchr("()<>@,;:\\\"/[]?=", ch);
+  });
+}
+
+// A header with MIME parameters (RFC 2045 5.1, RFC 2231), folded before a parameter that
+// would pass 78 columns: a token as is, short printable ASCII quoted, anything else
+// percent-encoded UTF-8, in numbered sections when long.
+class parameter_header {
+ public:
+  parameter_header(std::string& out, std::string_view name, std::string_view value) : out_(out) {
+    auto before = out_.size();
+    out_.append(name);
+    out_.append(": ");
+    out_.append(value);
+    column_ = out_.size() - before;
+  }
+  void add(std::string_view name, std::string_view value) {
+    if (is_token(value)) return piece(std::string(name) + "=" + std::string(value));
+    bool printable = is_ascii(value) && value.size() <= 60 &&
+                     std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c != 0x7f; });
+    if (printable) return piece(std::string(name) + "=" + quoted_string(value));
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::vector<std::string> sections(1);
+    for (char ch : value) {
+      auto c = static_cast<unsigned char>(ch);
+      std::string encoded;
+      if (std::isalnum(c) || (ch != '\0' && std::strchr("!#$&+-.^_`|~", ch)))
+        encoded.push_back(ch);
+      else
+        encoded = {'%', hex[c >> 4], hex[c & 15]};
+      if (sections.back().size() + encoded.size() > 60) sections.emplace_back();
+      sections.back() += encoded;
+    }
+    for (std::size_t i = 0; i < sections.size(); ++i)
+      piece(std::string(name) + (sections.size() > 1 ? "*" + std::to_string(i) : std::string()) + "*=" +
+            (i == 0 ? "UTF-8''" : "") + sections[i]);
+  }
+  void end() { out_.append("\r\n"); }
+
+ private:
+  void piece(const std::string& text) {
+    out_.push_back(';');
+    if (column_ + 2 + text.size() > 78) {
+      out_.append("\r\n\t");
+      column_ = 1;
+    } else {
+      out_.push_back(' ');
+      column_ += 2;
+    }
+    out_.append(text);
+    column_ += text.size();
+  }
+  std::string& out_;
+  std::size_t column_ = 0;
+};
+
+// A file part: base64, its disposition with the file name, its Content-ID.
+void append_attachment_part(std::string& out, const attachment_spec& a) {
+  auto slash = a.content_type.find('/');
+  parameter_header type(out, "Content-Type",
+                        slash == std::string::npos ? std::string_view("application/octet-stream")
+                                                   : std::string_view(a.content_type));
+  if (!a.filename.empty()) type.add("name", a.filename);  // for old readers
+  type.end();
+  parameter_header disposition(out, "Content-Disposition", a.inline_part ? "inline" : "attachment");
+  if (!a.filename.empty()) disposition.add("filename", a.filename);
+  disposition.end();
+  out.append("Content-Transfer-Encoding: base64\r\n");
+  if (!a.content_id.empty()) {
+    out.append("Content-ID: <");
+    out.append(a.content_id);
+    out.append(">\r\n");
+  }
+  out.append("\r\n");
+  append_base64(out, a.data);
+}
+
+// The boundaries of the message's multiparts: "=_" cannot occur in quoted-printable or base64
+// text, and the 7-bit text parts are checked.
+class boundaries {
+ public:
+  explicit boundaries(const message_spec& spec) : spec_(spec) {}
+  std::string next() {
+    for (;;) {
+      std::string b = "=_" + std::to_string(++n_) + "_" + spec_.message_id.substr(0, spec_.message_id.find('@'));
+      auto occurs = [&](const std::optional<std::string>& t) { return t && t->find(b) != std::string::npos; };
+      if (!occurs(spec_.text) && !occurs(spec_.html)) return b;
+    }
+  }
+
+ private:
+  const message_spec& spec_;
+  int n_ = 0;
+};
+
+// Writes a body: (text | html | alternative), in related when inline parts name it, in mixed
+// with the other attachments.
+struct body_writer {
+  const message_spec& spec;
+  boundaries& names;
+  std::vector<const attachment_spec*> related, mixed;
+
+  void alternative(std::string& out, bool in_multipart) {
+    if (spec.text && spec.html) {
+      auto b = names.next();
+      out.append("Content-Type: multipart/alternative; boundary=\"" + b + "\"\r\n\r\n");
+      out.append("--" + b + "\r\n");
+      append_text_part(out, "plain", *spec.text, true);
+      out.append("\r\n--" + b + "\r\n");
+      append_text_part(out, "html", *spec.html, true);
+      out.append("\r\n--" + b + "--\r\n");
+    } else if (spec.html) {
+      append_text_part(out, "html", *spec.html, in_multipart);
+    } else {
+      append_text_part(out, "plain", spec.text ? std::string_view(*spec.text) : std::string_view(), in_multipart);
+    }
+  }
+
+  // A multipart of `type` (with its parameters before the boundary): first what `first`
+  // writes, then the files.
+  template <class First>
+  void multipart(std::string& out, const std::string& type, First&& first,
+                 const std::vector<const attachment_spec*>& files) {
+    auto b = names.next();
+    out.append("Content-Type: " + type + "; boundary=\"" + b + "\"\r\n\r\n--" + b + "\r\n");
+    first();
+    for (const auto* a : files) {
+      out.append("\r\n--" + b + "\r\n");
+      append_attachment_part(out, *a);
+    }
+    out.append("\r\n--" + b + "--\r\n");
+  }
+
+  void with_related(std::string& out, bool in_multipart) {
+    if (related.empty()) return alternative(out, in_multipart);
+    std::string root = spec.text && spec.html ? "multipart/alternative" : "text/html";
+    multipart(out, "multipart/related; type=\"" + root + "\"", [&] { alternative(out, true); }, related);
+  }
+
+  void with_mixed(std::string& out) {
+    if (mixed.empty()) return with_related(out, false);
+    multipart(out, "multipart/mixed", [&] { with_related(out, true); }, mixed);
+  }
+};
 
 std::string longest_line_problem(std::string_view content) {
   std::size_t line = 1, start = 0;
@@ -167,53 +465,30 @@ bool is_reserved_header(std::string_view name) {
 }
 
 parsed<built_message> build_message(const message_spec& spec) {
-  mime_init();
-  gptr<GMimeMessage> message(g_mime_message_new(FALSE));
-  add_mailboxes(message.get(), GMIME_ADDRESS_TYPE_FROM, {spec.from});
-  add_mailboxes(message.get(), GMIME_ADDRESS_TYPE_REPLY_TO, spec.reply_to);
-  add_mailboxes(message.get(), GMIME_ADDRESS_TYPE_TO, spec.to);
-  add_mailboxes(message.get(), GMIME_ADDRESS_TYPE_CC, spec.cc);
-  g_mime_message_set_subject(message.get(), spec.subject.c_str(), "utf-8");
-  GDateTime* date = g_date_time_new_from_unix_utc(spec.date_ms / 1000);
-  g_mime_message_set_date(message.get(), date);
-  g_date_time_unref(date);
-  g_mime_message_set_message_id(message.get(), spec.message_id.c_str());
-  for (const auto& [name, value] : spec.headers)
-    g_mime_object_append_header(GMIME_OBJECT(message.get()), name.c_str(), value.c_str(),
-                                "utf-8");
-
-  GMimeObject* body = nullptr;
-  if (spec.text && spec.html) {
-    auto* alternative = g_mime_multipart_new_with_subtype("alternative");
-    gptr<GMimeObject> text(make_text_part("plain", *spec.text));
-    gptr<GMimeObject> html(make_text_part("html", *spec.html));
-    g_mime_multipart_add(alternative, text.get());  // the multipart takes its own reference
-    g_mime_multipart_add(alternative, html.get());
-    body = GMIME_OBJECT(alternative);
-  } else if (spec.html) {
-    body = make_text_part("html", *spec.html);
-  } else {
-    body = make_text_part("plain", spec.text.value_or(std::string()));
-  }
-  std::vector<const attachment_spec*> related, mixed;
-  for (const auto& a : spec.attachments)
-    (a.inline_part && !a.content_id.empty() && spec.html ? related : mixed).push_back(&a);
-  body = wrap(body, "related", related);
-  body = wrap(body, "mixed", mixed);
-  g_mime_message_set_mime_part(message.get(), body);
-  g_object_unref(body);
-
-  GMimeFormatOptions* options = g_mime_format_options_new();
-  g_mime_format_options_set_newline_format(options, GMIME_NEWLINE_FORMAT_DOS);
-  gptr<GMimeStream> out(g_mime_stream_mem_new());
-  g_mime_object_write_to_stream(GMIME_OBJECT(message.get()), options, out.get());
-  g_mime_format_options_free(options);
-  GByteArray* bytes = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(out.get()));
-
+  std::size_t size_hint = 1024 + (spec.text ? spec.text->size() * 11 / 10 : 0) +
+                          (spec.html ? spec.html->size() * 11 / 10 : 0);
+  for (const auto& a : spec.attachments) size_hint += a.data.size() * 138 / 100 + 256;
   built_message result;
-  result.content.assign(reinterpret_cast<const char*>(bytes->data), bytes->len);
+  auto& out = result.content;
+  out.reserve(size_hint);
+  append_addresses(out, "From", {spec.from});
+  append_addresses(out, "Reply-To", spec.reply_to);
+  append_addresses(out, "To", spec.to);
+  append_addresses(out, "Cc", spec.cc);
+  append_folded(out, "Subject", header_text(spec.subject));
+  out.append("Date: " + rfc5322_date(spec.date_ms) + "\r\n");
   result.message_id_header = "<" + spec.message_id + ">";
-  if (auto problem = longest_line_problem(result.content); !problem.empty())
+  out.append("Message-ID: " + result.message_id_header + "\r\n");
+  for (const auto& [name, value] : spec.headers) append_folded(out, name, header_text(value));
+  out.append("MIME-Version: 1.0\r\n");
+
+  boundaries names(spec);
+  body_writer body{spec, names, {}, {}};
+  for (const auto& a : spec.attachments)
+    (a.inline_part && !a.content_id.empty() && spec.html ? body.related : body.mixed).push_back(&a);
+  body.with_mixed(out);
+
+  if (auto problem = longest_line_problem(out); !problem.empty())
     return parsed<built_message>::failure("the built message has a header that cannot be folded: " +
                                           problem);
   return result;

@@ -1,6 +1,7 @@
-// Building the RFC 5322 / MIME message Petrel sends, from a structured submission (with GMime:
-// RFC 2047 encoded headers, 7-bit safe transfer encodings, multipart/alternative), and
-// checking and normalizing a raw message a client submitted whole.
+// Building the RFC 5322 / MIME message Petrel sends, from a structured submission (written
+// directly: folded headers, 7-bit safe transfer encodings, multipart/alternative, related and
+// mixed; GMime's encoders make the RFC 2047 encoded words of UTF-8 header text), and checking
+// and normalizing a raw message a client submitted whole.
 #pragma once
 
 #include <cstdint>

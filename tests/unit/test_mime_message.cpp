@@ -336,3 +336,107 @@ TEST_CASE("raw messages lose their Bcc fields, folded ones too, and keep everyth
   CHECK(last->content.find("Bcc") == std::string::npos);
   CHECK(last->content.find("From: a@example.com\r\n") != std::string::npos);
 }
+
+namespace {
+
+// Every line of the header section, for length checks.
+std::vector<std::string> header_lines(const std::string& content) {
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  for (;;) {
+    auto end = content.find("\r\n", start);
+    if (end == std::string::npos || end == start) return lines;
+    lines.push_back(content.substr(start, end - start));
+    start = end + 2;
+  }
+}
+
+std::string decoded_subject(const parsed_message& p) { return g_mime_message_get_subject(p.message); }
+
+}  // namespace
+
+TEST_CASE("headers: display names are quoted or encoded as needed, and lists and long subjects fold") {
+  auto spec = basic_spec();
+  spec.from = box("app@example.com", "Doe, John \"JD\" \\ Sr.");
+  for (int i = 0; i < 40; ++i)
+    spec.to.push_back(box(("user" + std::to_string(i) + "@example.net").c_str(), i % 2 ? "Zoë Ångström" : "Ann"));
+  std::string subject;
+  for (int i = 0; i < 30; ++i) subject += "word" + std::to_string(i) + " ";
+  subject += "end";
+  spec.subject = subject;
+  auto content = built_and_checked(spec);
+  for (const auto& line : header_lines(content)) {
+    INFO(line);
+    CHECK(line.size() <= 78);
+  }
+  parsed_message p(content);
+  CHECK(decoded_subject(p) == subject);
+  auto* from = internet_address_list_get_address(g_mime_message_get_from(p.message), 0);
+  CHECK(std::string(internet_address_get_name(from)) == "Doe, John \"JD\" \\ Sr.");
+  auto* to = g_mime_message_get_addresses(p.message, GMIME_ADDRESS_TYPE_TO);
+  REQUIRE(internet_address_list_length(to) == 41);
+  for (int i = 0; i < 40; ++i) {
+    auto* a = internet_address_list_get_address(to, i + 1);
+    CHECK(std::string(internet_address_get_name(a)) == (i % 2 ? "Zoë Ångström" : "Ann"));
+    CHECK(std::string(internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a))) ==
+          "user" + std::to_string(i) + "@example.net");
+  }
+}
+
+TEST_CASE("headers: text that looks like an encoded word stays literal, and U-label domains go out as A-labels") {
+  auto spec = basic_spec();
+  spec.subject = "=?utf-8?q?not_encoded?= really";
+  spec.to = {box("user@bücher.example")};
+  spec.headers = {{"X-Long", std::string(120, 'a') + " " + std::string(20, 'b')}};
+  auto content = built_and_checked(spec);
+  parsed_message p(content);
+  CHECK(decoded_subject(p) == spec.subject);
+  CHECK(content.find("To: user@xn--bcher-kva.example\r\n") != std::string::npos);
+  CHECK(content.find("X-Long: " + std::string(120, 'a') + "\r\n " + std::string(20, 'b') + "\r\n") != std::string::npos);
+}
+
+TEST_CASE("bodies: quoted-printable and base64 round-trip, and a boundary never occurs in a part") {
+  auto spec = basic_spec();
+  // Mostly ASCII with '=', trailing white space, 8-bit and a long line: quoted-printable.
+  std::string text = "a=b \nZoë  \n\tindented\n" + std::string(200, 'y') + "é\nlast line no break";
+  // Mostly 8-bit: base64.
+  std::string html = "<p>日本語のテキストです。日本語のテキストです。</p>\n";
+  // A 7-bit part that contains what the first boundary would be.
+  spec.text = text;
+  spec.html = html;
+  auto content = built_and_checked(spec);
+  CHECK(content.find("Content-Transfer-Encoding: quoted-printable") != std::string::npos);
+  CHECK(content.find("Content-Transfer-Encoding: base64") != std::string::npos);
+  parsed_message p(content);
+  auto* mp = GMIME_MULTIPART(g_mime_message_get_mime_part(p.message));
+  CHECK(part_text(g_mime_multipart_get_part(mp, 0)) == text);
+  CHECK(part_text(g_mime_multipart_get_part(mp, 1)) == html);
+
+  auto tricky = basic_spec();
+  tricky.text = "--=_1_01ARZ3NDEKTSV4RRFFQ69G5FAV\nnot a boundary\n";
+  tricky.html = "<p>x</p>";
+  parsed_message q(built_and_checked(tricky));
+  auto* alt = GMIME_MULTIPART(g_mime_message_get_mime_part(q.message));
+  REQUIRE(g_mime_multipart_get_count(alt) == 2);
+  CHECK(part_text(g_mime_multipart_get_part(alt, 0)) == *tricky.text);
+}
+
+TEST_CASE("attachments: long and non-ASCII file names are continued (RFC 2231) and read back whole") {
+  auto spec = basic_spec();
+  std::string name;
+  for (int i = 0; i < 12; ++i) name += "Überweisungsbeleg ";
+  name += "final \"copy\".pdf";
+  std::string ascii_long(150, 'n');
+  ascii_long += ".txt";
+  spec.attachments = {{name, "application/pdf", "%PDF", false, ""},
+                      {ascii_long, "text/plain", "x", false, ""},
+                      {"a b;c.txt", "text/plain", "y", false, ""}};
+  auto content = built_and_checked(spec);
+  for (const auto& line : header_lines(content)) CHECK(line.size() <= 78);
+  parsed_message p(content);
+  auto* mixed = GMIME_MULTIPART(g_mime_message_get_mime_part(p.message));
+  REQUIRE(g_mime_multipart_get_count(mixed) == 4);
+  CHECK(std::string(g_mime_part_get_filename(GMIME_PART(g_mime_multipart_get_part(mixed, 1)))) == name);
+  CHECK(std::string(g_mime_part_get_filename(GMIME_PART(g_mime_multipart_get_part(mixed, 2)))) == ascii_long);
+  CHECK(std::string(g_mime_part_get_filename(GMIME_PART(g_mime_multipart_get_part(mixed, 3)))) == "a b;c.txt");
+}

@@ -220,7 +220,7 @@ TEST_CASE("attachments are validated field by field") {
   auto m = accept(with(R"([{"filename":"a.pdf","content_type":"Application/PDF","content":"JVBERi0="},
                            {"filename":"l.png","content_type":"image/png","content":"iVBORw==","disposition":"inline","content_id":"<l>"}])"));
   CHECK(m.content.find("Content-Type: application/pdf; name=a.pdf") != std::string::npos);
-  CHECK(m.content.find("Content-Id: <l>") != std::string::npos);
+  CHECK(m.content.find("Content-ID: <l>") != std::string::npos);
   CHECK(m.content.find("multipart/related") != std::string::npos);
   rejected_for(with(R"({"filename":"a"})"), "attachments", "must be a list");
   rejected_for(with(R"([{"content":"YQ=="}])"), "attachments[0].filename", "required");
