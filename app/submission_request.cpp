@@ -121,17 +121,14 @@ class validator {
       fail(field, "must be a string");
       return std::nullopt;
     }
-    std::string s(v->get_string());
+    std::string_view s(v->get_string());
     if (s.size() > max_length) {
       fail(field, "longer than " + std::to_string(max_length) + " octets");
       return std::nullopt;
     }
     if (allow_newlines) {
       // Bodies: any UTF-8 with tabs and line breaks; other control characters are refused.
-      std::string check = s;
-      for (auto& c : check)
-        if (c == '\r' || c == '\n') c = ' ';
-      if (!is_clean_utf8(check)) {
+      if (!is_clean_utf8(s, true, true)) {
         fail(field, "contains control characters or invalid UTF-8");
         return std::nullopt;
       }
@@ -139,7 +136,7 @@ class validator {
       fail(field, "contains control characters (CR, LF, ...) or invalid UTF-8");
       return std::nullopt;
     }
-    return s;
+    return std::string(s);
   }
 
   std::string tags_json(const json::value* v) {

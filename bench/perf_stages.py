@@ -19,7 +19,7 @@ import sys
 
 # (stage, markers): a marker is a substring of a frame's symbol.
 STAGES = [
-    ("MIME build (GMime)", ["petrel::build_message", "template_copies", "render_copy"]),
+    ("MIME build", ["petrel::build_message", "template_copies", "render_copy"]),
     ("DKIM signing", ["petrel::dkim", "sign_message", "signer_behavior"]),
     ("store: commit (WAL write, fsync)", ["sqlite_store::commit", "pg_store::commit"]),
     ("store: writes (rows, indexes)", ["sqlite_store::apply", "pg_store::apply"]),

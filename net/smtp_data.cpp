@@ -2,27 +2,30 @@
 #include "net/smtp_data.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace petrel {
 
 std::string prepare_smtp_data(std::string_view message) {
   std::string out;
   out.reserve(message.size() + message.size() / 64 + 8);
-  bool line_start = true;
-  for (std::size_t i = 0; i < message.size(); ++i) {
-    char c = message[i];
-    if (c == '\r' || c == '\n') {
-      // CRLF, bare CR and bare LF all end a line, written as CRLF.
-      if (c == '\r' && i + 1 < message.size() && message[i + 1] == '\n') ++i;
-      out += "\r\n";
-      line_start = true;
-      continue;
-    }
-    if (line_start && c == '.') out.push_back('.');
-    out.push_back(c);
-    line_start = false;
+  // Whole lines at a time: the built messages already end their lines with CRLF, so most
+  // lines are copied as they are; a leading dot is doubled, bare CR and bare LF become CRLF.
+  std::size_t i = 0;
+  const auto n = message.size();
+  while (i < n) {
+    if (message[i] == '.') out.push_back('.');
+    // The line ends at the first CR or LF.
+    const char* base = message.data();
+    const void* lf = std::memchr(base + i, '\n', n - i);
+    std::size_t end = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - base) : n;
+    if (const void* cr = std::memchr(base + i, '\r', end - i))
+      end = static_cast<std::size_t>(static_cast<const char*>(cr) - base);
+    out.append(message, i, end - i);
+    out += "\r\n";
+    if (end < n && message[end] == '\r' && end + 1 < n && message[end + 1] == '\n') ++end;
+    i = end + 1;
   }
-  if (!line_start) out += "\r\n";
   out += ".\r\n";
   return out;
 }

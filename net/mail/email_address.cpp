@@ -183,12 +183,31 @@ bool has_non_ascii(std::string_view s) {
 
 bool mailbox::needs_smtputf8() const { return has_non_ascii(local_part); }
 
-bool is_clean_utf8(std::string_view text, bool allow_tab) {
+namespace {
+
+// True when none of the 8 bytes is a control character (below 0x20 or 0x7f) or non-ASCII.
+bool printable_ascii_word(const char* p) {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  constexpr std::uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+  auto below_space = (w - ones * 0x20) & ~w & highs;          // a byte < 0x20
+  auto del = ((w ^ (ones * 0x7f)) - ones) & ~(w ^ (ones * 0x7f)) & highs;  // a byte == 0x7f
+  return ((w & highs) | below_space | del) == 0;
+}
+
+}  // namespace
+
+bool is_clean_utf8(std::string_view text, bool allow_tab, bool allow_line_breaks) {
   std::size_t i = 0;
   while (i < text.size()) {
+    // Plain text is mostly printable ASCII: eight octets at a time.
+    while (i + 8 <= text.size() && printable_ascii_word(text.data() + i)) i += 8;
+    if (i >= text.size()) break;
     unsigned char c = static_cast<unsigned char>(text[i]);
     if (c < 0x80) {
-      if ((c < 0x20 && !(allow_tab && c == '\t')) || c == 0x7f) return false;
+      bool allowed = c >= 0x20 ? c != 0x7f
+                               : (allow_tab && c == '\t') || (allow_line_breaks && (c == '\r' || c == '\n'));
+      if (!allowed) return false;
       ++i;
       continue;
     }

@@ -49,7 +49,7 @@ parsed<std::string> canonical_address(std::string_view text);
 parsed<std::string> check_display_name(std::string_view name);
 
 // true when text is well-formed UTF-8 without C0 controls other than TAB (and no DEL).
-bool is_clean_utf8(std::string_view text, bool allow_tab = true);
+bool is_clean_utf8(std::string_view text, bool allow_tab = true, bool allow_line_breaks = false);
 // Whether text has a byte >= 0x80 (UTF-8 beyond ASCII).
 bool has_non_ascii(std::string_view s);
 

@@ -157,24 +157,34 @@ void append_addresses(std::string& out, std::string_view name, const std::vector
 // ASCII, else base64.
 enum class text_encoding { seven_bit, quoted_printable, base64 };
 
-text_encoding best_encoding(std::string_view text) {
-  std::size_t eight_bit = 0, line = 0, longest = 0;
+struct text_form {
+  text_encoding encoding = text_encoding::seven_bit;
+  bool ascii = true;
+};
+
+// One pass over the text: octets that are not ASCII, control characters, the longest line.
+text_form best_encoding(std::string_view text) {
+  std::size_t eight_bit = 0, line_start = 0, longest = 0;
   bool controls = false;
-  for (char ch : text) {
-    auto c = static_cast<unsigned char>(ch);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) continue;
     if (c == '\n' || c == '\r') {
-      longest = std::max(longest, line);
-      line = 0;
-      continue;
+      longest = std::max(longest, i - line_start);
+      line_start = i + 1;
+    } else if (c >= 0x80) {
+      ++eight_bit;
+    } else if (c != '\t') {
+      controls = true;
     }
-    ++line;
-    if (c >= 0x80) ++eight_bit;
-    else if (c == 0 || (c < 0x20 && c != '\t') || c == 0x7f) controls = true;
   }
-  longest = std::max(longest, line);
-  if (eight_bit == 0 && !controls && longest <= 998) return text_encoding::seven_bit;
-  if (eight_bit * 100 <= text.size() * 17) return text_encoding::quoted_printable;
-  return text_encoding::base64;
+  longest = std::max(longest, text.size() - line_start);
+  text_form form;
+  form.ascii = eight_bit == 0;
+  if (eight_bit == 0 && !controls && longest <= 998) form.encoding = text_encoding::seven_bit;
+  else if (eight_bit * 100 <= text.size() * 17) form.encoding = text_encoding::quoted_printable;
+  else form.encoding = text_encoding::base64;
+  return form;
 }
 
 // Client text with any line ending (CRLF, LF or CR) as CRLF lines; the last line ends too.
@@ -199,29 +209,46 @@ void append_seven_bit(std::string& out, std::string_view text) {
 }
 
 // RFC 2045 6.7: lines of at most 76 characters with soft breaks, '=' and anything not
-// printable encoded, white space before a line break encoded.
+// printable encoded, white space before a line break encoded. Runs of characters that stand
+// for themselves are copied whole.
 void append_quoted_printable(std::string& out, std::string_view text) {
   static constexpr char hex[] = "0123456789ABCDEF";
+  static const auto plain = [] {
+    std::array<bool, 256> t{};
+    for (int c = 33; c <= 126; ++c) t[static_cast<std::size_t>(c)] = c != '=';
+    return t;
+  }();
   for_each_line(text, [&](std::string_view l) {
-    std::size_t column = 0;
-    for (std::size_t i = 0; i < l.size(); ++i) {
+    const auto n = l.size();
+    // A character stands for itself: printable but '=', or white space not ending the line.
+    auto literal = [&](std::size_t i) {
       auto c = static_cast<unsigned char>(l[i]);
-      bool last = i + 1 == l.size();
-      bool literal = (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
-      std::size_t width = literal ? 1 : 3;
-      // Room for this and a soft break's '=' unless it is the line's last character.
-      if (column + width > (last ? 76 : 75)) {
-        out.append("=\r\n");
-        column = 0;
-      }
-      if (literal) {
-        out.push_back(static_cast<char>(c));
+      return plain[c] || ((c == ' ' || c == '\t') && i + 1 < n);
+    };
+    std::size_t column = 0, i = 0;
+    while (i < n) {
+      if (literal(i)) {
+        if (column >= 75) {
+          out.append("=\r\n");
+          column = 0;
+        }
+        auto limit = std::min(n, i + (75 - column));
+        auto j = i + 1;
+        while (j < limit && literal(j)) ++j;
+        out.append(l.data() + i, j - i);
+        column += j - i;
+        i = j;
       } else {
-        out.push_back('=');
-        out.push_back(hex[c >> 4]);
-        out.push_back(hex[c & 15]);
+        if (column + 3 > 75) {
+          out.append("=\r\n");
+          column = 0;
+        }
+        auto c = static_cast<unsigned char>(l[i]);
+        char triplet[3] = {'=', hex[c >> 4], hex[c & 15]};
+        out.append(triplet, 3);
+        column += 3;
+        ++i;
       }
-      column += width;
     }
     out.append("\r\n");
   });
@@ -239,11 +266,11 @@ void append_base64(std::string& out, std::string_view data) {
 // A text part's headers and body. Inside a multipart, text that does not end with a line break
 // gets none: the line break before the next boundary belongs to the boundary (RFC 2046 5.1.1).
 void append_text_part(std::string& out, const char* subtype, std::string_view text, bool in_multipart) {
-  auto encoding = best_encoding(text);
+  auto form = best_encoding(text);
   out.append("Content-Type: text/");
   out.append(subtype);
-  out.append(is_ascii(text) ? "; charset=us-ascii\r\n" : "; charset=utf-8\r\n");
-  switch (encoding) {
+  out.append(form.ascii ? "; charset=us-ascii\r\n" : "; charset=utf-8\r\n");
+  switch (form.encoding) {
     case text_encoding::seven_bit:
       out.append("Content-Transfer-Encoding: 7bit\r\n\r\n");
       append_seven_bit(out, text);
@@ -411,15 +438,16 @@ struct body_writer {
 
 std::string longest_line_problem(std::string_view content) {
   std::size_t line = 1, start = 0;
-  for (std::size_t i = 0; i < content.size(); ++i) {
-    if (content[i] == '\n') {
-      auto length = i - start - (i > start && content[i - 1] == '\r' ? 1 : 0);
-      if (length > max_line_octets)
-        return "line " + std::to_string(line) + " is " + std::to_string(length) +
-               " octets long (RFC 5322 allows 998)";
-      start = i + 1;
-      ++line;
-    }
+  while (start < content.size()) {
+    const void* hit = std::memchr(content.data() + start, '\n', content.size() - start);
+    if (!hit) break;
+    auto i = static_cast<std::size_t>(static_cast<const char*>(hit) - content.data());
+    auto length = i - start - (i > start && content[i - 1] == '\r' ? 1 : 0);
+    if (length > max_line_octets)
+      return "line " + std::to_string(line) + " is " + std::to_string(length) +
+             " octets long (RFC 5322 allows 998)";
+    start = i + 1;
+    ++line;
   }
   if (content.size() - start > max_line_octets)
     return "line " + std::to_string(line) + " is longer than 998 octets";

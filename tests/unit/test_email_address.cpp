@@ -143,3 +143,25 @@ TEST_CASE("internationalized domains that IDNA 2008 does not allow are refused")
                           "a@b\xC3\xBC\xE2\x80\x8D" "cher.example"})  // U+200D outside its context
     CHECK_FALSE(parse_address(bad));
 }
+
+TEST_CASE("clean UTF-8: a control character or DEL is found at any offset, line breaks only when allowed") {
+  const std::string base = "The quick brown fox jumps over the lazy dog, and Zoë reads.";
+  REQUIRE(is_clean_utf8(base));
+  for (std::size_t at = 0; at < base.size(); ++at) {
+    for (char bad : {'\x00', '\x01', '\x1f', '\x7f', '\r', '\n'}) {
+      auto s = base;
+      if ((static_cast<unsigned char>(s[at]) & 0xC0) == 0x80 || static_cast<unsigned char>(s[at]) >= 0x80)
+        continue;  // keep the UTF-8 sequence whole
+      s[at] = bad;
+      INFO("offset " << at << " octet " << static_cast<int>(bad));
+      CHECK_FALSE(is_clean_utf8(s));
+      CHECK(is_clean_utf8(s, true, true) == (bad == '\r' || bad == '\n'));
+    }
+  }
+  CHECK(is_clean_utf8("tab\there"));
+  CHECK_FALSE(is_clean_utf8("tab\there", false));
+  // A broken sequence after a long ASCII run (the eight-octet path) is still refused.
+  CHECK_FALSE(is_clean_utf8(std::string(64, 'a') + "\xC3"));
+  CHECK_FALSE(is_clean_utf8(std::string(64, 'a') + "\xC0\xAF"));
+  CHECK(is_clean_utf8(std::string(64, 'a') + "\xC3\xA9" + std::string(17, 'b')));
+}
