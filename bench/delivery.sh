@@ -33,6 +33,8 @@
 #   WEBHOOK=ok|dead SKIP_POSTFIX=1 bench/delivery.sh  # events to a webhook receiver (or a dead one)
 #   OVERLOAD=1 SKIP_POSTFIX=1 SIZES=1024 DURATION=120s bench/delivery.sh
 #                                                  # sites slower than the injection: RSS over time
+#   EXTRA_TOML=$'[actors]\nthreads = 1' bench/delivery.sh   # more configuration for Petrel
+#   ALLOCATOR=jemalloc|mimalloc bench/delivery.sh  # Petrel with Debian's jemalloc or mimalloc preloaded
 #   PERF=1 SKIP_POSTFIX=1 SIZES=1024 bench/delivery.sh
 #                                                  # perf record -g of Petrel during the injection
 #                                                  # (perf.data and a report in the kept work dir)
@@ -258,7 +260,16 @@ max_waiting_recipients = $OVERLOAD_BOUND
 max_waiting_per_tenant = $OVERLOAD_BOUND
 TOML
   fi
-  "$PETREL" serve --config "$dir/petrel.toml" > "$dir/stdout" 2> "$dir/stderr" &
+  [ -n "${EXTRA_TOML:-}" ] && printf '%s\n' "$EXTRA_TOML" >> "$dir/petrel.toml"
+  local preload=""
+  case "${ALLOCATOR:-}" in
+    "") ;;
+    jemalloc) preload=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2 ;;
+    mimalloc) preload=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 ;;
+    *) die "ALLOCATOR must be jemalloc or mimalloc" ;;
+  esac
+  [ -z "$preload" ] || [ -f "$preload" ] || die "$preload is missing (apt-get install libjemalloc2 libmimalloc2.0)"
+  LD_PRELOAD=$preload "$PETREL" serve --config "$dir/petrel.toml" > "$dir/stdout" 2> "$dir/stderr" &
   petrel_pid=$!
   pids+=($petrel_pid)
   wait_for 100 grep -q "listener=admin" "$dir/stderr" || { cat "$dir/stderr" >&2; die "petrel did not start"; }
