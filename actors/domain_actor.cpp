@@ -145,7 +145,10 @@ struct domain_state : domain_start {
   std::uint64_t wake_generation = 0;
   std::int64_t wake_at_ms = 0;
   std::uint64_t last_batch = 0;       // highest batch number seen from the supervisor
-  std::uint64_t idle_generation = 0;  // bumped by every change; stale idle timers are ignored
+  // The last time the domain may have become idle, and whether a retirement check is
+  // scheduled: one timer per idle period, not one per change (under load, one per message).
+  std::chrono::steady_clock::time_point idle_since{};
+  bool idle_timer_pending = false;
   bool loaded = false;  // the store's summary is in: what waits is known (counts, classes)
   queue_window window;
   std::vector<queued_recipient> early;  // enqueued before the summary came
@@ -286,10 +289,29 @@ void recount(domain_pointer self, queue_window::class_index cls) {
 
 void arm_idle_timer(domain_pointer self) {
   auto& st = self->state;
-  ++st.idle_generation;
-  if (st.waiting.empty() && st.loaded && st.window.waiting() == 0 && !st.reading)
-    self->delayed_send(self, st.settings.config->actors.domain_idle_timeout, caf::tick_atom::value,
-                       st.idle_generation);
+  st.idle_since = self->clock().now();
+  if (st.waiting.empty() && st.loaded && st.window.waiting() == 0 && !st.reading && !st.idle_timer_pending) {
+    st.idle_timer_pending = true;
+    self->delayed_send(self, st.settings.config->actors.domain_idle_timeout, caf::tick_atom::value, std::uint64_t{0});
+  }
+}
+
+// Retires the domain once it has been idle for domain_idle_timeout since the last change.
+void check_idle(domain_pointer self) {
+  auto& s = self->state;
+  s.idle_timer_pending = false;
+  if (!s.waiting.empty() || !s.jobs.empty() || s.window.waiting() > 0 || s.reading || !s.scans.empty() ||
+      !s.loaded)
+    return;  // busy again: the change that makes it idle arms the timer anew
+  auto timeout = s.settings.config->actors.domain_idle_timeout;
+  auto idle = self->clock().now() - s.idle_since;
+  if (idle < timeout) {
+    s.idle_timer_pending = true;
+    self->delayed_send(self, std::chrono::duration_cast<std::chrono::milliseconds>(timeout - idle) + std::chrono::milliseconds(1),
+                       caf::tick_atom::value, std::uint64_t{0});
+    return;
+  }
+  self->send(s.supervisor, retire_atom::value, s.domain, s.last_batch);
 }
 
 // Commits updates; a failing store is retried (once a second) rather than the outcome dropped.
@@ -1523,13 +1545,7 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
         process(self);
       },
       [=](stats_atom) { return domain_stats(self); },
-      [=](caf::tick_atom, std::uint64_t generation) {
-        auto& s = self->state;
-        if (generation != s.idle_generation || !s.waiting.empty() || !s.jobs.empty() ||
-            s.window.waiting() > 0 || s.reading || !s.scans.empty())
-          return;
-        self->send(s.supervisor, retire_atom::value, s.domain, s.last_batch);
-      },
+      [=](caf::tick_atom, std::uint64_t) { check_idle(self); },
       [=](retire_atom) {
         spdlog::debug("domain.retired domain={}", self->state.domain);
         self->quit();

@@ -42,7 +42,7 @@ constexpr std::size_t max_targets = 10;
 struct session_entry {
   std::optional<delivery_job> current;  // the job the session is running
   std::optional<work_completion> parked;  // waiting for work
-  std::uint64_t park_generation = 0;
+  std::chrono::steady_clock::time_point parked_at{};
 };
 
 // What a site actor is given when it starts (its spawn arguments).
@@ -61,6 +61,9 @@ struct site_state : site_start {
   rate_limiter connection_limiter;
   concurrency_control concurrency;
   std::optional<response_tracker> responses;
+  // One idle sweep at a time closes sessions parked past delivery.idle_timeout: a timer per
+  // park (one per delivered job under load) kept CAF's clock thread busy.
+  bool idle_sweep_pending = false;
   double throttle = 1;  // response rule "throttle": rates and connections times this ...
   std::int64_t throttle_until_ms = 0;  // ... until then
   std::string blocked;  // why the site takes no work ("" none): suspended, warm-up budget
@@ -614,9 +617,36 @@ void on_next(site_pointer self, std::uint64_t session, work_completion& completi
     return;
   }
   it->second.parked = std::move(completion);
-  auto generation = ++it->second.park_generation;
-  self->delayed_send(self, s.settings.config->delivery.idle_timeout, caf::tick_atom::value,
-                     (session << 16) | (generation & 0xFFFF));
+  it->second.parked_at = self->clock().now();
+  if (!s.idle_sweep_pending) {
+    s.idle_sweep_pending = true;
+    self->delayed_send(self, s.settings.config->delivery.idle_timeout, caf::tick_atom::value, std::uint64_t{0});
+  }
+}
+
+// Sessions parked for idle_timeout say QUIT; the sweep comes again when the next one is due.
+void sweep_idle_sessions(site_pointer self) {
+  auto& s = self->state;
+  s.idle_sweep_pending = false;
+  auto now = self->clock().now();
+  auto timeout = s.settings.config->delivery.idle_timeout;
+  std::optional<std::chrono::steady_clock::duration> next;
+  for (auto& [id, session] : s.sessions) {
+    if (!session.parked) continue;
+    auto idle = now - session.parked_at;
+    if (idle >= timeout) {
+      auto completion = std::move(*session.parked);
+      session.parked.reset();
+      completion.fn(std::nullopt);  // idle too long: the session says QUIT
+    } else if (!next || timeout - idle < *next) {
+      next = timeout - idle;
+    }
+  }
+  if (next) {
+    s.idle_sweep_pending = true;
+    self->delayed_send(self, std::chrono::duration_cast<std::chrono::milliseconds>(*next) + std::chrono::milliseconds(1),
+                       caf::tick_atom::value, std::uint64_t{0});
+  }
 }
 
 site_stats stats_of(site_pointer self) {
@@ -692,15 +722,7 @@ site_actor::behavior_type site_behavior(site_pointer self, site_start start) {
       [=](next_atom, std::uint64_t session, work_completion& completion) {
         on_next(self, session, completion);
       },
-      [=](caf::tick_atom, std::uint64_t key) {
-        auto& s = self->state;
-        auto it = s.sessions.find(key >> 16);
-        if (it == s.sessions.end() || !it->second.parked) return;
-        if ((it->second.park_generation & 0xFFFF) != (key & 0xFFFF)) return;
-        auto completion = std::move(*it->second.parked);
-        it->second.parked.reset();
-        completion.fn(std::nullopt);  // idle too long: the session says QUIT
-      },
+      [=](caf::tick_atom, std::uint64_t) { sweep_idle_sessions(self); },
       [=](stats_atom) { return stats_of(self); },
       [=](controls_atom) { dispatch(self); },
       [=](wake_atom, std::uint64_t generation) {

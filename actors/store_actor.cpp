@@ -5,6 +5,7 @@
 // in the mailbox, so one transaction (one fsync) takes all writes that arrived meanwhile.
 // Each writer is answered only after the commit that made its write durable.
 #include <caf/all.hpp>
+#include <thread>
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_support.hpp"
@@ -258,6 +259,8 @@ struct store_state {
   std::size_t next_reader = 0;
   std::uint64_t batch_max = 2048;
   std::chrono::steady_clock::duration commit_interval{};
+  bool may_pause = false;  // detached: the commit interval is waited out on the store's thread
+  bool paused = false;     // the interval was waited out for the commit message now queued
   std::vector<write_op> ops;
   std::vector<caf::typed_response_promise<caf::ok_atom>> promises;
   bool commit_scheduled = false;
@@ -363,13 +366,7 @@ caf::typed_response_promise<caf::ok_atom> enqueue_write(store_pointer self, writ
     commit_pending(self);
   } else if (!st.commit_scheduled) {
     st.commit_scheduled = true;
-    // Under load the previous commit ended moments ago: wait out the interval, so that the
-    // writes arriving meanwhile share the next fsync. An idle store commits at once.
-    auto since = std::chrono::steady_clock::now() - st.last_commit_at;
-    if (since < st.commit_interval)
-      self->delayed_send(self, st.commit_interval - since, commit_atom::value);
-    else
-      self->send(self, commit_atom::value);
+    self->send(self, commit_atom::value);
   }
   return rp;
 }
@@ -418,6 +415,7 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
   st.db = connection(open, std::move(*opened), true);
   st.batch_max = batch_max;
   st.commit_interval = commit_interval;
+  st.may_pause = detached && commit_interval.count() > 0;
   st.min_free_bytes = min_free_bytes;
   for (std::uint64_t i = 0; i < std::max<std::uint64_t>(readers, 1); ++i)
     st.readers.push_back(spawn_child(self->system(), self,
@@ -535,7 +533,23 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](ready_atom) -> caf::result<readiness> { return readiness_of(self); },
-      [=](commit_atom) { commit_pending(self); },
+      [=](commit_atom) {
+        // Under load the previous commit ended moments ago: wait out storage.commit_interval,
+        // then look again behind the writes that arrived meanwhile, so that they share the next
+        // fsync. The store has its own thread (detached), so the pause holds up no other
+        // actor, and it costs no timer (a delayed message per commit kept CAF's clock thread
+        // waking up). An idle store commits at once.
+        auto& st = self->state;
+        auto since = std::chrono::steady_clock::now() - st.last_commit_at;
+        if (st.may_pause && !st.paused && since < st.commit_interval) {
+          std::this_thread::sleep_for(st.commit_interval - since);
+          st.paused = true;
+          self->send(self, commit_atom::value);
+          return;
+        }
+        st.paused = false;
+        commit_pending(self);
+      },
       [=](shutdown_atom) -> caf::result<caf::ok_atom> {
         commit_pending(self);
         spdlog::info("store.closed store={}", self->state.db.describe());
