@@ -610,6 +610,13 @@ int run_server(const config& cfg) {
   auto workers = cfg.actors.threads > 0 ? cfg.actors.threads
                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   caf_cfg.set("scheduler.max-threads", workers);
+  // Work sharing: a job for an idle worker wakes it at once. CAF's default work stealing let
+  // idle workers poll with sleeps of up to 10 ms, which showed as submission latency tails and
+  // as CPU spent polling (docs/performance.md).
+  if (cfg.actors.scheduler == "stealing")
+    caf_cfg.set("scheduler.policy", caf::atom("stealing"));
+  else
+    caf_cfg.set("scheduler.policy", caf::atom("sharing"));
   register_types(caf_cfg);
   if (cfg.cluster.enabled) configure_node_links(caf_cfg, cfg.cluster);
   caf::actor_system sys{caf_cfg};

@@ -28,6 +28,16 @@ function init(args)
   wrk.headers["Authorization"] = "Bearer " .. os.getenv("PETREL_KEY")
 end
 
+-- RATE (requests/s over all CONNECTIONS): each connection waits its share between requests,
+-- so the load is offered at a fixed rate rather than as fast as answers come back.
+local rate = tonumber(os.getenv("RATE") or "0")
+local connections = tonumber(os.getenv("CONNECTIONS") or "32")
+if rate > 0 then
+  function delay()
+    return math.floor(connections * 1000 / rate)
+  end
+end
+
 function request()
   counter = counter + 1
   -- Consecutive requests go to different domains (and so to all four sinks in turn).

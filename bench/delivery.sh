@@ -34,6 +34,8 @@
 #   OVERLOAD=1 SKIP_POSTFIX=1 SIZES=1024 DURATION=120s bench/delivery.sh
 #                                                  # sites slower than the injection: RSS over time
 #   EXTRA_TOML=$'[actors]\nthreads = 1' bench/delivery.sh   # more configuration for Petrel
+#   RATE=1500 SKIP_POSTFIX=1 SIZES=1024 bench/delivery.sh   # offered at 1,500 requests/s
+#   COMMIT_INTERVAL=0ms SQLITE_SYNCHRONOUS=normal bench/delivery.sh  # [storage] settings
 #   ALLOCATOR=jemalloc|mimalloc bench/delivery.sh  # Petrel with Debian's jemalloc or mimalloc preloaded
 #   PERF=1 SKIP_POSTFIX=1 SIZES=1024 bench/delivery.sh
 #                                                  # perf record -g of Petrel during the injection
@@ -201,7 +203,8 @@ listen = "127.0.0.1:0"
 token = "$token"
 [storage]
 data_dir = "$dir/data"
-sqlite_synchronous = "full"
+sqlite_synchronous = "${SQLITE_SYNCHRONOUS:-full}"
+$([ -n "${COMMIT_INTERVAL:-}" ] && echo "commit_interval = \"$COMMIT_INTERVAL\"")
 [bootstrap]
 create_tenant = false
 [dns]
@@ -415,7 +418,7 @@ run_petrel() {  # $1: body size in bytes
     profiler=$!
     pids+=("$profiler")
   fi
-  PETREL_KEY=$api_key MESSAGE_BYTES=$size interruptible wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency \
+  PETREL_KEY=$api_key MESSAGE_BYTES=$size RATE=${RATE:-0} CONNECTIONS=$CONNECTIONS interruptible wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency \
     -s bench/delivery.lua "http://127.0.0.1:$api_port/v1/messages" > "$dir/wrk.txt"
   sed 's/^/    /' "$dir/wrk.txt" | grep -E 'Latency|requests in|Requests/sec|Non-2xx|Socket errors|  50%|  99%'
   if [ -n "$sampler" ]; then

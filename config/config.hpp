@@ -262,6 +262,9 @@ struct bootstrap_settings {
 
 struct actor_settings {
   int threads = 0;  // CAF scheduler workers; 0 -> one per core
+  // "sharing": one job queue, idle workers sleep on a condition variable (woken at once);
+  // "stealing": a queue per worker, idle workers poll with growing sleeps (up to 10 ms).
+  std::string scheduler = "sharing";
   int max_restarts = 5;  // restart intensity: at most this many restarts of a child ...
   std::chrono::milliseconds restart_window = 60s;  // ... within this window, else escalate
   std::chrono::milliseconds restart_backoff = 100ms;  // first restart delay, doubled each time

@@ -418,3 +418,15 @@ TEST_CASE("the SMTP submission listener needs a certificate and its key") {
   CHECK(on.value.submission_smtp.tls_listen_enabled);
   CHECK(on.value.submission_smtp.max_auth_failures == 3);
 }
+
+TEST_CASE("the actor scheduler is work sharing unless stealing is asked for") {
+  auto defaults = load_config_text("", "empty.toml");
+  REQUIRE(defaults.errors.empty());
+  CHECK(defaults.value.actors.scheduler == "sharing");
+  auto stealing = load_config_text("[actors]\nscheduler = \"stealing\"\n", "s.toml");
+  REQUIRE(stealing.errors.empty());
+  CHECK(stealing.value.actors.scheduler == "stealing");
+  auto bad = load_config_text("[actors]\nscheduler = \"fastest\"\n", "b.toml");
+  REQUIRE_FALSE(bad.errors.empty());
+  CHECK(bad.errors.front().key == "actors.scheduler");
+}
