@@ -438,7 +438,7 @@ run_petrel() {  # $1: body size in bytes
   if [ -n "$profiler" ]; then
     wait "$profiler" || true
     forget_pid "$profiler"
-    perf report -i "$dir/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' |
+    perf report -i "$dir/perf.data" --no-children --sort dso --stdio -g none 2>/dev/null | grep -v '^#' | grep -v '^$' |
       head -12 > "$dir/perf-dso.txt" || true
     perf report -i "$dir/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^#' |
       grep -v '^$' | head -40 > "$dir/perf-sym.txt" || true
