@@ -73,11 +73,7 @@ def main():
             if any(m in f for f in frames for m in markers):
                 stage = name
                 break
-        if stage is None:
-            kernel_only = all(f.startswith(("[unknown]",)) or "[kernel" in f or f == "" or
-                              not any(c.isalpha() for c in f) for f in frames) if frames else True
-            stage = f"other, thread {comm}" + (" (kernel)" if kernel_only else "")
-        counts[stage] += 1
+        counts[stage or f"other, thread {comm}"] += 1
     if total == 0:
         sys.exit("no samples")
     per = args.cpu_seconds * 1e6 / args.per_message if args.per_message and args.cpu_seconds else 0

@@ -9,13 +9,13 @@
 
 namespace petrel {
 
-namespace {
-
 bool is_atext(unsigned char c) {
   if (c >= 0x80) return true;  // UTF-8 octets (RFC 6531 extends atext); validated separately
   if (std::isalnum(c)) return true;
   return std::strchr("!#$%&'*+-/=?^_`{|}~", c) != nullptr && c != 0;
 }
+
+namespace {
 
 std::string lower_ascii(std::string_view s) {
   std::string out(s);

@@ -29,6 +29,9 @@ struct mailbox {
   bool needs_smtputf8() const;
 };
 
+// RFC 5322 3.2.3 atext (and, as RFC 6531 allows, any UTF-8 octet).
+bool is_atext(unsigned char c);
+
 // content as an RFC 5322 quoted-string: in double quotes, with '"' and '\' escaped.
 std::string quoted_string(std::string_view content);
 

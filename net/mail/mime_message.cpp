@@ -31,16 +31,10 @@ bool is_ascii(std::string_view s) {
 }
 
 bool needs_quoting_in_phrase(std::string_view s) {
-  // RFC 5322 3.2.3 atext and single spaces between atoms may stand unquoted.
+  // RFC 5322 3.2.3: atoms (atext) with spaces between them may stand unquoted.
   if (s.empty() || s.front() == ' ' || s.back() == ' ') return true;
   if (s.find("=?") != std::string_view::npos) return true;  // would read as an encoded word
-  for (char ch : s) {
-    auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == ' ') continue;
-    if (ch != '\0' && std::strchr("!#$%&'*+-/=?^_`{|}~", ch)) continue;
-    return true;
-  }
-  return false;
+  return !std::all_of(s.begin(), s.end(), [](char c) { return c == ' ' || is_atext(static_cast<unsigned char>(c)); });
 }
 
 // GMime's encoders for the hard part of headers: RFC 2047 encoded words for UTF-8 text and
@@ -97,17 +91,16 @@ std::string header_mailbox(const mailbox& box) {
 
 // Appends "Name: value" CRLF, folded (RFC 5322 2.2.3) before white space so that lines stay
 // within 78 octets where the words allow; a longer word stays whole (the 998 check follows).
-void append_folded(std::string& out, std::string_view name, std::string_view value) {
-  out.append(name);
-  out.append(": ");
-  std::size_t column = name.size() + 2;
+// Appends value at `column`, folding before white space where a line would pass 78 (never
+// before its first word); returns the column after it.
+std::size_t append_folding(std::string& out, std::string_view value, std::size_t column) {
   std::size_t i = 0;
   while (i < value.size()) {
     // The next word with the white space before it.
     auto word_end = value.find_first_of(" \t", i + 1);
     if (word_end == std::string_view::npos) word_end = value.size();
     auto piece = value.substr(i, word_end - i);
-    if (column + piece.size() > 78 && column > name.size() + 2 && (piece.front() == ' ' || piece.front() == '\t')) {
+    if (column + piece.size() > 78 && i > 0 && (piece.front() == ' ' || piece.front() == '\t')) {
       out.append("\r\n");
       column = 0;
     }
@@ -115,6 +108,13 @@ void append_folded(std::string& out, std::string_view name, std::string_view val
     column += piece.size();
     i = word_end;
   }
+  return column;
+}
+
+void append_folded(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  append_folding(out, value, name.size() + 2);
   out.append("\r\n");
 }
 
@@ -136,18 +136,8 @@ void append_addresses(std::string& out, std::string_view name, const std::vector
       out.push_back(' ');
       ++column;
     }
-    // An encoded phrase is words separated by spaces: fold inside it too when it is long.
-    if (column + item.size() > 78 && item.find(' ') != std::string::npos) {
-      std::string folded;
-      append_folded(folded, "X", item);
-      auto body = std::string_view(folded).substr(3, folded.size() - 5);  // "X: " ... CRLF
-      out.append(body);
-      auto last = body.rfind('\n');
-      column = last == std::string_view::npos ? column + body.size() : body.size() - last - 1;
-    } else {
-      out.append(item);
-      column += item.size();
-    }
+    // An encoded phrase is words separated by spaces: it folds inside too when it is long.
+    column = append_folding(out, item, column);
   }
   out.append("\r\n");
 }
