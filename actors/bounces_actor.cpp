@@ -16,6 +16,7 @@
 
 #include <memory>
 
+#include "actors/activity.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/policy/event_data.hpp"
 #include "actors/metrics.hpp"
@@ -175,6 +176,7 @@ void record_complaint(bounces_pointer self, processing_ptr p, const recipient_lo
       .get_counter("petrel_complaints_total", "Feedback reports recorded, by type",
                    {{"type", type}})
       .inc();
+  record_activity(activity::complained);
   p->result.outcomes.push_back(std::move(o));
 }
 

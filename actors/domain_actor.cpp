@@ -127,6 +127,7 @@ struct domain_state : domain_start {
   domain_state() = default;
   retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
+  std::deque<reply_note> last_replies;  // for the admin views, newest first
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
   std::map<std::string, lane> lanes;  // by lane_key(source, route key)
   std::unordered_map<std::uint64_t, delivery_job> jobs;  // at a site
@@ -498,6 +499,19 @@ void log_attempt(domain_pointer self, const recipient_update& u, const std::stri
 recipient_update cancelled(domain_pointer self, const id128& id, const id128& tenant, const id128& message,
                            std::uint32_t attempts, const std::string& reason, std::int64_t now, const char* by);
 
+// Keeps the last few replies for the admin views: the same reply and outcome in a row counts
+// up instead of taking another place.
+void note_reply(std::deque<reply_note>& notes, std::int64_t now, const std::string& outcome,
+                const std::string& reply) {
+  if (!notes.empty() && notes.front().outcome == outcome && notes.front().reply == reply) {
+    notes.front().at_ms = now;
+    ++notes.front().count;
+    return;
+  }
+  notes.push_front({now, outcome, reply, 1});
+  if (notes.size() > 5) notes.pop_back();
+}
+
 recipient_update settle(domain_pointer self, const id128& id, waiting_recipient& w,
                         const recipient_result& r, const attempt_details* where) {
   auto& st = self->state;
@@ -544,6 +558,7 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
                                      : (r.code ? std::string() : r.reply),
                                  failure ? &*failure : nullptr);
   outcome_counter(u.event.type.c_str()).inc();
+  note_reply(st.last_replies, now, u.event.type, u.last_reply);
   core().count_outcome(u.event.type, st.domain, u.event.tenant_id.str(),
                        failure ? std::string(to_string(failure->category)).c_str() : nullptr);
   if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
@@ -1469,6 +1484,7 @@ domain_queue_stats domain_stats(domain_pointer self) {
       out.next_attempt_ms = *c.stored_next_due_ms;
   }
   out.in_memory = s.waiting.size();
+  out.last_replies.assign(s.last_replies.begin(), s.last_replies.end());
   for (const auto& [id, r] : s.waiting) {
     if (r.in_flight) ++out.in_flight;
     if (r.ready) ++out.due;

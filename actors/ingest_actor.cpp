@@ -4,6 +4,7 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include "actors/activity.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
@@ -67,6 +68,7 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
                   --self->state.in_flight;
                   core().messages_accepted.inc();
                   core().recipients_accepted.inc(receipt.recipients.size());
+                  record_activity(activity::accepted, receipt.recipients.size());
                   if (!queued.empty())
                     self->send(self->state.domains, enqueue_atom::value, std::move(queued));
                   rp.deliver(std::move(receipt));

@@ -1,6 +1,8 @@
 // Metrics registry and Prometheus rendering (see metrics.hpp).
 #include "actors/metrics.hpp"
 
+#include "actors/activity.hpp"
+
 #include <dirent.h>
 #include <unistd.h>
 
@@ -218,6 +220,7 @@ std::string label_limiter::label(const std::string& value) {
 
 void core_metrics::count_outcome(const std::string& outcome, const std::string& domain, const std::string& tenant,
                                  const char* category) {
+  if (auto kind = activity_of(outcome)) record_activity(*kind);
   static label_limiter domains(50, 10);
   static label_limiter tenants(1000, 1);
   auto& r = metrics();

@@ -229,6 +229,14 @@ struct lane_stats {
   std::int64_t blocked_until_ms = 0;
 };
 
+// A reply a domain's attempts got lately (the same reply in a row counts up).
+struct reply_note {
+  std::int64_t at_ms = 0;  // the latest time
+  std::string outcome;     // delivered, deferred, bounced, ...
+  std::string reply;
+  std::uint64_t count = 0;
+};
+
 struct domain_queue_stats {
   std::string domain;
   std::uint64_t queued = 0;    // never attempted
@@ -241,6 +249,7 @@ struct domain_queue_stats {
   std::vector<lane_stats> lanes;
   std::vector<tenant_count> tenants;  // waiting per tenant
   std::uint64_t in_memory = 0;  // of those waiting, held in memory (the rest is in the store)
+  std::vector<reply_note> last_replies;  // newest first, at most 5
 };
 
 // What a site actor reports for the admin views.

@@ -117,7 +117,11 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, domain_queue_stats& x) {
   return f(caf::meta::type_name("domain_queue_stats"), x.domain, x.queued, x.deferred,
            x.oldest_ms, x.next_attempt_ms, x.due, x.in_flight, x.waiting_for, x.lanes, x.tenants,
-           x.in_memory);
+           x.in_memory, x.last_replies);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reply_note& x) {
+  return f(caf::meta::type_name("reply_note"), x.at_ms, x.outcome, x.reply, x.count);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, queue_summary& x) {

@@ -18,6 +18,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "actors/activity.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/route_cache.hpp"
@@ -110,6 +111,7 @@ void finish(resolver_pointer self, const std::string& domain, route r) {
                      {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30})
       .observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started)
                    .count());
+  record_activity(r.status == route_status::temporary ? activity::dns_failed : activity::dns_resolved);
   if (r.status != route_status::ok)
     spdlog::info("dns.route_failed domain={} status={} error=\"{}\"", domain,
                  r.status == route_status::permanent ? "permanent" : "temporary", r.error);

@@ -1,6 +1,9 @@
 // Routes of the public and admin listeners (see http_api.hpp).
 #include "app/http_api.hpp"
 
+#include "app/console/console_sessions.hpp"
+#include "app/tenant_fan_out.hpp"
+
 #include <boost/json.hpp>
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
@@ -95,6 +98,8 @@ http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> di
       bounce_secret_(std::move(bounce_secret)) {
   cfg_pools_.insert("default");
   for (const auto& p : cfg_.egress.pools) cfg_pools_.insert(p.name);
+  sessions_ = std::make_shared<console_sessions>(cfg_.admin.console_session_lifetime,
+                                                 cfg_.admin.console_idle_timeout);
 }
 
 std::optional<http_response> http_api::api_key_problem(const std::string& key) const {
@@ -220,8 +225,6 @@ json::object domain_json(const sender_domain_view& v) {
 // /v1/domains[/{domain}[/rotate | /keys/{selector}]]: authenticate, then ask the senders actor.
 void http_api::sender_domains(http_request&& request, const std::vector<std::string>& parts,
                               http_responder respond) {
-  auto key = bearer_token(request);
-  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   const auto& method = request.method;
   enum { list, create, verify, rotate, retire, remove } op;
   std::string domain, selector;
@@ -286,9 +289,7 @@ void http_api::sender_domains(http_request&& request, const std::vector<std::str
   auto timeout = cfg_.http.handler_timeout;
   auto senders = s->senders;
   auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
-  ask<tenant_identity>(
-      sys_, s->tenants, timeout,
-      [=, &sys](tenant_identity& who) {
+  as_tenant(request, respond, [=, &sys](tenant_identity& who) {
         auto tenant = who.tenant_id;
         auto one = [respond](int status) {
           return [respond, status](sender_domain_view& v) { respond(json_response(status, domain_json(v))); };
@@ -321,8 +322,7 @@ void http_api::sender_domains(http_request&& request, const std::vector<std::str
                 answered_empty(respond),
                 fail, caf::delete_atom::value, tenant, domain);
         }
-      },
-      fail, auth_atom::value, hash_api_key(key));
+      });
 }
 
 void http_api::readiness(http_responder respond) {
@@ -529,6 +529,19 @@ void http_api::cancel_messages(const http_request& request, const std::string& m
 
 void http_api::get_message(const http_request& request, const std::string& id,
                            http_responder respond) {
+  if (!request.acting_tenant.empty()) {
+    auto parsed = id128::parse(id);
+    auto store = directory_->get()->store;
+    auto& sys = sys_;
+    auto timeout = cfg_.http.handler_timeout;
+    return as_tenant(request, respond, [=, &sys](tenant_identity& who) {
+      if (!parsed) return respond(problem(404, "not-found", "Not Found", "no such message"));
+      ask<message_details>(
+          sys, store, timeout, [respond](message_details& d) { respond(json_response(200, message_json(d))); },
+          [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, message_atom::value,
+          who.tenant_id, *parsed);
+    });
+  }
   auto key = bearer_token(request);
   if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   auto parsed_id = id128::parse(id);
@@ -550,6 +563,44 @@ void http_api::get_message(const http_request& request, const std::string& id,
       [respond](message_details& d) { respond(json_response(200, message_json(d))); },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); },
       message_atom::value, hash_api_key(key), *parsed_id);
+}
+
+// GET /admin/messages/{id}: a message of any tenant (ids are unique across tenants), with its
+// tenant named.
+void http_api::admin_get_message(const std::string& id, http_responder respond) {
+  auto parsed = id128::parse(id);
+  if (!parsed) return respond(problem(404, "not-found", "Not Found", "no such message"));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto store = s->store;
+  ask_each_tenant<message_details>(
+      sys_, s->tenants, timeout,
+      [=, &sys](const tenant_record& t, std::function<void(std::optional<message_details>, caf::error*)> reply) {
+        ask<message_details>(
+            sys, store, timeout, [reply](message_details& d) { reply(std::move(d), nullptr); },
+            [reply](caf::error& e) {
+              // Another tenant's message, or none: not an error.
+              petrel_errc code{};
+              std::string detail;
+              std::int64_t retry = 0;
+              if (read_error(e, code, detail, retry) && code == petrel_errc::not_found) return reply(std::nullopt, nullptr);
+              reply(std::nullopt, &e);
+            },
+            message_atom::value, t.id, *parsed);
+      },
+      [respond, &sys](tenant_answers<message_details>& answers) {
+        if (!answers.results.empty()) {
+          auto& [tenant, d] = answers.results.front();
+          auto o = message_json(d);
+          o["tenant"] = tenant.id.str();
+          o["tenant_name"] = tenant.name;
+          return respond(json_response(200, o));
+        }
+        if (answers.error) return respond(problem_from_error(sys, *answers.error));
+        respond(problem(404, "not-found", "Not Found", "no such message"));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); });
 }
 
 // GET /v1/messages/{id}/content: the stored RFC 5322 message, to its tenant only, while it is
@@ -640,15 +691,20 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
     return respond(problem(404, "not-found", "Not Found",
                            request.path + " is on the tenant API's listener (http.listen, " +
                                cfg_.http.listen.to_string() + "), not on the admin listener"));
+  if (cfg_.admin.console && (parts.empty() || parts[0] == "ui" || request.path == "/favicon.ico"))
+    return console_request(std::move(request), std::move(respond));
   if (parts.empty() || parts[0] != "admin") return respond(not_found());
-  auto token = bearer_token(request);
-  const char* where = "admin.token, or the file admin.token_file (default <storage.data_dir>/admin.token)";
-  if (token.empty())
-    return respond(unauthorized(std::string("the admin token is required: Authorization: Bearer <token>, from ") + where));
-  if (!constant_time_equal(token, admin_token_))
-    return respond(unauthorized(token.rfind("pk_", 0) == 0
-                                    ? std::string("this is an API key; the admin API needs the admin token (") + where + ")"
-                                    : std::string("the admin token is wrong: it is the one in ") + where));
+  bool console = false;
+  if (auto refused = admin_authentication(request, console)) return respond(std::move(*refused));
+  if (console) {
+    // What the console reads is not kept by browsers or proxies.
+    respond = [respond = std::move(respond)](http_response r) {
+      bool marked = false;
+      for (const auto& [name, value] : r.headers) marked = marked || name == "Cache-Control";
+      if (!marked) r.headers.emplace_back("Cache-Control", "no-store");
+      respond(std::move(r));
+    };
+  }
   if (parts.size() == 2 && (parts[1] == "queues" || parts[1] == "egress")) {
     if (method != "GET") return respond(method_not_allowed("GET"));
     http_response bad;
@@ -703,6 +759,28 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
   if (parts.size() == 3 && parts[1] == "queues") {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return admin_domain_queue(percent_decode(parts[2]), std::move(respond));
+  }
+  if (parts.size() >= 4 && parts[1] == "tenants" && parts[3] != "keys")
+    return admin_as_tenant(std::move(request), parts, std::move(respond));
+  if (parts.size() == 2 && parts[1] == "activity") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_activity(request, std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "messages") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_search_messages(std::move(request), std::move(respond));
+  }
+  if (parts.size() == 3 && parts[1] == "messages") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_get_message(parts[2], std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "events") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_events(std::move(request), std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "webhooks") {
+    if (method != "GET") return respond(method_not_allowed("GET"));
+    return admin_webhooks(std::move(respond));
   }
   if (parts.size() >= 2 && parts[1] == "tenants") {
     if (parts.size() == 2) {

@@ -20,6 +20,7 @@ class actor_system;
 namespace petrel {
 
 struct tenant_identity;
+class console_sessions;
 
 class http_api {
  public:
@@ -65,6 +66,22 @@ class http_api {
   void admin_revoke_key(const std::string& tenant_id, const std::string& key_id,
                         http_responder respond);
   void admin_crash(const http_request& request, http_responder respond);
+  // app/http_console.cpp: the web console (/ui/...), its logins, and the admin endpoints it
+  // reads beyond the others.
+  void console_request(http_request&& request, http_responder respond);
+  // Whether an admin request may proceed: the admin token (Bearer), or a console session's
+  // cookie with, for methods that change something, its CSRF token and a same-origin request.
+  // Sets `console` when the session authenticated it.
+  std::optional<http_response> admin_authentication(const http_request& request, bool& console);
+  // /admin/tenants/{id}/{suppressions,webhooks,domains,templates,messages,events,stats}...:
+  // the tenant API's handlers, acting for that tenant.
+  void admin_as_tenant(http_request&& request, const std::vector<std::string>& parts,
+                       http_responder respond);
+  void admin_activity(const http_request& request, http_responder respond);
+  void admin_search_messages(http_request&& request, http_responder respond);
+  void admin_get_message(const std::string& id, http_responder respond);
+  void admin_events(http_request&& request, http_responder respond);
+  void admin_webhooks(http_responder respond);
   // app/http_shaping.cpp
   void admin_shaping_action(const std::string& kind, const std::string& target,
                             const std::string& action, const http_request& request,
@@ -101,6 +118,7 @@ class http_api {
   std::shared_ptr<delivery_runtime> runtime_;
   std::string bounce_secret_;
   std::set<std::string> cfg_pools_;  // pool names a tenant may be given
+  std::shared_ptr<console_sessions> sessions_;
 };
 
 }  // namespace petrel

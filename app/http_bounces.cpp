@@ -139,8 +139,6 @@ std::optional<http_response> read_suppression_query(const http_request& request,
 
 void http_api::suppressions(http_request&& request, const std::vector<std::string>& parts,
                             http_responder respond) {
-  auto key = bearer_token(request);
-  if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   const auto& method = request.method;
   enum { list, add, get_one, remove } op;
   std::string address;
@@ -175,9 +173,7 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
   auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
-  ask<tenant_identity>(
-      sys_, s->tenants, timeout,
-      [=, &sys, additions = std::move(additions)](tenant_identity& who) mutable {
+  as_tenant(request, respond, [=, &sys, additions = std::move(additions)](tenant_identity& who) mutable {
         if (invalid) return respond(*invalid);
         query.tenant_id = who.tenant_id;
         switch (op) {
@@ -230,8 +226,7 @@ void http_api::suppressions(http_request&& request, const std::vector<std::strin
                 answered_empty(respond),
                 fail, caf::delete_atom::value, suppress_atom::value, who.tenant_id, address);
         }
-      },
-      fail, auth_atom::value, hash_api_key(key));
+      });
 }
 
 void http_api::inbound(http_request&& request, bool admin, http_responder respond) {

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <map>
 #include <ctime>
+#include <limits>
 
 #include "actors/actor_support.hpp"
 #include "actors/api_key.hpp"
@@ -22,6 +23,7 @@
 #include "app/http_api.hpp"
 #include "app/http_common.hpp"
 #include "app/problem.hpp"
+#include "app/tenant_fan_out.hpp"
 
 namespace petrel {
 
@@ -204,9 +206,10 @@ std::optional<http_response> read_webhook_creation(const http_request& request, 
 
 }  // namespace
 
-void http_api::search_messages(http_request&& request, http_responder respond) {
-  message_search q;
-  std::vector<field_error> errors;
+namespace {
+
+// GET /v1/messages's filters and cursor.
+void read_message_search(const http_request& request, message_search& q, std::vector<field_error>& errors) {
   read_recipient(request, q.recipient, errors);
   if (auto st = query_parameter(request.query, "status"); !st.empty()) {
     if (!parse_recipient_state(st)) errors.push_back({"status", "one of queued, deferred, delivered, bounced, expired, "
@@ -227,6 +230,35 @@ void http_api::search_messages(http_request&& request, http_responder respond) {
     if (!id || ms <= 0 || (end && *end != '\0')) errors.push_back({"before", "the \"next\" value of a previous page"});
     else q.before_created_ms = ms, q.before_id = *id;
   }
+}
+
+json::object message_summary_json(const message_record& m, bool with_recipients) {
+  json::object o{{"id", m.id.str()},
+                 {"created_at", timestamp(m.created_at_ms)},
+                 {"from", m.mail_from},
+                 {"subject", m.subject},
+                 {"campaign", m.campaign.empty() ? json::value(nullptr) : json::value(m.campaign)},
+                 {"tags", json::parse(m.tags_json.empty() ? "[]" : m.tags_json)},
+                 {"batch_id", m.batch_id.empty() ? json::value(nullptr) : json::value(m.batch_id)},
+                 {"templated", m.templated},
+                 {"size", m.size}};
+  if (with_recipients) {
+    json::array rs;
+    for (const auto& r : m.recipients)
+      rs.push_back(json::object{{"id", r.id.str()}, {"email", r.address}, {"status", to_string(r.state)}});
+    o["recipients"] = std::move(rs);
+  }
+  return o;
+}
+
+std::string message_cursor(const message_record& m) { return std::to_string(m.created_at_ms) + "-" + m.id.str(); }
+
+}  // namespace
+
+void http_api::search_messages(http_request&& request, http_responder respond) {
+  message_search q;
+  std::vector<field_error> errors;
+  read_message_search(request, q, errors);
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
@@ -240,36 +272,59 @@ void http_api::search_messages(http_request&& request, http_responder respond) {
         sys, s->store, timeout,
         [respond, limit, filtered](std::vector<message_record>& page) {
           json::array out;
-          for (const auto& m : page) {
-            json::object o{{"id", m.id.str()},
-                           {"created_at", timestamp(m.created_at_ms)},
-                           {"from", m.mail_from},
-                           {"subject", m.subject},
-                           {"campaign", m.campaign.empty() ? json::value(nullptr) : json::value(m.campaign)},
-                           {"tags", json::parse(m.tags_json.empty() ? "[]" : m.tags_json)},
-                           {"batch_id", m.batch_id.empty() ? json::value(nullptr) : json::value(m.batch_id)},
-                           {"templated", m.templated},
-                           {"size", m.size}};
-            if (filtered) {
-              json::array rs;
-              for (const auto& r : m.recipients)
-                rs.push_back(json::object{{"id", r.id.str()}, {"email", r.address}, {"status", to_string(r.state)}});
-              o["recipients"] = std::move(rs);
-            }
-            out.push_back(std::move(o));
-          }
+          for (const auto& m : page) out.push_back(message_summary_json(m, filtered));
           json::value next = nullptr;
-          if (page.size() == limit && !page.empty())
-            next = std::to_string(page.back().created_at_ms) + "-" + page.back().id.str();
+          if (page.size() == limit && !page.empty()) next = message_cursor(page.back());
           respond(json_response(200, json::object{{"messages", std::move(out)}, {"next", std::move(next)}}));
         },
         fail, load_atom::value, std::move(q));
   });
 }
 
-void http_api::events(http_request&& request, http_responder respond) {
-  event_query q;
+// GET /admin/messages: GET /v1/messages over every tenant, newest first; each message names
+// its tenant. Every tenant's page is the newest `limit` before the cursor, so the newest
+// `limit` of them all is the true page.
+void http_api::admin_search_messages(http_request&& request, http_responder respond) {
+  message_search q;
   std::vector<field_error> errors;
+  read_message_search(request, q, errors);
+  if (!errors.empty()) return respond(invalid_request(errors));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto limit = q.limit;
+  bool filtered = !q.recipient.empty() || !q.status.empty();
+  using page = std::vector<message_record>;
+  query_each_tenant<page>(
+      sys_, s->tenants, s->store, timeout, q,
+      [respond, limit, filtered, &sys](tenant_answers<page>& answers) {
+        if (answers.error) return respond(problem_from_error(sys, *answers.error));
+        std::vector<std::pair<const tenant_record*, const message_record*>> all;
+        for (const auto& [tenant, p] : answers.results)
+          for (const auto& m : p) all.emplace_back(&tenant, &m);
+        std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) {
+          return std::tie(a.second->created_at_ms, a.second->id) > std::tie(b.second->created_at_ms, b.second->id);
+        });
+        bool more = all.size() > limit;
+        if (more) all.resize(limit);
+        json::array out;
+        for (const auto& [tenant, m] : all) {
+          auto o = message_summary_json(*m, filtered);
+          o["tenant"] = tenant->id.str();
+          o["tenant_name"] = tenant->name;
+          out.push_back(std::move(o));
+        }
+        json::value next = nullptr;
+        if (more || (all.size() == limit && !all.empty())) next = message_cursor(*all.back().second);
+        respond(json_response(200, json::object{{"messages", std::move(out)}, {"next", std::move(next)}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); });
+}
+
+namespace {
+
+// GET /v1/events's filters and cursor.
+void read_event_query(const http_request& request, event_query& q, std::vector<field_error>& errors) {
   auto type = query_parameter(request.query, "type");
   if (!type.empty()) {
     std::string error;
@@ -293,6 +348,36 @@ void http_api::events(http_request&& request, http_responder respond) {
     if (*end != '\0' || n < 0) errors.push_back({"after", "the \"next\" value of a previous page"});
     else q.after_seq = n;
   }
+}
+
+// A page of events: {"events": [...], "next": "<seq>", "more": bool}.
+http_response events_page(const std::vector<const event_view*>& page, std::int64_t next, bool more,
+                          const std::map<id128, std::string>* tenant_names = nullptr) {
+  std::string body = "{\"events\":[";
+  for (std::size_t i = 0; i < page.size(); ++i) {
+    if (i) body += ',';
+    if (tenant_names) {
+      // The admin tail also names the tenant.
+      auto it = tenant_names->find(page[i]->event.tenant_id);
+      auto o = json::parse(event_json(*page[i])).as_object();
+      o["tenant_name"] = it == tenant_names->end() ? std::string() : it->second;
+      body += json::serialize(o);
+    } else {
+      body += event_json(*page[i]);
+    }
+  }
+  body += "],\"next\":\"" + std::to_string(next) + "\",\"more\":" + (more ? "true" : "false") + "}";
+  http_response r;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+void http_api::events(http_request&& request, http_responder respond) {
+  event_query q;
+  std::vector<field_error> errors;
+  read_event_query(request, q, errors);
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
@@ -305,22 +390,77 @@ void http_api::events(http_request&& request, http_responder respond) {
         ask<std::vector<event_view>>(
             sys, s->store, timeout,
             [respond, limit, after](std::vector<event_view>& page) {
-              std::string body = "{\"events\":[";
-              for (std::size_t i = 0; i < page.size(); ++i) {
-                if (i) body += ',';
-                body += event_json(page[i]);
-              }
               // "next" continues after this page, also when it was short: events written later
               // show up there (poll with it to follow the log).
-              auto next = page.empty() ? after : page.back().seq;
-              body += "],\"next\":\"" + std::to_string(next) + "\",\"more\":" +
-                      (page.size() == limit ? "true" : "false") + "}";
-              http_response r;
-              r.body = std::move(body);
-              respond(std::move(r));
+              std::vector<const event_view*> items;
+              for (const auto& e : page) items.push_back(&e);
+              respond(events_page(items, page.empty() ? after : page.back().seq, page.size() == limit));
             },
             fail, load_atom::value, q);
       });
+}
+
+// GET /admin/events: GET /v1/events over every tenant, in one order (sequence numbers are the
+// node's, not a tenant's). Each tenant's page is its first `limit` after the cursor; the merged
+// page stops at the lowest last position among the full pages, so that nothing is skipped.
+void http_api::admin_events(http_request&& request, http_responder respond) {
+  event_query q;
+  std::vector<field_error> errors;
+  read_event_query(request, q, errors);
+  if (!errors.empty()) return respond(invalid_request(errors));
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  using page = std::vector<event_view>;
+  query_each_tenant<page>(
+      sys_, s->tenants, s->store, timeout, q,
+      [respond, q, &sys](tenant_answers<page>& answers) {
+        if (answers.error) return respond(problem_from_error(sys, *answers.error));
+        auto cut = std::numeric_limits<std::int64_t>::max();
+        std::map<id128, std::string> names;
+        std::vector<const event_view*> all;
+        for (const auto& [tenant, p] : answers.results) {
+          names[tenant.id] = tenant.name;
+          if (p.size() == q.limit && !p.empty()) cut = std::min(cut, p.back().seq);
+          for (const auto& e : p) all.push_back(&e);
+        }
+        all.erase(std::remove_if(all.begin(), all.end(), [cut](const event_view* e) { return e->seq > cut; }),
+                  all.end());
+        std::sort(all.begin(), all.end(), [](const event_view* a, const event_view* b) { return a->seq < b->seq; });
+        bool more = all.size() > q.limit || cut != std::numeric_limits<std::int64_t>::max();
+        if (all.size() > q.limit) all.resize(q.limit);
+        respond(events_page(all, all.empty() ? q.after_seq : all.back()->seq, more, &names));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); });
+}
+
+// GET /admin/webhooks: every tenant's webhook endpoints with their health.
+void http_api::admin_webhooks(http_responder respond) {
+  auto s = directory_->get();
+  auto& sys = sys_;
+  auto timeout = cfg_.http.handler_timeout;
+  auto events_actor = s->events;
+  using list = std::vector<webhook_status>;
+  ask_each_tenant<list>(
+      sys_, s->tenants, timeout,
+      [=, &sys](const tenant_record& t, std::function<void(std::optional<list>, caf::error*)> reply) {
+        ask<list>(
+            sys, events_actor, timeout, [reply](list& l) { reply(std::move(l), nullptr); },
+            [reply](caf::error& e) { reply(std::nullopt, &e); }, list_atom::value, t.id);
+      },
+      [respond, &sys](tenant_answers<list>& answers) {
+        if (answers.error) return respond(problem_from_error(sys, *answers.error));
+        json::array out;
+        for (const auto& [tenant, l] : answers.results)
+          for (const auto& w : l) {
+            auto o = webhook_json(w, false).as_object();
+            o["tenant"] = tenant.id.str();
+            o["tenant_name"] = tenant.name;
+            out.push_back(std::move(o));
+          }
+        respond(json_response(200, json::object{{"webhooks", std::move(out)}}));
+      },
+      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); });
 }
 
 void http_api::stats(http_request&& request, http_responder respond) {
@@ -549,6 +689,22 @@ void http_api::webhooks(http_request&& request, const std::vector<std::string>& 
 
 void http_api::as_tenant(const http_request& request, const http_responder& respond,
                          std::function<void(tenant_identity&)> then) {
+  if (!request.acting_tenant.empty()) {
+    // An admin request for a tenant (admin_as_tenant): that tenant, if it exists.
+    auto id = id128::parse(request.acting_tenant);
+    auto& sys = sys_;
+    return ask<std::vector<tenant_summary>>(
+        sys_, directory_->get()->tenants, cfg_.http.handler_timeout,
+        [then = std::move(then), respond, id](std::vector<tenant_summary>& all) {
+          for (const auto& t : all)
+            if (id && t.tenant.id == *id) {
+              tenant_identity who{t.tenant.id, t.tenant.name};
+              return then(who);
+            }
+          respond(problem(404, "not-found", "Not Found", "no such tenant"));
+        },
+        [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, list_atom::value);
+  }
   auto key = bearer_token(request);
   if (auto bad = api_key_problem(key)) return respond(std::move(*bad));
   auto& sys = sys_;

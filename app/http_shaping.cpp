@@ -102,6 +102,10 @@ json::object domain_json(const domain_queue_stats& d, bool detail) {
     out["lanes"] = std::move(lanes);
     json::array tenants;
     for (const auto& t : d.tenants) tenants.push_back(json::object{{"tenant", t.tenant}, {"waiting", t.waiting}});
+    json::array replies;
+    for (const auto& n : d.last_replies)
+      replies.push_back(json::object{{"at", timestamp(n.at_ms)}, {"outcome", n.outcome}, {"reply", n.reply}, {"count", n.count}});
+    out["last_replies"] = std::move(replies);
     out["tenants"] = std::move(tenants);
   }
   return out;
@@ -287,17 +291,47 @@ void http_api::admin_controls(http_responder respond) {
                               list_atom::value);
 }
 
+namespace {
+
+// The configured pools and their members (the "default" pool of every source when none is).
+json::array pools_json(const egress_settings& e) {
+  json::array out;
+  auto pool = [&](const std::string& name, json::array members) {
+    out.push_back(json::object{{"name", name}, {"default", name == e.default_pool}, {"sources", std::move(members)}});
+  };
+  if (e.pools.empty()) {
+    json::array members;
+    for (const auto& src : e.sources) members.push_back(json::object{{"source", src.name}, {"weight", 1}});
+    if (e.sources.empty()) members.push_back(json::object{{"source", "default"}, {"weight", 1}});
+    pool("default", std::move(members));
+  }
+  for (const auto& p : e.pools) {
+    json::array members;
+    for (const auto& m : p.sources) members.push_back(json::object{{"source", m.source}, {"weight", m.weight}});
+    pool(p.name, std::move(members));
+  }
+  return out;
+}
+
+}  // namespace
+
 void http_api::admin_egress(http_responder respond, bool cluster_scope) {
   auto s = directory_->get();
-  if (!cluster_scope)
-    return answer_list<source_stats>(sys_, s->egress, cfg_.http.handler_timeout, "sources",
-                                     [](const source_stats& x) { return source_json(x); }, std::move(respond),
-                                     egress_atom::value);
-  if (!s->cluster) return respond(not_a_cluster_member());
   auto& sys = sys_;
+  auto pools = pools_json(cfg_.egress);
+  if (!cluster_scope)
+    return ask<std::vector<source_stats>>(
+        sys_, s->egress, cfg_.http.handler_timeout,
+        [respond, pools](std::vector<source_stats>& all) {
+          json::array sources;
+          for (const auto& x : all) sources.push_back(source_json(x));
+          respond(json_response(200, json::object{{"sources", std::move(sources)}, {"pools", pools}}));
+        },
+        [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, egress_atom::value);
+  if (!s->cluster) return respond(not_a_cluster_member());
   ask<std::vector<node_report>>(
       sys_, s->cluster, cfg_.http.handler_timeout,
-      [respond](std::vector<node_report>& reports) {
+      [respond, pools](std::vector<node_report>& reports) {
         json::array sources;
         for (const auto& r : reports)
           for (const auto& src : r.sources) {
@@ -307,6 +341,7 @@ void http_api::admin_egress(http_responder respond, bool cluster_scope) {
           }
         respond(json_response(200, json::object{{"scope", "cluster"},
                                                  {"sources", std::move(sources)},
+                                                 {"pools", pools},
                                                  {"nodes", nodes_json(reports)}}));
       },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, egress_atom::value);

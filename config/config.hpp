@@ -204,6 +204,11 @@ struct admin_settings {
   listen_address listen{"127.0.0.1", 8081};
   std::string token;       // bearer token for /admin; empty -> read or create token_file
   std::string token_file;  // default <data_dir>/admin.token
+  // The web console at /ui/ on this listener (docs/console.md).
+  bool console = true;
+  std::chrono::milliseconds console_session_lifetime = 12h;  // a login lasts at most this long
+  std::chrono::milliseconds console_idle_timeout = 1h;       // ... and ends unused this long
+  std::uint64_t console_warn_deferred = 100;  // the overview warns of a domain with this many deferred
 };
 
 struct storage_settings {

@@ -665,6 +665,10 @@ void read_admin(reader& r, config& c) {
   s.listen("listen", c.admin.listen);
   s.string("token", c.admin.token, 512);
   s.string("token_file", c.admin.token_file);
+  s.boolean("console", c.admin.console);
+  s.duration("console_session_lifetime", c.admin.console_session_lifetime, 1min, 30 * 24h);
+  s.duration("console_idle_timeout", c.admin.console_idle_timeout, 1min, 30 * 24h);
+  s.integer("console_warn_deferred", c.admin.console_warn_deferred, 1, 1'000'000'000);
   if (!c.admin.token.empty() && c.admin.token.size() < 16)
     s.problem("token", "must be at least 16 characters long");
   s.finish();

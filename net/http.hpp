@@ -27,6 +27,10 @@ struct http_request {
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case
   std::string body;
   std::string remote_address;
+  bool secure = false;  // arrived over TLS
+  // Set by the admin API only, never from the wire: the tenant an admin request acts for
+  // (/admin/tenants/{id}/... served by the tenant API's handlers).
+  std::string acting_tenant;
 
   // The first header of that (lower-case) name, or empty.
   std::string_view header(std::string_view lower_name) const;

@@ -27,6 +27,7 @@ test_packages=(
   python3-prometheus-client     # /metrics is read with the Prometheus text-format parser
   unbound ldnsutils             # DANE tests: a DNSSEC-validating resolver over locally signed zones
   swaks libnet-ssleay-perl libauthen-sasl-perl   # the SMTP submission listener is driven with swaks too (TLS, AUTH)
+  chromium chromium-driver python3-selenium       # the web console is tested in a headless browser
 )
 
 # What the benchmarks in bench/ use on top.
@@ -85,5 +86,11 @@ if [ "${1:-}" != "--build-only" ]; then
     else
       (cd "$openapi_dir" && npm install --no-save --no-audit --no-fund --loglevel=error @redocly/cli@1.34.20 >/dev/null)
     fi
+  fi
+  # axe-core for the console's accessibility checks (tests/system/test_console.py), pinned by
+  # app/console/package-lock.json. The console itself needs no JavaScript package.
+  console_dir="$(cd "$(dirname "$0")/../app/console" && pwd)"
+  if [ ! -f "$console_dir/node_modules/axe-core/axe.min.js" ]; then
+    (cd "$console_dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   fi
 fi

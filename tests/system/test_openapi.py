@@ -14,7 +14,7 @@ import requests
 import yaml
 from jsonschema import Draft202012Validator, RefResolver
 
-from conftest import delivery_config, settle_message, wait_for  # noqa: E402
+from conftest import ADMIN_TOKEN, delivery_config, settle_message, wait_for  # noqa: E402
 
 DOC_PATH = pathlib.Path(__file__).resolve().parents[2] / "docs" / "openapi.yaml"
 DOC = yaml.safe_load(DOC_PATH.read_text())
@@ -363,6 +363,82 @@ def test_answers_match_the_document(cnode, contract_world):
     assert admin("POST", "/admin/debug/store", json={"fail_commits": 0}).status_code == 202
     assert admin("POST", "/admin/debug/store", json={}).status_code == 400
     assert stranger("POST", "/admin/debug/store", json={"fail_commits": 0}).status_code == 401
+    # What the console reads: every tenant's messages, events and webhooks, a tenant's data by
+    # the admin API, the activity per minute.
+    mid = receipt["id"]
+    assert admin("GET", "/admin/activity?minutes=3").json()["totals"]["accepted"] >= 1
+    assert admin("GET", "/admin/activity?minutes=0").status_code == 400
+    assert stranger("GET", "/admin/activity").status_code == 401
+    assert admin("GET", "/admin/messages?campaign=c").json()["messages"]
+    assert admin("GET", "/admin/messages?status=lost").status_code == 400
+    assert stranger("GET", "/admin/messages").status_code == 401
+    assert admin("GET", f"/admin/messages/{mid}").json()["tenant_name"] == "default"
+    assert admin("GET", f"/admin/messages/{unknown}").status_code == 404
+    assert stranger("GET", f"/admin/messages/{mid}").status_code == 401
+    assert admin("GET", "/admin/events?limit=2").json()["events"]
+    assert admin("GET", "/admin/events?after=x").status_code == 400
+    assert stranger("GET", "/admin/events").status_code == 401
+    assert admin("GET", "/admin/webhooks").json()["webhooks"]
+    assert stranger("GET", "/admin/webhooks").status_code == 401
+    t = "/admin/tenants/default"
+    assert admin("POST", f"{t}/suppressions", json={"email": "console@example.test"}).status_code == 200
+    assert admin("POST", f"{t}/suppressions", json={"email": "not an address"}).status_code == 400
+    assert admin("POST", "/admin/tenants/nobody/suppressions", json={"email": "a@b.test"}).status_code == 404
+    assert stranger("POST", f"{t}/suppressions", json={"email": "a@b.test"}).status_code == 401
+    assert admin("GET", f"{t}/suppressions").json()["suppressions"]
+    assert admin("GET", f"{t}/suppressions?limit=0").status_code == 400
+    assert admin("GET", "/admin/tenants/nobody/suppressions").status_code == 404
+    assert stranger("GET", f"{t}/suppressions").status_code == 401
+    assert admin("GET", f"{t}/suppressions/console@example.test").json()["reason"] == "manual"
+    assert stranger("GET", f"{t}/suppressions/console@example.test").status_code == 401
+    assert admin("DELETE", f"{t}/suppressions/console@example.test").status_code == 204
+    assert admin("DELETE", f"{t}/suppressions/console@example.test").status_code == 404
+    assert admin("GET", f"{t}/suppressions/console@example.test").status_code == 404
+    assert stranger("DELETE", f"{t}/suppressions/console@example.test").status_code == 401
+    assert admin("GET", f"{t}/messages?campaign=c").json()["messages"]
+    assert admin("GET", f"{t}/messages?limit=0").status_code == 400
+    assert admin("GET", "/admin/tenants/nobody/messages").status_code == 404
+    assert stranger("GET", f"{t}/messages").status_code == 401
+    assert admin("GET", f"{t}/messages/{mid}").json()["id"] == mid
+    assert admin("GET", f"{t}/messages/{unknown}").status_code == 404
+    assert stranger("GET", f"{t}/messages/{mid}").status_code == 401
+    assert admin("GET", f"{t}/events").json()["events"]
+    assert admin("GET", f"{t}/events?type=nothing").status_code == 400
+    assert admin("GET", "/admin/tenants/nobody/events").status_code == 404
+    assert stranger("GET", f"{t}/events").status_code == 401
+    assert admin("GET", f"{t}/stats").json()["totals"]
+    assert admin("GET", f"{t}/stats?bucket=week").status_code == 400
+    assert admin("GET", "/admin/tenants/nobody/stats").status_code == 404
+    assert stranger("GET", f"{t}/stats").status_code == 401
+    live_hook = admin("GET", f"{t}/webhooks").json()["webhooks"][0]["id"]
+    assert admin("GET", "/admin/tenants/nobody/webhooks").status_code == 404
+    assert stranger("GET", f"{t}/webhooks").status_code == 401
+    assert "delivered" in admin("POST", f"{t}/webhooks/{live_hook}/test").json()
+    assert admin("POST", f"{t}/webhooks/{unknown}/test").status_code == 404
+    assert stranger("POST", f"{t}/webhooks/{live_hook}/test").status_code == 401
+    assert "domains" in admin("GET", f"{t}/domains").json()
+    assert admin("GET", "/admin/tenants/nobody/domains").status_code == 404
+    assert stranger("GET", f"{t}/domains").status_code == 401
+
+    # The console's login, on a session of its own.
+    ui = requests.Session()
+
+    def console(method, path, **kw):
+        return check(ui.request(method, cnode.admin_url(path), timeout=30, **kw))
+
+    assert console("GET", "/ui/session").json() == {"logged_in": False}
+    assert console("POST", "/ui/session").status_code == 405
+    assert console("POST", "/ui/login", json={}).status_code == 400
+    assert console("POST", "/ui/login", data="token", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert console("POST", "/ui/login", json={"token": "x"}, headers={"Origin": "http://evil.test"}).status_code == 403
+    csrf = console("POST", "/ui/login", json={"token": ADMIN_TOKEN}).json()["csrf"]
+    assert console("GET", "/ui/session").json()["csrf"] == csrf
+    assert console("POST", "/ui/logout").status_code == 403
+    assert console("POST", "/ui/logout", headers={"X-CSRF-Token": csrf}).status_code == 204
+    for _ in range(10):
+        assert console("POST", "/ui/login", json={"token": "wrong"}).status_code == 401
+    assert console("POST", "/ui/login", json={"token": ADMIN_TOKEN}).status_code == 429
+
     assert stranger("GET", "/metrics").text.startswith("#")
     assert admin("GET", "/metrics?scope=x").status_code == 400
     assert stranger("GET", "/metrics?scope=cluster").status_code == 401
