@@ -73,9 +73,10 @@
   // A table: columns [{label, num?}], rows of cells (strings, numbers or nodes).
   function table(caption, columns, rows, emptyText) {
     if (!rows.length) return h("p", { class: "empty" }, emptyText || "Nothing here.");
+    // (A region that may scroll sideways: focusable, so that keyboards can scroll it.)
     return h(
       "div",
-      { class: "table-wrap" },
+      { class: "table-wrap", tabindex: "0", role: "region", "aria-label": caption },
       h(
         "table",
         {},
@@ -1147,7 +1148,7 @@
       h("p", { class: "muted" }, "The newest events of every tenant, from the last 10 minutes on; the list follows new ones every 2 seconds."),
       h(
         "div",
-        { class: "table-wrap" },
+        { class: "table-wrap", tabindex: "0", role: "region", "aria-label": "Events" },
         h(
           "table",
           {},

@@ -313,7 +313,15 @@ class Console:
 def test_the_console_in_a_browser(tmp_path, make_node, browser):
     sink, dns = one_mx_world(tmp_path)
     try:
-        node = make_node(delivery_config(dns.port, sink.port, **{"delivery.site_failure_delay": '"500ms"'}))
+        node = make_node(delivery_config(dns.port, sink.port, **{"delivery.site_failure_delay": '"500ms"',
+                                                                "webhooks.allow_private_networks": "true",
+                                                                "webhooks.require_https": "false"}))
+        tenant_api = {"Authorization": f"Bearer {node.key}"}
+        # A sender domain (not published, so not verified) and a webhook whose receiver is down.
+        assert requests.post(node.url("/v1/domains"), json={"domain": "brand.test"}, headers=tenant_api,
+                             timeout=30).status_code == 201
+        assert requests.post(node.url("/v1/webhooks"), json={"url": "http://127.0.0.1:9/hooks"},
+                             headers=tenant_api, timeout=30).status_code == 201
         c = Console(browser, node)
         browser.get(node.admin_url("/ui/"))
 
@@ -408,6 +416,10 @@ def test_the_console_in_a_browser(tmp_path, make_node, browser):
         assert node.submit(new_key, {"from": "a@sender.test", "to": ["k@example.test"], "subject": "s",
                                      "text": "x"}).status_code == 202
         c.until(lambda: len(c.all("#keys tbody tr")) == keys_before + 1, "the key in the list")
+        # Its sender domain with the records to publish, its webhook with its health.
+        domains = c.by("#sender-domains").text
+        assert "brand.test" in domains and "not verified" in domains and "_domainkey.brand.test" in domains
+        assert "http://127.0.0.1:9/hooks" in c.by("#webhooks").text
         c.check_page("tenant")
         c.by(f"button[aria-label='Revoke key {new_key[:9]}']").click()
         c.confirm()
