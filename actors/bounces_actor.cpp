@@ -145,6 +145,7 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
   } else {
     tracked(self, p, st.store, record_atom::value, event);
   }
+  if (c.hard) st.settings.shared.reputation->record(r.tenant_id, reputation_outcome::hard_bounce, unix_now_ms());
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "bounced",
                     std::string(to_string(c.category)), c.hard, false, c.reason};
   const auto& b = st.settings.config->bounces;
@@ -177,6 +178,8 @@ void record_complaint(bounces_pointer self, processing_ptr p, const recipient_lo
                    {{"type", type}})
       .inc();
   record_activity(activity::complained);
+  if (type != "not-spam")
+    self->state.settings.shared.reputation->record(r.tenant_id, reputation_outcome::complaint, unix_now_ms());
   p->result.outcomes.push_back(std::move(o));
 }
 

@@ -165,6 +165,11 @@ controls_actor::behavior_type controls_behavior(controls_pointer self, controls_
         // No answer: the site sent this without asking for one.
         apply_suspend(self, std::move(c), "rule " + rule, [](const caf::error&, const control_record&) {});
       },
+      [=](guard_atom, suspend_atom, control_record& c) {
+        auto& st = self->state;
+        if (st.controls.count({c.kind, c.target})) return;  // suspended already
+        apply_suspend(self, std::move(c), "reputation_guard", [](const caf::error&, const control_record&) {});
+      },
       [=](resume_atom, const std::string& kind, const std::string& target) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
         auto it = st.controls.find({kind, target});

@@ -30,10 +30,13 @@
 
 #include <fnmatch.h>
 
+#include <limits>
 #include <map>
 
+#include "actors/activity.hpp"
 #include "actors/actor_support.hpp"
 #include "actors/policy/event_data.hpp"
+#include "actors/policy/sandbox.hpp"
 #include "actors/delivery_log.hpp"
 #include "actors/policy/fair_queue.hpp"
 #include "actors/policy/queue_window.hpp"
@@ -128,6 +131,7 @@ struct domain_state : domain_start {
   retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
   std::deque<reply_note> last_replies;  // for the admin views, newest first
+  std::vector<event_record> after_commit;  // events that follow the next commit's (the sandbox's complaints)
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
   std::map<std::string, lane> lanes;  // by lane_key(source, route key)
   std::unordered_map<std::uint64_t, delivery_job> jobs;  // at a site
@@ -352,8 +356,17 @@ void evict_confirmed(domain_pointer self, const std::vector<recipient_update>& u
 
 // In a cluster every update carries the partition's epoch: the store refuses it once another
 // node has claimed the partition, and then this actor stops (the new owner has the domain).
+void record_after_commit(domain_pointer self) {
+  auto& st = self->state;
+  // Sent after the commit's request: the store takes them in that order.
+  for (auto& e : st.after_commit)
+    self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, std::move(e))
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+  st.after_commit.clear();
+}
+
 void commit(domain_pointer self, std::vector<recipient_update> updates, std::int32_t attempt = 0) {
-  if (updates.empty()) return;
+  if (updates.empty()) return record_after_commit(self);
   auto& st = self->state;
   for (auto& u : updates) {
     u.partition = st.claim.partition;
@@ -364,7 +377,9 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
     }
   }
   ++st.commits_in_flight;
-  self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates)
+  auto recorded = self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates);
+  record_after_commit(self);
+  recorded
       .then([=](caf::ok_atom) {
               --self->state.commits_in_flight;
               for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
@@ -432,6 +447,7 @@ std::string attempt_data(std::uint32_t attempt, const recipient_result* r,
     a.tls_version = where->tls_version;
     a.tls_cipher = where->tls_cipher;
     a.dane = where->dane;
+    a.simulated = where->simulated;
   }
   a.next_attempt_at_ms = next_attempt_ms;
   return event_data::attempt(a);
@@ -499,6 +515,9 @@ void log_attempt(domain_pointer self, const recipient_update& u, const std::stri
 recipient_update cancelled(domain_pointer self, const id128& id, const id128& tenant, const id128& message,
                            std::uint32_t attempts, const std::string& reason, std::int64_t now, const char* by);
 
+// A recipient of the sandbox (actors/policy/sandbox.hpp): delivered by the simulator.
+bool sandboxed(const domain_state& st, const waiting_recipient& w) { return st.pools[w.pool] == sandbox_pool; }
+
 // Keeps the last few replies for the admin views: the same reply and outcome in a row counts
 // up instead of taking another place.
 void note_reply(std::deque<reply_note>& notes, std::int64_t now, const std::string& outcome,
@@ -559,9 +578,32 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
                                  failure ? &*failure : nullptr);
   outcome_counter(u.event.type.c_str()).inc();
   note_reply(st.last_replies, now, u.event.type, u.last_reply);
+  if (!sandboxed(st, w)) {
+    if (u.state == recipient_state::delivered)
+      st.settings.shared.reputation->record(u.event.tenant_id, reputation_outcome::delivered, now);
+    else if (u.state == recipient_state::bounced && failure && failure->hard)
+      st.settings.shared.reputation->record(u.event.tenant_id, reputation_outcome::hard_bounce, now);
+  }
   core().count_outcome(u.event.type, st.domain, u.event.tenant_id.str(),
                        failure ? std::string(to_string(failure->category)).c_str() : nullptr);
-  if (failure && u.state != recipient_state::deferred) learn(self, u, r, *failure);
+  if (sandboxed(st, w)) {
+    // Simulated outcomes count toward no suppression; a simulated complaint is recorded as
+    // a feedback report's would be.
+    if (u.state == recipient_state::delivered && where && where->simulated == "complaint") {
+      event_record e;
+      e.id = new_id();
+      e.tenant_id = u.event.tenant_id;
+      e.message_id = u.event.message_id;
+      e.recipient_id = id;
+      e.type = "complained";
+      e.at_ms = now;
+      e.data_json = event_data::complained("abuse", "sandbox", "sandbox");
+      st.after_commit.push_back(std::move(e));
+      record_activity(activity::complained);
+    }
+  } else if (failure && u.state != recipient_state::deferred) {
+    learn(self, u, r, *failure);
+  }
   if (u.state == recipient_state::deferred) {
     if (w.state != recipient_state::deferred) {
       // Still waiting: the class's counts and the gauges move between states; the tenant's
@@ -700,6 +742,23 @@ void make_ready(domain_pointer self, const id128& id, waiting_recipient& w,
                 const std::string& avoid = {}) {
   auto& st = self->state;
   const auto& c = st.window.at(w.cls);
+  if (sandboxed(st, w)) {
+    // The simulator's lane: its own route (no DNS), one recipient per job so that each
+    // gets its own simulated outcome.
+    std::string key(sandbox_route_key);
+    auto& slot = st.routes[key];
+    if (!slot.current) {
+      route r;
+      r.status = route_status::ok;
+      r.site = std::string(sandbox_site);
+      r.expires_at_ms = std::numeric_limits<std::int64_t>::max();
+      slot.current = std::move(r);
+    }
+    w.ready = true;
+    lane_for(st, std::string(sandbox_pool), key)
+        .queue.push(id, w.message_id, c.tenant, c.priority, st.settings.shared.weights->weight(c.tenant), true);
+    return;
+  }
   const auto& key = route_key_of(self, c.tenant);
   auto source = choose_source(self, st.pools[w.pool], key, avoid);
   w.ready = true;

@@ -12,6 +12,7 @@
 
 #include "actors/actor_start.hpp"
 #include "actors/actor_support.hpp"
+#include "actors/policy/sandbox.hpp"
 #include "actors/metrics.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
@@ -206,10 +207,21 @@ std::string usage_key(const std::string& source, const std::string& pattern) { r
 void start_source(egress_pointer self, const egress_source& source) {
   auto& st = self->state;
   auto& child = st.children[source.name];
+  auto runtime = st.runtime;
+  if (source.name == sandbox_pool) {
+    // The sandbox's simulator: a source like the others whose sessions connect nowhere.
+    runtime = std::make_shared<delivery_runtime>(st.runtime ? *st.runtime : delivery_runtime{});
+    runtime->start_session = start_sandbox_session;
+  }
   child.handle = self->spawn<caf::linked>(source_behavior,
-                                          source_start{{st.runtime, st.store, source, st.gates[source.name]},
+                                          source_start{{runtime, st.store, source, st.gates[source.name]},
                                                        st.settings});
   st.by_address[child.handle.address()] = source.name;
+}
+
+egress_source sandbox_source(const egress_pointer& self) {
+  const auto& rt = self->state.runtime;
+  return egress_source{std::string(sandbox_pool), "", rt ? rt->hostname : std::string()};
 }
 
 // Restores warm-up starts and today's counts; a source that has not sent yet keeps no start
@@ -306,6 +318,12 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
     spdlog::info("egress.source name={} address={} ehlo={}", source.name,
                  source.address.empty() ? "(any)" : source.address, source.ehlo_name);
   }
+  {
+    auto sandbox = sandbox_source(self);
+    st.gates[sandbox.name] = make_gate(st.settings, sandbox.name);
+    st.children[sandbox.name].policy = restart_policy(restart_limits_from(st.settings.config->actors));
+    start_source(self, sandbox);
+  }
   self->set_exit_handler([=](caf::exit_msg& msg) {
     auto& s = self->state;
     auto exited = exited_child(self, s.by_address, msg);
@@ -344,6 +362,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
         auto& s = self->state;
         for (const auto& src : s.settings.config->sources)
           if (src.name == name && !s.children[name].handle) start_source(self, src);
+        if (name == sandbox_pool && !s.children[name].handle) start_source(self, sandbox_source(self));
       },
       [=](controls_atom) {
         for (auto& [name, child] : self->state.children)
@@ -355,14 +374,15 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
         auto rp = self->make_response_promise<std::vector<source_stats>>();
         auto result = std::make_shared<std::vector<source_stats>>();
         auto left = std::make_shared<std::size_t>(0);
+        // (The sandbox's simulator is no egress path: the views leave it out.)
         for (auto& [name, child] : s.children)
-          if (child.handle) ++*left;
+          if (child.handle && name != sandbox_pool) ++*left;
         if (*left == 0) {
           rp.deliver(std::vector<source_stats>{});
           return rp;
         }
         for (auto& [name, child] : s.children) {
-          if (!child.handle) continue;
+          if (!child.handle || name == sandbox_pool) continue;
           self->request(child.handle, std::chrono::seconds(10), egress_atom::value)
               .then(
                   [=](std::vector<source_stats>& one) mutable {

@@ -48,6 +48,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/policy/reputation.hpp"
 #include "net/dns.hpp"
 #include "net/tls_mode.hpp"
 #include "storage/records.hpp"
@@ -116,6 +117,7 @@ using cluster_atom = caf::atom_constant<caf::atom("cluster")>;
 using announce_atom = caf::atom_constant<caf::atom("announce")>;
 using metrics_atom = caf::atom_constant<caf::atom("metrics")>;
 using prune_atom = caf::atom_constant<caf::atom("prune")>;
+using guard_atom = caf::atom_constant<caf::atom("guard")>;
 
 // -- errors ------------------------------------------------------------------------------
 
@@ -165,6 +167,7 @@ struct new_tenant {
   std::string name;
   double rate_per_second = 0;  // 0: configured default
   std::uint32_t burst = 0;     // 0: configured default
+  bool sandbox = false;
 };
 
 // Changes to a tenant's settings; only the fields marked set are applied.
@@ -179,6 +182,8 @@ struct tenant_patch {
   std::string pool;  // "" the default pool
   bool set_weight = false;
   std::uint32_t weight = 1;
+  bool set_sandbox = false;
+  bool sandbox = false;
 };
 
 // A newly issued API key: the secret is in api_key and is never shown again.
@@ -196,6 +201,9 @@ struct created_tenant {
 struct tenant_summary {
   tenant_record tenant;
   std::vector<api_key_record> keys;  // active keys (hash omitted)
+  // The reputation guard's view: counts over reputation.window, and "ok", "warning" or "paused".
+  reputation_counts reputation;
+  std::string reputation_state = "ok";
 };
 
 // The waiting recipients of one destination domain.
@@ -426,6 +434,7 @@ struct attempt_details {
   std::string tls_version;
   std::string tls_cipher;
   bool dane = false;  // the certificate matched the host's DNSSEC-validated TLSA records
+  std::string simulated;  // the sandbox's simulated outcome ("" a real attempt; actors/policy/sandbox.hpp)
 };
 
 struct job_outcome {
@@ -889,7 +898,9 @@ using tenants_actor = caf::typed_actor<
     // To a tenant by id: suppress addresses; lift one; a soft bounce (see tenant_actor).
     caf::replies_to<suppress_atom, id128, std::vector<suppression_record>>::with<caf::ok_atom>,
     caf::replies_to<caf::delete_atom, suppress_atom, id128, std::string>::with<caf::ok_atom>,
-    caf::reacts_to<bounce_atom, id128, id128, std::string, std::string>>;
+    caf::reacts_to<bounce_atom, id128, id128, std::string, std::string>,
+    // Timer: the reputation guard looks at every tenant's rates.
+    caf::reacts_to<guard_atom>>;
 
 // The controls: suspensions of domains, sites, tenants and sources, by operators (admin API)
 // and response rules (sites). Persisted, published to every delivery actor at once, expired on
@@ -901,6 +912,8 @@ using controls_actor = caf::typed_actor<
     caf::replies_to<resume_atom, std::string, std::string>::with<caf::ok_atom>,
     // From a site's response rule (no answer): suspend, naming the rule.
     caf::reacts_to<suspend_atom, control_record, std::string>,
+    // From the reputation guard (no answer): suspend a tenant's sending.
+    caf::reacts_to<guard_atom, suspend_atom, control_record>,
     // The controls in force.
     caf::replies_to<list_atom>::with<std::vector<control_record>>,
     // Cluster: another node changed the controls; load them again from the store.

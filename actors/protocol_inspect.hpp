@@ -32,7 +32,7 @@ typename Inspector::result_type inspect(Inspector& f, cluster_view& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_record& x) {
   return f(caf::meta::type_name("tenant_record"), x.id, x.name, x.rate_per_second, x.burst,
-           x.suspended, x.created_at_ms, x.pool, x.weight);
+           x.suspended, x.created_at_ms, x.pool, x.weight, x.sandbox);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, api_key_record& x) {
@@ -50,7 +50,7 @@ typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
            x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority, x.templated, x.batch_id,
-           x.idempotency);
+           x.idempotency, x.sandbox);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -94,12 +94,13 @@ typename Inspector::result_type inspect(Inspector& f, tenant_identity& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, new_tenant& x) {
-  return f(caf::meta::type_name("new_tenant"), x.name, x.rate_per_second, x.burst);
+  return f(caf::meta::type_name("new_tenant"), x.name, x.rate_per_second, x.burst, x.sandbox);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_patch& x) {
   return f(caf::meta::type_name("tenant_patch"), x.set_rate, x.rate_per_second, x.set_burst,
-           x.burst, x.set_suspended, x.suspended, x.set_pool, x.pool, x.set_weight, x.weight);
+           x.burst, x.set_suspended, x.suspended, x.set_pool, x.pool, x.set_weight, x.weight,
+           x.set_sandbox, x.sandbox);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, issued_key& x) {
@@ -111,7 +112,11 @@ typename Inspector::result_type inspect(Inspector& f, created_tenant& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_summary& x) {
-  return f(caf::meta::type_name("tenant_summary"), x.tenant, x.keys);
+  return f(caf::meta::type_name("tenant_summary"), x.tenant, x.keys, x.reputation, x.reputation_state);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, reputation_counts& x) {
+  return f(caf::meta::type_name("reputation_counts"), x.delivered, x.hard_bounces, x.complaints);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, domain_queue_stats& x) {
@@ -256,7 +261,7 @@ typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
   return f(caf::meta::type_name("attempt_details"), x.mx_host, x.mx_address, x.source,
-           x.source_address, x.tls, x.tls_version, x.tls_cipher, x.dane);
+           x.source_address, x.tls, x.tls_version, x.tls_cipher, x.dane, x.simulated);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {

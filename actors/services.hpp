@@ -10,6 +10,7 @@
 
 #include "actors/protocol.hpp"
 #include "actors/policy/partition_leases.hpp"
+#include "actors/policy/reputation.hpp"
 #include "actors/policy/restart_policy.hpp"
 #include "actors/policy/routing.hpp"
 #include "actors/policy/site_limits.hpp"
@@ -105,6 +106,9 @@ using session_entry = std::function<void(const std::shared_ptr<delivery_runtime>
 // The real one: a session on the I/O threads (actors/site_session.cpp).
 void start_smtp_session(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
                         std::uint64_t session_id, session_plan plan, delivery_work first);
+// The sandbox's: answers by address at once, connects nowhere (actors/sandbox_session.cpp).
+void start_sandbox_session(const std::shared_ptr<delivery_runtime>& runtime, site_actor site,
+                           std::uint64_t session_id, session_plan plan, delivery_work first);
 
 // What delivery runs on besides the actors: the I/O context (SMTP sessions), the DNS client
 // and the TLS context. Made by the composition root, shared by the delivery actors.
@@ -156,6 +160,7 @@ using store_factory = std::function<std::unique_ptr<store>()>;
 struct node_config {
   storage_settings storage;
   tenant_settings tenants;
+  reputation_settings reputation;
   actor_settings actors;
   dns_config dns;
   delivery_settings delivery;
@@ -218,6 +223,10 @@ struct shared_components {
   // Cluster: how many nodes are live (1 without a cluster). Writer: the cluster actor, every
   // round. Readers: tenant actors, which admit their share of a tenant's rate (rate / live).
   std::shared_ptr<std::atomic<std::uint32_t>> live_nodes = std::make_shared<std::atomic<std::uint32_t>>(1);
+  // Each tenant's delivered, hard-bounced and complained counts over reputation.window. Writers:
+  // domain actors (attempt outcomes) and the bounces actor (complaints, asynchronous bounces),
+  // never for the sandbox. Reader: the tenants supervisor's reputation guard.
+  std::shared_ptr<reputation_book> reputation = std::make_shared<reputation_book>();
 };
 
 // What every actor is given: the configuration (shared, immutable) and the shared components.

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/sandbox.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/rate_limiter.hpp"
 #include "actors/rate_limit_error.hpp"
@@ -278,11 +279,13 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start st
                             "tenant " + s.record.name + " has too many recipients waiting for delivery",
                             5000);
         }
-        // The pool: the campaign's, else the tenant's, else the default.
+        // The pool: the campaign's, else the tenant's, else the default; the simulator's in
+        // the sandbox.
         std::string pool = s.record.pool;
         if (!m.campaign.empty())
           for (const auto& [campaign, p] : s.settings.config->egress.campaign_pools)
             if (campaign == m.campaign) pool = p;
+        if (s.record.sandbox || m.sandbox) pool = std::string(sandbox_pool);
         for (auto& r : m.recipients) {
           r.pool = pool;
           r.priority = m.priority;

@@ -4,12 +4,14 @@
 #include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cstdio>
 #include <map>
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
 #include "actors/api_key.hpp"
 #include "actors/metrics.hpp"
+#include "actors/policy/event_data.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 #include "actors/supervision.hpp"
@@ -40,6 +42,13 @@ struct tenants_state : tenants_start {
   std::unordered_map<std::string, id128> key_owner;  // key hash -> tenant id
   std::unordered_map<caf::actor_addr, id128> by_address;
   bool loaded = false;
+  // The reputation guard: the level each tenant was last warned of, and whether the guard
+  // paused it (until an operator resumes it).
+  struct guard_state {
+    reputation_level level = reputation_level::ok;
+    bool paused = false;
+  };
+  std::map<id128, guard_state> guard;
   static inline const char* name = "tenants";
 };
 
@@ -121,6 +130,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
   out.tenant.name = request.name;
   out.tenant.rate_per_second = request.rate_per_second;
   out.tenant.burst = request.burst;
+  out.tenant.sandbox = request.sandbox;
   out.tenant.created_at_ms = unix_now_ms();
   out.key.api_key = generate_api_key();
   out.key.key = new_key_record(out.tenant.id, out.key.api_key);
@@ -237,6 +247,7 @@ caf::result<tenant_record> update_tenant(tenants_pointer self, id128 tenant_id, 
   if (patch.set_suspended) updated.suspended = patch.suspended;
   if (patch.set_pool) updated.pool = patch.pool;
   if (patch.set_weight) updated.weight = patch.weight;
+  if (patch.set_sandbox) updated.sandbox = patch.sandbox;
   auto rp = self->make_response_promise<tenant_record>();
   self->request(st.store, st.settings.config->storage.request_timeout, caf::update_atom::value, updated)
       .then(
@@ -258,6 +269,83 @@ caf::result<tenant_record> update_tenant(tenants_pointer self, id128 tenant_id, 
   return rp;
 }
 
+std::string percent(double rate) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f%%", rate * 100);
+  return buf;
+}
+
+// The reputation guard's round (reputation.check_interval): each tenant's rates over the
+// window against the thresholds. Crossing up to a warning or a pause records a
+// reputation_warning event; a pause suspends the tenant's sending (a control of kind "tenant",
+// by "reputation_guard": recipients wait) until an operator resumes it, which starts the
+// tenant's window over.
+void guard_round(tenants_pointer self) {
+  auto& st = self->state;
+  const auto& cfg = st.settings.config->reputation;
+  auto now = unix_now_ms();
+  reputation_thresholds limits{cfg.min_volume, cfg.complaint_warn, cfg.complaint_pause, cfg.bounce_warn,
+                               cfg.bounce_pause};
+  auto controls = st.settings.shared.controls->get();
+  const auto& book = st.settings.shared.reputation;
+  for (const auto& [id, entry] : st.tenants) {
+    auto& g = st.guard[id];
+    bool suspended = controls->active("tenant", id.str(), now);
+    if (g.paused && !suspended) {
+      // Resumed by an operator: the rates start over from now.
+      book->reset(id);
+      g = {};
+      spdlog::info("reputation.resumed tenant={} name={}", id.str(), entry.record.name);
+      continue;
+    }
+    auto counts = book->counts(id, now);
+    auto name = entry.record.name;
+    auto labels = metric_labels{{"tenant", name}};
+    if (counts.volume() > 0) {
+      metrics().get_gauge("petrel_tenant_complaint_rate_ppm", "Complaints per million delivered over reputation.window",
+                          labels).set(static_cast<std::int64_t>(counts.complaint_rate() * 1e6));
+      metrics().get_gauge("petrel_tenant_hard_bounce_rate_ppm",
+                          "Hard bounces per million final attempts over reputation.window", labels)
+          .set(static_cast<std::int64_t>(counts.hard_bounce_rate() * 1e6));
+    }
+    auto verdict = judge_reputation(counts, limits);
+    if (verdict.level == reputation_level::ok) {
+      if (!g.paused) g.level = reputation_level::ok;
+      continue;
+    }
+    if (verdict.level <= g.level) continue;  // warned of this level already
+    g.level = verdict.level;
+    bool pause = verdict.level == reputation_level::pause && !suspended;
+    event_record e;
+    e.id = new_id();
+    e.tenant_id = id;
+    e.type = "reputation_warning";
+    e.at_ms = now;
+    e.data_json = event_data::reputation_warning(to_string(verdict.level), verdict.metric, verdict.rate,
+                                                 verdict.threshold, cfg.window.count() / 1000, counts.delivered,
+                                                 counts.hard_bounces, counts.complaints, pause);
+    self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, std::move(e))
+        .then([](caf::ok_atom) {}, [](caf::error&) {});
+    spdlog::warn("reputation.{} tenant={} name={} metric={} rate={} threshold={} delivered={} hard_bounces={} "
+                 "complaints={}",
+                 pause ? "paused" : "warning", id.str(), name, verdict.metric, percent(verdict.rate),
+                 percent(verdict.threshold), counts.delivered, counts.hard_bounces, counts.complaints);
+    metrics().get_counter("petrel_reputation_actions_total", "Reputation guard warnings and pauses",
+                          {{"action", pause ? "pause" : "warn"}}).inc();
+    if (!pause) continue;
+    g.paused = true;
+    control_record c;
+    c.kind = "tenant";
+    c.target = id.str();
+    c.reason = "reputation guard: " + std::string(verdict.metric == "complaint_rate" ? "complaint" : "hard bounce") +
+               " rate " + percent(verdict.rate) + " >= " + percent(verdict.threshold) + " over " +
+               format_duration(cfg.window) + "; resume it when the cause is fixed";
+    if (auto dir = st.settings.shared.directory)
+      if (auto ctl = dir->get()->controls) self->send(ctl, guard_atom::value, suspend_atom::value, std::move(c));
+  }
+  self->delayed_send(self, cfg.check_interval, guard_atom::value);
+}
+
 tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_start start) {
   auto& st = start_actor(self);
   static_cast<tenants_start&>(st) = std::move(start);
@@ -275,7 +363,10 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_star
       entry->second.restarting = true;
   });
   load(self);
+  if (st.settings.config->reputation.enabled)
+    self->delayed_send(self, st.settings.config->reputation.check_interval, guard_atom::value);
   return {
+      [=](guard_atom) { guard_round(self); },
       [=](auth_atom, const std::string& key_hash) -> caf::result<tenant_identity> {
         if (!self->state.loaded) return unavailable("tenants are still loading");
         auto* entry = entry_for_key(self, key_hash);
@@ -319,6 +410,9 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_star
           s.tenant = entry.record;
           s.keys = entry.keys;
           for (auto& k : s.keys) k.key_hash.clear();
+          s.reputation = self->state.settings.shared.reputation->counts(id, unix_now_ms());
+          if (auto g = self->state.guard.find(id); g != self->state.guard.end())
+            s.reputation_state = g->second.paused ? "paused" : to_string(g->second.level);
           out.push_back(std::move(s));
         }
         return out;

@@ -145,7 +145,8 @@ std::string webhook_batch_json(const id128& webhook, const std::vector<event_vie
 const std::vector<std::string>& event_types() {
   static const std::vector<std::string> all = {"accepted",   "delivered",    "deferred",  "bounced",
                                                "expired",    "suppressed",   "complained", "unsubscribed",
-                                               "cancelled",  "admin_action", "domain_verification_failed"};
+                                               "cancelled",  "admin_action", "domain_verification_failed",
+                                               "reputation_warning"};
   return all;
 }
 

@@ -84,6 +84,7 @@ json::object tenant_json(const tenant_record& t) {
                       {"suspended", t.suspended},
                       {"pool", t.pool.empty() ? json::value(nullptr) : json::value(t.pool)},
                       {"weight", t.weight},
+                      {"sandbox", t.sandbox},
                       {"created_at", timestamp(t.created_at_ms)}};
 }
 
@@ -821,6 +822,14 @@ void http_api::admin_list_tenants(http_responder respond) {
           json::array keys;
           for (const auto& k : t.keys) keys.push_back(key_json(k));
           o["keys"] = std::move(keys);
+          const auto& r = t.reputation;
+          auto ppm = [](double x) { return static_cast<std::int64_t>(x * 1e6 + 0.5); };
+          o["reputation"] = json::object{{"state", t.reputation_state},
+                                         {"delivered", r.delivered},
+                                         {"hard_bounces", r.hard_bounces},
+                                         {"complaints", r.complaints},
+                                         {"complaint_rate_ppm", ppm(r.complaint_rate())},
+                                         {"hard_bounce_rate_ppm", ppm(r.hard_bounce_rate())}};
           tenants.push_back(std::move(o));
         }
         respond(json_response(200, json::object{{"tenants", std::move(tenants)}}));
@@ -835,8 +844,8 @@ void http_api::admin_create_tenant(const http_request& request, http_responder r
   std::vector<field_error> errors;
   new_tenant t;
   for (const auto& kv : o)
-    if (kv.key() != "name" && kv.key() != "rate" && kv.key() != "burst")
-      errors.push_back({std::string(kv.key()), "unknown field"});
+    if (kv.key() != "name" && kv.key() != "rate" && kv.key() != "burst" && kv.key() != "sandbox")
+      errors.push_back({std::string(kv.key()), "unknown field (name, rate, burst, sandbox)"});
   if (auto* name = o.if_contains("name"); name && name->is_string())
     t.name = std::string(name->get_string());
   else
@@ -854,6 +863,10 @@ void http_api::admin_create_tenant(const http_request& request, http_responder r
       t.burst = static_cast<std::uint32_t>(burst->get_int64());
     else
       errors.push_back({"burst", "must be an integer from 1 to 10000000"});
+  }
+  if (auto* sandbox = o.if_contains("sandbox")) {
+    if (sandbox->is_bool()) t.sandbox = sandbox->get_bool();
+    else errors.push_back({"sandbox", "must be true or false"});
   }
   if (!errors.empty())
     return respond(invalid_request(errors));
@@ -916,8 +929,14 @@ void http_api::admin_update_tenant(const std::string& tenant_id, const http_requ
         patch.weight = static_cast<std::uint32_t>(v.get_int64());
       else
         errors.push_back({"weight", "must be an integer from 1 to 1000"});
+    } else if (key == "sandbox") {
+      patch.set_sandbox = true;
+      if (v.is_bool())
+        patch.sandbox = v.get_bool();
+      else
+        errors.push_back({"sandbox", "must be true or false"});
     } else {
-      errors.push_back({key, "unknown field (rate, burst, suspended, pool, weight)"});
+      errors.push_back({key, "unknown field (rate, burst, suspended, pool, weight, sandbox)"});
     }
   }
   if (!errors.empty())

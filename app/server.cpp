@@ -225,6 +225,7 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   auto c = std::make_shared<node_config>();
   c->storage = cfg.storage;
   c->tenants = cfg.tenants;
+  c->reputation = cfg.reputation;
   c->actors = cfg.actors;
   c->dns = cfg.dns;
   c->delivery = cfg.delivery;
@@ -276,6 +277,7 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   node_settings settings;
   settings.config = std::move(c);
   if (cfg.cluster.enabled) settings.shared.leases = std::make_shared<partition_leases>(cfg.cluster.partitions);
+  settings.shared.reputation = std::make_shared<reputation_book>(cfg.reputation.window);
   if (!cfg.log.delivery_log.empty()) {
     try {
       settings.shared.attempts_log = std::make_shared<delivery_log>(cfg.log.delivery_log);

@@ -576,7 +576,7 @@ std::optional<submission_rejection> take_raw(message_record& m, const mailbox& f
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms, std::int64_t send_at_ms) {
   // Structured fields next to raw were reported already, with a better reason.
   reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority", "send_at",
-                        "batch_id", "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
+                        "batch_id", "sandbox", "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
   message_record m;
   m.id = send_at_ms ? new_id_at(send_at_ms) : new_id();
   m.created_at_ms = now_ms;
@@ -586,6 +586,7 @@ submission_result parse_raw(validator& v, const json::object& o, std::int64_t no
   m.bulk = bulk_flag(v, o, m.campaign);
   m.priority = priority_flag(v, o);
   m.batch_id = read_batch_id(v, o);
+  m.sandbox = flag(v, o, "sandbox");
 
   const auto* envelope = o.if_contains("envelope");
   std::optional<mailbox> from;
@@ -669,7 +670,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
                         "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority",
                         "send_at", "batch_id", "substitutions", "template", "strict", "template_id",
-                        "template_version"});
+                        "template_version", "sandbox"});
   // A stored template: looked up by the caller first, then its parts take the fields' place.
   const auto* template_id = o.if_contains("template_id");
   if (template_id && !template_id->is_null()) {
@@ -758,6 +759,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.bulk = bulk_flag(v, o, m.campaign);
   m.priority = priority_flag(v, o);
   m.batch_id = read_batch_id(v, o);
+  m.sandbox = flag(v, o, "sandbox");
   std::optional<message_templates> templates;
   if (templated && v.ok()) {
     auto compiled = message_templates::compile(spec.subject, spec.text, spec.html);

@@ -259,6 +259,19 @@ struct tenant_settings {
   std::uint32_t default_burst = 200;
 };
 
+// [reputation]: the guard that warns of and pauses a tenant whose complaint or hard-bounce rate
+// over a rolling window passes a threshold (docs/sending.md, "Reputation guard").
+struct reputation_settings {
+  bool enabled = true;
+  std::chrono::milliseconds window = 24h;
+  std::uint64_t min_volume = 500;  // final attempts in the window before the rates count
+  double complaint_warn = 0.001;
+  double complaint_pause = 0.003;
+  double bounce_warn = 0.05;
+  double bounce_pause = 0.10;
+  std::chrono::milliseconds check_interval = 30s;
+};
+
 struct bootstrap_settings {
   // On first start with an empty store: create this tenant and print its API key once.
   bool create_tenant = true;
@@ -414,6 +427,7 @@ struct config {
   storage_settings storage;
   submission_settings submission;
   tenant_settings tenants;
+  reputation_settings reputation;
   bootstrap_settings bootstrap;
   actor_settings actors;
   dns_config dns;

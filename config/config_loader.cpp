@@ -540,6 +540,7 @@ void read_egress(reader& r, config& c) {
         std::string::npos)
       t.problem("node", "a cluster.node_name: letters, digits, '-', '_' and '.' only");
     if (e.name.empty()) t.problem("name", "required");
+    else if (e.name[0] == '~') t.problem("name", "cannot start with '~' (reserved: ~sandbox is the sandbox's simulator)");
     else if (!names.insert(e.name).second) t.problem("name", "\"" + e.name + "\" is used twice");
     if (!e.address.empty() && e.address.find_first_not_of("0123456789abcdefABCDEF.:") != std::string::npos)
       t.problem("address", "\"" + e.address + "\" is not an IP address");
@@ -566,6 +567,7 @@ void read_egress(reader& r, config& c) {
     egress_pool_config pool;
     t.string("name", pool.name, 64);
     if (pool.name.empty()) t.problem("name", "required");
+    else if (pool.name[0] == '~') t.problem("name", "cannot start with '~' (reserved: ~sandbox is the sandbox's simulator)");
     else if (!pool_names.insert(pool.name).second) t.problem("name", "\"" + pool.name + "\" is used twice");
     for (auto& m : t.tables("sources")) {
       pool_member member;
@@ -729,6 +731,24 @@ void read_tenants(reader& r, config& c) {
 }
 
 // [bootstrap]
+// [reputation]
+void read_reputation(reader& r, config& c) {
+  auto s = r.open("reputation");
+  auto& p = c.reputation;
+  s.boolean("enabled", p.enabled);
+  s.duration("window", p.window, 1s, 90 * 24h);
+  s.integer("min_volume", p.min_volume, 1, 1'000'000'000);
+  s.real("complaint_warn", p.complaint_warn, 0, 1);
+  s.real("complaint_pause", p.complaint_pause, 0, 1);
+  s.real("bounce_warn", p.bounce_warn, 0, 1);
+  s.real("bounce_pause", p.bounce_pause, 0, 1);
+  s.duration("check_interval", p.check_interval, 100ms, 1h);
+  if (p.complaint_warn > p.complaint_pause)
+    s.problem("complaint_warn", "must not be above complaint_pause");
+  if (p.bounce_warn > p.bounce_pause) s.problem("bounce_warn", "must not be above bounce_pause");
+  s.finish();
+}
+
 void read_bootstrap(reader& r, config& c) {
   auto s = r.open("bootstrap");
   s.boolean("create_tenant", c.bootstrap.create_tenant);
@@ -975,6 +995,7 @@ void read_all(reader& r, config& c) {
   read_storage(r, c);
   read_submission(r, c);
   read_tenants(r, c);
+  read_reputation(r, c);
   read_bootstrap(r, c);
   read_actors(r, c);
   read_dkim(r, c);

@@ -114,16 +114,16 @@ constexpr std::array<const char*, stmt_count> statements = {
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
     "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7)",
-    "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight) "
-    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
-    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3, pool = $4, weight = $5 "
-    "WHERE id = $6",
+    "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox) "
+    "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3, pool = $4, weight = $5, sandbox = $6 "
+    "WHERE id = $7",
     "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at, revoked_at) "
     "VALUES ($1,$2,$3,$4,$5,$6)",
     "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at = 0",
     "UPDATE recipients SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
     "last_reply = $5 WHERE id = $6",
-    "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight FROM tenants "
+    "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox FROM tenants "
     "ORDER BY id",
     "SELECT id, tenant_id, key_hash, prefix, created_at, revoked_at FROM api_keys "
     "WHERE revoked_at = 0 ORDER BY id",
@@ -518,6 +518,7 @@ class pg_store final : public store {
       t.created_at_ms = int_at(r, i, 5);
       t.pool = text_at(r, i, 6);
       t.weight = static_cast<std::uint32_t>(int_at(r, i, 7));
+      t.sandbox = int_at(r, i, 8) != 0;
       out.push_back(std::move(t));
     }
     return out;
@@ -1121,13 +1122,13 @@ class pg_store final : public store {
   params tenant_params(const tenant_record& t) {
     params p;
     p.id(t.id).text(t.name).real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0)
-        .integer(t.created_at_ms).text(t.pool).integer(t.weight);
+        .integer(t.created_at_ms).text(t.pool).integer(t.weight).integer(t.sandbox ? 1 : 0);
     return p;
   }
   params tenant_update_params(const tenant_record& t) {
     params p;
     p.real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0).text(t.pool)
-        .integer(t.weight).id(t.id);
+        .integer(t.weight).integer(t.sandbox ? 1 : 0).id(t.id);
     return p;
   }
   params key_params(const api_key_record& k) {

@@ -43,6 +43,7 @@ struct tenant_record {
   std::int64_t created_at_ms = 0;
   std::string pool;           // egress pool; "" the default pool
   std::uint32_t weight = 1;   // share of turns against other tenants at a busy domain
+  bool sandbox = false;       // every message is delivered nowhere (actors/policy/sandbox.hpp)
 };
 
 struct api_key_record {
@@ -103,6 +104,9 @@ struct message_record {
   // delivery; each recipient has its personal_json.
   bool templated = false;
   std::string batch_id;  // the client's batch ("" none): POST /v1/batches/{id}/cancel
+  // Deliver nowhere (actors/policy/sandbox.hpp): the recipients get the simulator's pool. Not a
+  // column: the recipients' pool says it.
+  bool sandbox = false;
   // The request's Idempotency-Key (key "" none): stored in the message's transaction.
   idempotency_record idempotency;
 };

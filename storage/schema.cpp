@@ -316,6 +316,11 @@ const std::vector<migration>& schema_migrations() {
        {
            "CREATE INDEX recipients_address ON recipients (tenant_id, address)",
        }},
+      {17,
+       "the sandbox: tenants whose mail is delivered nowhere",
+       {
+           "ALTER TABLE tenants ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0",
+       }},
   };
   return all;
 }

@@ -213,7 +213,7 @@ class sqlite_store final : public store {
   std::vector<tenant_record> load_tenants() override {
     std::vector<tenant_record> out;
     auto q = prepare(
-        "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight FROM tenants "
+        "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox FROM tenants "
         "ORDER BY id");
     while (q.step()) {
       tenant_record t;
@@ -225,6 +225,7 @@ class sqlite_store final : public store {
       t.created_at_ms = q.integer(5);
       t.pool = q.text(6);
       t.weight = static_cast<std::uint32_t>(q.integer(7));
+      t.sandbox = q.integer(8) != 0;
       out.push_back(std::move(t));
     }
     return out;
@@ -939,8 +940,8 @@ class sqlite_store final : public store {
   void apply_op(const insert_tenant_op& op) {
     const auto& t = op.tenant;
     auto q = prepare(
-        "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight) "
-        "VALUES (?,?,?,?,?,?,?,?)");
+        "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox) "
+        "VALUES (?,?,?,?,?,?,?,?,?)");
     q.bind(1, t.id)
         .bind(2, std::string_view(t.name))
         .bind(3, t.rate_per_second)
@@ -948,7 +949,8 @@ class sqlite_store final : public store {
         .bind(5, static_cast<std::int64_t>(t.suspended ? 1 : 0))
         .bind(6, t.created_at_ms)
         .bind(7, std::string_view(t.pool))
-        .bind(8, static_cast<std::int64_t>(t.weight));
+        .bind(8, static_cast<std::int64_t>(t.weight))
+        .bind(9, static_cast<std::int64_t>(t.sandbox ? 1 : 0));
     q.run();
     for (const auto& key : op.keys) apply_op(insert_api_key_op{key});
   }
@@ -956,14 +958,15 @@ class sqlite_store final : public store {
   void apply_op(const update_tenant_op& op) {
     const auto& t = op.tenant;
     auto q = prepare(
-        "UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ?, pool = ?, weight = ? "
+        "UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ?, pool = ?, weight = ?, sandbox = ? "
         "WHERE id = ?");
     q.bind(1, t.rate_per_second)
         .bind(2, static_cast<std::int64_t>(t.burst))
         .bind(3, static_cast<std::int64_t>(t.suspended ? 1 : 0))
         .bind(4, std::string_view(t.pool))
         .bind(5, static_cast<std::int64_t>(t.weight))
-        .bind(6, t.id);
+        .bind(6, static_cast<std::int64_t>(t.sandbox ? 1 : 0))
+        .bind(7, t.id);
     q.run();
     if (sqlite3_changes(db_) == 0) throw operation_error("no such tenant");
   }

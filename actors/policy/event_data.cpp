@@ -65,6 +65,10 @@ std::string attempt(const attempt_facts& a) {
     }
   }
   if (a.next_attempt_at_ms > 0) o["next_attempt_at"] = rfc3339(a.next_attempt_at_ms);
+  if (!a.simulated.empty()) {
+    o["sandbox"] = true;
+    o["simulated"] = a.simulated;
+  }
   return text(o);
 }
 
@@ -120,6 +124,22 @@ std::string admin_action(std::string_view action, std::string_view kind, std::st
   put_if(o, "reason", reason);
   o["by"] = by;
   return text(o);
+}
+
+std::string reputation_warning(std::string_view level, std::string_view metric, double rate, double threshold,
+                               std::int64_t window_seconds, std::uint64_t delivered, std::uint64_t hard_bounces,
+                               std::uint64_t complaints, bool paused) {
+  // Rates in parts per million: integers, never "4E-3".
+  auto ppm = [](double r) { return static_cast<std::int64_t>(r * 1e6 + 0.5); };
+  return text(json::object{{"level", level},
+                           {"metric", metric},
+                           {"rate_ppm", ppm(rate)},
+                           {"threshold_ppm", ppm(threshold)},
+                           {"window_seconds", window_seconds},
+                           {"delivered", delivered},
+                           {"hard_bounces", hard_bounces},
+                           {"complaints", complaints},
+                           {"paused", paused}});
 }
 
 std::string domain_verification_failed(std::string_view domain, std::string_view status_json) {

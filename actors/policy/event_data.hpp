@@ -38,6 +38,7 @@ struct attempt_facts {
   std::string_view tls_cipher;
   bool dane = false;  // the certificate matched DNSSEC-validated TLSA records
   std::int64_t next_attempt_at_ms = 0;  // deferred only
+  std::string_view simulated;  // the sandbox's simulated outcome ("" a real attempt)
 };
 std::string attempt(const attempt_facts& a);
 
@@ -62,6 +63,11 @@ std::string cancelled(std::string_view by, std::string_view reason);
 // until_ms 0: no end time.
 std::string admin_action(std::string_view action, std::string_view kind, std::string_view target,
                          std::int64_t until_ms, std::string_view reason, std::string_view by);
+// The reputation guard: a tenant's rate crossed a threshold (level "warning" or "paused"); paused:
+// its sending was suspended by it.
+std::string reputation_warning(std::string_view level, std::string_view metric, double rate, double threshold,
+                               std::int64_t window_seconds, std::uint64_t delivered, std::uint64_t hard_bounces,
+                               std::uint64_t complaints, bool paused);
 // status_json: the verification report (an object); anything else is kept as {"raw": text}.
 std::string domain_verification_failed(std::string_view domain, std::string_view status_json);
 

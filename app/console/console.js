@@ -401,12 +401,13 @@
       h("details", {}, h("summary", {}, "The last 15 minutes as a table"), h("div", { id: "chart-table" }))
     );
     every(10, async () => {
-      const [activity, queues, ready, controls, webhooks] = await Promise.all([
+      const [activity, queues, ready, controls, webhooks, tenants] = await Promise.all([
         api("GET", "/admin/activity?minutes=180"),
         api("GET", "/admin/queues"),
         readiness(),
         api("GET", "/admin/controls"),
         api("GET", "/admin/webhooks"),
+        api("GET", "/admin/tenants"),
       ]);
       const minutes = activity.minutes;
       const recent = minutes.slice(-5);
@@ -435,6 +436,11 @@
       for (const w of webhooks.webhooks)
         if (w.state && w.state !== "active")
           warnings.push(`Webhook ${w.url} of ${w.tenant_name} is ${w.state}${w.paused_reason ? ": " + w.paused_reason : ""}.`);
+      for (const t of tenants.tenants)
+        if (t.reputation && t.reputation.state === "warning")
+          warnings.push(
+            `Tenant ${t.name} is past a reputation warning threshold: ${(t.reputation.complaint_rate_ppm / 10000).toFixed(2)}% complaints, ${(t.reputation.hard_bounce_rate_ppm / 10000).toFixed(2)}% hard bounces.`
+          );
       for (const c of controls.controls)
         warnings.push(
           `${c.kind} ${c.target} is suspended${c.reason ? " (" + c.reason + ")" : ""}${c.until ? " until " + when(c.until) : ""}.`
@@ -721,13 +727,14 @@
         "tenants",
         table(
           "Tenants",
-          [{ label: "Name" }, { label: "Rate" }, { label: "Burst", num: 1 }, { label: "Pool" }, { label: "State" }, { label: "Keys", num: 1 }, { label: "Created" }],
+          [{ label: "Name" }, { label: "Rate" }, { label: "Burst", num: 1 }, { label: "Pool" }, { label: "State" }, { label: "Reputation" }, { label: "Keys", num: 1 }, { label: "Created" }],
           data.tenants.map((t) => [
             h("a", { href: "#/tenants/" + t.id }, t.name),
             t.rate || "default",
             t.burst === null ? "default" : num(t.burst),
             t.pool || "default",
-            t.suspended ? badge("suspended") : badge("active"),
+            [t.suspended ? badge("suspended") : badge("active"), t.sandbox ? [" ", badge("sandbox", "queued")] : null],
+            reputationBadge(t.reputation),
             num(t.keys.length),
             when(t.created_at),
           ]),
@@ -735,6 +742,14 @@
         )
       );
     });
+  }
+
+  // The reputation guard's state with the rates (parts per million shown as percentages).
+  function reputationBadge(r) {
+    if (!r) return "—";
+    const pct = (ppm) => (ppm / 10000).toFixed(2) + "%";
+    const kind = r.state === "paused" ? "failed" : r.state === "warning" ? "deferred" : "ok";
+    return h("span", {}, badge(r.state, kind), ` complaints ${pct(r.complaint_rate_ppm)}, hard bounces ${pct(r.hard_bounce_rate_ppm)}`);
   }
 
   async function createTenant(ev) {
@@ -807,7 +822,12 @@
         h(
           "div",
           { class: "cards" },
-          card("State", t.suspended ? "suspended" : "active", t.suspended ? "bad" : "good"),
+          card("State", t.suspended ? "suspended" : t.sandbox ? "active (sandbox)" : "active", t.suspended ? "bad" : "good"),
+          card(
+            "Reputation",
+            t.reputation ? `${t.reputation.state}: ${(t.reputation.complaint_rate_ppm / 10000).toFixed(2)}% complaints, ${(t.reputation.hard_bounce_rate_ppm / 10000).toFixed(2)}% hard bounces` : "—",
+            t.reputation && t.reputation.state !== "ok" ? "bad" : null
+          ),
           card("Rate", t.rate || "default"),
           card("Burst", t.burst === null ? "default" : num(t.burst)),
           card("Pool", t.pool || "default"),
