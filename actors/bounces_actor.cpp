@@ -145,7 +145,9 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
   } else {
     tracked(self, p, st.store, record_atom::value, event);
   }
-  if (c.hard) st.settings.shared.reputation->record(r.tenant_id, reputation_outcome::hard_bounce, unix_now_ms());
+  // (A second notice about a recipient bounced already counts once only.)
+  if (c.hard && r.state != recipient_state::bounced)
+    st.settings.shared.reputation->record(r.tenant_id, reputation_outcome::hard_bounce, unix_now_ms());
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "bounced",
                     std::string(to_string(c.category)), c.hard, false, c.reason};
   const auto& b = st.settings.config->bounces;

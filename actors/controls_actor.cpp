@@ -165,10 +165,10 @@ controls_actor::behavior_type controls_behavior(controls_pointer self, controls_
         // No answer: the site sent this without asking for one.
         apply_suspend(self, std::move(c), "rule " + rule, [](const caf::error&, const control_record&) {});
       },
-      [=](guard_atom, suspend_atom, control_record& c) {
+      [=](guard_atom, suspend_atom, control_record& c) -> caf::result<control_record> {
         auto& st = self->state;
-        if (st.controls.count({c.kind, c.target})) return;  // suspended already
-        apply_suspend(self, std::move(c), "reputation_guard", [](const caf::error&, const control_record&) {});
+        if (auto it = st.controls.find({c.kind, c.target}); it != st.controls.end()) return it->second;
+        return suspend(self, std::move(c), "reputation_guard");
       },
       [=](resume_atom, const std::string& kind, const std::string& target) -> caf::result<caf::ok_atom> {
         auto& st = self->state;

@@ -131,7 +131,8 @@ struct domain_state : domain_start {
   retry_schedule schedule{{}, 0, std::chrono::hours(72)};
   std::unordered_map<id128, waiting_recipient, id128_hash> waiting;
   std::deque<reply_note> last_replies;  // for the admin views, newest first
-  std::vector<event_record> after_commit;  // events that follow the next commit's (the sandbox's complaints)
+  // Updates that follow the next batch's in its own write (a sandbox complaint after its delivery).
+  std::vector<recipient_update> after_commit;
   std::priority_queue<heap_entry, std::vector<heap_entry>, std::greater<heap_entry>> heap;
   std::map<std::string, lane> lanes;  // by lane_key(source, route key)
   std::unordered_map<std::uint64_t, delivery_job> jobs;  // at a site
@@ -356,18 +357,12 @@ void evict_confirmed(domain_pointer self, const std::vector<recipient_update>& u
 
 // In a cluster every update carries the partition's epoch: the store refuses it once another
 // node has claimed the partition, and then this actor stops (the new owner has the domain).
-void record_after_commit(domain_pointer self) {
-  auto& st = self->state;
-  // Sent after the commit's request: the store takes them in that order.
-  for (auto& e : st.after_commit)
-    self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, std::move(e))
-        .then([](caf::ok_atom) {}, [](caf::error&) {});
-  st.after_commit.clear();
-}
-
 void commit(domain_pointer self, std::vector<recipient_update> updates, std::int32_t attempt = 0) {
-  if (updates.empty()) return record_after_commit(self);
   auto& st = self->state;
+  // In the same write, after the updates they follow, and retried with them.
+  for (auto& u : st.after_commit) updates.push_back(std::move(u));
+  st.after_commit.clear();
+  if (updates.empty()) return;
   for (auto& u : updates) {
     u.partition = st.claim.partition;
     u.epoch = st.claim.epoch;
@@ -377,9 +372,7 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
     }
   }
   ++st.commits_in_flight;
-  auto recorded = self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates);
-  record_after_commit(self);
-  recorded
+  self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates)
       .then([=](caf::ok_atom) {
               --self->state.commits_in_flight;
               for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
@@ -590,15 +583,12 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
     // Simulated outcomes count toward no suppression; a simulated complaint is recorded as
     // a feedback report's would be.
     if (u.state == recipient_state::delivered && where && where->simulated == "complaint") {
-      event_record e;
-      e.id = new_id();
-      e.tenant_id = u.event.tenant_id;
-      e.message_id = u.event.message_id;
-      e.recipient_id = id;
-      e.type = "complained";
-      e.at_ms = now;
-      e.data_json = event_data::complained("abuse", "sandbox", "sandbox");
-      st.after_commit.push_back(std::move(e));
+      // The same state again, with the complaint as its event: written after the delivery.
+      auto complaint = u;
+      complaint.event.id = new_id();
+      complaint.event.type = "complained";
+      complaint.event.data_json = event_data::complained("abuse", "sandbox", "sandbox");
+      st.after_commit.push_back(std::move(complaint));
       record_activity(activity::complained);
     }
   } else if (failure && u.state != recipient_state::deferred) {

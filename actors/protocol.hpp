@@ -912,8 +912,9 @@ using controls_actor = caf::typed_actor<
     caf::replies_to<resume_atom, std::string, std::string>::with<caf::ok_atom>,
     // From a site's response rule (no answer): suspend, naming the rule.
     caf::reacts_to<suspend_atom, control_record, std::string>,
-    // From the reputation guard (no answer): suspend a tenant's sending.
-    caf::reacts_to<guard_atom, suspend_atom, control_record>,
+    // From the reputation guard: suspend a tenant's sending (one in force already stays as it
+    // is). -> the control in force, once stored
+    caf::replies_to<guard_atom, suspend_atom, control_record>::with<control_record>,
     // The controls in force.
     caf::replies_to<list_atom>::with<std::vector<control_record>>,
     // Cluster: another node changed the controls; load them again from the store.

@@ -304,7 +304,7 @@ typename Inspector::result_type inspect(Inspector& f, egress_state& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_query& x) {
-  return f(caf::meta::type_name("event_query"), x.tenant_id, x.after_seq, x.types, x.message_id,
+  return f(caf::meta::type_name("event_query"), x.tenant_id, x.all_tenants, x.after_seq, x.types, x.message_id,
            x.recipient, x.campaign, x.since_ms, x.until_ms, x.limit);
 }
 template <class Inspector>

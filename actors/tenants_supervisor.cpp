@@ -46,7 +46,8 @@ struct tenants_state : tenants_start {
   // paused it (until an operator resumes it).
   struct guard_state {
     reputation_level level = reputation_level::ok;
-    bool paused = false;
+    bool pausing = false;  // asked the controls actor, no answer yet
+    bool paused = false;   // its pause is in force (stored and published)
   };
   std::map<id128, guard_state> guard;
   static inline const char* name = "tenants";
@@ -156,7 +157,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
 
 bool same_settings(const tenant_record& a, const tenant_record& b) {
   return a.rate_per_second == b.rate_per_second && a.burst == b.burst && a.suspended == b.suspended &&
-         a.pool == b.pool && a.weight == b.weight;
+         a.pool == b.pool && a.weight == b.weight && a.sandbox == b.sandbox;
 }
 
 // At start, and again (refresh) when another node of the cluster changed tenants or keys: the
@@ -290,6 +291,7 @@ void guard_round(tenants_pointer self) {
   const auto& book = st.settings.shared.reputation;
   for (const auto& [id, entry] : st.tenants) {
     auto& g = st.guard[id];
+    if (g.pausing) continue;  // until the controls actor answers
     bool suspended = controls->active("tenant", id.str(), now);
     if (g.paused && !suspended) {
       // Resumed by an operator: the rates start over from now.
@@ -313,9 +315,13 @@ void guard_round(tenants_pointer self) {
       if (!g.paused) g.level = reputation_level::ok;
       continue;
     }
+    // Suspended by someone else already (an operator, another node's guard): nothing to pause,
+    // but once that suspension ends the pause is due, so the level stays below it.
+    if (verdict.level == reputation_level::pause && suspended && !g.paused)
+      verdict.level = reputation_level::warning;
     if (verdict.level <= g.level) continue;  // warned of this level already
     g.level = verdict.level;
-    bool pause = verdict.level == reputation_level::pause && !suspended;
+    bool pause = verdict.level == reputation_level::pause;
     event_record e;
     e.id = new_id();
     e.tenant_id = id;
@@ -333,15 +339,35 @@ void guard_round(tenants_pointer self) {
     metrics().get_counter("petrel_reputation_actions_total", "Reputation guard warnings and pauses",
                           {{"action", pause ? "pause" : "warn"}}).inc();
     if (!pause) continue;
-    g.paused = true;
+    g.pausing = true;
     control_record c;
     c.kind = "tenant";
     c.target = id.str();
     c.reason = "reputation guard: " + std::string(verdict.metric == "complaint_rate" ? "complaint" : "hard bounce") +
                " rate " + percent(verdict.rate) + " >= " + percent(verdict.threshold) + " over " +
                format_duration(cfg.window) + "; resume it when the cause is fixed";
-    if (auto dir = st.settings.shared.directory)
-      if (auto ctl = dir->get()->controls) self->send(ctl, guard_atom::value, suspend_atom::value, std::move(c));
+    auto ctl = st.settings.shared.directory ? st.settings.shared.directory->get()->controls : controls_actor{};
+    auto tenant = id;
+    auto failed = [=](const std::string& why) {
+      // Judged again next round (the warning is not repeated).
+      auto& g = self->state.guard[tenant];
+      g.pausing = false;
+      g.level = reputation_level::warning;
+      spdlog::warn("reputation.pause_failed tenant={} error=\"{}\"", tenant.str(), why);
+    };
+    if (!ctl) {
+      failed("the controls actor is not running");
+      continue;
+    }
+    self->request(ctl, st.settings.config->storage.request_timeout, guard_atom::value, suspend_atom::value,
+                  std::move(c))
+        .then(
+            [=](control_record&) {
+              auto& g = self->state.guard[tenant];
+              g.pausing = false;
+              g.paused = true;
+            },
+            [=](caf::error& e) { failed(self->system().render(e)); });
   }
   self->delayed_send(self, cfg.check_interval, guard_atom::value);
 }

@@ -115,6 +115,7 @@ void http_api::console_request(http_request&& request, http_responder respond) {
     r.body = "the console is at /ui/\n";
     return secured(std::move(r));
   }
+  if (request.path != "/favicon.ico" && request.path.rfind("/ui/", 0) != 0) return secured(not_found());
   auto asset_name = [&]() -> std::string {
     if (request.path == "/favicon.ico") return "favicon.svg";
     if (request.path == "/ui/") return "index.html";

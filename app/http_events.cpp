@@ -400,38 +400,36 @@ void http_api::events(http_request&& request, http_responder respond) {
       });
 }
 
-// GET /admin/events: GET /v1/events over every tenant, in one order (sequence numbers are the
-// node's, not a tenant's). Each tenant's page is its first `limit` after the cursor; the merged
-// page stops at the lowest last position among the full pages, so that nothing is skipped.
+// GET /admin/events: GET /v1/events over every tenant, in the store's order (sequence numbers
+// are the node's, not a tenant's).
 void http_api::admin_events(http_request&& request, http_responder respond) {
   event_query q;
   std::vector<field_error> errors;
   read_event_query(request, q, errors);
   if (!errors.empty()) return respond(invalid_request(errors));
+  q.all_tenants = true;
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
-  using page = std::vector<event_view>;
-  query_each_tenant<page>(
-      sys_, s->tenants, s->store, timeout, q,
-      [respond, q, &sys](tenant_answers<page>& answers) {
-        if (answers.error) return respond(problem_from_error(sys, *answers.error));
-        auto cut = std::numeric_limits<std::int64_t>::max();
+  auto store = s->store;
+  auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
+  // The tenants' names first, then one query of the store for every tenant's events: one
+  // snapshot, so that the cursor passes no event (PostgreSQL: behind the visibility horizon).
+  ask<std::vector<tenant_summary>>(
+      sys_, s->tenants, timeout,
+      [=, &sys](std::vector<tenant_summary>& tenants) {
         std::map<id128, std::string> names;
-        std::vector<const event_view*> all;
-        for (const auto& [tenant, p] : answers.results) {
-          names[tenant.id] = tenant.name;
-          if (p.size() == q.limit && !p.empty()) cut = std::min(cut, p.back().seq);
-          for (const auto& e : p) all.push_back(&e);
-        }
-        all.erase(std::remove_if(all.begin(), all.end(), [cut](const event_view* e) { return e->seq > cut; }),
-                  all.end());
-        std::sort(all.begin(), all.end(), [](const event_view* a, const event_view* b) { return a->seq < b->seq; });
-        bool more = all.size() > q.limit || cut != std::numeric_limits<std::int64_t>::max();
-        if (all.size() > q.limit) all.resize(q.limit);
-        respond(events_page(all, all.empty() ? q.after_seq : all.back()->seq, more, &names));
+        for (const auto& t : tenants) names[t.tenant.id] = t.tenant.name;
+        ask<std::vector<event_view>>(
+            sys, store, timeout,
+            [respond, q, names](std::vector<event_view>& page) {
+              std::vector<const event_view*> items;
+              for (const auto& e : page) items.push_back(&e);
+              respond(events_page(items, page.empty() ? q.after_seq : page.back().seq, page.size() == q.limit, &names));
+            },
+            fail, load_atom::value, q);
       },
-      [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); });
+      fail, list_atom::value);
 }
 
 // GET /admin/webhooks: every tenant's webhook endpoints with their health.

@@ -67,6 +67,7 @@ enum stmt : int {
   select_warmup_starts,
   select_usage,
   select_events_page,
+  select_all_events_page,
   count_events_after_seq,
   select_webhooks,
   prune_events,
@@ -193,7 +194,7 @@ constexpr std::array<const char*, stmt_count> statements = {
     "WHERE until_at = 0 OR until_at > $1 ORDER BY kind, target",
     "SELECT name, warmup_started_at FROM egress_sources ORDER BY name",
     "SELECT source, period, period_start, count FROM egress_usage ORDER BY source, period",
-    "SELECT e.seq, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
+    "SELECT e.seq, e.tenant_id, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
     "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
     "COALESCE(m.metadata, '{}'), COALESCE(r.metadata, '') FROM events e "
     "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
@@ -204,6 +205,17 @@ constexpr std::array<const char*, stmt_count> statements = {
     // The visibility horizon: sequence numbers are taken at insert, so an event of a transaction
     // still running may get a smaller one than an event already committed. Only events of
     // transactions older than every running one are returned; a cursor never passes a late one.
+    "AND e.xid < pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY e.seq LIMIT $9",
+    "SELECT e.seq, e.tenant_id, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
+    "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
+    "COALESCE(m.metadata, '{}'), COALESCE(r.metadata, '') FROM events e "
+    "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
+    // Every tenant's (the admin tail); $1 stays in use for its type.
+    "WHERE ($1 = $1) AND e.seq > $2 "
+    "AND ($3 = '' OR e.type = ANY(string_to_array($3, ','))) "
+    "AND ($4 = '' OR e.message_id = $4) AND ($5 = '' OR lower(r.address) = lower($5)) "
+    "AND ($6 = '' OR m.campaign = $6) AND e.created_at >= $7::bigint AND ($8::bigint = 0 OR e.created_at < $8::bigint) "
     "AND e.xid < pg_snapshot_xmin(pg_current_snapshot()) "
     "ORDER BY e.seq LIMIT $9",
     "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE tenant_id = $1 AND seq > $2 "
@@ -886,23 +898,23 @@ class pg_store final : public store {
     params p;
     p.id(f.tenant_id).integer(f.after_seq).text(f.types).id(f.message_id).text(f.recipient)
         .text(f.campaign).integer(f.since_ms).integer(f.until_ms).integer(static_cast<std::int64_t>(f.limit));
-    auto r = run(select_events_page, p);
+    auto r = run(f.all_tenants ? select_all_events_page : select_events_page, p);
     std::vector<event_view> out;
     for (int i = 0; i < PQntuples(r.get()); ++i) {
       event_view v;
       v.seq = int_at(r, i, 0);
-      v.event.id = id_at(r, i, 1);
-      v.event.tenant_id = f.tenant_id;
-      v.event.message_id = id_at(r, i, 2);
-      v.event.recipient_id = id_at(r, i, 3);
-      v.event.type = text_at(r, i, 4);
-      v.event.at_ms = int_at(r, i, 5);
-      v.event.data_json = text_at(r, i, 6);
-      v.recipient = text_at(r, i, 7);
-      v.campaign = text_at(r, i, 8);
-      v.tags_json = text_at(r, i, 9);
-      v.metadata_json = text_at(r, i, 10);
-      v.recipient_metadata_json = text_at(r, i, 11);
+      v.event.tenant_id = id_at(r, i, 1);
+      v.event.id = id_at(r, i, 2);
+      v.event.message_id = id_at(r, i, 3);
+      v.event.recipient_id = id_at(r, i, 4);
+      v.event.type = text_at(r, i, 5);
+      v.event.at_ms = int_at(r, i, 6);
+      v.event.data_json = text_at(r, i, 7);
+      v.recipient = text_at(r, i, 8);
+      v.campaign = text_at(r, i, 9);
+      v.tags_json = text_at(r, i, 10);
+      v.metadata_json = text_at(r, i, 11);
+      v.recipient_metadata_json = text_at(r, i, 12);
       out.push_back(std::move(v));
     }
     return out;

@@ -124,6 +124,7 @@ struct event_record {
 // A page of a tenant's events (GET /v1/events, webhooks): after a position, with filters.
 struct event_query {
   id128 tenant_id;
+  bool all_tenants = false;     // every tenant's (the admin tail): tenant_id is not looked at
   std::int64_t after_seq = 0;   // the position: events with a larger sequence number
   std::string types;            // comma-separated event types; empty: all
   id128 message_id;             // empty: any

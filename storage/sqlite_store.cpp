@@ -654,16 +654,21 @@ class sqlite_store final : public store {
   }
 
   std::vector<event_view> list_events(const event_query& f) override {
-    auto q = prepare(
-        "SELECT e.seq, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "
-        "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "
-        "COALESCE(m.metadata, '{}'), COALESCE(r.metadata, '') FROM events e "
-        "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "
-        "WHERE e.tenant_id = ?1 AND e.seq > ?2 "
-        "AND (?3 = '' OR instr(',' || ?3 || ',', ',' || e.type || ',') > 0) "
-        "AND (?4 = '' OR e.message_id = ?4) AND (?5 = '' OR lower(r.address) = lower(?5)) "
-        "AND (?6 = '' OR m.campaign = ?6) AND e.created_at >= ?7 AND (?8 = 0 OR e.created_at < ?8) "
-        "ORDER BY e.seq LIMIT ?9");
+#define PETREL_EVENTS_PAGE(TENANT)                                                                     \
+  "SELECT e.seq, e.tenant_id, e.id, e.message_id, e.recipient_id, e.type, e.created_at, e.data, "      \
+  "COALESCE(r.address, ''), COALESCE(m.campaign, ''), COALESCE(m.tags, '[]'), "                       \
+  "COALESCE(m.metadata, '{}'), COALESCE(r.metadata, '') FROM events e "                               \
+  "LEFT JOIN messages m ON m.id = e.message_id LEFT JOIN recipients r ON r.id = e.recipient_id "      \
+  "WHERE " TENANT " AND e.seq > ?2 "                                                                  \
+  "AND (?3 = '' OR instr(',' || ?3 || ',', ',' || e.type || ',') > 0) "                              \
+  "AND (?4 = '' OR e.message_id = ?4) AND (?5 = '' OR lower(r.address) = lower(?5)) "                \
+  "AND (?6 = '' OR m.campaign = ?6) AND e.created_at >= ?7 AND (?8 = 0 OR e.created_at < ?8) "       \
+  "ORDER BY e.seq LIMIT ?9"
+    // One tenant's (by its index), or every tenant's (the admin tail: by sequence alone).
+    static constexpr const char* one = PETREL_EVENTS_PAGE("e.tenant_id = ?1");
+    static constexpr const char* all = PETREL_EVENTS_PAGE("?1 = ?1");
+#undef PETREL_EVENTS_PAGE
+    auto q = prepare(f.all_tenants ? all : one);
     q.bind(1, f.tenant_id)
         .bind(2, f.after_seq)
         .bind(3, std::string_view(f.types))
@@ -677,18 +682,18 @@ class sqlite_store final : public store {
     while (q.step()) {
       event_view v;
       v.seq = q.integer(0);
-      v.event.id = q.id(1);
-      v.event.tenant_id = f.tenant_id;
-      v.event.message_id = q.id(2);
-      v.event.recipient_id = q.id(3);
-      v.event.type = q.text(4);
-      v.event.at_ms = q.integer(5);
-      v.event.data_json = q.text(6);
-      v.recipient = q.text(7);
-      v.campaign = q.text(8);
-      v.tags_json = q.text(9);
-      v.metadata_json = q.text(10);
-      v.recipient_metadata_json = q.text(11);
+      v.event.tenant_id = q.id(1);
+      v.event.id = q.id(2);
+      v.event.message_id = q.id(3);
+      v.event.recipient_id = q.id(4);
+      v.event.type = q.text(5);
+      v.event.at_ms = q.integer(6);
+      v.event.data_json = q.text(7);
+      v.recipient = q.text(8);
+      v.campaign = q.text(9);
+      v.tags_json = q.text(10);
+      v.metadata_json = q.text(11);
+      v.recipient_metadata_json = q.text(12);
       out.push_back(std::move(v));
     }
     return out;

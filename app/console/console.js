@@ -301,11 +301,16 @@
   function every(seconds, render) {
     stopTimer();
     const generation = ++state.generation;
+    let running = false;
     const run = async () => {
+      if (running) return; // the previous run still waits for its answers: skip this tick
+      running = true;
       try {
         await render(generation);
       } catch (e) {
         if (!(e instanceof ApiError && e.status === 401)) alertError(e);
+      } finally {
+        running = false;
       }
     };
     run();
@@ -569,7 +574,8 @@
             c.reason || "—",
             when(c.since),
             c.until ? when(c.until) : "resumed by hand",
-            actionButtons(c.kind + "s", c.target, ["resume"], refresh),
+            // (Response rules' suspensions of a source or tenant at one site end by themselves.)
+            ["domain", "site", "tenant", "source"].includes(c.kind) ? actionButtons(c.kind + "s", c.target, ["resume"], refresh) : "—",
           ]),
           "Nothing is suspended."
         )
@@ -807,14 +813,17 @@
       h("div", { id: "sender-domains" })
     );
     every(0, async () => {
-      const [tenants, stats, webhooks, domains] = await Promise.all([
+      const [tenants, stats, webhooks, domains, controls] = await Promise.all([
         api("GET", "/admin/tenants"),
         api("GET", base + "/stats"),
         api("GET", base + "/webhooks"),
         api("GET", base + "/domains"),
+        api("GET", "/admin/controls"),
       ]);
       const t = tenants.tenants.find((x) => x.id === id || x.name === id);
       if (!t) return fill("tenant-head", h("p", {}, "No such tenant."));
+      // Sending is paused by a control of kind tenant (an operator's or the reputation guard's).
+      const paused = controls.controls.find((c) => c.kind === "tenant" && c.target === t.id);
       document.querySelector("#view h1").textContent = "Tenant " + t.name;
       document.title = "Tenant " + t.name + " — Petrel console";
       fill(
@@ -822,7 +831,17 @@
         h(
           "div",
           { class: "cards" },
-          card("State", t.suspended ? "suspended" : t.sandbox ? "active (sandbox)" : "active", t.suspended ? "bad" : "good"),
+          card(
+            "State",
+            t.suspended
+              ? "suspended: submissions refused"
+              : paused
+                ? "sending paused" + (paused.reason ? ": " + paused.reason : "")
+                : t.sandbox
+                  ? "active (sandbox)"
+                  : "active",
+            t.suspended || paused ? "bad" : "good"
+          ),
           card(
             "Reputation",
             t.reputation ? `${t.reputation.state}: ${(t.reputation.complaint_rate_ppm / 10000).toFixed(2)}% complaints, ${(t.reputation.hard_bounce_rate_ppm / 10000).toFixed(2)}% hard bounces` : "—",
@@ -840,8 +859,8 @@
           h("button", { type: "submit", class: "secondary" }, "Save rate"),
           h(
             "button",
-            { type: "button", class: t.suspended ? "secondary" : "danger", onclick: () => shapingAction("tenants", t.id, t.suspended ? "resume" : "suspend", () => tenantView(id)) },
-            t.suspended ? "Resume sending" : "Suspend sending"
+            { type: "button", class: paused ? "secondary" : "danger", onclick: () => shapingAction("tenants", t.id, paused ? "resume" : "suspend", () => tenantView(id)) },
+            paused ? "Resume sending" : "Pause sending"
           )
         )
       );
@@ -1203,7 +1222,7 @@
               h("td", {}, when(e.at)),
               h("td", {}, badge(e.type)),
               h("td", {}, e.tenant_name || e.tenant),
-              h("td", {}, e.email ? h("a", { href: "#/messages/" + e.message }, e.email) : h("a", { href: "#/messages/" + e.message }, "message")),
+              h("td", {}, e.message ? h("a", { href: "#/messages/" + e.message }, e.email || "message") : "—"),
               h("td", {}, details)
             ),
             body.firstChild

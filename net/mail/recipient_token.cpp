@@ -1,6 +1,8 @@
 // Signed recipient tokens (see recipient_token.hpp).
 #include "net/mail/recipient_token.hpp"
 
+#include "net/mail/token_mac.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -42,16 +44,8 @@ id128 id_from_bytes(const unsigned char* b) {
 
 std::array<unsigned char, mac_bytes> mac(std::string_view secret, token_purpose purpose,
                                          const unsigned char* id) {
-  std::string input = purpose == token_purpose::verp ? "petrel-verp" : "petrel-unsubscribe";
-  input.push_back('\0');
-  input.append(reinterpret_cast<const char*>(id), id_bytes);
-  unsigned char full[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
-       reinterpret_cast<const unsigned char*>(input.data()), input.size(), full, &length);
-  std::array<unsigned char, mac_bytes> out{};
-  std::memcpy(out.data(), full, mac_bytes);
-  return out;
+  return token_mac<mac_bytes>(secret, purpose == token_purpose::verp ? "petrel-verp" : "petrel-unsubscribe", id,
+                              id_bytes);
 }
 
 std::string base32(const unsigned char* data, std::size_t size) {

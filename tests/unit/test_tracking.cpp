@@ -1,0 +1,86 @@
+// Tracking tokens and the rewriting of HTML for opens and clicks (net/mail/tracking.hpp).
+#include <catch2/catch.hpp>
+
+#include "net/mail/tracking.hpp"
+
+using namespace petrel;
+
+namespace {
+const std::string secret = "0123456789abcdef0123456789abcdef-tracking";
+const id128 recipient = *id128::parse("01M98HTZRTCYKAGW4E9QVKFYBP");
+}  // namespace
+
+TEST_CASE("tracking tokens carry recipient, link and expiry under an HMAC", "[tracking]") {
+  auto token = make_tracking_token(secret, {recipient, 3, 1'900'000'000});
+  CHECK(token.size() == 43);
+  CHECK(token.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == std::string::npos);
+  auto read = read_tracking_token(secret, token);
+  REQUIRE(read);
+  CHECK(read->recipient == recipient);
+  CHECK(read->link == 3);
+  CHECK(read->expires_s == 1'900'000'000u);
+  // Another secret, one character changed, another length, other characters: refused.
+  CHECK_FALSE(read_tracking_token("another secret another secret 0123", token));
+  for (std::size_t i = 0; i < token.size(); ++i) {
+    auto altered = token;
+    altered[i] = altered[i] == 'A' ? 'B' : 'A';
+    CHECK_FALSE(read_tracking_token(secret, altered));
+  }
+  CHECK_FALSE(read_tracking_token(secret, token.substr(1)));
+  CHECK_FALSE(read_tracking_token(secret, token + "A"));
+  CHECK_FALSE(read_tracking_token(secret, std::string(43, '=')));
+  CHECK_FALSE(read_tracking_token("", token));
+  // The pixel is link 0; tokens of other links of the same recipient differ.
+  CHECK(make_tracking_token(secret, {recipient, 0, 1'900'000'000}) != token);
+}
+
+TEST_CASE("trackable links are the http and https hrefs of a elements", "[tracking]") {
+  std::string html = R"(<html><head><style>a[href="https://style.example/"]{}</style>
+<script>var s = '<a href="https://script.example/">';</script></head><body>
+<!-- <a href="https://comment.example/"> -->
+<p><A HREF="https://example.com/a?x=1&amp;y=2">one</A>
+<a class=x href = 'http://example.com/b' >two</a>
+<a href=https://example.com/c>three</a>
+<a href="mailto:me@example.com">mail</a> <a href="#top">top</a> <a href="/relative">rel</a>
+<a href="tel:+123">tel</a> <a href="https://example.com/{{user}}">var</a>
+<a data-petrel-notrack href="https://example.com/private">no</a>
+<a href="  https://example.com/d&#x3D;&#61;  ">four</a>
+<a name="anchor">no href</a> <img src="https://example.com/logo.png">
+</p></body></html>)";
+  auto links = trackable_links(html);
+  REQUIRE(links.size() == 4);
+  CHECK(links[0] == "https://example.com/a?x=1&y=2");
+  CHECK(links[1] == "http://example.com/b");
+  CHECK(links[2] == "https://example.com/c");
+  CHECK(links[3] == "https://example.com/d==");
+
+  auto out = rewrite_html(html, [](std::size_t n) { return "https://t.example/c/" + std::to_string(n); },
+                          "https://t.example/o/p.gif");
+  CHECK(out.find(R"(<A HREF="https://t.example/c/1">one</A>)") != std::string::npos);
+  CHECK(out.find(R"(href = "https://t.example/c/2" >two</a>)") != std::string::npos);
+  CHECK(out.find(R"(<a href="https://t.example/c/3">three</a>)") != std::string::npos);
+  CHECK(out.find(R"(<a href="https://t.example/c/4">four</a>)") != std::string::npos);
+  // What is not tracked is left as it was.
+  for (const char* kept : {"mailto:me@example.com", "#top", "/relative", "https://example.com/{{user}}",
+                           "https://example.com/private", "https://comment.example/", "https://script.example/",
+                           "https://style.example/", "https://example.com/logo.png"})
+    CHECK(out.find(kept) != std::string::npos);
+  // The pixel goes before </body>.
+  auto pixel = out.find(R"(<img src="https://t.example/o/p.gif" width="1" height="1" alt="")");
+  REQUIRE(pixel != std::string::npos);
+  CHECK(pixel < out.find("</body>"));
+  CHECK(trackable_links(out).size() == 4);
+}
+
+TEST_CASE("rewriting without links, body or pixel", "[tracking]") {
+  auto same = rewrite_html("<p>no links</p>", [](std::size_t) { return std::string("x"); }, "");
+  CHECK(same == "<p>no links</p>");
+  auto appended = rewrite_html("<p>fragment", [](std::size_t) { return std::string("x"); }, "https://t/p");
+  CHECK(appended.rfind("<img src=\"https://t/p\"", std::string::npos) != std::string::npos);
+  CHECK(appended.rfind("<p>fragment", 0) == 0);
+  // Unterminated markup does not run past the end.
+  CHECK(trackable_links("<a href=\"https://example.com/x").size() == 1);
+  CHECK(trackable_links("<a href=").empty());
+  CHECK(trackable_links("<!-- never closed <a href=\"https://x.example/\">").empty());
+  CHECK(trackable_links("<script><a href=\"https://x.example/\">").empty());
+}
