@@ -144,15 +144,22 @@ struct link_site {
   std::string url;
 };
 
-// Each <a> element's href that is trackable, in document order.
-std::vector<link_site> scan(std::string_view html) {
-  std::vector<link_site> out;
+struct scanned {
+  std::vector<link_site> links;  // each <a> element's trackable href, in document order
+  std::size_t body_end = std::string_view::npos;  // where the last </body> tag starts
+  bool open_at_end = false;  // the text ends inside a tag, a comment, a script or a style
+};
+
+scanned scan(std::string_view html) {
+  scanned result;
+  auto& out = result.links;
   std::size_t i = 0;
   while (i < html.size()) {
     auto lt = html.find('<', i);
     if (lt == std::string_view::npos) break;
     if (html.compare(lt, 4, "<!--") == 0) {
       auto end = html.find("-->", lt + 4);
+      if (end == std::string_view::npos) result.open_at_end = true;
       i = end == std::string_view::npos ? html.size() : end + 3;
       continue;
     }
@@ -203,9 +210,12 @@ std::vector<link_site> scan(std::string_view html) {
       if (attr == "href" && !href)
         href = link_site{value_begin, j, decode_references(html.substr(raw_begin, raw_end - raw_begin))};
     }
+    if (j >= html.size()) result.open_at_end = true;
     std::size_t tag_end = j < html.size() ? j + 1 : html.size();
+    if (closing && name == "body") result.body_end = lt;
     if (!closing && (name == "script" || name == "style")) {
       auto end = find_ci(html, "</" + name, tag_end);
+      if (end == std::string_view::npos) result.open_at_end = true;
       i = end == std::string_view::npos ? html.size() : end;
       continue;
     }
@@ -220,7 +230,7 @@ std::vector<link_site> scan(std::string_view html) {
     }
     i = tag_end;
   }
-  return out;
+  return result;
 }
 
 }  // namespace
@@ -257,7 +267,7 @@ std::optional<tracking_token> read_tracking_token(std::string_view secret, std::
 
 std::vector<std::string> trackable_links(std::string_view html) {
   std::vector<std::string> out;
-  for (auto& l : scan(html)) out.push_back(std::move(l.url));
+  for (auto& l : scan(html).links) out.push_back(std::move(l.url));
   return out;
 }
 
@@ -265,25 +275,37 @@ std::string rewrite_html(std::string_view html, const std::function<std::string(
                          const std::string& pixel_url) {
   std::string out;
   out.reserve(html.size() + 256);
+  auto found = scan(html);
+  std::string pixel;
+  if (!pixel_url.empty())
+    pixel = "<img src=\"" + pixel_url +
+            "\" width=\"1\" height=\"1\" alt=\"\" style=\"height:1px !important;width:1px !important;"
+            "border-width:0 !important;margin:0 !important;padding:0 !important\" />";
+  // The pixel goes before the last </body> tag the scan saw as a tag (never inside an attribute
+  // or a comment), else at the end.
+  bool pixel_placed = pixel.empty();
   std::size_t at = 0, n = 0;
-  for (const auto& l : scan(html)) {
-    out.append(html.substr(at, l.value_begin - at));
+  auto copy_to = [&](std::size_t end) {
+    if (!pixel_placed && found.body_end >= at && found.body_end < end) {
+      out.append(html.substr(at, found.body_end - at));
+      out.append(pixel);
+      pixel_placed = true;
+      at = found.body_end;
+    }
+    out.append(html.substr(at, end - at));
+    at = end;
+  };
+  for (const auto& l : found.links) {
+    copy_to(l.value_begin);
     out.push_back('"');
     out.append(click_url(++n));
     out.push_back('"');
     at = l.value_end;
   }
-  out.append(html.substr(at));
-  if (!pixel_url.empty()) {
-    std::string pixel = "<img src=\"" + pixel_url +
-                        "\" width=\"1\" height=\"1\" alt=\"\" style=\"height:1px !important;width:1px !important;"
-                        "border-width:0 !important;margin:0 !important;padding:0 !important\" />";
-    // Before the last </body>, else at the end.
-    std::size_t body = std::string::npos;
-    for (auto p = find_ci(out, "</body", 0); p != std::string::npos; p = find_ci(out, "</body", p + 1)) body = p;
-    if (body == std::string::npos) out.append(pixel);
-    else out.insert(body, pixel);
-  }
+  copy_to(html.size());
+  // Without </body> it goes at the end, unless the text ends inside a tag, a comment or raw text:
+  // there it would become part of that (no pixel then).
+  if (!pixel_placed && !found.open_at_end) out.append(pixel);
   return out;
 }
 

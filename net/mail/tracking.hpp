@@ -37,7 +37,8 @@ std::optional<tracking_token> read_tracking_token(std::string_view secret, std::
 std::vector<std::string> trackable_links(std::string_view html);
 
 // The document with the href of its n-th trackable link (1-based, as above) replaced by
-// click_url(n), and, when pixel_url is not empty, a 1x1 image of it before </body> (or at the end).
+// click_url(n), and, when pixel_url is not empty, a 1x1 image of it before the last </body> tag
+// (else at the end; not at all when the text ends inside an unclosed tag, comment or script).
 std::string rewrite_html(std::string_view html, const std::function<std::string(std::size_t)>& click_url,
                          const std::string& pixel_url);
 

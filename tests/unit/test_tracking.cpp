@@ -72,6 +72,35 @@ TEST_CASE("trackable links are the http and https hrefs of a elements", "[tracki
   CHECK(trackable_links(out).size() == 4);
 }
 
+// Inputs the fuzzer (tests/fuzz/fuzz_tracking.cpp) found: the pixel must never land inside an
+// attribute or an unclosed tag, where it would turn text into a new link.
+TEST_CASE("the pixel never changes what the document's links are", "[tracking]") {
+  auto url = [](std::size_t n) { return "https://t.example/c/" + std::to_string(n); };
+  const std::string inputs[] = {
+      std::string("<a hrev=\"hbod\0\0\0ha></bodyyfody\xff\xff><a href=http://b>y</a></bod><a href=http:<)a<ae)f/=;", 72),
+      "<pt><A HREF = 'https://d' data-petrel-notrack",
+      "<p><a href=\"https://x.example/\">x</a><!-- unclosed </body>",
+      "<body><a title=\"</body>\" href=\"https://y.example/\">y</a></BODY>",
+  };
+  for (const auto& html : inputs) {
+    auto before = trackable_links(html);
+    auto out = rewrite_html(html, url, "https://t.example/o.gif");
+    auto after = trackable_links(out);
+    REQUIRE(after.size() == before.size());
+    for (std::size_t i = 0; i < after.size(); ++i) CHECK(after[i] == url(i + 1));
+  }
+  // The pixel of the last one goes before the real </BODY>, not into the title.
+  auto out = rewrite_html(inputs[3], url, "https://t.example/o.gif");
+  auto pixel = out.find("<img src=\"https://t.example/o.gif\"");
+  REQUIRE(pixel != std::string::npos);
+  CHECK(pixel > out.find("</a>"));
+  CHECK(out.find("</BODY>") == out.find("/>", pixel) + 2);
+  CHECK(out.find("title=\"</body>\"") != std::string::npos);
+  // An unclosed tag or comment at the end gets no pixel.
+  CHECK(rewrite_html(inputs[1], url, "https://t.example/o.gif").find("o.gif") == std::string::npos);
+  CHECK(rewrite_html(inputs[2], url, "https://t.example/o.gif").find("o.gif") == std::string::npos);
+}
+
 TEST_CASE("rewriting without links, body or pixel", "[tracking]") {
   auto same = rewrite_html("<p>no links</p>", [](std::size_t) { return std::string("x"); }, "");
   CHECK(same == "<p>no links</p>");
