@@ -19,6 +19,7 @@ from servers import WebhookServer, make_ca, make_leaf  # noqa: E402
 import requests
 
 from conftest import ADMIN_TOKEN, Node, delivery_config, one_mx_world, pg_admin_url, psql, simple_message, wait_for
+from test_console import browser  # noqa: E402,F401 (the headless Chromium fixture)
 
 pytestmark = pytest.mark.skipif(os.environ.get("PETREL_TEST_STORE") != "postgresql",
                                 reason="runs with PETREL_TEST_STORE=postgresql")
@@ -719,3 +720,29 @@ def test_a_pool_with_sources_on_two_nodes_delivers_through_both_in_its_weights(t
         assert [n["node"] for n in nodes] == ["n1", "n3"], nodes
     finally:
         c.stop()
+
+
+def test_the_console_shows_the_members_and_every_members_queues(cluster, browser):
+    from test_console import Console
+    cluster.start()
+    node = cluster.nodes[0]
+    c = Console(browser, node)
+    browser.get(node.admin_url("/ui/"))
+    c.until(lambda: c.by("#login-view").is_displayed(), "the login form")
+    c.by("#token").send_keys(ADMIN_TOKEN)
+    c.by("#login-form button[type=submit]").click()
+    c.show_text("Queues and health")
+    assert c.by("#nav-cluster").is_displayed() and c.by("#node-label").text == "Node n1"
+    c.go("#/cluster", "Partitions")
+    c.until(lambda: all(f"{name}" in c.by("#cluster").text for name in ("n1 (this node)", "n2", "n3")),
+            "the three members")
+    assert c.by("#cluster").text.count("live") >= 3
+    c.check_page("cluster")
+    # The queues of every member, through the node selector.
+    cluster.submit(1, ["console@example.test"])
+    c.go("#/domains", "Destination domains")
+    from selenium.webdriver.support.ui import Select
+    Select(c.by("#scope")).select_by_value("cluster")
+    c.until(lambda: "scope=cluster" in browser.current_url, "the cluster scope")
+    c.show_text("MX sites")
+    c.check_page("domains-cluster")
