@@ -48,42 +48,18 @@ std::array<unsigned char, mac_bytes> mac(std::string_view secret, token_purpose 
                               id_bytes);
 }
 
-std::string base32(const unsigned char* data, std::size_t size) {
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < size; ++i) {
-    buffer = (buffer << 8) | data[i];
-    bits += 8;
-    while (bits >= 5) {
-      out.push_back(alphabet[(buffer >> (bits - 5)) & 31]);
-      bits -= 5;
-    }
-  }
-  if (bits > 0) out.push_back(alphabet[(buffer << (5 - bits)) & 31]);
-  return out;
-}
+std::string base32(const unsigned char* data, std::size_t size) { return encode_token<5>(alphabet, data, size); }
 
 bool unbase32(std::string_view text, unsigned char* out, std::size_t size) {
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  std::size_t n = 0;
-  for (char c : text) {
-    int value;
-    if (c >= 'a' && c <= 'z') value = c - 'a';
-    else if (c >= 'A' && c <= 'Z') value = c - 'A';
-    else if (c >= '2' && c <= '7') value = c - '2' + 26;
-    else return false;
-    buffer = (buffer << 5) | static_cast<std::uint32_t>(value);
-    bits += 5;
-    if (bits >= 8) {
-      if (n == size) return false;
-      out[n++] = static_cast<unsigned char>(buffer >> (bits - 8));
-      bits -= 8;
-    }
-  }
-  // The padding bits of the last character must be zero (one spelling per token).
-  return n == size && (buffer & ((1u << bits) - 1)) == 0;
+  return decode_token<5>(
+      text,
+      [](char c) {
+        if (c >= 'a' && c <= 'z') return c - 'a';
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= '2' && c <= '7') return c - '2' + 26;
+        return -1;
+      },
+      out, size);
 }
 
 bool iequals(std::string_view a, std::string_view b) {

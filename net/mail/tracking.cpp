@@ -24,39 +24,16 @@ std::array<unsigned char, mac_bytes> mac(std::string_view secret, const unsigned
   return token_mac<mac_bytes>(secret, "petrel-tracking", body, body_bytes);
 }
 
-std::string encode(const unsigned char* data, std::size_t size) {
-  std::string out;
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  for (std::size_t i = 0; i < size; ++i) {
-    buffer = (buffer << 8) | data[i];
-    bits += 8;
-    while (bits >= 6) {
-      out.push_back(b64[(buffer >> (bits - 6)) & 63]);
-      bits -= 6;
-    }
-  }
-  if (bits > 0) out.push_back(b64[(buffer << (6 - bits)) & 63]);
-  return out;
-}
+std::string encode(const unsigned char* data, std::size_t size) { return encode_token<6>(b64, data, size); }
 
 bool decode(std::string_view text, unsigned char* out, std::size_t size) {
-  std::uint32_t buffer = 0;
-  int bits = 0;
-  std::size_t n = 0;
-  for (char c : text) {
-    auto pos = b64.find(c);
-    if (pos == std::string_view::npos) return false;
-    buffer = (buffer << 6) | static_cast<std::uint32_t>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      if (n == size) return false;
-      out[n++] = static_cast<unsigned char>(buffer >> (bits - 8));
-      bits -= 8;
-    }
-  }
-  // The padding bits must be zero: one spelling per token.
-  return n == size && (buffer & ((1u << bits) - 1)) == 0;
+  return decode_token<6>(
+      text,
+      [](char c) {
+        auto pos = b64.find(c);
+        return pos == std::string_view::npos ? -1 : static_cast<int>(pos);
+      },
+      out, size);
 }
 
 char lower(char c) { return static_cast<char>(std::tolower(static_cast<unsigned char>(c))); }
