@@ -117,6 +117,10 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<cancel_query>("petrel::cancel_query");
   cfg.add_message_type<cancel_targets>("petrel::cancel_targets");
   cfg.add_message_type<template_query>("petrel::template_query");
+  cfg.add_message_type<tracking_query>("petrel::tracking_query");
+  cfg.add_message_type<tracking_target>("petrel::tracking_target");
+  cfg.add_message_type<std::vector<tracking_target>>("std::vector<petrel::tracking_target>");
+  cfg.add_message_type<tracking_hit_record>("petrel::tracking_hit_record");
   cfg.add_message_type<message_search>("petrel::message_search");
   cfg.add_message_type<template_record>("petrel::template_record");
   cfg.add_message_type<std::vector<template_record>>("std::vector<petrel::template_record>");

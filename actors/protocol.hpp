@@ -184,6 +184,21 @@ struct tenant_patch {
   std::uint32_t weight = 1;
   bool set_sandbox = false;
   bool sandbox = false;
+  // Tracking (PUT /v1/tracking); a new tracking domain starts unverified.
+  bool set_tracking_opens = false;
+  bool tracking_opens = false;
+  bool set_tracking_clicks = false;
+  bool tracking_clicks = false;
+  bool set_tracking_record_ip = false;
+  bool tracking_record_ip = false;
+  bool set_tracking_domain = false;
+  std::string tracking_domain;  // "" none
+  // A check's result (POST /v1/tracking/verify) for the domain it checked (tracking_domain):
+  // refused (conflict) when the tenant's domain changed meanwhile.
+  bool set_tracking_check = false;
+  bool tracking_verified = false;
+  std::int64_t tracking_checked_at_ms = 0;
+  std::string tracking_status;
 };
 
 // A newly issued API key: the secret is in api_key and is never shown again.
@@ -600,6 +615,8 @@ using store_reader_actor = caf::typed_actor<
     caf::replies_to<load_atom, idempotency_query>::with<std::vector<idempotency_record>>,
     caf::replies_to<load_atom, cancel_query>::with<cancel_targets>,
     caf::replies_to<load_atom, template_query>::with<std::vector<template_record>>,
+    // Where a tracking token leads: none or one target.
+    caf::replies_to<load_atom, tracking_query>::with<std::vector<tracking_target>>,
     caf::replies_to<load_atom, message_search>::with<std::vector<message_record>>,
     caf::replies_to<load_atom, controls_atom>::with<std::vector<control_record>>,
     caf::replies_to<load_atom, egress_atom>::with<egress_state>,

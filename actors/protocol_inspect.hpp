@@ -32,7 +32,9 @@ typename Inspector::result_type inspect(Inspector& f, cluster_view& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_record& x) {
   return f(caf::meta::type_name("tenant_record"), x.id, x.name, x.rate_per_second, x.burst,
-           x.suspended, x.created_at_ms, x.pool, x.weight, x.sandbox);
+           x.suspended, x.created_at_ms, x.pool, x.weight, x.sandbox, x.tracking.opens, x.tracking.clicks,
+           x.tracking.record_ip, x.tracking.domain, x.tracking.verified, x.tracking.checked_at_ms,
+           x.tracking.status);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, api_key_record& x) {
@@ -50,7 +52,8 @@ typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
            x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority, x.templated, x.batch_id,
-           x.idempotency, x.sandbox);
+           x.idempotency, x.sandbox, x.track_opens, x.track_clicks, x.tracking_links,
+           x.tracking_expires_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, event_record& x) {
@@ -78,7 +81,21 @@ typename Inspector::result_type inspect(Inspector& f, queue_page& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, message_details& x) {
-  return f(caf::meta::type_name("message_details"), x.message, x.events);
+  return f(caf::meta::type_name("message_details"), x.message, x.events, x.hits);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tracking_hit_record& x) {
+  return f(caf::meta::type_name("tracking_hit_record"), x.recipient_id, x.link, x.machine, x.count,
+           x.first_at_ms, x.last_at_ms);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tracking_query& x) {
+  return f(caf::meta::type_name("tracking_query"), x.message_id, x.recipient_id, x.link);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, tracking_target& x) {
+  return f(caf::meta::type_name("tracking_target"), x.tenant_id, x.url, x.expires_ms, x.record_ip, x.address,
+           x.delivered_at_ms);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, receipt_recipient& x) {
@@ -100,7 +117,10 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_patch& x) {
   return f(caf::meta::type_name("tenant_patch"), x.set_rate, x.rate_per_second, x.set_burst,
            x.burst, x.set_suspended, x.suspended, x.set_pool, x.pool, x.set_weight, x.weight,
-           x.set_sandbox, x.sandbox);
+           x.set_sandbox, x.sandbox, x.set_tracking_opens, x.tracking_opens, x.set_tracking_clicks,
+           x.tracking_clicks, x.set_tracking_record_ip, x.tracking_record_ip, x.set_tracking_domain,
+           x.tracking_domain, x.set_tracking_check, x.tracking_verified, x.tracking_checked_at_ms,
+           x.tracking_status);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, issued_key& x) {

@@ -181,6 +181,8 @@ struct node_config {
   // Classifies every failure (the operator's rules, then the shipped ones).
   std::shared_ptr<const bounce_classifier> classifier;
   std::string bounce_secret;  // HMAC key of VERP tokens and unsubscribe links; may be empty
+  tracking_settings tracking;
+  std::string tracking_secret;  // HMAC key of tracking tokens; empty when tracking is off
   // Response rules (compiled once; may be empty).
   std::shared_ptr<const response_rules> responses;
   std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)

@@ -8,6 +8,7 @@
 
 #include "actors/actor_support.hpp"
 #include "actors/metrics.hpp"
+#include "actors/policy/message_preparation.hpp"
 #include "actors/services.hpp"
 #include "actors/spawn.hpp"
 
@@ -32,6 +33,7 @@ struct worker_state {
   std::shared_ptr<signing_directory> signing;
   bool require_verified = false;
   bool bulk_signed_at_delivery = false;
+  std::int64_t token_lifetime_ms = 0;  // tracking.token_lifetime
   static inline const char* name = "signer";
 };
 
@@ -39,8 +41,10 @@ using worker_pointer = signer_actor::stateful_pointer<worker_state>;
 
 signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor ingest,
                                             std::shared_ptr<signing_directory> signing,
-                                            bool require_verified, bool bulk_signed_at_delivery) {
+                                            bool require_verified, bool bulk_signed_at_delivery,
+                                            std::int64_t token_lifetime_ms) {
   auto& st = start_actor(self);
+  st.token_lifetime_ms = token_lifetime_ms;
   st.bulk_signed_at_delivery = bulk_signed_at_delivery;
   st.ingest = std::move(ingest);
   st.signing = std::move(signing);
@@ -56,6 +60,13 @@ signer_actor::behavior_type worker_behavior(worker_pointer self, ingest_actor in
                             "the From domain \"" + m.from_domain +
                                 "\" is not a verified sender domain of this tenant "
                                 "(POST /v1/domains, then publish its DNS records)");
+        // Tracked messages become copies per recipient (their HTML's links and pixel marked).
+        if (!m.tracking_base_url.empty()) {
+          apply_tracking(m, {m.track_opens == 1, m.track_clicks == 1, m.tracking_base_url, {}},
+                         m.created_at_ms + st.token_lifetime_ms);
+          m.tracking_base_url.clear();
+        }
+        m.spec.reset();
         // Bulk messages get List-Unsubscribe per recipient at delivery, and their signature
         // there, over those fields too (RFC 8058).
         // A templated message is signed per copy, when each is rendered.
@@ -87,7 +98,8 @@ signer_actor::behavior_type pool_behavior(pool_pointer self, ingest_actor ingest
   for (int i = 0; i < n; ++i)
     self->state.workers.push_back(self->spawn<caf::linked>(
         worker_behavior, ingest, settings.shared.signing, settings.config->dkim.require_verified_domain,
-        !settings.config->bounces.unsubscribe_base_url.empty() && !settings.config->bounce_secret.empty()));
+        !settings.config->bounces.unsubscribe_base_url.empty() && !settings.config->bounce_secret.empty(),
+        static_cast<std::int64_t>(settings.config->tracking.token_lifetime.count())));
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& st = self->state;

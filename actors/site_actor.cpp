@@ -439,9 +439,15 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
     auto copies = cached;
     if (!copies) st.template_sources.erase(work.job.message_id);
     else if (st.template_sources.size() > 64) st.template_sources.clear();
+    // A tracked copy gets the recipient's tracking URLs (with tracking off now: its links as
+    // they were, no pixel).
+    const auto& secret = st.settings.config->tracking_secret;
+    std::optional<copy_tracking> keys;
+    if (copies && copies->tracked() && !secret.empty() && !work.job.recipient_ids.empty())
+      keys = copy_tracking{secret, work.job.message_id, work.job.recipient_ids.front()};
     auto copy = !copies ? parsed<built_message>::failure(unreadable)
                 : content.personal.size() == 1
-                    ? copies->render(content.personal.front())
+                    ? copies->render(content.personal.front(), keys ? &*keys : nullptr)
                     : parsed<built_message>::failure("a templated message's job has " +
                                                      std::to_string(content.personal.size()) + " recipients, not one");
     if (!copy) {

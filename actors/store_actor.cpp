@@ -193,6 +193,14 @@ store_reader_actor::behavior_type reader_behavior(reader_pointer self, store_fac
         return guarded_read(self->state.db, "templates",
                             [&](store& db) -> caf::result<std::vector<template_record>> { return db.find_templates(q); });
       },
+      [=](load_atom, const tracking_query& q) -> caf::result<std::vector<tracking_target>> {
+        return guarded_read(self->state.db, "tracking_target",
+                            [&](store& db) -> caf::result<std::vector<tracking_target>> {
+                              std::vector<tracking_target> out;
+                              if (auto found = db.find_tracking_target(q)) out.push_back(std::move(*found));
+                              return out;
+                            });
+      },
       [=](load_atom, const cancel_query& q) -> caf::result<cancel_targets> {
         return guarded_read(self->state.db, "cancel_targets", [&](store& db) -> caf::result<cancel_targets> {
           cancel_targets out;
@@ -485,6 +493,9 @@ store_actor::behavior_type store_behavior(store_pointer self, store_factory open
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, template_query& q) -> caf::result<std::vector<template_record>> {
+        return self->delegate(reader(self), load_atom::value, std::move(q));
+      },
+      [=](load_atom, tracking_query& q) -> caf::result<std::vector<tracking_target>> {
         return self->delegate(reader(self), load_atom::value, std::move(q));
       },
       [=](load_atom, message_search& q) -> caf::result<std::vector<message_record>> {

@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "actors/actor_support.hpp"
+#include "actors/policy/message_preparation.hpp"
 #include "actors/policy/sandbox.hpp"
 #include "actors/metrics.hpp"
 #include "actors/policy/rate_limiter.hpp"
@@ -286,6 +287,20 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start st
           for (const auto& [campaign, p] : s.settings.config->egress.campaign_pools)
             if (campaign == m.campaign) pool = p;
         if (s.record.sandbox || m.sandbox) pool = std::string(sandbox_pool);
+        // Tracking: what the message asked for over the tenant's defaults; the signer makes the
+        // tracked copies (actors/policy/message_preparation.hpp).
+        if (m.templated || m.spec) {
+          const auto& tc = s.settings.config->tracking;
+          auto d = decide_tracking({tc.enabled, tc.base_url, tc.scheme}, s.record.tracking, m.track_opens,
+                                   m.track_clicks);
+          if (!d.refusal.empty()) return make_error(petrel_errc::invalid, "tracking: " + d.refusal);
+          m.track_opens = d.opens ? 1 : 0;
+          m.track_clicks = d.clicks ? 1 : 0;
+          m.tracking_base_url = std::move(d.base_url);
+        } else if (m.track_opens == 1 || m.track_clicks == 1) {
+          // Raw messages were refused at parsing; a structured one without HTML has nothing to track.
+          m.track_opens = m.track_clicks = 0;
+        }
         for (auto& r : m.recipients) {
           r.pool = pool;
           r.priority = m.priority;

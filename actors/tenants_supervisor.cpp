@@ -157,7 +157,7 @@ caf::result<created_tenant> create_tenant(tenants_pointer self, const new_tenant
 
 bool same_settings(const tenant_record& a, const tenant_record& b) {
   return a.rate_per_second == b.rate_per_second && a.burst == b.burst && a.suspended == b.suspended &&
-         a.pool == b.pool && a.weight == b.weight && a.sandbox == b.sandbox;
+         a.pool == b.pool && a.weight == b.weight && a.sandbox == b.sandbox && a.tracking == b.tracking;
 }
 
 // At start, and again (refresh) when another node of the cluster changed tenants or keys: the
@@ -249,6 +249,23 @@ caf::result<tenant_record> update_tenant(tenants_pointer self, id128 tenant_id, 
   if (patch.set_pool) updated.pool = patch.pool;
   if (patch.set_weight) updated.weight = patch.weight;
   if (patch.set_sandbox) updated.sandbox = patch.sandbox;
+  auto& t = updated.tracking;
+  if (patch.set_tracking_opens) t.opens = patch.tracking_opens;
+  if (patch.set_tracking_clicks) t.clicks = patch.tracking_clicks;
+  if (patch.set_tracking_record_ip) t.record_ip = patch.tracking_record_ip;
+  if (patch.set_tracking_domain && patch.tracking_domain != t.domain) {
+    t.domain = patch.tracking_domain;
+    t.verified = false;
+    t.checked_at_ms = 0;
+    t.status.clear();
+  }
+  if (patch.set_tracking_check) {
+    if (patch.tracking_domain != t.domain)
+      return make_error(petrel_errc::conflict, "the tracking domain changed while it was checked; check again");
+    t.verified = patch.tracking_verified;
+    t.checked_at_ms = patch.tracking_checked_at_ms;
+    t.status = patch.tracking_status;
+  }
   auto rp = self->make_response_promise<tenant_record>();
   self->request(st.store, st.settings.config->storage.request_timeout, caf::update_atom::value, updated)
       .then(

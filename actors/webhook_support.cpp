@@ -146,7 +146,7 @@ const std::vector<std::string>& event_types() {
   static const std::vector<std::string> all = {"accepted",   "delivered",    "deferred",  "bounced",
                                                "expired",    "suppressed",   "complained", "unsubscribed",
                                                "cancelled",  "admin_action", "domain_verification_failed",
-                                               "reputation_warning"};
+                                               "reputation_warning", "opened", "clicked"};
   return all;
 }
 

@@ -39,10 +39,30 @@ json::object message_json(const message_details& d) {
   for (const auto& e : d.events)
     if (e.recipient_id.empty()) message_events.push_back(event_json(e));
   json::array recipients;
+  bool tracked = !m.tracking_links.empty() || !d.hits.empty();
   for (const auto& r : m.recipients) {
     json::array history;
     for (const auto& e : d.events)
       if (e.recipient_id.empty() || e.recipient_id == r.id) history.push_back(event_json(e));
+    // Opens and clicks, every hit counted (events record only the first of each).
+    json::object engagement{{"opens", 0}, {"machine_opens", 0}, {"clicks", 0}, {"machine_clicks", 0}};
+    json::array links;
+    for (const auto& h : d.hits) {
+      if (h.recipient_id != r.id) continue;
+      const char* key = h.link == 0 ? (h.machine ? "machine_opens" : "opens") : (h.machine ? "machine_clicks" : "clicks");
+      engagement[key] = engagement[key].as_int64() + static_cast<std::int64_t>(h.count);
+      if (h.link > 0)
+        links.push_back(json::object{{"link", h.link},
+                                     {"url", h.link <= m.tracking_links.size() ? json::value(m.tracking_links[h.link - 1])
+                                                                               : json::value(nullptr)},
+                                     {"machine", h.machine},
+                                     {"count", h.count},
+                                     {"first_at", timestamp(h.first_at_ms)},
+                                     {"last_at", timestamp(h.last_at_ms)}});
+      else
+        engagement[h.machine ? "machine_opened_first_at" : "opened_first_at"] = timestamp(h.first_at_ms);
+    }
+    engagement["links"] = std::move(links);
     recipients.push_back(json::object{
         {"id", r.id.str()},
         {"email", r.address},
@@ -54,6 +74,7 @@ json::object message_json(const message_details& d) {
         {"updated_at", timestamp(r.updated_at_ms)},
         {"last_reply", r.last_reply.empty() ? json::value(nullptr) : json::value(r.last_reply)},
         {"history", std::move(history)},
+        {"engagement", tracked ? json::value(std::move(engagement)) : json::value(nullptr)},
     });
   }
   return json::object{
@@ -68,6 +89,11 @@ json::object message_json(const message_details& d) {
       {"size", m.size},
       {"recipients", std::move(recipients)},
       {"events", std::move(message_events)},
+      {"tracked_links", [&] {
+         json::array out;
+         for (const auto& l : m.tracking_links) out.emplace_back(l);
+         return out;
+       }()},
   };
 }
 
@@ -85,6 +111,7 @@ json::object tenant_json(const tenant_record& t) {
                       {"pool", t.pool.empty() ? json::value(nullptr) : json::value(t.pool)},
                       {"weight", t.weight},
                       {"sandbox", t.sandbox},
+                      {"tracking", tracking_settings_json(t.tracking)},
                       {"created_at", timestamp(t.created_at_ms)}};
 }
 
@@ -97,6 +124,11 @@ http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> di
       cfg_(std::move(cfg)),
       admin_token_(std::move(admin_token)),
       bounce_secret_(std::move(bounce_secret)) {
+  for (const auto& text : cfg_.tracking.trusted_proxies) {
+    ip_network n;
+    std::string error;
+    if (parse_ip_network(text, n, error)) tracking_proxies_.push_back(n);  // checked by the config loader
+  }
   cfg_pools_.insert("default");
   for (const auto& p : cfg_.egress.pools) cfg_pools_.insert(p.name);
   sessions_ = std::make_shared<console_sessions>(cfg_.admin.console_session_lifetime,
@@ -147,6 +179,8 @@ void http_api::public_request(http_request&& request, http_responder respond) {
     return inbound(std::move(request), false, std::move(respond));
   }
   if (parts.size() == 2 && parts[0] == "u") return unsubscribe(std::move(request), parts[1], std::move(respond));
+  if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "tracking")
+    return tracking_settings(std::move(request), parts, std::move(respond));
   if (parts.size() >= 2 && parts[0] == "v1" && parts[1] == "messages") {
     if (parts.size() == 2) {
       if (method == "GET") return search_messages(std::move(request), std::move(respond));
@@ -253,10 +287,8 @@ void http_api::sender_domains(http_request&& request, const std::vector<std::str
   }
   new_sender_domain creation;
   if (op == create) {
-    if (!is_json(request.header("content-type")))
-      return respond(problem(415, "unsupported-media-type", "Unsupported Media Type", "the body must be application/json"));
     json::value doc;
-    if (auto bad = parse_json_body(request.body, doc)) return respond(std::move(*bad));
+    if (auto bad = read_json_object(request, doc)) return respond(std::move(*bad));
     std::vector<field_error> errors;
     for (const auto& kv : doc.get_object()) {
       std::string k(kv.key());

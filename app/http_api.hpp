@@ -28,14 +28,19 @@ class http_api {
   http_api(caf::actor_system& sys, std::shared_ptr<service_directory> directory, config cfg,
            std::string admin_token, std::string bounce_secret = {});
 
-  // The node's I/O runtime, for what the API itself sends (webhook tests).
+  // The node's I/O runtime, for what the API itself sends (webhook tests) and looks up (DNS).
   void set_runtime(std::shared_ptr<delivery_runtime> runtime) { runtime_ = std::move(runtime); }
+  // The key of tracking tokens (tracking.enabled); the tracking listener refuses every token
+  // without it.
+  void set_tracking_secret(std::string secret) { tracking_secret_ = std::move(secret); }
 
   // Why a tenant API request's key cannot be right before anyone looks it up: none, the
   // admin token by mistake, or not an API key at all (they start with pk_).
   std::optional<http_response> api_key_problem(const std::string& key) const;
 
   void public_request(http_request&& request, http_responder respond);
+  // The tracking listener ([tracking]): GET|HEAD /o/{token}.gif, /c/{token} (app/http_tracking.cpp).
+  void tracking_request(http_request&& request, http_responder respond);
   void admin_request(http_request&& request, http_responder respond);
 
  private:
@@ -110,6 +115,8 @@ class http_api {
                     http_responder respond);
   void inbound(http_request&& request, bool admin, http_responder respond);
   void unsubscribe(http_request&& request, const std::string& token, http_responder respond);
+  // app/http_tracking.cpp: GET|PATCH /v1/tracking, POST /v1/tracking/verify.
+  void tracking_settings(http_request&& request, const std::vector<std::string>& parts, http_responder respond);
 
   caf::actor_system& sys_;
   std::shared_ptr<service_directory> directory_;
@@ -117,6 +124,8 @@ class http_api {
   std::string admin_token_;
   std::shared_ptr<delivery_runtime> runtime_;
   std::string bounce_secret_;
+  std::string tracking_secret_;
+  std::vector<ip_network> tracking_proxies_;  // tracking.trusted_proxies
   std::set<std::string> cfg_pools_;  // pool names a tenant may be given
   std::shared_ptr<console_sessions> sessions_;
 };

@@ -42,16 +42,6 @@ parsed<std::string> address_key(std::string_view text) {
   return suppression_key(box.value().envelope_address(), box.value().ascii_domain);
 }
 
-http_response html(int status, const std::string& title, const std::string& body) {
-  http_response r;
-  r.status = status;
-  r.content_type = "text/html; charset=utf-8";
-  r.body = "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + title +
-           "</title></head><body><h1>" + title + "</h1>" + body + "</body></html>";
-  r.headers.emplace_back("Cache-Control", "no-store");
-  return r;
-}
-
 // The body of POST /v1/suppressions: {"suppressions": [{...}, ...]} or one {...}. An error
 // response when it is not valid.
 std::optional<http_response> read_suppression_additions(const http_request& request,
@@ -279,11 +269,11 @@ void http_api::unsubscribe(http_request&& request, const std::string& token, htt
                        ? std::nullopt
                        : read_recipient_token(bounce_secret_, token_purpose::unsubscribe, token);
   if (!recipient)
-    return respond(html(404, "Link not valid",
+    return respond(html_page(404, "Link not valid",
                         "<p>This unsubscribe link is not valid. It may have been cut or changed.</p>"));
   if (request.method == "GET" || request.method == "HEAD") {
     // Never unsubscribe on GET: mail scanners fetch links. The page posts back (RFC 8058 3.2).
-    return respond(html(200, "Unsubscribe",
+    return respond(html_page(200, "Unsubscribe",
                         "<p>Stop receiving these messages?</p><form method=\"post\">"
                         "<input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">"
                         "<button type=\"submit\">Unsubscribe</button></form>"));
@@ -294,13 +284,13 @@ void http_api::unsubscribe(http_request&& request, const std::string& token, htt
   ask<caf::ok_atom>(
       sys_, s->bounces, cfg_.http.handler_timeout,
       [respond](caf::ok_atom) {
-        respond(html(200, "Unsubscribed", "<p>You will not receive these messages any more.</p>"));
+        respond(html_page(200, "Unsubscribed", "<p>You will not receive these messages any more.</p>"));
       },
       [respond, &sys](caf::error& e) {
         auto p = problem_from_error(sys, e);
         if (p.status == 404)
-          return respond(html(404, "Link not valid", "<p>This unsubscribe link is no longer valid.</p>"));
-        respond(html(503, "Try again", "<p>Unsubscribing failed for now; please try again.</p>"));
+          return respond(html_page(404, "Link not valid", "<p>This unsubscribe link is no longer valid.</p>"));
+        respond(html_page(503, "Try again", "<p>Unsubscribing failed for now; please try again.</p>"));
       },
       unsub_atom::value, *recipient);
 }

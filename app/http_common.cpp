@@ -26,6 +26,26 @@ json::value timestamp(std::int64_t ms) {
   return json::value(rfc3339(ms));
 }
 
+http_response html_page(int status, const std::string& title, const std::string& body) {
+  http_response r;
+  r.status = status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = "<!doctype html><html><head><meta charset=\"utf-8\"><title>" + title +
+           "</title></head><body><h1>" + title + "</h1>" + body + "</body></html>";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+json::object tracking_settings_json(const tenant_record::tracking_settings& t) {
+  return json::object{{"opens", t.opens},
+                      {"clicks", t.clicks},
+                      {"record_ip", t.record_ip},
+                      {"domain", t.domain.empty() ? json::value(nullptr) : json::value(t.domain)},
+                      {"verified", t.verified},
+                      {"checked_at", timestamp(t.checked_at_ms)},
+                      {"status", t.status.empty() ? json::value(nullptr) : json::value(t.status)}};
+}
+
 namespace {
 
 // JSON text with numbers as people write them: Boost.JSON prints every double in exponent form

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "net/http.hpp"
+#include "storage/records.hpp"
 
 namespace petrel {
 
@@ -17,6 +18,8 @@ std::int64_t now_ms();
 // RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
 boost::json::value timestamp(std::int64_t ms);
 http_response json_response(int status, const boost::json::value& v);
+// A tenant's tracking settings as the APIs show them (GET /v1/tracking, the admin's tenants).
+boost::json::object tracking_settings_json(const tenant_record::tracking_settings& t);
 // 204 No Content; `answered_empty(respond)` is the handler of a request whose success says
 // nothing more (an ok_atom).
 // A JSON document's text, with doubles in plain decimal form ("0.5", never "5E-1").
@@ -24,6 +27,8 @@ std::string json_text(const boost::json::value& v);
 // A JSON answer whose body is already serialized.
 http_response json_body(int status, std::string text);
 http_response no_content();
+// A small HTML page (title as heading, body as given: trusted markup), not cached.
+http_response html_page(int status, const std::string& title, const std::string& body);
 inline auto answered_empty(http_responder respond) {
   return [respond](auto&&...) { respond(no_content()); };
 }

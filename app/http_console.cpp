@@ -216,6 +216,7 @@ void http_api::admin_as_tenant(http_request&& request, const std::vector<std::st
   if (what == "webhooks") return webhooks(std::move(request), v1, std::move(respond));
   if (what == "domains") return sender_domains(std::move(request), v1, std::move(respond));
   if (what == "templates") return templates(std::move(request), v1, std::move(respond));
+  if (what == "tracking") return tracking_settings(std::move(request), v1, std::move(respond));
   if (what == "events" && v1.size() == 2) {
     if (method != "GET") return respond(method_not_allowed("GET"));
     return events(std::move(request), std::move(respond));

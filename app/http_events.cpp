@@ -495,7 +495,8 @@ void http_api::stats(http_request&& request, http_responder respond) {
           // Every bucket of the window, also the empty ones, so that graphs need no gaps filled.
           static const char* counted[] = {"messages",   "recipients", "delivered",    "deferred",
                                           "bounced",    "bounced_hard", "bounced_soft", "expired",
-                                          "suppressed", "complained", "unsubscribed", "cancelled"};
+                                          "suppressed", "complained", "unsubscribed", "cancelled",
+                                          "opened",     "opened_machine", "clicked",  "clicked_machine"};
           auto empty = [] {
             json::object o;
             for (const char* k : counted) o[k] = 0;
@@ -516,6 +517,9 @@ void http_api::stats(http_request&& request, http_responder respond) {
               } else if (r.type == "bounced") {
                 add(*o, "bounced", r.count);
                 add(*o, r.hard ? "bounced_hard" : "bounced_soft", r.count);
+              } else if (r.type == "opened" || r.type == "clicked") {
+                // Machines apart: "opened" counts people (the first open of each recipient).
+                add(*o, r.hard ? (r.type == "opened" ? "opened_machine" : "clicked_machine") : r.type.c_str(), r.count);
               } else if (o->contains(r.type)) {
                 add(*o, r.type.c_str(), r.count);
               }

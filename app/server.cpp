@@ -83,6 +83,24 @@ std::string load_admin_token(const config& cfg, store& db) {
   return token;
 }
 
+// The key of tracking tokens: tracking.secret_file, else <data_dir>/tracking.key, made on the
+// first start with tracking on. (Every node of a cluster needs the same one: set secret_file.)
+std::string load_tracking_secret(const config& cfg) {
+  if (!cfg.tracking.secret_file.empty()) {
+    try {
+      return read_secret_file(cfg.tracking.secret_file);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("tracking.secret_file: ") + e.what());
+    }
+  }
+  auto path = (std::filesystem::path(cfg.storage.data_dir) / "tracking.key").string();
+  if (std::filesystem::exists(path)) return read_secret_file(path);
+  auto secret = random_hex(32);
+  write_file_atomically(path, secret + "\n", 0600);
+  spdlog::info("tracking.key_created file={}", path);
+  return secret;
+}
+
 std::string local_hostname() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) != 0 || !name[0]) return "localhost";
@@ -274,6 +292,8 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
   c->classifier = std::make_shared<const bounce_classifier>(std::move(rules));
   c->responses = std::make_shared<const response_rules>(cfg.shaping.rules);
   if (!cfg.bounces.secret_file.empty()) c->bounce_secret = read_secret_file(cfg.bounces.secret_file);
+  c->tracking = cfg.tracking;
+  if (cfg.tracking.enabled) c->tracking_secret = load_tracking_secret(cfg);
   node_settings settings;
   settings.config = std::move(c);
   if (cfg.cluster.enabled) settings.shared.leases = std::make_shared<partition_leases>(cfg.cluster.partitions);
@@ -463,12 +483,17 @@ std::unique_ptr<smtp_server> make_submission_server(boost::asio::io_context& io,
 struct listeners {
   std::unique_ptr<http_server> api;
   std::unique_ptr<http_server> admin;
+  std::unique_ptr<http_server> tracking;  // [tracking] enabled
   std::unique_ptr<smtp_server> bounces;
   std::unique_ptr<smtp_server> submission, submission_tls;
 
   void start(const config& cfg) {
     api->start();
     admin->start();
+    if (tracking) {
+      tracking->start();
+      spdlog::info("http.listening listener=tracking address={}:{}", cfg.tracking.listen.host, tracking->port());
+    }
     if (bounces) {
       bounces->start();
       spdlog::info("smtp.listening listener=bounces address={}:{}", cfg.bounces.listen.host, bounces->port());
@@ -491,11 +516,13 @@ struct listeners {
   void stop_and_drain(std::chrono::milliseconds grace) {
     api->stop();
     admin->stop();
+    if (tracking) tracking->stop();
     if (bounces) bounces->stop();
     if (submission) submission->stop();
     if (submission_tls) submission_tls->stop();
     auto deadline = std::chrono::steady_clock::now() + grace;
-    while ((api->open_connections() > 0 || admin->open_connections() > 0) &&
+    while ((api->open_connections() > 0 || admin->open_connections() > 0 ||
+            (tracking && tracking->open_connections() > 0)) &&
            std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -506,6 +533,7 @@ struct listeners {
     submission_tls.reset();
     api.reset();
     admin.reset();
+    tracking.reset();
   }
 };
 
@@ -532,6 +560,10 @@ listeners make_listeners(boost::asio::io_context& io, caf::actor_system& sys, co
   l.admin = std::make_unique<http_server>(
       io, http_options(cfg, "admin", cfg.admin.listen),
       [&api](http_request&& r, http_responder respond) { api.admin_request(std::move(r), std::move(respond)); });
+  if (cfg.tracking.enabled)
+    l.tracking = std::make_unique<http_server>(
+        io, http_options(cfg, "tracking", cfg.tracking.listen),
+        [&api](http_request&& r, http_responder respond) { api.tracking_request(std::move(r), std::move(respond)); });
   if (cfg.bounces.listen_enabled) l.bounces = make_bounce_server(io, sys, cfg, runtime.hostname, directory);
   const auto& m = cfg.submission_smtp;
   if (m.listen_enabled)
@@ -665,6 +697,7 @@ int run_server(const config& cfg) {
   // 3. The listeners.
   http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
   api.set_runtime(runtime);
+  api.set_tracking_secret(settings.config->tracking_secret);
   auto servers = make_listeners(io, sys, cfg, api, *runtime, directory, submission_tls);
   int exit_code = 0;
   try {

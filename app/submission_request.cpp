@@ -486,6 +486,34 @@ bool flag(validator& v, const json::object& o, const char* name) {
   return b->get_bool();
 }
 
+// "tracking": {"opens": bool, "clicks": bool} (each optional: the tenant's default), or true /
+// false for both.
+void read_tracking(validator& v, const json::object& o, message_record& m) {
+  const auto* t = o.if_contains("tracking");
+  if (!t || t->is_null()) return;
+  if (t->is_bool()) {
+    m.track_opens = m.track_clicks = t->get_bool() ? 1 : 0;
+    return;
+  }
+  if (!t->is_object()) {
+    v.fail("tracking", "must be an object {\"opens\": true|false, \"clicks\": true|false}, or true or false");
+    return;
+  }
+  for (const auto& kv : t->get_object()) {
+    std::string key(kv.key());
+    if (key != "opens" && key != "clicks") {
+      v.fail("tracking." + key, "unknown field (opens, clicks)");
+      continue;
+    }
+    if (kv.value().is_null()) continue;
+    if (!kv.value().is_bool()) {
+      v.fail("tracking." + key, "must be true or false");
+      continue;
+    }
+    (key == "opens" ? m.track_opens : m.track_clicks) = kv.value().get_bool() ? 1 : 0;
+  }
+}
+
 // "bulk": true/false; without it, a message with a campaign is bulk when so configured.
 bool bulk_flag(validator& v, const json::object& o, const std::string& campaign) {
   const auto* b = o.if_contains("bulk");
@@ -576,7 +604,8 @@ std::optional<submission_rejection> take_raw(message_record& m, const mailbox& f
 submission_result parse_raw(validator& v, const json::object& o, std::int64_t now_ms, std::int64_t send_at_ms) {
   // Structured fields next to raw were reported already, with a better reason.
   reject_unknown(v, o, {"raw", "envelope", "tags", "metadata", "campaign", "bulk", "priority", "send_at",
-                        "batch_id", "sandbox", "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers"});
+                        "batch_id", "sandbox", "from", "to", "cc", "bcc", "reply_to", "subject", "text", "html", "headers",
+                        "tracking"});
   message_record m;
   m.id = send_at_ms ? new_id_at(send_at_ms) : new_id();
   m.created_at_ms = now_ms;
@@ -662,6 +691,9 @@ submission_result parse_submission(std::string_view body, const submission_setti
                                    "template_version"})
       if (o.if_contains(structured))
         v.fail(structured, "not allowed together with raw (the raw message carries it)");
+    if (const auto* t = o.if_contains("tracking"); t && !(t->is_bool() && !t->get_bool()) && !t->is_null())
+      v.fail("tracking", "not with raw: a raw message is sent as given; tracking rewrites the HTML of "
+                         "structured messages");
     auto result = parse_raw(v, o, now_ms, read_send_at(v, o, settings, now_ms));
     if (!v.ok()) return v.rejection();
     return result;
@@ -670,7 +702,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   reject_unknown(v, o, {"from", "to", "cc", "bcc", "reply_to", "subject", "text", "html",
                         "headers", "attachments", "tags", "metadata", "campaign", "bulk", "priority",
                         "send_at", "batch_id", "substitutions", "template", "strict", "template_id",
-                        "template_version", "sandbox"});
+                        "template_version", "sandbox", "tracking"});
   // A stored template: looked up by the caller first, then its parts take the fields' place.
   const auto* template_id = o.if_contains("template_id");
   if (template_id && !template_id->is_null()) {
@@ -760,6 +792,7 @@ submission_result parse_submission(std::string_view body, const submission_setti
   m.priority = priority_flag(v, o);
   m.batch_id = read_batch_id(v, o);
   m.sandbox = flag(v, o, "sandbox");
+  read_tracking(v, o, m);
   std::optional<message_templates> templates;
   if (templated && v.ok()) {
     auto compiled = message_templates::compile(spec.subject, spec.text, spec.html);
@@ -802,6 +835,9 @@ submission_result parse_submission(std::string_view body, const submission_setti
   add_recipients(m, seen, spec.cc, recipient_kind::cc, now_ms);
   add_recipients(m, seen, bcc, recipient_kind::bcc, now_ms);
   add_metadata(m, to);
+  // Tracking (the tenant's default or the message's) may still turn it into tracked copies.
+  if (spec.html && (m.track_opens != 0 || m.track_clicks != 0))
+    m.spec = std::make_shared<const message_spec>(std::move(spec));
   schedule(m, send_at_ms);
   return m;
 }

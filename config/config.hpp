@@ -272,6 +272,25 @@ struct reputation_settings {
   std::chrono::milliseconds check_interval = 30s;
 };
 
+// [tracking]: open and click tracking (docs/sending.md, "Tracking"). The listener serves the
+// pixel (/o/{token}.gif) and the click redirects (/c/{token}); tenants' tracking domains are
+// CNAMEs to cname_target, and their URLs use `scheme`.
+struct tracking_settings {
+  bool enabled = false;
+  listen_address listen{"127.0.0.1", 8082};
+  // The tracking URL of tenants without a verified tracking domain ("https://t.example.com";
+  // empty: those tenants' messages are not tracked).
+  std::string base_url;
+  std::string cname_target;     // what a tenant's tracking domain must be a CNAME to
+  std::string scheme = "https";  // of the URLs on tenants' tracking domains
+  std::string secret_file;      // HMAC key of the tokens; empty: <data_dir>/tracking.key, made once
+  std::chrono::milliseconds token_lifetime = 365 * 24h;  // links work, and are kept, this long
+  // Hits this soon after the delivery are machine hits (security scanners, prefetching).
+  std::chrono::milliseconds machine_window = 2s;
+  // Peers whose X-Forwarded-For names the client (a proxy in front of the listener).
+  std::vector<std::string> trusted_proxies;
+};
+
 struct bootstrap_settings {
   // On first start with an empty store: create this tenant and print its API key once.
   bool create_tenant = true;
@@ -428,6 +447,7 @@ struct config {
   submission_settings submission;
   tenant_settings tenants;
   reputation_settings reputation;
+  tracking_settings tracking;
   bootstrap_settings bootstrap;
   actor_settings actors;
   dns_config dns;

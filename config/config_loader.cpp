@@ -749,6 +749,35 @@ void read_reputation(reader& r, config& c) {
   s.finish();
 }
 
+// [tracking]
+void read_tracking(reader& r, config& c) {
+  auto s = r.open("tracking");
+  auto& t = c.tracking;
+  s.boolean("enabled", t.enabled);
+  s.listen("listen", t.listen);
+  s.string("base_url", t.base_url, 200);
+  while (!t.base_url.empty() && t.base_url.back() == '/') t.base_url.pop_back();
+  if (!t.base_url.empty()) {
+    auto scheme_end = t.base_url.find("://");
+    auto scheme = scheme_end == std::string::npos ? std::string() : t.base_url.substr(0, scheme_end);
+    bool clean = std::all_of(t.base_url.begin(), t.base_url.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || std::string_view(":/.-_[]").find(ch) != std::string_view::npos;
+    });
+    if ((scheme != "http" && scheme != "https") || scheme_end + 3 >= t.base_url.size() || !clean)
+      s.problem("base_url", "must be an http or https URL of a host and optional port and path "
+                            "(letters, digits, \":/.-_[]\"), e.g. \"https://t.example.com\"");
+  }
+  s.string("cname_target", t.cname_target, 253);
+  for (auto& ch : t.cname_target) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  while (!t.cname_target.empty() && t.cname_target.back() == '.') t.cname_target.pop_back();
+  s.choice("scheme", t.scheme, {"https", "http"});
+  s.string("secret_file", t.secret_file);
+  s.duration("token_lifetime", t.token_lifetime, 1h, 3650 * 24h);
+  s.duration("machine_window", t.machine_window, 0ms, 1h);
+  s.network_list("trusted_proxies", t.trusted_proxies);
+  s.finish();
+}
+
 void read_bootstrap(reader& r, config& c) {
   auto s = r.open("bootstrap");
   s.boolean("create_tenant", c.bootstrap.create_tenant);
@@ -996,6 +1025,7 @@ void read_all(reader& r, config& c) {
   read_submission(r, c);
   read_tenants(r, c);
   read_reputation(r, c);
+  read_tracking(r, c);
   read_bootstrap(r, c);
   read_actors(r, c);
   read_dkim(r, c);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "net/dane.hpp"
@@ -59,6 +60,12 @@ struct txt_lookup {
   std::string error;
 };
 
+struct cname_lookup {
+  dns_outcome outcome = dns_outcome::temporary;
+  std::string target;  // the CNAME's target, lower case, without the final dot
+  std::string error;
+};
+
 struct dns_settings {
   std::vector<std::string> servers;  // "ip:port" or "ip"; empty: /etc/resolv.conf
   std::chrono::milliseconds timeout{5000};  // per try
@@ -86,6 +93,10 @@ address_lookup combine_address_lookups(const address_lookup& v4, const address_l
 std::uint32_t dns_answer_ttl(const unsigned char* message, std::size_t length, int type,
                              std::uint32_t fallback);
 
+// The target of the CNAME record owned by `name` in the answer section of a raw DNS message
+// (lower case, no final dot); "" when there is none; false when the message is malformed.
+bool parse_cname_answer(const unsigned char* message, std::size_t length, std::string_view name, std::string& target);
+
 // The TLSA records (type 52) in the answer section of a raw DNS message; false when it is
 // malformed.
 bool parse_tlsa_answer(const unsigned char* message, std::size_t length, std::vector<tlsa_record>& out);
@@ -102,6 +113,8 @@ class dns_client {
   void lookup_mx(std::string domain, std::function<void(mx_lookup)> done);
   void lookup_addresses(std::string host, std::function<void(address_lookup)> done);
   void lookup_txt(std::string name, std::function<void(txt_lookup)> done);
+  // The CNAME record of a name (its target, as the name's own record says).
+  void lookup_cname(std::string name, std::function<void(cname_lookup)> done);
   // The TLSA records at name ("_25._tcp.mx.example.com").
   void lookup_tlsa(std::string name, std::function<void(tlsa_lookup)> done);
 

@@ -122,16 +122,23 @@ bool walk_records(const unsigned char* m, std::size_t len, std::size_t& pos, std
   return true;
 }
 
-}  // namespace
-
-bool parse_tlsa_answer(const unsigned char* m, std::size_t len, std::vector<tlsa_record>& out) {
-  if (!m || len < 12) return false;
-  std::size_t qd = read16(m + 4), an = read16(m + 6);
-  std::size_t pos = 12;
+// Past the question section (pos: 12, the end of the header); false when it is malformed.
+bool skip_questions(const unsigned char* m, std::size_t len, std::size_t& pos) {
+  std::size_t qd = read16(m + 4);
   for (std::size_t i = 0; i < qd; ++i) {
     if (!skip_name(m, len, pos) || pos + 4 > len) return false;
     pos += 4;
   }
+  return true;
+}
+
+}  // namespace
+
+bool parse_tlsa_answer(const unsigned char* m, std::size_t len, std::vector<tlsa_record>& out) {
+  if (!m || len < 12) return false;
+  std::size_t an = read16(m + 6);
+  std::size_t pos = 12;
+  if (!skip_questions(m, len, pos)) return false;
   return walk_records(m, len, pos, an, [&](int rtype, std::uint32_t, std::size_t rdata, std::size_t rdlength) {
     constexpr int tlsa_type = 52;  // RFC 6698
     if (rtype != tlsa_type || rdlength < 3 || out.size() >= 64) return;
@@ -144,15 +151,46 @@ bool parse_tlsa_answer(const unsigned char* m, std::size_t len, std::vector<tlsa
   });
 }
 
+bool parse_cname_answer(const unsigned char* m, std::size_t len, std::string_view name, std::string& target) {
+  target.clear();
+  if (!m || len < 12) return false;
+  std::size_t an = read16(m + 6);
+  std::size_t pos = 12;
+  if (!skip_questions(m, len, pos)) return false;
+  auto lower = [](std::string s) {
+    for (auto& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    while (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  };
+  auto wanted = lower(std::string(name));
+  bool malformed = false;
+  // Each record's owner is read again from its start: walk_records gives where its data is.
+  std::size_t owner_at = pos;
+  bool whole = walk_records(m, len, pos, an, [&](int rtype, std::uint32_t, std::size_t rdata, std::size_t rdlength) {
+    std::size_t here = owner_at;
+    owner_at = rdata + rdlength;
+    if (rtype != ns_t_cname || !target.empty()) return;
+    char* owner = nullptr;
+    char* alias = nullptr;
+    long used = 0;
+    if (ares_expand_name(m + here, m, static_cast<int>(len), &owner, &used) != ARES_SUCCESS ||
+        ares_expand_name(m + rdata, m, static_cast<int>(len), &alias, &used) != ARES_SUCCESS) {
+      malformed = true;
+    } else if (lower(owner) == wanted) {
+      target = lower(alias);
+    }
+    ares_free_string(owner);
+    ares_free_string(alias);
+  });
+  return whole && !malformed;
+}
+
 std::uint32_t dns_answer_ttl(const unsigned char* m, std::size_t len, int type,
                              std::uint32_t fallback) {
   if (!m || len < 12) return fallback;
-  std::size_t qd = read16(m + 4), an = read16(m + 6), ns = read16(m + 8);
+  std::size_t an = read16(m + 6), ns = read16(m + 8);
   std::size_t pos = 12;
-  for (std::size_t i = 0; i < qd; ++i) {
-    if (!skip_name(m, len, pos) || pos + 4 > len) return fallback;
-    pos += 4;
-  }
+  if (!skip_questions(m, len, pos)) return fallback;
   bool found = false;
   std::uint32_t best = 0;
   auto consider = [&](std::uint32_t ttl) {
@@ -406,6 +444,24 @@ struct dns_client::impl : std::enable_shared_from_this<impl> {
     });
   }
 
+  void lookup_cname(const std::string& name, const std::function<void(cname_lookup)>& done) {
+    query(name, ns_t_cname, [done, name](int status, const unsigned char* answer, int length) {
+      cname_lookup out;
+      out.outcome = outcome_of(status);
+      if (out.outcome == dns_outcome::found) {
+        if (!parse_cname_answer(answer, static_cast<std::size_t>(length), name, out.target)) {
+          out.outcome = dns_outcome::temporary;
+          out.error = "DNS: malformed CNAME answer";
+        } else if (out.target.empty()) {
+          out.outcome = dns_outcome::no_records;
+        }
+      } else if (out.outcome == dns_outcome::temporary) {
+        out.error = failure(status);
+      }
+      done(std::move(out));
+    });
+  }
+
   void lookup_txt(const std::string& name, const std::function<void(txt_lookup)>& done) {
     query(name, ns_t_txt, [done](int status, const unsigned char* answer, int length) {
       txt_lookup out;
@@ -532,6 +588,11 @@ bool dns_client::ad_trusted() const { return impl_->trusted; }
 void dns_client::lookup_tlsa(std::string name, std::function<void(tlsa_lookup)> done) {
   auto self = impl_;
   asio::post(self->strand, [self, name = std::move(name), done = std::move(done)] { self->lookup_tlsa(name, done); });
+}
+
+void dns_client::lookup_cname(std::string name, std::function<void(cname_lookup)> done) {
+  auto self = impl_;
+  asio::post(self->strand, [self, name = std::move(name), done = std::move(done)] { self->lookup_cname(name, done); });
 }
 
 void dns_client::lookup_txt(std::string name, std::function<void(txt_lookup)> done) {

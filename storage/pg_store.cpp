@@ -103,6 +103,13 @@ enum stmt : int {
   search_messages_by_recipient,
   search_messages_by_tenant,
   search_matching_recipients,
+  insert_tracking_link,
+  record_tracking_hit,
+  select_tracking_target,
+  select_tracking_links,
+  select_tracking_hits,
+  prune_tracking_links,
+  prune_tracking_hits,
   stmt_count
 };
 
@@ -117,15 +124,17 @@ constexpr std::array<const char*, stmt_count> statements = {
     "VALUES ($1,$2,$3,$4,$5,$6,$7)",
     "INSERT INTO tenants (id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox) "
     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)",
-    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3, pool = $4, weight = $5, sandbox = $6 "
-    "WHERE id = $7",
+    "UPDATE tenants SET rate_per_second = $1, burst = $2, suspended = $3, pool = $4, weight = $5, sandbox = $6, "
+    "tracking_opens = $7, tracking_clicks = $8, tracking_record_ip = $9, tracking_domain = $10, "
+    "tracking_verified = $11, tracking_checked_at = $12, tracking_status = $13 WHERE id = $14",
     "INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at, revoked_at) "
     "VALUES ($1,$2,$3,$4,$5,$6)",
     "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at = 0",
     "UPDATE recipients SET state = $1, attempts = $2, next_attempt_at = $3, updated_at = $4, "
     "last_reply = $5 WHERE id = $6",
-    "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox FROM tenants "
-    "ORDER BY id",
+    "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox, tracking_opens, "
+    "tracking_clicks, tracking_record_ip, tracking_domain, tracking_verified, tracking_checked_at, tracking_status "
+    "FROM tenants ORDER BY id",
     "SELECT id, tenant_id, key_hash, prefix, created_at, revoked_at FROM api_keys "
     "WHERE revoked_at = 0 ORDER BY id",
     "SELECT created_at, mail_from, subject, campaign, tags, metadata, message_id_header, size "
@@ -235,7 +244,8 @@ constexpr std::array<const char*, stmt_count> statements = {
     "WHERE id = $10",
     "DELETE FROM webhooks WHERE id = $1 AND tenant_id = $2",
     "SELECT (e.created_at / $4::bigint) * $4::bigint AS b, e.type, "
-    "CASE WHEN e.type = 'bounced' AND (e.data::json->>'hard') = 'true' THEN 1 ELSE 0 END AS hard, "
+    "CASE WHEN e.type = 'bounced' AND (e.data::json->>'hard') = 'true' THEN 1 "
+    "WHEN e.type IN ('opened', 'clicked') AND (e.data::json->>'machine') = 'true' THEN 1 ELSE 0 END AS hard, "
     "COUNT(*), COALESCE(SUM(CASE WHEN e.type = 'accepted' THEN COALESCE((e.data::json->>'recipients')::bigint, 0) "
     "ELSE 0 END), 0) FROM events e LEFT JOIN messages m ON m.id = e.message_id "
     "WHERE e.tenant_id = $1 AND e.created_at >= $2::bigint AND e.created_at < $3::bigint "
@@ -319,6 +329,23 @@ constexpr std::array<const char*, stmt_count> statements = {
     "ORDER BY m.created_at DESC, m.id DESC LIMIT $11",
     "SELECT id, address, state FROM recipients WHERE message_id = $1 AND ($2 = '' OR address = $2) "
     "AND ($3 = '' OR state = $3) ORDER BY id LIMIT 100",
+    "INSERT INTO tracking_links (message_id, link, tenant_id, url, expires_at) VALUES ($1,$2,$3,$4,$5)",
+    // The hit counted; the first of (recipient, link, machine) also appends its event.
+    "WITH h AS (INSERT INTO tracking_hits (recipient_id, link, machine, message_id, hits, first_at, last_at, "
+    "expires_at) VALUES ($1, $2, $3, $4, 1, $5, $5, $6) ON CONFLICT (recipient_id, link, machine) DO UPDATE SET "
+    "hits = tracking_hits.hits + 1, last_at = GREATEST(tracking_hits.last_at, EXCLUDED.last_at) RETURNING hits) "
+    "INSERT INTO events (id, tenant_id, message_id, recipient_id, type, created_at, data) "
+    "SELECT $7::text, $8::text, $4, $1, $9::text, $5, $10::text FROM h WHERE h.hits = 1",
+    "SELECT l.tenant_id, l.url, l.expires_at, COALESCE(tn.tracking_record_ip, 0), COALESCE(r.address, ''), "
+    "CASE WHEN r.state = 'delivered' THEN r.updated_at ELSE 0 END FROM tracking_links l "
+    "LEFT JOIN tenants tn ON tn.id = l.tenant_id "
+    "LEFT JOIN recipients r ON r.id = $2 AND r.message_id = l.message_id "
+    "WHERE l.message_id = $1 AND l.link = $3",
+    "SELECT url FROM tracking_links WHERE message_id = $1 AND link > 0 ORDER BY link",
+    "SELECT recipient_id, link, machine, hits, first_at, last_at FROM tracking_hits WHERE message_id = $1 "
+    "ORDER BY recipient_id, link, machine",
+    "DELETE FROM tracking_links WHERE ctid IN (SELECT ctid FROM tracking_links WHERE expires_at <= $1 LIMIT $2)",
+    "DELETE FROM tracking_hits WHERE ctid IN (SELECT ctid FROM tracking_hits WHERE expires_at <= $1 LIMIT $2)",
 };
 
 // Parameters of one statement: text values, except those marked binary (bytea).
@@ -531,6 +558,13 @@ class pg_store final : public store {
       t.pool = text_at(r, i, 6);
       t.weight = static_cast<std::uint32_t>(int_at(r, i, 7));
       t.sandbox = int_at(r, i, 8) != 0;
+      t.tracking.opens = int_at(r, i, 9) != 0;
+      t.tracking.clicks = int_at(r, i, 10) != 0;
+      t.tracking.record_ip = int_at(r, i, 11) != 0;
+      t.tracking.domain = text_at(r, i, 12);
+      t.tracking.verified = int_at(r, i, 13) != 0;
+      t.tracking.checked_at_ms = int_at(r, i, 14);
+      t.tracking.status = text_at(r, i, 15);
       out.push_back(std::move(t));
     }
     return out;
@@ -644,7 +678,30 @@ class pg_store final : public store {
         out.events.push_back(std::move(e));
       }
     }
+    {
+      params p;
+      p.id(message_id);
+      auto r = run(select_tracking_links, p);
+      for (int i = 0; i < PQntuples(r.get()); ++i) out.message.tracking_links.push_back(text_at(r, i, 0));
+    }
+    {
+      params p;
+      p.id(message_id);
+      auto r = run(select_tracking_hits, p);
+      for (int i = 0; i < PQntuples(r.get()); ++i)
+        out.hits.push_back({id_at(r, i, 0), static_cast<std::uint16_t>(int_at(r, i, 1)), int_at(r, i, 2) != 0,
+                            static_cast<std::uint64_t>(int_at(r, i, 3)), int_at(r, i, 4), int_at(r, i, 5)});
+    }
     return out;
+  }
+
+  std::optional<tracking_target> find_tracking_target(const tracking_query& t) override {
+    params p;
+    p.id(t.message_id).id(t.recipient_id).integer(t.link);
+    auto r = run(select_tracking_target, p);
+    if (PQntuples(r.get()) == 0) return std::nullopt;
+    return tracking_target{id_at(r, 0, 0), text_at(r, 0, 1), int_at(r, 0, 2), int_at(r, 0, 3) != 0,
+                           text_at(r, 0, 4), int_at(r, 0, 5)};
   }
 
   std::vector<std::string> pending_domains(const std::string& after, std::size_t limit) override {
@@ -1140,7 +1197,9 @@ class pg_store final : public store {
   params tenant_update_params(const tenant_record& t) {
     params p;
     p.real(t.rate_per_second).integer(t.burst).integer(t.suspended ? 1 : 0).text(t.pool)
-        .integer(t.weight).integer(t.sandbox ? 1 : 0).id(t.id);
+        .integer(t.weight).integer(t.sandbox ? 1 : 0).integer(t.tracking.opens ? 1 : 0)
+        .integer(t.tracking.clicks ? 1 : 0).integer(t.tracking.record_ip ? 1 : 0).text(t.tracking.domain)
+        .integer(t.tracking.verified ? 1 : 0).integer(t.tracking.checked_at_ms).text(t.tracking.status).id(t.id);
     return p;
   }
   params key_params(const api_key_record& k) {
@@ -1202,6 +1261,14 @@ class pg_store final : public store {
           .text(k.response).integer(k.created_at_ms).integer(k.expires_at_ms);
       out(insert_idempotency_key, kp);
     }
+    const auto& m = op.message;
+    if (m.tracking_expires_ms > 0)
+      for (std::size_t i = 0; i <= m.tracking_links.size(); ++i) {
+        params lp;
+        lp.id(m.id).integer(static_cast<std::int64_t>(i)).id(m.tenant_id)
+            .text(i == 0 ? std::string() : m.tracking_links[i - 1]).integer(m.tracking_expires_ms);
+        out(insert_tracking_link, lp);
+      }
     auto ep = event_params(op.accepted);
     out(insert_event, ep);
     for (const auto& e : op.events) {
@@ -1438,9 +1505,21 @@ class pg_store final : public store {
     params messages;
     messages.integer(op.rows_before_ms).integer(static_cast<std::int64_t>(op.limit));
     out(prune_messages, messages);
-    params keys;
-    keys.integer(op.now_ms).integer(static_cast<std::int64_t>(op.limit));
-    out(prune_idempotency_keys, keys);
+    // Rows that expire by themselves, whatever the age of their message.
+    for (auto expired : {prune_idempotency_keys, prune_tracking_links, prune_tracking_hits}) {
+      params p;
+      p.integer(op.now_ms).integer(static_cast<std::int64_t>(op.limit));
+      out(expired, p);
+    }
+  }
+  template <class Out>
+  void emit(const record_tracking_hit_op& op, Out&& out) {
+    const auto& h = op.hit;
+    const auto& e = op.event;
+    params p;
+    p.id(h.recipient_id).integer(h.link).integer(h.machine ? 1 : 0).id(e.message_id).integer(h.first_at_ms)
+        .integer(op.expires_ms).id(e.id).id(e.tenant_id).text(e.type).text(e.data_json);
+    out(record_tracking_hit, p);
   }
   template <class Out>
   void emit(const insert_template_op& op, Out&& out) {

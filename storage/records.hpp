@@ -8,9 +8,13 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+
 #include "storage/ids.hpp"
 
 namespace petrel {
+
+struct message_spec;  // net/mail/mime_message.hpp
 
 // Where a recipient stands. queued and deferred are waiting (held by a domain actor); the
 // others are final and never change again.
@@ -44,6 +48,20 @@ struct tenant_record {
   std::string pool;           // egress pool; "" the default pool
   std::uint32_t weight = 1;   // share of turns against other tenants at a busy domain
   bool sandbox = false;       // every message is delivered nowhere (actors/policy/sandbox.hpp)
+  // Open and click tracking (docs/sending.md, "Tracking"): the defaults of its messages, whether
+  // events keep the client's IP address, and its own tracking domain (a CNAME to the node's
+  // tracking.cname_target), used once verified.
+  struct tracking_settings {
+    bool opens = false;
+    bool clicks = false;
+    bool record_ip = false;
+    std::string domain;
+    bool verified = false;
+    std::int64_t checked_at_ms = 0;
+    std::string status;  // what the last check found
+    friend bool operator==(const tracking_settings&, const tracking_settings&) = default;
+  };
+  tracking_settings tracking;
 };
 
 struct api_key_record {
@@ -109,6 +127,17 @@ struct message_record {
   bool sandbox = false;
   // The request's Idempotency-Key (key "" none): stored in the message's transaction.
   idempotency_record idempotency;
+  // Open and click tracking the submission asked for: -1 the tenant's default, 0 off, 1 on.
+  std::int8_t track_opens = -1;
+  std::int8_t track_clicks = -1;
+  // A structured message that tracking may turn into copies per recipient (its HTML rewritten):
+  // kept from the submission until then, never stored nor sent between nodes.
+  std::shared_ptr<const message_spec> spec;
+  // A tracked message's links (the n-th trackable link of its HTML at [n-1]) and when their
+  // tokens expire: stored in tracking_links in the message's transaction.
+  std::vector<std::string> tracking_links;
+  std::int64_t tracking_expires_ms = 0;  // 0: not tracked
+  std::string tracking_base_url;  // decided by the tenant actor for the signer (not stored)
 };
 
 struct event_record {
@@ -157,7 +186,7 @@ struct stats_query {
 struct stats_row {
   std::int64_t bucket_start_ms = 0;
   std::string type;
-  bool hard = false;            // bounced: a hard bounce
+  bool hard = false;            // bounced: a hard bounce; opened, clicked: by a machine
   std::uint64_t count = 0;      // events
   std::uint64_t recipients = 0;  // accepted: the messages' recipients
 };
@@ -191,6 +220,33 @@ struct message_search {
   std::int64_t before_created_ms = 0;  // 0: from the newest
   id128 before_id;
   std::uint64_t limit = 50;
+};
+
+// Where a tracking token leads (GET /c/{token}, /o/{token}.gif): the link of a tracked message,
+// its tenant, and what the event about it needs. link 0 is the open pixel (url empty).
+struct tracking_query {
+  id128 message_id;
+  id128 recipient_id;
+  std::uint16_t link = 0;
+};
+struct tracking_target {
+  id128 tenant_id;
+  std::string url;
+  std::int64_t expires_ms = 0;
+  bool record_ip = false;          // the tenant's setting
+  std::string address;             // the recipient's, "" when it is no longer stored
+  std::int64_t delivered_at_ms = 0;  // when it was delivered, 0 not (yet) or unknown
+};
+
+// How often a recipient opened its message (link 0) or clicked a link, by people or by
+// machines (docs/sending.md, "Machine opens and clicks").
+struct tracking_hit_record {
+  id128 recipient_id;
+  std::uint16_t link = 0;
+  bool machine = false;
+  std::uint64_t count = 0;
+  std::int64_t first_at_ms = 0;
+  std::int64_t last_at_ms = 0;
 };
 
 // A tenant's template (id empty: the newest version of each of them; version 0: the newest).
@@ -377,6 +433,8 @@ struct recipient_lookup {
 struct message_details {
   message_record message;
   std::vector<event_record> events;
+  // Opens and clicks of its recipients; message.tracking_links holds its links.
+  std::vector<tracking_hit_record> hits;
 };
 
 }  // namespace petrel

@@ -321,6 +321,39 @@ const std::vector<migration>& schema_migrations() {
        {
            "ALTER TABLE tenants ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0",
        }},
+      {18,
+       "open and click tracking: tenant settings, tracked links, hits",
+       {
+           "ALTER TABLE tenants ADD COLUMN tracking_opens INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE tenants ADD COLUMN tracking_clicks INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE tenants ADD COLUMN tracking_record_ip INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE tenants ADD COLUMN tracking_domain TEXT NOT NULL DEFAULT ''",
+           "ALTER TABLE tenants ADD COLUMN tracking_verified INTEGER NOT NULL DEFAULT 0",
+           "ALTER TABLE tenants ADD COLUMN tracking_checked_at BIGINT NOT NULL DEFAULT 0",
+           "ALTER TABLE tenants ADD COLUMN tracking_status TEXT NOT NULL DEFAULT ''",
+           // A tracked message's links (link 0: its open pixel, url ''), kept until their
+           // tokens expire, whatever the retention of the message itself.
+           R"(CREATE TABLE tracking_links (
+                message_id TEXT NOT NULL,
+                link INTEGER NOT NULL,
+                tenant_id TEXT NOT NULL,
+                url TEXT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (message_id, link)))",
+           "CREATE INDEX tracking_links_expiry ON tracking_links (expires_at)",
+           R"(CREATE TABLE tracking_hits (
+                recipient_id TEXT NOT NULL,
+                link INTEGER NOT NULL,
+                machine INTEGER NOT NULL,
+                message_id TEXT NOT NULL,
+                hits BIGINT NOT NULL,
+                first_at BIGINT NOT NULL,
+                last_at BIGINT NOT NULL,
+                expires_at BIGINT NOT NULL,
+                PRIMARY KEY (recipient_id, link, machine)))",
+           "CREATE INDEX tracking_hits_message ON tracking_hits (message_id)",
+           "CREATE INDEX tracking_hits_expiry ON tracking_hits (expires_at)",
+       }},
   };
   return all;
 }

@@ -213,8 +213,9 @@ class sqlite_store final : public store {
   std::vector<tenant_record> load_tenants() override {
     std::vector<tenant_record> out;
     auto q = prepare(
-        "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox FROM tenants "
-        "ORDER BY id");
+        "SELECT id, name, rate_per_second, burst, suspended, created_at, pool, weight, sandbox, tracking_opens, "
+        "tracking_clicks, tracking_record_ip, tracking_domain, tracking_verified, tracking_checked_at, "
+        "tracking_status FROM tenants ORDER BY id");
     while (q.step()) {
       tenant_record t;
       t.id = q.id(0);
@@ -226,6 +227,13 @@ class sqlite_store final : public store {
       t.pool = q.text(6);
       t.weight = static_cast<std::uint32_t>(q.integer(7));
       t.sandbox = q.integer(8) != 0;
+      t.tracking.opens = q.integer(9) != 0;
+      t.tracking.clicks = q.integer(10) != 0;
+      t.tracking.record_ip = q.integer(11) != 0;
+      t.tracking.domain = q.text(12);
+      t.tracking.verified = q.integer(13) != 0;
+      t.tracking.checked_at_ms = q.integer(14);
+      t.tracking.status = q.text(15);
       out.push_back(std::move(t));
     }
     return out;
@@ -345,7 +353,33 @@ class sqlite_store final : public store {
         out.events.push_back(std::move(e));
       }
     }
+    {
+      auto q = prepare("SELECT url FROM tracking_links WHERE message_id = ? AND link > 0 ORDER BY link");
+      q.bind(1, message_id);
+      while (q.step()) out.message.tracking_links.push_back(q.text(0));
+    }
+    {
+      auto q = prepare(
+          "SELECT recipient_id, link, machine, hits, first_at, last_at FROM tracking_hits WHERE message_id = ? "
+          "ORDER BY recipient_id, link, machine");
+      q.bind(1, message_id);
+      while (q.step())
+        out.hits.push_back({q.id(0), static_cast<std::uint16_t>(q.integer(1)), q.integer(2) != 0,
+                            static_cast<std::uint64_t>(q.integer(3)), q.integer(4), q.integer(5)});
+    }
     return out;
+  }
+
+  std::optional<tracking_target> find_tracking_target(const tracking_query& t) override {
+    auto q = prepare(
+        "SELECT l.tenant_id, l.url, l.expires_at, COALESCE(tn.tracking_record_ip, 0), COALESCE(r.address, ''), "
+        "CASE WHEN r.state = 'delivered' THEN r.updated_at ELSE 0 END FROM tracking_links l "
+        "LEFT JOIN tenants tn ON tn.id = l.tenant_id "
+        "LEFT JOIN recipients r ON r.id = ?2 AND r.message_id = l.message_id "
+        "WHERE l.message_id = ?1 AND l.link = ?3");
+    q.bind(1, t.message_id).bind(2, t.recipient_id).bind(3, static_cast<std::int64_t>(t.link));
+    if (!q.step()) return std::nullopt;
+    return tracking_target{q.id(0), q.text(1), q.integer(2), q.integer(3) != 0, q.text(4), q.integer(5)};
   }
 
   std::vector<std::string> pending_domains(const std::string& after,
@@ -711,7 +745,8 @@ class sqlite_store final : public store {
   std::vector<stats_row> event_stats(const stats_query& f) override {
     auto q = prepare(
         "SELECT (e.created_at / ?4) * ?4 AS b, e.type, "
-        "CASE WHEN e.type = 'bounced' THEN COALESCE(json_extract(e.data, '$.hard'), 0) ELSE 0 END AS hard, "
+        "CASE WHEN e.type = 'bounced' THEN COALESCE(json_extract(e.data, '$.hard'), 0) "
+        "WHEN e.type IN ('opened', 'clicked') THEN COALESCE(json_extract(e.data, '$.machine'), 0) ELSE 0 END AS hard, "
         "COUNT(*), SUM(CASE WHEN e.type = 'accepted' THEN COALESCE(json_extract(e.data, '$.recipients'), 0) "
         "ELSE 0 END) FROM events e LEFT JOIN messages m ON m.id = e.message_id "
         "WHERE e.tenant_id = ?1 AND e.created_at >= ?2 AND e.created_at < ?3 AND (?5 = '' OR m.campaign = ?5) "
@@ -924,8 +959,36 @@ class sqlite_store final : public store {
           .bind(8, k.expires_at_ms);
       q.run();
     }
+    if (m.tracking_expires_ms > 0)
+      for (std::size_t i = 0; i <= m.tracking_links.size(); ++i) {
+        auto q = prepare(
+            "INSERT INTO tracking_links (message_id, link, tenant_id, url, expires_at) VALUES (?,?,?,?,?)");
+        q.bind(1, m.id)
+            .bind(2, static_cast<std::int64_t>(i))
+            .bind(3, m.tenant_id)
+            .bind(4, i == 0 ? std::string_view("") : std::string_view(m.tracking_links[i - 1]))
+            .bind(5, m.tracking_expires_ms);
+        q.run();
+      }
     insert_event(op.accepted);
     for (const auto& e : op.events) insert_event(e);
+  }
+
+  void apply_op(const record_tracking_hit_op& op) {
+    const auto& h = op.hit;
+    auto q = prepare(
+        "INSERT INTO tracking_hits (recipient_id, link, machine, message_id, hits, first_at, last_at, expires_at) "
+        "VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5, ?6) ON CONFLICT (recipient_id, link, machine) DO UPDATE SET "
+        "hits = hits + 1, last_at = MAX(last_at, excluded.last_at) RETURNING hits");
+    q.bind(1, h.recipient_id)
+        .bind(2, static_cast<std::int64_t>(h.link))
+        .bind(3, static_cast<std::int64_t>(h.machine ? 1 : 0))
+        .bind(4, op.event.message_id)
+        .bind(5, h.first_at_ms)
+        .bind(6, op.expires_ms);
+    bool first = false;
+    while (q.step()) first = q.integer(0) == 1;
+    if (first) insert_event(op.event);
   }
 
   void insert_event(const event_record& e) {
@@ -963,15 +1026,23 @@ class sqlite_store final : public store {
   void apply_op(const update_tenant_op& op) {
     const auto& t = op.tenant;
     auto q = prepare(
-        "UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ?, pool = ?, weight = ?, sandbox = ? "
-        "WHERE id = ?");
+        "UPDATE tenants SET rate_per_second = ?, burst = ?, suspended = ?, pool = ?, weight = ?, sandbox = ?, "
+        "tracking_opens = ?, tracking_clicks = ?, tracking_record_ip = ?, tracking_domain = ?, tracking_verified = ?, "
+        "tracking_checked_at = ?, tracking_status = ? WHERE id = ?");
     q.bind(1, t.rate_per_second)
         .bind(2, static_cast<std::int64_t>(t.burst))
         .bind(3, static_cast<std::int64_t>(t.suspended ? 1 : 0))
         .bind(4, std::string_view(t.pool))
         .bind(5, static_cast<std::int64_t>(t.weight))
         .bind(6, static_cast<std::int64_t>(t.sandbox ? 1 : 0))
-        .bind(7, t.id);
+        .bind(7, static_cast<std::int64_t>(t.tracking.opens ? 1 : 0))
+        .bind(8, static_cast<std::int64_t>(t.tracking.clicks ? 1 : 0))
+        .bind(9, static_cast<std::int64_t>(t.tracking.record_ip ? 1 : 0))
+        .bind(10, std::string_view(t.tracking.domain))
+        .bind(11, static_cast<std::int64_t>(t.tracking.verified ? 1 : 0))
+        .bind(12, t.tracking.checked_at_ms)
+        .bind(13, std::string_view(t.tracking.status))
+        .bind(14, t.id);
     q.run();
     if (sqlite3_changes(db_) == 0) throw operation_error("no such tenant");
   }
@@ -1104,11 +1175,19 @@ class sqlite_store final : public store {
         "NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id) ORDER BY m.created_at LIMIT ?2)");
     messages.bind(1, op.rows_before_ms).bind(2, static_cast<std::int64_t>(op.limit));
     messages.run();
-    auto keys = prepare(
+    // Rows that expire by themselves, whatever the age of their message.
+    static const char* const expired[] = {
         "DELETE FROM idempotency_keys WHERE rowid IN (SELECT rowid FROM idempotency_keys WHERE expires_at <= ?1 "
-        "LIMIT ?2)");
-    keys.bind(1, op.now_ms).bind(2, static_cast<std::int64_t>(op.limit));
-    keys.run();
+        "LIMIT ?2)",
+        "DELETE FROM tracking_links WHERE rowid IN (SELECT rowid FROM tracking_links WHERE expires_at <= ?1 "
+        "LIMIT ?2)",
+        "DELETE FROM tracking_hits WHERE rowid IN (SELECT rowid FROM tracking_hits WHERE expires_at <= ?1 "
+        "LIMIT ?2)"};
+    for (const char* sql : expired) {
+      auto q = prepare(sql);
+      q.bind(1, op.now_ms).bind(2, static_cast<std::int64_t>(op.limit));
+      q.run();
+    }
     pruned_ = true;
   }
 

@@ -36,7 +36,7 @@ struct insert_api_key_op {
   api_key_record key;
 };
 struct update_tenant_op {
-  tenant_record tenant;  // rate, burst and suspension are written; the name stays
+  tenant_record tenant;  // everything but the name and creation time is written
 };
 struct update_recipients_op {
   std::vector<recipient_update> updates;
@@ -106,11 +106,20 @@ struct prune_events_op {
 // messages of each kind per pass: the content of messages older than content_before_ms whose
 // recipients are all final is emptied (content_pruned_at = now_ms); messages older than
 // rows_before_ms whose recipients are all final are deleted with their recipients.
+// Tracking rows whose tokens expired before now_ms (tracking_links, tracking_hits) go too, at
+// most `limit` of each.
 struct prune_messages_op {
   std::int64_t content_before_ms = 0;
   std::int64_t rows_before_ms = 0;
   std::int64_t now_ms = 0;
   std::uint64_t limit = 1000;
+};
+// An open or a click: counted in tracking_hits (recipient, link, machine); the first of each
+// also appends `event` (its id, type and data made by the caller).
+struct record_tracking_hit_op {
+  tracking_hit_record hit;  // count and last_at_ms are ignored: one more hit at first_at_ms
+  std::int64_t expires_ms = 0;
+  event_record event;
 };
 // A new webhook; its cursor starts at the newest event (it gets what happens from now on).
 // A template's new version (its first, or an update).
@@ -167,7 +176,7 @@ using write_op = std::variant<insert_message_op, insert_tenant_op, update_tenant
                               insert_webhook_op, update_webhook_op, delete_webhook_op,
                               rotate_webhook_op, set_node_value_op, resume_webhook_op,
                               prune_messages_op, flush_recipients_op, insert_template_op,
-                              delete_template_op>;
+                              delete_template_op, record_tracking_hit_op>;
 
 struct store_options {
   std::string sqlite_synchronous = "full";
@@ -220,6 +229,9 @@ class store {
   virtual std::vector<message_record> search_messages(const message_search& q) = 0;
   // A tenant's templates: one version, or the newest version of each (template_query).
   virtual std::vector<template_record> find_templates(const template_query& q) = 0;
+  // Where a tracking token leads: nullopt when the message has no such tracked link (or the
+  // rows expired and were pruned).
+  virtual std::optional<tracking_target> find_tracking_target(const tracking_query& q) = 0;
   // A tenant's Idempotency-Key while it has not expired at now_ms.
   virtual std::optional<idempotency_record> find_idempotency_key(const id128& tenant_id, const std::string& key,
                                                                  std::int64_t now_ms) = 0;

@@ -111,6 +111,26 @@ std::string complained(std::string_view feedback_type, std::string_view reportin
 
 std::string unsubscribed_one_click() { return text(json::object{{"method", "one-click"}}); }
 
+std::string tracking_hit(const hit_facts_data& hit) {
+  json::object o;
+  if (hit.link > 0) {
+    o["link"] = hit.link;
+    o["url"] = hit.url;
+  }
+  // A client's text: bounded, printable ASCII (User-Agent is ASCII; anything else is hostile).
+  std::string agent;
+  for (char ch : hit.user_agent.substr(0, 300)) {
+    auto c = static_cast<unsigned char>(ch);
+    agent.push_back(c < 32 || c >= 127 ? '?' : ch);
+  }
+  o["user_agent"] = agent;
+  if (!hit.ip.empty()) o["ip"] = hit.ip;
+  o["machine"] = hit.machine;
+  if (hit.machine) o["machine_reason"] = hit.machine_reason;
+  o["first"] = true;
+  return text(o);
+}
+
 std::string cancelled(std::string_view by, std::string_view reason) {
   json::object o{{"by", by}};
   put_if(o, "reason", reason);

@@ -59,6 +59,17 @@ std::string suppressed_at_delivery(std::uint32_t attempt);
 std::string complained(std::string_view feedback_type, std::string_view reporting_mta,
                        std::string_view origin);
 std::string unsubscribed_one_click();
+// The first open (link 0) or click of a link by a recipient, by a person or by a machine (reason:
+// actors/policy/engagement.hpp). ip empty: not kept (the tenant's tracking.record_ip).
+struct hit_facts_data {
+  std::uint16_t link = 0;
+  std::string_view url;  // clicks
+  std::string_view user_agent;
+  std::string_view ip;
+  bool machine = false;
+  std::string_view machine_reason;
+};
+std::string tracking_hit(const hit_facts_data& hit);
 std::string cancelled(std::string_view by, std::string_view reason);
 // until_ms 0: no end time.
 std::string admin_action(std::string_view action, std::string_view kind, std::string_view target,

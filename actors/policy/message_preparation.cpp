@@ -3,10 +3,63 @@
 
 #include <cctype>
 
+#include <boost/json.hpp>
+
 #include "net/mail/email_address.hpp"
 #include "net/mail/recipient_token.hpp"
+#include "net/mail/template_message.hpp"
 
 namespace petrel {
+
+tracking_decision decide_tracking(const tracking_environment& env, const tenant_record::tracking_settings& tenant,
+                                  std::int8_t asked_opens, std::int8_t asked_clicks) {
+  tracking_decision d;
+  bool asked = asked_opens == 1 || asked_clicks == 1;
+  if (!env.enabled) {
+    if (asked) d.refusal = "tracking is not enabled on this server (tracking.enabled)";
+    return d;
+  }
+  d.opens = asked_opens < 0 ? tenant.opens : asked_opens == 1;
+  d.clicks = asked_clicks < 0 ? tenant.clicks : asked_clicks == 1;
+  if (!d.opens && !d.clicks) return d;
+  if (tenant.verified && !tenant.domain.empty())
+    d.base_url = env.scheme + "://" + tenant.domain;
+  else
+    d.base_url = env.node_base_url;
+  if (d.base_url.empty()) {
+    if (asked)
+      d.refusal = "tracking needs a verified tracking domain of this tenant (PUT /v1/tracking) or the server's "
+                  "tracking.base_url";
+    d.opens = d.clicks = false;
+  }
+  return d;
+}
+
+bool apply_tracking(message_record& m, const tracking_decision& d, std::int64_t expires_ms) {
+  if ((!d.opens && !d.clicks) || d.base_url.empty()) return false;
+  tracking_plan plan{d.opens, d.clicks, d.base_url, expires_ms};
+  tracked_source tracked;
+  if (m.templated) {
+    auto t = tracked_template_source(m.content, plan);
+    if (!t) return false;
+    tracked = std::move(t.value());
+  } else if (m.spec && m.spec->html) {
+    tracked = tracked_literal_source(*m.spec, plan);
+  } else {
+    return false;
+  }
+  if (!d.opens && tracked.links.empty()) return false;
+  m.content = std::move(tracked.source);
+  m.tracking_links = std::move(tracked.links);
+  m.tracking_expires_ms = expires_ms;
+  if (!m.templated) {
+    m.templated = true;
+    // A copy per recipient, each sent alone (a recipient with personal data is).
+    for (auto& r : m.recipients) r.personal_json = boost::json::serialize(boost::json::object{{"email", r.address}});
+  }
+  m.spec.reset();
+  return true;
+}
 
 bool has_header(std::string_view message, std::string_view name) {
   std::size_t pos = 0;

@@ -36,6 +36,28 @@ struct prepared_message {
   bool unsubscribe_added = false;  // List-Unsubscribe fields were put in front: sign again
 };
 
+// Open and click tracking at submission (docs/sending.md, "Tracking"): what a message gets, from
+// what it asked for (message_record::track_opens/track_clicks) over its tenant's defaults.
+struct tracking_decision {
+  bool opens = false;
+  bool clicks = false;
+  std::string base_url;  // empty: not tracked
+  std::string refusal;   // the message asked for tracking that cannot be had: a 400 with this
+};
+struct tracking_environment {
+  bool enabled = false;          // tracking.enabled
+  std::string node_base_url;     // tracking.base_url
+  std::string scheme = "https";  // of tenants' tracking domains
+};
+tracking_decision decide_tracking(const tracking_environment& env, const tenant_record::tracking_settings& tenant,
+                                  std::int8_t asked_opens, std::int8_t asked_clicks);
+
+// Makes a structured message (its spec kept, or a template source) tracked copies: the HTML's
+// links and an open pixel become marks, the links are kept for tracking_links until expires_ms,
+// and every recipient is sent a copy of its own. False (the message unchanged) when there is
+// nothing to track: no HTML, or clicks only and no trackable link.
+bool apply_tracking(message_record& m, const tracking_decision& d, std::int64_t expires_ms);
+
 // `recipient_ids` in the order of `content.addresses` (as the store loaded them).
 prepared_message prepare_message(const preparation_settings& settings, std::vector<id128> recipient_ids,
                                  delivery_content content);

@@ -850,6 +850,19 @@
           card("Rate", t.rate || "default"),
           card("Burst", t.burst === null ? "default" : num(t.burst)),
           card("Pool", t.pool || "default"),
+          card(
+            "Tracking",
+            t.tracking
+              ? [t.tracking.opens ? "opens" : null, t.tracking.clicks ? "clicks" : null].filter(Boolean).join(" and ") ||
+                  "off by default"
+              : "—",
+            null
+          ),
+          card(
+            "Tracking domain",
+            t.tracking && t.tracking.domain ? t.tracking.domain + (t.tracking.verified ? " (verified)" : " (not verified)") : "none",
+            t.tracking && t.tracking.domain && !t.tracking.verified ? "bad" : null
+          ),
           card("Id", t.id, "small")
         ),
         h(
@@ -872,6 +885,8 @@
         card("Deferred", num(tot.deferred)),
         card("Bounced", num(tot.bounced)),
         card("Complaints", num(tot.complained)),
+        card("Opened", num(tot.opened) + (tot.opened_machine ? ` (+${num(tot.opened_machine)} machines)` : "")),
+        card("Clicked", num(tot.clicked) + (tot.clicked_machine ? ` (+${num(tot.clicked_machine)} machines)` : "")),
         card("Delivery rate", tot.delivery_rate === null ? "—" : (100 * tot.delivery_rate).toFixed(1) + "%")
       );
       renderKeys(t);

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "net/mail/base64.hpp"
+#include "net/mail/tracking.hpp"
 #include "net/template/mustache.hpp"
 
 namespace petrel {
@@ -136,6 +137,52 @@ std::string template_source(const message_spec& spec, std::string_view substitut
   return json::serialize(o);
 }
 
+namespace {
+
+json::object tracking_json(const tracking_plan& plan, const std::vector<std::string>& links) {
+  json::array list;
+  for (const auto& l : links) list.emplace_back(l);
+  return json::object{{"opens", plan.opens},
+                      {"clicks", plan.clicks},
+                      {"base_url", plan.base_url},
+                      {"expires_ms", plan.expires_ms},
+                      {"links", std::move(list)}};
+}
+
+json::array mailboxes_json(const std::vector<mailbox>& boxes) {
+  json::array out;
+  for (const auto& box : boxes) out.push_back(mailbox_json(box));
+  return out;
+}
+
+}  // namespace
+
+tracked_source tracked_literal_source(const message_spec& spec, const tracking_plan& plan) {
+  tracked_source out;
+  auto marked = spec;
+  if (marked.html) *marked.html = mark_tracking(*marked.html, plan.opens, plan.clicks, out.links);
+  auto o = json::parse(template_source(marked, "{}")).as_object();
+  o["literal"] = true;
+  o["to"] = mailboxes_json(spec.to);
+  o["cc"] = mailboxes_json(spec.cc);
+  o["tracking"] = tracking_json(plan, out.links);
+  out.source = json::serialize(o);
+  return out;
+}
+
+parsed<tracked_source> tracked_template_source(std::string_view source, const tracking_plan& plan) {
+  boost::system::error_code ec;
+  auto doc = json::parse(source, ec);
+  if (ec || !doc.is_object()) return parsed<tracked_source>::failure("the template source is not valid");
+  auto& o = doc.as_object();
+  tracked_source out;
+  if (auto* html = o.if_contains("html"); html && html->is_string())
+    *html = mark_tracking(std::string_view(html->get_string()), plan.opens, plan.clicks, out.links);
+  o["tracking"] = tracking_json(plan, out.links);
+  out.source = json::serialize(o);
+  return out;
+}
+
 std::string template_personal(const mailbox& to, std::string_view substitutions_json) {
   auto o = mailbox_json(to).as_object();
   if (!substitutions_json.empty()) {
@@ -178,9 +225,33 @@ parsed<template_copies> template_copies::read(std::string_view source) {
   std::optional<std::string> text, html;
   if (const auto* t = member(o, "text"); t && t->is_string()) text = std::string(t->get_string());
   if (const auto* h = member(o, "html"); h && h->is_string()) html = std::string(h->get_string());
-  auto templates = message_templates::compile(string_member(o, "subject"), text, html);
-  if (!templates) return result::failure(templates.error());
-  out.templates_ = std::move(templates.value());
+  if (const auto* literal = member(o, "literal"); literal && literal->is_bool() && literal->get_bool()) {
+    // Copies of the message as given: nothing to render, its To and Cc kept.
+    for (auto [key, into] : {std::pair{"to", &spec.to}, std::pair{"cc", &spec.cc}})
+      if (const auto* list = member(o, key); list && list->is_array())
+        for (const auto& v : list->get_array())
+          if (auto box = mailbox_from(v)) into->push_back(*box);
+    spec.subject = string_member(o, "subject");
+    spec.text = std::move(text);
+    spec.html = std::move(html);
+  } else {
+    auto templates = message_templates::compile(string_member(o, "subject"), text, html);
+    if (!templates) return result::failure(templates.error());
+    out.templates_ = std::move(templates.value());
+  }
+  if (const auto* t = member(o, "tracking"); t && t->is_object()) {
+    const auto& x = t->get_object();
+    auto flag = [&](const char* key) {
+      const auto* v = member(x, key);
+      return v && v->is_bool() && v->get_bool();
+    };
+    out.tracking_.opens = flag("opens");
+    out.tracking_.clicks = flag("clicks");
+    out.tracking_.base_url = string_member(x, "base_url");
+    if (const auto* e = member(x, "expires_ms"); e && e->is_int64()) out.tracking_.expires_ms = e->get_int64();
+    if (const auto* l = member(x, "links"); l && l->is_array())
+      for (const auto& v : l->get_array()) out.links_.push_back(v.is_string() ? std::string(v.get_string()) : "");
+  }
   if (const auto* h = member(o, "headers"); h && h->is_array())
     for (const auto& pair : h->get_array())
       if (pair.is_array() && pair.get_array().size() == 2 && pair.get_array()[0].is_string() &&
@@ -207,18 +278,29 @@ parsed<template_copies> template_copies::read(std::string_view source) {
   return out;
 }
 
-parsed<built_message> template_copies::render(std::string_view personal) const {
+parsed<built_message> template_copies::render(std::string_view personal, const copy_tracking* tracking) const {
   using result = parsed<built_message>;
-  boost::system::error_code ec;
-  auto who = json::parse(personal, ec);
-  if (ec || !who.is_object()) return result::failure("the recipient's template data is not valid");
-  auto to = mailbox_from(who);
-  if (!to) return result::failure("the recipient's template data has no valid address");
   auto spec = base_;
-  spec.to.push_back(*to);
-  const auto* own = member(who.get_object(), "substitutions");
-  auto data = template_data(substitutions_, own ? json::serialize(*own) : std::string());
-  if (auto failure = templates_->render(data, false, spec)) return result::failure(*failure);
+  if (templates_) {
+    boost::system::error_code ec;
+    auto who = json::parse(personal, ec);
+    if (ec || !who.is_object()) return result::failure("the recipient's template data is not valid");
+    auto to = mailbox_from(who);
+    if (!to) return result::failure("the recipient's template data has no valid address");
+    spec.to.push_back(*to);
+    const auto* own = member(who.get_object(), "substitutions");
+    auto data = template_data(substitutions_, own ? json::serialize(*own) : std::string());
+    if (auto failure = templates_->render(data, false, spec)) return result::failure(*failure);
+  }
+  if (tracked() && spec.html) {
+    auto expires_s = static_cast<std::uint32_t>(std::clamp<std::int64_t>(tracking_.expires_ms / 1000, 0, UINT32_MAX));
+    spec.html = resolve_tracking_marks(*spec.html, [&](std::size_t n) -> std::string {
+      if (!tracking) return n == 0 || n > links_.size() ? std::string() : links_[n - 1];
+      auto token = make_tracking_token(tracking->secret, {tracking->message, tracking->recipient,
+                                                          static_cast<std::uint16_t>(n), expires_s});
+      return n == 0 ? tracking_.base_url + "/o/" + token + ".gif" : tracking_.base_url + "/c/" + token;
+    });
+  }
   return build_message(spec);
 }
 

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "net/mail/mime_message.hpp"
+#include "storage/ids.hpp"
 
 namespace petrel {
 
@@ -56,21 +57,57 @@ std::string template_personal(const mailbox& to, std::string_view substitutions_
 // over them, key by key (a JSON object's text).
 std::string template_data(std::string_view substitutions_json, std::string_view personal_substitutions_json);
 
+// Open and click tracking of a message's copies (docs/sending.md, "Tracking"): the HTML's
+// trackable links and the open pixel become marks in the stored source
+// (net/mail/tracking.hpp), which each recipient's copy turns into its own tracking URLs.
+struct tracking_plan {
+  bool opens = false;
+  bool clicks = false;
+  std::string base_url;         // "https://t.example.com": /o/{token}.gif and /c/{token} under it
+  std::int64_t expires_ms = 0;  // when the tokens stop working
+};
+
+// A tracked source and the links its HTML had (the n-th trackable link at [n-1]).
+struct tracked_source {
+  std::string source;
+  std::vector<std::string> links;
+};
+
+// A structured message that is no template, tracked: each recipient gets a copy of the message
+// as given (To and Cc as submitted, nothing rendered) with tracking URLs of its own.
+tracked_source tracked_literal_source(const message_spec& spec, const tracking_plan& plan);
+// A templated message's source (template_source) with tracking; fails when it is not one.
+parsed<tracked_source> tracked_template_source(std::string_view source, const tracking_plan& plan);
+
+// Whose copy it is, for its tracking URLs (tokens signed with secret).
+struct copy_tracking {
+  std::string_view secret;
+  id128 message;
+  id128 recipient;
+};
+
 // A stored source read once (its JSON parsed, attachments decoded, templates compiled): what
 // every recipient's copy shares, so that a batch does not repeat that work per copy.
 class template_copies {
  public:
-  // Fails with the reason when the source is not what template_source wrote.
+  // Fails with the reason when the source is not what template_source (or a tracked source)
+  // wrote.
   static parsed<template_copies> read(std::string_view source);
-  // A recipient's copy: rendered with its data and built, To the recipient. Fails when the
-  // personal data are not what template_personal wrote, or the built message is invalid.
-  parsed<built_message> render(std::string_view personal) const;
+  // A recipient's copy: rendered with its data and built, To the recipient (a literal copy: as
+  // submitted). Fails when the personal data are not what template_personal wrote, or the built
+  // message is invalid. A tracked copy gets the recipient's tracking URLs; without `tracking`
+  // (a preview) its links stay as they were and it has no pixel.
+  parsed<built_message> render(std::string_view personal, const copy_tracking* tracking = nullptr) const;
+
+  bool tracked() const { return tracking_.opens || tracking_.clicks; }
 
  private:
   template_copies() = default;
-  message_spec base_;  // no recipient; subject, text and html unrendered
-  std::optional<message_templates> templates_;
+  message_spec base_;  // no recipient (literal: To and Cc as submitted); subject, text and html unrendered
+  std::optional<message_templates> templates_;  // none: literal
   std::string substitutions_;  // the message's data (JSON object text)
+  tracking_plan tracking_;
+  std::vector<std::string> links_;
 };
 
 // read(source), then render(personal): one copy.

@@ -15,9 +15,9 @@ namespace petrel {
 
 namespace {
 
-constexpr std::size_t body_bytes = 16 + 2 + 4;
+constexpr std::size_t body_bytes = 16 + 16 + 2 + 4;
 constexpr std::size_t mac_bytes = 10;
-constexpr std::size_t token_bytes = body_bytes + mac_bytes;  // 32 bytes -> 43 characters
+constexpr std::size_t token_bytes = body_bytes + mac_bytes;  // 48 bytes -> 64 characters
 constexpr std::string_view b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 std::array<unsigned char, mac_bytes> mac(std::string_view secret, const unsigned char* body) {
@@ -214,13 +214,17 @@ scanned scan(std::string_view html) {
 
 std::string make_tracking_token(std::string_view secret, const tracking_token& t) {
   std::array<unsigned char, token_bytes> raw{};
-  for (int i = 0; i < 8; ++i) {
-    raw[static_cast<std::size_t>(i)] = static_cast<unsigned char>(t.recipient.hi >> (56 - 8 * i));
-    raw[static_cast<std::size_t>(8 + i)] = static_cast<unsigned char>(t.recipient.lo >> (56 - 8 * i));
-  }
-  raw[16] = static_cast<unsigned char>(t.link >> 8);
-  raw[17] = static_cast<unsigned char>(t.link);
-  for (int i = 0; i < 4; ++i) raw[static_cast<std::size_t>(18 + i)] = static_cast<unsigned char>(t.expires_s >> (24 - 8 * i));
+  auto put_id = [&](const id128& id, std::size_t at) {
+    for (std::size_t i = 0; i < 8; ++i) {
+      raw[at + i] = static_cast<unsigned char>(id.hi >> (56 - 8 * i));
+      raw[at + 8 + i] = static_cast<unsigned char>(id.lo >> (56 - 8 * i));
+    }
+  };
+  put_id(t.message, 0);
+  put_id(t.recipient, 16);
+  raw[32] = static_cast<unsigned char>(t.link >> 8);
+  raw[33] = static_cast<unsigned char>(t.link);
+  for (std::size_t i = 0; i < 4; ++i) raw[34 + i] = static_cast<unsigned char>(t.expires_s >> (24 - 8 * i));
   auto m = mac(secret, raw.data());
   std::memcpy(raw.data() + body_bytes, m.data(), mac_bytes);
   return encode(raw.data(), raw.size());
@@ -233,12 +237,16 @@ std::optional<tracking_token> read_tracking_token(std::string_view secret, std::
   auto expected = mac(secret, raw.data());
   if (CRYPTO_memcmp(expected.data(), raw.data() + body_bytes, mac_bytes) != 0) return std::nullopt;
   tracking_token t;
-  for (int i = 0; i < 8; ++i) {
-    t.recipient.hi = (t.recipient.hi << 8) | raw[static_cast<std::size_t>(i)];
-    t.recipient.lo = (t.recipient.lo << 8) | raw[static_cast<std::size_t>(8 + i)];
-  }
-  t.link = static_cast<std::uint16_t>((raw[16] << 8) | raw[17]);
-  for (int i = 0; i < 4; ++i) t.expires_s = (t.expires_s << 8) | raw[static_cast<std::size_t>(18 + i)];
+  auto get_id = [&](id128& id, std::size_t at) {
+    for (std::size_t i = 0; i < 8; ++i) {
+      id.hi = (id.hi << 8) | raw[at + i];
+      id.lo = (id.lo << 8) | raw[at + 8 + i];
+    }
+  };
+  get_id(t.message, 0);
+  get_id(t.recipient, 16);
+  t.link = static_cast<std::uint16_t>((raw[32] << 8) | raw[33]);
+  for (std::size_t i = 0; i < 4; ++i) t.expires_s = (t.expires_s << 8) | raw[34 + i];
   return t;
 }
 
@@ -273,6 +281,7 @@ std::string rewrite_html(std::string_view html, const std::function<std::string(
     at = end;
   };
   for (const auto& l : found.links) {
+    if (!click_url) break;
     copy_to(l.value_begin);
     out.push_back('"');
     out.append(click_url(++n));
@@ -283,6 +292,45 @@ std::string rewrite_html(std::string_view html, const std::function<std::string(
   // Without </body> it goes at the end, unless the text ends inside a tag, a comment or raw text:
   // there it would become part of that (no pixel then).
   if (!pixel_placed && !found.open_at_end) out.append(pixel);
+  return out;
+}
+
+namespace {
+constexpr char mark_open = '\x01';
+constexpr char mark_close = '\x02';
+std::string mark(std::size_t n) { return mark_open + std::to_string(n) + mark_close; }
+}  // namespace
+
+std::string mark_tracking(std::string_view html, bool opens, bool clicks, std::vector<std::string>& links) {
+  if (clicks) links = trackable_links(html);
+  std::function<std::string(std::size_t)> click;
+  if (clicks) click = [](std::size_t n) { return mark(n); };
+  return rewrite_html(html, click, opens ? mark(0) : std::string());
+}
+
+std::string resolve_tracking_marks(std::string_view html, const std::function<std::string(std::size_t)>& url) {
+  std::string out;
+  out.reserve(html.size() + 512);
+  std::size_t at = 0;
+  while (at < html.size()) {
+    auto open = html.find(mark_open, at);
+    auto stray = html.find(mark_close, at);
+    auto next = std::min(open, stray);
+    if (next == std::string_view::npos) {
+      out.append(html.substr(at));
+      break;
+    }
+    out.append(html.substr(at, next - at));
+    at = next + 1;
+    if (next == stray) continue;  // a closing byte alone: dropped
+    auto close = html.find(mark_close, at);
+    auto digits = html.substr(at, close == std::string_view::npos ? 0 : close - at);
+    bool number = !digits.empty() && digits.size() <= 5 &&
+                  digits.find_first_not_of("0123456789") == std::string_view::npos;
+    if (!number) continue;  // an opening byte alone: dropped, what follows stays
+    out.append(url(static_cast<std::size_t>(std::stoul(std::string(digits)))));
+    at = close + 1;
+  }
   return out;
 }
 

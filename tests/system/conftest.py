@@ -96,6 +96,7 @@ class Node:
         self.write_config()
         self.stdout_lines, self.stderr_lines = [], []
         self.api_port = self.admin_port = None
+        self.ports = {}  # every HTTP listener's bound port, by name
         self.proc = subprocess.Popen(
             [PETREL_BIN, "serve", "--config", str(self.config_path)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -108,9 +109,10 @@ class Node:
             for line in list(self.stderr_lines):
                 m = LISTENING.search(line)
                 if m:
+                    self.ports[m.group(1)] = int(m.group(3))
                     if m.group(1) == "api":
                         self.api_port = int(m.group(3))
-                    else:
+                    elif m.group(1) == "admin":
                         self.admin_port = int(m.group(3))
             time.sleep(0.02)
         if self.api_port is None or self.admin_port is None:

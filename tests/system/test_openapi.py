@@ -453,6 +453,58 @@ def test_answers_match_the_document(cnode, contract_world):
     assert check(s.get(cnode.url("/readyz"), timeout=5)).status_code == 503
 
 
+def test_tracking_answers_match_the_document(make_node, contract_world):
+    sink, dns, _, _ = contract_world
+    dns.set_zone({"records": [{"name": "mx1.example.test", "type": "A", "address": "127.0.0.2"},
+                              {"name": "example.test", "type": "MX", "preference": 10, "exchange": "mx1.example.test"},
+                              {"name": "t.sender.test", "type": "CNAME", "target": "track.petrel.test"}],
+                  "servfail": ["down.sender.test"]})
+    node = make_node(delivery_config(dns.port, sink.port, **{"tracking.enabled": "true",
+                                                             "tracking.listen": '"127.0.0.1:0"',
+                                                             "tracking.base_url": '"http://127.0.0.1:9"',
+                                                             "tracking.cname_target": '"track.petrel.test"'}))
+    s = node.session
+    auth = {"Authorization": f"Bearer {node.key}"}
+
+    def call(method, path, **kw):
+        headers = {**auth, **kw.pop("headers", {})}
+        return check(s.request(method, node.url(path), headers=headers, timeout=60, **kw))
+
+    assert call("GET", "/v1/tracking").status_code == 200
+    assert check(s.get(node.url("/v1/tracking"), timeout=30)).status_code == 401
+    assert call("PATCH", "/v1/tracking", json={"opens": True, "clicks": True}).status_code == 200
+    assert call("PATCH", "/v1/tracking", json={"opens": 1}).status_code == 400
+    assert check(s.patch(node.url("/v1/tracking"), json={"opens": True}, timeout=30)).status_code == 401
+    assert call("PATCH", "/v1/tracking", data="{}", headers={"Content-Type": "text/plain"}).status_code == 415
+    assert call("DELETE", "/v1/tracking").status_code == 405
+    assert call("POST", "/v1/tracking/verify").status_code == 400  # no domain yet
+    assert check(s.post(node.url("/v1/tracking/verify"), timeout=30)).status_code == 401
+    assert call("PATCH", "/v1/tracking", json={"domain": "down.sender.test"}).status_code == 200
+    assert call("POST", "/v1/tracking/verify").status_code == 503
+    assert call("PATCH", "/v1/tracking", json={"domain": "t.sender.test"}).status_code == 200
+    assert call("POST", "/v1/tracking/verify").json()["verified"] is True
+    tenant = [t for t in node.admin("GET", "/admin/tenants").json()["tenants"]][0]["id"]
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    assert check(s.get(node.admin_url(f"/admin/tenants/{tenant}/tracking"), headers=admin, timeout=30)).json()["verified"]
+    assert check(s.get(node.admin_url(f"/admin/tenants/{tenant}/tracking"), timeout=30)).status_code == 401
+    assert check(s.get(node.admin_url("/admin/tenants/01M98HTZRT0000AGW4E9QVKFYB/tracking"), headers=admin,
+                       timeout=30)).status_code == 404
+    receipt = call("POST", "/v1/messages", json={"from": "app@example.com", "to": ["t@example.test"], "subject": "s",
+                                                 "html": '<a href="https://x.example/">x</a>',
+                                                 "tracking": {"opens": True}}).json()
+    settle_message(node, receipt["id"])
+    details = call("GET", f"/v1/messages/{receipt['id']}").json()
+    assert details["tracked_links"] == ["https://x.example/"] and details["recipients"][0]["engagement"]["opens"] == 0
+    call("GET", "/v1/stats")
+    # A server without a cname_target cannot verify tracking domains.
+    other = make_node(delivery_config(dns.port, sink.port, **{"tracking.enabled": "true",
+                                                              "tracking.listen": '"127.0.0.1:0"'}), name="other")
+    assert check(other.session.patch(other.url("/v1/tracking"), json={"domain": "t.sender.test"},
+                                     headers={"Authorization": f"Bearer {other.key}"}, timeout=30)).status_code == 200
+    assert check(other.session.post(other.url("/v1/tracking/verify"),
+                                    headers={"Authorization": f"Bearer {other.key}"}, timeout=30)).status_code == 409
+
+
 def test_every_documented_status_was_produced():
     """Runs after the test above (file order): what the document promises, the server did."""
     if not SEEN:

@@ -678,3 +678,70 @@ TEST_CASE("store: retention empties old content and deletes old rows, never of a
   s->apply({prune_messages_op{8000, 2000, 13'000, 1}});
   CHECK_FALSE(s->find_message(t.id, more2.id));
 }
+
+TEST_CASE("store: tracked links, hits counted with an event for the first, tenant tracking settings", "[store]") {
+  test_database db(GENERATE(from_range(test_backends())));
+  auto s = open_migrated(db.url());
+  auto t = make_tenant("t");
+  auto m = make_message(t.id, {"x@example.net"});
+  m.templated = true;
+  m.tracking_links = {"https://a.example/", "https://b.example/?q=1&r=2"};
+  m.tracking_expires_ms = 9'000'000;
+  auto plain = make_message(t.id, {"y@example.net"});
+  auto r = m.recipients[0].id;
+  s->apply({insert_tenant_op{t, {}}, message_op(m), message_op(plain)});
+
+  // Where tokens lead: the pixel (link 0) and each link; nothing for unknown links or messages.
+  auto pixel = s->find_tracking_target({m.id, r, 0});
+  REQUIRE(pixel);
+  CHECK(pixel->tenant_id == t.id);
+  CHECK(pixel->url.empty());
+  CHECK(pixel->expires_ms == 9'000'000);
+  CHECK(pixel->address == "x@example.net");
+  CHECK(pixel->delivered_at_ms == 0);
+  CHECK_FALSE(pixel->record_ip);
+  CHECK(s->find_tracking_target({m.id, r, 2})->url == "https://b.example/?q=1&r=2");
+  CHECK_FALSE(s->find_tracking_target({m.id, r, 3}));
+  CHECK_FALSE(s->find_tracking_target({plain.id, plain.recipients[0].id, 0}));
+  // Another recipient id with this message's token: the link, without an address.
+  CHECK(s->find_tracking_target({m.id, new_id(), 1})->address.empty());
+
+  auto hit = [&](std::uint16_t link, bool machine, std::int64_t at) {
+    record_tracking_hit_op op;
+    op.hit = {r, link, machine, 1, at, at};
+    op.expires_ms = 9'000'000;
+    op.event = {new_id(), t.id, m.id, r, link == 0 ? "opened" : "clicked", at, R"({"first":true})"};
+    return write_op{op};
+  };
+  auto results = s->apply({hit(1, false, 3000), hit(1, false, 3100), hit(0, false, 3200), hit(1, true, 3300),
+                           hit(1, false, 3050)});
+  CHECK(std::all_of(results.begin(), results.end(), [](const auto& e) { return e.empty(); }));
+  auto found = s->find_message(t.id, m.id);
+  REQUIRE(found);
+  CHECK(found->message.tracking_links == m.tracking_links);
+  REQUIRE(found->hits.size() == 3);
+  auto h = found->hits;
+  std::sort(h.begin(), h.end(), [](const auto& a, const auto& b) { return std::tie(a.link, a.machine) < std::tie(b.link, b.machine); });
+  CHECK((h[0].link == 0 && h[0].count == 1));
+  CHECK((h[1].link == 1 && !h[1].machine && h[1].count == 3 && h[1].first_at_ms == 3000 && h[1].last_at_ms == 3100));
+  CHECK((h[2].link == 1 && h[2].machine && h[2].count == 1));
+  // Events: accepted, then the first of each (recipient, link, machine) only.
+  std::vector<std::string> types;
+  for (const auto& e : found->events) types.push_back(e.type);
+  CHECK(types == std::vector<std::string>{"accepted", "clicked", "opened", "clicked"});
+
+  // Tenant settings round-trip.
+  t.tracking = {true, false, true, "t.example.com", true, 1234, "CNAME found"};
+  s->apply({update_tenant_op{t}});
+  auto tenants = s->load_tenants();
+  REQUIRE(tenants.size() == 1);
+  CHECK(tenants[0].tracking == t.tracking);
+  CHECK(s->find_tracking_target({m.id, r, 0})->record_ip);
+
+  // Expired tracking rows go with retention, whatever the message's own age.
+  prune_messages_op prune;
+  prune.now_ms = 9'000'001;
+  s->apply({prune});
+  CHECK_FALSE(s->find_tracking_target({m.id, r, 1}));
+  CHECK(s->find_message(t.id, m.id)->hits.empty());
+}
