@@ -147,7 +147,8 @@ void record_bounce(bounces_pointer self, processing_ptr p, const recipient_looku
   }
   // (A second notice about a recipient bounced already counts once only.)
   if (c.hard && r.state != recipient_state::bounced)
-    st.settings.shared.reputation->record(r.tenant_id, reputation_outcome::hard_bounce, unix_now_ms());
+    st.settings.shared.reputation->record(r.tenant_id, r.sender_domain, reputation_outcome::hard_bounce,
+                                          unix_now_ms());
   inbound_outcome o{r.recipient_id, r.message_id, r.address, "bounced",
                     std::string(to_string(c.category)), c.hard, false, c.reason};
   const auto& b = st.settings.config->bounces;
@@ -181,7 +182,8 @@ void record_complaint(bounces_pointer self, processing_ptr p, const recipient_lo
       .inc();
   record_activity(activity::complained);
   if (type != "not-spam")
-    self->state.settings.shared.reputation->record(r.tenant_id, reputation_outcome::complaint, unix_now_ms());
+    self->state.settings.shared.reputation->record(r.tenant_id, r.sender_domain, reputation_outcome::complaint,
+                                                   unix_now_ms());
   p->result.outcomes.push_back(std::move(o));
 }
 

@@ -572,10 +572,11 @@ recipient_update settle(domain_pointer self, const id128& id, waiting_recipient&
   outcome_counter(u.event.type.c_str()).inc();
   note_reply(st.last_replies, now, u.event.type, u.last_reply);
   if (!sandboxed(st, w)) {
+    const std::string& sender = where ? where->sender_domain : std::string();
     if (u.state == recipient_state::delivered)
-      st.settings.shared.reputation->record(u.event.tenant_id, reputation_outcome::delivered, now);
+      st.settings.shared.reputation->record(u.event.tenant_id, sender, reputation_outcome::delivered, now);
     else if (u.state == recipient_state::bounced && failure && failure->hard)
-      st.settings.shared.reputation->record(u.event.tenant_id, reputation_outcome::hard_bounce, now);
+      st.settings.shared.reputation->record(u.event.tenant_id, sender, reputation_outcome::hard_bounce, now);
   }
   core().count_outcome(u.event.type, st.domain, u.event.tenant_id.str(),
                        failure ? std::string(to_string(failure->category)).c_str() : nullptr);

@@ -213,12 +213,20 @@ struct created_tenant {
 };
 
 // A tenant as the admin API lists it.
+// The reputation guard's view of one sender domain of a tenant.
+struct sender_domain_reputation {
+  std::string domain;
+  reputation_counts counts;
+  std::string state = "ok";  // "ok", "warning", or "paused" (it paused the tenant)
+};
+
 struct tenant_summary {
   tenant_record tenant;
   std::vector<api_key_record> keys;  // active keys (hash omitted)
   // The reputation guard's view: counts over reputation.window, and "ok", "warning" or "paused".
   reputation_counts reputation;
   std::string reputation_state = "ok";
+  std::vector<sender_domain_reputation> sender_domains;  // by name
 };
 
 // The waiting recipients of one destination domain.
@@ -424,6 +432,7 @@ struct delivery_job {
   // sends the final dot only while this node still holds it (partition_leases).
   std::uint32_t partition = 0;
   std::int64_t epoch = 0;
+  std::string sender_domain;  // the message's From domain, once the site loaded it (reputation)
 };
 
 // What happened to one recipient in one attempt.
@@ -450,6 +459,7 @@ struct attempt_details {
   std::string tls_cipher;
   bool dane = false;  // the certificate matched the host's DNSSEC-validated TLSA records
   std::string simulated;  // the sandbox's simulated outcome ("" a real attempt; actors/policy/sandbox.hpp)
+  std::string sender_domain;  // the message's From domain (set by the site; reputation per sender domain)
 };
 
 struct job_outcome {

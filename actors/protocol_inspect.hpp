@@ -132,7 +132,12 @@ typename Inspector::result_type inspect(Inspector& f, created_tenant& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_summary& x) {
-  return f(caf::meta::type_name("tenant_summary"), x.tenant, x.keys, x.reputation, x.reputation_state);
+  return f(caf::meta::type_name("tenant_summary"), x.tenant, x.keys, x.reputation, x.reputation_state,
+           x.sender_domains);
+}
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sender_domain_reputation& x) {
+  return f(caf::meta::type_name("sender_domain_reputation"), x.domain, x.counts, x.state);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, reputation_counts& x) {
@@ -252,7 +257,7 @@ typename Inspector::result_type inspect(Inspector& f, recipient_query& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_lookup& x) {
   return f(caf::meta::type_name("recipient_lookup"), x.recipient_id, x.message_id, x.tenant_id,
-           x.address, x.domain, x.state, x.attempts);
+           x.address, x.domain, x.state, x.attempts, x.sender_domain);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, inbound_message& x) {
@@ -271,7 +276,7 @@ typename Inspector::result_type inspect(Inspector& f, inbound_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, delivery_job& x) {
   return f(caf::meta::type_name("delivery_job"), x.job_id, x.message_id, x.tenant_id, x.domain,
-           x.recipient_ids, x.expires_at_ms, x.owner, x.partition, x.epoch);
+           x.recipient_ids, x.expires_at_ms, x.owner, x.partition, x.epoch, x.sender_domain);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
@@ -281,7 +286,7 @@ typename Inspector::result_type inspect(Inspector& f, recipient_result& x) {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attempt_details& x) {
   return f(caf::meta::type_name("attempt_details"), x.mx_host, x.mx_address, x.source,
-           x.source_address, x.tls, x.tls_version, x.tls_cipher, x.dane, x.simulated);
+           x.source_address, x.tls, x.tls_version, x.tls_cipher, x.dane, x.simulated, x.sender_domain);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, job_outcome& x) {

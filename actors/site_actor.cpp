@@ -108,6 +108,7 @@ counter& sts_tls_counter(const char* result) {
 void send_outcome(site_pointer self, const delivery_job& job, job_outcome outcome) {
   outcome.job_id = job.job_id;
   outcome.attempt.source = self->state.source.name;
+  outcome.attempt.sender_domain = job.sender_domain;
   auto owner = caf::actor_cast<domain_actor>(job.owner);
   if (owner) self->send(owner, outcome_atom::value, std::move(outcome));
 }
@@ -425,6 +426,7 @@ bool prepare(site_pointer self, delivery_work& work, delivery_content content) {
   auto& st = self->state;
   auto tenant = content.tenant_id;
   auto from_domain = std::move(content.from_domain);
+  work.job.sender_domain = from_domain;
   bool templated = content.templated;
   if (templated) {
     // The recipient's own copy (jobs of templated messages have one recipient each), from the

@@ -45,7 +45,9 @@ struct tenants_state : tenants_start {
   // The reputation guard: the level each tenant was last warned of, and whether the guard
   // paused it (until an operator resumes it).
   struct guard_state {
-    reputation_level level = reputation_level::ok;
+    reputation_level level = reputation_level::ok;  // the tenant's rates as a whole
+    std::map<std::string, reputation_level> sender_domains;  // each sender domain's
+    std::string paused_by;  // the sender domain whose rates paused it ("" the tenant's)
     bool pausing = false;  // asked the controls actor, no answer yet
     bool paused = false;   // its pause is in force (stored and published)
   };
@@ -294,10 +296,11 @@ std::string percent(double rate) {
 }
 
 // The reputation guard's round (reputation.check_interval): each tenant's rates over the
-// window against the thresholds. Crossing up to a warning or a pause records a
-// reputation_warning event; a pause suspends the tenant's sending (a control of kind "tenant",
-// by "reputation_guard": recipients wait) until an operator resumes it, which starts the
-// tenant's window over.
+// window against the thresholds, and each of its sender domains' (a clean stream from one
+// domain does not hide a bad one from another). Crossing up to a warning or a pause records a
+// reputation_warning event (naming the sender domain, if it was one's rates); a pause suspends
+// the tenant's sending (a control of kind "tenant", by "reputation_guard": recipients wait)
+// until an operator resumes it, which starts the tenant's windows over.
 void guard_round(tenants_pointer self) {
   auto& st = self->state;
   const auto& cfg = st.settings.config->reputation;
@@ -317,74 +320,90 @@ void guard_round(tenants_pointer self) {
       spdlog::info("reputation.resumed tenant={} name={}", id.str(), entry.record.name);
       continue;
     }
-    auto counts = book->counts(id, now);
     auto name = entry.record.name;
-    auto labels = metric_labels{{"tenant", name}};
+    // The tenant as a whole first, then each sender domain.
+    std::vector<std::pair<std::string, reputation_counts>> scopes{{std::string(), book->counts(id, now)}};
+    for (auto& d : book->sender_domain_counts(id, now)) scopes.push_back(std::move(d));
+    const auto& counts = scopes.front().second;
     if (counts.volume() > 0) {
+      auto labels = metric_labels{{"tenant", name}};
       metrics().get_gauge("petrel_tenant_complaint_rate_ppm", "Complaints per million delivered over reputation.window",
                           labels).set(static_cast<std::int64_t>(counts.complaint_rate() * 1e6));
       metrics().get_gauge("petrel_tenant_hard_bounce_rate_ppm",
                           "Hard bounces per million final attempts over reputation.window", labels)
           .set(static_cast<std::int64_t>(counts.hard_bounce_rate() * 1e6));
     }
-    auto verdict = judge_reputation(counts, limits);
-    if (verdict.level == reputation_level::ok) {
-      if (!g.paused) g.level = reputation_level::ok;
-      continue;
+    for (const auto& [domain, c] : scopes) {
+      // A tenant's only sender domain has the tenant's own counts: judged once, as the tenant.
+      if (!domain.empty() && c.delivered == counts.delivered && c.hard_bounces == counts.hard_bounces &&
+          c.complaints == counts.complaints)
+        continue;
+      auto& level = domain.empty() ? g.level : g.sender_domains[domain];
+      auto verdict = judge_reputation(c, limits);
+      if (verdict.level == reputation_level::ok) {
+        if (!g.paused) level = reputation_level::ok;
+        continue;
+      }
+      // Suspended already (by an operator, another node's guard, or this guard for another
+      // scope): nothing to pause, but once that suspension ends the pause is due, so the level
+      // stays below it.
+      if (verdict.level == reputation_level::pause && (suspended || g.pausing || g.paused))
+        verdict.level = reputation_level::warning;
+      if (verdict.level <= level) continue;  // warned of this level already
+      level = verdict.level;
+      bool pause = verdict.level == reputation_level::pause;
+      event_record e;
+      e.id = new_id();
+      e.tenant_id = id;
+      e.type = "reputation_warning";
+      e.at_ms = now;
+      e.data_json = event_data::reputation_warning(to_string(verdict.level), verdict.metric, verdict.rate,
+                                                   verdict.threshold, cfg.window.count() / 1000, c.delivered,
+                                                   c.hard_bounces, c.complaints, pause, domain);
+      self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, std::move(e))
+          .then([](caf::ok_atom) {}, [](caf::error&) {});
+      spdlog::warn("reputation.{} tenant={} name={} sender_domain={} metric={} rate={} threshold={} delivered={} "
+                   "hard_bounces={} complaints={}",
+                   pause ? "paused" : "warning", id.str(), name, domain.empty() ? "-" : domain, verdict.metric,
+                   percent(verdict.rate), percent(verdict.threshold), c.delivered, c.hard_bounces, c.complaints);
+      metrics().get_counter("petrel_reputation_actions_total", "Reputation guard warnings and pauses",
+                            {{"action", pause ? "pause" : "warn"}}).inc();
+      if (!pause) continue;
+      g.pausing = true;
+      g.paused_by = domain;
+      control_record ctl_record;
+      ctl_record.kind = "tenant";
+      ctl_record.target = id.str();
+      ctl_record.reason = "reputation guard: " +
+                          (domain.empty() ? std::string() : "sender domain " + domain + ": ") +
+                          std::string(verdict.metric == "complaint_rate" ? "complaint" : "hard bounce") + " rate " +
+                          percent(verdict.rate) + " >= " + percent(verdict.threshold) + " over " +
+                          format_duration(cfg.window) + "; resume it when the cause is fixed";
+      auto ctl = st.settings.shared.directory ? st.settings.shared.directory->get()->controls : controls_actor{};
+      auto tenant = id;
+      auto scope = domain;
+      auto failed = [=](const std::string& why) {
+        // Judged again next round (the warning is not repeated).
+        auto& g = self->state.guard[tenant];
+        g.pausing = false;
+        g.paused_by.clear();
+        (scope.empty() ? g.level : g.sender_domains[scope]) = reputation_level::warning;
+        spdlog::warn("reputation.pause_failed tenant={} error=\"{}\"", tenant.str(), why);
+      };
+      if (!ctl) {
+        failed("the controls actor is not running");
+        continue;
+      }
+      self->request(ctl, st.settings.config->storage.request_timeout, guard_atom::value, suspend_atom::value,
+                    std::move(ctl_record))
+          .then(
+              [=](control_record&) {
+                auto& g = self->state.guard[tenant];
+                g.pausing = false;
+                g.paused = true;
+              },
+              [=](caf::error& e) { failed(self->system().render(e)); });
     }
-    // Suspended by someone else already (an operator, another node's guard): nothing to pause,
-    // but once that suspension ends the pause is due, so the level stays below it.
-    if (verdict.level == reputation_level::pause && suspended && !g.paused)
-      verdict.level = reputation_level::warning;
-    if (verdict.level <= g.level) continue;  // warned of this level already
-    g.level = verdict.level;
-    bool pause = verdict.level == reputation_level::pause;
-    event_record e;
-    e.id = new_id();
-    e.tenant_id = id;
-    e.type = "reputation_warning";
-    e.at_ms = now;
-    e.data_json = event_data::reputation_warning(to_string(verdict.level), verdict.metric, verdict.rate,
-                                                 verdict.threshold, cfg.window.count() / 1000, counts.delivered,
-                                                 counts.hard_bounces, counts.complaints, pause);
-    self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, std::move(e))
-        .then([](caf::ok_atom) {}, [](caf::error&) {});
-    spdlog::warn("reputation.{} tenant={} name={} metric={} rate={} threshold={} delivered={} hard_bounces={} "
-                 "complaints={}",
-                 pause ? "paused" : "warning", id.str(), name, verdict.metric, percent(verdict.rate),
-                 percent(verdict.threshold), counts.delivered, counts.hard_bounces, counts.complaints);
-    metrics().get_counter("petrel_reputation_actions_total", "Reputation guard warnings and pauses",
-                          {{"action", pause ? "pause" : "warn"}}).inc();
-    if (!pause) continue;
-    g.pausing = true;
-    control_record c;
-    c.kind = "tenant";
-    c.target = id.str();
-    c.reason = "reputation guard: " + std::string(verdict.metric == "complaint_rate" ? "complaint" : "hard bounce") +
-               " rate " + percent(verdict.rate) + " >= " + percent(verdict.threshold) + " over " +
-               format_duration(cfg.window) + "; resume it when the cause is fixed";
-    auto ctl = st.settings.shared.directory ? st.settings.shared.directory->get()->controls : controls_actor{};
-    auto tenant = id;
-    auto failed = [=](const std::string& why) {
-      // Judged again next round (the warning is not repeated).
-      auto& g = self->state.guard[tenant];
-      g.pausing = false;
-      g.level = reputation_level::warning;
-      spdlog::warn("reputation.pause_failed tenant={} error=\"{}\"", tenant.str(), why);
-    };
-    if (!ctl) {
-      failed("the controls actor is not running");
-      continue;
-    }
-    self->request(ctl, st.settings.config->storage.request_timeout, guard_atom::value, suspend_atom::value,
-                  std::move(c))
-        .then(
-            [=](control_record&) {
-              auto& g = self->state.guard[tenant];
-              g.pausing = false;
-              g.paused = true;
-            },
-            [=](caf::error& e) { failed(self->system().render(e)); });
   }
   self->delayed_send(self, cfg.check_interval, guard_atom::value);
 }
@@ -453,9 +472,24 @@ tenants_actor::behavior_type tenants_behavior(tenants_pointer self, tenants_star
           s.tenant = entry.record;
           s.keys = entry.keys;
           for (auto& k : s.keys) k.key_hash.clear();
-          s.reputation = self->state.settings.shared.reputation->counts(id, unix_now_ms());
-          if (auto g = self->state.guard.find(id); g != self->state.guard.end())
-            s.reputation_state = g->second.paused ? "paused" : to_string(g->second.level);
+          auto now = unix_now_ms();
+          s.reputation = self->state.settings.shared.reputation->counts(id, now);
+          auto g = self->state.guard.find(id);
+          if (g != self->state.guard.end()) {
+            // The worst of the tenant's and its sender domains' levels.
+            auto worst = g->second.level;
+            for (const auto& [domain, l] : g->second.sender_domains) worst = std::max(worst, l);
+            s.reputation_state = g->second.paused ? "paused" : to_string(std::min(worst, reputation_level::warning));
+          }
+          for (auto& [domain, counts] : self->state.settings.shared.reputation->sender_domain_counts(id, now)) {
+            sender_domain_reputation d{domain, counts, "ok"};
+            if (g != self->state.guard.end()) {
+              if (g->second.paused && g->second.paused_by == domain) d.state = "paused";
+              else if (auto l = g->second.sender_domains.find(domain); l != g->second.sender_domains.end())
+                d.state = to_string(l->second == reputation_level::pause ? reputation_level::warning : l->second);
+            }
+            s.sender_domains.push_back(std::move(d));
+          }
           out.push_back(std::move(s));
         }
         return out;

@@ -854,14 +854,24 @@ void http_api::admin_list_tenants(http_responder respond) {
           json::array keys;
           for (const auto& k : t.keys) keys.push_back(key_json(k));
           o["keys"] = std::move(keys);
-          const auto& r = t.reputation;
           auto ppm = [](double x) { return static_cast<std::int64_t>(x * 1e6 + 0.5); };
-          o["reputation"] = json::object{{"state", t.reputation_state},
-                                         {"delivered", r.delivered},
-                                         {"hard_bounces", r.hard_bounces},
-                                         {"complaints", r.complaints},
-                                         {"complaint_rate_ppm", ppm(r.complaint_rate())},
-                                         {"hard_bounce_rate_ppm", ppm(r.hard_bounce_rate())}};
+          auto view = [&](const std::string& state, const reputation_counts& r) {
+            return json::object{{"state", state},
+                                {"delivered", r.delivered},
+                                {"hard_bounces", r.hard_bounces},
+                                {"complaints", r.complaints},
+                                {"complaint_rate_ppm", ppm(r.complaint_rate())},
+                                {"hard_bounce_rate_ppm", ppm(r.hard_bounce_rate())}};
+          };
+          auto reputation = view(t.reputation_state, t.reputation);
+          json::array domains;
+          for (const auto& d : t.sender_domains) {
+            auto one = view(d.state, d.counts);
+            one["domain"] = d.domain;
+            domains.push_back(std::move(one));
+          }
+          reputation["sender_domains"] = std::move(domains);
+          o["reputation"] = std::move(reputation);
           tenants.push_back(std::move(o));
         }
         respond(json_response(200, json::object{{"tenants", std::move(tenants)}}));

@@ -185,9 +185,9 @@ constexpr std::array<const char*, stmt_count> statements = {
     "SELECT address, reason, source_event, created_at, expires_at FROM suppressions "
     "WHERE tenant_id = $1 AND (expires_at = 0 OR expires_at > $2)",
     "SELECT address, count, first_at FROM soft_bounces WHERE tenant_id = $1",
-    "SELECT id, message_id, tenant_id, address, domain, state, attempts FROM recipients "
-    "WHERE id = $1",
-    "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts "
+    "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts, "
+    "COALESCE(m.from_domain, '') FROM recipients r LEFT JOIN messages m ON m.id = r.message_id WHERE r.id = $1",
+    "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts, m.from_domain "
     "FROM messages m JOIN recipients r ON r.message_id = m.id "
     "WHERE m.message_id_header = $1 ORDER BY r.id LIMIT 1000",
     "INSERT INTO controls (kind, target, until_at, reason, created_at) VALUES ($1,$2,$3,$4,$5) "
@@ -1623,6 +1623,7 @@ class pg_store final : public store {
       l.domain = text_at(r, i, 4);
       l.state = parse_recipient_state(text_at(r, i, 5)).value_or(recipient_state::queued);
       l.attempts = static_cast<std::uint32_t>(int_at(r, i, 6));
+      l.sender_domain = text_at(r, i, 7);
       out.push_back(std::move(l));
     }
     return out;

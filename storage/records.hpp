@@ -426,6 +426,7 @@ struct recipient_lookup {
   std::string domain;
   recipient_state state = recipient_state::queued;
   std::uint32_t attempts = 0;
+  std::string sender_domain;  // its message's From domain ("" when the message is gone)
 };
 
 // A message as GET /v1/messages/{id} shows it: the message without its content, its

@@ -670,8 +670,8 @@ class sqlite_store final : public store {
 
   std::optional<recipient_lookup> find_recipient(const id128& recipient_id) override {
     auto q = prepare(
-        "SELECT id, message_id, tenant_id, address, domain, state, attempts FROM recipients "
-        "WHERE id = ?");
+        "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts, "
+        "COALESCE(m.from_domain, '') FROM recipients r LEFT JOIN messages m ON m.id = r.message_id WHERE r.id = ?");
     q.bind(1, recipient_id);
     auto found = read_lookups(q);
     if (found.empty()) return std::nullopt;
@@ -680,7 +680,7 @@ class sqlite_store final : public store {
 
   std::vector<recipient_lookup> recipients_by_message_id_header(const std::string& header) override {
     auto q = prepare(
-        "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts "
+        "SELECT r.id, r.message_id, r.tenant_id, r.address, r.domain, r.state, r.attempts, m.from_domain "
         "FROM messages m JOIN recipients r ON r.message_id = m.id "
         "WHERE m.message_id_header = ? ORDER BY r.id LIMIT 1000");
     q.bind(1, std::string_view(header));
@@ -884,6 +884,7 @@ class sqlite_store final : public store {
       r.domain = q.text(4);
       r.state = parse_recipient_state(q.text(5)).value_or(recipient_state::queued);
       r.attempts = static_cast<std::uint32_t>(q.integer(6));
+      r.sender_domain = q.text(7);
       out.push_back(std::move(r));
     }
     return out;

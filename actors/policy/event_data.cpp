@@ -148,10 +148,11 @@ std::string admin_action(std::string_view action, std::string_view kind, std::st
 
 std::string reputation_warning(std::string_view level, std::string_view metric, double rate, double threshold,
                                std::int64_t window_seconds, std::uint64_t delivered, std::uint64_t hard_bounces,
-                               std::uint64_t complaints, bool paused) {
+                               std::uint64_t complaints, bool paused, std::string_view sender_domain) {
   // Rates in parts per million: integers, never "4E-3".
   auto ppm = [](double r) { return static_cast<std::int64_t>(r * 1e6 + 0.5); };
   return text(json::object{{"level", level},
+                           {"sender_domain", sender_domain.empty() ? json::value(nullptr) : json::value(sender_domain)},
                            {"metric", metric},
                            {"rate_ppm", ppm(rate)},
                            {"threshold_ppm", ppm(threshold)},

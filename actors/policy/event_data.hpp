@@ -78,7 +78,7 @@ std::string admin_action(std::string_view action, std::string_view kind, std::st
 // its sending was suspended by it.
 std::string reputation_warning(std::string_view level, std::string_view metric, double rate, double threshold,
                                std::int64_t window_seconds, std::uint64_t delivered, std::uint64_t hard_bounces,
-                               std::uint64_t complaints, bool paused);
+                               std::uint64_t complaints, bool paused, std::string_view sender_domain = {});
 // status_json: the verification report (an object); anything else is kept as {"raw": text}.
 std::string domain_verification_failed(std::string_view domain, std::string_view status_json);
 

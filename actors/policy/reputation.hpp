@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -30,15 +31,26 @@ struct reputation_counts {
   std::uint64_t volume() const { return delivered + hard_bounces; }
 };
 
-// Counts per tenant in `buckets` slices of the window; a slice older than the window is
-// dropped as time moves on.
+// Counts per tenant, and per sender domain (the From domain) of each tenant, in `buckets`
+// slices of the window; a slice older than the window is dropped as time moves on. A tenant's
+// first max_sender_domains sender domains are counted apart (a tenant may write any From
+// domain: memory stays bounded); all of them count toward the tenant.
 class reputation_book {
  public:
   explicit reputation_book(std::chrono::milliseconds window = std::chrono::hours(24));
-  void record(const id128& tenant, reputation_outcome what, std::int64_t now_ms);
+  void record(const id128& tenant, reputation_outcome what, std::int64_t now_ms) {
+    record(tenant, {}, what, now_ms);
+  }
+  // sender_domain "": unknown (the tenant's counts only).
+  void record(const id128& tenant, const std::string& sender_domain, reputation_outcome what, std::int64_t now_ms);
   reputation_counts counts(const id128& tenant, std::int64_t now_ms) const;
-  // Starts the tenant's window over (an operator resumed it).
+  // The tenant's sender domains with their counts, by name.
+  std::vector<std::pair<std::string, reputation_counts>> sender_domain_counts(const id128& tenant,
+                                                                              std::int64_t now_ms) const;
+  // Starts the tenant's window over, its sender domains' too (an operator resumed it).
   void reset(const id128& tenant);
+
+  static constexpr std::size_t max_sender_domains = 64;
   std::chrono::milliseconds window() const { return std::chrono::milliseconds(window_ms_); }
 
   static constexpr int buckets = 48;
@@ -50,11 +62,14 @@ class reputation_book {
   };
   struct ledger {
     slice slices[buckets];
+    void add(std::int64_t index, reputation_outcome what);
+    reputation_counts sum(std::int64_t newest) const;
   };
   std::int64_t window_ms_;
   std::int64_t slice_ms_;
   mutable std::mutex mutex_;
   std::unordered_map<id128, ledger, id128_hash> tenants_;
+  std::unordered_map<id128, std::map<std::string, ledger>, id128_hash> sender_domains_;
 };
 
 struct reputation_thresholds {

@@ -844,7 +844,13 @@
           ),
           card(
             "Reputation",
-            t.reputation ? `${t.reputation.state}: ${(t.reputation.complaint_rate_ppm / 10000).toFixed(2)}% complaints, ${(t.reputation.hard_bounce_rate_ppm / 10000).toFixed(2)}% hard bounces` : "—",
+            t.reputation
+              ? `${t.reputation.state}: ${(t.reputation.complaint_rate_ppm / 10000).toFixed(2)}% complaints, ${(t.reputation.hard_bounce_rate_ppm / 10000).toFixed(2)}% hard bounces` +
+                  (t.reputation.sender_domains || [])
+                    .filter((d) => d.state !== "ok")
+                    .map((d) => `; ${d.domain} ${d.state}: ${(d.complaint_rate_ppm / 10000).toFixed(2)}% complaints, ${(d.hard_bounce_rate_ppm / 10000).toFixed(2)}% hard bounces`)
+                    .join("")
+              : "—",
             t.reputation && t.reputation.state !== "ok" ? "bad" : null
           ),
           card("Rate", t.rate || "default"),

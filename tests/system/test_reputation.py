@@ -109,6 +109,43 @@ def test_complaints_pause_at_their_own_threshold(tmp_path, make_node):
         dns.stop()
 
 
+def test_a_bad_sender_domain_pauses_its_tenant_though_the_whole_looks_fine(tmp_path, make_node):
+    sink, dns = one_mx_world(tmp_path)
+    try:
+        node = make_node(delivery_config(dns.port, sink.port, **{**GUARD, "reputation.min_volume": "10"}))
+        tenant_id, key = node.create_tenant("mixed")
+
+        def send(sender, addresses):
+            ids = []
+            for address in addresses:
+                r = node.submit(key, {"from": f"App <app@{sender}>", "to": [address], "subject": "s", "text": "x"})
+                assert r.status_code == 202, r.text
+                ids.append(r.json()["id"])
+            final(node, key, ids)
+        send("receipts.test", [f"r{i}@example.test" for i in range(40)])
+        # 2 hard bounces of 10 from news.test (20%); 2 of 50 for the tenant (4%: below a warning).
+        send("news.test", [f"n{i}@example.test" for i in range(8)] + ["permfail-n1@example.test",
+                                                                       "permfail-n2@example.test"])
+        warning = wait_events(node, 1, key=key, type="reputation_warning")
+        data = warning[0]["data"]
+        assert (data["sender_domain"], data["level"], data["paused"], data["hard_bounces"], data["delivered"]) == (
+            "news.test", "paused", True, 2, 8)
+        controls = wait_for(lambda: node.admin("GET", "/admin/controls").json()["controls"] or None,
+                            what="the guard's suspension")
+        assert [(c["kind"], c["target"]) for c in controls] == [("tenant", tenant_id)]
+        assert "sender domain news.test: hard bounce rate 20.00%" in controls[0]["reason"]
+        rep = wait_for(lambda: (lambda r: r if r["state"] == "paused" else None)(reputation_of(node, "mixed")),
+                       what="the paused state")
+        assert (rep["delivered"], rep["hard_bounces"]) == (48, 2)
+        domains = {d["domain"]: d for d in rep["sender_domains"]}
+        assert domains["news.test"]["state"] == "paused" and domains["news.test"]["hard_bounce_rate_ppm"] == 200000
+        assert domains["receipts.test"]["state"] == "ok" and domains["receipts.test"]["delivered"] == 40
+        assert len(wait_events(node, 1, key=key, type="reputation_warning")) == 1
+    finally:
+        sink.stop()
+        dns.stop()
+
+
 def test_below_the_minimum_volume_nothing_happens_and_it_can_be_off(tmp_path, make_node):
     sink, dns = one_mx_world(tmp_path)
     try:

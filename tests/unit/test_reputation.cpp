@@ -40,6 +40,30 @@ TEST_CASE("the reputation book counts per tenant over a rolling window", "[reput
   CHECK(book.counts(other, t0).delivered == 1);
 }
 
+TEST_CASE("the reputation book counts each sender domain apart, within a bound", "[reputation]") {
+  reputation_book book(std::chrono::hours(1));
+  auto mixed = new_id();
+  const std::int64_t t0 = 1'000'000'000'000;
+  for (int i = 0; i < 40; ++i) book.record(mixed, "receipts.test", reputation_outcome::delivered, t0);
+  for (int i = 0; i < 8; ++i) book.record(mixed, "news.test", reputation_outcome::delivered, t0);
+  book.record(mixed, "news.test", reputation_outcome::hard_bounce, t0);
+  book.record(mixed, "", reputation_outcome::complaint, t0);  // a sender domain not known
+  CHECK(book.counts(mixed, t0).volume() == 49);
+  CHECK(book.counts(mixed, t0).complaints == 1);
+  auto domains = book.sender_domain_counts(mixed, t0);
+  REQUIRE(domains.size() == 2);
+  CHECK(domains[0].first == "news.test");
+  CHECK((domains[0].second.delivered == 8 && domains[0].second.hard_bounces == 1));
+  CHECK(domains[1].second.delivered == 40);
+  // Any number of From domains: the first ones are counted apart, all count for the tenant.
+  for (std::size_t i = 0; i < 2 * reputation_book::max_sender_domains; ++i)
+    book.record(mixed, "d" + std::to_string(i) + ".test", reputation_outcome::delivered, t0);
+  CHECK(book.sender_domain_counts(mixed, t0).size() == reputation_book::max_sender_domains);
+  CHECK(book.counts(mixed, t0).delivered == 48 + 2 * reputation_book::max_sender_domains);
+  book.reset(mixed);
+  CHECK(book.sender_domain_counts(mixed, t0).empty());
+}
+
 TEST_CASE("the thresholds make a warning or a pause, complaints first", "[reputation]") {
   reputation_thresholds t;  // 500 minimum, complaints 0.1% / 0.3%, hard bounces 5% / 10%
   auto judge = [&](std::uint64_t delivered, std::uint64_t bounces, std::uint64_t complaints) {
