@@ -109,6 +109,29 @@ def test_complaints_pause_at_their_own_threshold(tmp_path, make_node):
         dns.stop()
 
 
+def test_complaints_warn_below_their_pause_threshold(tmp_path, make_node):
+    sink, dns = one_mx_world(tmp_path)
+    try:
+        node = make_node(delivery_config(dns.port, sink.port, **{**GUARD, "reputation.complaint_warn": "0.02",
+                                                                 "reputation.complaint_pause": "0.05"}))
+        _, key = node.create_tenant("letters")
+        final(node, key, submit_to(node, key, [f"reader{i}@example.test" for i in range(40)]))
+        # One complaint in 40 (2.5%): a warning, no pause.
+        copy = next(m for m in sink.messages() if m["rcpt_to"] == ["reader3@example.test"])
+        report = arf(base64.b64decode(copy["data_b64"]), "reader3@example.test")
+        assert node.admin("POST", "/admin/inbound", data=report,
+                          headers={"Content-Type": "message/rfc822"}).status_code == 200
+        data = wait_events(node, 1, key=key, type="reputation_warning")[0]["data"]
+        assert (data["level"], data["metric"], data["paused"], data["sender_domain"]) == (
+            "warning", "complaint_rate", False, None)
+        assert (data["rate_ppm"], data["threshold_ppm"], data["complaints"], data["delivered"]) == (25000, 20000, 1, 40)
+        assert reputation_of(node, "letters")["state"] == "warning"
+        assert node.admin("GET", "/admin/controls").json()["controls"] == []
+    finally:
+        sink.stop()
+        dns.stop()
+
+
 def test_a_bad_sender_domain_pauses_its_tenant_though_the_whole_looks_fine(tmp_path, make_node):
     sink, dns = one_mx_world(tmp_path)
     try:
