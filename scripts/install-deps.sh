@@ -28,6 +28,7 @@ test_packages=(
   unbound ldnsutils             # DANE tests: a DNSSEC-validating resolver over locally signed zones
   swaks libnet-ssleay-perl libauthen-sasl-perl   # the SMTP submission listener is driven with swaks too (TLS, AUTH)
   chromium chromium-driver python3-selenium       # the web console is tested in a headless browser
+  clang-14 libclang-rt-14-dev   # libFuzzer with ASan and UBSan: bench/fuzz.sh (a smoke run is a test)
 )
 
 # What the benchmarks in bench/ use on top.

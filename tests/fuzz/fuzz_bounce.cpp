@@ -2,17 +2,10 @@
 // crash, a hang or a sanitizer report, and every recipient read is classified with the shipped
 // rules, whose verdicts must keep the classifier's promises (net/mail/bounce.hpp): only
 // invalid_recipient and bad_domain are hard, never for a transient reply, and every failure
-// has a reason from the fixed vocabulary. Built only with Clang (tests/CMakeLists.txt, target petrel_fuzz_bounce):
+// has a reason from the fixed vocabulary. Built and run by bench/fuzz.sh (clang-14, ASan,
+// UBSan), seeded with the bounce corpus, not-bounces and charsets:
 //
-//   cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-//         -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
-//         -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined"
-//   cmake --build build-fuzz -j1 --target petrel_fuzz_bounce
-//   build-fuzz/tests/petrel_fuzz_bounce -max_len=200000 -timeout=10 \
-//         corpus-dir tests/data/bounces/emails tests/data/not-bounces tests/data/charsets
-//
-// (the first directory collects new inputs; the data folders seed it with real bounces; the
-// CMAKE_CXX_FLAGS give the parser the coverage instrumentation libFuzzer steers by).
+//   bench/fuzz.sh bounce 600
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>

@@ -1,10 +1,8 @@
 // libFuzzer entry point for the Mustache renderer: the input is a template, a NUL, then JSON
 // data (and, after a second NUL, a partial named "p"). Any bytes must compile or fail with an
 // error, and render within the bounds (net/template/mustache.hpp) without a crash, a hang or a
-// sanitizer report. Built only with Clang, like fuzz_bounce.cpp (which says how):
-//
-//   cmake --build build-fuzz -j1 --target petrel_fuzz_mustache
-//   build-fuzz/tests/petrel_fuzz_mustache -max_len=65536 -timeout=10 corpus-dir tests/data/mustache-spec
+// sanitizer report. Built and run by bench/fuzz.sh, seeded with the Mustache
+// specification's templates (bench/fuzz.sh mustache 600).
 #include <cstddef>
 #include <cstdint>
 #include <string>

@@ -2,11 +2,8 @@
 // and as an HTML part. A token is refused or reads back to the same token; any HTML is scanned
 // and rewritten without a crash, a hang or a sanitizer report, and the rewritten document has
 // exactly as many trackable links, each now the click URL; marking a part for tracking and
-// resolving its marks gives the same links, and leaves no mark byte behind. Built only with Clang, like
-// fuzz_bounce.cpp (which says how):
-//
-//   cmake --build build-fuzz -j1 --target petrel_fuzz_tracking
-//   build-fuzz/tests/petrel_fuzz_tracking -max_len=65536 -timeout=10 corpus-dir
+// resolving its marks gives the same links, and leaves no mark byte behind. Built and run
+// by bench/fuzz.sh (bench/fuzz.sh tracking 600).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
