@@ -40,10 +40,12 @@ MAX_TRANSCRIPT = 500       # commands kept per connection record
 STALL_DATA_SECONDS = 3600
 TLS_HANDSHAKE_TIMEOUT = 10
 
-# Checked in this order, so "tempfail-N-" is seen before the plain "tempfail" prefix.
-TEMPFAIL_COUNTED = re.compile(r"tempfail-(\d+)-")
+# Checked in this order, so "tempfail-N-" is seen before the plain "tempfail" prefix: a rule
+# with a count applies to the first N attempts for that address only, then it is accepted.
+COUNTED_RULE = re.compile(r"(tempfail|drop-rcpt|drop-data|stall-data|rcpt421|garbage|longreply)-(\d+)-")
 RECIPIENT_RULES = ("tempfail", "permfail", "drop-rcpt", "datafail", "datatemp", "drop-data",
-                   "stall-data")
+                   "stall-data", "rcpt421", "garbage", "longreply")
+LONG_REPLY_OCTETS = 5000
 PATH_ARGUMENT = re.compile(r"(?i)(FROM|TO):\s*<([^<>]*)>\s*(.*)$")
 
 
@@ -77,6 +79,8 @@ class Config:
     idle_timeout: float = 300.0
     # "user:password": AUTH PLAIN is offered, and MAIL needs it (530 5.7.0 until then).
     auth: str | None = None
+    # The next N connections are closed as soon as they are accepted, before any greeting.
+    drop_before_greeting: int = 0
 
     # The fields POST /config may change, with the JSON types each accepts.
     RUNTIME = {
@@ -85,6 +89,7 @@ class Config:
         "require_tls": (bool,),
         "max_connections": (int, type(None)),
         "size": (int,),
+        "drop_before_greeting": (int,),
     }
 
     def update(self, changes):
@@ -288,6 +293,9 @@ class Session:
 
     async def converse(self):
         config = self.config
+        if config.drop_before_greeting > 0:
+            self.app.config.drop_before_greeting -= 1
+            return
         admitted = sum(1 for session in self.state.active if not session.record["rejected"]) - 1
         if config.max_connections is not None and admitted >= config.max_connections:
             self.record["rejected"] = True
@@ -473,10 +481,10 @@ class Session:
     def recipient_rule(self, address):
         """The scripted behaviour for a recipient, or None for a plain accept."""
         local = (address.rpartition("@")[0] or address).lower()
-        counted = TEMPFAIL_COUNTED.match(local)
+        counted = COUNTED_RULE.match(local)
         if counted:
             attempts = self.state.count_tempfail_attempt(address)
-            return "tempfail" if attempts <= int(counted.group(1)) else None
+            return counted.group(1) if attempts <= int(counted.group(2)) else None
         return next((rule for rule in RECIPIENT_RULES if local.startswith(rule)), None)
 
     async def cmd_rcpt(self, argument):
@@ -494,6 +502,15 @@ class Session:
         rule = self.recipient_rule(address)
         if rule == "drop-rcpt":
             return False
+        if rule == "rcpt421":
+            await self.reply("421 4.3.2 Service shutting down, closing transmission channel")
+            return False
+        if rule == "garbage":
+            await self.reply("hello? \x01\x02 this is not SMTP")
+            return True
+        if rule == "longreply":
+            await self.reply("250 " + "x" * LONG_REPLY_OCTETS)
+            return True
         if rule == "tempfail":
             await self.reply("451 4.3.0 Temporary failure, try again later")
         elif rule == "permfail":
@@ -545,6 +562,14 @@ class Session:
         body, bare_lf, bare_cr, oversize = await self.read_body()
         rules = {rule for _, rule in self.recipients}
         if "drop-data" in rules and not oversize:
+            # Accepted, and the connection lost before the reply (RFC 5321 4.1.1.4): the client
+            # cannot know, and sends it again. Recorded, so that tests see the duplicate.
+            self.messages += 1
+            self.state.add_message({
+                "connection": self.number, "index_in_connection": self.messages, "peer": self.peer,
+                "mail_from": self.mail_from, "rcpt_to": [address for address, _ in self.recipients],
+                "data_b64": base64.b64encode(body).decode(), "data": body.decode("utf-8", "replace"),
+                "size": len(body), "reply_lost": True, "received_at": time.time()})
             return False
         if "stall-data" in rules and not oversize and not await self.pause(STALL_DATA_SECONDS):
             return False

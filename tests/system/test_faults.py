@@ -1,0 +1,94 @@
+"""The SMTP rows of the fault matrix (docs/reliability.md): a remote server that fails in each way
+once, then works. Each test asserts the outcome: the attempt deferred with an event that says
+what happened, a retry on schedule, the recipient delivered, and a duplicate only where RFC 5321
+4.1.1.4 makes it unavoidable (the reply to the final dot lost)."""
+from conftest import delivery_config, settle_message, wait_for
+
+
+def submit(node, address):
+    r = node.submit(node.key, {"from": "App <app@sender.test>", "to": [address], "subject": "fault", "text": "x"})
+    assert r.status_code == 202, r.text
+    return r.json()["id"]
+
+
+def history(node, message_id):
+    r = node.get_message(node.key, message_id).json()["recipients"][0]
+    return r["status"], [(h["type"], h["data"]) for h in r["history"]]
+
+
+def copies(sink, address):
+    return [m for m in sink.messages() if address in m["rcpt_to"]]
+
+
+def config(dns, sink, **extra):
+    # A site whose connections fail is left alone for site_failure_delay: short here.
+    return delivery_config(dns.port, sink.port, **{"delivery.site_failure_delay": '"500ms"', **extra})
+
+
+def deferred_then_delivered(events):
+    """The attempts: deferred one or more times (the first is the fault's), then delivered."""
+    types = [t for t, _ in events]
+    assert types[0] == "accepted" and types[-1] == "delivered" and len(types) >= 3, events
+    assert set(types[1:-1]) == {"deferred"}, events
+    return events[1][1]
+
+
+def test_a_connection_reset_before_the_greeting_defers_then_delivers(mx_world, make_node):
+    sink, dns = mx_world
+    sink.configure(drop_before_greeting=1)
+    node = make_node(config(dns, sink))
+    message = submit(node, "first@example.test")
+    assert settle_message(node, message, timeout=30)["first@example.test"]["status"] == "delivered"
+    _, events = history(node, message)
+    deferred = deferred_then_delivered(events)
+    assert deferred["attempt"] == 1 and "smtp_code" not in deferred and deferred["error"], deferred
+    assert len(copies(sink, "first@example.test")) == 1
+
+
+def test_the_reply_to_the_final_dot_lost_is_the_one_unavoidable_duplicate(mx_world, make_node):
+    sink, dns = mx_world
+    node = make_node(config(dns, sink))
+    address = "drop-data-1-x@example.test"
+    message = submit(node, address)
+    assert settle_message(node, message, timeout=30)[address]["status"] == "delivered"
+    _, events = history(node, message)
+    assert deferred_then_delivered(events)["error"], events
+    got = copies(sink, address)
+    assert len(got) == 2 and [bool(m.get("reply_lost")) for m in got] == [True, False]
+    assert got[0]["data_b64"] == got[1]["data_b64"], "the same message, sent again whole"
+
+
+def test_a_server_that_never_answers_the_final_dot_times_out_and_defers(mx_world, make_node):
+    sink, dns = mx_world
+    node = make_node(config(dns, sink, **{"delivery.data_done_timeout": '"2s"'}))
+    address = "stall-data-1-x@example.test"
+    message = submit(node, address)
+    assert settle_message(node, message, timeout=40)[address]["status"] == "delivered"
+    _, events = history(node, message)
+    assert "time" in deferred_then_delivered(events)["error"].lower(), events
+
+
+def test_421_in_the_middle_of_a_session_defers_with_the_reply(mx_world, make_node):
+    sink, dns = mx_world
+    node = make_node(config(dns, sink))
+    address = "rcpt421-1-x@example.test"
+    message = submit(node, address)
+    assert settle_message(node, message, timeout=30)[address]["status"] == "delivered"
+    _, events = history(node, message)
+    deferred = deferred_then_delivered(events)
+    assert deferred["smtp_code"] == 421 and "shutting down" in deferred["reply"], deferred
+    assert len(copies(sink, address)) == 1
+
+
+def test_garbage_and_over_long_replies_are_protocol_errors_that_defer(mx_world, make_node):
+    sink, dns = mx_world
+    node = make_node(config(dns, sink))
+    for address in ("garbage-1-x@example.test", "longreply-1-x@example.test"):
+        message = submit(node, address)
+        assert settle_message(node, message, timeout=30)[address]["status"] == "delivered", address
+        _, events = history(node, message)
+        deferred = deferred_then_delivered(events)
+        assert deferred.get("error") or deferred.get("reply"), deferred
+        assert len(copies(sink, address)) == 1
+    # The node is fine afterwards.
+    assert wait_for(lambda: node.session.get(node.url("/readyz"), timeout=5).status_code == 200)
