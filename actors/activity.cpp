@@ -1,5 +1,7 @@
 #include "actors/activity.hpp"
 
+#include "storage/ids.hpp"
+
 #include <atomic>
 #include <chrono>
 
@@ -23,7 +25,7 @@ std::array<std::array<std::atomic<std::uint64_t>, activity_kinds>, slots>& table
 
 std::int64_t minute_now() {
   using namespace std::chrono;
-  return duration_cast<minutes>(system_clock::now().time_since_epoch()).count();
+  return clock_ms() / 60'000;
 }
 
 }  // namespace

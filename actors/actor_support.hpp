@@ -11,6 +11,7 @@
 #include <caf/scheduled_actor.hpp>
 
 #include "actors/policy/event_data.hpp"  // rfc3339
+#include "storage/ids.hpp"
 
 namespace petrel {
 
@@ -37,10 +38,7 @@ std::string receipt_json_text(const submit_receipt& receipt);
 // stored first.
 inline constexpr std::string_view idempotency_conflict = "idempotency-key-taken";
 
-inline std::int64_t unix_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+// Petrel's clock (storage/ids.hpp: the wall clock at start, advanced by the monotonic clock).
+inline std::int64_t unix_now_ms() { return clock_ms(); }
 
 }  // namespace petrel

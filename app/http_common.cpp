@@ -14,11 +14,7 @@ namespace petrel {
 
 namespace json = boost::json;
 
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+std::int64_t now_ms() { return clock_ms(); }
 
 // RFC 3339 UTC with milliseconds, e.g. 2026-11-29T01:09:39.123Z; null for 0.
 json::value timestamp(std::int64_t ms) {

@@ -7,13 +7,11 @@
 #include <cstdint>
 #include <stdexcept>
 
+#include "storage/ids.hpp"
+
 namespace petrel::storage_detail {
 
-inline std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+inline std::int64_t now_ms() { return clock_ms(); }
 
 class operation_error : public std::runtime_error {
  public:

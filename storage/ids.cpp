@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <mutex>
+#include <utility>
 #include <random>
 
 namespace petrel {
@@ -48,6 +49,13 @@ std::optional<id128> id128::parse(std::string_view text) {
   return id128{static_cast<std::uint64_t>(v >> 64), static_cast<std::uint64_t>(v)};
 }
 
+std::int64_t clock_ms() {
+  using namespace std::chrono;
+  static const auto anchor = [] { return std::pair{system_clock::now(), steady_clock::now()}; }();
+  auto now = anchor.first + duration_cast<system_clock::duration>(steady_clock::now() - anchor.second);
+  return duration_cast<milliseconds>(now.time_since_epoch()).count();
+}
+
 id128 new_id() {
   static std::mutex mutex;
   static std::mt19937_64 rng{std::random_device{}() ^
@@ -56,10 +64,7 @@ id128 new_id() {
   static unsigned __int128 last_random = 0;  // low 80 bits used
   constexpr unsigned __int128 random_mask = (static_cast<unsigned __int128>(1) << 80) - 1;
 
-  auto now_ms = static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::milliseconds>(
-          std::chrono::system_clock::now().time_since_epoch())
-          .count());
+  auto now_ms = static_cast<std::uint64_t>(clock_ms());
   std::lock_guard<std::mutex> lock(mutex);
   if (now_ms <= last_ms) {
     // Same millisecond (or the clock stepped back): keep the time, count up the random part.

@@ -24,6 +24,14 @@ struct id128 {
   friend auto operator<=>(const id128&, const id128&) = default;
 };
 
+// Petrel's clock, in unix milliseconds: the wall clock read once (the first time a process asks),
+// advanced by the monotonic clock from then on. Every time Petrel stores or compares (due times,
+// events, ids) comes from it, so a step of the wall clock while the node runs (someone sets the
+// date) neither starves a waiting retry nor fires it early: due times and timers move together.
+// NTP's gradual corrections reach it (they slew the monotonic clock too); a step is taken over at
+// the next start. Thread-safe.
+std::int64_t clock_ms();
+
 // A new ULID, strictly greater than every earlier one made by this process (monotonic).
 id128 new_id();
 // An id for something that starts at a given time (a scheduled message and its recipients:

@@ -52,6 +52,7 @@ class Node:
         self.config_path = self.dir / "petrel.toml"
         self.extra_config = extra_config
         self.proc = None
+        self.env = None  # the process's environment (None: this one's)
         self.first_key = None
         self.stdout_lines = []
         self.stderr_lines = []
@@ -99,7 +100,7 @@ class Node:
         self.ports = {}  # every HTTP listener's bound port, by name
         self.proc = subprocess.Popen(
             [PETREL_BIN, "serve", "--config", str(self.config_path)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
         threading.Thread(target=self._pump, args=(self.proc.stdout, self.stdout_lines), daemon=True).start()
         threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines), daemon=True).start()
         deadline = time.time() + timeout
