@@ -19,8 +19,11 @@ out="${PETREL_FUZZ_DIR:-$root/build-fuzz}"
 cxx="${CXX_FUZZ:-clang++-14}"
 mkdir -p "$out"
 
+# Relative paths (the script works from the repository's root), so that ccache finds the objects
+# of another checkout too.
 flags=(-std=c++20 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
-       -fno-sanitize-recover=undefined -I"$root" -DPETREL_SOURCE_DIR="\"$root\"" -DBOOST_ERROR_CODE_HEADER_ONLY)
+       -fno-sanitize-recover=undefined -I. -DPETREL_SOURCE_DIR="\".\"" -DBOOST_ERROR_CODE_HEADER_ONLY)
+export CCACHE_NOHASHDIR=1
 mail_sources=(net/mail/*.cpp net/template/mustache.cpp storage/ids.cpp storage/records.cpp config/config_loader.cpp
               config/units.cpp config/bounce_rules.cpp)
 mail_libs=($(pkg-config --cflags --libs gmime-3.0 libidn2 tomlplusplus) -lboost_json -lcrypto)
