@@ -92,3 +92,62 @@ def test_garbage_and_over_long_replies_are_protocol_errors_that_defer(mx_world, 
         assert len(copies(sink, address)) == 1
     # The node is fine afterwards.
     assert wait_for(lambda: node.session.get(node.url("/readyz"), timeout=5).status_code == 200)
+
+
+# -- DNS rows --------------------------------------------------------------------------------
+
+MX_A = {"name": "mx1.example.test", "type": "A", "address": "127.0.0.2", "ttl": 1}
+
+
+def dns_config(dns, sink, **extra):
+    # No caching across attempts here: each attempt sees the zone as it is now.
+    return config(dns, sink, **{"dns.timeout": '"300ms"', "dns.tries": "1", "dns.min_ttl": '"0s"',
+                                "dns.temporary_failure_ttl": '"0s"', **extra})
+
+
+def test_dns_timeouts_defer_until_the_server_answers_again(mx_world, make_node):
+    sink, dns = mx_world
+    dns.set_zone({"records": [MX_A, {"name": "example.test", "type": "MX", "preference": 10,
+                                     "exchange": "mx1.example.test", "ttl": 1}], "timeout": ["example.test"]})
+    node = make_node(dns_config(dns, sink))
+    message = submit(node, "dns-timeout@example.test")
+    wait_for(lambda: history(node, message)[0] == "deferred", timeout=20, what="a deferral")
+    _, events = history(node, message)
+    assert "time" in events[1][1]["error"].lower() or "dns" in events[1][1]["error"].lower(), events[1][1]
+    dns.set_zone({"records": [MX_A, {"name": "example.test", "type": "MX", "preference": 10,
+                                     "exchange": "mx1.example.test", "ttl": 1}]})
+    assert settle_message(node, message, timeout=30)["dns-timeout@example.test"]["status"] == "delivered"
+    assert len(copies(sink, "dns-timeout@example.test")) == 1
+
+
+def test_an_answer_that_changes_between_attempts_is_followed(mx_world, make_node):
+    sink, dns = mx_world
+    # First the MX is a host where nothing listens; then it is the sink.
+    dns.set_zone({"records": [{"name": "down.example.test", "type": "A", "address": "127.0.0.3", "ttl": 1},
+                              {"name": "example.test", "type": "MX", "preference": 10,
+                               "exchange": "down.example.test", "ttl": 1}]})
+    node = make_node(dns_config(dns, sink))
+    message = submit(node, "moved@example.test")
+    wait_for(lambda: history(node, message)[0] == "deferred", timeout=20, what="a deferral")
+    dns.set_zone({"records": [MX_A, {"name": "example.test", "type": "MX", "preference": 10,
+                                     "exchange": "mx1.example.test", "ttl": 1}]})
+    assert settle_message(node, message, timeout=30)["moved@example.test"]["status"] == "delivered"
+    _, events = history(node, message)
+    assert events[-1][1]["mx_host"] == "mx1.example.test", events[-1][1]
+
+
+def test_an_mx_that_is_a_cname_and_a_huge_answer_over_tcp_are_delivered(mx_world, make_node):
+    sink, dns = mx_world
+    # example.test: MX -> alias (a CNAME to mx1), RFC 2181 10.3 says it should not, senders cope.
+    # big.example.test: 120 MX records, far more than a 1,232-octet UDP answer holds: truncated,
+    # then asked again over TCP.
+    records = [MX_A, {"name": "alias.example.test", "type": "CNAME", "target": "mx1.example.test", "ttl": 1},
+               {"name": "example.test", "type": "MX", "preference": 10, "exchange": "alias.example.test", "ttl": 1}]
+    records += [{"name": "big.example.test", "type": "MX", "preference": 10 + i,
+                 "exchange": "mx1.example.test", "ttl": 1} for i in range(120)]
+    dns.set_zone({"records": records})
+    node = make_node(dns_config(dns, sink))
+    for address in ("cname@example.test", "huge@big.example.test"):
+        message = submit(node, address)
+        assert settle_message(node, message, timeout=30)[address]["status"] == "delivered", history(node, message)
+    assert dns.stats()["by_transport"].get("tcp", 0) >= 1, dns.stats()
