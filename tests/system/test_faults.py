@@ -1,7 +1,13 @@
-"""The SMTP rows of the fault matrix (docs/reliability.md): a remote server that fails in each way
-once, then works. Each test asserts the outcome: the attempt deferred with an event that says
+"""Rows of the fault matrix (docs/reliability.md). SMTP: a remote server that fails in each way
+once, then works; each test asserts the outcome: the attempt deferred with an event that says
 what happened, a retry on schedule, the recipient delivered, and a duplicate only where RFC 5321
-4.1.1.4 makes it unavoidable (the reply to the final dot lost)."""
+4.1.1.4 makes it unavoidable (the reply to the final dot lost). DNS: timeouts, answers that
+change, CNAMEs and answers too big for UDP. Store: SQLite locked by another process."""
+import os
+import sqlite3
+
+import pytest
+
 from conftest import delivery_config, settle_message, wait_for
 
 
@@ -151,3 +157,33 @@ def test_an_mx_that_is_a_cname_and_a_huge_answer_over_tcp_are_delivered(mx_world
         message = submit(node, address)
         assert settle_message(node, message, timeout=30)[address]["status"] == "delivered", history(node, message)
     assert dns.stats()["by_transport"].get("tcp", 0) >= 1, dns.stats()
+
+
+# -- Store rows ------------------------------------------------------------------------------
+
+@pytest.mark.skipif(os.environ.get("PETREL_TEST_STORE") == "postgresql", reason="SQLite's own lock")
+def test_sqlite_locked_by_another_process_is_a_503_then_recovers_with_nothing_lost(make_node):
+    node = make_node('storage.busy_timeout = "300ms"')
+    holder = sqlite3.connect(str(node.data_dir / "petrel.db"), isolation_level=None, timeout=10)
+    accepted, refused = [], []
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        for i in range(5):
+            r = node.submit(node.key, {"from": "a@sender.test", "to": [f"busy{i}@example.net"], "subject": "s",
+                                       "text": "x"})
+            (accepted if r.status_code == 202 else refused).append(r)
+        assert refused, [r.status_code for r in accepted]
+        for r in refused:
+            assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1, r.text
+            assert r.json()["type"] in ("urn:petrel:problem:store-unavailable", "urn:petrel:problem:unavailable"), r.text
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    # Released: accepted again, ready again, and what was acknowledged before is there.
+    def again():
+        r = node.submit(node.key, {"from": "a@sender.test", "to": ["after@example.net"], "subject": "s", "text": "x"})
+        return r if r.status_code == 202 else None
+    accepted.append(wait_for(again, timeout=30, interval=0.5, what="202s after the lock"))
+    wait_for(lambda: node.session.get(node.url("/readyz"), timeout=5).status_code == 200, what="ready again")
+    for r in accepted:
+        assert node.get_message(node.key, r.json()["id"]).status_code == 200
