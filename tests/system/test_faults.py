@@ -9,6 +9,7 @@ import sqlite3
 import pytest
 
 from conftest import delivery_config, settle_message, wait_for
+from servers import DnsServer, SmtpServer, make_self_signed_cert
 
 
 def submit(node, address):
@@ -187,3 +188,46 @@ def test_sqlite_locked_by_another_process_is_a_503_then_recovers_with_nothing_lo
     wait_for(lambda: node.session.get(node.url("/readyz"), timeout=5).status_code == 200, what="ready again")
     for r in accepted:
         assert node.get_message(node.key, r.json()["id"]).status_code == 200
+
+
+# -- TLS rows --------------------------------------------------------------------------------
+
+TLS_REQUIRED = """
+[[delivery.sites]]
+match = "mx1.example.test"
+tls = "required"
+"""
+
+
+def tls_world(tmp_path):
+    cert, key = make_self_signed_cert(tmp_path, "mx1.example.test")
+    sink = SmtpServer(tmp_path, listen=["127.0.0.2:0"], args=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
+    dns = DnsServer(tmp_path, {"records": [MX_A, {"name": "example.test", "type": "MX", "preference": 10,
+                                                   "exchange": "mx1.example.test"}]}).start()
+    return sink, dns
+
+
+@pytest.mark.parametrize("mode", ["opportunistic", "required"])
+def test_a_failed_tls_handshake_never_sends_in_clear_where_tls_is_required(tmp_path, make_node, mode):
+    sink, dns = tls_world(tmp_path)
+    try:
+        sink.configure(broken_tls=1)
+        node = make_node(config(dns, sink), raw_config=TLS_REQUIRED if mode == "required" else "")
+        address = f"tls-{mode}@example.test"
+        message = submit(node, address)
+        assert settle_message(node, message, timeout=30)[address]["status"] == "delivered", history(node, message)
+        _, events = history(node, message)
+        delivered = events[-1][1]
+        (got,) = copies(sink, address)
+        if mode == "required":
+            # Deferred with the handshake's failure, then sent over TLS: never in clear.
+            deferred = deferred_then_delivered(events)
+            assert "tls" in (deferred.get("error") or deferred.get("reply") or "").lower(), deferred
+            assert delivered["tls"] is True and got["tls"] is True
+        else:
+            # Opportunistic (RFC 7435): the same attempt goes on in clear, and the event says so.
+            assert [t for t, _ in events] == ["accepted", "delivered"], events
+            assert delivered["tls"] is False and got["tls"] is False
+    finally:
+        sink.stop()
+        dns.stop()

@@ -81,6 +81,9 @@ class Config:
     auth: str | None = None
     # The next N connections are closed as soon as they are accepted, before any greeting.
     drop_before_greeting: int = 0
+    # The next N STARTTLS commands are answered 220, then garbage comes instead of a TLS
+    # handshake and the connection closes (a handshake failure).
+    broken_tls: int = 0
 
     # The fields POST /config may change, with the JSON types each accepts.
     RUNTIME = {
@@ -90,6 +93,7 @@ class Config:
         "max_connections": (int, type(None)),
         "size": (int,),
         "drop_before_greeting": (int,),
+        "broken_tls": (int,),
     }
 
     def update(self, changes):
@@ -390,6 +394,12 @@ class Session:
         if argument:
             return await self.error("501 5.5.4 Syntax: STARTTLS")
         await self.reply("220 2.0.0 Ready to start TLS")
+        if self.app.config.broken_tls > 0:
+            self.app.config.broken_tls -= 1
+            self.record["broken_tls"] = True
+            self.writer.write(b"\x15\x03\x03\x00\x02\x02\x28 this is not a TLS server hello\r\n")
+            await self.writer.drain()
+            return False
         # RFC 3207: anything pipelined after STARTTLS was sent in clear text and must be ignored.
         self.lines.buffer.clear()
         try:
