@@ -160,6 +160,31 @@ def test_an_mx_that_is_a_cname_and_a_huge_answer_over_tcp_are_delivered(mx_world
     assert dns.stats()["by_transport"].get("tcp", 0) >= 1, dns.stats()
 
 
+def test_a_looping_cname_and_an_mx_without_an_address_defer_with_the_reason_until_fixed(mx_world, make_node):
+    sink, dns = mx_world
+    broken = [MX_A,
+              {"name": "loop-a.example.test", "type": "CNAME", "target": "loop-b.example.test", "ttl": 1},
+              {"name": "loop-b.example.test", "type": "CNAME", "target": "loop-a.example.test", "ttl": 1},
+              {"name": "example.test", "type": "MX", "preference": 10, "exchange": "loop-a.example.test", "ttl": 1},
+              {"name": "lame.test", "type": "MX", "preference": 10, "exchange": "nowhere.example.test", "ttl": 1}]
+    dns.set_zone({"records": broken})
+    node = make_node(dns_config(dns, sink))
+    reasons = {"loop@example.test": "no MX host of the domain has an address",
+               "lame@lame.test": "MX host nowhere.example.test has no address"}
+    messages = {address: submit(node, address) for address in reasons}
+    for address, message in messages.items():
+        # Deferred, not bounced (a DNS mistake is fixed in minutes), and attempted again.
+        def twice():
+            status, events = history(node, message)
+            return events if status == "deferred" and len(events) >= 3 else None
+        events = wait_for(twice, timeout=20, what=f"two deferrals of {address}")
+        assert {d["error"] for t, d in events[1:]} == {reasons[address]}, events
+    dns.set_zone({"records": [MX_A] + [{"name": d, "type": "MX", "preference": 10, "exchange": "mx1.example.test",
+                                        "ttl": 1} for d in ("example.test", "lame.test")]})
+    for address, message in messages.items():
+        assert settle_message(node, message, timeout=30)[address]["status"] == "delivered"
+
+
 # -- Store rows ------------------------------------------------------------------------------
 
 @pytest.mark.skipif(os.environ.get("PETREL_TEST_STORE") == "postgresql", reason="SQLite's own lock")
