@@ -1,5 +1,6 @@
 // The inbound SMTP listener (see smtp_server.hpp): one coroutine per connection on Asio.
 #include "net/smtp_server.hpp"
+#include "net/smtp_command.hpp"
 
 #include <atomic>
 #include <mutex>
@@ -42,26 +43,6 @@ constexpr int max_errors = 10;  // bad commands before the session is closed
 std::string lower(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
-}
-
-// The address between < and > of "FROM:<a@b> SIZE=1" (after the colon), and the parameters.
-bool parse_path(const std::string& args, std::string& address, std::string& params) {
-  auto open = args.find('<');
-  auto close = args.find('>', open == std::string::npos ? 0 : open);
-  if (open == std::string::npos || close == std::string::npos) return false;
-  for (std::size_t i = 0; i < open; ++i)
-    if (args[i] != ' ') return false;
-  address = args.substr(open + 1, close - open - 1);
-  // A source route (@a,@b:user@c) is allowed and ignored (RFC 5321 4.1.2 / C).
-  if (!address.empty() && address.front() == '@') {
-    auto colon = address.find(':');
-    if (colon == std::string::npos) return false;
-    address = address.substr(colon + 1);
-  }
-  for (char c : address)
-    if (static_cast<unsigned char>(c) < 0x20 || c == ' ') return false;
-  params = args.substr(close + 1);
-  return true;
 }
 
 // A process-wide token bucket: messages per second over all peers.
@@ -260,17 +241,16 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
         co_await send("500 5.5.2 line too long\r\n");
         break;
       }
-      while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
-      auto space = line.find(' ');
-      auto verb = lower(line.substr(0, space));
-      auto args = space == std::string::npos ? std::string() : line.substr(space + 1);
+      auto command = parse_smtp_command(line);
+      auto verb = command.verb;
+      std::string args(command.args);
       std::string answer;
       bool close_after = false;
-      if (verb == "ehlo" || verb == "helo") {
+      if (verb == smtp_verb::ehlo || verb == smtp_verb::helo) {
         helo = args;
         mail_from.reset();
         rcpts.clear();
-        if (verb == "helo") {
+        if (verb == smtp_verb::helo) {
           answer = "250 " + options.hostname + "\r\n";
         } else {
           answer = "250-" + options.hostname + "\r\n250-PIPELINING\r\n250-SIZE " +
@@ -279,7 +259,7 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
           if (auth_offered()) answer += "250-AUTH PLAIN LOGIN\r\n";
           answer += "250 ENHANCEDSTATUSCODES\r\n";
         }
-      } else if (verb == "starttls") {
+      } else if (verb == smtp_verb::starttls) {
         if (!options.tls) {
           answer = "502 5.5.1 STARTTLS is not offered here\r\n";
         } else if (tls) {
@@ -302,10 +282,10 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
           rcpts.clear();
           continue;  // (no answer: the client starts over with EHLO)
         }
-      } else if (verb == "auth") {
-        auto mechanism_end = args.find(' ');
-        auto mechanism = lower(args.substr(0, mechanism_end));
-        auto initial = mechanism_end == std::string::npos ? std::string() : args.substr(mechanism_end + 1);
+      } else if (verb == smtp_verb::auth) {
+        auto auth = parse_smtp_auth(args);
+        const auto& mechanism = auth.mechanism;
+        const auto& initial = auth.initial;
         if (!options.submission) {
           answer = "502 5.5.1 AUTH is not offered here\r\n";
         } else if (helo.empty()) {
@@ -341,11 +321,10 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
               step = -3;
             }
             if (step == 1) {
-              // authzid NUL authcid NUL passwd
-              auto first = decoded.find('\0');
-              auto second = first == std::string::npos ? first : decoded.find('\0', first + 1);
-              if (second == std::string::npos) step = -3;
-              else user = decoded.substr(first + 1, second - first - 1), password = decoded.substr(second + 1);
+              if (auto credentials = parse_sasl_plain(decoded))
+                user = std::move(credentials->user), password = std::move(credentials->password);
+              else
+                step = -3;
             }
           } else {
             if (!initial.empty()) {
@@ -376,101 +355,82 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
             }
           }
         }
-      } else if (verb == "mail") {
-        std::string address, params;
+      } else if (verb == smtp_verb::mail) {
+        auto path = parse_smtp_path(args, "from:");
         if (helo.empty()) {
           answer = "503 5.5.1 EHLO first\r\n";
         } else if (options.submission && identity.empty()) {
           answer = "530 5.7.0 authentication required\r\n";
         } else if (mail_from) {
           answer = "503 5.5.1 nested MAIL command\r\n";
-        } else if (lower(args.substr(0, 5)) != "from:" || !parse_path(args.substr(5), address, params)) {
+        } else if (!path) {
           answer = "501 5.5.4 syntax: MAIL FROM:<address>\r\n";
+        } else if (smtp_declared_size(path->params).value_or(0) > options.max_message_bytes) {
+          answer = "552 5.3.4 the message exceeds the size limit of " +
+                   std::to_string(options.max_message_bytes) + " octets\r\n";
+        } else if (!budget.take()) {
+          answer = "451 4.7.1 too many messages right now; try again later\r\n";
         } else {
-          auto lp = lower(params);
-          auto size_at = lp.find("size=");
-          std::uint64_t declared = 0;
-          if (size_at != std::string::npos) declared = std::strtoull(lp.c_str() + size_at + 5, nullptr, 10);
-          if (declared > options.max_message_bytes) {
-            answer = "552 5.3.4 the message exceeds the size limit of " +
-                     std::to_string(options.max_message_bytes) + " octets\r\n";
-          } else if (!budget.take()) {
-            answer = "451 4.7.1 too many messages right now; try again later\r\n";
-          } else {
-            mail_from = address;
-            answer = "250 2.1.0 ok\r\n";
-          }
+          mail_from = std::move(path->address);
+          answer = "250 2.1.0 ok\r\n";
         }
-      } else if (verb == "rcpt") {
-        std::string address, params;
+      } else if (verb == smtp_verb::rcpt) {
+        auto path = parse_smtp_path(args, "to:");
         if (!mail_from) {
           answer = "503 5.5.1 MAIL first\r\n";
-        } else if (lower(args.substr(0, 3)) != "to:" || !parse_path(args.substr(3), address, params) ||
-                   address.empty()) {
+        } else if (!path || path->address.empty()) {
           answer = "501 5.5.4 syntax: RCPT TO:<address>\r\n";
-        } else if (!options.submission && !accepts(address)) {
+        } else if (!options.submission && !accepts(path->address)) {
           // Not an open relay: mail for anything but our bounce/feedback domains is refused.
-          spdlog::info("smtp_in.relay_denied peer={} rcpt=\"{}\"", peer, address);
+          spdlog::info("smtp_in.relay_denied peer={} rcpt=\"{}\"", peer, path->address);
           answer = "550 5.7.1 relaying denied: this server accepts only bounces and feedback reports\r\n";
         } else if (rcpts.size() >= options.max_recipients) {
           answer = "452 4.5.3 too many recipients\r\n";
         } else {
-          rcpts.push_back(address);
+          rcpts.push_back(std::move(path->address));
           answer = "250 2.1.5 ok\r\n";
         }
-      } else if (verb == "data") {
+      } else if (verb == smtp_verb::data) {
         if (!mail_from || rcpts.empty()) {
           answer = "503 5.5.1 no valid recipients\r\n";
         } else {
           if (!co_await send("354 end data with <CR><LF>.<CR><LF>\r\n")) break;
-          std::string content;
-          bool too_big = false, closed = false;
+          smtp_data_reader reader(options.max_message_bytes);
+          bool closed = false;
           for (;;) {
             auto r = co_await read_line(line, max_text_line);
             if (r == 0) {
               closed = true;
               break;
             }
-            if (r < 0) {  // an overlong line: keep the size accounting, drop the message
-              too_big = true;
+            if (r < 0) {  // an overlong line: keep reading to the end, refuse the message
+              reader.overlong_line();
               buffer.consume(buffer.size());
               continue;
             }
-            if (line == ".\r\n") break;  // only CRLF.CRLF ends the data (no smuggling)
-            std::string_view text(line);
-            if (!text.empty() && text.front() == '.') text.remove_prefix(1);  // dot-unstuff
-            if (content.size() + text.size() > options.max_message_bytes) {
-              too_big = true;
-              continue;
-            }
-            content.append(text);
-            if (content.size() >= 1 && content.back() == '\n' &&
-                (content.size() < 2 || content[content.size() - 2] != '\r')) {
-              content.pop_back();
-              content.append("\r\n");  // bare LF -> CRLF
-            }
+            if (reader.line(line)) break;
           }
           if (closed) break;
-          if (too_big) {
+          if (reader.too_big()) {
             answer = "552 5.3.4 the message exceeds the size limit of " +
                      std::to_string(options.max_message_bytes) + " octets\r\n";
           } else {
-            received_mail mail{peer, helo, *mail_from, rcpts, std::move(content), identity, tls != nullptr};
+            received_mail mail{peer, helo, *mail_from, rcpts, reader.take(), identity, tls != nullptr};
             auto [code, text] = co_await async_handle(std::move(mail), use_tuple);
             answer = std::to_string(code) + " " + text + "\r\n";
           }
           mail_from.reset();
           rcpts.clear();
         }
-      } else if (verb == "rset") {
+      } else if (verb == smtp_verb::rset) {
         mail_from.reset();
         rcpts.clear();
         answer = "250 2.0.0 ok\r\n";
-      } else if (verb == "noop") {
+      } else if (verb == smtp_verb::noop) {
         answer = "250 2.0.0 ok\r\n";
-      } else if (verb == "vrfy") {
+      } else if (verb == smtp_verb::vrfy) {
         answer = "252 2.5.0 cannot verify\r\n";
-      } else if (verb == "quit") {
+      } else if (verb == smtp_verb::quit) {
         co_await send("221 2.0.0 bye\r\n");
         break;
       } else {
