@@ -21,7 +21,9 @@ test_packages=(
   python3-dnslib openssl        # the scripted DNS server; self-signed certificates for STARTTLS
   postgresql-15 postgresql-client-15   # the PostgreSQL store's tests run a private cluster
   python3-dkim python3-nacl     # dkimpy verifies delivered signatures (nacl: Ed25519)
+  python3-cryptography          # certificates with chosen dates and names (expired, wrong name)
   gdb                           # thread stacks of a node that does not stop (test reports)
+  e2fsprogs                     # a small ext4 file system that goes read-only (tests/system/test_read_only.py)
   python3-jsonschema            # events are checked against docs/schemas/event.schema.json
   python3-yaml                  # answers are checked against docs/openapi.yaml
   python3-prometheus-client     # /metrics is read with the Prometheus text-format parser

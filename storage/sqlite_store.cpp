@@ -113,6 +113,12 @@ class sqlite_store final : public store {
         throw store_error("cannot create the data directory " + parent.string() + ": " +
                           ec.message());
     }
+    // SQLite itself would only say "unable to open database file" at the first write.
+    struct statvfs fs {};
+    if (::statvfs(parent.empty() ? "." : parent.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY))
+      throw store_error("cannot open SQLite database " + path_ + ": its file system (" +
+                        (parent.empty() ? std::string(".") : parent.string()) +
+                        ") is mounted read-only, and the store writes there (the database and its WAL)");
     int rc = sqlite3_open_v2(path_.c_str(), &db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              nullptr);
@@ -124,13 +130,19 @@ class sqlite_store final : public store {
     }
     sqlite3_extended_result_codes(db_, 1);
     sqlite3_busy_timeout(db_, options.busy_timeout_ms);
-    // Pruned content and rows give their pages back to the file system (takes effect in a new
-    // database: it must precede the first table).
-    execute("PRAGMA auto_vacuum=INCREMENTAL");
-    execute("PRAGMA journal_mode=WAL");
-    execute(options.sqlite_synchronous == "normal" ? "PRAGMA synchronous=NORMAL"
-                                                   : "PRAGMA synchronous=FULL");
-    execute("PRAGMA foreign_keys=ON");
+    try {
+      // Pruned content and rows give their pages back to the file system (takes effect in a new
+      // database: it must precede the first table).
+      execute("PRAGMA auto_vacuum=INCREMENTAL");
+      execute("PRAGMA journal_mode=WAL");
+      execute(options.sqlite_synchronous == "normal" ? "PRAGMA synchronous=NORMAL"
+                                                     : "PRAGMA synchronous=FULL");
+      execute("PRAGMA foreign_keys=ON");
+    } catch (const store_error& e) {
+      sqlite3_close(db_);
+      db_ = nullptr;
+      throw store_error("cannot open SQLite database " + path_ + ": " + e.what());
+    }
   }
 
   ~sqlite_store() override {
