@@ -6,6 +6,11 @@
 #   tests/pg/pg-server.sh start DIR     # writes DIR/url (postgresql://postgres@127.0.0.1:PORT/postgres)
 #   tests/pg/pg-server.sh restart DIR   # fast restart, same port (fault tests)
 #   tests/pg/pg-server.sh stop DIR
+#   tests/pg/pg-server.sh standby DIR PRIMARY_DIR  # a streaming replica of PRIMARY_DIR's cluster,
+#                                                  # made synchronous: a commit on the primary
+#                                                  # returns once the replica has it on disk
+#   tests/pg/pg-server.sh crash DIR     # immediate stop, as a crash (no shutdown checkpoint)
+#   tests/pg/pg-server.sh promote DIR   # the replica becomes a primary (failover)
 #
 # The cluster itself lives in a directory of the postgres user under /tmp (DIR may sit below
 # directories that user cannot enter, such as pytest's private temp dirs); DIR/cluster names it.
@@ -48,6 +53,46 @@ CONF
     echo "postgresql://postgres@127.0.0.1:$port/postgres" >"$dir/url"
     echo "postgresql ready: $(cat "$dir/url")"
     ;;
+  standby)
+    primary_cluster=$(cat "$(realpath -m "${3:?usage: pg-server.sh standby DIR PRIMARY_DIR}")/cluster")
+    primary_port=$(sed -n 's/^port = //p' "$primary_cluster/data/postgresql.conf" | tail -n 1)
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cluster=$(mktemp -d /tmp/petrel-pg.XXXXXX)
+    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$cluster"
+    echo "$cluster" >"$dir/cluster"
+    as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$cluster/data" -R \
+      -X stream --no-sync -c fast >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
+    port=$(free_port)
+    cat >>"$cluster/data/postgresql.conf" <<CONF
+port = $port
+unix_socket_directories = '$cluster'
+CONF
+    echo "primary_conninfo = 'host=127.0.0.1 port=$primary_port user=postgres application_name=standby'" \
+      >>"$cluster/data/postgresql.auto.conf"
+    as_postgres "$bin/pg_ctl" -D "$cluster/data" -l "$cluster/server.log" -w -t 30 start >/dev/null ||
+      { cat "$cluster/server.log" >&2; exit 1; }
+    # Synchronous from now on: the primary waits for the standby's flush at each commit.
+    as_postgres psql -h 127.0.0.1 -p "$primary_port" -U postgres -qAt -c \
+      "ALTER SYSTEM SET synchronous_standby_names = 'standby'" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 1 100); do
+      state=$(as_postgres psql -h 127.0.0.1 -p "$primary_port" -U postgres -qAt -c \
+        "SELECT sync_state FROM pg_stat_replication WHERE application_name = 'standby'")
+      [ "$state" = sync ] && break
+      sleep 0.1
+    done
+    [ "$state" = sync ] || { echo "pg-server.sh: the standby did not become synchronous ($state)" >&2; exit 1; }
+    echo "postgresql://postgres@127.0.0.1:$port/postgres" >"$dir/url"
+    echo "postgresql standby ready: $(cat "$dir/url")"
+    ;;
+  crash)
+    cluster=$(cat "$dir/cluster")
+    as_postgres "$bin/pg_ctl" -D "$cluster/data" -m immediate -w -t 30 stop >/dev/null
+    ;;
+  promote)
+    cluster=$(cat "$dir/cluster")
+    as_postgres "$bin/pg_ctl" -D "$cluster/data" -w -t 30 promote >/dev/null
+    ;;
   restart)
     cluster=$(cat "$dir/cluster")
     as_postgres "$bin/pg_ctl" -D "$cluster/data" -l "$cluster/server.log" -m fast -w -t 30 restart >/dev/null
@@ -63,7 +108,7 @@ CONF
     rm -rf "$dir"
     ;;
   *)
-    echo "usage: pg-server.sh start|restart|stop DIR" >&2
+    echo "usage: pg-server.sh start|restart|stop|crash|promote DIR, pg-server.sh standby DIR PRIMARY_DIR" >&2
     exit 2
     ;;
 esac
