@@ -1,10 +1,12 @@
 """Rows of the fault matrix (docs/reliability.md). SMTP: a remote server that fails in each way
 once, then works; each test asserts the outcome: the attempt deferred with an event that says
 what happened, a retry on schedule, the recipient delivered, and a duplicate only where RFC 5321
-4.1.1.4 makes it unavoidable (the reply to the final dot lost). DNS: timeouts, answers that
+4.1.1.4 makes it unavoidable (the reply to the final dot lost); resets mid-MAIL and mid-DATA, a stall
+past each timeout, certificate errors. DNS: timeouts, SERVFAIL storms, lame servers, answers that
 change, CNAMEs and answers too big for UDP. Store: SQLite locked by another process."""
 import os
 import sqlite3
+import time
 
 import pytest
 
@@ -73,6 +75,49 @@ def test_a_server_that_never_answers_the_final_dot_times_out_and_defers(mx_world
     assert settle_message(node, message, timeout=40)[address]["status"] == "delivered"
     _, events = history(node, message)
     assert "time" in deferred_then_delivered(events)["error"].lower(), events
+
+
+@pytest.mark.parametrize("stage,during", [("MAIL", "MAIL"), ("DATA-BODY", "the message")])
+def test_a_connection_reset_mid_mail_or_mid_data_defers_then_delivers_once(mx_world, make_node, stage, during):
+    # Before the final dot nothing was accepted: the retry is the only copy (no duplicate).
+    sink, dns = mx_world
+    sink.configure(reset_at={stage: 1})
+    node = make_node(config(dns, sink))
+    address = f"reset-{stage.lower()}@example.test"
+    message = submit(node, address)
+    assert settle_message(node, message, timeout=30)[address]["status"] == "delivered"
+    _, events = history(node, message)
+    deferred = deferred_then_delivered(events)
+    assert "smtp_code" not in deferred and deferred["error"], deferred
+    assert len(copies(sink, address)) == 1
+    assert [c.get("reset") for c in sink.stats()["connections"] if c.get("reset")] == [stage], sink.stats()
+
+
+# Each reply withheld past the client's timeout for it (RFC 5321 4.5.3.2), shortened here; the
+# event names the stage the attempt timed out in.
+STALLS = [("greeting", "delivery.greeting_timeout", "greeting"),
+          ("EHLO", "delivery.command_timeout", "EHLO"),
+          ("MAIL", "delivery.command_timeout", "MAIL"),
+          ("RCPT", "delivery.command_timeout", "RCPT"),
+          ("DATA", "delivery.data_timeout", "DATA")]
+
+
+@pytest.mark.parametrize("stage,key,named", STALLS, ids=[s[0] for s in STALLS])
+def test_a_stall_past_each_timeout_defers_with_the_stage_then_delivers(mx_world, make_node, stage, key, named):
+    sink, dns = mx_world
+    sink.configure(stall_at={stage: 1})
+    node = make_node(config(dns, sink, **{key: '"1s"'}))
+    address = f"slow-{stage.lower()}@example.test"
+    message = submit(node, address)
+    try:
+        settle_message(node, message, timeout=40)
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {history(node, message)}\n{sink.stats()['connections']}") from None
+    _, events = history(node, message)
+    error = deferred_then_delivered(events)["error"]
+    assert "timeout" in error.lower() and named.lower() in error.lower(), error
+    assert len(copies(sink, address)) == 1
+    assert [c.get("stalled") for c in sink.stats()["connections"] if c.get("stalled")] == [stage], sink.stats()
 
 
 def test_421_in_the_middle_of_a_session_defers_with_the_reply(mx_world, make_node):
@@ -158,6 +203,59 @@ def test_an_mx_that_is_a_cname_and_a_huge_answer_over_tcp_are_delivered(mx_world
         message = submit(node, address)
         assert settle_message(node, message, timeout=30)[address]["status"] == "delivered", history(node, message)
     assert dns.stats()["by_transport"].get("tcp", 0) >= 1, dns.stats()
+
+
+@pytest.mark.parametrize("lame", ["refused", "servfail"])
+def test_a_lame_server_first_in_the_list_is_passed_over_for_the_next(tmp_path, mx_world, make_node, lame):
+    # The first configured server is lame for the zone: not authoritative and not recursive, it
+    # refuses (or fails) every question. The resolver asks the next server and the mail goes.
+    sink, dns = mx_world
+    dns.set_zone({"records": [MX_A, {"name": "example.test", "type": "MX", "preference": 10,
+                                     "exchange": "mx1.example.test", "ttl": 1}]})
+    lame_server = DnsServer(tmp_path / "lame", {"records": [], lame: ["test"]}).start()
+    try:
+        node = make_node(dns_config(dns, sink, **{
+            "dns.servers": f'["127.0.0.1:{lame_server.port}", "127.0.0.1:{dns.port}"]'}))
+        message = submit(node, "lame@example.test")
+        assert settle_message(node, message, timeout=30)["lame@example.test"]["status"] == "delivered"
+        _, events = history(node, message)
+        assert [t for t, _ in events] == ["accepted", "delivered"], events
+        assert lame_server.stats()["queries"].get("example.test/MX", 0) >= 1, lame_server.stats()
+        assert dns.stats()["queries"].get("example.test/MX", 0) >= 1, dns.stats()
+    finally:
+        lame_server.stop()
+
+
+def test_a_servfail_storm_defers_everything_asks_little_and_recovers(mx_world, make_node):
+    # Every question SERVFAILs for a while (a resolver whose upstreams are unreachable): 40
+    # messages to 4 domains are deferred, not bounced; failures are remembered for
+    # temporary_failure_ttl, so the storm costs a few questions per domain rather than one per
+    # message and attempt; once DNS is back everything is delivered.
+    sink, dns = mx_world
+    domains = [f"storm{i}.test" for i in range(4)]
+    good = [MX_A] + [{"name": d, "type": "MX", "preference": 10, "exchange": "mx1.example.test", "ttl": 1}
+                     for d in domains]
+    dns.set_zone({"records": good, "servfail": ["test"]})
+    node = make_node(config(dns, sink, **{"dns.timeout": '"300ms"', "dns.tries": "1",
+                                          "dns.temporary_failure_ttl": '"3s"'}))
+    messages = [submit(node, f"r{n}@{domains[n % 4]}") for n in range(40)]
+    wait_for(lambda: all(history(node, m)[0] == "deferred" for m in messages), timeout=30, what="every message deferred")
+    started = time.time()
+    time.sleep(4)  # past one temporary_failure_ttl, with attempts each second meanwhile
+    asked = dns.stats()["queries"]
+    print(f"SERVFAIL storm: {sum(asked.get(f'{d}/MX', 0) for d in domains)} MX questions for 40 messages "
+          f"in {time.time() - started + 1:.1f} s")
+    for d in domains:
+        # About one question per temporary_failure_ttl (3 s) and domain, not 10 per second.
+        assert asked.get(f"{d}/MX", 0) <= 2 + 2 * int((time.time() - started) / 3 + 1), asked
+    for m in messages:
+        status, events = history(node, m)
+        assert status == "deferred" and "bounced" not in [t for t, _ in events], events
+        assert "SERVFAIL" in events[1][1]["error"] or "DNS" in events[1][1]["error"], events[1][1]
+    dns.set_zone({"records": good})
+    for m in messages:
+        assert all(r["status"] == "delivered" for r in settle_message(node, m, timeout=30).values())
+    assert sink.stats()["messages_total"] == 40
 
 
 def test_a_looping_cname_and_an_mx_without_an_address_defer_with_the_reason_until_fixed(mx_world, make_node):
@@ -258,6 +356,53 @@ def test_a_failed_tls_handshake_never_sends_in_clear_where_tls_is_required(tmp_p
             assert delivered["tls"] is got["tls"], (delivered, got)
             if types == ["accepted", "delivered"]:
                 assert delivered["tls"] is False
+    finally:
+        sink.stop()
+        dns.stop()
+
+
+def expired_wrong_name_cert(work):
+    """A self-signed certificate for another name that expired a year ago: every check a
+    verifying client makes fails."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    import datetime
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "wrong.example")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=730)).not_valid_after(now - datetime.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("wrong.example")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = work / "expired.crt", work / "expired.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@pytest.mark.parametrize("mode", ["opportunistic", "required"])
+def test_certificate_errors_under_the_unverified_tls_modes_still_encrypt(tmp_path, make_node, mode):
+    # opportunistic and required encrypt without authenticating the server (RFC 7435; Postfix's
+    # "may" and "encrypt"): an expired certificate for another name is used, and the message goes
+    # over TLS, never in clear. The verifying modes refuse it: MTA-STS enforce and DANE (their
+    # own rows).
+    cert, key = expired_wrong_name_cert(tmp_path)
+    sink = SmtpServer(tmp_path, listen=["127.0.0.2:0"], args=["--tls-cert", str(cert), "--tls-key", str(key)]).start()
+    dns = DnsServer(tmp_path, {"records": [MX_A, {"name": "example.test", "type": "MX", "preference": 10,
+                                                   "exchange": "mx1.example.test"}]}).start()
+    try:
+        node = make_node(config(dns, sink), raw_config=TLS_REQUIRED if mode == "required" else "")
+        address = f"badcert-{mode}@example.test"
+        message = submit(node, address)
+        assert settle_message(node, message, timeout=30)[address]["status"] == "delivered", history(node, message)
+        _, events = history(node, message)
+        assert [t for t, _ in events] == ["accepted", "delivered"], events
+        (got,) = copies(sink, address)
+        assert events[-1][1]["tls"] is True and got["tls"] is True, (events, got)
     finally:
         sink.stop()
         dns.stop()

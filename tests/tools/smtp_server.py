@@ -84,6 +84,13 @@ class Config:
     # The next N STARTTLS commands are answered 220, then garbage comes instead of a TLS
     # handshake and the connection closes (a handshake failure).
     broken_tls: int = 0
+    # Counted faults by stage, shared by all connections: {"MAIL": 1} closes the connection on the
+    # next MAIL command without a reply; {"DATA-BODY": 1} closes it once the first line of the
+    # next message's content has arrived. reset_at is "the connection reset mid-MAIL/mid-DATA".
+    reset_at: dict = dataclasses.field(default_factory=dict)
+    # {"greeting": 1, "EHLO": 1, "MAIL": 1, "RCPT": 1, "DATA": 1}: the next reply at that stage
+    # is never sent (the server waits until the client gives up), to pass each client timeout.
+    stall_at: dict = dataclasses.field(default_factory=dict)
 
     # The fields POST /config may change, with the JSON types each accepts.
     RUNTIME = {
@@ -94,7 +101,11 @@ class Config:
         "size": (int,),
         "drop_before_greeting": (int,),
         "broken_tls": (int,),
+        "reset_at": (dict,),
+        "stall_at": (dict,),
     }
+    STAGES = {"reset_at": ("MAIL", "RCPT", "DATA-BODY"),
+              "stall_at": ("greeting", "EHLO", "MAIL", "RCPT", "DATA")}
 
     def update(self, changes):
         """Apply a /config body; raises ValueError without changing anything if it is invalid."""
@@ -107,8 +118,19 @@ class Config:
             # bool is an int subclass; only require_tls may be a bool.
             if not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed):
                 raise ValueError(f"bad value for {key!r}: {value!r}")
+            for stage, count in (value.items() if isinstance(value, dict) else ()):
+                if stage not in self.STAGES[key] or not isinstance(count, int) or isinstance(count, bool):
+                    raise ValueError(f"bad stage or count in {key!r}: {stage!r}: {count!r}")
         for key, value in changes.items():
-            setattr(self, key, value)
+            setattr(self, key, dict(value) if isinstance(value, dict) else value)
+
+    def take(self, key, stage):
+        """Counts one use of a counted fault; True if it applies now."""
+        counts = getattr(self, key)
+        if counts.get(stage, 0) <= 0:
+            return False
+        counts[stage] -= 1
+        return True
 
     def runtime_view(self):
         return {key: getattr(self, key) for key in self.RUNTIME}
@@ -307,6 +329,10 @@ class Session:
             return
         if config.stall_greeting > 0 and not await self.pause(config.stall_greeting):
             return
+        if self.app.config.take("stall_at", "greeting"):
+            self.record["stalled"] = "greeting"
+            await self.pause(STALL_DATA_SECONDS)
+            return
         greeting = config.greeting or f"220 {config.hostname} ESMTP Petrel test server"
         await self.reply(greeting)
         if not greeting.startswith("220"):
@@ -350,6 +376,13 @@ class Session:
         }.get(verb)
         if handler is None:
             return await self.error("500 5.5.2 Syntax error")
+        if self.app.config.take("reset_at", verb):
+            self.record["reset"] = verb
+            return False
+        if self.app.config.take("stall_at", verb):
+            self.record["stalled"] = verb
+            await self.pause(STALL_DATA_SECONDS)
+            return False
         return await handler(argument.strip())
 
     async def cmd_ehlo(self, argument):
@@ -569,6 +602,10 @@ class Session:
         if not self.recipients:
             return await self.error("554 5.5.1 Error: no valid recipients")
         await self.reply("354 End data with <CR><LF>.<CR><LF>")
+        if self.app.config.take("reset_at", "DATA-BODY"):
+            await self.next_line(self.config.size + COMMAND_LINE_LIMIT)
+            self.record["reset"] = "DATA-BODY"
+            return False
         body, bare_lf, bare_cr, oversize = await self.read_body()
         rules = {rule for _, rule in self.recipients}
         if "drop-data" in rules and not oversize:

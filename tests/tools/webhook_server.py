@@ -6,6 +6,7 @@ body) and answers as scripted through its HTTP control interface:
   POST /config {"mode": "status", "status": 500} that status
   POST /config {"mode": "slow", "delay": 2}      200 after `delay` seconds
   POST /config {"mode": "hang", "delay": 30}     no answer for `delay` seconds, then close
+  POST /config {"mode": "reset"}                  the connection reset (RST) instead of an answer
   GET  /requests                                 [{"at", "path", "headers", "body"}, ...]
   POST /reset                                    forget the requests
 With --cert/--key the receiver speaks HTTPS.
@@ -18,7 +19,9 @@ import argparse
 import json
 import os
 import signal
+import socket
 import ssl
+import struct
 import sys
 import threading
 import time
@@ -57,6 +60,12 @@ class ReceiverHandler(JsonHandler):
         mode = config.get("mode", "ok")
         if mode == "hang":
             time.sleep(float(config.get("delay", 30)))
+            self.close_connection = True
+            return
+        if mode == "reset":
+            # SO_LINGER with a zero timeout: close() sends an RST, not a FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
             self.close_connection = True
             return
         if mode == "slow":
