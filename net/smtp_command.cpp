@@ -102,16 +102,19 @@ std::optional<smtp_credentials> parse_sasl_plain(std::string_view decoded) {
 bool smtp_data_reader::line(std::string_view text) {
   if (text == ".\r\n") return true;
   if (!text.empty() && text.front() == '.') text.remove_prefix(1);  // dot-unstuffing
-  if (too_big_ || content_.size() + text.size() > max_bytes_) {
+  // A bare LF ending becomes CRLF: one octet more, counted against the limit too.
+  bool bare_lf = !text.empty() && text.back() == '\n' &&
+                 (text.size() >= 2 ? text[text.size() - 2] != '\r' : content_.empty() || content_.back() != '\r');
+  if (too_big_ || content_.size() + text.size() + (bare_lf ? 1 : 0) > max_bytes_) {
     too_big_ = true;
     content_.clear();
     return false;
   }
-  content_.append(text);
-  if (!content_.empty() && content_.back() == '\n' &&
-      (content_.size() < 2 || content_[content_.size() - 2] != '\r')) {
-    content_.pop_back();
-    content_.append("\r\n");  // bare LF -> CRLF
+  if (bare_lf) {
+    content_.append(text.substr(0, text.size() - 1));
+    content_.append("\r\n");
+  } else {
+    content_.append(text);
   }
   return false;
 }

@@ -83,6 +83,16 @@ TEST_CASE("DATA content past the limit is refused and not kept") {
   CHECK(r.line(".\r\n"));
   CHECK(r.too_big());
   CHECK(r.take().empty());
+  // A bare LF made CRLF counts its extra octet (found by fuzz_smtp_command).
+  smtp_data_reader exact(10);
+  CHECK_FALSE(exact.line("12345678\n"));
+  CHECK(exact.line(".\r\n"));
+  CHECK_FALSE(exact.too_big());
+  CHECK(exact.take() == "12345678\r\n");
+  smtp_data_reader one_over(10);
+  CHECK_FALSE(one_over.line("123456789\n"));
+  CHECK(one_over.line(".\r\n"));
+  CHECK(one_over.too_big());
   smtp_data_reader long_line(1000);
   long_line.overlong_line();
   CHECK(long_line.line(".\r\n"));
