@@ -45,6 +45,7 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
         // What to answer and what to route, taken before the record moves to the store.
         submit_receipt receipt;
         receipt.message_id = m.id;
+        receipt.tenant_id = m.tenant_id;
         std::vector<queued_recipient> queued;
         queued.reserve(m.recipients.size());
         for (const auto& r : m.recipients) {

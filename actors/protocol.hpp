@@ -153,6 +153,7 @@ struct receipt_recipient {
 // The answer to an accepted (durably stored) submission.
 struct submit_receipt {
   id128 message_id;
+  id128 tenant_id;
   std::vector<receipt_recipient> recipients;
 };
 

@@ -52,7 +52,7 @@ typename Inspector::result_type inspect(Inspector& f, message_record& x) {
   return f(caf::meta::type_name("message_record"), x.id, x.tenant_id, x.created_at_ms,
            x.mail_from, x.subject, x.campaign, x.tags_json, x.metadata_json, x.message_id_header,
            x.size, x.content, x.recipients, x.from_domain, x.bulk, x.priority, x.templated, x.batch_id,
-           x.idempotency, x.sandbox, x.track_opens, x.track_clicks, x.tracking_links,
+           x.idempotency, x.sandbox, x.track_opens, x.track_clicks, x.request_id, x.tracking_links,
            x.tracking_expires_ms);
 }
 template <class Inspector>
@@ -103,7 +103,7 @@ typename Inspector::result_type inspect(Inspector& f, receipt_recipient& x) {
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, submit_receipt& x) {
-  return f(caf::meta::type_name("submit_receipt"), x.message_id, x.recipients);
+  return f(caf::meta::type_name("submit_receipt"), x.message_id, x.tenant_id, x.recipients);
 }
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, tenant_identity& x) {

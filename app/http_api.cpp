@@ -399,6 +399,8 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
     auto body = std::make_shared<std::string>(std::move(request.body));
     auto fail = [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); };
     auto wanted = *needed;
+    auto request_id = request.request_id();
+    auto trace = request.trace;
     ask<tenant_identity>(
         sys, s->tenants, timeout,
         [=, this, &sys](tenant_identity& who) {
@@ -407,20 +409,22 @@ void http_api::submit_message(http_request&& request, http_responder respond) {
               [=, this](std::vector<template_record>& found) {
                 auto again = parse_submission(*body, cfg_.submission, now_ms(), found.empty() ? nullptr : &found.front(),
                                               true);
+                if (auto* m = std::get_if<message_record>(&again)) m->request_id = request_id;
                 accept_submission(key_hash, std::move(again), idempotent ? idempotency_key : std::string(), body_hash,
-                                  respond);
+                                  trace, respond);
               },
               fail, load_atom::value, template_query{who.tenant_id, wanted.id, wanted.version});
         },
         fail, auth_atom::value, key_hash);
     return;
   }
+  if (auto* m = std::get_if<message_record>(&result)) m->request_id = request.request_id();
   accept_submission(std::move(key_hash), std::move(result), idempotent ? std::move(idempotency_key) : std::string(),
-                    std::move(body_hash), std::move(respond));
+                    std::move(body_hash), request.trace, std::move(respond));
 }
 
 void http_api::accept_submission(std::string key_hash, submission_result result, std::string idempotency_key,
-                                 std::string body_hash, http_responder respond) {
+                                 std::string body_hash, std::shared_ptr<http_trace> trace, http_responder respond) {
   auto s = directory_->get();
   auto timeout = cfg_.http.handler_timeout;
   if (auto* rejection = std::get_if<submission_rejection>(&result)) {
@@ -450,10 +454,13 @@ void http_api::accept_submission(std::string key_hash, submission_result result,
   auto& sys = sys_;
   if (!idempotency_key.empty())
     return submit_idempotent(std::move(key_hash), std::move(*message), std::move(idempotency_key),
-                             std::move(body_hash), std::move(respond));
+                             std::move(body_hash), std::move(trace), std::move(respond));
   ask<submit_receipt>(
       sys_, s->tenants, timeout,
-      [respond](submit_receipt& receipt) { respond(json_body(202, receipt_json_text(receipt))); },
+      [respond, trace](submit_receipt& receipt) {
+        if (trace) trace->tenant = receipt.tenant_id.str();
+        respond(json_body(202, receipt_json_text(receipt)));
+      },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, submit_atom::value,
       std::move(key_hash), std::move(*message));
 }
@@ -474,7 +481,7 @@ http_response replay(const idempotency_record& r, const std::string& request_has
 }  // namespace
 
 void http_api::submit_idempotent(std::string key_hash, message_record message, std::string idempotency_key,
-                                 std::string request_hash, http_responder respond) {
+                                 std::string request_hash, std::shared_ptr<http_trace> trace, http_responder respond) {
   auto s = directory_->get();
   auto& sys = sys_;
   auto timeout = cfg_.http.handler_timeout;
@@ -487,6 +494,7 @@ void http_api::submit_idempotent(std::string key_hash, message_record message, s
       sys, tenants, timeout,
       [=, &sys, message = std::move(message)](tenant_identity& who) mutable {
         auto tenant = who.tenant_id;
+        if (trace) trace->tenant = tenant.str();
         idempotency_query q{tenant, idempotency_key, now_ms()};
         ask<std::vector<idempotency_record>>(
             sys, store, timeout,

@@ -55,10 +55,10 @@ class http_api {
   // A parsed submission: its 400/413, or the message submitted (with its Idempotency-Key, if
   // any: idempotency_key non-empty).
   void accept_submission(std::string key_hash, submission_result result, std::string idempotency_key,
-                         std::string body_hash, http_responder respond);
+                         std::string body_hash, std::shared_ptr<http_trace> trace, http_responder respond);
   // A valid submission with an Idempotency-Key: the stored answer, a 422, or a new message.
   void submit_idempotent(std::string key_hash, message_record message, std::string idempotency_key,
-                         std::string request_hash, http_responder respond);
+                         std::string request_hash, std::shared_ptr<http_trace> trace, http_responder respond);
   void readiness(http_responder respond);
   void sender_domains(http_request&& request, const std::vector<std::string>& parts,
                       http_responder respond);

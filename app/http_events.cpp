@@ -697,10 +697,11 @@ void http_api::as_tenant(const http_request& request, const http_responder& resp
     auto& sys = sys_;
     return ask<std::vector<tenant_summary>>(
         sys_, directory_->get()->tenants, cfg_.http.handler_timeout,
-        [then = std::move(then), respond, id](std::vector<tenant_summary>& all) {
+        [then = std::move(then), respond, id, request_trace = request.trace](std::vector<tenant_summary>& all) {
           for (const auto& t : all)
             if (id && t.tenant.id == *id) {
               tenant_identity who{t.tenant.id, t.tenant.name};
+              if (request_trace) request_trace->tenant = who.tenant_id.str();
               return then(who);
             }
           respond(problem(404, "not-found", "Not Found", "no such tenant"));
@@ -712,7 +713,10 @@ void http_api::as_tenant(const http_request& request, const http_responder& resp
   auto& sys = sys_;
   ask<tenant_identity>(
       sys_, directory_->get()->tenants, cfg_.http.handler_timeout,
-      [then = std::move(then)](tenant_identity& who) { then(who); },
+      [then = std::move(then), trace = request.trace](tenant_identity& who) {
+        if (trace) trace->tenant = who.tenant_id.str();
+        then(who);
+      },
       [respond, &sys](caf::error& e) { respond(problem_from_error(sys, e)); }, auth_atom::value,
       hash_api_key(key));
 }

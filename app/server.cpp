@@ -9,6 +9,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
@@ -35,6 +36,7 @@
 #include "net/mail/bounce.hpp"
 #include "net/smtp_server.hpp"
 #include "app/http_api.hpp"
+#include "app/listener_support.hpp"
 #include "app/logging.hpp"
 #include "app/submission_request.hpp"
 #include "net/dns.hpp"
@@ -42,6 +44,7 @@
 #include "net/mail/mime_message.hpp"
 #include "net/secret_box.hpp"
 #include "net/smtp_client.hpp"
+#include "net/tls_server.hpp"
 #include "storage/atomic_file.hpp"
 #include "storage/pg_cluster.hpp"
 
@@ -111,7 +114,7 @@ void print_first_tenant(const created_tenant& t, const config& cfg, std::uint16_
   auto listen = cfg.http.listen;
   listen.port = api_port;  // the bound port (the configured one may be 0)
   if (listen.host == "0.0.0.0") listen.host = "127.0.0.1";
-  auto url = "http://" + listen.to_string();
+  auto url = (cfg.http.tls.enabled() ? "https://" : "http://") + listen.to_string();
   std::printf(
       "\n"
       "  Petrel created the first tenant \"%s\". Its API key (shown only this once):\n"
@@ -333,10 +336,41 @@ void create_first_tenant(caf::scoped_actor& self, const service_directory& direc
   spdlog::warn("bootstrap.not_done reason=\"the tenants did not answer in time\" hint=\"petrel tenants create NAME\"");
 }
 
-http_server_options http_options(const config& cfg, const std::string& name, const listen_address& listen) {
+// The HTTPS credentials of every listener and the access log, made before anything starts (a
+// file that cannot be used stops the start with the reason).
+struct listener_extras {
+  std::shared_ptr<tls_credentials> api, admin, tracking, submission;
+  std::shared_ptr<delivery_log> access;
+  tls_watch watch;
+};
+
+listener_extras make_listener_extras(const config& cfg) {
+  listener_extras x;
+  x.api = listener_credentials(cfg.http.tls, "api", "http", "http/1.1");
+  x.admin = listener_credentials(cfg.admin.tls, "admin", "admin", "http/1.1");
+  if (cfg.tracking.enabled) x.tracking = listener_credentials(cfg.tracking.tls, "tracking", "tracking", "http/1.1");
+  const auto& m = cfg.submission_smtp;
+  if (m.listen_enabled || m.tls_listen_enabled)
+    x.submission = std::make_shared<tls_credentials>("submission", "submission_smtp",
+                                                     tls_files{m.tls_cert_file, m.tls_key_file, "", ""});
+  for (const auto& c : {x.api, x.admin, x.tracking, x.submission}) x.watch.add(c);
+  if (!cfg.log.access_log.empty()) {
+    try {
+      x.access = std::make_shared<delivery_log>(cfg.log.access_log, "access");
+    } catch (const std::exception& e) {
+      throw std::runtime_error(std::string("log.access_log: ") + e.what());
+    }
+  }
+  return x;
+}
+
+http_server_options http_options(const config& cfg, const std::string& name, const listen_address& listen,
+                                 const listener_extras& extras, std::shared_ptr<tls_credentials> tls) {
   http_server_options o;
   o.name = name;
   o.listen = listen;
+  o.tls = std::move(tls);
+  o.on_access = access_logger(extras.access);
   o.max_body_bytes = cfg.http.max_body_bytes;
   o.max_header_bytes = cfg.http.max_header_bytes;
   o.read_timeout = cfg.http.read_timeout;
@@ -350,7 +384,8 @@ http_server_options http_options(const config& cfg, const std::string& name, con
     metrics()
         .get_counter("petrel_http_connections_refused_total",
                      "Connections closed or refused to protect the others, by listener and "
-                     "reason (shed: idle one closed to make room; over_limit; per_client)",
+                     "reason (shed: idle one closed to make room; over_limit; per_client; "
+                     "tls_handshake: a failed TLS handshake)",
                      {{"listener", name}, {"reason", reason}})
         .inc();
   };
@@ -422,7 +457,7 @@ std::pair<int, std::string> smtp_reply_for(caf::actor_system& sys, const caf::er
 std::unique_ptr<smtp_server> make_submission_server(boost::asio::io_context& io, caf::actor_system& sys,
                                                     const config& cfg, const std::string& hostname,
                                                     const std::shared_ptr<service_directory>& directory,
-                                                    std::shared_ptr<boost::asio::ssl::context> tls, bool implicit) {
+                                                    std::shared_ptr<tls_credentials> tls, bool implicit) {
   const auto& c = cfg.submission_smtp;
   smtp_server_options o;
   o.listener_name = implicit ? "submission_tls" : "submission";
@@ -492,7 +527,8 @@ struct listeners {
     admin->start();
     if (tracking) {
       tracking->start();
-      spdlog::info("http.listening listener=tracking address={}:{}", cfg.tracking.listen.host, tracking->port());
+      spdlog::info("http.listening listener=tracking address={}:{} tls={}", cfg.tracking.listen.host, tracking->port(),
+                   cfg.tracking.tls.enabled());
     }
     if (bounces) {
       bounces->start();
@@ -508,8 +544,10 @@ struct listeners {
       spdlog::info("smtp.listening listener=submission_tls address={}:{}", cfg.submission_smtp.tls_listen.host,
                    submission_tls->port());
     }
-    spdlog::info("http.listening listener=api address={}:{}", cfg.http.listen.host, api->port());
-    spdlog::info("http.listening listener=admin address={}:{}", cfg.admin.listen.host, admin->port());
+    spdlog::info("http.listening listener=api address={}:{} tls={}", cfg.http.listen.host, api->port(),
+                 cfg.http.tls.enabled());
+    spdlog::info("http.listening listener=admin address={}:{} tls={}", cfg.admin.listen.host, admin->port(),
+                 cfg.admin.tls.enabled());
   }
 
   // Stops accepting; lets requests in progress finish within the grace period.
@@ -537,32 +575,20 @@ struct listeners {
   }
 };
 
-// The submission listeners' TLS (checked at start: a missing file or a key that does not fit
-// the certificate stops the start with the reason); null when neither listener is on.
-std::shared_ptr<boost::asio::ssl::context> submission_tls_context(const config& cfg) {
-  const auto& m = cfg.submission_smtp;
-  if (!m.listen_enabled && !m.tls_listen_enabled) return nullptr;
-  try {
-    return make_server_tls_context(m.tls_cert_file, m.tls_key_file);
-  } catch (const std::exception& e) {
-    throw std::runtime_error(std::string("[submission_smtp] ") + e.what());
-  }
-}
-
 listeners make_listeners(boost::asio::io_context& io, caf::actor_system& sys, const config& cfg,
                          http_api& api, const delivery_runtime& runtime,
-                         const std::shared_ptr<service_directory>& directory,
-                         std::shared_ptr<boost::asio::ssl::context> submission_tls) {
+                         const std::shared_ptr<service_directory>& directory, const listener_extras& extras) {
   listeners l;
+  const auto& submission_tls = extras.submission;
   l.api = std::make_unique<http_server>(
-      io, http_options(cfg, "api", cfg.http.listen),
+      io, http_options(cfg, "api", cfg.http.listen, extras, extras.api),
       [&api](http_request&& r, http_responder respond) { api.public_request(std::move(r), std::move(respond)); });
   l.admin = std::make_unique<http_server>(
-      io, http_options(cfg, "admin", cfg.admin.listen),
+      io, http_options(cfg, "admin", cfg.admin.listen, extras, extras.admin),
       [&api](http_request&& r, http_responder respond) { api.admin_request(std::move(r), std::move(respond)); });
   if (cfg.tracking.enabled)
     l.tracking = std::make_unique<http_server>(
-        io, http_options(cfg, "tracking", cfg.tracking.listen),
+        io, http_options(cfg, "tracking", cfg.tracking.listen, extras, extras.tracking),
         [&api](http_request&& r, http_responder respond) { api.tracking_request(std::move(r), std::move(respond)); });
   if (cfg.bounces.listen_enabled) l.bounces = make_bounce_server(io, sys, cfg, runtime.hostname, directory);
   const auto& m = cfg.submission_smtp;
@@ -587,8 +613,8 @@ void record_first_start(caf::scoped_actor& self, const service_directory& direct
                });
 }
 
-// SIGHUP: reopen the delivery log (after the operator moved it away to rotate it).
-void reopen_delivery_log(const std::shared_ptr<delivery_log>& log) {
+// SIGHUP: reopen the delivery or access log (after the operator moved it away to rotate it).
+void reopen_log(const std::shared_ptr<delivery_log>& log) {
   if (!log) return;
   auto error = log->reopen();
   if (error.empty())
@@ -629,9 +655,9 @@ int run_server(const config& cfg) {
   opened_store db;
   std::shared_ptr<delivery_runtime> runtime;
   node_settings settings;
-  std::shared_ptr<boost::asio::ssl::context> submission_tls;
+  listener_extras extras;
   try {
-    submission_tls = submission_tls_context(cfg);
+    extras = make_listener_extras(cfg);
     db = open_node_store(cfg);
     runtime = make_delivery_runtime(cfg, io);
     settings = node_settings_from(cfg, *runtime);
@@ -698,7 +724,8 @@ int run_server(const config& cfg) {
   http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
   api.set_runtime(runtime);
   api.set_tracking_secret(settings.config->tracking_secret);
-  auto servers = make_listeners(io, sys, cfg, api, *runtime, directory, submission_tls);
+  auto servers = make_listeners(io, sys, cfg, api, *runtime, directory, extras);
+  extras.watch.report();
   int exit_code = 0;
   try {
     servers.start(cfg);
@@ -720,10 +747,24 @@ int run_server(const config& cfg) {
   std::function<void(const boost::system::error_code&, int)> on_hangup =
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        reopen_delivery_log(settings.shared.attempts_log);
+        reopen_log(settings.shared.attempts_log);
+        reopen_log(extras.access);
+        extras.watch.check(true);
         hangups->async_wait(on_hangup);
       };
   hangups->async_wait(on_hangup);
+  // Certificate files replaced on disk (an ACME client renewing them) are taken up by themselves.
+  auto tls_timer = std::make_unique<boost::asio::steady_timer>(io);
+  std::function<void(const boost::system::error_code&)> on_tls_timer = [&](const boost::system::error_code& ec) {
+    if (ec) return;
+    extras.watch.check(false);
+    tls_timer->expires_after(cfg.http.tls_check_interval);
+    tls_timer->async_wait(on_tls_timer);
+  };
+  if (!extras.watch.empty() && cfg.http.tls_check_interval.count() > 0) {
+    tls_timer->expires_after(cfg.http.tls_check_interval);
+    tls_timer->async_wait(on_tls_timer);
+  }
   std::vector<std::thread> threads;
   for (int i = 0; i < cfg.io.threads; ++i) threads.emplace_back([&io] { io.run(); });
 
@@ -754,6 +795,7 @@ int run_server(const config& cfg) {
   runtime->dns->shutdown();
   signals->cancel();
   hangups->cancel();
+  tls_timer->cancel();
   io.stop();
   for (auto& t : threads) t.join();
   self_holder.reset();
@@ -771,6 +813,8 @@ int run_server(const config& cfg) {
   signals.reset();
   hangups.reset();
   on_hangup = nullptr;
+  tls_timer.reset();
+  on_tls_timer = nullptr;
   servers.reset();
   runtime->dns.reset();
   io_holder.reset();

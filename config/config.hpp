@@ -17,6 +17,16 @@ struct log_settings {
   std::string level = "info";   // trace, debug, info, warn, error, critical, off
   std::string format = "text";  // text (key=value) or json (one object per line)
   std::string delivery_log;     // a JSON line per attempt to this file; "" none (SIGHUP reopens)
+  std::string access_log;       // a JSON line per HTTP request to this file; "" none (SIGHUP reopens)
+};
+
+// HTTPS on a listener: a PEM certificate chain and its key (both, or neither: plain HTTP).
+struct listener_tls {
+  std::string cert_file;
+  std::string key_file;
+  std::string cert_dir;        // [tracking]: further <name>.crt/<name>.key pairs, chosen by SNI
+  std::string client_ca_file;  // [admin]: clients must present a certificate from these CAs
+  bool enabled() const { return !cert_file.empty(); }
 };
 
 struct http_settings {
@@ -32,6 +42,10 @@ struct http_settings {
   std::uint64_t max_connections_per_client = 1024;
   std::vector<std::string> trusted_clients;
   std::chrono::milliseconds shutdown_grace = 10s;  // in-flight requests get this long on stop
+  listener_tls tls;
+  // How often every listener's certificate files are checked for changes (reloaded when they
+  // changed: ACME renewals); 0: only on SIGHUP.
+  std::chrono::milliseconds tls_check_interval = 10s;
 };
 
 struct io_settings {
@@ -209,6 +223,7 @@ struct admin_settings {
   std::chrono::milliseconds console_session_lifetime = 12h;  // a login lasts at most this long
   std::chrono::milliseconds console_idle_timeout = 1h;       // ... and ends unused this long
   std::uint64_t console_warn_deferred = 100;  // the overview warns of a domain with this many deferred
+  listener_tls tls;
 };
 
 struct storage_settings {
@@ -289,6 +304,7 @@ struct tracking_settings {
   std::chrono::milliseconds machine_window = 2s;
   // Peers whose X-Forwarded-For names the client (a proxy in front of the listener).
   std::vector<std::string> trusted_proxies;
+  listener_tls tls;
 };
 
 struct bootstrap_settings {

@@ -327,7 +327,23 @@ void read_log(reader& r, config& c) {
   s.choice("level", c.log.level, {"trace", "debug", "info", "warn", "error", "critical", "off"});
   s.choice("format", c.log.format, {"text", "json"});
   s.string("delivery_log", c.log.delivery_log);
+  s.string("access_log", c.log.access_log);
   s.finish();
+}
+
+// tls_cert_file and tls_key_file of an HTTP listener's section; tls_cert_dir and
+// tls_client_ca_file where that listener has them. The files are read at start (and reload).
+void read_listener_tls(section& s, listener_tls& t, bool with_dir, bool with_client_ca) {
+  s.string("tls_cert_file", t.cert_file);
+  s.string("tls_key_file", t.key_file);
+  if (with_dir) s.string("tls_cert_dir", t.cert_dir);
+  if (with_client_ca) s.string("tls_client_ca_file", t.client_ca_file);
+  if (t.cert_file.empty() != t.key_file.empty())
+    s.problem(t.cert_file.empty() ? "tls_cert_file" : "tls_key_file",
+              "tls_cert_file and tls_key_file go together (HTTPS needs both; neither: plain HTTP)");
+  if (!t.cert_file.empty() || !t.key_file.empty()) return;
+  if (!t.cert_dir.empty()) s.problem("tls_cert_dir", "needs tls_cert_file and tls_key_file (the default certificate)");
+  if (!t.client_ca_file.empty()) s.problem("tls_client_ca_file", "needs tls_cert_file and tls_key_file (HTTPS)");
 }
 
 // [http]
@@ -343,6 +359,8 @@ void read_http(reader& r, config& c) {
   s.size("max_connections_per_client", c.http.max_connections_per_client, 0, 1'000'000);
   s.network_list("trusted_clients", c.http.trusted_clients);
   s.duration("shutdown_grace", c.http.shutdown_grace, 0ms, 10min);
+  read_listener_tls(s, c.http.tls, false, false);
+  s.duration("tls_check_interval", c.http.tls_check_interval, 0ms, 24h);
   s.finish();
 }
 
@@ -673,6 +691,7 @@ void read_admin(reader& r, config& c) {
   s.integer("console_warn_deferred", c.admin.console_warn_deferred, 1, 1'000'000'000);
   if (!c.admin.token.empty() && c.admin.token.size() < 16)
     s.problem("token", "must be at least 16 characters long");
+  read_listener_tls(s, c.admin.tls, false, true);
   s.finish();
 }
 
@@ -775,6 +794,7 @@ void read_tracking(reader& r, config& c) {
   s.duration("token_lifetime", t.token_lifetime, 1h, 3650 * 24h);
   s.duration("machine_window", t.machine_window, 0ms, 1h);
   s.network_list("trusted_proxies", t.trusted_proxies);
+  read_listener_tls(s, t.tls, true, false);
   s.finish();
 }
 

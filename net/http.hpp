@@ -19,6 +19,16 @@ class io_context;
 
 namespace petrel {
 
+class tls_credentials;
+
+// What the server and the handler share about one exchange: its request id (X-Request-Id: the
+// client's when well-formed, else made here) and, once a handler knows it, the tenant; both go
+// to the access log.
+struct http_trace {
+  std::string request_id;
+  std::string tenant;
+};
+
 struct http_request {
   std::string method;  // "GET", "POST", ...
   std::string target;  // as sent: path and query
@@ -31,10 +41,33 @@ struct http_request {
   // Set by the admin API only, never from the wire: the tenant an admin request acts for
   // (/admin/tenants/{id}/... served by the tenant API's handlers).
   std::string acting_tenant;
+  std::shared_ptr<http_trace> trace;  // always set by the server
 
   // The first header of that (lower-case) name, or empty.
   std::string_view header(std::string_view lower_name) const;
+  const std::string& request_id() const;
+  // Records the tenant the request acts for (thread-safe until the response is given).
+  void set_tenant(std::string tenant) const {
+    if (trace) trace->tenant = std::move(tenant);
+  }
 };
+
+// One answered request, for the access log.
+struct http_access {
+  std::string_view listener;
+  std::string_view method;   // "-" when the request line could not be read
+  std::string_view path;     // without the query
+  int status = 0;
+  std::uint64_t bytes = 0;   // of the response body
+  double duration_ms = 0;    // from the request's first byte to the response written
+  std::string_view tenant;
+  std::string_view request_id;
+  std::string_view remote;
+  bool tls = false;
+};
+
+// A well-formed client X-Request-Id: 1 to 128 characters of A-Z a-z 0-9 - _ . : + / =.
+bool valid_request_id(std::string_view id);
 
 struct http_response {
   int status = 200;
@@ -61,8 +94,13 @@ struct http_server_options {
   // Connections one client address may hold (0: no limit); addresses or networks exempt.
   std::uint64_t max_connections_per_client = 1024;
   std::vector<std::string> trusted_clients;
+  // HTTPS when set: every connection starts with a TLS handshake, with the credentials current
+  // at its start (they can be reloaded meanwhile).
+  std::shared_ptr<tls_credentials> tls;
   // Called after each response is written (status code); for metrics.
   std::function<void(int)> on_response;
+  // Called after each response is written, with what an access log line needs.
+  std::function<void(const http_access&)> on_access;
   // Called when the server closes or refuses a connection to protect the others: "shed" (an
   // idle one closed to make room), "over_limit" (max_connections), "per_client".
   std::function<void(const char*)> on_connection_refused;

@@ -15,13 +15,18 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <spdlog/spdlog.h>
+
+#include <random>
 
 #include "net/client_limiter.hpp"
 #include "net/http.hpp"
 #include "net/timed_completion.hpp"
+#include "net/tls_server.hpp"
 
 namespace petrel {
 
@@ -34,6 +39,19 @@ std::string_view http_request::header(std::string_view lower_name) const {
   for (const auto& [name, value] : headers)
     if (name == lower_name) return value;
   return {};
+}
+
+const std::string& http_request::request_id() const {
+  static const std::string none;
+  return trace ? trace->request_id : none;
+}
+
+bool valid_request_id(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+           c == '.' || c == ':' || c == '+' || c == '/' || c == '=';
+  });
 }
 
 namespace {
@@ -130,6 +148,26 @@ http_response body_too_large(std::uint64_t max_body_bytes) {
                  "the request body exceeds " + std::to_string(max_body_bytes) + " bytes");
 }
 
+// 128 random bits in hex: unique enough to find one request in the logs of many nodes.
+std::string make_request_id() {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string id(32, '0');
+  for (int half = 0; half < 2; ++half) {
+    auto bits = random();
+    for (int i = 0; i < 16; ++i, bits >>= 4) id[static_cast<std::size_t>(half * 16 + i)] = digits[bits & 15];
+  }
+  return id;
+}
+
+// What one exchange leaves for the access log, filled in as the request is read.
+struct exchange {
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::string method = "-";
+  std::string path = "-";
+  std::shared_ptr<http_trace> trace = std::make_shared<http_trace>();
+};
+
 // Completion of one handler call (net/timed_completion.hpp).
 template <class Handler>
 using dispatch_state = timed_completion<Handler>;
@@ -200,10 +238,12 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
               state->complete(std::move(response));
             });
           };
+          auto trace = request.trace;
           try {
             handler(std::move(request), std::move(responder));
           } catch (const std::exception& e) {
-            spdlog::error("http.handler_exception server={} error=\"{}\"", options.name, e.what());
+            spdlog::error("http.handler_exception listener={} request_id={} error=\"{}\"", options.name,
+                          trace ? trace->request_id : std::string(), e.what());
             state->complete(problem(500, "Internal Server Error", "unexpected error"));
           }
         },
@@ -227,19 +267,45 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     return out;
   }
 
-  asio::awaitable<void> write_response(connection& conn, const http_response& r, unsigned version,
-                                       bool keep_alive) {
+  // Writes a response with its X-Request-Id (also inside a problem+json body), then reports it.
+  template <class Stream>
+  asio::awaitable<void> write_response(connection& conn, Stream& stream, http_response r, unsigned version,
+                                       bool keep_alive, exchange& x) {
+    const auto& id = x.trace->request_id;
+    if (id.empty()) x.trace->request_id = make_request_id();
     http::response<http::string_body> res{static_cast<http::status>(r.status), version};
     res.set(http::field::content_type, r.content_type);
     for (const auto& [name, value] : r.headers) res.set(name, value);
-    res.body() = r.body;
+    res.set("X-Request-Id", id);
+    if (r.content_type == "application/problem+json" && r.body.size() >= 2 && r.body.back() == '}')
+      r.body.insert(r.body.size() - 1, std::string(r.body.size() > 2 ? "," : "") + "\"request_id\":\"" + id + "\"");
+    auto bytes = r.body.size();
+    res.body() = std::move(r.body);
     res.keep_alive(keep_alive);
     res.prepare_payload();
     // A response has its own deadline (a client must read it in time).
     conn.stream.expires_after(options.read_timeout);
-    auto [ec, n] = co_await http::async_write(conn.stream, res, use_tuple);
+    auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
     (void)n;
-    if (!ec && options.on_response) options.on_response(r.status);
+    if (r.status >= 500)
+      spdlog::warn("http.server_error listener={} method={} path=\"{}\" status={} request_id={}", options.name, x.method,
+                   x.path, r.status, id);
+    if (ec) co_return;
+    if (options.on_response) options.on_response(r.status);
+    if (options.on_access) {
+      http_access a;
+      a.listener = options.name;
+      a.method = x.method;
+      a.path = x.path;
+      a.status = r.status;
+      a.bytes = bytes;
+      a.duration_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - x.started).count();
+      a.tenant = x.trace->tenant;
+      a.request_id = id;
+      a.remote = conn.remote;
+      a.tls = static_cast<bool>(options.tls);
+      options.on_access(a);
+    }
   }
 
   // Closes like nginx's lingering close: after our FIN, read and drop what the client still
@@ -260,6 +326,38 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   }
 
   asio::awaitable<void> session(std::shared_ptr<connection> conn, std::uint64_t id) {
+    if (options.tls) {
+      // HTTPS: the handshake within read_timeout, with the credentials current now (a reload
+      // meanwhile changes only later connections).
+      auto context = options.tls->current();
+      beast::ssl_stream<beast::tcp_stream&> stream(conn->stream, *context);
+      conn->busy = true;
+      conn->stream.expires_after(options.read_timeout);
+      auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, use_tuple);
+      if (ec) {
+        spdlog::debug("http.tls_failed listener={} peer={} error=\"{}\"", options.name, conn->remote, ec.message());
+        if (options.on_connection_refused) options.on_connection_refused("tls_handshake");
+      } else {
+        co_await serve(conn, stream, true);
+        // close_notify, bounded: a client may never answer it.
+        conn->stream.expires_after(std::chrono::seconds(1));
+        co_await stream.async_shutdown(use_tuple);
+      }
+      conn->stream.close();
+    } else {
+      co_await serve(conn, conn->stream, false);
+      co_await linger_close(*conn);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      connections.erase(id);
+    }
+    per_client.release(conn->remote);
+    --connection_count;
+  }
+
+  template <class Stream>
+  asio::awaitable<void> serve(std::shared_ptr<connection> conn, Stream& stream, bool secure) {
     const auto& remote = conn->remote;
     beast::flat_buffer buffer;
     for (;;) {
@@ -273,93 +371,92 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         conn->busy = false;
         if (conn->shedding) break;
         conn->stream.expires_after(options.idle_timeout);
-        auto [ec, n] = co_await conn->stream.async_read_some(buffer.prepare(4096), use_tuple);
+        auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
         if (ec) break;  // closed by the peer, idle too long, or shed
         buffer.commit(n);
       }
       // From the first byte on, the whole request (header and body) has read_timeout: a client
       // trickling a byte at a time cannot hold the connection longer.
+      exchange x;
       conn->busy = true;
       conn->stream.expires_after(options.read_timeout);
-      auto [ec, n] = co_await http::async_read_header(conn->stream, buffer, parser, use_tuple);
+      auto [ec, n] = co_await http::async_read_header(stream, buffer, parser, use_tuple);
       (void)n;
       if (ec) {
         if (ec == http::error::body_limit) {  // a Content-Length over the limit
-          co_await write_response(*conn, problem(413, "Content Too Large",
-                                                 "the request body exceeds " +
-                                                     std::to_string(options.max_body_bytes) +
-                                                     " bytes"),
-                                  11, false);
+          co_await write_response(*conn, stream,
+                                  problem(413, "Content Too Large",
+                                          "the request body exceeds " + std::to_string(options.max_body_bytes) +
+                                              " bytes"),
+                                  11, false, x);
         } else if (ec == http::error::header_limit) {
-          co_await write_response(*conn, problem(431, "Request Header Fields Too Large",
-                                                 "the request header exceeds " +
-                                                     std::to_string(options.max_header_bytes) +
-                                                     " bytes"),
-                                  11, false);
+          co_await write_response(*conn, stream,
+                                  problem(431, "Request Header Fields Too Large",
+                                          "the request header exceeds " + std::to_string(options.max_header_bytes) +
+                                              " bytes"),
+                                  11, false, x);
         } else if (is_malformed(ec)) {
-          co_await write_response(*conn, problem(400, "Bad Request",
-                                                 "malformed HTTP request: " + ec.message()),
-                                  11, false);
+          co_await write_response(*conn, stream, problem(400, "Bad Request", "malformed HTTP request: " + ec.message()),
+                                  11, false, x);
         }
         break;  // closed by the peer, timed out, or answered and closing
       }
       auto& header = parser.get();
       auto version = header.version();
+      x.method = std::string(header.method_string());
+      x.path = std::string(header.target().substr(0, header.target().find('?')));
+      if (auto given = header["X-Request-Id"]; valid_request_id(std::string_view(given.data(), given.size())))
+        x.trace->request_id = std::string(given);
       if (auto length = parser.content_length(); length && *length > options.max_body_bytes) {
-        co_await write_response(*conn, body_too_large(options.max_body_bytes), version, false);
+        co_await write_response(*conn, stream, body_too_large(options.max_body_bytes), version, false, x);
         break;
       }
       if (auto te = header.find(http::field::transfer_encoding); te != header.end()) {
         auto [status, reason] = check_transfer_encoding(
             te->value(), header.find(http::field::content_length) != header.end());
         if (status != 0) {
-          co_await write_response(*conn,
-                                  problem(status, status == 501 ? "Not Implemented" : "Bad Request",
-                                          reason),
-                                  version, false);
+          co_await write_response(*conn, stream,
+                                  problem(status, status == 501 ? "Not Implemented" : "Bad Request", reason), version,
+                                  false, x);
           break;
         }
       }
       if (beast::iequals(header[http::field::expect], "100-continue")) {
         http::response<http::empty_body> go_on{http::status::continue_, version};
-        auto [wec, wn] = co_await http::async_write(conn->stream, go_on, use_tuple);
+        auto [wec, wn] = co_await http::async_write(stream, go_on, use_tuple);
         (void)wn;
         if (wec) break;
       }
       if (!parser.is_done()) {
-        auto [rec, rn] = co_await http::async_read(conn->stream, buffer, parser, use_tuple);
+        auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
         (void)rn;
         if (rec == http::error::body_limit) {
-          co_await write_response(*conn, body_too_large(options.max_body_bytes), version, false);
+          co_await write_response(*conn, stream, body_too_large(options.max_body_bytes), version, false, x);
           break;
         }
         if (rec) {
           if (is_malformed(rec))
-            co_await write_response(*conn, problem(400, "Bad Request",
-                                                   "malformed HTTP request body: " + rec.message()),
-                                    version, false);
+            co_await write_response(*conn, stream,
+                                    problem(400, "Bad Request", "malformed HTTP request body: " + rec.message()),
+                                    version, false, x);
           break;
         }
       }
       bool keep_alive = parser.get().keep_alive();
       auto request = convert(parser.release(), remote);
+      request.secure = secure;
+      if (x.trace->request_id.empty()) x.trace->request_id = make_request_id();
+      request.trace = x.trace;
       bool large = request.body.size() >= large_body_bytes;
       auto response = co_await async_dispatch(std::move(request), asio::use_awaitable);
       keep_alive = keep_alive && !stopping;
-      co_await write_response(*conn, response, version, keep_alive);
+      co_await write_response(*conn, stream, std::move(response), version, keep_alive, x);
       // A large body (and what parsing it cost) is freed by now; hand the memory back to the
       // system instead of leaving it in the allocator's arenas (glibc keeps freed memory of
       // each thread's arena).
       if (large) ::malloc_trim(0);
       if (!keep_alive) break;
     }
-    co_await linger_close(*conn);
-    {
-      std::lock_guard<std::mutex> lock(mutex);
-      connections.erase(id);
-    }
-    per_client.release(remote);
-    --connection_count;
   }
 
   void notify(const char* what) {
@@ -368,13 +465,19 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
 
   // Answers a connection that is not admitted, and closes it.
   void refuse(tcp::socket socket, std::string detail) {
+    if (options.tls) {  // no handshake for a connection that is not admitted: closed
+      beast::error_code ignored;
+      socket.close(ignored);
+      return;
+    }
     auto conn = std::make_shared<connection>(std::move(socket), std::string());
     auto self = shared_from_this();
     asio::co_spawn(
         conn->stream.get_executor(),
         [self, conn, detail = std::move(detail)]() -> asio::awaitable<void> {
-          co_await self->write_response(*conn, problem(503, "Service Unavailable", detail), 11,
-                                        false);
+          exchange x;
+          co_await self->write_response(*conn, conn->stream, problem(503, "Service Unavailable", detail), 11, false,
+                                        x);
           co_await self->linger_close(*conn);
         },
         asio::detached);

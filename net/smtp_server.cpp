@@ -1,6 +1,7 @@
 // The inbound SMTP listener (see smtp_server.hpp): one coroutine per connection on Asio.
 #include "net/smtp_server.hpp"
 #include "net/smtp_command.hpp"
+#include "net/tls_server.hpp"
 
 #include <atomic>
 #include <mutex>
@@ -182,6 +183,7 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       if (!ec) peer = ep.address().to_string();
     }
     // The connection, in clear or (after STARTTLS, or from the start) over TLS.
+    std::shared_ptr<asio::ssl::context> tls_context;  // kept while the stream uses it
     std::unique_ptr<asio::ssl::stream<tcp::socket&>> tls;
     asio::steady_timer deadline(socket.get_executor());
     auto arm = [&] {
@@ -215,7 +217,8 @@ struct smtp_server::impl : std::enable_shared_from_this<impl> {
       co_return 1;
     };
     auto handshake = [&]() -> asio::awaitable<bool> {
-      tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket, *options.tls);
+      tls_context = options.tls->current();
+      tls = std::make_unique<asio::ssl::stream<tcp::socket&>>(socket, *tls_context);
       arm();
       auto [ec] = co_await tls->async_handshake(asio::ssl::stream_base::server, use_tuple);
       deadline.cancel();
@@ -545,21 +548,6 @@ void smtp_server::stop() {
     boost::system::error_code ec;
     self->acceptor.close(ec);
   });
-}
-
-std::shared_ptr<asio::ssl::context> make_server_tls_context(const std::string& cert_file, const std::string& key_file) {
-  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
-                   asio::ssl::context::single_dh_use);
-  boost::system::error_code ec;
-  ctx->use_certificate_chain_file(cert_file, ec);
-  if (ec) throw std::runtime_error("tls_cert_file \"" + cert_file + "\": " + ec.message());
-  ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
-  if (ec) throw std::runtime_error("tls_key_file \"" + key_file + "\": " + ec.message());
-  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1)
-    throw std::runtime_error("tls_key_file \"" + key_file + "\" is not the key of tls_cert_file \"" + cert_file + "\"");
-  return ctx;
 }
 
 }  // namespace petrel

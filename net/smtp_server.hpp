@@ -22,12 +22,11 @@
 
 namespace boost::asio {
 class io_context;
-namespace ssl {
-class context;
-}
 }  // namespace boost::asio
 
 namespace petrel {
+
+class tls_credentials;
 
 struct smtp_server_options {
   listen_address listen;
@@ -47,7 +46,8 @@ struct smtp_server_options {
   bool submission = false;
   // TLS: STARTTLS is offered when set (or, with implicit_tls, every connection starts with the
   // handshake: port 465, RFC 8314). AUTH only over TLS unless allow_plain_auth.
-  std::shared_ptr<boost::asio::ssl::context> tls;
+  // Each connection takes the credentials current when its handshake starts (net/tls_server.hpp).
+  std::shared_ptr<tls_credentials> tls;
   bool implicit_tls = false;
   bool allow_plain_auth = false;
   // Failed AUTH attempts per client address in a minute before it is refused (421).
@@ -56,11 +56,6 @@ struct smtp_server_options {
   std::function<void(std::string user, std::string password, std::function<void(std::string identity)> done)>
       authenticate;
 };
-
-// A server TLS context (TLS 1.2 and 1.3) with a PEM certificate chain and its key; throws
-// std::runtime_error naming the file and the problem (missing, unreadable, key not matching).
-std::shared_ptr<boost::asio::ssl::context> make_server_tls_context(const std::string& cert_file,
-                                                                   const std::string& key_file);
 
 struct received_mail {
   std::string peer;  // the client's IP address

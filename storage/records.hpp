@@ -130,6 +130,9 @@ struct message_record {
   // Open and click tracking the submission asked for: -1 the tenant's default, 0 off, 1 on.
   std::int8_t track_opens = -1;
   std::int8_t track_clicks = -1;
+  // The X-Request-Id of the HTTP request that submitted it ("" other ways): in the accepted
+  // event, not a column.
+  std::string request_id;
   // A structured message that tracking may turn into copies per recipient (its HTML rewritten):
   // kept from the submission until then, never stored nor sent between nodes.
   std::shared_ptr<const message_spec> spec;

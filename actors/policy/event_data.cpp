@@ -87,8 +87,10 @@ std::string async_bounce(const async_bounce_facts& b) {
   return text(o);
 }
 
-std::string accepted(std::size_t recipients) {
-  return text(json::object{{"recipients", recipients}});
+std::string accepted(std::size_t recipients, std::string_view request_id) {
+  json::object o{{"recipients", recipients}};
+  if (!request_id.empty()) o["request_id"] = request_id;
+  return text(o);
 }
 
 std::string suppressed_at_submission(std::string_view reason) {
@@ -185,7 +187,7 @@ insert_message_op submission(message_record m) {
     e.data_json = std::move(data);
     return e;
   };
-  auto accepted_event = make("accepted", accepted(m.recipients.size()));
+  auto accepted_event = make("accepted", accepted(m.recipients.size(), m.request_id));
   std::vector<event_record> events;
   for (const auto& r : m.recipients) {
     if (r.state != recipient_state::suppressed) continue;

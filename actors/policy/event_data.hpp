@@ -53,7 +53,8 @@ struct async_bounce_facts {
 };
 std::string async_bounce(const async_bounce_facts& b);
 
-std::string accepted(std::size_t recipients);
+// request_id: the X-Request-Id of the submitting HTTP request, when there was one.
+std::string accepted(std::size_t recipients, std::string_view request_id = {});
 std::string suppressed_at_submission(std::string_view reason);
 std::string suppressed_at_delivery(std::uint32_t attempt);
 std::string complained(std::string_view feedback_type, std::string_view reporting_mta,

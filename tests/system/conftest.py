@@ -59,6 +59,8 @@ class Node:
         self.api_port = None
         self.admin_port = None
         self.session = requests.Session()
+        self.scheme = self.admin_scheme = "http"
+        self.verify = True  # a CA file when the listeners speak HTTPS (use_https)
         self.store_url = None
         if STORE == "postgresql":
             name = "petrel_node_" + uuid.uuid4().hex[:12]
@@ -130,7 +132,7 @@ class Node:
         deadline = time.time() + timeout
         while time.time() < deadline:
             try:
-                if requests.get(self.url("/readyz"), timeout=2).status_code == 200:
+                if requests.get(self.url("/readyz"), timeout=2, verify=self.verify).status_code == 200:
                     return
             except requests.RequestException:
                 pass
@@ -194,10 +196,18 @@ class Node:
         return self.bootstrap_key or self.first_key
 
     def url(self, path):
-        return f"http://127.0.0.1:{self.api_port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.api_port}{path}"
 
     def admin_url(self, path):
-        return f"http://127.0.0.1:{self.admin_port}{path}"
+        return f"{self.admin_scheme}://127.0.0.1:{self.admin_port}{path}"
+
+    def use_https(self, ca_file, api=True, admin=True):
+        """Talk HTTPS to the API and/or admin listener, trusting ca_file."""
+        self.scheme = "https" if api else "http"
+        self.admin_scheme = "https" if admin else "http"
+        self.verify = str(ca_file)
+        self.session.verify = self.verify
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would win over session.verify
 
     def submit(self, key, body, **kw):
         headers = {"Content-Type": "application/json"}
@@ -224,7 +234,7 @@ class Node:
 
     def metric(self, name, labels=None):
         """The value of one series from /metrics (0 when absent)."""
-        text = requests.get(self.admin_url("/metrics"), timeout=10).text
+        text = requests.get(self.admin_url("/metrics"), timeout=10, verify=self.verify).text
         wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
         for line in text.splitlines():
             if line.startswith(wanted + " "):

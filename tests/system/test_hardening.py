@@ -280,13 +280,13 @@ def test_a_failed_delivery_log_reopen_is_logged_counted_and_loses_no_line(make_n
     node.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "log.reopen_failed" in node.log(), what="the failure logged")
     assert "log.reopened" not in node.log()
-    assert node.metric("petrel_log_reopen_failed") == 1
-    assert node.metric("petrel_log_reopen_failures_total") == 1
+    assert node.metric("petrel_log_reopen_failed", {"log": "delivery"}) == 1
+    assert node.metric("petrel_log_reopen_failures_total", {"log": "delivery"}) == 1
     submit_and_wait(moved / "delivery.log", first)  # still written, to the old file
     logs.mkdir()
     node.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "log.reopened" in node.log(), what="the reopen")
-    assert node.metric("petrel_log_reopen_failed") == 0
+    assert node.metric("petrel_log_reopen_failed", {"log": "delivery"}) == 0
     submit_and_wait(logs / "delivery.log", 0)
 
 
