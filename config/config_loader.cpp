@@ -15,6 +15,7 @@
 #include <toml++/toml.h>
 
 #include "config/config.hpp"
+#include "config/config_keys.hpp"
 #include "config/bounce_rules.hpp"
 
 namespace petrel {
@@ -130,8 +131,12 @@ class reader {
   std::set<std::string> known_sections_;
 };
 
+// While config_keys() runs: every "section.key" a reader asks for.
+thread_local std::set<std::string>* asked_keys = nullptr;
+
 const toml::node* section::get(const char* key) {
   known_.insert(key);
+  if (asked_keys) asked_keys->insert(prefix_ + "." + key);
   return table_ ? table_->get(key) : nullptr;
 }
 
@@ -1083,6 +1088,17 @@ config_result load_config_text(std::string_view toml_text, const std::string& so
     return std::tie(a.line, a.column) < std::tie(b.line, b.column);
   });
   return result;
+}
+
+std::vector<std::string> config_keys() {
+  std::set<std::string> keys;
+  asked_keys = &keys;
+  toml::table empty;
+  reader r(empty, "(keys)");
+  config c;
+  read_all(r, c);
+  asked_keys = nullptr;
+  return {keys.begin(), keys.end()};
 }
 
 config_result load_config(const std::string& path) {

@@ -2,9 +2,13 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
 
 #include "actors/services.hpp"
 #include "config/config.hpp"
+#include "config/config_keys.hpp"
 
 using namespace petrel;
 using namespace std::chrono_literals;
@@ -429,4 +433,64 @@ TEST_CASE("the actor scheduler is work sharing unless stealing is asked for") {
   auto bad = load_config_text("[actors]\nscheduler = \"fastest\"\n", "b.toml");
   REQUIRE_FALSE(bad.errors.empty());
   CHECK(bad.errors.front().key == "actors.scheduler");
+}
+
+namespace {
+
+// "section.key" of every key a text names: in config/petrel.toml lines "key = ..." or
+// "# key = ..." under "[section]" (or "# [section]"); in docs/configuration.md table rows
+// "| key |" or "| key_a, key_b |" under a "## [section]" heading.
+std::set<std::string> keys_named(const std::string& path, bool markdown) {
+  std::ifstream in(path);
+  REQUIRE(in);
+  std::set<std::string> out;
+  std::string section, line;
+  static const std::regex toml_section(R"(^\s*#?\s*\[([a-z_]+)\])");
+  static const std::regex toml_key(R"(^\s*#?\s*([a-z_0-9]+)\s*=)");
+  static const std::regex md_section(R"(^##\s.*\[([a-z_]+)\])");
+  static const std::regex md_row(R"(^\|\s*([a-z_0-9, ]+?)\s*\|)");
+  // Arrays of tables and keys named in prose: "[[delivery.sites]]", "`delivery.relay`".
+  static const std::regex mention(R"((?:\[\[|`)([a-z_]+\.[a-z_]+)(?:\]\]|`))");
+  bool in_table_of_section = false;
+  std::smatch m;
+  while (std::getline(in, line)) {
+    for (auto it = std::sregex_iterator(line.begin(), line.end(), mention); it != std::sregex_iterator(); ++it)
+      out.insert((*it)[1].str());
+    if (markdown) {
+      if (std::regex_search(line, m, md_section)) {
+        section = m[1];
+        in_table_of_section = true;
+      } else if (line.rfind("### ", 0) == 0) {
+        in_table_of_section = false;  // tables of sub-tables ([[delivery.relays]] and so on)
+      } else if (in_table_of_section && std::regex_search(line, m, md_row)) {
+        std::stringstream names(m[1].str());
+        std::string name;
+        while (std::getline(names, name, ',')) {
+          name.erase(0, name.find_first_not_of(' '));
+          if (!name.empty() && name != "key") out.insert(section + "." + name);
+        }
+      }
+    } else if (line.find("[[") != std::string::npos) {
+      section = "(array)";
+    } else if (std::regex_search(line, m, toml_section)) {
+      section = m[1];
+    } else if (std::regex_search(line, m, toml_key)) {
+      out.insert(section + "." + m[1].str());
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("every configuration key is in config/petrel.toml and in docs/configuration.md") {
+  auto example = keys_named(PETREL_SOURCE_DIR "/config/petrel.toml", false);
+  auto documented = keys_named(PETREL_SOURCE_DIR "/docs/configuration.md", true);
+  auto keys = config_keys();
+  CHECK(keys.size() > 150);
+  for (const auto& key : keys) {
+    INFO(key);
+    CHECK(example.count(key) == 1);
+    CHECK(documented.count(key) == 1);
+  }
 }
