@@ -359,6 +359,7 @@ bounces_actor::behavior_type bounces_behavior(bounces_pointer self, bounces_star
   static_cast<bounces_start&>(st) = std::move(start);
   return {
       [=](inbound_atom, inbound_message& m) -> caf::result<inbound_result> {
+        refresh_config(self->state.settings);  // the bounce rules of a reload
         return on_inbound(self, m);
       },
       [=](unsub_atom, id128 recipient) -> caf::result<caf::ok_atom> {

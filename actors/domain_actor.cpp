@@ -1576,18 +1576,29 @@ domain_queue_stats domain_stats(domain_pointer self) {
   return out;
 }
 
+// What the domain takes from the configuration: its retry schedule, its rates (the first
+// matching [[delivery.domains]]), its routes. Again after a reload.
+void configure_domain(domain_state& st) {
+  const auto& d = st.settings.config->delivery;
+  st.schedule = retry_schedule(d.retry_schedule, d.retry_jitter, d.max_age);
+  double rate = 0, tenant_rate = 0;
+  for (const auto& policy : d.domains)
+    if (fnmatch(policy.match.c_str(), st.domain.c_str(), FNM_CASEFOLD) == 0) {
+      rate = policy.message_rate.per_second;
+      tenant_rate = policy.tenant_rate.per_second;
+      break;
+    }
+  st.limiter.configure(rate, std::max<std::uint32_t>(1, static_cast<std::uint32_t>(rate)));
+  if (tenant_rate != st.tenant_rate) st.tenant_limiters.clear();
+  st.tenant_rate = tenant_rate;
+  st.tenant_routes.clear();  // looked up again in the (new) routing table
+}
+
 domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start start) {
   auto& st = start_actor(self);
   static_cast<domain_start&>(st) = std::move(start);
-  const auto& d = st.settings.config->delivery;
-  st.schedule = retry_schedule(d.retry_schedule, d.retry_jitter, d.max_age);
-  for (const auto& policy : d.domains)  // the first matching [[delivery.domains]] applies
-    if (fnmatch(policy.match.c_str(), st.domain.c_str(), FNM_CASEFOLD) == 0) {
-      auto r = policy.message_rate.per_second;
-      st.limiter.configure(r, std::max<std::uint32_t>(1, static_cast<std::uint32_t>(r)));
-      st.tenant_rate = policy.tenant_rate.per_second;
-      break;
-    }
+  refresh_config(st.settings);
+  configure_domain(st);
   core().domain_actors.add(1);
   self->attach_functor([counted = st.counted, backlog = st.backlog,
                         shared = st.settings.shared.backlog](const caf::error&) {
@@ -1632,7 +1643,11 @@ domain_actor::behavior_type domain_behavior(domain_pointer self, domain_start st
         --self->state.commits_in_flight;
         commit(self, std::move(updates), attempt);
       },
-      [=](controls_atom) { process(self); },
+      [=](controls_atom) {
+        // Controls changed, or the configuration was reloaded: look again.
+        if (refresh_config(self->state.settings)) configure_domain(self->state);
+        process(self);
+      },
       [=](blocked_atom, const std::string& reason, std::int64_t until_ms) {
         auto& s = self->state;
         auto sender = caf::actor_cast<site_actor>(self->current_sender());

@@ -430,6 +430,7 @@ domains_actor::behavior_type domains_behavior(domains_pointer self, domains_star
         spdlog::info("domains.child_restarted domain={}", domain);
       },
       [=](controls_atom) {
+        refresh_config(self->state.settings);  // domain actors started from now on get it
         for (auto& [domain, c] : self->state.children)
           if (c.handle) self->send(c.handle, controls_atom::value);
       },

@@ -96,6 +96,7 @@ egress_source_actor::behavior_type source_behavior(source_pointer self, source_s
         return site;
       },
       [=](controls_atom) {
+        refresh_config(self->state.settings);  // sites started from now on get the new limits
         for (auto& [name, site] : self->state.sites) self->send(site, controls_atom::value);
       },
       [=](egress_atom) -> caf::result<std::vector<source_stats>> {
@@ -304,6 +305,33 @@ void flush_usage(egress_pointer self, std::function<void()> done = nullptr) {
         .then([answered](caf::ok_atom) { answered(); }, [answered](caf::error&) { answered(); });
 }
 
+// A reloaded configuration: sources it adds are started, the others get its rate and warm-up
+// schedules (their counts stay). A source it removes takes no new work (no pool names it any
+// more) and ends with the node.
+void reconcile_sources(egress_pointer self) {
+  auto& st = self->state;
+  for (const auto& source : st.settings.config->sources) {
+    auto gate = st.gates.find(source.name);
+    if (gate == st.gates.end()) {
+      st.gates[source.name] = make_gate(st.settings, source.name);
+      st.children[source.name].policy = restart_policy(restart_limits_from(st.settings.config->actors));
+      start_source(self, source);
+      spdlog::info("egress.source_added name={} address={} ehlo={}", source.name,
+                   source.address.empty() ? "(any)" : source.address, source.ehlo_name);
+      continue;
+    }
+    std::vector<std::pair<std::string, std::vector<warmup_step>>> sites;
+    for (const auto& src : st.settings.config->egress.sources)
+      if (src.name == source.name)
+        for (const auto& w : src.warmup)
+          if (!w.site.empty() && std::none_of(sites.begin(), sites.end(), [&](const auto& s) { return s.first == w.site; }))
+            sites.emplace_back(w.site, warmup_of(st.settings, source.name, w.site));
+    if (!gate->second->reconfigure(rate_of(st.settings, source.name), warmup_of(st.settings, source.name), sites))
+      spdlog::warn("egress.warmup_sites_unchanged source={} reason=\"site patterns of a warm-up change at the next start\"",
+                   source.name);
+  }
+}
+
 egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start start) {
   auto& st = start_actor(self);
   static_cast<egress_start&>(st) = std::move(start);
@@ -365,6 +393,7 @@ egress_actor::behavior_type egress_behavior(egress_pointer self, egress_start st
         if (name == sandbox_pool && !s.children[name].handle) start_source(self, sandbox_source(self));
       },
       [=](controls_atom) {
+        if (refresh_config(self->state.settings)) reconcile_sources(self);
         for (auto& [name, child] : self->state.children)
           if (child.handle) self->send(child.handle, controls_atom::value);
       },

@@ -71,6 +71,7 @@ struct resolver_state {
   // or link-local networks are refused unless this is set (net/ip_policy.hpp).
   bool allow_private = false;
   std::shared_ptr<const routing_table> routing;
+  std::shared_ptr<config_directory> live;  // a reload's routing table replaces `routing`
   std::unordered_map<std::string, pending_route> pending;  // by domain
   std::unordered_map<std::string, std::vector<std::string>> host_waiters;  // host -> domains
   std::mt19937_64 rng{std::random_device{}()};
@@ -322,8 +323,10 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
                                                 std::shared_ptr<delivery_runtime> runtime,
                                                 dns_config settings, mta_sts_config sts,
                                                 bool allow_private, bool dane, std::uint16_t port,
-                                                std::shared_ptr<const routing_table> routing) {
+                                                std::shared_ptr<const routing_table> routing,
+                                                std::shared_ptr<config_directory> live) {
   auto& st = start_actor(self);
+  st.live = std::move(live);
   st.allow_private = allow_private;
   st.dane = dane;
   st.port = port;
@@ -339,6 +342,12 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
       [=](resolve_atom, const std::string& domain) -> caf::result<route> {
         auto& s = self->state;
         auto now = unix_now_ms();
+        if (auto c = s.live ? s.live->get() : nullptr; c && c->routing && c->routing != s.routing) {
+          // A reload changed the routing table: its entries ("#n") mean other hosts now.
+          s.routing = c->routing;
+          s.routes = expiring_cache<route>(s.settings.cache_size);
+          s.failures = expiring_cache<route>(s.settings.negative_cache_size);
+        }
         if (auto* r = s.routes.find(domain, now)) {
           route_requests("hit").inc();
           return *r;
@@ -453,9 +462,11 @@ resolver_actor::behavior_type resolver_behavior(resolver_pointer self,
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
                               const mta_sts_config& sts, const delivery_settings& delivery,
-                              std::shared_ptr<const routing_table> routing) {
+                              std::shared_ptr<const routing_table> routing,
+                              std::shared_ptr<config_directory> live) {
   return spawn_child(sys, parent, resolver_behavior, std::move(runtime), dns, sts,
-                     delivery.allow_private_destinations, delivery.dane, delivery.port, std::move(routing));
+                     delivery.allow_private_destinations, delivery.dane, delivery.port, std::move(routing),
+                     std::move(live));
 }
 
 }  // namespace petrel

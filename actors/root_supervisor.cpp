@@ -83,6 +83,7 @@ void publish(root_pointer self) {
 void start_from(root_pointer self, std::uint64_t first) {
   auto& st = self->state;
   auto& sys = self->system();
+  refresh_config(st.settings);  // children restarted after a reload get the reloaded configuration
   for (std::uint64_t i = first; i < child_count; ++i) {
     switch (i) {
       case store_child: {
@@ -94,7 +95,8 @@ void start_from(root_pointer self, std::uint64_t first) {
       }
       case resolver_child:
         st.current.resolver = spawn_resolver(sys, self, st.runtime, st.settings.config->dns, st.settings.config->mta_sts,
-                                             st.settings.config->delivery, st.settings.config->routing);
+                                             st.settings.config->delivery, st.settings.config->routing,
+                                             st.settings.shared.live);
         break;
       case egress_child:
         st.current.egress = spawn_egress(sys, self, st.runtime, st.current.store, st.settings);

@@ -154,9 +154,11 @@ std::string remote_node_of(const egress_settings& egress, const std::string& sel
 // Opens a store; called again when the store actor is restarted after a crash.
 using store_factory = std::function<std::unique_ptr<store>()>;
 
-// The node's configuration as the actors see it: built once at start by the composition root
-// (app/server.cpp) and never changed afterwards. One instance, shared by every actor through
-// node_settings::config (a pointer to const), not a copy per actor.
+// The node's configuration as the actors see it: built at start by the composition root
+// (app/server.cpp), and built anew by each live reload (SIGHUP, POST /admin/reload). An
+// instance never changes: a reload publishes another one (shared_components::live), which each
+// actor takes up when told (refresh_config). Shared by every actor through node_settings::config
+// (a pointer to const), not a copy per actor.
 struct node_config {
   storage_settings storage;
   tenant_settings tenants;
@@ -188,6 +190,17 @@ struct node_config {
   std::string key_encryption_key;  // 32 bytes, or empty (keys stored as plain PEM)
   bool store_detached = true;  // false under CAF's deterministic test scheduler
   bool deliver = true;         // false: recipients stay queued (component tests without I/O)
+};
+
+// The configuration in force: the one given at start, then each reload's. Null until the
+// composition root publishes one (component tests run without).
+class config_directory {
+ public:
+  std::shared_ptr<const node_config> get() const { return current_.load(); }
+  void set(std::shared_ptr<const node_config> c) { current_.store(std::move(c)); }
+
+ private:
+  std::atomic<std::shared_ptr<const node_config>> current_;
 };
 
 // The state that more than one actor (or an actor and another thread) shares. Everything else
@@ -229,6 +242,10 @@ struct shared_components {
   // domain actors (attempt outcomes) and the bounces actor (complaints, asynchronous bounces),
   // never for the sandbox. Reader: the tenants supervisor's reputation guard.
   std::shared_ptr<reputation_book> reputation = std::make_shared<reputation_book>();
+  // The configuration in force. Writer: the composition root (at start and at each reload,
+  // followed by controls_atom to the domains and egress supervisors and load_atom to the
+  // tenants). Readers: every actor, through refresh_config when told or before a decision.
+  std::shared_ptr<config_directory> live = std::make_shared<config_directory>();
 };
 
 // What every actor is given: the configuration (shared, immutable) and the shared components.
@@ -238,6 +255,15 @@ struct node_settings {
   shared_components shared;
 };
 
+// Takes up a reloaded configuration: true when `s.config` changed (the caller then derives
+// again what it derived from the old one). Work already started keeps what it has.
+inline bool refresh_config(node_settings& s) {
+  auto now = s.shared.live ? s.shared.live->get() : nullptr;
+  if (!now || now == s.config) return false;
+  s.config = std::move(now);
+  return true;
+}
+
 restart_limits restart_limits_from(const actor_settings& a);
 
 // Each spawns the actor linked to `parent` when given, else unlinked from `sys`.
@@ -246,7 +272,8 @@ store_actor spawn_store(caf::actor_system& sys, caf::local_actor* parent, store_
 resolver_actor spawn_resolver(caf::actor_system& sys, caf::local_actor* parent,
                               std::shared_ptr<delivery_runtime> runtime, const dns_config& dns,
                               const mta_sts_config& sts, const delivery_settings& delivery,
-                              std::shared_ptr<const routing_table> routing);
+                              std::shared_ptr<const routing_table> routing,
+                              std::shared_ptr<config_directory> live = nullptr);
 // Looks up a domain's MTA-STS record and, when its id is not `cached_id`, fetches the policy;
 // reports (sts_atom, domain, sts_result) to the resolver (actors/mta_sts_discovery.cpp).
 void start_mta_sts_discovery(const std::shared_ptr<delivery_runtime>& runtime,

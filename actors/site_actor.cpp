@@ -677,9 +677,26 @@ site_stats stats_of(site_pointer self) {
   return out;
 }
 
+// A reload: the site's limits ([[delivery.sites]]) and response rules from the new
+// configuration. Sessions already open keep their plan; throttles and halved concurrency stay.
+void reconfigure_site(site_pointer self, const node_config& before) {
+  auto& st = self->state;
+  const auto& cfg = *st.settings.config;
+  st.limits = site_limits_for(cfg.delivery, st.current_route);
+  st.concurrency.configure(st.limits.connection_limit);
+  configure_rates(self, st.throttle < 1 ? st.throttle : 1);
+  if (cfg.responses != before.responses) {
+    st.responses.reset();
+    if (cfg.responses && !cfg.responses->empty()) st.responses.emplace(cfg.responses);
+  }
+  spdlog::debug("site.reconfigured source={} site={} connection_limit={} message_rate={}", st.source.name,
+                st.current_route.site, st.limits.connection_limit, st.limits.message_rate);
+}
+
 site_actor::behavior_type site_behavior(site_pointer self, site_start start) {
   auto& st = start_actor(self);
   static_cast<site_start&>(st) = std::move(start);
+  refresh_config(st.settings);
   const auto& cfg = *st.settings.config;
   st.preparation = {cfg.bounces.verp_domain, cfg.bounce_secret, cfg.bounces.unsubscribe_base_url};
   st.concurrency.configure(st.limits.connection_limit);
@@ -732,7 +749,13 @@ site_actor::behavior_type site_behavior(site_pointer self, site_start start) {
       },
       [=](caf::tick_atom, std::uint64_t) { sweep_idle_sessions(self); },
       [=](stats_atom) { return stats_of(self); },
-      [=](controls_atom) { dispatch(self); },
+      [=](controls_atom) {
+        // Controls changed, or the configuration was reloaded: its limits, then look again.
+        auto& s = self->state;
+        auto before = s.settings.config;
+        if (refresh_config(s.settings)) reconfigure_site(self, *before);
+        dispatch(self);
+      },
       [=](wake_atom, std::uint64_t generation) {
         auto& s = self->state;
         if (generation != s.wake_generation) return;

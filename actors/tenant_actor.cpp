@@ -322,6 +322,7 @@ tenant_actor::behavior_type tenant_behavior(tenant_pointer self, tenant_start st
       },
       [=](tenant_atom, tenant_record& updated) {
         self->state.record = std::move(updated);
+        refresh_config(self->state.settings);
         configure(self, self->state.settings.config->tenants);
       },
       [=](suppress_atom, std::vector<suppression_record>& records) -> caf::result<caf::ok_atom> {

@@ -162,9 +162,10 @@ bool same_settings(const tenant_record& a, const tenant_record& b) {
          a.pool == b.pool && a.weight == b.weight && a.sandbox == b.sandbox && a.tracking == b.tracking;
 }
 
-// At start, and again (refresh) when another node of the cluster changed tenants or keys: the
-// store's tenants and active keys replace this node's; a running tenant actor whose settings
-// changed is told.
+// At start, and again (refresh) when another node of the cluster changed tenants or keys, or
+// the configuration was reloaded: the store's tenants and active keys replace this node's; a
+// running tenant actor whose settings changed is told (every one after a reload: the defaults
+// of tenant rates may have changed).
 void load(tenants_pointer self, bool refresh = false) {
   auto& st = self->state;
   self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
@@ -172,6 +173,7 @@ void load(tenants_pointer self, bool refresh = false) {
       .then(
           [=](std::vector<tenant_record>& tenants, std::vector<api_key_record>& keys) {
             auto& s = self->state;
+            bool reloaded = refresh_config(s.settings);
             for (auto& t : tenants) {
               auto [it, added] = s.tenants.try_emplace(t.id);
               auto& entry = it->second;
@@ -179,7 +181,7 @@ void load(tenants_pointer self, bool refresh = false) {
               bool changed = !added && !same_settings(entry.record, t);
               entry.record = std::move(t);
               entry.keys.clear();
-              if (changed && entry.handle) self->send(entry.handle, tenant_atom::value, entry.record);
+              if ((changed || reloaded) && entry.handle) self->send(entry.handle, tenant_atom::value, entry.record);
             }
             s.key_owner.clear();
             for (auto& k : keys) {

@@ -129,8 +129,7 @@ http_api::http_api(caf::actor_system& sys, std::shared_ptr<service_directory> di
     std::string error;
     if (parse_ip_network(text, n, error)) tracking_proxies_.push_back(n);  // checked by the config loader
   }
-  cfg_pools_.insert("default");
-  for (const auto& p : cfg_.egress.pools) cfg_pools_.insert(p.name);
+  set_pool_names(cfg_.egress);
   sessions_ = std::make_shared<console_sessions>(cfg_.admin.console_session_lifetime,
                                                  cfg_.admin.console_idle_timeout);
 }
@@ -705,6 +704,22 @@ void http_api::get_message_content(const http_request& request, const std::strin
   });
 }
 
+reload_report http_api::reload_configuration(const std::string& by) {
+  if (!reloader_) {
+    reload_report r;
+    r.errors.push_back("this node cannot reload its configuration");
+    return r;
+  }
+  return reloader_(by);
+}
+
+void http_api::set_pool_names(const egress_settings& egress) {
+  auto names = std::make_shared<std::set<std::string>>();
+  names->insert("default");
+  for (const auto& p : egress.pools) names->insert(p.name);
+  pool_names_.store(std::move(names));
+}
+
 void http_api::admin_request(http_request&& request, http_responder respond) {
   const auto& method = request.method;
   if (request.path == "/healthz" || request.path == "/readyz")
@@ -757,6 +772,27 @@ void http_api::admin_request(http_request&& request, http_responder respond) {
   if (parts.size() == 2 && parts[1] == "inbound") {
     if (method != "POST") return respond(method_not_allowed("POST"));
     return inbound(std::move(request), true, std::move(respond));
+  }
+  if (parts.size() == 2 && parts[1] == "reload") {
+    if (method != "POST") return respond(method_not_allowed("POST"));
+    auto report = reload_configuration(console ? "console" : "admin");
+    if (!report.ok()) {
+      std::vector<field_error> errors;
+      for (const auto& e : report.config_errors) errors.push_back({e.key, e.to_string()});
+      if (errors.empty())
+        for (const auto& e : report.errors) errors.push_back({"", e});
+      return respond(problem(400, "invalid-request", "Bad Request",
+                             "the configuration file " + report.file + " is not valid; nothing was changed: " +
+                                 report.errors.front(),
+                             errors));
+    }
+    json::array changed, restart;
+    for (const auto& k : report.changed) changed.emplace_back(k);
+    for (const auto& k : report.restart_required) restart.emplace_back(k);
+    return respond(json_response(200, json::object{{"file", report.file},
+                                                   {"changed", std::move(changed)},
+                                                   {"restart_required", std::move(restart)},
+                                                   {"summary", report.summary()}}));
   }
   if (parts.size() >= 3 && parts[1] == "tenants" && !id128::parse(parts[2])) {
     // A tenant named by its name (names are unique): the same request with its id.
@@ -969,7 +1005,7 @@ void http_api::admin_update_tenant(const std::string& tenant_id, const http_requ
     } else if (key == "pool") {
       patch.set_pool = true;
       if (v.is_null()) continue;  // the default pool
-      if (v.is_string() && cfg_pools_.count(std::string(v.get_string())))
+      if (v.is_string() && pool_names_.load()->count(std::string(v.get_string())))
         patch.pool = std::string(v.get_string());
       else
         errors.push_back({"pool", "must name a pool of [[egress.pools]] (or null for the default)"});

@@ -3,12 +3,15 @@
 // ask the actors without blocking (app/actor_bridge.hpp).
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
 
 #include "actors/services.hpp"
+#include "app/reload.hpp"
 #include "app/submission_request.hpp"
 #include "config/config.hpp"
 #include "net/http.hpp"
@@ -33,6 +36,11 @@ class http_api {
   // The key of tracking tokens (tracking.enabled); the tracking listener refuses every token
   // without it.
   void set_tracking_secret(std::string secret) { tracking_secret_ = std::move(secret); }
+  // Live reload (app/reload.hpp): what POST /admin/reload and SIGHUP run.
+  void set_reloader(std::function<reload_report(const std::string& by)> reloader) { reloader_ = std::move(reloader); }
+  reload_report reload_configuration(const std::string& by);
+  // The pools a tenant may be given, after a reload changed them. Thread-safe.
+  void set_pool_names(const egress_settings& egress);
 
   // Why a tenant API request's key cannot be right before anyone looks it up: none, the
   // admin token by mistake, or not an API key at all (they start with pk_).
@@ -126,7 +134,9 @@ class http_api {
   std::string bounce_secret_;
   std::string tracking_secret_;
   std::vector<ip_network> tracking_proxies_;  // tracking.trusted_proxies
-  std::set<std::string> cfg_pools_;  // pool names a tenant may be given
+  // Pool names a tenant may be given (replaced whole by a reload).
+  std::atomic<std::shared_ptr<const std::set<std::string>>> pool_names_;
+  std::function<reload_report(const std::string&)> reloader_;
   std::shared_ptr<console_sessions> sessions_;
 };
 

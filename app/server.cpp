@@ -38,6 +38,7 @@
 #include "app/http_api.hpp"
 #include "app/listener_support.hpp"
 #include "app/logging.hpp"
+#include "app/reload.hpp"
 #include "app/submission_request.hpp"
 #include "net/dns.hpp"
 #include "net/http.hpp"
@@ -264,35 +265,14 @@ node_settings node_settings_from(const config& cfg, const delivery_runtime& runt
     c->key_encryption_key = key.value();
   }
   // Relays: each password read once, here (a missing or empty file is a start-up error).
-  std::vector<std::string> passwords;
-  for (std::size_t i = 0; i < cfg.delivery.relays.size(); ++i) {
-    const auto& relay = cfg.delivery.relays[i];
-    std::string password;
-    if (!relay.password_file.empty()) {
-      std::ifstream in(relay.password_file);
-      if (!in || !std::getline(in, password) || password.empty())
-        throw std::runtime_error("delivery.relays[" + std::to_string(i) + "].password_file: " +
-                                 relay.password_file + " cannot be read or its first line is empty");
-      if (!password.empty() && password.back() == '\r') password.pop_back();
-    }
-    passwords.push_back(std::move(password));
-  }
+  auto passwords = read_relay_passwords(cfg);
   c->routing = std::make_shared<const routing_table>(cfg.delivery, std::move(passwords));
   c->bounces = cfg.bounces;
   c->events = cfg.events;
   c->webhooks = cfg.webhooks;
   c->cluster = cfg.cluster;
   // Bounce classification: the operator's rules first, then the shipped ones.
-  std::vector<bounce_rule> rules;
-  if (!cfg.bounces.rules_file.empty()) {
-    auto own = load_bounce_rules(cfg.bounces.rules_file);
-    if (!own) throw std::runtime_error("bounces.rules_file: " + own.error());
-    rules = std::move(own.value());
-  }
-  auto shipped = load_bounce_rules_text(shipped_bounce_rules_text(), "(shipped bounce rules)");
-  if (!shipped) throw std::runtime_error(shipped.error());
-  rules.insert(rules.end(), shipped.value().begin(), shipped.value().end());
-  c->classifier = std::make_shared<const bounce_classifier>(std::move(rules));
+  c->classifier = make_classifier(cfg);
   c->responses = std::make_shared<const response_rules>(cfg.shaping.rules);
   if (!cfg.bounces.secret_file.empty()) c->bounce_secret = read_secret_file(cfg.bounces.secret_file);
   c->tracking = cfg.tracking;
@@ -708,6 +688,7 @@ int run_server(const config& cfg) {
       return 1;
     }
   }
+  settings.shared.live->set(settings.config);  // a reload publishes the next one here
   auto root = spawn_root(sys, db.open, std::move(db.first), settings, directory, runtime);
   caf::actor_cast<caf::strong_actor_ptr>(root)->get()->attach_functor(
       [request_stop](const caf::error& reason) {
@@ -724,6 +705,12 @@ int run_server(const config& cfg) {
   http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
   api.set_runtime(runtime);
   api.set_tracking_secret(settings.config->tracking_secret);
+  config_reloader reloader(cfg, settings.shared.live, directory, runtime, sys);
+  api.set_reloader([&reloader, &api](const std::string& by) {
+    auto report = reloader.reload(by);
+    if (report.ok()) api.set_pool_names(reloader.running().egress);
+    return report;
+  });
   auto servers = make_listeners(io, sys, cfg, api, *runtime, directory, extras);
   extras.watch.report();
   int exit_code = 0;
@@ -750,6 +737,7 @@ int run_server(const config& cfg) {
         reopen_log(settings.shared.attempts_log);
         reopen_log(extras.access);
         extras.watch.check(true);
+        api.reload_configuration("sighup");
         hangups->async_wait(on_hangup);
       };
   hangups->async_wait(on_hangup);

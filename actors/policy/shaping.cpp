@@ -3,6 +3,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace petrel {
@@ -41,6 +42,25 @@ const control_record* control_snapshot::find(std::string_view kind, std::string_
 
 void source_gate::add_site_warmup(std::string pattern, std::vector<warmup_step> schedule, std::int64_t started_ms) {
   sites_.push_back({std::move(pattern), std::make_unique<warmup_budget>(std::move(schedule), started_ms)});
+}
+
+bool source_gate::reconfigure(double rate_per_second, std::vector<warmup_step> warmup,
+                              const std::vector<std::pair<std::string, std::vector<warmup_step>>>& site_schedules) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    limiter_.configure(rate_per_second, std::max(1u, static_cast<std::uint32_t>(rate_per_second)));
+  }
+  warmup_.set_schedule(std::move(warmup));
+  bool same_patterns = site_schedules.size() == sites_.size();
+  for (const auto& [pattern, schedule] : site_schedules) {
+    auto it = std::find_if(sites_.begin(), sites_.end(), [&](const auto& s) { return s.pattern == pattern; });
+    if (it == sites_.end()) {
+      same_patterns = false;
+      continue;
+    }
+    it->budget->set_schedule(schedule);
+  }
+  return same_patterns;
 }
 
 source_gate::verdict source_gate::try_take(std::int64_t now_ms, std::int64_t& retry_at_ms,

@@ -119,6 +119,11 @@ class source_gate {
   verdict try_take(std::int64_t now_ms, std::int64_t& retry_at_ms,
                    const std::vector<std::string>& mx_hosts = {});
   warmup_budget& warmup() { return warmup_; }
+  // A reload: the source's rate and schedule, and the schedules of its site patterns, from now
+  // on (counts and starts stay). Returns false when the patterns themselves differ from the
+  // gate's: those take a restart (the patterns that are the same are updated).
+  bool reconfigure(double rate_per_second, std::vector<warmup_step> warmup,
+                   const std::vector<std::pair<std::string, std::vector<warmup_step>>>& site_schedules);
   bool rate_limited() const { return !limiter_.unlimited(); }
 
   struct site_warmup {

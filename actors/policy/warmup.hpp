@@ -37,7 +37,15 @@ class warmup_budget {
   warmup_budget(std::vector<warmup_step> schedule, std::int64_t started_ms)
       : schedule_(std::move(schedule)), started_ms_(started_ms) {}
 
-  bool active() const { return !schedule_.empty(); }
+  bool active() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return !schedule_.empty();
+  }
+  // A reload: another schedule from now on; the start and today's counts stay.
+  void set_schedule(std::vector<warmup_step> schedule) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    schedule_ = std::move(schedule);
+  }
   void set_started(std::int64_t started_ms) {
     std::lock_guard<std::mutex> lock(mutex_);
     started_ms_ = started_ms;
@@ -72,7 +80,7 @@ class warmup_budget {
  private:
   void roll(std::int64_t now_ms);  // start a new day / hour when the clock passed one
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::vector<warmup_step> schedule_;
   std::int64_t started_ms_ = 0;
   std::int64_t day_start_ms_ = -1;

@@ -334,6 +334,12 @@ def test_answers_match_the_document(cnode, contract_world):
     assert admin("GET", "/admin/cluster").json() == {"enabled": False}
     assert stranger("GET", "/admin/cluster").status_code == 401
     assert admin("POST", "/admin/cluster/drain").status_code == 409
+    assert admin("POST", "/admin/reload").status_code == 200
+    assert stranger("POST", "/admin/reload").status_code == 401
+    good_config = cnode.config_path.read_text()
+    cnode.config_path.write_text(good_config.replace('level = "debug"', 'level = "loud"'))
+    assert admin("POST", "/admin/reload").status_code == 400
+    cnode.config_path.write_text(good_config)
     assert stranger("POST", "/admin/cluster/drain").status_code == 401
     created = admin("POST", "/admin/tenants", json={"name": "contract", "rate": "5/s", "burst": 10})
     assert created.status_code == 201
