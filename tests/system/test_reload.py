@@ -9,6 +9,7 @@ import time
 import requests
 
 from conftest import delivery_config, settle_message, wait_for
+from servers import SmtpServer
 
 SITE = """
 [[delivery.sites]]
@@ -83,6 +84,24 @@ def test_a_source_and_a_pool_added_live_carry_the_next_messages(make_node, mx_wo
     events = node.admin("GET", "/admin/events", params={"type": "admin_action"}).json()["events"]
     reloads = [e for e in events if e["data"]["action"] == "reload"]
     assert reloads and "egress.sources" in reloads[-1]["data"]["reason"] and reloads[-1]["data"]["by"] == "admin"
+
+def test_a_route_added_live_takes_the_next_messages_elsewhere(make_node, mx_world, tmp_path):
+    # Routing keys (relays, routes, delivery.relay) are live too: a route to a partner's host.
+    sink, dns = mx_world
+    partner = SmtpServer(tmp_path / "partner", listen=["127.0.0.5:0"]).start()
+    try:
+        base = delivery_config(dns.port, sink.port)
+        node = make_node(base)
+        assert delivered(node, sink, "mx@example.test")["listen"].startswith("127.0.0.2")
+        edit(node, raw=f'[[delivery.routes]]\ndomains = ["example.test"]\nmx = ["127.0.0.5:{partner.port}"]\n')
+        r = reload(node, "admin")
+        assert r.status_code == 200 and "delivery.routes" in r.json()["changed"], r.text
+        message = submit(node, "routed@example.test")
+        assert settle_message(node, message, timeout=30)["routed@example.test"]["status"] == "delivered"
+        assert [m["rcpt_to"] for m in partner.messages()] == [["routed@example.test"]]
+    finally:
+        partner.stop()
+
 
 def test_a_site_rate_tightened_live_holds(make_node, mx_world):
     sink, dns = mx_world
