@@ -20,6 +20,7 @@
 #include "app/http_api.hpp"
 #include "app/http_common.hpp"
 #include "app/problem.hpp"
+#include "net/mail/email_address.hpp"
 #include "net/dns.hpp"
 #include "net/mail/tracking.hpp"
 #include "storage/store.hpp"
@@ -53,22 +54,6 @@ void count_refused(const char* reason) {
   metrics()
       .get_counter("petrel_tracking_refused_total", "Tracking requests refused, by reason", {{"reason", reason}})
       .inc();
-}
-
-// An ASCII host name of two or more labels (letters, digits, '-'), lower case.
-bool valid_host_name(const std::string& name) {
-  if (name.empty() || name.size() > 253 || name.find('.') == std::string::npos) return false;
-  std::size_t start = 0;
-  while (start <= name.size()) {
-    auto dot = name.find('.', start);
-    auto label = std::string_view(name).substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
-    for (char ch : label)
-      if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  return true;
 }
 
 }  // namespace
@@ -185,8 +170,9 @@ void http_api::tracking_settings(http_request&& request, const std::vector<std::
         std::string domain = v.is_string() ? std::string(v.get_string()) : std::string();
         for (auto& ch : domain) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
         while (!domain.empty() && domain.back() == '.') domain.pop_back();
-        if (!v.is_string() || (!domain.empty() && !valid_host_name(domain)))
-          errors.push_back({key, "a host name such as \"t.example.com\" (ASCII; an IDN as its A-label), or null"});
+        auto why = !v.is_string() ? std::string("must be a string") : domain.empty() ? std::string() : check_ascii_domain(domain);
+        if (!why.empty())
+          errors.push_back({key, why + ": a host name such as \"t.example.com\" (ASCII; an IDN as its A-label), or null"});
         patch.tracking_domain = std::move(domain);
       } else {
         errors.push_back({key, "unknown field (opens, clicks, record_ip, domain)"});

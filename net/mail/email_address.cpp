@@ -59,7 +59,8 @@ std::string check_local_part(std::string_view local) {
   return {};
 }
 
-// Checks an ASCII hostname: labels of letters, digits and hyphens (RFC 1035, RFC 5321 2.3.5).
+}  // namespace
+
 std::string check_ascii_domain(std::string_view domain) {
   if (domain.empty()) return "the domain is empty";
   if (domain.size() > 253) return "the domain is longer than 253 octets";
@@ -84,6 +85,8 @@ std::string check_ascii_domain(std::string_view domain) {
     return "the domain's last label is numeric (use [address] for an IP literal)";
   return {};
 }
+
+namespace {
 
 std::string check_domain(std::string_view domain, std::string& ascii) {
   if (domain.size() > max_domain_octets) return "the domain is longer than 255 octets";

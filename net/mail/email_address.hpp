@@ -51,6 +51,10 @@ parsed<std::string> canonical_address(std::string_view text);
 // A display name given separately (JSON {"email", "name"}): no control characters, bounded.
 parsed<std::string> check_display_name(std::string_view name);
 
+// Why an ASCII host name is not one: labels of letters, digits and hyphens, two or more, the
+// last not numeric (RFC 1035, RFC 5321 2.3.5); "" when it is.
+std::string check_ascii_domain(std::string_view domain);
+
 // true when text is well-formed UTF-8 without C0 controls other than TAB (and no DEL).
 bool is_clean_utf8(std::string_view text, bool allow_tab = true, bool allow_line_breaks = false);
 // Whether text has a byte >= 0x80 (UTF-8 beyond ASCII).
