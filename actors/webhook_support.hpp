@@ -11,19 +11,11 @@
 
 #include "config/units.hpp"
 #include "net/ip_policy.hpp"
+#include "net/webhook_url.hpp"
 #include "storage/records.hpp"
 
 namespace petrel {
 
-struct webhook_url {
-  bool https = true;
-  std::string host;  // lower case; an IPv6 literal without brackets
-  std::uint16_t port = 443;
-  std::string target = "/";  // path and query
-};
-
-// http(s)://host[:port][/path][?query]; no user info, no fragment, at most 2,000 octets.
-parsed<webhook_url> parse_webhook_url(std::string_view url, bool allow_http);
 
 
 // "t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>", and a second v1 with the

@@ -28,7 +28,7 @@ mail_sources=(net/mail/*.cpp net/template/mustache.cpp storage/ids.cpp storage/r
               config/units.cpp config/bounce_rules.cpp)
 mail_libs=($(pkg-config --cflags --libs gmime-3.0 libidn2 tomlplusplus) -lboost_json -lcrypto)
 
-targets=(bounce tracking mustache smtp_reply smtp_command submission config dns http)
+targets=(bounce tracking mustache smtp_reply smtp_command submission config dns http webhook_url)
 
 sources_of() {
   case "$1" in
@@ -37,6 +37,7 @@ sources_of() {
     mustache) echo "net/template/mustache.cpp" ;;
     smtp_reply) echo "net/smtp_reply.cpp" ;;
     smtp_command) echo "net/smtp_command.cpp net/mail/base64.cpp" ;;
+    webhook_url) echo "net/webhook_url.cpp net/ip_policy.cpp" ;;
     submission) echo "app/submission_request.cpp net/json_input.cpp ${mail_sources[*]}" ;;
     config) echo "config/config_loader.cpp config/units.cpp config/bounce_rules.cpp" ;;
     dns) echo "net/dns_client.cpp net/mx.cpp" ;;
@@ -60,6 +61,7 @@ seeds_of() {
     bounce) echo "tests/data/bounces tests/data/not-bounces tests/data/charsets" ;;
     submission | http) echo "tests/data/fuzz/submission" ;;
     smtp_command) echo "tests/data/fuzz/smtp_command" ;;
+    webhook_url) echo "tests/data/fuzz/webhook_url" ;;
     config) echo "config" ;;
     mustache) echo "tests/data/mustache-spec" ;;
     *) echo "" ;;
