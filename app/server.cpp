@@ -737,7 +737,8 @@ int run_server(const config& cfg) {
         reopen_log(settings.shared.attempts_log);
         reopen_log(extras.access);
         extras.watch.check(true);
-        api.reload_configuration("sighup");
+        // Started without a file (the defaults): SIGHUP only rotates the logs.
+        if (cfg.source != "(defaults)") api.reload_configuration("sighup");
         hangups->async_wait(on_hangup);
       };
   hangups->async_wait(on_hangup);
