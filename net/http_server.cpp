@@ -287,7 +287,9 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     conn.stream.expires_after(options.read_timeout);
     auto [ec, n] = co_await http::async_write(stream, res, use_tuple);
     (void)n;
-    if (r.status >= 500)
+    // A failed request, findable by its id (a connection refused before any request is only
+    // counted: petrel_http_connections_refused_total).
+    if (r.status >= 500 && x.method != "-")
       spdlog::warn("http.server_error listener={} method={} path=\"{}\" status={} request_id={}", options.name, x.method,
                    x.path, r.status, id);
     if (ec) co_return;
