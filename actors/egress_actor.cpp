@@ -187,18 +187,24 @@ std::vector<warmup_step> warmup_of(const node_settings& settings, const std::str
   return out;
 }
 
+// The site patterns of a source's warm-up, each with its schedule, in the order configured.
+std::vector<std::pair<std::string, std::vector<warmup_step>>> site_warmups_of(const node_settings& settings,
+                                                                               const std::string& source) {
+  std::vector<std::pair<std::string, std::vector<warmup_step>>> out;
+  for (const auto& src : settings.config->egress.sources)
+    if (src.name == source)
+      for (const auto& w : src.warmup)
+        if (!w.site.empty() && std::none_of(out.begin(), out.end(), [&](const auto& s) { return s.first == w.site; }))
+          out.emplace_back(w.site, warmup_of(settings, source, w.site));
+  return out;
+}
+
 // The gate of a source: its rate, its warm-up and one budget per site pattern of its schedule.
 // Warm-ups start unstarted (0): day 1 is the day of the source's first message, unless the
 // store has an earlier start (load_usage).
 std::shared_ptr<source_gate> make_gate(const node_settings& settings, const std::string& source) {
   auto gate = std::make_shared<source_gate>(rate_of(settings, source), warmup_of(settings, source), 0);
-  std::vector<std::string> patterns;
-  for (const auto& src : settings.config->egress.sources)
-    if (src.name == source)
-      for (const auto& w : src.warmup)
-        if (!w.site.empty() && std::find(patterns.begin(), patterns.end(), w.site) == patterns.end())
-          patterns.push_back(w.site);
-  for (const auto& p : patterns) gate->add_site_warmup(p, warmup_of(settings, source, p), 0);
+  for (auto& [pattern, schedule] : site_warmups_of(settings, source)) gate->add_site_warmup(pattern, schedule, 0);
   return gate;
 }
 
@@ -320,13 +326,8 @@ void reconcile_sources(egress_pointer self) {
                    source.address.empty() ? "(any)" : source.address, source.ehlo_name);
       continue;
     }
-    std::vector<std::pair<std::string, std::vector<warmup_step>>> sites;
-    for (const auto& src : st.settings.config->egress.sources)
-      if (src.name == source.name)
-        for (const auto& w : src.warmup)
-          if (!w.site.empty() && std::none_of(sites.begin(), sites.end(), [&](const auto& s) { return s.first == w.site; }))
-            sites.emplace_back(w.site, warmup_of(st.settings, source.name, w.site));
-    if (!gate->second->reconfigure(rate_of(st.settings, source.name), warmup_of(st.settings, source.name), sites))
+    if (!gate->second->reconfigure(rate_of(st.settings, source.name), warmup_of(st.settings, source.name),
+                                   site_warmups_of(st.settings, source.name)))
       spdlog::warn("egress.warmup_sites_unchanged source={} reason=\"site patterns of a warm-up change at the next start\"",
                    source.name);
   }

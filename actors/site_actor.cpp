@@ -684,7 +684,7 @@ void reconfigure_site(site_pointer self, const node_config& before) {
   const auto& cfg = *st.settings.config;
   st.limits = site_limits_for(cfg.delivery, st.current_route);
   st.concurrency.configure(st.limits.connection_limit);
-  configure_rates(self, st.throttle < 1 ? st.throttle : 1);
+  configure_rates(self, throttle(self, unix_now_ms()));  // a response rule's throttle stays
   if (cfg.responses != before.responses) {
     st.responses.reset();
     if (cfg.responses && !cfg.responses->empty()) st.responses.emplace(cfg.responses);

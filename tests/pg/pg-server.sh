@@ -29,13 +29,19 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# DIR made anew, and the cluster's own directory (owned by postgres) named in DIR/cluster: sets
+# $cluster.
+new_cluster_dir() {
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  cluster=$(mktemp -d /tmp/petrel-pg.XXXXXX)
+  if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$cluster"; fi
+  echo "$cluster" >"$dir/cluster"
+}
+
 case "$command_name" in
   start)
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    cluster=$(mktemp -d /tmp/petrel-pg.XXXXXX)
-    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$cluster"
-    echo "$cluster" >"$dir/cluster"
+    new_cluster_dir
     as_postgres "$bin/initdb" -D "$cluster/data" -A trust -U postgres --no-sync -E UTF8 >"$dir/initdb.log" 2>&1 ||
       { cat "$dir/initdb.log" >&2; exit 1; }
     port=$(free_port)
@@ -56,11 +62,7 @@ CONF
   standby)
     primary_cluster=$(cat "$(realpath -m "${3:?usage: pg-server.sh standby DIR PRIMARY_DIR}")/cluster")
     primary_port=$(sed -n 's/^port = //p' "$primary_cluster/data/postgresql.conf" | tail -n 1)
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    cluster=$(mktemp -d /tmp/petrel-pg.XXXXXX)
-    [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$cluster"
-    echo "$cluster" >"$dir/cluster"
+    new_cluster_dir
     as_postgres "$bin/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$cluster/data" -R \
       -X stream --no-sync -c fast >"$dir/basebackup.log" 2>&1 || { cat "$dir/basebackup.log" >&2; exit 1; }
     port=$(free_port)

@@ -1,5 +1,6 @@
 """Harness for system tests: starts the real petrel binary on a temporary data directory with
 ephemeral ports, and talks to it over HTTP like any client would."""
+import collections
 import json
 import os
 import uuid
@@ -278,6 +279,49 @@ def make_node(tmp_path):
 @pytest.fixture
 def node(make_node):
     return make_node()
+
+
+class Burst:
+    """Clients that each submit one message per request, to `address(client, n)`, until stop():
+    what was accepted (id -> address, and the time of each 202), the 503s, and every status (or
+    exception name) seen. For tests that break the store in the middle of a burst."""
+
+    def __init__(self, node, address, text="burst", clients=4, pause=0.01):
+        self.node, self.address, self.text, self.pause = node, address, text, pause
+        self.accepted, self.acked_at, self.refused = {}, {}, []
+        self.statuses = collections.Counter()
+        self._stop, self._lock = threading.Event(), threading.Lock()
+        self._threads = [threading.Thread(target=self._client, args=(c,), daemon=True) for c in range(clients)]
+        for t in self._threads:
+            t.start()
+
+    def _client(self, c):
+        with requests.Session() as s:
+            n = 0
+            while not self._stop.is_set():
+                to = self.address(c, n)
+                try:
+                    r = s.post(self.node.url("/v1/messages"),
+                               json={"from": "app@example.com", "to": [to], "subject": "burst", "text": self.text},
+                               headers={"Authorization": f"Bearer {self.node.key}"}, timeout=30)
+                except requests.RequestException as e:
+                    with self._lock:
+                        self.statuses[type(e).__name__] += 1
+                    continue
+                with self._lock:
+                    self.statuses[r.status_code] += 1
+                    if r.status_code == 202:
+                        self.accepted[r.json()["id"]] = to
+                        self.acked_at[r.json()["id"]] = time.time()
+                    elif r.status_code == 503:
+                        self.refused.append(r)
+                n += 1
+                time.sleep(self.pause)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join()
 
 
 def wait_for(predicate, timeout=20, interval=0.05, what="condition"):

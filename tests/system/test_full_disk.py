@@ -7,13 +7,12 @@ import collections
 import errno
 import os
 import subprocess
-import threading
 import time
 
 import pytest
 import requests
 
-from conftest import STORE, delivery_config, one_mx_world, recipients_of, wait_for  # noqa: E402
+from conftest import STORE, Burst, delivery_config, one_mx_world, recipients_of, wait_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(STORE == "postgresql", reason="the SQLite file's own file system"),
@@ -47,33 +46,11 @@ def test_a_full_disk_refuses_new_mail_keeps_outcomes_and_recovers_by_itself(make
     filler = node.data_dir / "filler"
     try:
         node.start()
-        body = "y" * 50_000
-        accepted, refused, statuses = {}, [], collections.Counter()
-        stop = threading.Event()
-        lock = threading.Lock()
-
-        def client(c):
-            with requests.Session() as s:
-                n = 0
-                while not stop.is_set():
-                    # Every other one is deferred twice first (retried each second): attempts go
-                    # on while the disk is full.
-                    to = [f"tempfail-2-burst{c}-{n}@example.test" if n % 2 else f"burst{c}-{n}@example.test"]
-                    r = s.post(node.url("/v1/messages"), json={"from": "app@example.com", "to": to,
-                                                                  "subject": "burst", "text": body},
-                               headers={"Authorization": f"Bearer {node.key}"}, timeout=30)
-                    with lock:
-                        statuses[r.status_code] += 1
-                        if r.status_code == 202:
-                            accepted[r.json()["id"]] = to[0]
-                        elif r.status_code == 503:
-                            refused.append(r)
-                    n += 1
-                    time.sleep(0.01)
-
-        threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(4)]
-        for t in threads:
-            t.start()
+        # Every other one is deferred twice first (retried each second): attempts go on while the
+        # disk is full.
+        burst = Burst(node, lambda c, n: f"tempfail-2-burst{c}-{n}@example.test" if n % 2 else f"burst{c}-{n}@example.test",
+                      text="y" * 50_000)
+        accepted, refused, statuses = burst.accepted, burst.refused, burst.statuses
         wait_for(lambda: len(accepted) >= 20, timeout=30, what="some messages accepted")
         fill(filler)  # the disk is full now, during the burst
         wait_for(lambda: len(refused) >= 5, timeout=30, what="submissions refused while the disk is full")
@@ -84,9 +61,7 @@ def test_a_full_disk_refuses_new_mail_keeps_outcomes_and_recovers_by_itself(make
             requests.get(node.url("/readyz"), timeout=5)), timeout=10, interval=0.02,
             what="not ready while the disk is full")
         assert "cannot commit" in answer["reason"], answer
-        stop.set()
-        for t in threads:
-            t.join()
+        burst.stop()
         assert statuses[500] == 0, statuses  # refused cleanly, never an internal error
         assert all(x.headers.get("Retry-After") for x in refused)
         assert all(x.headers["Content-Type"] == "application/problem+json" for x in refused)

@@ -13,13 +13,12 @@ import errno
 import os
 import pathlib
 import subprocess
-import threading
 import time
 
 import pytest
 import requests
 
-from conftest import STORE, delivery_config, one_mx_world, recipients_of, wait_for  # noqa: E402
+from conftest import STORE, Burst, delivery_config, one_mx_world, recipients_of, wait_for  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(STORE == "postgresql", reason="the SQLite file's own file system"),
@@ -82,35 +81,8 @@ def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_no
         pytest.skip("this kernel has no ext4 trigger_fs_error")
     try:
         node.start()
-        accepted, refused, statuses, acked_at = {}, [], collections.Counter(), {}
-        stop, lock = threading.Event(), threading.Lock()
-
-        def client(c):
-            with requests.Session() as s:
-                n = 0
-                while not stop.is_set():
-                    to = f"ro{c}-{n}@example.test"
-                    try:
-                        r = s.post(node.url("/v1/messages"), json={"from": "app@example.com", "to": [to],
-                                                                      "subject": "ro", "text": "read-only"},
-                                   headers={"Authorization": f"Bearer {node.key}"}, timeout=30)
-                    except requests.RequestException as e:
-                        with lock:
-                            statuses[type(e).__name__] += 1
-                        continue
-                    with lock:
-                        statuses[r.status_code] += 1
-                        if r.status_code == 202:
-                            accepted[r.json()["id"]] = to
-                            acked_at[r.json()["id"]] = time.time()
-                        elif r.status_code == 503:
-                            refused.append(r)
-                    n += 1
-                    time.sleep(0.005)
-
-        threads = [threading.Thread(target=client, args=(c,), daemon=True) for c in range(4)]
-        for t in threads:
-            t.start()
+        burst = Burst(node, lambda c, n: f"ro{c}-{n}@example.test", text="read-only", pause=0.005)
+        accepted, acked_at, refused, statuses = burst.accepted, burst.acked_at, burst.refused, burst.statuses
         wait_for(lambda: len(accepted) >= 50, timeout=30, what="some messages accepted")
         triggered_at = time.time()
         trigger.write_text("1")  # the kernel's "EXT4-fs error", then "Remounting filesystem read-only"
@@ -121,9 +93,7 @@ def test_a_file_system_gone_read_only_refuses_new_mail_and_loses_nothing(make_no
             what="not ready while the store cannot commit")
         assert "cannot commit" in answer["reason"], answer
         time.sleep(1)
-        stop.set()
-        for t in threads:
-            t.join()
+        burst.stop()
         assert statuses[500] == 0 and not any(isinstance(k, str) for k in statuses), statuses
         assert all(x.headers.get("Retry-After") for x in refused)
         assert all(x.json()["type"].endswith("store-unavailable") for x in refused), refused[0].text
