@@ -243,7 +243,7 @@ int egress(const command_line& c, const connection& conn) {
     json::array sources, sites;
     for (const auto& s : doc.at("sources").as_array()) {
       auto o = s.as_object();
-      const auto& w = o.at("warmup");
+      const json::value w = o.at("warmup");  // a copy: the insertions below move o's elements
       o["warmup_day"] = w.is_null() ? json::value(nullptr) : w.at("day");
       o["used_today"] = w.is_null() ? json::value(nullptr) : w.at("used_today");
       o["per_day"] = w.is_null() ? json::value(nullptr) : w.at("per_day");

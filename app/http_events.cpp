@@ -225,8 +225,10 @@ void read_message_search(const http_request& request, message_search& q, std::ve
   if (auto before = query_parameter(request.query, "before"); !before.empty()) {
     auto dash = before.find('-');
     auto id = dash == std::string::npos ? std::nullopt : id128::parse(before.substr(dash + 1));
+    // (A named string: strtoll's end points into it, and is read after the call.)
+    std::string created(dash == std::string::npos ? std::string_view() : std::string_view(before).substr(0, dash));
     char* end = nullptr;
-    auto ms = dash == std::string::npos ? 0 : std::strtoll(before.substr(0, dash).c_str(), &end, 10);
+    auto ms = created.empty() ? 0 : std::strtoll(created.c_str(), &end, 10);
     if (!id || ms <= 0 || (end && *end != '\0')) errors.push_back({"before", "the \"next\" value of a previous page"});
     else q.before_created_ms = ms, q.before_id = *id;
   }

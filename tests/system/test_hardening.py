@@ -1,5 +1,6 @@
 """What a hostile tenant, a slow or greedy client and a failing disk can do: each test is the
 regression test of a defect found by attacking the real binary (loopback only)."""
+import os
 import pathlib
 import signal
 import smtplib
@@ -62,9 +63,11 @@ def test_a_ten_megabyte_body_of_invalid_recipients_gets_a_small_answer_in_bounde
     # Four such requests at once used 4.6 GB before; the bound is generous on purpose.
     peak_mb = status_kb(node.proc.pid, "VmHWM") / 1024
     assert peak_mb < 1024, f"peak RSS {peak_mb:.0f} MB"
-    # ... and the memory is given back (2.7 GB stayed held before).
-    wait_for(lambda: status_kb(node.proc.pid, "VmRSS") / 1024 < rss_before_mb + 64, timeout=10,
-             what=f"RSS back near {rss_before_mb:.0f} MB")
+    # ... and the memory is given back (2.7 GB stayed held before). Not under AddressSanitizer
+    # (bench/sanitize.sh), whose own allocator holds freed memory in its quarantine.
+    if not os.environ.get("PETREL_SANITIZERS"):
+        wait_for(lambda: status_kb(node.proc.pid, "VmRSS") / 1024 < rss_before_mb + 64, timeout=10,
+                 what=f"RSS back near {rss_before_mb:.0f} MB")
     assert node.submit(node.key, simple_message()).status_code == 202
 
 

@@ -95,7 +95,9 @@ def test_a_queue_larger_than_memory_is_delivered_exactly_once_in_due_order(make_
                      what="every recipient delivered")
     assert len(order) == 1510
     assert collections.Counter(order) == collections.Counter(a + b)  # each exactly once
-    assert counted and counted[0] == 1510  # the counts cover what the store holds too
+    # The counts cover what the store holds too. (Not necessarily at the first look: a 202 can
+    # reach the client a moment before the domain actor has counted its recipients.)
+    assert counted and max(counted) == 1510, counted[:5]
     # Memory held a window, not the queue: the cap, plus the jobs in flight and the deferrals
     # waiting for their commit.
     assert 0 < most_held <= CAP + 60, most_held
