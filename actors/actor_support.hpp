@@ -38,6 +38,15 @@ std::string receipt_json_text(const submit_receipt& receipt);
 // stored first.
 inline constexpr std::string_view idempotency_conflict = "idempotency-key-taken";
 
+// The timeout of a request to the store on a message's way (its write at submission, its load
+// before an attempt, its outcomes, a domain's queue pages): none. The store answers every
+// request it takes -- a failed commit or read is an error reply -- and if it dies, the root
+// supervisor restarts every actor started after it (rest-for-one), which is every actor that
+// can be waiting on it; the HTTP side keeps its own deadline. A CAF request timeout costs an
+// entry in CAF's clock and a wake-up of its thread per request, which CAF 0.17 does not cancel
+// when the answer comes (docs/performance.md).
+inline constexpr auto store_answers = caf::infinite;
+
 // Petrel's clock (storage/ids.hpp: the wall clock at start, advanced by the monotonic clock).
 inline std::int64_t unix_now_ms() { return clock_ms(); }
 

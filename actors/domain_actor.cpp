@@ -372,7 +372,7 @@ void commit(domain_pointer self, std::vector<recipient_update> updates, std::int
     }
   }
   ++st.commits_in_flight;
-  self->request(st.store, st.settings.config->storage.request_timeout, record_atom::value, updates)
+  self->request(st.store, store_answers, record_atom::value, updates)
       .then([=](caf::ok_atom) {
               --self->state.commits_in_flight;
               for (const auto& u : updates) self->state.unconfirmed.erase(u.recipient_id);
@@ -992,7 +992,7 @@ std::uint64_t cancel_listed(domain_pointer self, const std::vector<queued_recipi
 void read_summary(domain_pointer self, bool repair) {
   auto& st = self->state;
   begin_read(self);
-  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, st.domain,
+  self->request(st.store, store_answers, load_atom::value, st.domain,
                 stats_atom::value)
       .then(
           [=](std::vector<queue_class_summary>& classes) {
@@ -1064,7 +1064,7 @@ void read_page(domain_pointer self, const queue_window::page_request& r) {
     if (!c.refused_while_paging || k < *c.refused_while_paging) c.refused_while_paging = k;
   }
   begin_read(self);
-  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
+  self->request(st.store, store_answers, load_atom::value,
                 page_query(st, r.cls, r.after, r.until_ms, r.limit))
       .then(
           [=](queue_page& page) {
@@ -1100,7 +1100,7 @@ void read_scan(domain_pointer self) {
     st.window.page_sent({scan.cls, scan.after, until, limit});
   if (!scan.cancel && !st.window.at(scan.cls).complete()) until = st.window.at(scan.cls).boundary->due_ms;
   begin_read(self);
-  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value,
+  self->request(st.store, store_answers, load_atom::value,
                 page_query(st, scan.cls, scan.after, until, limit))
       .then(
           [=](queue_page& page) {
@@ -1382,7 +1382,7 @@ void flush_store(domain_pointer self, std::int64_t now_ms) {
   st.flush_retry_ms = 0;
   write_request w;
   w.op = flush_recipients_op{st.domain, now_ms};
-  self->request(st.store, st.settings.config->storage.request_timeout, persist_atom::value, std::move(w))
+  self->request(st.store, store_answers, persist_atom::value, std::move(w))
       .then(
           [=](caf::ok_atom) {
             self->state.flushing = false;

@@ -21,7 +21,6 @@ struct ingest_state {
   domains_actor domains;
   std::uint64_t in_flight = 0;
   std::uint64_t max_in_flight = 20000;
-  std::chrono::milliseconds store_timeout{20'000};
   static inline const char* name = "ingest";
 };
 
@@ -33,7 +32,6 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
   st.store = std::move(store);
   st.domains = std::move(domains);
   st.max_in_flight = settings.config->storage.max_pending_writes;
-  st.store_timeout = settings.config->storage.request_timeout;
   return {
       [=](submit_atom, message_record& m) -> caf::result<submit_receipt> {
         auto& s = self->state;
@@ -63,7 +61,7 @@ ingest_actor::behavior_type ingest_behavior(ingest_pointer self, store_actor sto
         }
         ++s.in_flight;
         auto rp = self->make_response_promise<submit_receipt>();
-        self->request(s.store, s.store_timeout, persist_atom::value, std::move(m))
+        self->request(s.store, store_answers, persist_atom::value, std::move(m))
             .then(
                 [=](caf::ok_atom) mutable {
                   --self->state.in_flight;

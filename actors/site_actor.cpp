@@ -521,7 +521,7 @@ void load(site_pointer self, delivery_job job) {
   auto message_id = job.message_id;
   auto recipients = job.recipient_ids;
   st.loading.emplace(local, std::move(job));
-  self->request(st.store, st.settings.config->storage.request_timeout, load_atom::value, message_id,
+  self->request(st.store, store_answers, load_atom::value, message_id,
                 recipients)
       .then(
           [=](delivery_content& content) {

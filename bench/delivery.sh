@@ -114,6 +114,12 @@ busy_percent() {  # $1, $2: samples
 }
 # User + system CPU seconds a process has used so far.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+# Context switches of a process's live threads so far (voluntary: it waited; involuntary: it was
+# preempted). Threads that ended are not counted; Petrel's run for its whole life.
+context_switches() {
+  cat /proc/"$1"/task/*/status 2>/dev/null |
+    awk '/^voluntary_ctxt_switches/ { v += $2 } /^nonvoluntary_ctxt_switches/ { n += $2 } END { printf "%d voluntary, %d involuntary", v, n }'
+}
 
 # Runs "$@" in the background and waits for it: bash defers a TERM/INT trap until a foreground
 # command ends, but not a `wait`; and the exit trap can then kill it with the rest.
@@ -471,7 +477,7 @@ run_petrel() {  # $1: body size in bytes
   fi
   echo "petrel $size B: DNS server saw $(dns_stats); UDP receive-buffer drops: $(( $(udp_drops) - drops_before ))"
   echo "petrel $size B: machine CPU busy $(busy_percent "$cpu_before" "$(cpu_sample)") from injection start to drained;" \
-       "petrel used $(cpu_seconds "$petrel_pid") CPU s"
+       "petrel used $(cpu_seconds "$petrel_pid") CPU s; context switches $(context_switches "$petrel_pid")"
   stop_petrel
   petrel_report "$size" "$dir"
 }
