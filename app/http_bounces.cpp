@@ -112,12 +112,11 @@ std::optional<http_response> read_suppression_query(const http_request& request,
   query.after = query_parameter(request.query, "after");
   auto limit = query_parameter(request.query, "limit");
   if (!limit.empty()) {
-    char* end = nullptr;
-    auto n = std::strtoull(limit.c_str(), &end, 10);
-    if (*end != '\0' || n == 0 || n > max_page)
+    auto n = parse_decimal(limit);
+    if (!n || *n <= 0 || static_cast<std::uint64_t>(*n) > max_page)
       invalid = invalid_request({{"limit", "a number from 1 to " + std::to_string(max_page)}});
     else
-      query.limit = n;
+      query.limit = static_cast<std::uint64_t>(*n);
   }
   if (!query.reason.empty() && query.reason != "soft_bounce_streak" &&
       std::find(manual_reasons.begin(), manual_reasons.end(), query.reason) == manual_reasons.end())

@@ -208,6 +208,13 @@ std::string percent_decode(std::string_view text) {
   return out;
 }
 
+std::optional<std::int64_t> parse_decimal(std::string_view text) {
+  std::int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return n;
+}
+
 std::string query_parameter(const std::string& query, std::string_view name) {
   std::size_t pos = 0;
   while (pos <= query.size()) {

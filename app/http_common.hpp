@@ -47,6 +47,9 @@ std::string bearer_token(const http_request& request);
 http_response unauthorized(const std::string& detail);
 // A query parameter's value, percent-decoded; empty when absent.
 std::string query_parameter(const std::string& query, std::string_view name);
+// A query parameter's text as a whole decimal integer (digits, an optional leading minus);
+// nothing for anything else, an empty text included.
+std::optional<std::int64_t> parse_decimal(std::string_view text);
 // Percent-decoding of a path segment or query value ('+' stays '+'); nullopt-free: invalid
 // escapes are kept as written.
 std::string percent_decode(std::string_view text);

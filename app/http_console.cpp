@@ -251,11 +251,9 @@ void http_api::admin_as_tenant(http_request&& request, const std::vector<std::st
 void http_api::admin_activity(const http_request& request, http_responder respond) {
   int minutes = 180;
   if (auto m = query_parameter(request.query, "minutes"); !m.empty()) {
-    char* end = nullptr;
-    auto n = std::strtol(m.c_str(), &end, 10);
-    if (*end != '\0' || n < 1 || n > 1440)
-      return respond(invalid_request({{"minutes", "an integer from 1 to 1440"}}));
-    minutes = static_cast<int>(n);
+    auto n = parse_decimal(m);
+    if (!n || *n < 1 || *n > 1440) return respond(invalid_request({{"minutes", "an integer from 1 to 1440"}}));
+    minutes = static_cast<int>(*n);
   }
   json::array rows;
   json::object totals;

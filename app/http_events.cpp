@@ -66,10 +66,10 @@ void read_recipient(const http_request& request, std::string& out, std::vector<f
 void read_limit(const http_request& request, std::uint64_t max, std::uint64_t& out, std::vector<field_error>& errors) {
   auto limit = query_parameter(request.query, "limit");
   if (limit.empty()) return;
-  char* end = nullptr;
-  auto n = std::strtoull(limit.c_str(), &end, 10);
-  if (*end != '\0' || n == 0 || n > max) errors.push_back({"limit", "a number from 1 to " + std::to_string(max)});
-  else out = n;
+  auto n = parse_decimal(limit);
+  if (!n || *n <= 0 || static_cast<std::uint64_t>(*n) > max)
+    errors.push_back({"limit", "a number from 1 to " + std::to_string(max)});
+  else out = static_cast<std::uint64_t>(*n);
 }
 
 // "a,b" -> {"a", "b"}; "" -> {}.
@@ -225,12 +225,9 @@ void read_message_search(const http_request& request, message_search& q, std::ve
   if (auto before = query_parameter(request.query, "before"); !before.empty()) {
     auto dash = before.find('-');
     auto id = dash == std::string::npos ? std::nullopt : id128::parse(before.substr(dash + 1));
-    // (A named string: strtoll's end points into it, and is read after the call.)
-    std::string created(dash == std::string::npos ? std::string_view() : std::string_view(before).substr(0, dash));
-    char* end = nullptr;
-    auto ms = created.empty() ? 0 : std::strtoll(created.c_str(), &end, 10);
-    if (!id || ms <= 0 || (end && *end != '\0')) errors.push_back({"before", "the \"next\" value of a previous page"});
-    else q.before_created_ms = ms, q.before_id = *id;
+    auto ms = dash == std::string::npos ? std::nullopt : parse_decimal(std::string_view(before).substr(0, dash));
+    if (!id || !ms || *ms <= 0) errors.push_back({"before", "the \"next\" value of a previous page"});
+    else q.before_created_ms = *ms, q.before_id = *id;
   }
 }
 
@@ -345,10 +342,9 @@ void read_event_query(const http_request& request, event_query& q, std::vector<f
   q.limit = 100;
   read_limit(request, max_events_page, q.limit, errors);
   if (auto after = query_parameter(request.query, "after"); !after.empty()) {
-    char* end = nullptr;
-    auto n = std::strtoll(after.c_str(), &end, 10);
-    if (*end != '\0' || n < 0) errors.push_back({"after", "the \"next\" value of a previous page"});
-    else q.after_seq = n;
+    auto n = parse_decimal(after);
+    if (!n || *n < 0) errors.push_back({"after", "the \"next\" value of a previous page"});
+    else q.after_seq = *n;
   }
 }
 

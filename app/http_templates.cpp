@@ -148,10 +148,10 @@ void http_api::templates(http_request&& request, const std::vector<std::string>&
   std::uint32_t version = 0;
   if (op == get_one)
     if (auto v = query_parameter(request.query, "version"); !v.empty()) {
-      auto n = std::strtoul(v.c_str(), nullptr, 10);
-      if (n < 1 || n > 1'000'000 || v.find_first_not_of("0123456789") != std::string::npos)
+      auto n = parse_decimal(v);
+      if (!n || *n < 1 || *n > 1'000'000)
         return respond(invalid_request({{"version", "must be a version number (1, 2, ...)"}}));
-      version = static_cast<std::uint32_t>(n);
+      version = static_cast<std::uint32_t>(*n);
     }
   template_record body;
   render_request preview;

@@ -23,11 +23,9 @@ trap 'rm -rf "$work"' EXIT
 summary() {
   awk '
     /= [0-9]+ delivered\/s/ { for (i = 1; i <= NF; i++) if ($(i + 1) == "delivered/s") rate = $i }
-    /petrel used .* CPU s/ { for (i = 1; i <= NF; i++) { if ($i == "used") cpu = $(i + 1)
-                                                         if ($i == "switches") { v = $(i + 1); n = $(i + 3) } } }
-    /recipients delivered/ { d = $NF }
+    /per delivered message:/ { us = $7; switches = $10 }
     /202->delivered ms/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1) } }
-    END { if (d > 0) printf "%s %.0f %.2f %s %s\n", rate, cpu * 1e6 / d, (v + n) / d, p50, p99 }' "$1"
+    END { if (us != "") print rate, us, switches, p50, p99 }' "$1"
 }
 
 run() {  # $1: label, $2: binary, $3: pair number

@@ -114,6 +114,14 @@ busy_percent() {  # $1, $2: samples
 }
 # User + system CPU seconds a process has used so far.
 cpu_seconds() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.1f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+# Petrel's CPU and context switches per delivered message, one line that bench/ab.sh,
+# bench/dkim.sh and bench/latency_curve.sh read.
+per_message_report() {  # $1: size, $2: CPU seconds, $3: context switches ("V voluntary, N involuntary")
+  awk -v size="$1" -v cpu="$2" -v d="${result[$1.petrel_delivered]:-0}" -v switches="$3" 'BEGIN {
+    split(switches, f, " ")
+    if (d > 0) printf "petrel %s B: per delivered message: %.0f µs CPU, %.2f context switches\n", size, cpu * 1e6 / d, (f[1] + f[3]) / d
+  }'
+}
 # Context switches of a process's live threads so far (voluntary: it waited; involuntary: it was
 # preempted). Threads that ended are not counted; Petrel's run for its whole life.
 context_switches() {
@@ -476,10 +484,14 @@ run_petrel() {  # $1: body size in bytes
          "POSTs $(grep -E '^petrel_webhook_posts_total' "$dir/metrics.txt" | tr '\n' ' ')"
   fi
   echo "petrel $size B: DNS server saw $(dns_stats); UDP receive-buffer drops: $(( $(udp_drops) - drops_before ))"
+  local cpu switches
+  cpu=$(cpu_seconds "$petrel_pid")
+  switches=$(context_switches "$petrel_pid")
   echo "petrel $size B: machine CPU busy $(busy_percent "$cpu_before" "$(cpu_sample)") from injection start to drained;" \
-       "petrel used $(cpu_seconds "$petrel_pid") CPU s; context switches $(context_switches "$petrel_pid")"
+       "petrel used $cpu CPU s; context switches $switches"
   stop_petrel
   petrel_report "$size" "$dir"
+  per_message_report "$size" "$cpu" "$switches"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -15,14 +15,12 @@ trap 'rm -rf "$work"' EXIT
 
 step() {  # $1: label, $2: rate (0 = as fast as possible)
   RATE=$2 bench/delivery.sh > "$work/$1.log" 2>&1 || { tail -20 "$work/$1.log" >&2; exit 1; }
-  local achieved p50 p99 cpu delivered
+  local achieved p50 p99 us
   achieved=$(awk '/Requests\/sec/ { printf "%.0f", $2 }' "$work/$1.log")
   p50=$(awk '$1 == "50%" { print $2 }' "$work/$1.log")
   p99=$(awk '$1 == "99%" { print $2 }' "$work/$1.log")
-  cpu=$(grep -o 'petrel used [0-9.]* CPU s' "$work/$1.log" | awk '{ print $3 }')
-  delivered=$(grep -o '[0-9]* delivered in' "$work/$1.log" | awk '{ print $1 }' | head -1)
-  printf '%-6s %9s %9s %9s %9s %12s\n' "$1" "${2/#0/-}" "$achieved" "$p50" "$p99" \
-    "$(awk -v c="$cpu" -v n="$delivered" 'BEGIN { printf "%.0f", (n > 0 ? c * 1e6 / n : 0) }')"
+  us=$(awk '/per delivered message:/ { print $7 }' "$work/$1.log")
+  printf '%-6s %9s %9s %9s %9s %12s\n' "$1" "${2/#0/-}" "$achieved" "$p50" "$p99" "${us:-0}"
   echo "$achieved" > "$work/$1.rate"
 }
 
