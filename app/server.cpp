@@ -700,6 +700,8 @@ int run_server(const config& cfg) {
   std::optional<caf::scoped_actor> self_holder;  // reset before waiting for the actors
   self_holder.emplace(sys);
   auto& self = *self_holder;
+  // The actors that carry the listeners' requests to the actor tree (app/actor_bridge.hpp).
+  bridge_pool bridges(sys, 4);
 
   // 3. The listeners.
   http_api api(sys, directory, cfg, db.admin_token, settings.config->bounce_secret);
@@ -778,6 +780,7 @@ int run_server(const config& cfg) {
                  spdlog::error("petrel.shutdown_incomplete error=\"{}\"", caf::to_string(e));
                });
   self->send_exit(root, caf::exit_reason::user_shutdown);
+  bridges.stop();
   if (endpoint) self->send_exit(endpoint, caf::exit_reason::user_shutdown);
   // DNS and the I/O threads stop (SMTP sessions still open are cut; their recipients stay
   // waiting in the store and are tried again after the next start).
