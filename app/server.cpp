@@ -32,6 +32,7 @@
 #include "actors/delivery_log.hpp"
 #include "actors/services.hpp"
 #include "app/actor_bridge.hpp"
+#include "actors/scheduler_policy.hpp"
 #include "config/shipped_rules.hpp"
 #include "net/mail/bounce.hpp"
 #include "net/smtp_server.hpp"
@@ -653,10 +654,12 @@ int run_server(const config& cfg) {
   // Work sharing: a job for an idle worker wakes it at once. CAF's default work stealing let
   // idle workers poll with sleeps of up to 10 ms, which showed as submission latency tails and
   // as CPU spent polling (docs/performance.md).
-  if (cfg.actors.scheduler == "stealing")
+  if (cfg.actors.scheduler == "stealing") {
     caf_cfg.set("scheduler.policy", caf::atom("stealing"));
-  else
+  } else {
     caf_cfg.set("scheduler.policy", caf::atom("sharing"));
+    if (cfg.actors.scheduler == "sharing") use_next_slot_sharing(caf_cfg);  // else CAF's own
+  }
   register_types(caf_cfg);
   if (cfg.cluster.enabled) configure_node_links(caf_cfg, cfg.cluster);
   caf::actor_system sys{caf_cfg};

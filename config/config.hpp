@@ -315,7 +315,9 @@ struct bootstrap_settings {
 
 struct actor_settings {
   int threads = 0;  // CAF scheduler workers; 0 -> one per core
-  // "sharing": one job queue, idle workers sleep on a condition variable (woken at once);
+  // "sharing": one job queue, idle workers sleep on a condition variable (woken at once), and
+  // an actor made ready by another runs next on the same worker (actors/scheduler_policy.hpp);
+  // "caf-sharing": CAF's own work sharing (no next slot);
   // "stealing": a queue per worker, idle workers poll with growing sleeps (up to 10 ms).
   std::string scheduler = "sharing";
   int max_restarts = 5;  // restart intensity: at most this many restarts of a child ...

@@ -815,7 +815,7 @@ void read_bootstrap(reader& r, config& c) {
 void read_actors(reader& r, config& c) {
   auto s = r.open("actors");
   s.integer("threads", c.actors.threads, 0, 256);
-  s.choice("scheduler", c.actors.scheduler, {"sharing", "stealing"});
+  s.choice("scheduler", c.actors.scheduler, {"sharing", "caf-sharing", "stealing"});
   s.integer("max_restarts", c.actors.max_restarts, 0, 1000);
   s.duration("restart_window", c.actors.restart_window, 1ms, 24h);
   s.duration("restart_backoff", c.actors.restart_backoff, 0ms, 10min);

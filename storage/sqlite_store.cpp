@@ -120,6 +120,14 @@ class sqlite_store final : public store {
       throw store_error("cannot open SQLite database " + path_ + ": its file system (" +
                         (parent.empty() ? std::string(".") : parent.string()) +
                         ") is mounted read-only, and the store writes there (the database and its WAL)");
+    // SQLite's memory statistics (on by default) make every allocation of every connection
+    // take one process-wide mutex: the store's thread and the readers' threads contended on
+    // it. Petrel reads none of them. Set once, before SQLite initializes itself.
+    static const int configured = [] {
+      sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+      return sqlite3_initialize();
+    }();
+    (void)configured;
     int rc = sqlite3_open_v2(path_.c_str(), &db_,
                              SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                              nullptr);
