@@ -484,14 +484,20 @@ run_petrel() {  # $1: body size in bytes
          "POSTs $(grep -E '^petrel_webhook_posts_total' "$dir/metrics.txt" | tr '\n' ' ')"
   fi
   echo "petrel $size B: DNS server saw $(dns_stats); UDP receive-buffer drops: $(( $(udp_drops) - drops_before ))"
-  local cpu switches
+  local cpu switches io
   cpu=$(cpu_seconds "$petrel_pid")
   switches=$(context_switches "$petrel_pid")
+  io=$(awk '/^write_bytes/ { w = $2 } /^syscw/ { c = $2 } END { print w + 0, c + 0 }' "/proc/$petrel_pid/io" 2>/dev/null)
   echo "petrel $size B: machine CPU busy $(busy_percent "$cpu_before" "$(cpu_sample)") from injection start to drained;" \
        "petrel used $cpu CPU s; context switches $switches"
   stop_petrel
   petrel_report "$size" "$dir"
   per_message_report "$size" "$cpu" "$switches"
+  # What reached the disk (the database, its WAL and checkpoints) over Petrel's life.
+  awk -v size="$size" -v d="${result[$size.petrel_delivered]:-0}" -v io="$io" 'BEGIN {
+    split(io, f, " ")
+    if (d > 0) printf "petrel %s B: written to disk per delivered message: %.1f KB, %.1f write calls (all sockets and files)\n", size, f[1] / d / 1024, f[2] / d
+  }'
 }
 
 # ---------------------------------------------------------------------------------------------
