@@ -7,8 +7,9 @@
 //   shared queue (where an idle worker picks it up), so fan-out still spreads over the
 //   workers. A worker runs at most `slot_runs_max` jobs in a row from its slot before it takes
 //   one from the shared queue, so nothing waits behind a chain of actors for long.
-// - A sleeping worker is woken only when there is one (a count kept under the lock), and after
-//   the lock is released, so that it does not wake only to wait for the lock.
+// - A sleeping worker is woken only when there is one not already being woken (counts kept
+//   under the lock), and after the lock is released, so that it does not wake only to wait for
+//   the lock.
 // - The shared queue is a ring buffer (no allocation per job).
 //
 // Detached actors and other threads (Asio, the store) enqueue through the coordinator, into the
@@ -35,7 +36,8 @@ class next_slot_sharing : public caf::policy::unprofiled {
     std::mutex lock;
     std::condition_variable cv;
     std::deque<caf::resumable*> queue;
-    std::size_t sleepers = 0;
+    std::size_t sleepers = 0;  // workers waiting on cv
+    std::size_t waking = 0;    // of them, signalled and not yet up
   };
 
   struct worker_data {
@@ -90,6 +92,7 @@ class next_slot_sharing : public caf::policy::unprofiled {
       ++c.sleepers;
       c.cv.wait(guard);
       --c.sleepers;
+      if (c.waking > 0) --c.waking;  // a spurious wake-up may take one: at worst a spare signal
     }
     auto* job = c.queue.front();
     c.queue.pop_front();
@@ -123,7 +126,12 @@ class next_slot_sharing : public caf::policy::unprofiled {
     {
       std::lock_guard<std::mutex> guard(c.lock);
       c.queue.push_back(job);
-      wake = c.sleepers > 0;
+      // One signal per sleeper: a burst of jobs (the store answering a whole commit) wakes a
+      // sleeping worker once, not once per job.
+      if (c.sleepers > c.waking) {
+        ++c.waking;
+        wake = true;
+      }
     }
     if (wake) c.cv.notify_one();
   }
