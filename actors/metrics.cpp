@@ -11,6 +11,8 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace petrel {
@@ -151,10 +153,6 @@ metrics_registry& metrics() {
   return registry;
 }
 
-counter& core_metrics::http_requests(const std::string& listener, int status) {
-  return metrics().get_counter("petrel_http_requests_total", "HTTP responses by listener and status code",
-                               {{"listener", listener}, {"code", std::to_string(status)}});
-}
 
 counter& core_metrics::dane(const std::string& result) {
   return metrics().get_counter("petrel_dane_total", "DANE (RFC 7672) outcomes by TLS-RPT result type",
@@ -207,10 +205,12 @@ std::string render_process_metrics() {
   return out.str();
 }
 
-std::string label_limiter::label(const std::string& value) {
+std::string label_limiter::label(const std::string& value, bool* settled) {
   std::lock_guard lock(mutex_);
+  if (settled) *settled = true;
   if (admitted_.count(value)) return value;
   if (admitted_.size() >= limit_) return "other";
+  if (settled) *settled = false;
   if (candidates_.size() > 100000) candidates_.clear();
   if (++candidates_[value] < threshold_) return "other";
   candidates_.erase(value);
@@ -218,22 +218,75 @@ std::string label_limiter::label(const std::string& value) {
   return value;
 }
 
+namespace {
+
+// The counters of one labelled family an attempt updates, remembered per thread by the label
+// values they were found with: the registry's lock, the label list and its rendering are paid
+// once per series and thread, not once per attempt. Series are never removed from the registry.
+class counter_cache {
+ public:
+  template <class Find>
+  counter& get(const std::string& a, std::string_view b, Find find) {
+    key_.assign(a);
+    key_.push_back('\0');
+    key_.append(b);
+    if (auto it = cache_.find(key_); it != cache_.end()) return *it->second;
+    bool settled = true;
+    counter& c = find(settled);
+    if (settled) {
+      if (cache_.size() >= 10000) cache_.clear();
+      cache_.emplace(key_, &c);
+    }
+    return c;
+  }
+
+ private:
+  std::string key_;
+  std::unordered_map<std::string, counter*> cache_;
+};
+
+}  // namespace
+
+counter& core_metrics::http_requests(const std::string& listener, int status) {
+  thread_local counter_cache by_listener;
+  char code[16];
+  auto n = std::snprintf(code, sizeof code, "%d", status);
+  return by_listener.get(listener, std::string_view(code, static_cast<std::size_t>(n)), [&](bool&) -> counter& {
+    return metrics().get_counter("petrel_http_requests_total", "HTTP responses by listener and status code",
+                                 {{"listener", listener}, {"code", std::string(code, static_cast<std::size_t>(n))}});
+  });
+}
+
 void core_metrics::count_outcome(const std::string& outcome, const std::string& domain, const std::string& tenant,
                                  const char* category) {
   if (auto kind = activity_of(outcome)) record_activity(*kind);
   static label_limiter domains(50, 10);
   static label_limiter tenants(1000, 1);
-  auto& r = metrics();
-  r.get_counter("petrel_domain_outcomes_total",
-                "Delivery outcomes by destination domain (the first 50 to reach 10 attempts; the rest \"other\")",
-                {{"domain", domains.label(domain)}, {"outcome", outcome}})
+  thread_local counter_cache by_domain, by_tenant, failures;
+  by_domain
+      .get(domain, outcome,
+           [&](bool& settled) -> counter& {
+             return metrics().get_counter(
+                 "petrel_domain_outcomes_total",
+                 "Delivery outcomes by destination domain (the first 50 to reach 10 attempts; the rest \"other\")",
+                 {{"domain", domains.label(domain, &settled)}, {"outcome", outcome}});
+           })
       .inc();
-  r.get_counter("petrel_tenant_outcomes_total", "Delivery outcomes by tenant id (1,000 at most)",
-                {{"tenant", tenants.label(tenant)}, {"outcome", outcome}})
+  by_tenant
+      .get(tenant, outcome,
+           [&](bool& settled) -> counter& {
+             return metrics().get_counter("petrel_tenant_outcomes_total",
+                                          "Delivery outcomes by tenant id (1,000 at most)",
+                                          {{"tenant", tenants.label(tenant, &settled)}, {"outcome", outcome}});
+           })
       .inc();
   if (category)
-    r.get_counter("petrel_failures_total", "Failed attempts by outcome and classification",
-                  {{"outcome", outcome}, {"category", category}})
+    failures
+        .get(outcome, category,
+             [&](bool&) -> counter& {
+               return metrics().get_counter("petrel_failures_total", "Failed attempts by outcome and classification",
+                                            {{"outcome", outcome}, {"category", category}});
+             })
         .inc();
 }
 

@@ -88,7 +88,9 @@ metrics_registry& metrics();
 class label_limiter {
  public:
   label_limiter(std::size_t limit, std::uint64_t threshold) : limit_(limit), threshold_(threshold) {}
-  std::string label(const std::string& value);
+  // With `settled`: set to whether this value's label can no longer change (admitted, or "other"
+  // because the limit is reached), so that a caller may keep what it looked up with it.
+  std::string label(const std::string& value, bool* settled = nullptr);
 
  private:
   std::mutex mutex_;

@@ -496,7 +496,7 @@ run_petrel() {  # $1: body size in bytes
   # What reached the disk (the database, its WAL and checkpoints) over Petrel's life.
   awk -v size="$size" -v d="${result[$size.petrel_delivered]:-0}" -v io="$io" 'BEGIN {
     split(io, f, " ")
-    if (d > 0) printf "petrel %s B: written to disk per delivered message: %.1f KB, %.1f write calls (all sockets and files)\n", size, f[1] / d / 1024, f[2] / d
+    if (d > 0) printf "petrel %s B: written to disk: %.1f KB per delivered message, and %.1f write calls (all sockets and files)\n", size, f[1] / d / 1024, f[2] / d
   }'
 }
 

@@ -36,7 +36,12 @@ std::string text(const json::object& o) { return json::serialize(o); }
 }  // namespace
 
 std::string attempt(const attempt_facts& a) {
-  json::object o;
+  // Made for every attempt: its object and strings live on the stack (no allocation unless a
+  // reply is long), with room for every key it can have.
+  unsigned char buffer[2048];
+  json::monotonic_resource arena(buffer, sizeof buffer);
+  json::object o(&arena);
+  o.reserve(20);
   o["attempt"] = a.attempt;
   if (a.failure) {
     o["category"] = to_string(a.failure->category);

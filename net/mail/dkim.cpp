@@ -24,10 +24,17 @@ std::string base64(const unsigned char* data, std::size_t n) {
   return base64_encode(std::string_view(reinterpret_cast<const char*>(data), n));
 }
 
+// SHA-256, fetched from OpenSSL's providers once: EVP_sha256() looks it up on every use, and
+// every signature uses it twice (body hash, signature).
+const EVP_MD* sha256_md() {
+  static EVP_MD* const fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  return fetched != nullptr ? fetched : EVP_sha256();
+}
+
 std::string sha256(std::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), digest, &n, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), digest, &n, sha256_md(), nullptr);
   return std::string(reinterpret_cast<char*>(digest), n);
 }
 
@@ -251,7 +258,7 @@ std::string dkim_signer::sign(std::string_view message, std::int64_t unix_time) 
   if (algorithm_ == dkim_algorithm::rsa_sha256) {
     EVP_MD_CTX* ctx = EVP_MD_CTX_new();
     std::size_t len = 0;
-    EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key_->pkey);
+    EVP_DigestSignInit(ctx, nullptr, sha256_md(), nullptr, key_->pkey);
     EVP_DigestSignUpdate(ctx, data.data(), data.size());
     EVP_DigestSignFinal(ctx, nullptr, &len);
     std::string sig(len, '\0');

@@ -453,6 +453,10 @@ void mime_init() {
 
 std::string rfc5322_date(std::int64_t unix_ms) {
   std::time_t seconds = static_cast<std::time_t>(unix_ms / 1000);
+  // Every message of a second gets the same text: made once per second and thread.
+  thread_local std::time_t cached_second = -1;
+  thread_local std::string cached;
+  if (seconds == cached_second && !cached.empty()) return cached;
   std::tm tm{};
   gmtime_r(&seconds, &tm);
   static constexpr std::array<const char*, 7> days = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -461,7 +465,9 @@ std::string rfc5322_date(std::int64_t unix_ms) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", days[tm.tm_wday],
                 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf;
+  cached_second = seconds;
+  cached = buf;
+  return cached;
 }
 
 bool is_valid_header_name(std::string_view name) {
