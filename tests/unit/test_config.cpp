@@ -430,6 +430,9 @@ TEST_CASE("the actor scheduler is work sharing unless stealing is asked for") {
   auto stealing = load_config_text("[actors]\nscheduler = \"stealing\"\n", "s.toml");
   REQUIRE(stealing.errors.empty());
   CHECK(stealing.value.actors.scheduler == "stealing");
+  auto caf_sharing = load_config_text("[actors]\nscheduler = \"caf-sharing\"\n", "c.toml");
+  REQUIRE(caf_sharing.errors.empty());
+  CHECK(caf_sharing.value.actors.scheduler == "caf-sharing");
   auto bad = load_config_text("[actors]\nscheduler = \"fastest\"\n", "b.toml");
   REQUIRE_FALSE(bad.errors.empty());
   CHECK(bad.errors.front().key == "actors.scheduler");
