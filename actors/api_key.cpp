@@ -1,5 +1,6 @@
 // API key generation and hashing (see api_key.hpp).
 #include "actors/api_key.hpp"
+#include "net/mail/sha256.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -46,13 +47,9 @@ std::string generate_api_key() {
 }
 
 std::string sha256_hex(std::string_view data) {
-  // Fetched once: EVP_sha256() makes OpenSSL 3 look the algorithm up in its providers on every
-  // call (every API request hashes its key).
-  static EVP_MD* const fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  const EVP_MD* md = fetched != nullptr ? fetched : EVP_sha256();
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  if (EVP_Digest(data.data(), data.size(), digest, &length, md, nullptr) != 1)
+  if (EVP_Digest(data.data(), data.size(), digest, &length, sha256_md(), nullptr) != 1)
     throw std::runtime_error("SHA-256 failed");
   return to_hex(digest, length);
 }

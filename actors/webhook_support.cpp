@@ -3,6 +3,7 @@
 
 #include "actors/actor_support.hpp"
 #include "net/ip_policy.hpp"
+#include "net/mail/sha256.hpp"
 
 #include <openssl/hmac.h>
 
@@ -22,7 +23,7 @@ std::string webhook_signature(std::string_view secret, std::int64_t unix_seconds
   auto v1 = [&](std::string_view key) {
     std::array<unsigned char, 32> mac{};
     unsigned int length = 0;
-    HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+    HMAC(sha256_md(), key.data(), static_cast<int>(key.size()),
          reinterpret_cast<const unsigned char*>(signed_text.data()), signed_text.size(), mac.data(), &length);
     static const char* hex = "0123456789abcdef";
     std::string out = ",v1=";

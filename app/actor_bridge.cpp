@@ -71,7 +71,9 @@ caf::behavior bridge_actor(bridge_actor_type* self) {
           caf::error e = caf::make_error(caf::sec::request_timeout);
           job->fail(e);
         }
-        // Ended jobs leave their deadline behind; drop them while they are at the front.
+        // Ended jobs leave their deadline behind: all go when nothing is in flight, else while
+        // they are at the front (and the timer stops once nothing is left).
+        if (st.pending.empty()) st.deadlines = {};
         while (!st.deadlines.empty() && !st.pending.count(st.deadlines.top().second))
           st.deadlines.pop();
         arm_sweep(self);

@@ -19,6 +19,7 @@ SIZE=${SIZE:-1024}
 DURATION=${DURATION:-15s}
 work=$(mktemp -d /tmp/petrel-ab.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM  # the EXIT trap runs on these too
 
 # "<delivered/s> <CPU µs/msg> <context switches/msg> <p50 ms> <p99 ms>" of one run's log.
 summary() {

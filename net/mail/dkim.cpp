@@ -1,5 +1,6 @@
 // DKIM signing (see dkim.hpp).
 #include "net/mail/dkim.hpp"
+#include "net/mail/sha256.hpp"
 
 #include "net/mail/base64.hpp"
 
@@ -22,13 +23,6 @@ namespace {
 
 std::string base64(const unsigned char* data, std::size_t n) {
   return base64_encode(std::string_view(reinterpret_cast<const char*>(data), n));
-}
-
-// SHA-256, fetched from OpenSSL's providers once: EVP_sha256() looks it up on every use, and
-// every signature uses it twice (body hash, signature).
-const EVP_MD* sha256_md() {
-  static EVP_MD* const fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-  return fetched != nullptr ? fetched : EVP_sha256();
 }
 
 std::string sha256(std::string_view data) {

@@ -6,6 +6,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "net/mail/sha256.hpp"
+
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -23,7 +25,7 @@ std::array<unsigned char, N> token_mac(std::string_view secret, std::string_view
   input.append(reinterpret_cast<const char*>(data), size);
   unsigned char full[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+  HMAC(sha256_md(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(input.data()), input.size(), full, &length);
   std::array<unsigned char, N> out{};
   std::memcpy(out.data(), full, N);
