@@ -33,7 +33,7 @@ targets=(bounce tracking mustache smtp_reply smtp_command submission config dns 
 sources_of() {
   case "$1" in
     bounce) echo "${mail_sources[*]}" ;;
-    tracking) echo "net/mail/tracking.cpp" ;;
+    tracking) echo "net/mail/tracking.cpp net/mail/sha256.cpp" ;;
     mustache) echo "net/template/mustache.cpp" ;;
     smtp_reply) echo "net/smtp_reply.cpp" ;;
     smtp_command) echo "net/smtp_command.cpp net/mail/base64.cpp" ;;
